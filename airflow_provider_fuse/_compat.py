@@ -1,0 +1,14 @@
+"""Names that moved between Airflow 3.1 and 3.3, imported from wherever this Airflow keeps them."""
+
+from __future__ import annotations
+
+try:  # Airflow >= 3.2
+    from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
+except ImportError:  # Airflow 3.1
+    from airflow.exceptions import (  # type: ignore[no-redef]
+        AirflowException,
+        AirflowFailException,
+        AirflowSkipException,
+    )
+
+__all__ = ["AirflowException", "AirflowFailException", "AirflowSkipException"]

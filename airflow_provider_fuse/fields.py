@@ -1,0 +1,223 @@
+"""The request fields of Fuse's queueing endpoints: validated and turned into form values.
+
+This is the one place where the rules Fuse documents for ``bulk_queue`` (and ``queue``) live. The hook
+applies them before every request and the operator before it reads the CSV, so bad input fails
+early, names the parameter, and nothing is sent. Nothing here knows HTTP or Airflow.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from urllib.parse import urlsplit
+
+from airflow_provider_fuse.exceptions import FuseValidationError
+
+__all__ = ["QueueFields", "TimestampLike", "to_positive_id", "to_unix_timestamp"]
+
+#: What a timestamp argument may be: unix seconds, a numeric string, an aware datetime, or an
+#: ISO-8601 string with an offset (``T`` or a space between date and time).
+TimestampLike = int | float | str | datetime
+
+MAX_ATTEMPTS_RANGE = (1, 10)
+REATTEMPT_WAIT_RANGE = (60, 86400)
+
+_INTEGER = re.compile(r"\s*\+?\d+\s*")
+_NUMBER = re.compile(r"\s*\+?\d+(?:\.\d*)?\s*")
+
+
+def to_positive_id(parameter: str, value: object) -> int:
+    """Return ``value`` as a positive integer id (an int or a string of digits).
+
+    :raises FuseValidationError: naming ``parameter`` otherwise.
+    """
+    number = _to_int(parameter, value)
+    if number < 1:
+        raise FuseValidationError(parameter, f"must be a positive integer, got {number}")
+    return number
+
+
+def to_unix_timestamp(parameter: str, value: TimestampLike) -> int:
+    """Return ``value`` as whole unix seconds.
+
+    Accepts int/float unix seconds, numeric strings, timezone-aware datetimes and ISO-8601 strings
+    with an offset, such as ``2026-11-26 00:00:00+00:00`` (what ``{{ data_interval_end }}`` renders).
+
+    :raises FuseValidationError: for a naive datetime, an empty or ``None`` rendering, or anything else.
+    """
+    if isinstance(value, bool):
+        raise FuseValidationError(parameter, "must be unix seconds or a datetime, not a bool")
+    if isinstance(value, datetime):
+        seconds = _aware_seconds(parameter, value)
+    elif isinstance(value, (int, float)):
+        if not math.isfinite(value):
+            raise FuseValidationError(parameter, f"must be a finite number of unix seconds, got {value}")
+        seconds = value
+    elif isinstance(value, str):
+        seconds = _parse_timestamp_text(parameter, value)
+    else:
+        raise FuseValidationError(
+            parameter, f"must be unix seconds, an ISO-8601 string or a datetime, not {type(value).__name__}"
+        )
+    if seconds <= 0:
+        raise FuseValidationError(parameter, f"must be after 1970-01-01, got {seconds}")
+    return int(seconds)
+
+
+def _parse_timestamp_text(parameter: str, text: str) -> float:
+    stripped = text.strip()
+    if not stripped or stripped == "None":
+        raise FuseValidationError(
+            parameter, f"rendered {stripped or 'nothing'!r}; give unix seconds or an ISO-8601 time"
+        )
+    if _NUMBER.fullmatch(stripped):
+        return float(stripped)
+    iso = stripped[:-1] + "+00:00" if stripped.endswith(("Z", "z")) else stripped
+    try:
+        parsed = datetime.fromisoformat(iso)
+    except ValueError:
+        raise FuseValidationError(
+            parameter, "is neither unix seconds nor an ISO-8601 time such as 2026-11-26T09:00:00+00:00"
+        ) from None
+    return _aware_seconds(parameter, parsed)
+
+
+def _aware_seconds(parameter: str, value: datetime) -> float:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise FuseValidationError(
+            parameter, "is a naive datetime; give a timezone (for example +00:00) so the time is exact"
+        )
+    return value.timestamp()
+
+
+def _to_int(parameter: str, value: object) -> int:
+    if isinstance(value, bool):
+        raise FuseValidationError(parameter, "must be an integer, not a bool")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and _INTEGER.fullmatch(value):
+        return int(value)
+    raise FuseValidationError(parameter, f"must be an integer, got {_describe(value)}")
+
+
+def _describe(value: object) -> str:
+    if isinstance(value, str):
+        return repr(value[:40])
+    return type(value).__name__
+
+
+def _in_range(parameter: str, value: object, bounds: tuple[int, int]) -> int:
+    number = _to_int(parameter, value)
+    low, high = bounds
+    if not low <= number <= high:
+        raise FuseValidationError(parameter, f"must be between {low} and {high}, got {number}")
+    return number
+
+
+@dataclass(frozen=True)
+class QueueFields:
+    """The optional fields of a queueing request, validated.
+
+    Build it with :meth:`validate`; :meth:`form_fields` gives the multipart values exactly as Fuse
+    documents them: only the fields that were given, integers as decimal strings, is_pci as 0/1.
+    """
+
+    start_timestamp: int | None = None
+    end_timestamp: int | None = None
+    max_attempts: int | None = None
+    reattempt_wait: int | None = None
+    result_url: str | None = None
+    is_pci: bool | None = None
+
+    @classmethod
+    def validate(
+        cls,
+        *,
+        start_timestamp: TimestampLike | None = None,
+        end_timestamp: TimestampLike | None = None,
+        max_attempts: int | str | None = None,
+        reattempt_wait: int | str | None = None,
+        result_url: str | None = None,
+        is_pci: bool | int | None = None,
+        now: float | None = None,
+    ) -> QueueFields:
+        """Check every rule Fuse documents and return the normalised fields.
+
+        Rules: max_attempts 1–10; reattempt_wait 60–86400 and required when max_attempts > 1; end
+        after start and not already past (``now``, default the current time); result_url an
+        absolute http(s) URL; is_pci a bool or 0/1.
+
+        :raises FuseValidationError: naming the first parameter that breaks a rule.
+        """
+        start = None if start_timestamp is None else to_unix_timestamp("start_timestamp", start_timestamp)
+        end = None if end_timestamp is None else to_unix_timestamp("end_timestamp", end_timestamp)
+        if start is not None and end is not None and end <= start:
+            raise FuseValidationError("end_timestamp", f"must be after start_timestamp ({end} <= {start})")
+        current = time.time() if now is None else now
+        if end is not None and end <= current:
+            raise FuseValidationError(
+                "end_timestamp", f"is already past ({end} <= now {int(current)}): no call could be made"
+            )
+
+        attempts = (
+            None if max_attempts is None else _in_range("max_attempts", max_attempts, MAX_ATTEMPTS_RANGE)
+        )
+        wait = (
+            None
+            if reattempt_wait is None
+            else _in_range("reattempt_wait", reattempt_wait, REATTEMPT_WAIT_RANGE)
+        )
+        if attempts is not None and attempts > 1 and wait is None:
+            raise FuseValidationError(
+                "reattempt_wait", "must be supplied when max_attempts is greater than 1 (60 to 86400 seconds)"
+            )
+
+        if result_url is not None:
+            _check_result_url(result_url)
+
+        pci = None if is_pci is None else _to_pci(is_pci)
+        return cls(start, end, attempts, wait, result_url, pci)
+
+    def form_fields(self) -> dict[str, str]:
+        """The given fields as multipart form values, in the order Fuse documents them."""
+        values: dict[str, str] = {}
+        for name in ("start_timestamp", "end_timestamp", "max_attempts", "reattempt_wait"):
+            number = getattr(self, name)
+            if number is not None:
+                values[name] = str(number)
+        if self.result_url is not None:
+            values["result_url"] = self.result_url
+        if self.is_pci is not None:
+            values["is_pci"] = "1" if self.is_pci else "0"
+        return values
+
+    def describe_window(self) -> str:
+        """A short human description of the dialing window, for log lines."""
+        start = "now" if self.start_timestamp is None else _iso(self.start_timestamp)
+        end = "open" if self.end_timestamp is None else _iso(self.end_timestamp)
+        return f"{start} → {end}"
+
+
+def _iso(seconds: int) -> str:
+    return datetime.fromtimestamp(seconds, tz=timezone.utc).isoformat()
+
+
+def _check_result_url(url: object) -> None:
+    if not isinstance(url, str):
+        raise FuseValidationError("result_url", f"must be a URL string, got {_describe(url)}")
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname or url != url.strip():
+        raise FuseValidationError(
+            "result_url", "must be an absolute http(s) URL such as https://example.com/fuse-results"
+        )
+
+
+def _to_pci(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    raise FuseValidationError("is_pci", f"must be a bool or 0/1, got {_describe(value)}")

@@ -1,0 +1,563 @@
+"""FuseHook: Plum Fuse's outbound-calling API over HTTP, for Airflow.
+
+The hook owns everything HTTP: the connection's base URL and credentials, one ``requests.Session``,
+the multipart upload, reading Fuse's JSON or XML answers, and deciding — in :func:`classify_answer`
+and :func:`classify_network_error`, nowhere else — which of the three outcomes of
+:mod:`airflow_provider_fuse.exceptions` a failure is in.
+"""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import json
+import os
+import time
+import xml.etree.ElementTree as ElementTree
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import IO, TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
+
+import requests
+from airflow.sdk import BaseHook
+from airflow.sdk.log import mask_secret
+from requests_toolbelt.multipart.encoder import MultipartEncoder
+
+from airflow_provider_fuse import __version__
+from airflow_provider_fuse.exceptions import (
+    REJECTION_BY_STATUS,
+    FuseApiError,
+    FuseConnectionLostError,
+    FuseInvalidResponseError,
+    FuseNotSentError,
+    FuseRejectedError,
+    FuseServerError,
+    FuseValidationError,
+    redact,
+)
+from airflow_provider_fuse.fields import QueueFields, TimestampLike, to_positive_id
+
+if TYPE_CHECKING:
+    from airflow.sdk import Connection
+
+__all__ = ["DEFAULT_BASE_URL", "ConnectionSettings", "CsvSource", "FuseHook"]
+
+DEFAULT_BASE_URL = "https://fuse.plumvoice.com/api"
+#: (connect, read) seconds. The read timeout is generous: Fuse answers a bulk upload only once it
+#: has taken the whole list.
+DEFAULT_TIMEOUT = (10.0, 300.0)
+KNOWN_EXTRAS = frozenset({"timeout", "verify", "proxies", "allow_http"})
+
+#: A contact CSV: a path, or a binary file object (sent from its current position).
+CsvSource = str | os.PathLike[str] | IO[bytes]
+
+
+@dataclass(frozen=True)
+class ConnectionSettings:
+    """What a ``fuse`` connection says, checked: where Fuse is, who we are, how to reach it."""
+
+    base_url: str
+    email: str
+    developer_key: str = field(repr=False)
+    timeout: tuple[float, float] = DEFAULT_TIMEOUT
+    verify: bool | str = True
+    proxies: Mapping[str, str] = field(default_factory=dict)
+    ignored_extras: tuple[str, ...] = ()
+
+    @classmethod
+    def from_connection(cls, conn: Connection) -> ConnectionSettings:
+        """Read and check a ``fuse`` connection.
+
+        login = account email, password = developer key, host = API base URL (see :func:`base_url`),
+        extras ``timeout``, ``verify``, ``proxies``, ``allow_http``; other extras are reported in
+        ``ignored_extras`` and never used.
+
+        :raises FuseValidationError: naming the connection field that is missing or wrong.
+        """
+        extras = conn.extra_dejson if conn.extra else {}
+        if not isinstance(extras, dict):
+            raise FuseValidationError("extra", "the connection's extra must be a JSON object")
+        url = base_url(conn.host, conn.port, conn.schema)
+        _refuse_clear_text(url, allow_http=_to_bool("allow_http", extras.get("allow_http", False)))
+        if not conn.login:
+            raise FuseValidationError("login", "the connection needs the Fuse account email as its login")
+        if not conn.password:
+            raise FuseValidationError(
+                "password", "the connection needs the Fuse developer key as its password"
+            )
+        return cls(
+            base_url=url,
+            email=conn.login,
+            developer_key=conn.password,
+            timeout=_timeout(extras.get("timeout")),
+            verify=_verify(extras.get("verify", True)),
+            proxies=_proxies(extras.get("proxies")),
+            ignored_extras=tuple(sorted(set(extras) - KNOWN_EXTRAS)),
+        )
+
+    @property
+    def authorization(self) -> str:
+        """The value of the Authorization header these credentials make (a secret)."""
+        token = base64.b64encode(f"{self.email}:{self.developer_key}".encode()).decode("ascii")
+        return f"Basic {token}"
+
+
+def base_url(host: str | None, port: int | None = None, schema: str | None = None) -> str:
+    """Form the API base URL from a connection's host, port and schema.
+
+    Empty host → Fuse's public API. A host without a scheme gets ``https://``. A host without a
+    path gets ``/<schema>`` when the schema is set, else ``/api``. A host without a port gets
+    ``port`` when it is set. A host with a path is taken as it is.
+
+    :raises FuseValidationError: when the host is not an http(s) URL.
+    """
+    text = (host or "").strip()
+    if not text:
+        return DEFAULT_BASE_URL
+    if "://" not in text:
+        text = f"https://{text}"
+    parts = urlsplit(text)
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not parts.hostname:
+        raise FuseValidationError(
+            "host", "the API base URL must be an http(s) URL such as " + DEFAULT_BASE_URL
+        )
+    netloc = parts.netloc
+    if port and parts.port is None:
+        netloc = f"{netloc}:{port}"
+    path = parts.path.rstrip("/")
+    if not path:
+        path = "/" + schema.strip("/") if schema and schema.strip("/") else "/api"
+    return urlunsplit((scheme, netloc, path, "", ""))
+
+
+def _refuse_clear_text(url: str, *, allow_http: bool) -> None:
+    parts = urlsplit(url)
+    if parts.scheme != "http" or allow_http or _is_loopback(parts.hostname or ""):
+        return
+    raise FuseValidationError(
+        "host",
+        f"{url} is plain http and would send the developer key in clear; use https, or set the "
+        'connection extra {"allow_http": true} if this network is trusted',
+    )
+
+
+def _is_loopback(hostname: str) -> bool:
+    if hostname.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(hostname).is_loopback
+    except ValueError:
+        return False
+
+
+def _to_bool(name: str, value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise FuseValidationError(f"extra.{name}", "must be true or false")
+
+
+def _timeout(value: object) -> tuple[float, float]:
+    if value is None:
+        return DEFAULT_TIMEOUT
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+        return (float(value), float(value))
+    if isinstance(value, Mapping):
+        value = [value.get("connect", DEFAULT_TIMEOUT[0]), value.get("read", DEFAULT_TIMEOUT[1])]
+    if (
+        isinstance(value, (list, tuple))
+        and len(value) == 2
+        and all(isinstance(item, (int, float)) and not isinstance(item, bool) and item > 0 for item in value)
+    ):
+        return (float(value[0]), float(value[1]))
+    raise FuseValidationError(
+        "extra.timeout", 'must be seconds, [connect, read] or {"connect": s, "read": s}, all positive'
+    )
+
+
+def _verify(value: object) -> bool | str:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    if isinstance(value, str) and value:
+        return value
+    raise FuseValidationError("extra.verify", "must be true, false, or the path of a CA bundle")
+
+
+def _proxies(value: object) -> dict[str, str]:
+    if value is None:
+        return {}
+    if isinstance(value, Mapping) and all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        return dict(value)
+    raise FuseValidationError("extra.proxies", 'must be an object such as {"https": "http://proxy:3128"}')
+
+
+# --- Answers -----------------------------------------------------------------------------------------
+
+
+def parse_answer(body: bytes) -> dict[str, Any] | None:
+    """Read one of Fuse's answers: JSON, or XML ``<result>...</result>``.
+
+    :return: the answer's fields (nested XML elements become dicts, repeated ones lists), or
+        ``None`` when the body is neither (an HTML proxy page, an empty body).
+    """
+    text = body.strip()
+    if text.startswith(b"{"):
+        try:
+            value = json.loads(text)
+        except ValueError:
+            return None
+        return value if isinstance(value, dict) else None
+    if text.startswith(b"<?xml") or text.startswith(b"<result"):
+        try:
+            root = ElementTree.fromstring(text)
+        except ElementTree.ParseError:
+            return None
+        if root.tag != "result":
+            return None
+        fields = _xml_value(root)
+        return fields if isinstance(fields, dict) else {}
+    return None
+
+
+def _xml_value(element: ElementTree.Element) -> Any:
+    children = list(element)
+    if not children:
+        return element.text or ""
+    value: dict[str, Any] = {}
+    for child in children:
+        item = _xml_value(child)
+        if child.tag in value:
+            existing = value[child.tag]
+            value[child.tag] = [*existing, item] if isinstance(existing, list) else [existing, item]
+        else:
+            value[child.tag] = item
+    return value
+
+
+def _excerpt(body: bytes) -> str:
+    if not body.strip():
+        return "(empty body)"
+    return redact(body.decode("utf-8", errors="replace"))
+
+
+def classify_answer(status_code: int, body: bytes) -> dict[str, Any]:
+    """Return the fields of a 2xx Fuse answer, or raise the failure this answer means.
+
+    * 2xx → the answer's fields (``{}`` for an empty body, as the 202 of ``cancel``);
+    * 4xx → a :class:`FuseRejectedError` subtype with Fuse's error text, if any;
+    * 5xx → :class:`FuseServerError` (unknown outcome);
+    * a 2xx whose body is not Fuse's, or any other status → an error naming status and an excerpt.
+
+    Text taken from the body is redacted (no runs of 7+ digits) and cut short.
+    """
+    answer = parse_answer(body)
+    if 200 <= status_code < 300:
+        if answer is None and body.strip():
+            raise FuseInvalidResponseError(f"an answer that is not Fuse's: {_excerpt(body)}", status_code)
+        return answer or {}
+    error = answer.get("error") if answer else None
+    text = redact(str(error)) if error else f"no Fuse error text; body: {_excerpt(body)}"
+    if 400 <= status_code < 500:
+        raise REJECTION_BY_STATUS.get(status_code, FuseRejectedError)(text, status_code)
+    if status_code >= 500:
+        raise FuseServerError(text, status_code)
+    # 1xx/3xx: not an answer of Fuse's endpoint (redirects are not followed, a POST must not
+    # silently become a GET); nothing was processed there.
+    raise FuseRejectedError(f"{text} (check the connection's API base URL)", status_code)
+
+
+def classify_network_error(error: requests.RequestException) -> FuseApiError:
+    """Map a failure to get any answer onto the outcome it means.
+
+    Not sent: connection refused, DNS failure, connect timeout, TLS handshake or proxy connection
+    failure — the request never reached Fuse. Everything else (read timeout, a connection reset or
+    closed after the request went out, a broken answer) is an unknown outcome.
+    """
+    from urllib3.exceptions import MaxRetryError, NewConnectionError
+
+    if isinstance(error, requests.exceptions.ConnectTimeout):
+        return FuseNotSentError(f"not sent: connecting to Fuse timed out ({type(error).__name__})")
+    if isinstance(error, (requests.exceptions.SSLError, requests.exceptions.ProxyError)):
+        return FuseNotSentError(f"not sent: {type(error).__name__} while connecting: {redact(str(error))}")
+    if isinstance(error, requests.exceptions.ConnectionError):
+        reason = error.args[0] if error.args else None
+        if isinstance(reason, MaxRetryError):
+            reason = reason.reason
+        if isinstance(reason, NewConnectionError):
+            return FuseNotSentError(f"not sent: could not connect to Fuse ({type(reason).__name__})")
+        return FuseConnectionLostError(
+            f"the connection was lost after the request was sent ({_cause(error)}); Fuse may have queued "
+            "some or all calls"
+        )
+    if isinstance(error, requests.exceptions.ReadTimeout):
+        return FuseConnectionLostError(
+            "no answer from Fuse within the read timeout after the request was sent; Fuse may have queued "
+            "some or all calls"
+        )
+    return FuseConnectionLostError(
+        f"the answer could not be read ({_cause(error)}); Fuse may have queued some or all calls"
+    )
+
+
+def _cause(error: BaseException) -> str:
+    names = [type(error).__name__]
+    inner: object = error.args[0] if error.args else None
+    while isinstance(inner, BaseException):
+        names.append(type(inner).__name__)
+        inner = inner.args[1] if len(inner.args) > 1 else None
+    return " ← ".join(names)
+
+
+# --- The hook ----------------------------------------------------------------------------------------
+
+
+class FuseHook(BaseHook):
+    """Talk to Plum Fuse's outbound-calling API.
+
+    The ``fuse`` connection: login = the Fuse account's email, password = its developer key,
+    host = the API base URL (default ``https://fuse.plumvoice.com/api``). Extras: ``timeout``
+    (seconds, ``[connect, read]`` or ``{"connect": s, "read": s}``), ``verify`` (false or a CA bundle
+    path), ``proxies`` (as requests takes them), ``allow_http`` (permit plain http off loopback).
+    Unknown extras are named in a warning and ignored.
+
+    :param fuse_conn_id: the Airflow connection id.
+    :param connect_retries: how many more times a request that was certainly not sent is tried
+        before :class:`FuseNotSentError` is raised.
+    :param retry_backoff: seconds before the first of those tries; doubled for each next one.
+    """
+
+    conn_name_attr = "fuse_conn_id"
+    default_conn_name = "fuse_default"
+    conn_type = "fuse"
+    hook_name = "Plum Fuse"
+
+    def __init__(
+        self,
+        fuse_conn_id: str = default_conn_name,
+        *,
+        connect_retries: int = 2,
+        retry_backoff: float = 1.0,
+    ) -> None:
+        super().__init__()
+        self.fuse_conn_id = fuse_conn_id
+        self.connect_retries = connect_retries
+        self.retry_backoff = retry_backoff
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """The connection form, for Airflow 3.1 (3.2+ read the same from the provider info)."""
+        from airflow_provider_fuse.get_provider_info import UI_FIELD_BEHAVIOUR
+
+        return {
+            "hidden_fields": list(UI_FIELD_BEHAVIOUR["hidden-fields"]),
+            "relabeling": dict(UI_FIELD_BEHAVIOUR["relabeling"]),
+            "placeholders": dict(UI_FIELD_BEHAVIOUR["placeholders"]),
+        }
+
+    @cached_property
+    def settings(self) -> ConnectionSettings:
+        """The connection, read once and checked; its secrets are masked as soon as they are read."""
+        conn = self.get_connection(self.fuse_conn_id)
+        if conn.password:
+            mask_secret(conn.password)
+        settings = ConnectionSettings.from_connection(conn)
+        mask_secret(settings.authorization)
+        mask_secret(settings.authorization.removeprefix("Basic "))
+        if settings.ignored_extras:
+            self.log.warning(
+                "Ignoring unknown extras of connection %r: %s (known: %s)",
+                self.fuse_conn_id,
+                ", ".join(settings.ignored_extras),
+                ", ".join(sorted(KNOWN_EXTRAS)),
+            )
+        return settings
+
+    @cached_property
+    def session(self) -> requests.Session:
+        """One session per hook: basic auth, JSON answers, TLS verification, the provider's User-Agent."""
+        settings = self.settings
+        session = requests.Session()
+        session.auth = (settings.email, settings.developer_key)
+        session.headers.update(
+            {
+                "Accept": "application/json",
+                "User-Agent": f"airflow-provider-fuse/{__version__} python-requests/{requests.__version__}",
+            }
+        )
+        session.verify = settings.verify
+        session.proxies.update(settings.proxies)
+        return session
+
+    def get_conn(self) -> requests.Session:
+        """The hook's ``requests.Session``."""
+        return self.session
+
+    def close(self) -> None:
+        """Close the session's connections."""
+        if "session" in self.__dict__:
+            self.session.close()
+
+    # --- Endpoints -------------------------------------------------------------------------------
+
+    def bulk_queue(
+        self,
+        application_id: int | str,
+        deployment_id: int | str,
+        csv: CsvSource,
+        *,
+        start_timestamp: TimestampLike | None = None,
+        end_timestamp: TimestampLike | None = None,
+        max_attempts: int | str | None = None,
+        reattempt_wait: int | str | None = None,
+        result_url: str | None = None,
+        is_pci: bool | int | None = None,
+    ) -> int:
+        """Queue a call to every contact of ``csv`` (``POST /apps/{app}/{dep}/bulk_queue``).
+
+        The file is sent byte for byte, streamed (never read whole into memory), as form field
+        ``csv`` with its file name and ``text/csv``; each other field only when given. Fields are
+        validated first (:meth:`QueueFields.validate`); the CSV's content is not: run
+        :func:`airflow_provider_fuse.preflight.preflight_csv` first.
+
+        :param csv: a path, or a binary file object (sent from its current position).
+        :return: ``calls_queued`` from Fuse's answer.
+        :raises FuseValidationError: before any request, for an invalid argument or connection.
+        :raises FuseNotSentError: the request never reached Fuse after all connect retries.
+        :raises FuseRejectedError: Fuse answered 4xx; nothing was queued.
+        :raises FuseUnknownOutcomeError: Fuse may have queued some or all calls.
+        """
+        app = to_positive_id("application_id", application_id)
+        dep = to_positive_id("deployment_id", deployment_id)
+        fields = QueueFields.validate(
+            start_timestamp=start_timestamp,
+            end_timestamp=end_timestamp,
+            max_attempts=max_attempts,
+            reattempt_wait=reattempt_wait,
+            result_url=result_url,
+            is_pci=is_pci,
+        )
+        answer = self._request("POST", f"apps/{app}/{dep}/bulk_queue", fields=fields.form_fields(), csv=csv)
+        calls_queued = answer.get("calls_queued")
+        try:
+            return int(str(calls_queued).strip())
+        except ValueError:
+            raise FuseInvalidResponseError(
+                f"a success answer without a calls_queued count: {redact(json.dumps(answer))}", 200
+            ) from None
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Check the connection's URL and credentials without side effects.
+
+        Asks for the status of a call id that cannot exist: 404 (or 400/403) means Fuse took the
+        credentials, 401 means it did not.
+        """
+        try:
+            self._request("GET", "outbound/airflow-provider-fuse-connection-test", connect_retries=0)
+        except (FuseNotSentError, FuseValidationError) as error:
+            return False, str(error)
+        except FuseRejectedError as error:
+            if error.status_code in (400, 403, 404):
+                return True, f"Connected to {self.settings.base_url}; Fuse accepted the credentials."
+            return False, str(error)
+        except FuseApiError as error:
+            return False, str(error)
+        return True, f"Connected to {self.settings.base_url}; Fuse accepted the credentials."
+
+    # --- The one request path --------------------------------------------------------------------
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        fields: Mapping[str, str] | None = None,
+        csv: CsvSource | None = None,
+        connect_retries: int | None = None,
+    ) -> dict[str, Any]:
+        """Send one request and return the fields of Fuse's 2xx answer.
+
+        A request that was certainly not sent is tried again, up to ``connect_retries`` more times
+        with exponential backoff, reopening (or rewinding) the CSV each time; every other failure is
+        raised at once, as classified by :func:`classify_answer` / :func:`classify_network_error`.
+        """
+        url = f"{self.settings.base_url}/{path}"
+        retries = self.connect_retries if connect_retries is None else connect_retries
+        rewind = _rewinder(csv)
+        for attempt in range(retries + 1):
+            try:
+                with self._body(fields, csv) as (data, headers):
+                    size = f" ({headers['Content-Length']} bytes)" if data is not None else ""
+                    self.log.info("%s %s%s", method, url, size)
+                    response = self.session.request(
+                        method,
+                        url,
+                        data=data,
+                        headers=headers,
+                        timeout=self.settings.timeout,
+                        allow_redirects=False,
+                    )
+            except requests.RequestException as error:
+                failure = classify_network_error(error)
+                if not isinstance(failure, FuseNotSentError) or attempt >= retries or not rewind():
+                    raise failure from error
+                delay = self.retry_backoff * 2**attempt
+                self.log.warning(
+                    "%s; trying again in %.1f s (%d of %d)", failure, delay, attempt + 1, retries
+                )
+                time.sleep(delay)
+                continue
+            return classify_answer(response.status_code, response.content)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @contextmanager
+    def _body(
+        self, fields: Mapping[str, str] | None, csv: CsvSource | None
+    ) -> Iterator[tuple[MultipartEncoder | None, dict[str, str]]]:
+        if csv is None and fields is None:
+            yield None, {}
+            return
+        with _open_csv(csv) as (file, filename):
+            parts: list[tuple[str, Any]] = list((fields or {}).items())
+            if file is not None:
+                parts.append(("csv", (filename, file, "text/csv")))
+            encoder = MultipartEncoder(fields=parts)
+            yield encoder, {"Content-Type": encoder.content_type, "Content-Length": str(encoder.len)}
+
+
+@contextmanager
+def _open_csv(csv: CsvSource | None) -> Iterator[tuple[IO[bytes] | None, str]]:
+    if csv is None:
+        yield None, ""
+    elif isinstance(csv, (str, os.PathLike)):
+        with open(csv, "rb") as file:
+            yield file, os.path.basename(os.fspath(csv)) or "contacts.csv"
+    else:
+        name = getattr(csv, "name", None)
+        yield csv, os.path.basename(name) if isinstance(name, str) and name else "contacts.csv"
+
+
+def _rewinder(csv: CsvSource | None) -> Callable[[], bool]:
+    """Return a callable that prepares ``csv`` to be sent again, answering whether it could."""
+    if csv is None or isinstance(csv, (str, os.PathLike)):
+        return lambda: True
+    try:
+        start = csv.tell() if csv.seekable() else None
+    except (OSError, ValueError):
+        start = None
+    if start is None:
+        return lambda: False
+
+    def rewind() -> bool:
+        csv.seek(start)
+        return True
+
+    return rewind
