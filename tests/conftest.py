@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,10 +21,9 @@ os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
 
 
 @pytest.fixture
-def fuse_connection(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def fuse_connection(monkeypatch: pytest.MonkeyPatch) -> None:
     """`fuse_default` pointing at https://fuse.example.com/api (served by requests-mock in tests)."""
     monkeypatch.setenv("AIRFLOW_CONN_FUSE_DEFAULT", connection_json())
-    yield
 
 
 @pytest.fixture

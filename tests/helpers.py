@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from requests_toolbelt.multipart.decoder import MultipartDecoder
+
 EMAIL = "ops@example.com"
 DEVELOPER_KEY = "dk-4f1c9e2a7b3d5e6f"
 BASE_URL = "https://fuse.example.com/api"
@@ -19,3 +21,17 @@ def connection_json(**fields: object) -> str:
     }
     conn.update(fields)
     return json.dumps({key: value for key, value in conn.items() if value is not None})
+
+
+def decode_multipart(request: object) -> dict[str, tuple[bytes, dict[str, str]]]:
+    """Read the streamed body requests-mock was handed and split it into named parts."""
+    body = request.body  # type: ignore[attr-defined]
+    raw = body.read() if hasattr(body, "read") else body
+    decoder = MultipartDecoder(raw, request.headers["Content-Type"])  # type: ignore[attr-defined]
+    parts = {}
+    for part in decoder.parts:
+        disposition = part.headers[b"Content-Disposition"].decode()
+        name = disposition.split('name="')[1].split('"')[0]
+        headers = {key.decode(): value.decode() for key, value in part.headers.items()}
+        parts[name] = (part.content, headers)
+    return parts

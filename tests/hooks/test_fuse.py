@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import requests
-from requests_toolbelt.multipart.decoder import MultipartDecoder
 from requests_toolbelt.multipart.encoder import MultipartEncoder
 from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
 
@@ -31,7 +30,7 @@ from airflow_provider_fuse.exceptions import (
     Outcome,
 )
 from airflow_provider_fuse.hooks.fuse import FuseHook, base_url
-from tests.helpers import BASE_URL, DEVELOPER_KEY, EMAIL, connection_json
+from tests.helpers import BASE_URL, DEVELOPER_KEY, EMAIL, connection_json, decode_multipart
 
 BULK_URL = f"{BASE_URL}/apps/12/34/bulk_queue"
 DOCUMENTED_400 = "The reattempt_wait parameter must be supplied when max_attempts is greater than 1."
@@ -39,20 +38,6 @@ DOCUMENTED_400 = "The reattempt_wait parameter must be supplied when max_attempt
 
 def make_hook(**kwargs: object) -> FuseHook:
     return FuseHook(retry_backoff=0.0, **kwargs)  # type: ignore[arg-type]
-
-
-def decode_multipart(request: object) -> dict[str, tuple[bytes, dict[str, str]]]:
-    """Read the streamed body requests-mock was handed and split it into named parts."""
-    body = request.body  # type: ignore[attr-defined]
-    raw = body.read() if hasattr(body, "read") else body
-    decoder = MultipartDecoder(raw, request.headers["Content-Type"])  # type: ignore[attr-defined]
-    parts = {}
-    for part in decoder.parts:
-        disposition = part.headers[b"Content-Disposition"].decode()
-        name = disposition.split('name="')[1].split('"')[0]
-        headers = {key.decode(): value.decode() for key, value in part.headers.items()}
-        parts[name] = (part.content, headers)
-    return parts
 
 
 # --- Connection -------------------------------------------------------------------------------------
@@ -172,7 +157,10 @@ def test_session_sends_basic_auth_json_accept_and_user_agent(fuse_connection, re
     assert headers["Authorization"] == f"Basic {expected}"
     assert headers["Accept"] == "application/json"
     assert headers["User-Agent"].startswith(f"airflow-provider-fuse/{__version__} ")
-    assert requests_mock.last_request.verify not in (False, None)  # True, or the CA bundle REQUESTS_CA_BUNDLE names
+    assert requests_mock.last_request.verify not in (
+        False,
+        None,
+    )  # True, or the CA bundle REQUESTS_CA_BUNDLE names
     assert requests_mock.last_request.timeout == (10.0, 300.0)
 
 

@@ -1,0 +1,243 @@
+"""FuseBulkQueueOperator without a scheduler: validation, preflight, and each failure's task outcome."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+import requests
+from urllib3.exceptions import MaxRetryError, NewConnectionError
+
+from airflow_provider_fuse._compat import AirflowException, AirflowFailException, AirflowSkipException
+from airflow_provider_fuse.operators.fuse import FuseBulkQueueOperator
+from tests.helpers import BASE_URL, decode_multipart
+
+BULK_URL = f"{BASE_URL}/apps/12/34/bulk_queue"
+PHONES = ("6175551234", "16175551235", "16175551236")
+
+
+@pytest.fixture(autouse=True)
+def _no_connect_backoff(monkeypatch):
+    monkeypatch.setattr("airflow_provider_fuse.hooks.fuse.time.sleep", lambda seconds: None)
+
+
+def operator(csv_path, **kwargs) -> FuseBulkQueueOperator:
+    arguments = {
+        "task_id": "queue_calls",
+        "application_id": 12,
+        "deployment_id": 34,
+        "csv_path": str(csv_path),
+    }
+    arguments.update(kwargs)
+    return FuseBulkQueueOperator(**arguments)
+
+
+def assert_retryable(error: BaseException) -> None:
+    assert isinstance(error, AirflowException)
+    assert not isinstance(error, AirflowFailException)
+
+
+def test_template_fields_are_the_documented_ones():
+    assert tuple(FuseBulkQueueOperator.template_fields) == (
+        "application_id",
+        "deployment_id",
+        "csv_path",
+        "start_timestamp",
+        "end_timestamp",
+        "max_attempts",
+        "reattempt_wait",
+        "result_url",
+    )
+
+
+def test_success_returns_calls_queued_and_logs_one_summary(
+    fuse_connection, requests_mock, contacts_csv, log_text
+):
+    requests_mock.post(BULK_URL, json={"calls_queued": 3})
+    assert operator(contacts_csv).execute({}) == 3
+    logs = log_text()
+    assert "3 rows sent, 3 calls queued, application 12 / deployment 34, window now → open" in logs
+    assert not any(phone in logs for phone in PHONES)
+
+
+def test_fewer_calls_queued_than_rows_is_a_warning_with_both_numbers(
+    fuse_connection, requests_mock, contacts_csv, log_text
+):
+    requests_mock.post(BULK_URL, json={"calls_queued": 2})
+    assert operator(contacts_csv).execute({}) == 2
+    assert "Fuse queued 2 calls for 3 rows sent" in log_text()
+
+
+def test_rendered_templates_are_validated_and_sent(fuse_connection, requests_mock, contacts_csv):
+    seen = {}
+    requests_mock.post(
+        BULK_URL, json=lambda request, context: seen.update(decode_multipart(request)) or {"calls_queued": 3}
+    )
+    task = operator(
+        "{{ params.csv }}",
+        application_id="{{ params.app }}",
+        start_timestamp="{{ data_interval_end }}",
+        end_timestamp="{{ params.end }}",
+        max_attempts="{{ params.attempts }}",
+        reattempt_wait="{{ params.wait }}",
+    )
+    context = {
+        "params": {
+            "csv": str(contacts_csv),
+            "app": 12,
+            "end": "2099-01-01T00:00:00+00:00",
+            "attempts": 2,
+            "wait": 60,
+        },
+        "data_interval_end": datetime(2026, 11, 26, tzinfo=timezone.utc),
+    }
+    task.render_template_fields(context)
+    assert task.execute(context) == 3
+    assert requests_mock.last_request.url == BULK_URL
+    assert seen["start_timestamp"][0] == b"1795651200"
+    assert seen["end_timestamp"][0] == b"4070908800"
+    assert seen["max_attempts"][0] == b"2"
+    assert seen["reattempt_wait"][0] == b"60"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"application_id": 0}, "application_id: must be a positive integer"),
+        ({"max_attempts": 3}, "reattempt_wait: must be supplied"),
+        ({"end_timestamp": "2001-01-01T00:00:00+00:00"}, "end_timestamp: is already past"),
+        ({"start_timestamp": datetime(2030, 1, 1)}, "start_timestamp: is a naive datetime"),
+        ({"result_url": "not a url"}, "result_url: must be an absolute"),
+        ({"is_pci": 5}, "is_pci: must be a bool or 0/1"),
+    ],
+)
+def test_invalid_arguments_fail_without_retries_and_send_nothing(
+    fuse_connection, requests_mock, contacts_csv, kwargs, match
+):
+    with pytest.raises(AirflowFailException, match=match):
+        operator(contacts_csv, **kwargs).execute({})
+    assert not requests_mock.called
+
+
+def test_a_given_template_that_rendered_none_is_refused(fuse_connection, requests_mock, contacts_csv):
+    task = operator(contacts_csv, start_timestamp="{{ params.start }}")
+    task.start_timestamp = None  # what native rendering of a None gives
+    with pytest.raises(AirflowFailException, match="start_timestamp: rendered None"):
+        task.execute({})
+    assert not requests_mock.called
+
+
+def test_bad_rows_fail_with_row_numbers_and_no_numbers(fuse_connection, requests_mock, tmp_path, log_text):
+    path = tmp_path / "bad.csv"
+    path.write_text("destination,name\n6175551234,a\n555-0199,b\n6175551235,c\n617555,d\n")
+    with pytest.raises(AirflowFailException) as caught:
+        operator(path).execute({})
+    message = str(caught.value)
+    assert "2 of 4 data rows are invalid" in message
+    assert "row 3" in message
+    assert "row 5" in message
+    assert "555-0199" not in message + log_text()
+    assert not requests_mock.called
+
+
+def test_a_csv_path_that_rendered_none_is_refused(fuse_connection, requests_mock):
+    with pytest.raises(AirflowFailException, match="csv_path: must be the path"):
+        operator("None").execute({})
+    assert not requests_mock.called
+
+
+def test_a_missing_file_fails_naming_it(fuse_connection, requests_mock, tmp_path):
+    with pytest.raises(AirflowFailException, match="no such file"):
+        operator(tmp_path / "nope.csv").execute({})
+    assert not requests_mock.called
+
+
+def test_a_header_without_contacts_skips_and_sends_nothing(fuse_connection, requests_mock, tmp_path):
+    path = tmp_path / "empty.csv"
+    path.write_text("destination,name\n")
+    with pytest.raises(AirflowSkipException):
+        operator(path).execute({})
+    assert not requests_mock.called
+
+
+def test_a_bom_and_destination_not_first_are_accepted_with_warnings(
+    fuse_connection, requests_mock, tmp_path, log_text
+):
+    path = tmp_path / "bom.csv"
+    path.write_bytes("\ufeffname,destination\nAda,6175551234\n".encode())
+    requests_mock.post(BULK_URL, json={"calls_queued": 1})
+    assert operator(path).execute({}) == 1
+    logs = log_text()
+    assert "byte-order mark" in logs
+    assert "'destination' is column 2" in logs
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 405, 409])
+def test_a_rejection_fails_without_retries_in_fuses_words(
+    fuse_connection, requests_mock, contacts_csv, status
+):
+    requests_mock.post(BULK_URL, status_code=status, json={"error": "No deployment was found."})
+    with pytest.raises(AirflowFailException) as caught:
+        operator(contacts_csv, retries=3).execute({})
+    assert str(caught.value) == f"Fuse API answered {status}: No deployment was found."
+    assert requests_mock.call_count == 1
+
+
+def test_too_many_requests_is_left_to_the_task_retries(fuse_connection, requests_mock, contacts_csv):
+    requests_mock.post(BULK_URL, status_code=429, json={"error": "Too many requests"})
+    with pytest.raises(AirflowException) as caught:
+        operator(contacts_csv).execute({})
+    assert_retryable(caught.value)
+
+
+def test_not_sent_is_left_to_the_task_retries(fuse_connection, requests_mock, contacts_csv):
+    refused = requests.ConnectionError(MaxRetryError(None, "/", NewConnectionError(None, "refused")))
+    requests_mock.post(BULK_URL, exc=refused)
+    with pytest.raises(AirflowException, match="not sent") as caught:
+        operator(contacts_csv).execute({})
+    assert_retryable(caught.value)
+    assert requests_mock.call_count == 3  # the hook's own connect retries
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"status_code": 500, "json": {"error": "database error"}},
+        {"status_code": 502, "text": "<html><title>502 Bad Gateway</title></html>"},
+        {"status_code": 200, "text": "<html>login page</html>"},
+        {"exc": requests.exceptions.ReadTimeout("read timed out")},
+    ],
+)
+def test_an_unknown_outcome_fails_without_retries_and_says_to_check_fuse(
+    fuse_connection, requests_mock, contacts_csv, answer
+):
+    requests_mock.post(BULK_URL, **answer)
+    with pytest.raises(AirflowFailException) as caught:
+        operator(contacts_csv, retries=3).execute({})
+    message = str(caught.value)
+    assert "Fuse may have queued some or all of the calls" in message
+    assert "application 12 / deployment 34" in message
+    assert "could dial every contact twice" in message
+    assert requests_mock.call_count == 1
+
+
+def test_on_unknown_outcome_retry_leaves_it_to_the_task_retries(fuse_connection, requests_mock, contacts_csv):
+    requests_mock.post(BULK_URL, status_code=503, json={"error": "unavailable"})
+    with pytest.raises(AirflowException, match="retrying") as caught:
+        operator(contacts_csv, on_unknown_outcome="retry").execute({})
+    assert_retryable(caught.value)
+
+
+def test_on_unknown_outcome_must_be_fail_or_retry(contacts_csv):
+    with pytest.raises(ValueError, match="on_unknown_outcome"):
+        operator(contacts_csv, on_unknown_outcome="ignore")
+
+
+def test_a_bad_connection_fails_without_retries(monkeypatch, requests_mock, contacts_csv):
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_FUSE_DEFAULT",
+        '{"conn_type": "fuse", "login": "a@b.c", "password": "k3y-value", "host": "http://fuse.example.com"}',
+    )
+    with pytest.raises(AirflowFailException, match="plain http"):
+        operator(contacts_csv).execute({})
+    assert not requests_mock.called

@@ -1,0 +1,118 @@
+"""Request-field validation: every rule Fuse documents, each naming its parameter."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from airflow_provider_fuse.exceptions import FuseValidationError
+from airflow_provider_fuse.fields import QueueFields, to_positive_id, to_unix_timestamp
+
+NOW = 1_800_000_000  # 2027-01-15
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (1_800_000_000, 1_800_000_000),
+        (1_800_000_000.9, 1_800_000_000),
+        ("1800000000", 1_800_000_000),
+        (" 1800000000.5 ", 1_800_000_000),
+        (datetime(2026, 11, 26, tzinfo=timezone.utc), 1_795_651_200),
+        (datetime(2026, 11, 26, 1, tzinfo=timezone(timedelta(hours=1))), 1_795_651_200),
+        ("2026-11-26 00:00:00+00:00", 1_795_651_200),
+        ("2026-11-26T00:00:00+00:00", 1_795_651_200),
+        ("2026-11-26T00:00:00Z", 1_795_651_200),
+        ("2026-11-25T19:00:00-05:00", 1_795_651_200),
+    ],
+)
+def test_timestamp_forms(value, expected):
+    assert to_unix_timestamp("start_timestamp", value) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "match"),
+    [
+        (datetime(2026, 11, 26), "naive"),
+        ("2026-11-26 00:00:00", "naive"),
+        ("", "rendered 'nothing'"),
+        ("None", "rendered 'None'"),
+        ("tomorrow", "neither unix seconds nor an ISO-8601"),
+        (True, "bool"),
+        (-5, "after 1970"),
+        (float("nan"), "finite"),
+        ([1], "not list"),
+    ],
+)
+def test_bad_timestamps_are_refused_naming_the_field(value, match):
+    with pytest.raises(FuseValidationError, match=match) as caught:
+        to_unix_timestamp("end_timestamp", value)
+    assert caught.value.parameter == "end_timestamp"
+    assert str(caught.value).startswith("end_timestamp: ")
+
+
+@pytest.mark.parametrize(("value", "expected"), [(1, 1), ("42", 42), (" 7 ", 7)])
+def test_ids_are_positive_integers(value, expected):
+    assert to_positive_id("application_id", value) == expected
+
+
+@pytest.mark.parametrize("value", [0, -1, "x", "1.5", True, None, 2.0])
+def test_bad_ids_are_refused(value):
+    with pytest.raises(FuseValidationError) as caught:
+        to_positive_id("deployment_id", value)
+    assert caught.value.parameter == "deployment_id"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "parameter", "match"),
+    [
+        ({"max_attempts": 0}, "max_attempts", "between 1 and 10"),
+        ({"max_attempts": 11}, "max_attempts", "between 1 and 10"),
+        ({"max_attempts": "three"}, "max_attempts", "integer"),
+        ({"max_attempts": 2}, "reattempt_wait", "must be supplied when max_attempts is greater than 1"),
+        ({"max_attempts": 2, "reattempt_wait": 59}, "reattempt_wait", "between 60 and 86400"),
+        ({"reattempt_wait": 86_401}, "reattempt_wait", "between 60 and 86400"),
+        ({"start_timestamp": NOW + 100, "end_timestamp": NOW + 100}, "end_timestamp", "after start"),
+        ({"end_timestamp": NOW - 1}, "end_timestamp", "already past"),
+        ({"result_url": "example.com/x"}, "result_url", "absolute http"),
+        ({"result_url": "ftp://example.com/x"}, "result_url", "absolute http"),
+        ({"result_url": "https://"}, "result_url", "absolute http"),
+        ({"is_pci": 2}, "is_pci", "bool or 0/1"),
+        ({"is_pci": "1"}, "is_pci", "bool or 0/1"),
+    ],
+)
+def test_each_rule_names_its_parameter(kwargs, parameter, match):
+    with pytest.raises(FuseValidationError, match=match) as caught:
+        QueueFields.validate(now=NOW, **kwargs)
+    assert caught.value.parameter == parameter
+
+
+def test_form_fields_hold_only_what_was_given_as_decimal_strings():
+    fields = QueueFields.validate(
+        start_timestamp=NOW + 60,
+        end_timestamp=f"{NOW + 3600}",
+        max_attempts="3",
+        reattempt_wait=300,
+        result_url="https://example.com/results",
+        is_pci=1,
+        now=NOW,
+    )
+    assert fields.form_fields() == {
+        "start_timestamp": str(NOW + 60),
+        "end_timestamp": str(NOW + 3600),
+        "max_attempts": "3",
+        "reattempt_wait": "300",
+        "result_url": "https://example.com/results",
+        "is_pci": "1",
+    }
+    assert QueueFields.validate(now=NOW).form_fields() == {}
+    assert QueueFields.validate(is_pci=False, now=NOW).form_fields() == {"is_pci": "0"}
+
+
+def test_one_attempt_needs_no_reattempt_wait():
+    assert QueueFields.validate(max_attempts=1, now=NOW).form_fields() == {"max_attempts": "1"}
+
+
+def test_a_past_start_is_allowed_fuse_dials_at_once():
+    assert QueueFields.validate(start_timestamp=NOW - 3600, now=NOW).start_timestamp == NOW - 3600

@@ -1,0 +1,169 @@
+"""The CSV preflight: exact row counts and row numbers, Fuse's destination formats, no values leaked."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import pytest
+
+from airflow_provider_fuse.exceptions import FuseCsvError
+from airflow_provider_fuse.preflight import DESTINATION_FORMAT, preflight_csv
+
+
+def write(tmp_path: Path, data: bytes | str, name: str = "contacts.csv") -> Path:
+    path = tmp_path / name
+    path.write_bytes(data.encode() if isinstance(data, str) else data)
+    return path
+
+
+@pytest.mark.parametrize(
+    "destination",
+    [
+        "6175551234",
+        "16175551234",
+        "tel:+16175551234",
+        "tel:+442071838750",
+        "6175551234;ani=8009957586",
+        "tel:+16175551234;ani=8009957586;postd=2",
+        "16175551234;postd=12#",
+        "tel:+16175551234;postd=2;ani=8009957586",
+    ],
+)
+def test_documented_destination_formats_pass(destination):
+    assert DESTINATION_FORMAT.fullmatch(destination)
+
+
+@pytest.mark.parametrize(
+    "destination",
+    [
+        "617555123",
+        "617-555-1234",
+        "+16175551234",
+        "tel:16175551234",
+        " 6175551234",
+        "6175551234 ",
+        "6175551234;ani=",
+        "6175551234;ani=800;postd=2",
+        "6175551234;ani=8009957586;ani=8009957586",
+        "6175551234;foo=1",
+        "one",
+    ],
+)
+def test_other_destinations_fail(destination):
+    assert DESTINATION_FORMAT.fullmatch(destination) is None
+
+
+def test_a_valid_file_is_summarised(tmp_path):
+    path = write(tmp_path, "destination,first_name\r\n6175551234,Ada\r\n16175551235,Grace\r\n")
+    summary = preflight_csv(path)
+    assert (summary.rows, summary.columns, summary.destination_column, summary.has_bom) == (2, 2, 1, False)
+    assert summary.size == path.stat().st_size
+
+
+def test_quoted_fields_embedded_newlines_and_crlf_count_as_one_row_each(tmp_path):
+    data = (
+        'name,destination,note\r\n"Lovelace, Ada",6175551234,"line one\r\nline two"\r\n'
+        '"x ""q""",6175551235,\r\n'
+    )
+    path = write(tmp_path, data)
+    reference = list(csv.reader(io.StringIO(data, newline="")))
+    summary = preflight_csv(path)
+    assert summary.rows == len(reference) - 1 == 2
+    assert summary.destination_column == 2
+
+
+def test_a_bom_is_accepted_and_reported(tmp_path):
+    summary = preflight_csv(write(tmp_path, "\ufeffdestination,x\n6175551234,1\n"))
+    assert summary.has_bom
+    assert summary.rows == 1
+
+
+def test_a_header_without_rows_has_zero_rows(tmp_path):
+    assert preflight_csv(write(tmp_path, "destination,first_name\n")).rows == 0
+
+
+def test_bad_rows_are_counted_and_named_by_row_number_without_values(tmp_path):
+    rows = ["destination,name"] + [f"61755512{i:02d},n{i}" for i in range(20)]
+    rows[3] = "555-1234,bad"  # row 4
+    rows[8] = "6175551299"  # row 9: one field
+    rows[12] = ",empty"  # row 13
+    path = write(tmp_path, "\n".join(rows) + "\n")
+    with pytest.raises(FuseCsvError) as caught:
+        preflight_csv(path)
+    message = str(caught.value)
+    assert caught.value.bad_rows == 3
+    assert caught.value.row_numbers == (4, 9, 13)
+    assert "3 of 20 data rows are invalid" in message
+    assert "row 4: destination is not in one of Fuse's formats" in message
+    assert "row 9: 1 fields where the header has 2" in message
+    assert "row 13: destination is empty" in message
+    assert "555-1234" not in message
+    assert "6175551299" not in message
+
+
+def test_row_numbers_count_records_not_lines(tmp_path):
+    data = 'destination,note\n6175551234,"two\nlines"\nbad,x\n'
+    with pytest.raises(FuseCsvError) as caught:
+        preflight_csv(write(tmp_path, data))
+    assert caught.value.row_numbers == (3,)
+
+
+def test_only_the_first_five_bad_rows_are_named_and_the_count_covers_all(tmp_path):
+    data = "destination\n" + "x\n" * 12
+    with pytest.raises(FuseCsvError, match="and 7 more") as caught:
+        preflight_csv(write(tmp_path, data))
+    assert caught.value.bad_rows == 12
+    assert caught.value.row_numbers == (2, 3, 4, 5, 6)
+
+
+def test_a_blank_line_is_a_bad_row(tmp_path):
+    with pytest.raises(FuseCsvError, match="row 3: empty line"):
+        preflight_csv(write(tmp_path, "destination\n6175551234\n\n6175551235\n"))
+
+
+@pytest.mark.parametrize(
+    ("data", "match"),
+    [
+        (b"", "empty"),
+        (b"phone,name\n6175551234,x\n", "no 'destination' column"),
+        (b"Destination ,name\n6175551234,x\n", "column 1 is close"),
+        (b"destination,destination\n1,2\n", "more than once"),
+        (b"destination,name\n6175551234,Zo\xe9\n", "not UTF-8 text .* row 2"),
+        (b'destination,name\n6175551234,"unclosed\n', "not valid CSV at row 2"),
+    ],
+)
+def test_unusable_files_are_refused_with_a_reason(tmp_path, data, match):
+    with pytest.raises(FuseCsvError, match=match):
+        preflight_csv(write(tmp_path, data))
+
+
+def test_a_header_that_is_really_a_contact_is_not_echoed(tmp_path):
+    with pytest.raises(FuseCsvError) as caught:
+        preflight_csv(write(tmp_path, "6175551234,Ada\n6175551235,Grace\n"))
+    assert "6175551234" not in str(caught.value)
+    assert "Ada" not in str(caught.value)
+
+
+def test_a_missing_file_is_named(tmp_path):
+    with pytest.raises(FuseCsvError, match="no such file"):
+        preflight_csv(tmp_path / "missing.csv")
+
+
+def test_a_directory_is_refused(tmp_path):
+    with pytest.raises(FuseCsvError, match="directory"):
+        preflight_csv(tmp_path)
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_row_count_matches_the_stdlib_reader_on_a_larger_file(tmp_path, newline):
+    lines = ["destination,first,note"]
+    for index in range(5_000):
+        note = f'"a, b{newline}c"' if index % 7 == 0 else "plain"
+        lines.append(f"1617555{index:04d},n{index},{note}")
+    data = newline.join(lines) + newline
+    path = write(tmp_path, data)
+    with open(path, newline="", encoding="utf-8") as file:
+        reference = sum(1 for _ in csv.reader(file)) - 1
+    assert preflight_csv(path).rows == reference == 5_000
