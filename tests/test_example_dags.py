@@ -1,0 +1,32 @@
+"""The example DAGs import cleanly in a DagBag, as the DAG processor would load them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+EXAMPLE_DAGS = Path(__file__).resolve().parents[1] / "example_dags"
+
+
+def dag_bag():
+    try:
+        from airflow.dag_processing.dagbag import DagBag
+    except ImportError:  # Airflow < 3.3
+        from airflow.models.dagbag import DagBag
+    import inspect
+
+    options = {"include_examples": False} if "include_examples" in inspect.signature(DagBag).parameters else {}
+    return DagBag(dag_folder=str(EXAMPLE_DAGS), **options)
+
+
+def test_example_dags_import_without_errors():
+    bag = dag_bag()
+    assert bag.import_errors == {}
+    assert "example_fuse_bulk_queue" in bag.dag_ids
+
+
+def test_the_bulk_queue_example_hands_the_export_to_the_operator():
+    dag = dag_bag().dags["example_fuse_bulk_queue"]
+    queue_calls = dag.get_task("queue_calls")
+    assert type(queue_calls).__name__ == "FuseBulkQueueOperator"
+    assert {task.task_id for task in queue_calls.upstream_list} == {"export_contacts"}
+    assert {task.task_id for task in queue_calls.downstream_list} == {"report"}

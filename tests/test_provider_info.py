@@ -1,0 +1,121 @@
+"""Provider discovery and metadata, checked the way Airflow itself reads them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from importlib.metadata import entry_points, version
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+import airflow_provider_fuse
+from airflow_provider_fuse.get_provider_info import get_provider_info
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_provider_info_matches_airflows_own_schema():
+    import airflow
+
+    schema_path = Path(airflow.__file__).parent / "provider_info.schema.json"
+    schema = json.loads(schema_path.read_text())
+    jsonschema.validate(get_provider_info(), schema)
+
+
+def test_package_name_is_the_distribution_name_and_versions_the_installed_one():
+    info = get_provider_info()
+    assert info["package-name"] == "airflow-provider-fuse"
+    assert info["versions"] == [airflow_provider_fuse.__version__] == [version("airflow-provider-fuse")]
+
+
+def test_entry_point_points_at_get_provider_info():
+    (point,) = [
+        ep for ep in entry_points(group="apache_airflow_provider") if ep.dist.name == "airflow-provider-fuse"
+    ]
+    assert point.load() is get_provider_info
+
+
+def test_connection_type_hooks_and_operators_are_declared_and_import():
+    import importlib
+
+    info = get_provider_info()
+    (connection,) = info["connection-types"]
+    assert connection["connection-type"] == "fuse"
+    module, _, name = connection["hook-class-name"].rpartition(".")
+    assert getattr(importlib.import_module(module), name).conn_type == "fuse"
+    for kind in ("hooks", "operators"):
+        for entry in info[kind]:
+            for module_name in entry["python-modules"]:
+                importlib.import_module(module_name)
+
+
+_SERVED_FORM = """
+import json, sys
+from airflow.api_fastapi.core_api.services.ui.connections import HookMetaService
+(meta,) = [m for m in HookMetaService.hook_meta_data() if m.connection_type == "fuse"]
+out = {"hook_name": meta.hook_name, "standard_fields": meta.standard_fields.model_dump()}
+try:
+    from airflow.providers_manager import ProvidersManager
+    import airflow
+    if not airflow.__version__.startswith("3.1."):
+        out["field_behaviours"] = ProvidersManager().field_behaviours["fuse"]
+except Exception as error:
+    out["field_behaviours_error"] = repr(error)
+print("FORM=" + json.dumps(out))
+"""
+
+
+@pytest.fixture(scope="module")
+def served_form(tmp_path_factory) -> dict:
+    """The connection form as Airflow's UI service builds it, in a fresh process (its caches are global)."""
+    result = subprocess.run(
+        [sys.executable, "-c", _SERVED_FORM],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+        cwd=tmp_path_factory.mktemp("form"),
+    )
+    (line,) = [line for line in result.stdout.splitlines() if line.startswith("FORM=")]
+    return json.loads(line.removeprefix("FORM="))
+
+
+def test_connection_form_as_airflow_serves_it(served_form):
+    fields = served_form["standard_fields"]
+    assert served_form["hook_name"] == "Plum Fuse"
+    assert fields["login"]["title"] == "Account email"
+    assert fields["password"]["title"] == "Developer key"
+    assert fields["host"]["title"] == "API base URL"
+    assert fields["host"]["placeholder"] == "https://fuse.plumvoice.com/api"
+    assert fields["port"]["hidden"] is True
+    assert fields["url_schema"]["hidden"] is True
+    assert fields["login"]["hidden"] is False
+
+
+def test_declarative_form_is_read_by_the_providers_manager_on_3_2_and_later(served_form):
+    import airflow
+
+    if airflow.__version__.startswith("3.1."):
+        pytest.skip("Airflow 3.1 reads the form from FuseHook.get_ui_field_behaviour(), checked above")
+    behaviours = served_form["field_behaviours"]
+    assert behaviours["hidden_fields"] == ["port", "schema"]
+    assert behaviours["relabeling"]["password"] == "Developer key"
+
+
+def test_airflow_providers_list_shows_the_provider(tmp_path):
+    env = {"AIRFLOW_HOME": str(tmp_path), "PATH": str(Path(sys.executable).parent)}
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "airflow"), "providers", "hooks", "--output", "json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=True,
+    )
+    hooks = json.loads(result.stdout[result.stdout.index("[") :])
+    assert {"connection_type": "fuse", "class": "airflow_provider_fuse.hooks.fuse.FuseHook"}.items() <= next(
+        hook for hook in hooks if hook["connection_type"] == "fuse"
+    ).items()
