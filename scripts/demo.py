@@ -13,12 +13,14 @@ import sqlite3
 import subprocess
 import sys
 import time
+from importlib.metadata import version
 from pathlib import Path
 
 from airflow_provider_fuse.sandbox import FuseSandbox
 
 ROOT = Path(__file__).resolve().parents[1]
-AIRFLOW_HOME = ROOT / ".demo" / "airflow-home"
+# One home per Airflow version: a database migrated by a newer Airflow cannot be used by an older one.
+AIRFLOW_HOME = ROOT / ".demo" / f"airflow-home-{version('apache-airflow')}"
 DAG_ID = "example_fuse_bulk_queue"
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
 
@@ -43,7 +45,9 @@ def latest_run(database: Path) -> tuple[str, int | None]:
             "AND key = 'return_value'",
             (DAG_ID, run_id),
         ).fetchone()
-    value = json.loads(row[0]) if row else None
+    value = row[0] if row else None
+    if isinstance(value, (str, bytes)):  # the JSON column comes back parsed or as text, by version
+        value = json.loads(value)
     return state, value if isinstance(value, int) else None
 
 
@@ -82,7 +86,8 @@ def main() -> int:
         print("  nothing")
     print()
     elapsed = time.monotonic() - started
-    if state == "success" and calls_queued is not None and uploads and calls_queued == uploads[-1].calls_queued:
+    recorded = uploads[-1].calls_queued if uploads else None
+    if state == "success" and calls_queued is not None and calls_queued == recorded:
         print(f"SUCCESS: the DAG run succeeded; XCom calls_queued = {calls_queued} ({elapsed:.0f} s)")
         return 0
     print(f"FAILED: DAG run state {state!r}, XCom calls_queued = {calls_queued!r} ({elapsed:.0f} s)")

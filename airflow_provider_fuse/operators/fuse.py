@@ -67,7 +67,8 @@ class FuseBulkQueueOperator(BaseOperator):
         (templated)
     :param result_url: absolute http(s) URL that receives each call's ``call_details`` when the
         call ends. (templated)
-    :param is_pci: run connected calls in Fuse's HIPAA/PCI secure environment (bool or 0/1).
+    :param is_pci: run connected calls in Fuse's HIPAA/PCI secure environment (bool or 0/1). When
+        false (the default) no ``is_pci`` field is sent: Fuse's default, the normal environment.
     :param on_unknown_outcome: ``"fail"`` (default) or ``"retry"``; see above.
     :param fuse_conn_id: the ``fuse`` connection to use.
     """
@@ -140,7 +141,8 @@ class FuseBulkQueueOperator(BaseOperator):
                 max_attempts=fields.max_attempts,
                 reattempt_wait=fields.reattempt_wait,
                 result_url=fields.result_url,
-                is_pci=fields.is_pci,
+                # The default (False) sends no is_pci field at all: Fuse's own default.
+                is_pci=fields.is_pci or None,
             )
         except FuseError as error:
             raise self._task_failure(error, application_id, deployment_id) from error

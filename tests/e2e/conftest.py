@@ -1,0 +1,104 @@
+"""Real Airflow for the end-to-end tests: a migrated SQLite AIRFLOW_HOME, and runs of `airflow` itself.
+
+Each run is a subprocess (``airflow dags test`` / ``airflow tasks test``), as a user would run it;
+the Fuse sandbox runs in the test process, on loopback, so the tests read what it received.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+AIRFLOW = str(Path(sys.executable).parent / "airflow")
+
+
+@dataclass(frozen=True)
+class TaskRun:
+    """How one task of one DAG run ended, and everything the command printed."""
+
+    dag_state: str | None
+    task_state: str | None
+    try_number: int | None
+    xcom: object
+    output: str
+
+
+class AirflowEnv:
+    """A migrated AIRFLOW_HOME whose dags folder holds the example DAG and the e2e DAGs."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.dags = home / "dags"
+        base = {key: value for key, value in os.environ.items() if not key.startswith("AIRFLOW")}
+        self.env = {
+            **base,
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        }
+
+    def run(self, *args: str, connection: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+        env = {**self.env, "AIRFLOW_CONN_FUSE_DEFAULT": connection}
+        return subprocess.run(
+            [AIRFLOW, *args], env=env, capture_output=True, text=True, timeout=timeout, check=False
+        )
+
+    def popen(self, *args: str, connection: str) -> subprocess.Popen[str]:
+        env = {**self.env, "AIRFLOW_CONN_FUSE_DEFAULT": connection}
+        return subprocess.Popen(
+            [AIRFLOW, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+
+    def dags_test(self, dag_id: str, *, connection: str, conf: dict | None = None) -> TaskRun:
+        """``airflow dags test`` one DAG and report its ``queue_calls`` task."""
+        args = ["dags", "test", dag_id] + (["-c", json.dumps(conf)] if conf else [])
+        result = self.run(*args, connection=connection)
+        return self.last_run(dag_id, result.stdout + result.stderr)
+
+    def last_run(self, dag_id: str, output: str, task_id: str = "queue_calls") -> TaskRun:
+        with sqlite3.connect(self.home / "airflow.db") as db:
+            row = db.execute(
+                "SELECT run_id, state FROM dag_run WHERE dag_id = ? ORDER BY id DESC LIMIT 1", (dag_id,)
+            ).fetchone()
+            if row is None:
+                return TaskRun(None, None, None, None, output)
+            run_id, dag_state = row
+            task = db.execute(
+                "SELECT state, try_number FROM task_instance WHERE dag_id = ? AND run_id = ? AND task_id = ?",
+                (dag_id, run_id, task_id),
+            ).fetchone()
+            xcom = db.execute(
+                "SELECT value FROM xcom WHERE dag_id = ? AND run_id = ? AND task_id = ? "
+                "AND key = 'return_value'",
+                (dag_id, run_id, task_id),
+            ).fetchone()
+        value = xcom[0] if xcom else None
+        if isinstance(value, (str, bytes)):
+            value = json.loads(value)
+        return TaskRun(dag_state, task[0] if task else None, task[1] if task else None, value, output)
+
+
+@pytest.fixture(scope="session")
+def airflow_env(tmp_path_factory: pytest.TempPathFactory) -> AirflowEnv:
+    env = AirflowEnv(tmp_path_factory.mktemp("airflow-home"))
+    env.dags.mkdir()
+    shutil.copy(ROOT / "example_dags" / "example_fuse_bulk_queue.py", env.dags)
+    shutil.copy(ROOT / "tests" / "e2e" / "dags" / "e2e_fuse.py", env.dags)
+    result = env.run("db", "migrate", connection="{}")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return env
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/e2e/" in str(item.fspath).replace(os.sep, "/"):
+            item.add_marker(pytest.mark.e2e)

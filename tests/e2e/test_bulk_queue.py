@@ -1,0 +1,224 @@
+"""End to end: real Airflow (SQLite), real HTTP, the Fuse sandbox on loopback.
+
+Each test checks the task's outcome in Airflow's own database and what the sandbox itself recorded.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import socket
+import threading
+from pathlib import Path
+
+import pytest
+
+from airflow_provider_fuse.sandbox import FuseSandbox
+
+PHONES = [f"1617555{index:04d}" for index in range(1000)]
+
+
+@pytest.fixture
+def sandbox():
+    with FuseSandbox() as running:
+        yield running
+
+
+@pytest.fixture
+def contacts(tmp_path: Path) -> Path:
+    """1,000 rows with extra columns, quoting, a comma and a non-ASCII name, CRLF line ends."""
+    path = tmp_path / "contacts.csv"
+    with open(path, "w", newline="", encoding="utf-8") as file:
+        writer = csv.writer(file)  # the csv module's default line end is CRLF
+        writer.writerow(["destination", "first_name", "account", "note"])
+        for index, phone in enumerate(PHONES):
+            writer.writerow([phone, f"Zoë {index}", f"A-{index:05d}", "late, twice" if index % 3 else ""])
+    return path
+
+
+def bulk_uploads(sandbox: FuseSandbox) -> list:
+    return [request for request in sandbox.requests() if request.path.endswith("/bulk_queue")]
+
+
+def test_the_example_dag_succeeds_and_xcom_holds_the_count(airflow_env, sandbox):
+    run = airflow_env.dags_test("example_fuse_bulk_queue", connection=sandbox.connection_json())
+    assert (run.dag_state, run.task_state) == ("success", "success"), run.output[-3000:]
+    (upload,) = sandbox.uploads()
+    assert run.xcom == upload.calls_queued == upload.rows == 3
+    assert (upload.application_id, upload.deployment_id) == (101, 202)
+    assert upload.fields == {"max_attempts": "2", "reattempt_wait": "300"}
+    assert len(sandbox.calls()) == 3
+
+
+def test_a_thousand_row_csv_with_extra_columns_arrives_byte_identical(airflow_env, sandbox, contacts):
+    run = airflow_env.dags_test(
+        "e2e_bulk_queue", connection=sandbox.connection_json(), conf={"csv_path": str(contacts)}
+    )
+    assert run.task_state == "success", run.output[-3000:]
+    (upload,) = sandbox.uploads()
+    assert upload.csv == contacts.read_bytes()
+    assert upload.filename == "contacts.csv"
+    assert upload.rows == 1000
+    assert run.xcom == 1000
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 409])
+def test_a_rejection_fails_once_in_fuses_words_despite_retries(airflow_env, sandbox, contacts, status):
+    message = f"Sandbox says no ({status})."
+    sandbox.inject_fault(status=status, message=message, endpoint="bulk_queue", count=5)
+    run = airflow_env.dags_test(
+        "e2e_bulk_queue", connection=sandbox.connection_json(), conf={"csv_path": str(contacts)}
+    )
+    assert run.task_state == "failed"
+    assert run.try_number == 1
+    assert f"Fuse API answered {status}: {message}" in run.output
+    assert len(bulk_uploads(sandbox)) == 1
+    assert sandbox.calls() == []
+
+
+def test_a_rejection_from_a_real_unknown_deployment_is_a_404(airflow_env, sandbox, contacts):
+    conf = {"csv_path": str(contacts), "deployment_id": 999}
+    run = airflow_env.dags_test("e2e_bulk_queue", connection=sandbox.connection_json(), conf=conf)
+    assert (run.task_state, run.try_number) == ("failed", 1)
+    assert (
+        "Fuse API answered 404: No deployment was found by that application id and deployment id."
+        in run.output
+    )
+    assert len(bulk_uploads(sandbox)) == 1
+
+
+def test_wrong_credentials_are_a_401_rejection(airflow_env, sandbox, contacts):
+    connection = json.loads(sandbox.connection_json())
+    connection["password"] = "not-the-developer-key"
+    run = airflow_env.dags_test(
+        "e2e_bulk_queue", connection=json.dumps(connection), conf={"csv_path": str(contacts)}
+    )
+    assert (run.task_state, run.try_number) == ("failed", 1)
+    assert "Fuse API answered 401" in run.output
+    assert len(bulk_uploads(sandbox)) == 1
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        {"status": 500},
+        {"status": 502, "body": "html"},
+        {"drop": True},
+        {"drop": True, "after_queue": True},
+    ],
+    ids=["500", "502-html", "dropped", "queued-then-dropped"],
+)
+def test_an_unknown_outcome_fails_once_and_says_to_check_fuse(airflow_env, sandbox, contacts, fault):
+    sandbox.inject_fault(endpoint="bulk_queue", count=5, **fault)
+    run = airflow_env.dags_test(
+        "e2e_bulk_queue", connection=sandbox.connection_json(), conf={"csv_path": str(contacts)}
+    )
+    assert (run.task_state, run.try_number) == ("failed", 1)
+    assert "Fuse may have queued some or all of the calls" in run.output
+    assert len(bulk_uploads(sandbox)) == 1
+
+
+def test_on_unknown_outcome_retry_sends_again(airflow_env, sandbox, contacts):
+    sandbox.inject_fault(status=502, body="html", endpoint="bulk_queue", count=1)
+    run = airflow_env.dags_test(
+        "e2e_bulk_queue_retry_unknown", connection=sandbox.connection_json(), conf={"csv_path": str(contacts)}
+    )
+    assert (run.task_state, run.try_number) == ("success", 2), run.output[-3000:]
+    assert len(bulk_uploads(sandbox)) == 2
+    assert run.xcom == 1000
+
+
+@pytest.mark.parametrize("body", ["xml", "json"])
+def test_fuses_xml_and_json_error_bodies_are_read(airflow_env, sandbox, contacts, body):
+    sandbox.inject_fault(status=400, body=body, message="The CSV file is invalid.", endpoint="bulk_queue")
+    run = airflow_env.dags_test(
+        "e2e_bulk_queue", connection=sandbox.connection_json(), conf={"csv_path": str(contacts)}
+    )
+    assert run.task_state == "failed"
+    assert "Fuse API answered 400: The CSV file is invalid." in run.output
+
+
+def test_an_xml_success_answer_is_read(airflow_env, sandbox, contacts):
+    xml = b'<?xml version="1.0"?>\n<result>\n  <calls_queued>1000</calls_queued>\n</result>'
+    sandbox.inject_fault(
+        status=200, body="raw", raw=xml, content_type="application/xml", endpoint="bulk_queue"
+    )
+    run = airflow_env.dags_test(
+        "e2e_bulk_queue", connection=sandbox.connection_json(), conf={"csv_path": str(contacts)}
+    )
+    assert (run.task_state, run.xcom) == ("success", 1000), run.output[-3000:]
+
+
+def test_a_refused_connection_is_retried_and_then_succeeds(airflow_env, contacts):
+    with socket.socket() as probe:  # a free port, where nothing listens yet
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    sandbox = FuseSandbox(port=port)
+    connection = json.dumps(
+        {
+            "conn_type": "fuse",
+            "login": sandbox.email,
+            "password": sandbox.developer_key,
+            "host": f"http://127.0.0.1:{port}/api",
+        }
+    )
+    process = airflow_env.popen(
+        "dags", "test", "e2e_bulk_queue", "-c", json.dumps({"csv_path": str(contacts)}), connection=connection
+    )
+    lines: list[str] = []
+    started = threading.Event()
+
+    def read() -> None:
+        for line in process.stdout:  # type: ignore[union-attr]
+            lines.append(line)
+            if "not sent" in line and not started.is_set():
+                sandbox.start()  # Fuse "comes back" during the hook's backoff
+                started.set()
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        process.wait(timeout=240)
+        reader.join(timeout=10)
+        assert started.is_set(), "".join(lines)[-3000:]
+        run = airflow_env.last_run("e2e_bulk_queue", "".join(lines))
+        assert run.task_state == "success", run.output[-3000:]
+        assert run.xcom == 1000
+        assert len(sandbox.uploads()) == 1
+    finally:
+        sandbox.stop()
+
+
+def test_the_developer_key_and_phone_numbers_are_not_in_task_logs_with_masking_on(
+    airflow_env, sandbox, contacts
+):
+    """`airflow tasks test` runs with secret masking on; Fuse's answer echoes the key and a number."""
+    echoed = f"Account {sandbox.email} with key {sandbox.developer_key} may not call {PHONES[7]}."
+    sandbox.inject_fault(status=403, message=echoed, endpoint="bulk_queue")
+    failed = airflow_env.run(
+        "tasks",
+        "test",
+        "e2e_bulk_queue",
+        "queue_calls",
+        "-t",
+        json.dumps({"csv_path": str(contacts)}),
+        connection=sandbox.connection_json(),
+    )
+    succeeded = airflow_env.run(
+        "tasks",
+        "test",
+        "e2e_bulk_queue",
+        "queue_calls",
+        "-t",
+        json.dumps({"csv_path": str(contacts)}),
+        connection=sandbox.connection_json(),
+    )
+    logs = failed.stdout + failed.stderr + succeeded.stdout + succeeded.stderr
+    for log_file in (airflow_env.home / "logs").rglob("*"):
+        if log_file.is_file():
+            logs += log_file.read_text(errors="replace")
+    assert "Fuse API answered 403" in logs
+    assert "1000 rows sent, 1000 calls queued" in logs
+    assert sandbox.developer_key not in logs
+    assert not [phone for phone in PHONES if phone in logs]
+    assert len(bulk_uploads(sandbox)) == 2
