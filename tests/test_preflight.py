@@ -9,7 +9,12 @@ from pathlib import Path
 import pytest
 
 from airflow_provider_fuse.exceptions import FuseCsvError
-from airflow_provider_fuse.preflight import DESTINATION_FORMAT, preflight_csv
+from airflow_provider_fuse.preflight import (
+    DESTINATION_FORMAT,
+    destination_number,
+    preflight_csv,
+    write_csv_parts,
+)
 
 
 def write(tmp_path: Path, data: bytes | str, name: str = "contacts.csv") -> Path:
@@ -167,3 +172,86 @@ def test_row_count_matches_the_stdlib_reader_on_a_larger_file(tmp_path, newline)
     with open(path, newline="", encoding="utf-8") as file:
         reference = sum(1 for _ in csv.reader(file)) - 1
     assert preflight_csv(path).rows == reference == 5_000
+
+
+# --- Duplicates, content hash, and parts ---------------------------------------------------------------
+
+
+def test_destinations_that_dial_the_same_number_are_counted_as_duplicates(tmp_path):
+    data = (
+        "destination,name\n"
+        "6175551234,a\n"  # row 2
+        "16175551234,b\n"  # row 3: same number
+        "tel:+16175551234;ani=8009957586,c\n"  # row 4: same number with an option
+        "6175551235,d\n"
+        "tel:+442071838750,e\n"
+        "tel:+442071838750;postd=1,f\n"  # row 7: same number
+    )
+    summary = preflight_csv(write(tmp_path, data))
+    assert summary.rows == 6
+    assert summary.duplicate_rows == 3
+    assert summary.duplicate_row_numbers == (3, 4, 7)
+
+
+@pytest.mark.parametrize(
+    ("destination", "number"),
+    [
+        ("6175551234", 16175551234),
+        ("16175551234", 16175551234),
+        ("tel:+16175551234", 16175551234),
+        ("tel:+16175551234;ani=8009957586;postd=2", 16175551234),
+        ("tel:+442071838750", 442071838750),
+    ],
+)
+def test_destination_number(destination, number):
+    assert destination_number(destination) == number
+
+
+def test_the_summary_carries_the_sha256_of_the_file_bytes(tmp_path):
+    import hashlib
+
+    path = write(tmp_path, "\ufeffdestination\r\n6175551234\r\n")
+    assert preflight_csv(path).sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def parts_text(parts) -> list[bytes]:
+    return [Path(part.path).read_bytes() for part in parts]
+
+
+def test_parts_keep_each_row_byte_for_byte_with_the_header(tmp_path):
+    header = 'destination,"note, quoted"\r\n'
+    rows = [f'161755500{index:02d},"multi\r\nline {index}"\r\n' for index in range(7)]
+    path = write(tmp_path, header + "".join(rows))
+    out = tmp_path / "parts"
+    out.mkdir()
+    parts = write_csv_parts(path, out, chunk_size=3)
+    assert [(part.rows, part.first_row, part.last_row) for part in parts] == [(3, 2, 4), (3, 5, 7), (1, 8, 8)]
+    texts = parts_text(parts)
+    assert texts[0] == (header + "".join(rows[:3])).encode()
+    assert texts[2] == (header + rows[6]).encode()
+    assert b"".join(text.removeprefix(header.encode()) for text in texts) == "".join(rows).encode()
+
+
+def test_without_a_chunk_size_there_is_one_part_identical_to_the_file(tmp_path):
+    data = "\ufeffname,destination\nZoë,6175551234\nAda,6175551235"  # no line end after the last row
+    path = write(tmp_path, data)
+    (part,) = write_csv_parts(path, tmp_path)
+    assert Path(part.path).read_bytes() == path.read_bytes()
+    assert part.rows == 2
+
+
+def test_the_bom_starts_every_part(tmp_path):
+    path = write(tmp_path, "\ufeffdestination\n6175551234\n6175551235\n")
+    parts = write_csv_parts(path, tmp_path, chunk_size=1)
+    assert all(text.startswith(b"\xef\xbb\xbfdestination\n") for text in parts_text(parts))
+
+
+def test_dropping_duplicates_keeps_the_first_occurrence(tmp_path):
+    path = write(tmp_path, "destination,n\n6175551234,a\n16175551234,b\n6175551235,c\ntel:+16175551235,d\n")
+    (part,) = write_csv_parts(path, tmp_path, drop_duplicate_destinations=True)
+    assert Path(part.path).read_bytes() == b"destination,n\n6175551234,a\n6175551235,c\n"
+    assert (part.rows, part.first_row, part.last_row) == (2, 2, 4)
+
+
+def test_parts_of_a_header_only_file_are_none(tmp_path):
+    assert write_csv_parts(write(tmp_path, "destination\n"), tmp_path) == []
