@@ -7,6 +7,8 @@ for this module on every parse.
 from __future__ import annotations
 
 import os
+import tempfile
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Literal
 
 from airflow.sdk import BaseOperator
@@ -17,6 +19,7 @@ from airflow_provider_fuse.exceptions import (
     FuseError,
     FuseUnknownOutcomeError,
     FuseValidationError,
+    Outcome,
 )
 from airflow_provider_fuse.fields import QueueFields, TimestampLike, to_positive_id
 
@@ -25,11 +28,15 @@ if TYPE_CHECKING:
 
     from airflow.sdk import Context
 
-    from airflow_provider_fuse.preflight import CsvSummary
+    from airflow_provider_fuse.guard import BulkQueueLedger, StateStore
+    from airflow_provider_fuse.preflight import CsvPart, CsvSummary
 
-__all__ = ["FuseBulkQueueOperator"]
+__all__ = ["RESEND_CONF_KEY", "FuseBulkQueueOperator"]
 
 ON_UNKNOWN_OUTCOME = ("fail", "retry")
+ON_DUPLICATE_DESTINATIONS = ("warn", "fail", "drop")
+#: The ``dag_run.conf`` key that allows this run to send a list other than the one already queued.
+RESEND_CONF_KEY = "fuse_allow_resend"
 #: Optional templated fields: when given, a rendering of ``None`` or nothing is an error, not "unset".
 _OPTIONAL_TEMPLATED = ("start_timestamp", "end_timestamp", "max_attempts", "reattempt_wait", "result_url")
 
@@ -38,10 +45,11 @@ class FuseBulkQueueOperator(BaseOperator):
     """Queue a call to every contact of a CSV with Fuse's ``bulk_queue``; push ``calls_queued``.
 
     Before any request the operator validates every argument and runs the CSV preflight (UTF-8,
-    a header with a ``destination`` column, every row's destination in one of Fuse's formats).
-    Invalid input fails the task without retries, naming the parameter or the row numbers — never a
-    phone number. A CSV with a header and no rows skips the task. On success it returns Fuse's
-    ``calls_queued`` (pushed to XCom as ``return_value``).
+    a header with a ``destination`` column, every row's destination in one of Fuse's formats, and
+    destinations that repeat). Invalid input fails the task without retries, naming the parameter
+    or the row numbers — never a phone number. A CSV with a header and no rows skips the task, and
+    so does a run whose data interval ended longer ago than ``max_run_age``. On success it returns
+    the total ``calls_queued`` (pushed to XCom as ``return_value``).
 
     What each failure does to the task:
 
@@ -52,6 +60,10 @@ class FuseBulkQueueOperator(BaseOperator):
     * Unknown outcome (5xx, an answer that is not Fuse's, a timeout or lost connection after
       sending): fails without retries by default, because Fuse may have queued the calls and a retry
       could dial every contact twice; ``on_unknown_outcome="retry"`` leaves it to the task's retries.
+
+    Across tries (Airflow >= 3.3) the duplicate guard (:mod:`airflow_provider_fuse.guard`) records in
+    the task state store what was sent and queued, so a retry or a clear of the task instance never
+    sends a part of the list Fuse already queued: it resumes after it, or returns the recorded count.
 
     :param application_id: the outbound deployment's application id, a positive integer. (templated)
     :param deployment_id: the outbound deployment's deployment id, a positive integer. (templated)
@@ -70,6 +82,19 @@ class FuseBulkQueueOperator(BaseOperator):
     :param is_pci: run connected calls in Fuse's HIPAA/PCI secure environment (bool or 0/1). When
         false (the default) no ``is_pci`` field is sent: Fuse's default, the normal environment.
     :param on_unknown_outcome: ``"fail"`` (default) or ``"retry"``; see above.
+    :param chunk_size: rows per request; default ``None``, the whole list in one request. Each chunk
+        is sent as a CSV of its own, with the header; the result is the total.
+    :param on_duplicate_destinations: what to do when rows repeat a destination (the same number,
+        in any of Fuse's formats): ``"warn"`` (default: log how many), ``"fail"``, or ``"drop"``
+        (send the list without the repeats; the first row of each number is kept).
+    :param max_run_age: skip, instead of dialing, when the run's data interval ended longer ago than
+        this (catch-up and backfills must not call people from an old list). Default one day;
+        ``None`` disables the check.
+    :param dry_run: run every check and the preflight, log what would be sent, return the number of
+        rows that would be sent, and send nothing.
+    :param allow_resend: let a try send a list whose fingerprint (content or parameters) differs
+        from the one this task instance already queued. The same list is never sent twice. A run
+        triggered with ``{"fuse_allow_resend": true}`` in its conf allows it too.
     :param fuse_conn_id: the ``fuse`` connection to use.
     """
 
@@ -98,12 +123,28 @@ class FuseBulkQueueOperator(BaseOperator):
         result_url: str | None = None,
         is_pci: bool | int = False,
         on_unknown_outcome: Literal["fail", "retry"] = "fail",
+        chunk_size: int | None = None,
+        on_duplicate_destinations: Literal["warn", "fail", "drop"] = "warn",
+        max_run_age: timedelta | None = timedelta(days=1),
+        dry_run: bool = False,
+        allow_resend: bool = False,
         fuse_conn_id: str = "fuse_default",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         if on_unknown_outcome not in ON_UNKNOWN_OUTCOME:
             raise ValueError(f"on_unknown_outcome must be 'fail' or 'retry', got {on_unknown_outcome!r}")
+        if on_duplicate_destinations not in ON_DUPLICATE_DESTINATIONS:
+            raise ValueError(
+                "on_duplicate_destinations must be 'warn', 'fail' or 'drop', "
+                f"got {on_duplicate_destinations!r}"
+            )
+        if chunk_size is not None and (
+            isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1
+        ):
+            raise ValueError(f"chunk_size must be a positive integer or None, got {chunk_size!r}")
+        if max_run_age is not None and not isinstance(max_run_age, timedelta):
+            raise ValueError(f"max_run_age must be a timedelta or None, got {max_run_age!r}")
         self.application_id = application_id
         self.deployment_id = deployment_id
         self.csv_path = csv_path
@@ -114,58 +155,149 @@ class FuseBulkQueueOperator(BaseOperator):
         self.result_url = result_url
         self.is_pci = is_pci
         self.on_unknown_outcome = on_unknown_outcome
+        self.chunk_size = chunk_size
+        self.on_duplicate_destinations = on_duplicate_destinations
+        self.max_run_age = max_run_age
+        self.dry_run = dry_run
+        self.allow_resend = allow_resend
         self.fuse_conn_id = fuse_conn_id
         self._given = frozenset(name for name in _OPTIONAL_TEMPLATED if getattr(self, name) is not None)
 
+    # --- execute ---------------------------------------------------------------------------------
+
     def execute(self, context: Context) -> int:
-        """Validate, preflight the CSV, upload it, and return ``calls_queued``."""
+        """Check, preflight, send the list (or what is left of it), and return ``calls_queued``."""
         try:
             application_id, deployment_id, fields = self._validated_arguments()
+        except FuseValidationError as error:
+            raise AirflowFailException(f"Nothing was sent to Fuse: {error}") from None
+        self._skip_if_stale(context)
+        try:
             path = self._local_csv_path()
             summary = self._preflight(path)
         except FuseValidationError as error:
             raise AirflowFailException(f"Nothing was sent to Fuse: {error}") from None
         if summary.rows == 0:
             raise AirflowSkipException("The CSV has a header and no contacts: nothing to queue.")
+        self._check_duplicates(summary)
 
-        from airflow_provider_fuse.hooks.fuse import FuseHook
-
-        hook = FuseHook(self.fuse_conn_id)
-        try:
-            calls_queued = hook.bulk_queue(
-                application_id,
-                deployment_id,
-                path,
-                start_timestamp=fields.start_timestamp,
-                end_timestamp=fields.end_timestamp,
-                max_attempts=fields.max_attempts,
-                reattempt_wait=fields.reattempt_wait,
-                result_url=fields.result_url,
-                # The default (False) sends no is_pci field at all: Fuse's own default.
-                is_pci=fields.is_pci or None,
-            )
-        except FuseError as error:
-            raise self._task_failure(error, application_id, deployment_id) from error
-        finally:
-            hook.close()
+        with tempfile.TemporaryDirectory(prefix="fuse-bulk-queue-") as workdir:
+            parts = self._parts(path, summary, workdir)
+            rows = sum(part.rows for part in parts)
+            if self.dry_run:
+                self._log_dry_run(rows, parts, application_id, deployment_id, fields)
+                return rows
+            ledger = self._ledger(context, summary, parts, application_id, deployment_id, fields)
+            calls_queued = self._send(parts, ledger, context, application_id, deployment_id, fields)
 
         self.log.info(
             "Fuse bulk_queue: %d rows sent, %d calls queued, application %d / deployment %d, window %s",
-            summary.rows,
+            rows,
             calls_queued,
             application_id,
             deployment_id,
             fields.describe_window(),
         )
-        if calls_queued < summary.rows:
+        if calls_queued < rows:
             self.log.warning(
                 "Fuse queued %d calls for %d rows sent: %d rows were not queued. Check the deployment's "
                 "outbound calls in Fuse.",
                 calls_queued,
-                summary.rows,
-                summary.rows - calls_queued,
+                rows,
+                rows - calls_queued,
             )
         return calls_queued
+
+    def _send(
+        self,
+        parts: list[CsvPart],
+        ledger: BulkQueueLedger | None,
+        context: Context,
+        application_id: int,
+        deployment_id: int,
+        fields: QueueFields,
+    ) -> int:
+        """Send each part not yet queued, recording intent and result; return the total queued."""
+        from airflow_provider_fuse.guard import GuardError, Plan
+
+        try:
+            plan = (
+                ledger.plan(retry_unknown=self.on_unknown_outcome == "retry", resend=self._resend(context))
+                if ledger
+                else Plan(start=0, calls_queued=0, resumed=False)
+            )
+        except GuardError as error:
+            raise AirflowFailException(self._guard_message(error, application_id, deployment_id)) from None
+        if plan.start == len(parts):
+            self.log.info(
+                "Not sending anything: an earlier try of this task instance already queued this list "
+                "(%d calls, recorded in the task state store).",
+                plan.calls_queued,
+            )
+            return plan.calls_queued
+        if plan.resumed:
+            self.log.info(
+                "Resuming at part %d of %d: earlier tries already queued %d calls for the parts before it.",
+                plan.start + 1,
+                len(parts),
+                plan.calls_queued,
+            )
+
+        from airflow_provider_fuse.hooks.fuse import FuseHook
+
+        hook = FuseHook(self.fuse_conn_id)
+        total = plan.calls_queued
+        try:
+            for index in range(plan.start, len(parts)):
+                part = parts[index]
+                if ledger:
+                    ledger.sending(index, part.rows)
+                try:
+                    queued = hook.bulk_queue(
+                        application_id,
+                        deployment_id,
+                        part.path,
+                        start_timestamp=fields.start_timestamp,
+                        end_timestamp=fields.end_timestamp,
+                        max_attempts=fields.max_attempts,
+                        reattempt_wait=fields.reattempt_wait,
+                        result_url=fields.result_url,
+                        # The default (False) sends no is_pci field at all: Fuse's own default.
+                        is_pci=fields.is_pci or None,
+                    )
+                except FuseError as error:
+                    nothing_queued = isinstance(error, FuseValidationError) or (
+                        isinstance(error, FuseApiError) and error.outcome is not Outcome.UNKNOWN
+                    )
+                    if ledger and nothing_queued:
+                        ledger.not_queued(index)
+                    raise self._task_failure(
+                        error,
+                        application_id,
+                        deployment_id,
+                        part_index=index,
+                        parts=parts,
+                        queued_before=total,
+                        guarded=ledger is not None,
+                    ) from error
+                if ledger:
+                    ledger.queued(index, queued)
+                total += queued
+                if len(parts) > 1:
+                    self.log.info(
+                        "Part %d of %d: %d rows (rows %d-%d), %d calls queued",
+                        index + 1,
+                        len(parts),
+                        part.rows,
+                        part.first_row,
+                        part.last_row,
+                        queued,
+                    )
+        finally:
+            hook.close()
+        return total
+
+    # --- checks ----------------------------------------------------------------------------------
 
     def _validated_arguments(self) -> tuple[int, int, QueueFields]:
         for name in self._given:
@@ -182,6 +314,24 @@ class FuseBulkQueueOperator(BaseOperator):
             is_pci=self.is_pci,
         )
         return application_id, deployment_id, fields
+
+    def _skip_if_stale(self, context: Context) -> None:
+        if self.max_run_age is None:
+            return
+        ended = context.get("data_interval_end")
+        if not isinstance(ended, datetime):
+            return
+        age = datetime.now(timezone.utc) - ended
+        if age > self.max_run_age:
+            self.log.warning(
+                "Not dialing: this run's data interval ended %s ago, more than max_run_age (%s). "
+                "Catch-up and backfill runs do not call people from an old list.",
+                _round(age),
+                self.max_run_age,
+            )
+            raise AirflowSkipException(
+                f"Stale run: data interval ended {_round(age)} ago (max_run_age {self.max_run_age})"
+            )
 
     def _local_csv_path(self) -> str:
         """The seam where the CSV artifact becomes a local file to read and upload."""
@@ -211,19 +361,159 @@ class FuseBulkQueueOperator(BaseOperator):
             )
         return summary
 
-    def _task_failure(self, error: FuseError, application_id: int, deployment_id: int) -> AirflowException:
+    def _check_duplicates(self, summary: CsvSummary) -> None:
+        if not summary.duplicate_rows:
+            return
+        rows = ", ".join(str(number) for number in summary.duplicate_row_numbers)
+        more = "" if summary.duplicate_rows <= len(summary.duplicate_row_numbers) else ", …"
+        described = (
+            f"{summary.duplicate_rows} of {summary.rows} rows repeat the destination of an earlier row "
+            f"(rows {rows}{more}; the header is row 1)"
+        )
+        if self.on_duplicate_destinations == "fail":
+            raise AirflowFailException(
+                f"Nothing was sent to Fuse: {described}; on_duplicate_destinations='fail'."
+            )
+        if self.on_duplicate_destinations == "drop":
+            self.log.warning("%s: dropping them, the first row of each number is sent.", described)
+        else:
+            self.log.warning("%s: each would be called once per row.", described)
+
+    def _parts(self, path: str, summary: CsvSummary, workdir: str) -> list[CsvPart]:
+        """The files to send: the CSV itself, or parts written into ``workdir`` (chunks, repeats dropped)."""
+        from airflow_provider_fuse.preflight import CsvPart, write_csv_parts
+
+        drop = self.on_duplicate_destinations == "drop" and summary.duplicate_rows > 0
+        if self.chunk_size is None and not drop:
+            return [CsvPart(path=path, rows=summary.rows, first_row=2, last_row=summary.rows + 1)]
+        return write_csv_parts(path, workdir, chunk_size=self.chunk_size, drop_duplicate_destinations=drop)
+
+    def _log_dry_run(
+        self, rows: int, parts: list[CsvPart], application_id: int, deployment_id: int, fields: QueueFields
+    ) -> None:
+        sent = ", ".join(
+            f"{name}={value}" for name, value in fields.form_fields().items() if name != "is_pci"
+        )
+        if fields.is_pci:
+            sent = f"{sent}, is_pci=1" if sent else "is_pci=1"
+        self.log.info(
+            "Dry run, nothing sent: would queue %d rows in %d request(s) to application %d / deployment %d, "
+            "window %s, fields: %s",
+            rows,
+            len(parts),
+            application_id,
+            deployment_id,
+            fields.describe_window(),
+            sent or "(none)",
+        )
+
+    # --- the duplicate guard ---------------------------------------------------------------------
+
+    def _ledger(
+        self,
+        context: Context,
+        summary: CsvSummary,
+        parts: list[CsvPart],
+        application_id: int,
+        deployment_id: int,
+        fields: QueueFields,
+    ) -> BulkQueueLedger | None:
+        from airflow_provider_fuse.guard import BulkQueueLedger, Fingerprint
+
+        store: StateStore | None = context.get("task_state_store")  # type: ignore[assignment]
+        if store is None:
+            self.log.warning(
+                "The duplicate guard needs Airflow >= 3.3 (task_state_store): a retry or clear of this "
+                "task cannot know what an earlier try queued. Within this try, an unknown outcome still "
+                "fails safe."
+            )
+            return None
+        if _clears_on_success():
+            self.log.warning(
+                "[state_store] clear_on_success is on: once this task succeeds its record is deleted, and "
+                "clearing the task later would send the list again."
+            )
+        fingerprint = Fingerprint.of(
+            summary.sha256,
+            application_id=application_id,
+            deployment_id=deployment_id,
+            fields=fields.form_fields(),
+            chunk_size=self.chunk_size,
+            on_duplicate_destinations=self.on_duplicate_destinations,
+        )
+        return BulkQueueLedger(store, fingerprint, len(parts))
+
+    def _resend(self, context: Context) -> bool:
+        if self.allow_resend:
+            return True
+        dag_run = context.get("dag_run")
+        conf = getattr(dag_run, "conf", None) or {}
+        return bool(conf.get(RESEND_CONF_KEY, False))
+
+    def _guard_message(self, error: Exception, application_id: int, deployment_id: int) -> str:
+        from airflow_provider_fuse.guard import UnknownOutcomeRecorded
+
+        where = f"application {application_id} / deployment {deployment_id}"
+        if isinstance(error, UnknownOutcomeRecorded):
+            return (
+                f"Not sending: the outcome of an earlier try is unknown: {error}. Fuse may have queued those "
+                f"calls. Check the pending outbound calls of {where} in Fuse. If they are there, mark "
+                "this task success. If not, delete this task instance's state-store key "
+                "'airflow_provider_fuse.bulk_queue' (REST API: DELETE "
+                ".../taskInstances/{task_id}/state-store/{key}) and clear the task, or set "
+                "on_unknown_outcome='retry'."
+            )
+        return (
+            f"Not sending: {error}. Sending the new list could call people twice. If it is meant to be sent "
+            f"in addition to what {where} already has, set allow_resend=True or trigger the run with "
+            f'{{"{RESEND_CONF_KEY}": true}}.'
+        )
+
+    # --- outcomes --------------------------------------------------------------------------------
+
+    def _task_failure(
+        self,
+        error: FuseError,
+        application_id: int,
+        deployment_id: int,
+        *,
+        part_index: int = 0,
+        parts: list[CsvPart] | None = None,
+        queued_before: int = 0,
+        guarded: bool = False,
+    ) -> AirflowException:
         """The one place where a Fuse failure becomes a task outcome."""
         if isinstance(error, FuseValidationError):
             return AirflowFailException(f"Nothing was sent to Fuse: {error}")
+        count = len(parts or ())
+        part = f" (part {part_index + 1} of {count})" if count > 1 else ""
         if isinstance(error, FuseUnknownOutcomeError):
             message = (
-                f"Unknown outcome: {error}. Fuse may have queued some or all of the calls. Check the pending "
-                f"outbound calls of application {application_id} / deployment {deployment_id} in Fuse before "
-                "running this task again: a retry could dial every contact twice."
+                f"Unknown outcome{part}: {error}. Fuse may have queued some or all of the calls. Check "
+                f"the pending outbound calls of application {application_id} / deployment {deployment_id} "
+                "in Fuse before running this task again: a retry could dial every contact twice."
             )
             if self.on_unknown_outcome == "retry":
                 return AirflowException(message + " (on_unknown_outcome='retry': retrying)")
             return AirflowFailException(message)
+        if part_index > 0 and not guarded:
+            # Without the guard a retry would start again at part 1 and re-send what Fuse queued.
+            return AirflowFailException(
+                f"{error}{part}. Parts 1-{part_index} were queued ({queued_before} calls); without the "
+                "duplicate guard (Airflow >= 3.3) a retry would send them again, so this task is not retried."
+            )
         if isinstance(error, FuseApiError) and error.retryable:
-            return AirflowException(str(error))
-        return AirflowFailException(str(error))
+            return AirflowException(f"{error}{part}")
+        return AirflowFailException(f"{error}{part}" if part else str(error))
+
+
+def _round(age: timedelta) -> timedelta:
+    return timedelta(seconds=int(age.total_seconds()))
+
+
+def _clears_on_success() -> bool:
+    try:
+        from airflow.sdk.configuration import conf
+    except ImportError:  # pragma: no cover - Airflow < 3.3 has no state store anyway
+        return False
+    return conf.getboolean("state_store", "clear_on_success", fallback=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 
 import pytest
@@ -241,3 +242,222 @@ def test_a_bad_connection_fails_without_retries(monkeypatch, requests_mock, cont
     with pytest.raises(AirflowFailException, match="plain http"):
         operator(contacts_csv).execute({})
     assert not requests_mock.called
+
+
+# --- Campaign safety: duplicates, stale runs, dry run, chunks and the duplicate guard ------------------
+
+
+class MemoryStore:
+    """Stands in for ``context["task_state_store"]`` (JSON values by key)."""
+
+    def __init__(self) -> None:
+        self.values: dict = {}
+
+    def get(self, key, default=None):
+        return self.values.get(key, default)
+
+    def set(self, key, value, *, retention=None):
+        self.values[key] = json.loads(json.dumps(value))
+
+
+def numbered_csv(tmp_path, rows: int, repeat_first: int = 0, name: str = "numbered.csv"):
+    path = tmp_path / name
+    lines = ["destination,n"] + [f"1617555{index:04d},{index}" for index in range(rows)]
+    lines += [f"1617555{index:04d},again" for index in range(repeat_first)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def queued_rows(requests_mock) -> list[int]:
+    return [len(body["csv"][0].splitlines()) - 1 for body in requests_mock.bodies]
+
+
+@pytest.fixture
+def fuse_counts_rows(fuse_connection, requests_mock):
+    """Fuse answers each upload with as many calls as it had rows; bodies are kept on the mocker."""
+    requests_mock.bodies = []
+
+    def answer(request, context):
+        body = decode_multipart(request)
+        requests_mock.bodies.append(body)
+        return {"calls_queued": len(body["csv"][0].splitlines()) - 1}
+
+    requests_mock.post(BULK_URL, json=answer)
+    return requests_mock
+
+
+def test_repeated_destinations_are_counted_in_a_warning_without_numbers(fuse_counts_rows, tmp_path, log_text):
+    path = numbered_csv(tmp_path, 5, repeat_first=2)
+    assert operator(path).execute({}) == 7
+    logs = log_text()
+    assert "2 of 7 rows repeat the destination of an earlier row (rows 7, 8" in logs
+    assert "16175550000" not in logs
+
+
+def test_repeated_destinations_fail_when_asked(fuse_counts_rows, tmp_path):
+    with pytest.raises(AirflowFailException, match="2 of 7 rows repeat"):
+        operator(numbered_csv(tmp_path, 5, repeat_first=2), on_duplicate_destinations="fail").execute({})
+    assert not fuse_counts_rows.called
+
+
+def test_repeated_destinations_are_dropped_when_asked(fuse_counts_rows, tmp_path):
+    path = numbered_csv(tmp_path, 5, repeat_first=2)
+    assert operator(path, on_duplicate_destinations="drop").execute({}) == 5
+    (body,) = fuse_counts_rows.bodies
+    assert b"again" not in body["csv"][0]
+    assert path.read_text().count("again") == 2  # the user's file is untouched
+
+
+def test_a_stale_run_is_skipped_with_a_warning(fuse_counts_rows, contacts_csv, log_text):
+    old = {"data_interval_end": datetime(2026, 1, 1, tzinfo=timezone.utc)}
+    with pytest.raises(AirflowSkipException, match="Stale run"):
+        operator(contacts_csv).execute(old)
+    assert not fuse_counts_rows.called
+    assert "max_run_age" in log_text()
+
+
+def test_max_run_age_none_sends_an_old_run(fuse_counts_rows, contacts_csv):
+    old = {"data_interval_end": datetime(2026, 1, 1, tzinfo=timezone.utc)}
+    assert operator(contacts_csv, max_run_age=None).execute(old) == 3
+
+
+def test_a_recent_run_is_sent(fuse_counts_rows, contacts_csv):
+    recent = {"data_interval_end": datetime.now(timezone.utc)}
+    assert operator(contacts_csv).execute(recent) == 3
+
+
+def test_dry_run_checks_everything_sends_nothing_and_returns_the_row_count(
+    fuse_counts_rows, tmp_path, log_text
+):
+    path = numbered_csv(tmp_path, 5, repeat_first=1)
+    task = operator(path, dry_run=True, max_attempts=2, reattempt_wait=60, on_duplicate_destinations="drop")
+    assert task.execute({}) == 5
+    assert not fuse_counts_rows.called
+    logs = log_text()
+    assert "Dry run, nothing sent: would queue 5 rows in 1 request(s)" in logs
+    assert "max_attempts=2, reattempt_wait=60" in logs
+    assert "16175550000" not in logs
+
+
+def test_dry_run_still_fails_on_bad_input(fuse_counts_rows, tmp_path):
+    path = tmp_path / "bad.csv"
+    path.write_text("destination\nnope\n")
+    with pytest.raises(AirflowFailException, match="row 2"):
+        operator(path, dry_run=True).execute({})
+
+
+def test_chunks_are_sent_as_csvs_with_the_header_and_the_total_returned(fuse_counts_rows, tmp_path):
+    path = numbered_csv(tmp_path, 10)
+    assert operator(path, chunk_size=4).execute({}) == 10
+    assert queued_rows(fuse_counts_rows) == [4, 4, 2]
+    assert all(body["csv"][0].startswith(b"destination,n\n") for body in fuse_counts_rows.bodies)
+    sent = b"".join(body["csv"][0].removeprefix(b"destination,n\n") for body in fuse_counts_rows.bodies)
+    assert sent == path.read_bytes().removeprefix(b"destination,n\n")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"chunk_size": 0}, "chunk_size"),
+        ({"chunk_size": "10"}, "chunk_size"),
+        ({"on_duplicate_destinations": "ignore"}, "on_duplicate_destinations"),
+        ({"max_run_age": 3600}, "max_run_age"),
+    ],
+)
+def test_safety_arguments_are_checked_when_the_dag_is_parsed(contacts_csv, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        operator(contacts_csv, **kwargs)
+
+
+def test_without_a_state_store_the_guard_says_it_is_off(fuse_counts_rows, contacts_csv, log_text):
+    operator(contacts_csv).execute({})
+    assert "The duplicate guard needs Airflow >= 3.3" in log_text()
+
+
+def test_a_later_try_after_success_sends_nothing_and_returns_the_recorded_count(
+    fuse_counts_rows, contacts_csv, log_text
+):
+    context = {"task_state_store": MemoryStore()}
+    assert operator(contacts_csv).execute(context) == 3
+    assert operator(contacts_csv).execute(context) == 3
+    assert fuse_counts_rows.call_count == 1
+    assert "already queued this list (3 calls" in log_text()
+
+
+def test_an_unknown_outcome_blocks_a_later_try(fuse_connection, requests_mock, contacts_csv):
+    context = {"task_state_store": MemoryStore()}
+    requests_mock.post(BULK_URL, status_code=502, text="<html>Bad Gateway</html>")
+    with pytest.raises(AirflowFailException, match="Unknown outcome"):
+        operator(contacts_csv).execute(context)
+    requests_mock.post(BULK_URL, json={"calls_queued": 3})
+    with pytest.raises(AirflowFailException, match="outcome of an earlier try is unknown") as caught:
+        operator(contacts_csv).execute(context)
+    assert "state-store key 'airflow_provider_fuse.bulk_queue'" in str(caught.value)
+    assert requests_mock.call_count == 1
+
+
+def test_a_rejection_clears_the_intent_so_a_fixed_retry_sends(fuse_connection, requests_mock, contacts_csv):
+    context = {"task_state_store": MemoryStore()}
+    requests_mock.post(BULK_URL, status_code=429, json={"error": "Too many requests"})
+    with pytest.raises(AirflowException):
+        operator(contacts_csv).execute(context)
+    requests_mock.post(BULK_URL, json={"calls_queued": 3})
+    assert operator(contacts_csv).execute(context) == 3
+
+
+def test_a_changed_list_after_success_fails_unless_resend_is_allowed(fuse_counts_rows, tmp_path):
+    context = {"task_state_store": MemoryStore()}
+    path = numbered_csv(tmp_path, 3)
+    operator(path).execute(context)
+    path.write_text(path.read_text() + "16175559999,new\n")
+    with pytest.raises(AirflowFailException, match="content of the list changed"):
+        operator(path).execute(context)
+    with pytest.raises(AirflowFailException, match="parameters of the list changed"):
+        operator(numbered_csv(tmp_path, 3, name="same.csv"), max_attempts=1).execute(context)
+    assert fuse_counts_rows.call_count == 1
+    assert operator(path, allow_resend=True).execute(context) == 4
+    assert fuse_counts_rows.call_count == 2
+
+
+def test_resend_can_be_asked_for_in_the_dag_run_conf(fuse_counts_rows, tmp_path):
+    from types import SimpleNamespace
+
+    store = MemoryStore()
+    path = numbered_csv(tmp_path, 3)
+    operator(path).execute({"task_state_store": store})
+    path.write_text(path.read_text() + "16175559999,new\n")
+    context = {"task_state_store": store, "dag_run": SimpleNamespace(conf={"fuse_allow_resend": True})}
+    assert operator(path).execute(context) == 4
+
+
+def test_a_chunked_retry_resumes_at_the_first_part_not_queued(fuse_connection, requests_mock, tmp_path):
+    context = {"task_state_store": MemoryStore()}
+    path = numbered_csv(tmp_path, 10)
+    bodies = []
+
+    def ok(request, ctx):
+        body = decode_multipart(request)["csv"][0]
+        bodies.append(body)
+        return {"calls_queued": len(body.splitlines()) - 1}
+
+    requests_mock.post(
+        BULK_URL,
+        [{"json": ok}, {"json": ok}, {"status_code": 429, "json": {"error": "slow down"}}, {"json": ok}],
+    )
+    with pytest.raises(AirflowException, match=r"part 3 of 4") as caught:
+        operator(path, chunk_size=3).execute(context)
+    assert_retryable(caught.value)
+    assert operator(path, chunk_size=3).execute(context) == 10
+    assert [len(body.splitlines()) - 1 for body in bodies] == [3, 3, 3, 1]
+    sent_rows = [line for body in bodies for line in body.splitlines()[1:]]
+    assert sorted(sent_rows) == sorted(path.read_bytes().splitlines()[1:])
+
+
+def test_without_the_guard_a_failure_after_a_queued_part_is_not_retried(
+    fuse_connection, requests_mock, tmp_path
+):
+    requests_mock.post(
+        BULK_URL, [{"json": {"calls_queued": 3}}, {"status_code": 429, "json": {"error": "slow down"}}]
+    )
+    with pytest.raises(AirflowFailException, match="Parts 1-1 were queued \\(3 calls\\)"):
+        operator(numbered_csv(tmp_path, 6), chunk_size=3).execute({})
