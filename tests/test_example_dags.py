@@ -14,7 +14,8 @@ def dag_bag():
         from airflow.models.dagbag import DagBag
     import inspect
 
-    options = {"include_examples": False} if "include_examples" in inspect.signature(DagBag).parameters else {}
+    accepts_examples = "include_examples" in inspect.signature(DagBag).parameters
+    options = {"include_examples": False} if accepts_examples else {}
     return DagBag(dag_folder=str(EXAMPLE_DAGS), **options)
 
 

@@ -28,29 +28,34 @@ class FaultQueue:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._pending: list[tuple[Fault, int]] = []
+        # Each pending fault with the matching requests it still lets through, and still answers.
+        self._pending: list[tuple[Fault, int, int]] = []
 
     def add(self, fault: Fault) -> None:
-        """Queue ``fault`` for its next ``fault.count`` matching requests."""
+        """Queue ``fault`` for its next ``fault.count`` matching requests, after ``fault.skip``."""
         with self._lock:
-            self._pending.append((fault, fault.count))
+            self._pending.append((fault, fault.skip, fault.count))
 
     def take(self, endpoint: str | None, method: str) -> Fault | None:
         """The fault that answers this request, if any, using up one of its count."""
         with self._lock:
-            for index, (fault, left) in enumerate(self._pending):
-                if fault.matches(endpoint, method):
-                    if left <= 1:
-                        del self._pending[index]
-                    else:
-                        self._pending[index] = (fault, left - 1)
-                    return fault
+            for index, (fault, skip, left) in enumerate(self._pending):
+                if not fault.matches(endpoint, method):
+                    continue
+                if skip:
+                    self._pending[index] = (fault, skip - 1, left)
+                    return None
+                if left <= 1:
+                    del self._pending[index]
+                else:
+                    self._pending[index] = (fault, 0, left - 1)
+                return fault
         return None
 
     def pending(self) -> list[tuple[Fault, int]]:
         """Each pending fault with the number of requests it will still answer."""
         with self._lock:
-            return list(self._pending)
+            return [(fault, left) for fault, _, left in self._pending]
 
     def clear(self) -> None:
         """Forget every pending fault."""

@@ -170,6 +170,8 @@ class Fault:
     :param after_queue: do the real work first (queue the calls), then answer the fault:
         "Fuse accepted it but the answer was lost". Without it a status/drop fault queues nothing.
     :param count: how many matching requests the fault answers.
+    :param skip: how many matching requests to let through untouched first (fail the third
+        chunk of an upload with ``skip=2``).
     :param endpoint: only requests to this endpoint (``bulk_queue``, ``queue``, ``outbound``,
         ``cancel``); ``None`` matches any ``/api`` request.
     :param method: only requests with this HTTP method; ``None`` matches any.
@@ -185,6 +187,7 @@ class Fault:
     drop: bool = False
     after_queue: bool = False
     count: int = 1
+    skip: int = 0
     endpoint: str | None = None
     method: str | None = None
 
@@ -195,6 +198,8 @@ class Fault:
             raise ValueError(f"Fault.body must be json, xml, html, empty or raw, not {self.body!r}")
         if self.count < 1:
             raise ValueError("Fault.count must be at least 1")
+        if self.skip < 0:
+            raise ValueError("Fault.skip must not be negative")
         if self.delay < 0:
             raise ValueError("Fault.delay must not be negative")
         if self.endpoint is not None and self.endpoint not in ENDPOINTS:
@@ -258,6 +263,7 @@ class Fault:
             "drop": self.drop,
             "after_queue": self.after_queue,
             "count": self.count,
+            "skip": self.skip,
             "endpoint": self.endpoint,
             "method": self.method,
         }

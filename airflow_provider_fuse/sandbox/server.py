@@ -271,6 +271,7 @@ class FuseSandbox:
         status: int | None = None,
         body: FaultBody = "json",
         count: int = 1,
+        skip: int = 0,
         delay: float = 0.0,
         drop: bool = False,
         after_queue: bool = False,
@@ -295,6 +296,7 @@ class FuseSandbox:
             drop=drop,
             after_queue=after_queue,
             count=count,
+            skip=skip,
             endpoint=endpoint,
             method=method,
         )

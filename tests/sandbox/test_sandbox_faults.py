@@ -69,6 +69,13 @@ def test_fault_answers_count_requests_then_normal_service_resumes(fuse, sandbox)
     assert len(sandbox.calls()) == 1
 
 
+def test_skip_lets_matching_requests_through_before_the_fault(fuse, sandbox):
+    sandbox.inject_fault(status=429, skip=2, endpoint="bulk_queue")
+    statuses = [fuse.bulk_queue().status_code for _ in range(4)]
+    assert statuses == [200, 200, 429, 200]
+    assert len(sandbox.calls()) == 3
+
+
 def test_fault_only_hits_its_endpoint(fuse, sandbox):
     sandbox.inject_fault(status=500, endpoint="queue")
     assert fuse.bulk_queue().status_code == 200
