@@ -58,9 +58,12 @@ class AirflowEnv:
             [AIRFLOW, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )
 
-    def dags_test(self, dag_id: str, *, connection: str, conf: dict | None = None) -> TaskRun:
+    def dags_test(
+        self, dag_id: str, *, connection: str, conf: dict | None = None, logical_date: str | None = None
+    ) -> TaskRun:
         """``airflow dags test`` one DAG and report its ``queue_calls`` task."""
-        args = ["dags", "test", dag_id] + (["-c", json.dumps(conf)] if conf else [])
+        args = ["dags", "test", dag_id] + ([logical_date] if logical_date else [])
+        args += ["-c", json.dumps(conf)] if conf else []
         result = self.run(*args, connection=connection)
         return self.last_run(dag_id, result.stdout + result.stderr)
 

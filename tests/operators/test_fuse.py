@@ -461,3 +461,15 @@ def test_without_the_guard_a_failure_after_a_queued_part_is_not_retried(
     )
     with pytest.raises(AirflowFailException, match="Parts 1-1 were queued \\(3 calls\\)"):
         operator(numbered_csv(tmp_path, 6), chunk_size=3).execute({})
+
+
+def test_a_state_store_that_clears_on_success_is_warned_about(
+    fuse_counts_rows, contacts_csv, log_text, monkeypatch
+):
+    import airflow
+
+    if airflow.__version__.startswith(("3.1.", "3.2.")):
+        pytest.skip("the [state_store] section exists from Airflow 3.3")
+    monkeypatch.setenv("AIRFLOW__STATE_STORE__CLEAR_ON_SUCCESS", "True")
+    operator(contacts_csv).execute({"task_state_store": MemoryStore()})
+    assert "clear_on_success is on" in log_text()

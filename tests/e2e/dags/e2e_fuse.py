@@ -39,3 +39,78 @@ def bulk_queue_dag(dag_id: str, **operator_kwargs: Any) -> Any:
 
 e2e_bulk_queue = bulk_queue_dag("e2e_bulk_queue")
 e2e_bulk_queue_retry_unknown = bulk_queue_dag("e2e_bulk_queue_retry_unknown", on_unknown_outcome="retry")
+
+
+# --- Campaign safety -----------------------------------------------------------------------------------
+
+
+class CrashAfterQueued(FuseBulkQueueOperator):
+    """On its first try the list is queued (and recorded), then the task dies before returning."""
+
+    def execute(self, context: Any) -> int:
+        result = super().execute(context)
+        if context["ti"].try_number == 1:
+            raise RuntimeError("simulated crash after Fuse queued the list")
+        return result
+
+
+class CrashBeforeRecording(FuseBulkQueueOperator):
+    """On its first try the task dies between Fuse's 200 and recording it: the intent stays."""
+
+    def _ledger(self, context: Any, *args: Any) -> Any:
+        ledger = super()._ledger(context, *args)
+        if ledger is not None and context["ti"].try_number == 1:
+
+            def die(index: int, calls_queued: int) -> None:
+                raise RuntimeError("simulated worker death before the result was recorded")
+
+            ledger.queued = die
+        return ledger
+
+
+class ListChangesAfterQueued(FuseBulkQueueOperator):
+    """On its first try the list is queued, then the upstream file gains a row and the task dies."""
+
+    def execute(self, context: Any) -> int:
+        result = super().execute(context)
+        if context["ti"].try_number == 1:
+            with open(self.csv_path, "a", encoding="utf-8") as file:
+                file.write("16175559999,Late,A-99999,\r\n")
+            raise RuntimeError("simulated crash; the list changes before the retry")
+        return result
+
+
+def safety_dag(dag_id: str, operator_class: type[FuseBulkQueueOperator], **operator_kwargs: Any) -> Any:
+    @dag(
+        dag_id=dag_id,
+        schedule=None,
+        start_date=datetime(2026, 1, 1),
+        catchup=False,
+        params={"csv_path": "", "application_id": 101, "deployment_id": 202},
+        tags=["fuse", "e2e"],
+    )
+    def safety() -> None:
+        operator_class(
+            task_id="queue_calls",
+            application_id="{{ params.application_id }}",
+            deployment_id="{{ params.deployment_id }}",
+            csv_path="{{ params.csv_path }}",
+            retries=2,
+            retry_delay=timedelta(seconds=1),
+            **operator_kwargs,
+        )
+
+    return safety()
+
+
+e2e_crash_after_queued = safety_dag("e2e_crash_after_queued", CrashAfterQueued)
+e2e_crash_before_recording = safety_dag("e2e_crash_before_recording", CrashBeforeRecording)
+e2e_list_changes = safety_dag("e2e_list_changes", ListChangesAfterQueued)
+e2e_chunked = safety_dag("e2e_chunked", FuseBulkQueueOperator, chunk_size=300)
+e2e_duplicates_fail = safety_dag(
+    "e2e_duplicates_fail", FuseBulkQueueOperator, on_duplicate_destinations="fail"
+)
+e2e_duplicates_drop = safety_dag(
+    "e2e_duplicates_drop", FuseBulkQueueOperator, on_duplicate_destinations="drop"
+)
+e2e_dry_run = safety_dag("e2e_dry_run", FuseBulkQueueOperator, dry_run=True)
