@@ -26,7 +26,7 @@ from airflow_provider_fuse.fields import QueueFields, TimestampLike, to_positive
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from airflow.sdk import Context
+    from airflow.sdk import Asset, Context, ObjectStoragePath
 
     from airflow_provider_fuse.guard import BulkQueueLedger, StateStore
     from airflow_provider_fuse.preflight import CsvPart, CsvSummary
@@ -67,8 +67,11 @@ class FuseBulkQueueOperator(BaseOperator):
 
     :param application_id: the outbound deployment's application id, a positive integer. (templated)
     :param deployment_id: the outbound deployment's deployment id, a positive integer. (templated)
-    :param csv_path: the local path of the contact CSV, e.g. an upstream task's XComArg or
-        ``"{{ ti.xcom_pull('export') }}"``. (templated)
+    :param csv_path: the contact CSV: a local path (e.g. an upstream task's XComArg, or
+        ``"{{ ti.xcom_pull('export') }}"``), an object storage URI (``s3://conn_id@bucket/key.csv``,
+        ``gs://…``, ``file://…``, any fsspec filesystem Airflow knows), an ``ObjectStoragePath``, or an
+        Asset whose URI names the CSV. A remote object is read once into a temporary file, which is
+        removed whatever happens. (templated)
     :param start_timestamp: when dialing may begin: unix seconds, a numeric string, an aware
         datetime or an ISO-8601 string with an offset (``"{{ data_interval_end }}"``). Default: now.
         (templated)
@@ -115,7 +118,7 @@ class FuseBulkQueueOperator(BaseOperator):
         *,
         application_id: int | str,
         deployment_id: int | str,
-        csv_path: str | os.PathLike[str],
+        csv_path: str | os.PathLike[str] | ObjectStoragePath | Asset,
         start_timestamp: TimestampLike | None = None,
         end_timestamp: TimestampLike | None = None,
         max_attempts: int | str | None = None,
@@ -172,16 +175,18 @@ class FuseBulkQueueOperator(BaseOperator):
         except FuseValidationError as error:
             raise AirflowFailException(f"Nothing was sent to Fuse: {error}") from None
         self._skip_if_stale(context)
-        try:
-            path = self._local_csv_path()
-            summary = self._preflight(path)
-        except FuseValidationError as error:
-            raise AirflowFailException(f"Nothing was sent to Fuse: {error}") from None
-        if summary.rows == 0:
-            raise AirflowSkipException("The CSV has a header and no contacts: nothing to queue.")
-        self._check_duplicates(summary)
 
+        # Everything written on the way (a spooled remote CSV, chunks) lives here and is removed
+        # whatever happens.
         with tempfile.TemporaryDirectory(prefix="fuse-bulk-queue-") as workdir:
+            try:
+                path = self._local_csv_path(workdir)
+                summary = self._preflight(path)
+            except FuseValidationError as error:
+                raise AirflowFailException(f"Nothing was sent to Fuse: {error}") from None
+            if summary.rows == 0:
+                raise AirflowSkipException("The CSV has a header and no contacts: nothing to queue.")
+            self._check_duplicates(summary)
             parts = self._parts(path, summary, workdir)
             rows = sum(part.rows for part in parts)
             if self.dry_run:
@@ -333,14 +338,48 @@ class FuseBulkQueueOperator(BaseOperator):
                 f"Stale run: data interval ended {_round(age)} ago (max_run_age {self.max_run_age})"
             )
 
-    def _local_csv_path(self) -> str:
-        """The seam where the CSV artifact becomes a local file to read and upload."""
-        path = self.csv_path
-        if isinstance(path, os.PathLike):
-            path = os.fspath(path)
-        if not isinstance(path, str) or not path.strip() or path.strip() == "None":
-            raise FuseValidationError("csv_path", f"must be the path of the contact CSV, got {path!r}")
-        return path
+    def _local_csv_path(self, workdir: str) -> str:
+        """The seam where the CSV artifact becomes a local file to preflight and upload.
+
+        A local path is used in place. An object storage URI, an ``ObjectStoragePath`` or an Asset
+        naming the CSV is built into a path object here, at execute time, and — unless it is a
+        local ``file://`` path — read once into a temporary file under ``workdir``.
+        """
+        source: Any = self.csv_path
+        if _is_remote_source(source):
+            from airflow.sdk import Asset, ObjectStoragePath
+
+            if isinstance(source, Asset):
+                source = source.uri
+            if isinstance(source, str):
+                source = ObjectStoragePath(source.strip())
+            if source.protocol in ("file", "local"):
+                return str(source.path)
+            return self._spool(source, workdir)
+        if isinstance(source, os.PathLike):
+            source = os.fspath(source)
+        if not isinstance(source, str) or not source.strip() or source.strip() == "None":
+            raise FuseValidationError("csv_path", f"must be the path of the contact CSV, got {source!r}")
+        return source
+
+    def _spool(self, source: Any, workdir: str) -> str:
+        """Copy a remote object into ``workdir`` in blocks (memory stays flat); return the local path."""
+        import shutil
+
+        from airflow_provider_fuse.exceptions import FuseCsvError
+
+        directory = os.path.join(workdir, "source")
+        os.mkdir(directory)
+        local = os.path.join(directory, source.name or "contacts.csv")
+        self.log.info("Reading %s into a temporary file for the preflight and the upload", source)
+        try:
+            with source.open("rb") as remote, open(local, "wb") as copy:
+                shutil.copyfileobj(remote, copy, 1 << 20)
+        except FileNotFoundError:
+            raise FuseCsvError(f"no such object: {source}") from None
+        except IsADirectoryError:
+            raise FuseCsvError(f"is a directory, not a CSV object: {source}") from None
+        return local
 
     def _preflight(self, path: str) -> CsvSummary:
         from airflow_provider_fuse.preflight import preflight_csv
@@ -505,6 +544,14 @@ class FuseBulkQueueOperator(BaseOperator):
         if isinstance(error, FuseApiError) and error.retryable:
             return AirflowException(f"{error}{part}")
         return AirflowFailException(f"{error}{part}" if part else str(error))
+
+
+def _is_remote_source(source: object) -> bool:
+    """Whether ``csv_path`` names an object storage path or an Asset rather than a local path."""
+    if isinstance(source, str):
+        return "://" in source
+    # Checked by name so that parsing a DAG with a local path never imports the object-storage stack.
+    return any(cls.__name__ in ("ObjectStoragePath", "Asset") for cls in type(source).__mro__)
 
 
 def _round(age: timedelta) -> timedelta:
