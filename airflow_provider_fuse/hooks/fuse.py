@@ -24,7 +24,7 @@ from urllib.parse import urlsplit, urlunsplit
 import requests
 from airflow.sdk import BaseHook
 from airflow.sdk.log import mask_secret
-from requests_toolbelt.multipart.encoder import MultipartEncoder
+from requests_toolbelt.multipart.encoder import MultipartEncoder, MultipartEncoderMonitor
 
 from airflow_provider_fuse import __version__
 from airflow_provider_fuse.exceptions import (
@@ -333,6 +333,8 @@ class FuseHook(BaseHook):
     :param connect_retries: how many more times a request that was certainly not sent is tried
         before :class:`FuseNotSentError` is raised.
     :param retry_backoff: seconds before the first of those tries; doubled for each next one.
+    :param progress_interval: an upload still running after this many seconds logs how much has
+        been sent (bytes and percent), and again every as many seconds.
     """
 
     conn_name_attr = "fuse_conn_id"
@@ -346,11 +348,13 @@ class FuseHook(BaseHook):
         *,
         connect_retries: int = 2,
         retry_backoff: float = 1.0,
+        progress_interval: float = 10.0,
     ) -> None:
         super().__init__()
         self.fuse_conn_id = fuse_conn_id
         self.connect_retries = connect_retries
         self.retry_backoff = retry_backoff
+        self.progress_interval = progress_interval
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
@@ -521,7 +525,7 @@ class FuseHook(BaseHook):
     @contextmanager
     def _body(
         self, fields: Mapping[str, str] | None, csv: CsvSource | None
-    ) -> Iterator[tuple[MultipartEncoder | None, dict[str, str]]]:
+    ) -> Iterator[tuple[MultipartEncoderMonitor | None, dict[str, str]]]:
         if csv is None and fields is None:
             yield None, {}
             return
@@ -530,7 +534,39 @@ class FuseHook(BaseHook):
             if file is not None:
                 parts.append(("csv", (filename, file, "text/csv")))
             encoder = MultipartEncoder(fields=parts)
-            yield encoder, {"Content-Type": encoder.content_type, "Content-Length": str(encoder.len)}
+            monitor = MultipartEncoderMonitor(
+                encoder, _UploadProgress(self.log, encoder.len, self.progress_interval)
+            )
+            yield monitor, {"Content-Type": encoder.content_type, "Content-Length": str(encoder.len)}
+
+
+class _UploadProgress:
+    """Log how much of a long upload has been sent: once per ``interval`` seconds, never for quick ones."""
+
+    def __init__(self, log: Any, total: int, interval: float) -> None:
+        self.log = log
+        self.total = total
+        self.interval = interval
+        self.started = self.last = time.monotonic()
+        self.logged = self.finished = False
+
+    def __call__(self, monitor: MultipartEncoderMonitor) -> None:
+        if self.finished:
+            return
+        now = time.monotonic()
+        self.finished = monitor.bytes_read >= self.total
+        # A line per interval, and a closing 100% line for an upload that logged any.
+        if now - self.last < self.interval and not (self.finished and self.logged):
+            return
+        self.last = now
+        self.logged = True
+        self.log.info(
+            "Uploaded %.1f of %.1f MiB (%d%%) in %.0f s",
+            monitor.bytes_read / 2**20,
+            self.total / 2**20,
+            100 * monitor.bytes_read // max(self.total, 1),
+            now - self.started,
+        )
 
 
 @contextmanager

@@ -249,6 +249,30 @@ def test_a_binary_file_object_is_sent_from_its_current_position(fuse_connection,
     assert 'filename="contacts.csv"' in seen["csv"][1]["Content-Disposition"]
 
 
+def test_a_long_upload_logs_its_progress_in_bytes_and_percent(
+    fuse_connection, requests_mock, tmp_path, log_text
+):
+    path = tmp_path / "contacts.csv"
+    path.write_bytes(b"destination\n" + b"6175551234\n" * 100_000)
+
+    def answer(request, context):
+        while request.body.read(100_000):
+            pass
+        return {"calls_queued": 100_000}
+
+    requests_mock.post(BULK_URL, json=answer)
+    make_hook(progress_interval=0.0).bulk_queue(12, 34, path)
+    logs = log_text()
+    assert "Uploaded 1.0 of 1.0 MiB (100%)" in logs
+    assert "(9%)" in logs
+
+
+def test_a_quick_upload_logs_no_progress(fuse_connection, requests_mock, contacts_csv, log_text):
+    requests_mock.post(BULK_URL, json={"calls_queued": 3})
+    make_hook().bulk_queue(12, 34, contacts_csv)
+    assert "Uploaded" not in log_text()
+
+
 def test_a_large_file_is_streamed_not_read_whole(fuse_connection, requests_mock, tmp_path):
     path = tmp_path / "big.csv"
     row = b"6175551234,some call variable text\n"
@@ -261,7 +285,7 @@ def test_a_large_file_is_streamed_not_read_whole(fuse_connection, requests_mock,
 
     def answer(request, context):
         nonlocal received
-        assert isinstance(request.body, MultipartEncoder), "the body must be a streaming encoder, not bytes"
+        assert isinstance(request.body.encoder, MultipartEncoder), "the body must be a streaming encoder"
         while chunk := request.body.read(65_536):
             received += len(chunk)
         return {"calls_queued": 1}
