@@ -12,7 +12,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-airflow-$(AIRFLOW_VERSION)
 PIP := $(BIN)/python -m pip --quiet --quiet --disable-pip-version-check
 
-.PHONY: venv test demo lint format clean
+WHEEL_VENV := .venv-wheel-$(AIRFLOW_VERSION)
+
+.PHONY: venv test test-wheel dist demo lint format clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +28,24 @@ venv: $(STAMP)
 ## test: run the whole suite (unit, sandbox and end-to-end) against Airflow $(AIRFLOW_VERSION)
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## dist: build the sdist and the wheel into dist/ and check them with twine
+dist: $(STAMP)
+	$(PIP) install build twine
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist . >/dev/null
+	$(BIN)/python -m twine check --strict dist/*
+
+## test-wheel: install the built wheel (not the source tree) into a clean virtualenv with only
+## Airflow, and run the whole suite against it from a directory outside the source tree
+test-wheel: dist
+	rm -rf $(WHEEL_VENV)
+	$(PYTHON) -m venv $(WHEEL_VENV)
+	$(WHEEL_VENV)/bin/python -m pip --quiet --quiet --disable-pip-version-check install \
+		"apache-airflow==$(AIRFLOW_VERSION)" "$$(ls dist/*.whl)[test]"
+	suite=$$(mktemp -d) && cp -r tests example_dags "$$suite"/ && cd "$$suite" && \
+		FUSE_TEST_INSTALLED_WHEEL=1 $(abspath $(WHEEL_VENV))/bin/python -m pytest -p no:cacheprovider \
+		-o "markers=e2e: end-to-end" tests $(PYTEST_ARGS); status=$$?; rm -rf "$$suite"; exit $$status
 
 ## demo: run the example DAG end to end against a local Fuse sandbox (no account needed)
 demo: $(STAMP)
@@ -41,4 +61,4 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 
 clean:
-	rm -rf .venv .venv-airflow-* .demo .pytest_cache .ruff_cache *.egg-info
+	rm -rf .venv .venv-airflow-* .venv-wheel-* .demo .pytest_cache .ruff_cache *.egg-info dist build

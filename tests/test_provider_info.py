@@ -46,7 +46,7 @@ def test_connection_type_hooks_and_operators_are_declared_and_import():
     assert connection["connection-type"] == "fuse"
     module, _, name = connection["hook-class-name"].rpartition(".")
     assert getattr(importlib.import_module(module), name).conn_type == "fuse"
-    for kind in ("hooks", "operators"):
+    for kind in ("hooks", "operators", "sensors", "triggers"):
         for entry in info[kind]:
             for module_name in entry["python-modules"]:
                 importlib.import_module(module_name)
@@ -115,7 +115,8 @@ def test_airflow_providers_list_shows_the_provider(tmp_path):
         env=env,
         check=True,
     )
-    hooks = json.loads(result.stdout[result.stdout.index("[") :])
+    (line,) = [line for line in result.stdout.splitlines() if line.startswith("[{")]
+    hooks = json.loads(line)
     assert {"connection_type": "fuse", "class": "airflow_provider_fuse.hooks.fuse.FuseHook"}.items() <= next(
         hook for hook in hooks if hook["connection_type"] == "fuse"
     ).items()

@@ -76,7 +76,8 @@ class SandboxAssumptions:
         for field in dataclasses.fields(cls):
             if typing.get_origin(hints[field.name]) is Literal:
                 allowed = typing.get_args(hints[field.name])
-                result[field.name] = (field.default, *(a for a in allowed if a != field.default))
+                default = str(field.default)
+                result[field.name] = (default, *(str(a) for a in allowed if a != default))
         return result
 
     def as_dict(self) -> dict[str, str | int | None]:
