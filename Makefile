@@ -51,10 +51,11 @@ test-wheel: dist
 demo: $(STAMP)
 	$(BIN)/python scripts/demo.py
 
-## lint: ruff check and format check
+## lint: ruff check, ruff format check, mypy --strict on the package
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix .
