@@ -5,10 +5,15 @@ from __future__ import annotations
 try:  # Airflow >= 3.2
     from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 except ImportError:  # Airflow 3.1
-    from airflow.exceptions import (  # type: ignore[no-redef]
+    from airflow.exceptions import (  # type: ignore[no-redef,attr-defined]
         AirflowException,
         AirflowFailException,
         AirflowSkipException,
     )
 
-__all__ = ["AirflowException", "AirflowFailException", "AirflowSkipException"]
+try:  # Airflow >= 3.2
+    from airflow.sdk.configuration import conf
+except ImportError:  # Airflow 3.1
+    from airflow.configuration import conf  # type: ignore[no-redef,unused-ignore]
+
+__all__ = ["AirflowException", "AirflowFailException", "AirflowSkipException", "conf"]

@@ -7,6 +7,7 @@ early, names the parameter, and nothing is sent. Nothing here knows HTTP or Airf
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import time
@@ -16,7 +17,15 @@ from urllib.parse import urlsplit
 
 from airflow_provider_fuse.exceptions import FuseValidationError
 
-__all__ = ["QueueFields", "TimestampLike", "to_positive_id", "to_unix_timestamp"]
+__all__ = [
+    "CallParameterValue",
+    "QueueFields",
+    "TimestampLike",
+    "to_call_parameters",
+    "to_phone_number",
+    "to_positive_id",
+    "to_unix_timestamp",
+]
 
 #: What a timestamp argument may be: unix seconds, a numeric string, an aware datetime, or an
 #: ISO-8601 string with an offset (``T`` or a space between date and time).
@@ -221,3 +230,68 @@ def _to_pci(value: object) -> bool:
     if isinstance(value, int) and value in (0, 1):
         return bool(value)
     raise FuseValidationError("is_pci", f"must be a bool or 0/1, got {_describe(value)}")
+
+
+# --- queue: one call ---------------------------------------------------------------------------------
+
+#: What a value of ``call_parameters`` may be: a JSON scalar.
+CallParameterValue = str | int | float | bool | None
+
+
+def to_phone_number(value: object) -> str:
+    """Return ``value`` as a destination in one of Fuse's formats (surrounding whitespace removed).
+
+    The formats are the CSV's (:data:`airflow_provider_fuse.preflight.DESTINATION_FORMAT`):
+    ``6175551234``, ``16175551234``, ``tel:+16175551234``, optionally with ``;ani=`` and ``;postd=``.
+    An int of 10 or 11 digits is accepted. The number itself never appears in the error.
+
+    :raises FuseValidationError: naming ``phone_number``.
+    """
+    from airflow_provider_fuse.preflight import DESTINATION_FORMAT
+
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or not value.strip() or value.strip() == "None":
+        shown = "nothing" if isinstance(value, str) else type(value).__name__
+        raise FuseValidationError("phone_number", f"must be a phone number string, got {shown}")
+    number = value.strip()
+    if DESTINATION_FORMAT.fullmatch(number) is None:
+        raise FuseValidationError(
+            "phone_number",
+            "is not in one of Fuse's formats: 6175551234, 16175551234 or tel:+16175551234, optionally "
+            "followed by ;ani=<caller id> and/or ;postd=<digits> (no spaces, dashes or brackets)",
+        )
+    return number
+
+
+def to_call_parameters(value: object) -> dict[str, CallParameterValue]:
+    """Return ``value`` as Fuse's ``call_parameters``: names to JSON scalars.
+
+    Accepts a mapping of non-empty string names to str, int, float (finite), bool or None, or a
+    string holding such a JSON object (what a non-native template renders). Values are never
+    repeated in an error: they are personal data.
+
+    :raises FuseValidationError: naming ``call_parameters`` (and the offending name).
+    """
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise FuseValidationError("call_parameters", "is a string that is not a JSON object") from None
+    if not isinstance(value, dict):
+        raise FuseValidationError(
+            "call_parameters", f"must be a dict of names to values, got {type(value).__name__}"
+        )
+    checked: dict[str, CallParameterValue] = {}
+    for name, item in value.items():
+        if not isinstance(name, str) or not name.strip():
+            raise FuseValidationError("call_parameters", f"names must be non-empty strings, got {name!r}")
+        if isinstance(item, float) and not math.isfinite(item):
+            raise FuseValidationError(f"call_parameters.{name}", "must be a finite number")
+        if item is not None and not isinstance(item, (str, int, float, bool)):
+            raise FuseValidationError(
+                f"call_parameters.{name}",
+                f"must be a string, number, bool or None, not {type(item).__name__}",
+            )
+        checked[name] = item
+    return checked

@@ -49,6 +49,18 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": ["airflow_provider_fuse.operators.fuse"],
             }
         ],
+        "sensors": [
+            {
+                "integration-name": "Plum Fuse",
+                "python-modules": ["airflow_provider_fuse.sensors.fuse"],
+            }
+        ],
+        "triggers": [
+            {
+                "integration-name": "Plum Fuse",
+                "python-modules": ["airflow_provider_fuse.triggers.fuse"],
+            }
+        ],
         "connection-types": [
             {
                 "connection-type": "fuse",

@@ -30,11 +30,13 @@ from typing import Any, Protocol
 
 __all__ = [
     "LEDGER_KEY",
+    "QUEUE_CALL_KEY",
     "BulkQueueLedger",
     "Fingerprint",
     "GuardError",
     "ListChanged",
     "Plan",
+    "QueueCallLedger",
     "StateStore",
     "UnknownOutcomeRecorded",
 ]
@@ -143,8 +145,9 @@ class BulkQueueLedger:
         sending = [index for index, entry in enumerate(entries) if entry and entry.get("state") == SENDING]
         if sending and not retry_unknown:
             index = sending[0]
+            rows = (entries[index] or {}).get("rows")
             raise UnknownOutcomeRecorded(
-                f"an earlier try sent part {index + 1} of {len(entries)} ({entries[index]['rows']} rows) and "
+                f"an earlier try sent part {index + 1} of {len(entries)} ({rows} rows) and "
                 "never learned whether Fuse queued it (the worker died, or Fuse's answer was lost)"
             )
         queued = [entry for entry in entries if entry and entry.get("state") == QUEUED]
@@ -186,3 +189,94 @@ class BulkQueueLedger:
             "parts": self._entries,
         }
         self.store.set(LEDGER_KEY, value, retention=self.retention)
+
+
+# --- queue: one call ---------------------------------------------------------------------------------
+
+#: The task state store key of the single-call ledger.
+QUEUE_CALL_KEY = "airflow_provider_fuse.queue_call"
+#: Iterations of the slow hash over a single call's phone number and parameters: a bare SHA-256 of one
+#: phone number could be reversed by trying every number.
+_CALL_HASH_ITERATIONS = 600_000
+
+
+def call_content_hash(phone_number: str, call_parameters: dict[str, Any] | None) -> str:
+    """A slow, salted hash of what identifies one call: its number and its parameters.
+
+    PBKDF2-HMAC-SHA256 rather than one SHA-256: ten-digit phone numbers are few enough to try them all
+    against a fast hash, and the ledger must not hold a recoverable phone number.
+    """
+    canonical = json.dumps([phone_number, call_parameters], sort_keys=True, separators=(",", ":"))
+    digest = hashlib.pbkdf2_hmac(
+        "sha256", canonical.encode(), b"airflow-provider-fuse/queue_call", _CALL_HASH_ITERATIONS
+    )
+    return digest.hex()
+
+
+class QueueCallLedger:
+    """The ledger of one task instance's single ``queue`` request, in its task state store.
+
+    Same rules as :class:`BulkQueueLedger`, for a list of one: the intent is recorded before the
+    request, the call id after Fuse's 200.
+
+    :param store: ``context["task_state_store"]``.
+    :param fingerprint: the fingerprint of the call this try would queue (see :func:`call_content_hash`).
+    :param retention: how long the entry lives; default never expire.
+    """
+
+    def __init__(self, store: StateStore, fingerprint: Fingerprint, retention: timedelta = NEVER_EXPIRE):
+        self.store = store
+        self.fingerprint = fingerprint
+        self.retention = retention
+
+    def plan(self, *, retry_unknown: bool = False, resend: bool = False) -> str | None:
+        """Read what earlier tries recorded: the call id already queued for this call, or ``None``.
+
+        :param retry_unknown: treat a call whose outcome is unknown as not queued (queue it again).
+        :param resend: allow queuing a call whose fingerprint differs from the one already queued.
+        :raises UnknownOutcomeRecorded: the intent of an earlier try has no result, and
+            ``retry_unknown`` is off.
+        :raises ListChanged: a call with another fingerprint was queued and ``resend`` is off.
+        """
+        recorded = self.store.get(QUEUE_CALL_KEY, None)
+        if not isinstance(recorded, dict) or not isinstance(recorded.get("fingerprint"), dict):
+            return None
+        state = recorded.get("state")
+        if state == SENDING and not retry_unknown:
+            raise UnknownOutcomeRecorded(
+                "an earlier try sent the call and never learned whether Fuse queued it (the worker died, or "
+                "Fuse's answer was lost)"
+            )
+        if state != QUEUED:
+            return None
+        before = Fingerprint(**recorded["fingerprint"])
+        if before == self.fingerprint:
+            return str(recorded["call_id"])
+        if resend:
+            return None
+        raise ListChanged(
+            f"an earlier try of this task already queued call {recorded['call_id']}, and the "
+            f"{self.fingerprint.changes_from(before)} of the call changed since"
+        )
+
+    def sending(self) -> None:
+        """Record the intent: the call is about to be sent. Call before the request."""
+        self._save(SENDING, None)
+
+    def queued(self, call_id: str) -> None:
+        """Record Fuse's 200 and the call id."""
+        self._save(QUEUED, call_id)
+
+    def not_queued(self) -> None:
+        """Clear the intent: Fuse rejected the call, or it was never sent."""
+        self._save(None, None)
+
+    def _save(self, state: str | None, call_id: str | None) -> None:
+        value = {
+            "version": 1,
+            "fingerprint": {"content": self.fingerprint.content, "parameters": self.fingerprint.parameters},
+            "fingerprint_sha256": self.fingerprint.value,
+            "state": state,
+            "call_id": call_id,
+        }
+        self.store.set(QUEUE_CALL_KEY, value, retention=self.retention)

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import IO, TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import requests
 from airflow.sdk import BaseHook
@@ -27,6 +27,7 @@ from airflow.sdk.log import mask_secret
 from requests_toolbelt.multipart.encoder import MultipartEncoder, MultipartEncoderMonitor
 
 from airflow_provider_fuse import __version__
+from airflow_provider_fuse.calls import CallDetails, CallStatus
 from airflow_provider_fuse.exceptions import (
     REJECTION_BY_STATUS,
     FuseApiError,
@@ -35,15 +36,23 @@ from airflow_provider_fuse.exceptions import (
     FuseNotSentError,
     FuseRejectedError,
     FuseServerError,
+    FuseUnknownOutcomeError,
     FuseValidationError,
     redact,
 )
-from airflow_provider_fuse.fields import QueueFields, TimestampLike, to_positive_id
+from airflow_provider_fuse.fields import (
+    CallParameterValue,
+    QueueFields,
+    TimestampLike,
+    to_call_parameters,
+    to_phone_number,
+    to_positive_id,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection
 
-__all__ = ["DEFAULT_BASE_URL", "ConnectionSettings", "CsvSource", "FuseHook"]
+__all__ = ["DEFAULT_BASE_URL", "CallDetails", "CallStatus", "ConnectionSettings", "CsvSource", "FuseHook"]
 
 DEFAULT_BASE_URL = "https://fuse.plumvoice.com/api"
 #: (connect, read) seconds. The read timeout is generous: Fuse answers a bulk upload only once it
@@ -317,6 +326,28 @@ def _cause(error: BaseException) -> str:
     return " ← ".join(names)
 
 
+def _call_id(answer: Mapping[str, Any], headers: Mapping[str, str]) -> str | None:
+    """The call id of a ``queue`` answer: ``call_id`` in the body, else the ``Link`` URI's last segment."""
+    value = answer.get("call_id")
+    if value is not None and not isinstance(value, (dict, list, bool)) and str(value).strip():
+        return str(value).strip()
+    link = next((text for name, text in headers.items() if name.lower() == "link"), None)
+    if not link:
+        return None
+    # "<https://.../outbound/123>; rel=..." or a bare URI; several links: the first.
+    uri = link.split(",", 1)[0].split(";", 1)[0].strip().strip("<>").strip()
+    segment = urlsplit(uri).path.rstrip("/").rsplit("/", 1)[-1]
+    return unquote(segment) or None
+
+
+def _to_call_id(value: object) -> str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or not value.strip() or value.strip() == "None":
+        raise FuseValidationError("call_id", f"must be Fuse's call id (a non-empty string), got {value!r}")
+    return value.strip()
+
+
 # --- The hook ----------------------------------------------------------------------------------------
 
 
@@ -458,6 +489,110 @@ class FuseHook(BaseHook):
                 f"a success answer without a calls_queued count: {redact(json.dumps(answer))}", 200
             ) from None
 
+    def queue_call(
+        self,
+        application_id: int | str,
+        deployment_id: int | str,
+        phone_number: str | int,
+        *,
+        call_parameters: Mapping[str, CallParameterValue] | str | None = None,
+        start_timestamp: TimestampLike | None = None,
+        end_timestamp: TimestampLike | None = None,
+        max_attempts: int | str | None = None,
+        reattempt_wait: int | str | None = None,
+        result_url: str | None = None,
+        is_pci: bool | int | None = None,
+    ) -> str:
+        """Queue one call (``POST /apps/{app}/{dep}/queue``) and return its call id.
+
+        Sent as multipart/form-data: ``phone_number``, ``call_parameters`` as a JSON object string
+        (when given), and the other fields exactly as :meth:`bulk_queue` sends them. Everything is
+        validated before any request: ``phone_number`` in one of Fuse's destination formats,
+        ``call_parameters`` names to JSON scalars (:func:`to_call_parameters`), the rest as for
+        :meth:`bulk_queue`. Plum warns that looping this for many numbers can get every call
+        rejected: use :meth:`bulk_queue` for more than a handful.
+
+        A request is sent again only when it certainly never reached Fuse (as for bulk_queue).
+
+        :return: ``call_id`` from Fuse's JSON or XML answer, else the last path segment of the
+            answer's ``Link`` header.
+        :raises FuseValidationError: before any request, for an invalid argument or connection.
+        :raises FuseNotSentError: the request never reached Fuse after all connect retries.
+        :raises FuseRejectedError: Fuse answered 4xx; nothing was queued.
+        :raises FuseUnknownOutcomeError: Fuse may have queued the call — including a 200 that names
+            no call id (:class:`FuseInvalidResponseError`).
+        """
+        app = to_positive_id("application_id", application_id)
+        dep = to_positive_id("deployment_id", deployment_id)
+        number = to_phone_number(phone_number)
+        parameters = None if call_parameters is None else to_call_parameters(call_parameters)
+        fields = QueueFields.validate(
+            start_timestamp=start_timestamp,
+            end_timestamp=end_timestamp,
+            max_attempts=max_attempts,
+            reattempt_wait=reattempt_wait,
+            result_url=result_url,
+            is_pci=is_pci,
+        )
+        form = {"phone_number": number}
+        if parameters is not None:
+            form["call_parameters"] = json.dumps(parameters, separators=(",", ":"), ensure_ascii=False)
+        form.update(fields.form_fields())
+        headers: dict[str, str] = {}
+        answer = self._request("POST", f"apps/{app}/{dep}/queue", fields=form, response_headers=headers)
+        call_id = _call_id(answer, headers)
+        if call_id is None:
+            raise FuseInvalidResponseError(
+                "a success answer that names no call_id (neither in the body nor in a Link header); "
+                f"Fuse may have queued the call: {redact(json.dumps(answer, default=str))}",
+                200,
+            )
+        return call_id
+
+    def get_call_status(self, call_id: str | int) -> CallDetails:
+        """The status of one call (``GET /outbound/{call_id}``), typed.
+
+        Reading a status changes nothing in Fuse, so this GET is also tried again after a 5xx, an
+        answer that is not Fuse's, or a connection lost or timed out — up to ``connect_retries`` more
+        times, with the hook's exponential backoff — besides the connect retries every request gets.
+
+        :return: the call's :class:`CallDetails` (numbers coerced, the phone number unquoted).
+        :raises FuseValidationError: before any request, for an empty call id or a bad connection.
+        :raises FuseRejectedError: Fuse answered 4xx (404: no such call; 403: another user's call).
+        :raises FuseNotSentError: Fuse could not be reached after all retries.
+        :raises FuseUnknownOutcomeError: still a 5xx, a broken or foreign answer after all retries.
+        """
+        call = _to_call_id(call_id)
+        path = f"outbound/{quote(call, safe='')}"
+        for attempt in range(self.connect_retries + 1):
+            try:
+                answer = self._request("GET", path)
+                return CallDetails.from_answer(answer, call_id=call)
+            except FuseUnknownOutcomeError as failure:
+                if attempt >= self.connect_retries:
+                    raise
+                delay = self.retry_backoff * 2**attempt
+                self.log.warning(
+                    "%s; asking again in %.1f s (%d of %d)", failure, delay, attempt + 1, self.connect_retries
+                )
+                time.sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def cancel_calls(self, application_id: int | str, deployment_id: int | str) -> None:
+        """Cancel every pending call of a deployment (``DELETE /apps/{app}/{dep}/cancel``).
+
+        Fuse documents no per-call cancel. Its 202 (no body) means done. Sent again only when it
+        certainly never reached Fuse, as for :meth:`bulk_queue`.
+
+        :raises FuseValidationError: before any request, for an invalid id or connection.
+        :raises FuseNotSentError: the request never reached Fuse after all connect retries.
+        :raises FuseRejectedError: Fuse answered 4xx (404: no such deployment); nothing was canceled.
+        :raises FuseUnknownOutcomeError: Fuse may or may not have canceled the calls.
+        """
+        app = to_positive_id("application_id", application_id)
+        dep = to_positive_id("deployment_id", deployment_id)
+        self._request("DELETE", f"apps/{app}/{dep}/cancel")
+
     def test_connection(self) -> tuple[bool, str]:
         """Check the connection's URL and credentials without side effects.
 
@@ -486,12 +621,14 @@ class FuseHook(BaseHook):
         fields: Mapping[str, str] | None = None,
         csv: CsvSource | None = None,
         connect_retries: int | None = None,
+        response_headers: dict[str, str] | None = None,
     ) -> dict[str, Any]:
         """Send one request and return the fields of Fuse's 2xx answer.
 
         A request that was certainly not sent is tried again, up to ``connect_retries`` more times
         with exponential backoff, reopening (or rewinding) the CSV each time; every other failure is
         raised at once, as classified by :func:`classify_answer` / :func:`classify_network_error`.
+        When ``response_headers`` is given, the 2xx answer's headers are copied into it.
         """
         url = f"{self.settings.base_url}/{path}"
         retries = self.connect_retries if connect_retries is None else connect_retries
@@ -519,7 +656,10 @@ class FuseHook(BaseHook):
                 )
                 time.sleep(delay)
                 continue
-            return classify_answer(response.status_code, response.content)
+            answer = classify_answer(response.status_code, response.content)
+            if response_headers is not None:
+                response_headers.update(response.headers)
+            return answer
         raise AssertionError("unreachable")  # pragma: no cover
 
     @contextmanager

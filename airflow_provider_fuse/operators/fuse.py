@@ -26,12 +26,19 @@ from airflow_provider_fuse.fields import QueueFields, TimestampLike, to_positive
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    import jinja2
     from airflow.sdk import Asset, Context, ObjectStoragePath
 
-    from airflow_provider_fuse.guard import BulkQueueLedger, StateStore
+    from airflow_provider_fuse.guard import BulkQueueLedger, QueueCallLedger, StateStore
     from airflow_provider_fuse.preflight import CsvPart, CsvSummary
 
-__all__ = ["RESEND_CONF_KEY", "FuseBulkQueueOperator"]
+__all__ = [
+    "RESEND_CONF_KEY",
+    "FuseBulkQueueOperator",
+    "FuseCancelCallsOperator",
+    "FuseQueueCallOperator",
+    "task_failure",
+]
 
 ON_UNKNOWN_OUTCOME = ("fail", "retry")
 ON_DUPLICATE_DESTINATIONS = ("warn", "fail", "drop")
@@ -161,7 +168,8 @@ class FuseBulkQueueOperator(BaseOperator):
         self.chunk_size = chunk_size
         self.on_duplicate_destinations = on_duplicate_destinations
         self.max_run_age = max_run_age
-        self.dry_run = dry_run
+        # Not ``self.dry_run``: BaseOperator.dry_run() is Airflow's own method (render templates only).
+        self.preflight_only = dry_run
         self.allow_resend = allow_resend
         self.fuse_conn_id = fuse_conn_id
         self._given = frozenset(name for name in _OPTIONAL_TEMPLATED if getattr(self, name) is not None)
@@ -189,7 +197,7 @@ class FuseBulkQueueOperator(BaseOperator):
             self._check_duplicates(summary)
             parts = self._parts(path, summary, workdir)
             rows = sum(part.rows for part in parts)
-            if self.dry_run:
+            if self.preflight_only:
                 self._log_dry_run(rows, parts, application_id, deployment_id, fields)
                 return rows
             ledger = self._ledger(context, summary, parts, application_id, deployment_id, fields)
@@ -459,7 +467,7 @@ class FuseBulkQueueOperator(BaseOperator):
     ) -> BulkQueueLedger | None:
         from airflow_provider_fuse.guard import BulkQueueLedger, Fingerprint
 
-        store: StateStore | None = context.get("task_state_store")  # type: ignore[assignment]
+        store: StateStore | None = context.get("task_state_store")
         if store is None:
             self.log.warning(
                 "The duplicate guard needs Airflow >= 3.3 (task_state_store): a retry or clear of this "
@@ -521,29 +529,58 @@ class FuseBulkQueueOperator(BaseOperator):
         queued_before: int = 0,
         guarded: bool = False,
     ) -> AirflowException:
-        """The one place where a Fuse failure becomes a task outcome."""
-        if isinstance(error, FuseValidationError):
-            return AirflowFailException(f"Nothing was sent to Fuse: {error}")
+        """A Fuse failure of the bulk upload as a task outcome: :func:`task_failure`, plus parts."""
         count = len(parts or ())
         part = f" (part {part_index + 1} of {count})" if count > 1 else ""
-        if isinstance(error, FuseUnknownOutcomeError):
-            message = (
-                f"Unknown outcome{part}: {error}. Fuse may have queued some or all of the calls. Check "
-                f"the pending outbound calls of application {application_id} / deployment {deployment_id} "
-                "in Fuse before running this task again: a retry could dial every contact twice."
-            )
-            if self.on_unknown_outcome == "retry":
-                return AirflowException(message + " (on_unknown_outcome='retry': retrying)")
-            return AirflowFailException(message)
-        if part_index > 0 and not guarded:
+        if (
+            part_index > 0
+            and not guarded
+            and not isinstance(error, (FuseValidationError, FuseUnknownOutcomeError))
+        ):
             # Without the guard a retry would start again at part 1 and re-send what Fuse queued.
             return AirflowFailException(
                 f"{error}{part}. Parts 1-{part_index} were queued ({queued_before} calls); without the "
                 "duplicate guard (Airflow >= 3.3) a retry would send them again, so this task is not retried."
             )
-        if isinstance(error, FuseApiError) and error.retryable:
-            return AirflowException(f"{error}{part}")
-        return AirflowFailException(f"{error}{part}" if part else str(error))
+        return task_failure(
+            error,
+            unknown_outcome=(
+                "Fuse may have queued some or all of the calls. Check the pending outbound calls of "
+                f"application {application_id} / deployment {deployment_id} in Fuse before running this "
+                "task again: a retry could dial every contact twice."
+            ),
+            on_unknown_outcome=self.on_unknown_outcome,
+            part=part,
+        )
+
+
+def task_failure(
+    error: FuseError,
+    *,
+    unknown_outcome: str,
+    on_unknown_outcome: Literal["fail", "retry"] = "fail",
+    part: str = "",
+) -> AirflowException:
+    """The one place where a Fuse failure becomes a task outcome, for every operator.
+
+    * invalid input (nothing sent) → :class:`AirflowFailException`, no retries;
+    * unknown outcome → fails without retries, saying ``unknown_outcome`` (what may have happened and
+      what to check), unless ``on_unknown_outcome="retry"`` leaves it to the task's retries;
+    * a retryable failure (not sent, 429) → :class:`AirflowException`: the task's retries apply;
+    * any other rejection → :class:`AirflowFailException` in Fuse's words.
+
+    :param part: a suffix naming the part of a chunked upload, e.g. ``" (part 2 of 3)"``.
+    """
+    if isinstance(error, FuseValidationError):
+        return AirflowFailException(f"Nothing was sent to Fuse: {error}")
+    if isinstance(error, FuseUnknownOutcomeError):
+        message = f"Unknown outcome{part}: {error}. {unknown_outcome}"
+        if on_unknown_outcome == "retry":
+            return AirflowException(message + " (on_unknown_outcome='retry': retrying)")
+        return AirflowFailException(message)
+    if isinstance(error, FuseApiError) and error.retryable:
+        return AirflowException(f"{error}{part}")
+    return AirflowFailException(f"{error}{part}" if part else str(error))
 
 
 def _is_remote_source(source: object) -> bool:
@@ -563,4 +600,338 @@ def _clears_on_success() -> bool:
         from airflow.sdk.configuration import conf
     except ImportError:  # pragma: no cover - Airflow < 3.3 has no state store anyway
         return False
-    return conf.getboolean("state_store", "clear_on_success", fallback=False)
+    return bool(conf.getboolean("state_store", "clear_on_success", fallback=False))
+
+
+# --- queue: one call, and cancel ---------------------------------------------------------------------
+
+
+class FuseQueueCallOperator(BaseOperator):
+    """Queue one outbound call with Fuse's ``queue`` endpoint; push its call id.
+
+    For one urgent call, not for a list: Plum warns that looping ``queue`` over many numbers "can
+    cause DDoS, which will result in all calls failing". Do not map or loop this operator over a
+    contact list — put the list in a CSV and use :class:`FuseBulkQueueOperator`.
+
+    Before any request every argument is validated (``phone_number`` in one of Fuse's destination
+    formats, ``call_parameters`` names to JSON scalars, the other fields as for the bulk operator);
+    invalid input fails the task without retries and sends nothing. On success the call id is
+    returned (XCom ``return_value``): hand it to
+    :class:`~airflow_provider_fuse.sensors.fuse.FuseCallStatusSensor` to wait for the call's outcome.
+
+    The rendered phone number and every parameter value are personal data: right after rendering
+    they are registered with Airflow's secret masker, so task logs and the rendered-template view show
+    them as ``***``. Airflow's masker skips values shorter than 5 characters (``[logging]
+    min_length_masked_secret``), and in the rendered-template view only strings are masked: pass
+    personal numbers as strings.
+
+    Failures map onto task outcomes exactly as for the bulk operator: a rejection (4xx) fails without
+    retries in Fuse's words (429 excepted), "not sent" is left to the task's retries, an unknown
+    outcome fails without retries unless ``on_unknown_outcome="retry"``. Across tries (Airflow >= 3.3)
+    the duplicate guard records the intent before the request and the call id after it (task state
+    store key ``airflow_provider_fuse.queue_call``): a retry or clear after success returns the
+    recorded call id without calling again; an intent without a result (the outcome is unknown)
+    blocks the next try unless ``on_unknown_outcome="retry"``.
+
+    :param application_id: the outbound deployment's application id, a positive integer. (templated)
+    :param deployment_id: the outbound deployment's deployment id, a positive integer. (templated)
+    :param phone_number: the number to call: ``6175551234``, ``16175551234`` or ``tel:+16175551234``,
+        optionally followed by ``;ani=<caller id>`` and/or ``;postd=<DTMF digits>``. (templated)
+    :param call_parameters: the call's variables, names to strings, numbers, bools or None; sent as a
+        JSON object. (templated: each value is rendered)
+    :param start_timestamp: when dialing may begin; same forms as for the bulk operator. (templated)
+    :param end_timestamp: when to stop attempting the call. (templated)
+    :param max_attempts: attempts, 1–10. (templated)
+    :param reattempt_wait: seconds between attempts, 60–86400; required when max_attempts > 1.
+        (templated)
+    :param result_url: absolute http(s) URL that receives the call's ``call_details`` when it ends.
+        (templated)
+    :param is_pci: run the connected call in Fuse's HIPAA/PCI environment; when false (default) no
+        ``is_pci`` field is sent.
+    :param on_unknown_outcome: ``"fail"`` (default) or ``"retry"``.
+    :param allow_resend: let a try queue a call whose number, parameters or fields differ from the
+        call this task instance already queued (also ``{"fuse_allow_resend": true}`` in the run's conf).
+    :param fuse_conn_id: the ``fuse`` connection to use.
+    """
+
+    template_fields: Sequence[str] = (
+        "application_id",
+        "deployment_id",
+        "phone_number",
+        "call_parameters",
+        "start_timestamp",
+        "end_timestamp",
+        "max_attempts",
+        "reattempt_wait",
+        "result_url",
+    )
+    ui_color = "#f4a460"
+
+    def __init__(
+        self,
+        *,
+        application_id: int | str,
+        deployment_id: int | str,
+        phone_number: str,
+        call_parameters: dict[str, Any] | str | None = None,
+        start_timestamp: TimestampLike | None = None,
+        end_timestamp: TimestampLike | None = None,
+        max_attempts: int | str | None = None,
+        reattempt_wait: int | str | None = None,
+        result_url: str | None = None,
+        is_pci: bool | int = False,
+        on_unknown_outcome: Literal["fail", "retry"] = "fail",
+        allow_resend: bool = False,
+        fuse_conn_id: str = "fuse_default",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if on_unknown_outcome not in ON_UNKNOWN_OUTCOME:
+            raise ValueError(f"on_unknown_outcome must be 'fail' or 'retry', got {on_unknown_outcome!r}")
+        self.application_id = application_id
+        self.deployment_id = deployment_id
+        self.phone_number = phone_number
+        self.call_parameters = call_parameters
+        self.start_timestamp = start_timestamp
+        self.end_timestamp = end_timestamp
+        self.max_attempts = max_attempts
+        self.reattempt_wait = reattempt_wait
+        self.result_url = result_url
+        self.is_pci = is_pci
+        self.on_unknown_outcome = on_unknown_outcome
+        self.allow_resend = allow_resend
+        self.fuse_conn_id = fuse_conn_id
+        self._given = frozenset(name for name in _OPTIONAL_TEMPLATED if getattr(self, name) is not None)
+
+    def render_template_fields(self, context: Context, jinja_env: jinja2.Environment | None = None) -> None:
+        """Render, then register the phone number and parameter values with the secret masker.
+
+        Airflow stores the rendered fields (redacted by the same masker) right after this returns,
+        and the task logs pass through it: both show ``***`` for what is registered here.
+        """
+        super().render_template_fields(context, jinja_env)
+        mask_personal_data(self.phone_number, self.call_parameters)
+
+    def execute(self, context: Context) -> str:
+        """Validate, consult the duplicate guard, queue the call, and return its call id."""
+        from airflow_provider_fuse.fields import to_call_parameters, to_phone_number
+        from airflow_provider_fuse.guard import GuardError
+
+        try:
+            for name in self._given:
+                if getattr(self, name) is None:
+                    raise FuseValidationError(name, "rendered None; give a value or leave the argument out")
+            application_id = to_positive_id("application_id", self.application_id)
+            deployment_id = to_positive_id("deployment_id", self.deployment_id)
+            phone_number = to_phone_number(self.phone_number)
+            parameters = None if self.call_parameters is None else to_call_parameters(self.call_parameters)
+            fields = QueueFields.validate(
+                start_timestamp=self.start_timestamp,
+                end_timestamp=self.end_timestamp,
+                max_attempts=self.max_attempts,
+                reattempt_wait=self.reattempt_wait,
+                result_url=self.result_url,
+                is_pci=self.is_pci,
+            )
+        except FuseValidationError as error:
+            raise AirflowFailException(f"Nothing was sent to Fuse: {error}") from None
+        # Also masked here for a direct execute() without rendering; registering twice is harmless.
+        mask_personal_data(phone_number, parameters)
+        ti = context.get("ti")
+        if getattr(ti, "map_index", -1) not in (-1, None):
+            self.log.warning(
+                "This task is mapped: Plum warns that queuing many single calls can get every call "
+                "rejected. Use FuseBulkQueueOperator for a list."
+            )
+        where = f"application {application_id} / deployment {deployment_id}"
+
+        ledger = self._ledger(context, application_id, deployment_id, phone_number, parameters, fields)
+        if ledger is not None:
+            try:
+                recorded = ledger.plan(
+                    retry_unknown=self.on_unknown_outcome == "retry", resend=_resend(self, context)
+                )
+            except GuardError as error:
+                raise AirflowFailException(_call_guard_message(error, where)) from None
+            if recorded is not None:
+                self.log.info(
+                    "Not calling again: an earlier try of this task instance already queued this call "
+                    "(call id %s, recorded in the task state store).",
+                    recorded,
+                )
+                return recorded
+
+        from airflow_provider_fuse.hooks.fuse import FuseHook
+
+        hook = FuseHook(self.fuse_conn_id)
+        try:
+            if ledger is not None:
+                ledger.sending()
+            call_id = hook.queue_call(
+                application_id,
+                deployment_id,
+                phone_number,
+                call_parameters=parameters,
+                start_timestamp=fields.start_timestamp,
+                end_timestamp=fields.end_timestamp,
+                max_attempts=fields.max_attempts,
+                reattempt_wait=fields.reattempt_wait,
+                result_url=fields.result_url,
+                is_pci=fields.is_pci or None,
+            )
+        except FuseError as error:
+            nothing_queued = isinstance(error, FuseValidationError) or (
+                isinstance(error, FuseApiError) and error.outcome is not Outcome.UNKNOWN
+            )
+            if ledger is not None and nothing_queued:
+                ledger.not_queued()
+            raise task_failure(
+                error,
+                unknown_outcome=(
+                    f"Fuse may have queued the call. Check the outbound calls of {where} in Fuse before "
+                    "running this task again: a retry could call the person twice."
+                ),
+                on_unknown_outcome=self.on_unknown_outcome,
+            ) from error
+        finally:
+            hook.close()
+        if ledger is not None:
+            ledger.queued(call_id)
+        self.log.info("Fuse queued call %s: %s, window %s", call_id, where, fields.describe_window())
+        return call_id
+
+    def _ledger(
+        self,
+        context: Context,
+        application_id: int,
+        deployment_id: int,
+        phone_number: str,
+        parameters: dict[str, Any] | None,
+        fields: QueueFields,
+    ) -> QueueCallLedger | None:
+        from airflow_provider_fuse.guard import Fingerprint, QueueCallLedger, call_content_hash
+
+        store: StateStore | None = context.get("task_state_store")
+        if store is None:
+            self.log.warning(
+                "The duplicate guard needs Airflow >= 3.3 (task_state_store): a retry or clear of this "
+                "task cannot know whether an earlier try queued the call. Within this try, an unknown "
+                "outcome still fails safe."
+            )
+            return None
+        fingerprint = Fingerprint.of(
+            call_content_hash(phone_number, parameters),
+            application_id=application_id,
+            deployment_id=deployment_id,
+            fields=fields.form_fields(),
+        )
+        return QueueCallLedger(store, fingerprint)
+
+
+class FuseCancelCallsOperator(BaseOperator):
+    """Cancel every pending call of a deployment: the emergency stop of a campaign.
+
+    Sends ``DELETE /apps/{application_id}/{deployment_id}/cancel``; Fuse's 202 means done. Fuse
+    documents no per-call cancel: this stops every call of the deployment that has not ended — those
+    queued by :class:`FuseBulkQueueOperator`, :class:`FuseQueueCallOperator`, or anyone else. Whether
+    a call already ringing or connected counts as pending is not documented.
+
+    A rejection (4xx: 404 no such deployment, 401, 403, ...) fails the task without retries in Fuse's
+    words; 429 and "not sent" are left to the task's retries. An unknown outcome (5xx, a lost answer)
+    is retried by default: canceling twice is harmless, and a stop that gives up is worse.
+
+    :param application_id: the outbound deployment's application id. (templated)
+    :param deployment_id: the outbound deployment's deployment id. (templated)
+    :param on_unknown_outcome: ``"retry"`` (default) or ``"fail"``.
+    :param fuse_conn_id: the ``fuse`` connection to use.
+    """
+
+    template_fields: Sequence[str] = ("application_id", "deployment_id")
+    ui_color = "#e9967a"
+
+    def __init__(
+        self,
+        *,
+        application_id: int | str,
+        deployment_id: int | str,
+        on_unknown_outcome: Literal["fail", "retry"] = "retry",
+        fuse_conn_id: str = "fuse_default",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if on_unknown_outcome not in ON_UNKNOWN_OUTCOME:
+            raise ValueError(f"on_unknown_outcome must be 'fail' or 'retry', got {on_unknown_outcome!r}")
+        self.application_id = application_id
+        self.deployment_id = deployment_id
+        self.on_unknown_outcome = on_unknown_outcome
+        self.fuse_conn_id = fuse_conn_id
+
+    def execute(self, context: Context) -> None:
+        """Validate the ids and cancel the deployment's pending calls."""
+        try:
+            application_id = to_positive_id("application_id", self.application_id)
+            deployment_id = to_positive_id("deployment_id", self.deployment_id)
+        except FuseValidationError as error:
+            raise AirflowFailException(f"Nothing was sent to Fuse: {error}") from None
+        where = f"application {application_id} / deployment {deployment_id}"
+
+        from airflow_provider_fuse.hooks.fuse import FuseHook
+
+        hook = FuseHook(self.fuse_conn_id)
+        try:
+            hook.cancel_calls(application_id, deployment_id)
+        except FuseError as error:
+            raise task_failure(
+                error,
+                unknown_outcome=(
+                    f"Fuse may or may not have canceled the pending calls of {where}; canceling again is "
+                    "harmless. Check the deployment's outbound calls in Fuse."
+                ),
+                on_unknown_outcome=self.on_unknown_outcome,
+            ) from error
+        finally:
+            hook.close()
+        self.log.info("Fuse canceled the pending calls of %s.", where)
+
+
+def mask_personal_data(phone_number: object, call_parameters: object) -> None:
+    """Register a call's phone number (as given, and its bare digits) and parameter values as secrets."""
+    from airflow.sdk.log import mask_secret
+
+    if isinstance(phone_number, (str, int)) and not isinstance(phone_number, bool):
+        text = str(phone_number).strip()
+        number = text.split(";", 1)[0].removeprefix("tel:").removeprefix("+")
+        for secret in {text, number, number[-10:]}:
+            if secret:
+                mask_secret(secret)
+    if isinstance(call_parameters, dict):
+        for value in call_parameters.values():
+            if isinstance(value, str) and value:
+                mask_secret(value)
+            elif isinstance(value, (int, float)) and not isinstance(value, bool):
+                mask_secret(str(value))
+    elif isinstance(call_parameters, str) and call_parameters:
+        mask_secret(call_parameters)
+
+
+def _resend(operator: FuseQueueCallOperator, context: Context) -> bool:
+    if operator.allow_resend:
+        return True
+    conf = getattr(context.get("dag_run"), "conf", None) or {}
+    return bool(conf.get(RESEND_CONF_KEY, False))
+
+
+def _call_guard_message(error: Exception, where: str) -> str:
+    from airflow_provider_fuse.guard import UnknownOutcomeRecorded
+
+    if isinstance(error, UnknownOutcomeRecorded):
+        return (
+            f"Not calling: the outcome of an earlier try is unknown: {error}. Fuse may have queued the call. "
+            f"Check the outbound calls of {where} in Fuse. If it is there, mark this task success. If not, "
+            "delete this task instance's state-store key 'airflow_provider_fuse.queue_call' and clear the "
+            "task, or set on_unknown_outcome='retry'."
+        )
+    return (
+        f"Not calling: {error}. If the new call is meant to be made in addition, set allow_resend=True or "
+        f'trigger the run with {{"{RESEND_CONF_KEY}": true}}.'
+    )

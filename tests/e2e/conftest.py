@@ -94,8 +94,8 @@ class AirflowEnv:
 def airflow_env(tmp_path_factory: pytest.TempPathFactory) -> AirflowEnv:
     env = AirflowEnv(tmp_path_factory.mktemp("airflow-home"))
     env.dags.mkdir()
-    shutil.copy(ROOT / "example_dags" / "example_fuse_bulk_queue.py", env.dags)
-    shutil.copy(ROOT / "tests" / "e2e" / "dags" / "e2e_fuse.py", env.dags)
+    for dag_file in [*(ROOT / "example_dags").glob("*.py"), *(ROOT / "tests" / "e2e" / "dags").glob("*.py")]:
+        shutil.copy(dag_file, env.dags)
     result = env.run("db", "migrate", connection="{}")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return env

@@ -473,3 +473,10 @@ def test_a_state_store_that_clears_on_success_is_warned_about(
     monkeypatch.setenv("AIRFLOW__STATE_STORE__CLEAR_ON_SUCCESS", "True")
     operator(contacts_csv).execute({"task_state_store": MemoryStore()})
     assert "clear_on_success is on" in log_text()
+
+
+def test_airflows_own_dry_run_method_still_works(contacts_csv):
+    """``dry_run=True`` must not shadow BaseOperator.dry_run(), which renders the templates."""
+    task = operator(contacts_csv, dry_run=True)
+    assert callable(task.dry_run)
+    task.dry_run()

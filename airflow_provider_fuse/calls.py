@@ -1,0 +1,191 @@
+"""One outbound call in Fuse's own words: its status and its ``call_details``.
+
+``GET /outbound/{call_id}`` answers ``{"call_details": {...}}``. The documented sample sends numbers
+as strings (``"attempts": "1"``) and the phone number wrapped in its own quotes (``"'6173720293'"``);
+:meth:`CallDetails.from_answer` coerces both, from JSON or from XML, so callers get typed values.
+Nothing here knows HTTP or Airflow.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from airflow_provider_fuse.exceptions import FuseInvalidResponseError, redact
+
+__all__ = ["TERMINAL_STATUSES", "CallDetails", "CallEvent", "CallStatus"]
+
+
+class CallStatus(str, enum.Enum):
+    """The status of an outbound call: ``queued → dialing → connected → completed``, or an end.
+
+    Terminal: ``completed``, ``failed`` (dialed, not answered), ``canceled``, ``rejected``. A status
+    Fuse sends that is not listed here is kept as it is (a pseudo-member, never terminal), so a new
+    intermediate status does not break a running wait.
+    """
+
+    QUEUED = "queued"
+    DIALING = "dialing"
+    CONNECTED = "connected"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELED = "canceled"
+    REJECTED = "rejected"
+
+    @property
+    def is_terminal(self) -> bool:
+        """Whether the call has ended: completed, failed, canceled or rejected."""
+        return self.value in TERMINAL_STATUSES
+
+    @classmethod
+    def _missing_(cls, value: object) -> CallStatus | None:
+        if not isinstance(value, str) or not value.strip():
+            return None
+        text = value.strip().lower()
+        text = "canceled" if text == "cancelled" else text
+        for member in cls:
+            if member.value == text:
+                return member
+        pseudo = str.__new__(cls, text)
+        pseudo._name_ = text.upper()
+        pseudo._value_ = text
+        return pseudo
+
+    def __str__(self) -> str:
+        return self.value
+
+
+#: The statuses after which a call changes no more.
+TERMINAL_STATUSES = frozenset({"completed", "failed", "canceled", "rejected"})
+
+
+@dataclass(frozen=True)
+class CallEvent:
+    """One entry of a call's ``events``: what happened (queued, dialing, connected, ...) and when."""
+
+    event: str
+    timestamp: int | None
+
+
+@dataclass(frozen=True)
+class CallDetails:
+    """A call's ``call_details``, typed.
+
+    Timestamps are unix seconds; absent or empty values are ``None``. ``phone_number`` is the number
+    dialled, without the quotes Fuse wraps it in: personal data, left out of :meth:`as_dict` unless
+    asked for.
+    """
+
+    status: CallStatus
+    attempts: int | None = None
+    max_attempts: int | None = None
+    reattempt_wait: int | None = None
+    queued_timestamp: int | None = None
+    start_timestamp: int | None = None
+    end_timestamp: int | None = None
+    duration: int | None = None
+    events: tuple[CallEvent, ...] = ()
+    phone_number: str | None = None
+    call_id: str | None = None
+
+    @property
+    def is_terminal(self) -> bool:
+        """Whether the call has ended."""
+        return self.status.is_terminal
+
+    @classmethod
+    def from_answer(cls, answer: dict[str, Any], call_id: str | None = None) -> CallDetails:
+        """Read the ``call_details`` of one of Fuse's answers (JSON or XML, as ``parse_answer`` gives it).
+
+        :raises FuseInvalidResponseError: no ``call_details`` object, no status, or a value that is
+            not a number where one is documented.
+        """
+        details = answer.get("call_details")
+        if not isinstance(details, dict):
+            raise FuseInvalidResponseError(
+                f"a success answer without call_details: {redact(json.dumps(answer, default=str))}", 200
+            )
+        status = details.get("status")
+        if not isinstance(status, str) or not status.strip():
+            raise FuseInvalidResponseError("call_details without a status", 200)
+        return cls(
+            status=CallStatus(status),
+            attempts=_number(details, "attempts"),
+            max_attempts=_number(details, "max_attempts"),
+            reattempt_wait=_number(details, "reattempt_wait"),
+            queued_timestamp=_number(details, "queued_timestamp"),
+            start_timestamp=_number(details, "start_timestamp"),
+            end_timestamp=_number(details, "end_timestamp"),
+            duration=_number(details, "duration"),
+            events=_events(details.get("events")),
+            phone_number=_phone(details.get("phone_number")),
+            call_id=call_id,
+        )
+
+    def as_dict(self, *, include_phone_number: bool = False) -> dict[str, Any]:
+        """A plain, JSON-serialisable dict (the status as its string); no phone number unless asked."""
+        value: dict[str, Any] = {
+            "call_id": self.call_id,
+            "status": self.status.value,
+            "attempts": self.attempts,
+            "max_attempts": self.max_attempts,
+            "reattempt_wait": self.reattempt_wait,
+            "queued_timestamp": self.queued_timestamp,
+            "start_timestamp": self.start_timestamp,
+            "end_timestamp": self.end_timestamp,
+            "duration": self.duration,
+            "events": [{"event": item.event, "timestamp": item.timestamp} for item in self.events],
+        }
+        if include_phone_number:
+            value["phone_number"] = self.phone_number
+        return value
+
+    def to_xcom(self) -> dict[str, Any]:
+        """What the sensor pushes to XCom: :meth:`as_dict` without the phone number."""
+        return self.as_dict(include_phone_number=False)
+
+
+def _number(details: dict[str, Any], name: str) -> int | None:
+    value = details.get(name)
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return int(value)
+    text = str(value).strip().strip("'\"")
+    if not text:
+        return None
+    try:
+        return int(float(text)) if "." in text else int(text)
+    except ValueError:
+        raise FuseInvalidResponseError(
+            f"call_details.{name} is not a number: {redact(text, 40)}", 200
+        ) from None
+
+
+def _events(value: object) -> tuple[CallEvent, ...]:
+    # JSON: a list of {event, timestamp}. XML: <events><event><event>..</event><timestamp>..</timestamp>
+    # </event>...</events>, which parse_answer reads as {"event": {...}} or {"event": [{...}, ...]}.
+    if isinstance(value, dict):
+        value = value.get("event", [])
+    if isinstance(value, dict):
+        value = [value]
+    if not isinstance(value, list):
+        return ()
+    events = []
+    for item in value:
+        if isinstance(item, dict):
+            events.append(CallEvent(str(item.get("event") or ""), _number(item, "timestamp")))
+        elif isinstance(item, str) and item:
+            events.append(CallEvent(item, None))
+    return tuple(events)
+
+
+def _phone(value: object) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    while len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        text = text[1:-1].strip()
+    return text or None

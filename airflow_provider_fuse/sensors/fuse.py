@@ -1,0 +1,184 @@
+"""FuseCallStatusSensor: wait for one outbound call's outcome."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, Literal
+
+from airflow.sdk import BaseSensorOperator, PokeReturnValue
+
+from airflow_provider_fuse._compat import (
+    AirflowException,
+    AirflowFailException,
+    AirflowSkipException,
+    conf,
+)
+from airflow_provider_fuse.calls import TERMINAL_STATUSES
+from airflow_provider_fuse.exceptions import FuseError, FuseRejectedError, FuseValidationError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+
+    from airflow.sdk import Context
+
+    from airflow_provider_fuse.hooks.fuse import FuseHook
+
+__all__ = ["FuseCallStatusSensor"]
+
+ON_FAILURE_STATUS = ("fail", "skip")
+
+
+class FuseCallStatusSensor(BaseSensorOperator):
+    """Wait until a call queued with Fuse has ended; push its ``call_details`` (without the number).
+
+    Asks ``GET /outbound/{call_id}`` every ``poke_interval`` seconds until the status is terminal —
+    ``completed``, ``failed`` (dialed, not answered), ``canceled`` or ``rejected``. Then:
+
+    * a status in ``success_statuses`` (default ``{"completed"}``): success; the call's details are
+      pushed to XCom (``return_value``) as a plain dict — status, attempts, timestamps, duration,
+      events, call id — without the phone number (XCom is stored in Airflow's database);
+    * any other terminal status: ``on_failure_status="fail"`` (default) fails the task without
+      retries, naming the status; ``"skip"`` skips it. The same dict is pushed under the XCom key
+      ``call_details`` first, for a downstream task that runs anyway.
+
+    Failures to ask: a rejection (4xx; 404 no such call, 403 another account's call, 401) fails
+    without retries in Fuse's words; 429, 5xx, an answer that is not Fuse's and network failures are
+    asked again by the hook a few times (a read is safe to repeat), then left to the task's retries.
+
+    With ``deferrable=True`` the sensor asks once and, if the call has not ended, frees its worker
+    slot and waits in the triggerer (:class:`~airflow_provider_fuse.triggers.fuse.FuseCallStatusTrigger`,
+    which polls with httpx every ``poke_interval`` seconds). The default follows Airflow's
+    ``[operators] default_deferrable``. ``poke_interval``, ``timeout``, ``mode``, ``soft_fail`` work
+    as for any sensor.
+
+    :param call_id: the call's id, e.g. ``FuseQueueCallOperator``'s XComArg. (templated)
+    :param success_statuses: terminal statuses that count as success.
+    :param on_failure_status: ``"fail"`` or ``"skip"`` for the other terminal statuses.
+    :param deferrable: wait in the triggerer instead of a worker slot.
+    :param fuse_conn_id: the ``fuse`` connection to use.
+    """
+
+    template_fields: Sequence[str] = ("call_id",)
+    ui_color = "#ffdead"
+
+    def __init__(
+        self,
+        *,
+        call_id: str,
+        success_statuses: Iterable[str] = ("completed",),
+        on_failure_status: Literal["fail", "skip"] = "fail",
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        fuse_conn_id: str = "fuse_default",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        statuses = {success_statuses} if isinstance(success_statuses, str) else set(success_statuses)
+        statuses = {str(status).lower() for status in statuses}
+        if not statuses or not statuses <= TERMINAL_STATUSES:
+            raise ValueError(
+                f"success_statuses must be terminal statuses ({', '.join(sorted(TERMINAL_STATUSES))}), "
+                f"got {sorted(statuses)}"
+            )
+        if on_failure_status not in ON_FAILURE_STATUS:
+            raise ValueError(f"on_failure_status must be 'fail' or 'skip', got {on_failure_status!r}")
+        self.call_id = call_id
+        self.success_statuses = frozenset(statuses)
+        self.on_failure_status = on_failure_status
+        self.deferrable = deferrable
+        self.fuse_conn_id = fuse_conn_id
+
+    @cached_property
+    def hook(self) -> FuseHook:
+        """The hook, created once per task instance."""
+        from airflow_provider_fuse.hooks.fuse import FuseHook
+
+        return FuseHook(self.fuse_conn_id)
+
+    # --- poke mode ------------------------------------------------------------------------------
+
+    def poke(self, context: Context) -> bool | PokeReturnValue:
+        """Ask Fuse once; done (with the details as XCom) when the call has ended as a success."""
+        details = self._ask()
+        if details is None:
+            return False
+        return PokeReturnValue(is_done=True, xcom_value=self._finish(context, details))
+
+    def _ask(self) -> dict[str, Any] | None:
+        """The call's details (as XCom holds them) when it has ended, else ``None``."""
+        try:
+            details = self.hook.get_call_status(self.call_id)
+        except FuseError as error:
+            raise _failure(error) from error
+        self.log.info(
+            "Fuse call %s is %s (attempts %s of %s)",
+            details.call_id,
+            details.status.value,
+            details.attempts if details.attempts is not None else "?",
+            details.max_attempts if details.max_attempts is not None else "?",
+        )
+        return details.to_xcom() if details.is_terminal else None
+
+    def _finish(self, context: Context, details: dict[str, Any]) -> dict[str, Any]:
+        """Apply ``success_statuses`` / ``on_failure_status`` to an ended call's details."""
+        status = details.get("status")
+        if status in self.success_statuses:
+            self.log.info("Fuse call %s ended %s.", details.get("call_id"), status)
+            return details
+        ti = context.get("ti")
+        if ti is not None:
+            ti.xcom_push(key="call_details", value=details)
+        message = (
+            f"Fuse call {details.get('call_id')} ended {status}, not "
+            f"{' or '.join(sorted(self.success_statuses))}"
+        )
+        if self.on_failure_status == "skip":
+            raise AirflowSkipException(message)
+        raise AirflowFailException(message)
+
+    # --- deferrable mode ------------------------------------------------------------------------
+
+    def execute(self, context: Context) -> Any:
+        """Poke as usual; or, deferrable, ask once and wait in the triggerer if the call goes on."""
+        if not self.deferrable:
+            return super().execute(context)
+        details = self._ask()
+        if details is not None:
+            return self._finish(context, details)
+        from airflow_provider_fuse.triggers.fuse import FuseCallStatusTrigger
+
+        self.defer(
+            trigger=FuseCallStatusTrigger(
+                call_id=str(self.call_id).strip(),
+                fuse_conn_id=self.fuse_conn_id,
+                poll_interval=_seconds(self.poke_interval),
+                success_statuses=sorted(self.success_statuses),
+            ),
+            method_name="execute_complete",
+            timeout=None if self.timeout is None else timedelta(seconds=_seconds(self.timeout)),
+        )
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Resume after the trigger fired: the call ended, or asking failed."""
+        if not event or event.get("status") not in ("terminal", "error"):
+            raise AirflowException(f"Unexpected event from FuseCallStatusTrigger: {event!r}")
+        if event["status"] == "error":
+            if event.get("retryable"):
+                raise AirflowException(event.get("message", "asking Fuse failed"))
+            raise AirflowFailException(event.get("message", "Fuse rejected the status request"))
+        details = dict(event["call_details"])
+        self.log.info("Fuse call %s is %s", details.get("call_id"), details.get("status"))
+        return self._finish(context, details)
+
+
+def _failure(error: FuseError) -> AirflowException:
+    """A failure to read a call's status as a task outcome: rejections fail, the rest may retry."""
+    if isinstance(error, FuseValidationError):
+        return AirflowFailException(f"Cannot ask Fuse: {error}")
+    if isinstance(error, FuseRejectedError) and not error.retryable:
+        return AirflowFailException(str(error))
+    return AirflowException(str(error))
+
+
+def _seconds(value: float | timedelta) -> float:
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)

@@ -1,0 +1,206 @@
+"""FuseCallStatusTrigger: wait for a call's outcome in the triggerer, polling Fuse asynchronously.
+
+The trigger holds only the connection id, the call id, the poll interval and the success statuses;
+it reads the connection in the triggerer (the developer key never goes through the database) and
+polls ``GET /outbound/{call_id}`` with httpx. Answers are read by the hook's own
+:func:`~airflow_provider_fuse.hooks.fuse.classify_answer` and by
+:class:`~airflow_provider_fuse.calls.CallDetails`: one reading of Fuse's answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from airflow_provider_fuse import __version__
+from airflow_provider_fuse.calls import CallDetails
+from airflow_provider_fuse.exceptions import (
+    FuseApiError,
+    FuseConnectionLostError,
+    FuseError,
+    FuseNotSentError,
+    FuseRejectedError,
+    FuseUnknownOutcomeError,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Iterable
+
+__all__ = ["FuseCallStatusTrigger"]
+
+
+class FuseCallStatusTrigger(BaseTrigger):
+    """Fire once the call has a terminal status (completed, failed, canceled, rejected).
+
+    Polls every ``poll_interval`` seconds. A 5xx, an answer that is not Fuse's, or a network failure
+    is asked again (``RETRIES`` times, backoff from ``RETRY_BACKOFF`` seconds, doubling): reading a
+    status changes nothing in Fuse.
+
+    Events (never with the phone number: an event is stored in Airflow's database):
+
+    * ``{"status": "terminal", "success": bool, "call_details": {...}}`` — the call ended; ``success``
+      says whether its status is one of ``success_statuses``; ``call_details`` is
+      :meth:`CallDetails.to_xcom`.
+    * ``{"status": "error", "message": str, "retryable": bool}`` — Fuse rejected the question (4xx:
+      not retryable, 429 excepted), the connection is invalid, or the retries ran out (retryable).
+
+    :param call_id: the call to watch.
+    :param fuse_conn_id: the ``fuse`` connection, read in the triggerer.
+    :param poll_interval: seconds between polls.
+    :param success_statuses: the terminal statuses that count as success.
+    """
+
+    RETRIES = 3
+    RETRY_BACKOFF = 1.0
+
+    def __init__(
+        self,
+        *,
+        call_id: str,
+        fuse_conn_id: str = "fuse_default",
+        poll_interval: float = 60.0,
+        success_statuses: Iterable[str] = ("completed",),
+    ) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self.call_id = str(call_id)
+        self.fuse_conn_id = fuse_conn_id
+        self.poll_interval = float(poll_interval)
+        self.success_statuses = sorted({str(status) for status in success_statuses})
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        """The class path and the keyword arguments: ids, interval and statuses; no credentials."""
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "call_id": self.call_id,
+                "fuse_conn_id": self.fuse_conn_id,
+                "poll_interval": self.poll_interval,
+                "success_statuses": list(self.success_statuses),
+            },
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        """Poll until the call ends; yield one event."""
+        import httpx
+
+        try:
+            settings = await self._settings()
+        except FuseError as error:
+            yield _event({"status": "error", "message": str(error), "retryable": False})
+            return
+        url = f"{settings.base_url}/outbound/{quote(self.call_id, safe='')}"
+        async with _client(settings) as client:
+            while True:
+                try:
+                    details = await self._poll(client, url)
+                except FuseApiError as error:
+                    retryable = not isinstance(error, FuseRejectedError) or error.retryable
+                    yield _event({"status": "error", "message": str(error), "retryable": retryable})
+                    return
+                except httpx.InvalidURL as error:  # pragma: no cover - the base URL was checked
+                    yield _event({"status": "error", "message": str(error), "retryable": False})
+                    return
+                self.log.info("Fuse call %s is %s", self.call_id, details.status.value)
+                if details.is_terminal:
+                    yield _event(
+                        {
+                            "status": "terminal",
+                            "success": details.status.value in self.success_statuses,
+                            "call_details": details.to_xcom(),
+                        }
+                    )
+                    return
+                await asyncio.sleep(self.poll_interval)
+
+    async def _settings(self) -> Any:
+        from airflow.sdk import BaseHook
+
+        from airflow_provider_fuse.hooks.fuse import ConnectionSettings
+
+        # Async-safe: the task SDK reads the connection (and masks its password) without blocking
+        # the triggerer's event loop.
+        conn = await BaseHook.aget_connection(self.fuse_conn_id)
+        settings = ConnectionSettings.from_connection(conn)
+        await _amask(settings.developer_key)
+        await _amask(settings.authorization)
+        await _amask(settings.authorization.removeprefix("Basic "))
+        return settings
+
+    async def _poll(self, client: Any, url: str) -> CallDetails:
+        """One status read, asked again after a transient failure; raises the last failure."""
+        from airflow_provider_fuse.hooks.fuse import classify_answer
+
+        for attempt in range(self.RETRIES + 1):
+            try:
+                try:
+                    response = await client.get(url)
+                except Exception as error:
+                    raise _network_failure(error) from error
+                answer = classify_answer(response.status_code, response.content)
+                return CallDetails.from_answer(answer, call_id=self.call_id)
+            except (FuseNotSentError, FuseUnknownOutcomeError) as failure:
+                if attempt >= self.RETRIES:
+                    raise
+                delay = self.RETRY_BACKOFF * 2**attempt
+                self.log.warning(
+                    "%s; asking again in %.1f s (%d of %d)", failure, delay, attempt + 1, self.RETRIES
+                )
+                await asyncio.sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _client(settings: Any) -> Any:
+    """An httpx client with the connection's credentials, timeouts, TLS and proxy settings."""
+    import httpx
+
+    verify: bool | ssl.SSLContext = settings.verify
+    if isinstance(settings.verify, str):
+        verify = ssl.create_default_context(cafile=settings.verify)
+    mounts = {
+        (
+            "all://" if scheme == "all" else scheme if "://" in scheme else f"{scheme}://"
+        ): httpx.AsyncHTTPTransport(proxy=proxy, verify=verify)
+        for scheme, proxy in settings.proxies.items()
+    }
+    connect, read = settings.timeout
+    return httpx.AsyncClient(
+        auth=(settings.email, settings.developer_key),
+        headers={
+            "Accept": "application/json",
+            "User-Agent": f"airflow-provider-fuse/{__version__} httpx/{httpx.__version__}",
+        },
+        verify=verify,
+        timeout=httpx.Timeout(read, connect=connect),
+        follow_redirects=False,
+        mounts=mounts or None,
+    )
+
+
+def _network_failure(error: Exception) -> FuseApiError:
+    """httpx's failures to get an answer, in the outcome classes of the hook."""
+    import httpx
+
+    if isinstance(error, (httpx.ConnectError, httpx.ConnectTimeout, httpx.ProxyError)):
+        return FuseNotSentError(f"not sent: could not connect to Fuse ({type(error).__name__})")
+    if isinstance(error, httpx.TransportError):
+        return FuseConnectionLostError(f"no whole answer from Fuse ({type(error).__name__})")
+    raise error
+
+
+async def _amask(secret: str) -> None:
+    try:
+        from airflow.sdk.log import amask_secret
+    except ImportError:  # Airflow 3.1
+        from airflow.sdk.log import mask_secret
+
+        mask_secret(secret)
+        return
+    await amask_secret(secret)
+
+
+def _event(payload: dict[str, Any]) -> TriggerEvent:
+    return TriggerEvent(payload)  # type: ignore[no-untyped-call]

@@ -1,0 +1,65 @@
+"""DAGs the single-call end-to-end tests run through real Airflow against the Fuse sandbox.
+
+The number, its parameters and the deployment come in as params; every task has retries, so the
+tests can prove that what must not be retried is not.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from airflow.sdk import dag
+
+from airflow_provider_fuse.operators.fuse import FuseQueueCallOperator
+from airflow_provider_fuse.sensors.fuse import FuseCallStatusSensor
+
+PARAMS = {"application_id": 101, "deployment_id": 202, "phone_number": "", "name": ""}
+
+
+class LeakyQueueCall(FuseQueueCallOperator):
+    """Logs the rendered number and parameters, as careless user code might: the masker must hide them."""
+
+    def execute(self, context: Any) -> str:
+        self.log.info("LEAK phone=%s parameters=%s", self.phone_number, self.call_parameters)
+        return super().execute(context)
+
+
+def call_dag(
+    dag_id: str, operator_class: type[FuseQueueCallOperator] = FuseQueueCallOperator, **sensor_kwargs
+):
+    @dag(
+        dag_id=dag_id,
+        schedule=None,
+        start_date=datetime(2026, 1, 1),
+        catchup=False,
+        params=PARAMS,
+        tags=["fuse", "e2e"],
+    )
+    def calls() -> None:
+        queue_call = operator_class(
+            task_id="queue_call",
+            application_id="{{ params.application_id }}",
+            deployment_id="{{ params.deployment_id }}",
+            phone_number="{{ params.phone_number }}",
+            call_parameters={"name": "{{ params.name }}", "account": "A-31415"},
+            retries=2,
+            retry_delay=timedelta(seconds=1),
+        )
+        FuseCallStatusSensor(
+            task_id="wait",
+            call_id=queue_call.output,
+            poke_interval=1,
+            timeout=120,
+            retries=2,
+            retry_delay=timedelta(seconds=1),
+            **sensor_kwargs,
+        )
+
+    return calls()
+
+
+e2e_call_poke = call_dag("e2e_call_poke")
+e2e_call_deferrable = call_dag("e2e_call_deferrable", deferrable=True)
+e2e_call_deferrable_skip = call_dag("e2e_call_deferrable_skip", deferrable=True, on_failure_status="skip")
+e2e_call_leaky = call_dag("e2e_call_leaky", LeakyQueueCall)

@@ -1,0 +1,188 @@
+"""End to end: one call queued, waited for (poke and deferrable) and canceled through real Airflow.
+
+Real Airflow (SQLite), real HTTP, the Fuse sandbox on loopback with its clock sped up, so a call's
+lifecycle (ring 5 s, talk 30 s; a number ending in 9 never answers) takes seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+
+from airflow_provider_fuse.hooks.fuse import FuseHook
+from airflow_provider_fuse.sandbox import FuseSandbox
+
+ANSWERS = "6175551234"
+NEVER_ANSWERS = "6175551239"
+
+
+@pytest.fixture
+def sandbox():
+    # Ten sandbox seconds per real second: a completed call takes 3.5 s, an unanswered one 3 s.
+    with FuseSandbox(time_scale=10) as running:
+        yield running
+
+
+def task_state(airflow_env, dag_id: str, task_id: str):
+    return airflow_env.last_run(dag_id, "", task_id=task_id)
+
+
+def triggers(airflow_env) -> list[tuple[str, str]]:
+    with sqlite3.connect(airflow_env.home / "airflow.db") as db:
+        return db.execute("SELECT classpath, kwargs FROM trigger").fetchall()
+
+
+def rendered_fields(airflow_env, dag_id: str, task_id: str) -> str:
+    with sqlite3.connect(airflow_env.home / "airflow.db") as db:
+        (value,) = db.execute(
+            "SELECT rendered_fields FROM rendered_task_instance_fields WHERE dag_id = ? AND task_id = ? "
+            "ORDER BY rowid DESC LIMIT 1",
+            (dag_id, task_id),
+        ).fetchone()
+    return value
+
+
+def queue_requests(sandbox: FuseSandbox) -> list:
+    return [request for request in sandbox.requests() if request.path.endswith("/queue")]
+
+
+def test_the_example_queues_one_call_waits_and_reports(airflow_env):
+    with FuseSandbox(time_scale=600) as sandbox:
+        run = airflow_env.dags_test("example_fuse_queue_call", connection=sandbox.connection_json())
+        assert (run.dag_state, run.task_state) == ("success", None), run.output[-3000:]
+        (call,) = sandbox.calls()
+    queued = task_state(airflow_env, "example_fuse_queue_call", "queue_call")
+    waited = task_state(airflow_env, "example_fuse_queue_call", "wait_for_outcome")
+    assert queued.xcom == call.call_id
+    assert waited.task_state == "success"
+    assert waited.xcom["status"] == call.status == "completed"
+    assert waited.xcom["call_id"] == call.call_id
+    assert "phone_number" not in waited.xcom
+    assert call.variables == {"first_name": "Ada", "reason": "appointment reminder"}
+    assert (call.max_attempts, call.reattempt_wait) == (2, 300)
+    stored = rendered_fields(airflow_env, "example_fuse_queue_call", "queue_call")
+    assert "6175550100" not in stored
+    assert "appointment reminder" not in stored
+    assert task_state(airflow_env, "example_fuse_queue_call", "report").task_state == "success"
+
+
+def test_the_deferrable_sensor_waits_in_the_trigger_not_a_worker(airflow_env, sandbox):
+    before = len(triggers(airflow_env))
+    run = airflow_env.dags_test(
+        "e2e_call_deferrable",
+        connection=sandbox.connection_json(),
+        conf={"phone_number": ANSWERS, "name": "Grace Hopper"},
+    )
+    waited = task_state(airflow_env, "e2e_call_deferrable", "wait")
+    assert (run.dag_state, waited.task_state, waited.try_number) == ("success", "success", 1), run.output[
+        -3000:
+    ]
+    # The task process ended, deferred (the trigger row is Airflow's record of it), and the
+    # trigger polled until the call ended; the task then resumed in execute_complete.
+    assert "Pausing task as DEFERRED" in run.output
+    new = triggers(airflow_env)[before:]
+    assert [classpath for classpath, _ in new] == [
+        "airflow_provider_fuse.triggers.fuse.FuseCallStatusTrigger"
+    ]
+    kwargs = new[0][1]
+    assert sandbox.developer_key not in kwargs
+    assert sandbox.email not in kwargs
+    assert '"fuse_conn_id": "fuse_default"' in kwargs
+    assert "is connected" in run.output  # logged by the trigger while the task was not running
+    (call,) = sandbox.calls()
+    assert waited.xcom["status"] == call.status == "completed"
+    assert waited.xcom["duration"] == 30
+    assert ANSWERS not in json.dumps(waited.xcom)
+
+
+def test_an_unanswered_call_fails_the_poking_sensor_without_retries(airflow_env, sandbox):
+    run = airflow_env.dags_test(
+        "e2e_call_poke", connection=sandbox.connection_json(), conf={"phone_number": NEVER_ANSWERS}
+    )
+    waited = task_state(airflow_env, "e2e_call_poke", "wait")
+    assert (waited.task_state, waited.try_number) == ("failed", 1), run.output[-3000:]
+    (call,) = sandbox.calls()
+    assert "Fuse call " + call.call_id + " ended failed, not completed" in run.output
+    assert call.status == "failed"
+    polls = [request for request in sandbox.requests() if request.path.startswith("/api/outbound/")]
+    assert len(polls) >= 2  # it poked until the call ended
+
+
+def test_an_unanswered_call_skips_the_deferrable_sensor_with_on_failure_status_skip(airflow_env, sandbox):
+    run = airflow_env.dags_test(
+        "e2e_call_deferrable_skip", connection=sandbox.connection_json(), conf={"phone_number": NEVER_ANSWERS}
+    )
+    waited = task_state(airflow_env, "e2e_call_deferrable_skip", "wait")
+    assert waited.task_state == "skipped", run.output[-3000:]
+    assert "Pausing task as DEFERRED" in run.output
+    assert sandbox.calls()[0].status == "failed"
+
+
+def test_the_stop_campaign_example_cancels_the_deployments_pending_calls(airflow_env, sandbox, monkeypatch):
+    sandbox.add_deployment(101, 203)
+    monkeypatch.setenv("AIRFLOW_CONN_FUSE_DEFAULT", sandbox.connection_json())
+    hook = FuseHook()
+    later = int(sandbox.now()) + 3600  # still waiting for their first attempt
+    pending = [hook.queue_call(101, 202, f"617555010{index}", start_timestamp=later) for index in range(3)]
+    other = hook.queue_call(101, 203, "6175550110", start_timestamp=later)
+    run = airflow_env.dags_test("example_fuse_stop_campaign", connection=sandbox.connection_json())
+    stopped = task_state(airflow_env, "example_fuse_stop_campaign", "cancel_pending_calls")
+    assert (run.dag_state, stopped.task_state) == ("success", "success"), run.output[-3000:]
+    assert [sandbox.call(call_id).status for call_id in pending] == ["canceled"] * 3
+    assert sandbox.call(other).status == "queued"
+    assert "Fuse canceled the pending calls of application 101 / deployment 202." in run.output
+
+
+def test_a_rejection_fails_queue_call_once_in_fuses_words(airflow_env, sandbox):
+    run = airflow_env.dags_test(
+        "e2e_call_poke",
+        connection=sandbox.connection_json(),
+        conf={"phone_number": ANSWERS, "deployment_id": 999},
+    )
+    queued = task_state(airflow_env, "e2e_call_poke", "queue_call")
+    assert (queued.task_state, queued.try_number) == ("failed", 1), run.output[-3000:]
+    assert (
+        "Fuse API answered 404: No deployment was found by that application id and deployment id."
+        in run.output
+    )
+    assert len(queue_requests(sandbox)) == 1
+    assert sandbox.calls() == []
+
+
+def test_an_unknown_outcome_fails_once_and_the_call_is_not_made_twice(airflow_env, sandbox):
+    sandbox.inject_fault(status=500, after_queue=True, endpoint="queue", count=5)
+    run = airflow_env.dags_test(
+        "e2e_call_poke", connection=sandbox.connection_json(), conf={"phone_number": ANSWERS}
+    )
+    queued = task_state(airflow_env, "e2e_call_poke", "queue_call")
+    assert (queued.task_state, queued.try_number) == ("failed", 1), run.output[-3000:]
+    assert "Fuse may have queued the call" in run.output
+    assert len(queue_requests(sandbox)) == 1
+    assert len(sandbox.calls()) == 1  # Fuse did queue it: a retry would have called twice
+
+
+def test_the_number_and_parameters_are_masked_in_task_logs(airflow_env, sandbox):
+    """`airflow tasks test` runs with secret masking on; the DAG's operator logs what it rendered."""
+    result = airflow_env.run(
+        "tasks",
+        "test",
+        "e2e_call_leaky",
+        "queue_call",
+        "-t",
+        json.dumps({"phone_number": f"tel:+1{ANSWERS}", "name": "Grace Hopper"}),
+        connection=sandbox.connection_json(),
+    )
+    logs = result.stdout + result.stderr
+    for log_file in (airflow_env.home / "logs").rglob("*"):
+        if log_file.is_file():
+            logs += log_file.read_text(errors="replace")
+    assert "LEAK phone=***" in logs, logs[-3000:]
+    assert "Fuse queued call" in logs
+    assert ANSWERS not in logs
+    assert "Grace Hopper" not in logs
+    assert "A-31415" not in logs
+    assert sandbox.developer_key not in logs
+    (call,) = sandbox.calls()
+    assert call.variables == {"name": "Grace Hopper", "account": "A-31415"}

@@ -1,0 +1,162 @@
+"""FuseCallStatusSensor without a scheduler: poke, the outcome of each terminal status, deferral."""
+
+from __future__ import annotations
+
+import pytest
+
+from airflow_provider_fuse._compat import AirflowException, AirflowFailException, AirflowSkipException
+from airflow_provider_fuse.sensors.fuse import FuseCallStatusSensor
+from airflow_provider_fuse.triggers.fuse import FuseCallStatusTrigger
+from tests.helpers import BASE_URL
+
+try:
+    from airflow.sdk.exceptions import TaskDeferred
+except ImportError:  # Airflow 3.1
+    from airflow.exceptions import TaskDeferred
+
+STATUS_URL = f"{BASE_URL}/outbound/77"
+
+
+def details(status: str, **extra) -> dict:
+    return {"call_details": {"status": status, "attempts": "1", "phone_number": "'6175551234'", **extra}}
+
+
+class FakeTaskInstance:
+    def __init__(self) -> None:
+        self.xcom: dict = {}
+
+    def xcom_push(self, key, value):
+        self.xcom[key] = value
+
+
+@pytest.fixture(autouse=True)
+def _no_backoff(monkeypatch):
+    monkeypatch.setattr("airflow_provider_fuse.hooks.fuse.time.sleep", lambda seconds: None)
+
+
+def sensor(**kwargs) -> FuseCallStatusSensor:
+    return FuseCallStatusSensor(task_id="wait", call_id="77", poke_interval=1, **kwargs)
+
+
+def test_call_id_is_templated():
+    assert tuple(FuseCallStatusSensor.template_fields) == ("call_id",)
+
+
+@pytest.mark.parametrize("status", ["queued", "dialing", "connected", "ringing"])
+def test_a_call_still_going_is_not_done(fuse_connection, requests_mock, status):
+    requests_mock.get(STATUS_URL, json=details(status))
+    assert sensor().poke({}) is False
+
+
+def test_a_completed_call_is_done_with_its_details_and_no_number(fuse_connection, requests_mock, log_text):
+    requests_mock.get(STATUS_URL, json=details("completed", duration="30"))
+    result = sensor().poke({})
+    assert result.is_done
+    assert result.xcom_value["status"] == "completed"
+    assert result.xcom_value["duration"] == 30
+    assert result.xcom_value["call_id"] == "77"
+    assert "phone_number" not in result.xcom_value
+    assert "6175551234" not in log_text()
+
+
+def test_execute_in_poke_mode_returns_the_details(fuse_connection, requests_mock):
+    requests_mock.get(STATUS_URL, [{"json": details("dialing")}, {"json": details("completed")}])
+    assert sensor().execute({"ti": FakeTaskInstance()})["status"] == "completed"
+    assert requests_mock.call_count == 2
+
+
+@pytest.mark.parametrize("status", ["failed", "canceled", "rejected"])
+def test_another_terminal_status_fails_naming_it(fuse_connection, requests_mock, status):
+    requests_mock.get(STATUS_URL, json=details(status))
+    ti = FakeTaskInstance()
+    with pytest.raises(AirflowFailException, match=f"Fuse call 77 ended {status}, not completed"):
+        sensor().poke({"ti": ti})
+    assert ti.xcom["call_details"]["status"] == status
+    assert "phone_number" not in ti.xcom["call_details"]
+
+
+def test_on_failure_status_skip_skips(fuse_connection, requests_mock):
+    requests_mock.get(STATUS_URL, json=details("failed"))
+    with pytest.raises(AirflowSkipException, match="ended failed"):
+        sensor(on_failure_status="skip").poke({})
+
+
+def test_success_statuses_are_configurable(fuse_connection, requests_mock):
+    requests_mock.get(STATUS_URL, json=details("canceled"))
+    assert sensor(success_statuses={"completed", "canceled"}).poke({}).is_done
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"success_statuses": ["dialing"]}, "success_statuses must be terminal"),
+        ({"success_statuses": []}, "success_statuses must be terminal"),
+        ({"on_failure_status": "ignore"}, "on_failure_status"),
+    ],
+)
+def test_arguments_are_checked_when_the_dag_is_parsed(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        sensor(**kwargs)
+
+
+@pytest.mark.parametrize("status", [401, 403, 404])
+def test_a_rejection_fails_without_retries(fuse_connection, requests_mock, status):
+    requests_mock.get(STATUS_URL, status_code=status, json={"error": "No outbound call was found."})
+    with pytest.raises(AirflowFailException, match=f"Fuse API answered {status}"):
+        sensor().poke({})
+
+
+def test_a_persistent_5xx_is_left_to_the_task_retries(fuse_connection, requests_mock):
+    requests_mock.get(STATUS_URL, status_code=503, json={"error": "Maintenance."})
+    with pytest.raises(AirflowException, match="503") as caught:
+        sensor().poke({})
+    assert not isinstance(caught.value, AirflowFailException)
+    assert requests_mock.call_count == 3  # asked again by the hook: a read is safe to repeat
+
+
+# --- deferrable ---------------------------------------------------------------------------------------
+
+
+def test_deferrable_defers_to_the_trigger_with_ids_interval_and_statuses(fuse_connection, requests_mock):
+    requests_mock.get(STATUS_URL, json=details("dialing"))
+    with pytest.raises(TaskDeferred) as caught:
+        sensor(deferrable=True, success_statuses=["completed", "canceled"], timeout=600).execute({})
+    deferred = caught.value
+    assert isinstance(deferred.trigger, FuseCallStatusTrigger)
+    assert deferred.method_name == "execute_complete"
+    assert deferred.trigger.serialize()[1] == {
+        "call_id": "77",
+        "fuse_conn_id": "fuse_default",
+        "poll_interval": 1.0,
+        "success_statuses": ["canceled", "completed"],
+    }
+    assert deferred.timeout.total_seconds() == 600
+
+
+def test_deferrable_does_not_defer_for_a_call_that_already_ended(fuse_connection, requests_mock):
+    requests_mock.get(STATUS_URL, json=details("completed"))
+    assert sensor(deferrable=True).execute({})["status"] == "completed"
+
+
+def test_execute_complete_applies_the_same_rules():
+    done = {"call_id": "77", "status": "completed", "attempts": 1}
+    assert (
+        sensor().execute_complete({}, {"status": "terminal", "success": True, "call_details": done}) == done
+    )
+    failed = {"status": "terminal", "success": False, "call_details": {"call_id": "77", "status": "failed"}}
+    with pytest.raises(AirflowFailException, match="ended failed"):
+        sensor().execute_complete({}, failed)
+    with pytest.raises(AirflowSkipException):
+        sensor(on_failure_status="skip").execute_complete({}, failed)
+
+
+def test_execute_complete_maps_trigger_errors():
+    with pytest.raises(AirflowFailException, match="404"):
+        sensor().execute_complete(
+            {}, {"status": "error", "message": "Fuse API answered 404", "retryable": False}
+        )
+    with pytest.raises(AirflowException, match="503") as caught:
+        sensor().execute_complete(
+            {}, {"status": "error", "message": "Fuse API answered 503", "retryable": True}
+        )
+    assert not isinstance(caught.value, AirflowFailException)
