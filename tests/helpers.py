@@ -35,3 +35,26 @@ def decode_multipart(request: object) -> dict[str, tuple[bytes, dict[str, str]]]
         headers = {key.decode(): value.decode() for key, value in part.headers.items()}
         parts[name] = (part.content, headers)
     return parts
+
+
+class MemoryStore:
+    """Stands in for Airflow's ``context["task_state_store"]``: JSON values by key, with a retention."""
+
+    def __init__(self) -> None:
+        self.values: dict = {}
+        self.retentions: dict = {}
+
+    def get(self, key, default=None):
+        return self.values.get(key, default)
+
+    def set(self, key, value, *, retention=None):
+        self.values[key] = json.loads(json.dumps(value))  # what a JSON store gives back
+        self.retentions[key] = retention
+
+
+def assert_retryable(error: BaseException) -> None:
+    """The task failed in a way its retries apply to: an AirflowException, not AirflowFailException."""
+    from airflow_provider_fuse._compat import AirflowException, AirflowFailException
+
+    assert isinstance(error, AirflowException)
+    assert not isinstance(error, AirflowFailException)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
 import pytest
 
@@ -14,24 +13,7 @@ from airflow_provider_fuse.guard import (
     ListChanged,
     UnknownOutcomeRecorded,
 )
-
-
-class MemoryStore:
-    """Behaves like ``context["task_state_store"]``: JSON values by key, with a retention."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, Any] = {}
-        self.retentions: dict[str, timedelta | None] = {}
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self.values.get(key, default)
-
-    def set(self, key: str, value: Any, *, retention: timedelta | None = None) -> None:
-        import json
-
-        self.values[key] = json.loads(json.dumps(value))  # what a JSON store would give back
-        self.retentions[key] = retention
-
+from tests.helpers import MemoryStore
 
 LIST = Fingerprint.of("a" * 64, application_id=1, deployment_id=2, fields={}, chunk_size=None)
 

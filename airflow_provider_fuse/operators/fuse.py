@@ -48,7 +48,114 @@ RESEND_CONF_KEY = "fuse_allow_resend"
 _OPTIONAL_TEMPLATED = ("start_timestamp", "end_timestamp", "max_attempts", "reattempt_wait", "result_url")
 
 
-class FuseBulkQueueOperator(BaseOperator):
+class _FuseQueueingOperator(BaseOperator):
+    """What the operators that make phones ring share.
+
+    The request fields of Fuse's queueing endpoints and their checks, the stale-run check, and the
+    duplicate guard's state store and resend switch. See the subclasses for the parameters.
+    """
+
+    def __init__(
+        self,
+        *,
+        application_id: int | str,
+        deployment_id: int | str,
+        start_timestamp: TimestampLike | None = None,
+        end_timestamp: TimestampLike | None = None,
+        max_attempts: int | str | None = None,
+        reattempt_wait: int | str | None = None,
+        result_url: str | None = None,
+        is_pci: bool | int = False,
+        on_unknown_outcome: Literal["fail", "retry"] = "fail",
+        max_run_age: timedelta | None = timedelta(days=1),
+        allow_resend: bool = False,
+        fuse_conn_id: str = "fuse_default",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if on_unknown_outcome not in ON_UNKNOWN_OUTCOME:
+            raise ValueError(f"on_unknown_outcome must be 'fail' or 'retry', got {on_unknown_outcome!r}")
+        if max_run_age is not None and not isinstance(max_run_age, timedelta):
+            raise ValueError(f"max_run_age must be a timedelta or None, got {max_run_age!r}")
+        self.application_id = application_id
+        self.deployment_id = deployment_id
+        self.start_timestamp = start_timestamp
+        self.end_timestamp = end_timestamp
+        self.max_attempts = max_attempts
+        self.reattempt_wait = reattempt_wait
+        self.result_url = result_url
+        self.is_pci = is_pci
+        self.on_unknown_outcome = on_unknown_outcome
+        self.max_run_age = max_run_age
+        self.allow_resend = allow_resend
+        self.fuse_conn_id = fuse_conn_id
+        self._given = frozenset(name for name in _OPTIONAL_TEMPLATED if getattr(self, name) is not None)
+
+    def _validated_arguments(self) -> tuple[int, int, QueueFields]:
+        """The rendered ids and fields, checked by Fuse's rules (:class:`QueueFields`).
+
+        :raises FuseValidationError: naming the parameter; also for a given template that rendered None.
+        """
+        for name in self._given:
+            if getattr(self, name) is None:
+                raise FuseValidationError(name, "rendered None; give a value or leave the argument out")
+        application_id = to_positive_id("application_id", self.application_id)
+        deployment_id = to_positive_id("deployment_id", self.deployment_id)
+        fields = QueueFields.validate(
+            start_timestamp=self.start_timestamp,
+            end_timestamp=self.end_timestamp,
+            max_attempts=self.max_attempts,
+            reattempt_wait=self.reattempt_wait,
+            result_url=self.result_url,
+            is_pci=self.is_pci,
+        )
+        return application_id, deployment_id, fields
+
+    def _skip_if_stale(self, context: Context) -> None:
+        """Skip, instead of dialing, a run whose data interval ended longer ago than ``max_run_age``."""
+        if self.max_run_age is None:
+            return
+        ended = context.get("data_interval_end")
+        if not isinstance(ended, datetime):
+            return
+        age = datetime.now(timezone.utc) - ended
+        if age > self.max_run_age:
+            self.log.warning(
+                "Not dialing: this run's data interval ended %s ago, more than max_run_age (%s). "
+                "Catch-up and backfill runs do not call people from an old list.",
+                _round(age),
+                self.max_run_age,
+            )
+            raise AirflowSkipException(
+                f"Stale run: data interval ended {_round(age)} ago (max_run_age {self.max_run_age})"
+            )
+
+    def _state_store(self, context: Context) -> StateStore | None:
+        """The task state store the duplicate guard keeps its ledger in, or None (Airflow < 3.3)."""
+        store: StateStore | None = context.get("task_state_store")
+        if store is None:
+            self.log.warning(
+                "The duplicate guard needs Airflow >= 3.3 (task_state_store): a retry or clear of this "
+                "task cannot know what an earlier try queued. Within this try, an unknown outcome still "
+                "fails safe."
+            )
+            return None
+        if _clears_on_success():
+            self.log.warning(
+                "[state_store] clear_on_success is on: once this task succeeds its record is deleted, and "
+                "clearing the task later would send again."
+            )
+        return store
+
+    def _resend(self, context: Context) -> bool:
+        """Whether this try may send something other than what this task instance already queued."""
+        if self.allow_resend:
+            return True
+        conf = getattr(context.get("dag_run"), "conf", None) or {}
+        return bool(conf.get(RESEND_CONF_KEY, False))
+
+
+class FuseBulkQueueOperator(_FuseQueueingOperator):
     """Queue a call to every contact of a CSV with Fuse's ``bulk_queue``; push ``calls_queued``.
 
     Before any request the operator validates every argument and runs the CSV preflight (UTF-8,
@@ -123,27 +230,13 @@ class FuseBulkQueueOperator(BaseOperator):
     def __init__(
         self,
         *,
-        application_id: int | str,
-        deployment_id: int | str,
         csv_path: str | os.PathLike[str] | ObjectStoragePath | Asset,
-        start_timestamp: TimestampLike | None = None,
-        end_timestamp: TimestampLike | None = None,
-        max_attempts: int | str | None = None,
-        reattempt_wait: int | str | None = None,
-        result_url: str | None = None,
-        is_pci: bool | int = False,
-        on_unknown_outcome: Literal["fail", "retry"] = "fail",
         chunk_size: int | None = None,
         on_duplicate_destinations: Literal["warn", "fail", "drop"] = "warn",
-        max_run_age: timedelta | None = timedelta(days=1),
         dry_run: bool = False,
-        allow_resend: bool = False,
-        fuse_conn_id: str = "fuse_default",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if on_unknown_outcome not in ON_UNKNOWN_OUTCOME:
-            raise ValueError(f"on_unknown_outcome must be 'fail' or 'retry', got {on_unknown_outcome!r}")
         if on_duplicate_destinations not in ON_DUPLICATE_DESTINATIONS:
             raise ValueError(
                 "on_duplicate_destinations must be 'warn', 'fail' or 'drop', "
@@ -153,26 +246,11 @@ class FuseBulkQueueOperator(BaseOperator):
             isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1
         ):
             raise ValueError(f"chunk_size must be a positive integer or None, got {chunk_size!r}")
-        if max_run_age is not None and not isinstance(max_run_age, timedelta):
-            raise ValueError(f"max_run_age must be a timedelta or None, got {max_run_age!r}")
-        self.application_id = application_id
-        self.deployment_id = deployment_id
         self.csv_path = csv_path
-        self.start_timestamp = start_timestamp
-        self.end_timestamp = end_timestamp
-        self.max_attempts = max_attempts
-        self.reattempt_wait = reattempt_wait
-        self.result_url = result_url
-        self.is_pci = is_pci
-        self.on_unknown_outcome = on_unknown_outcome
         self.chunk_size = chunk_size
         self.on_duplicate_destinations = on_duplicate_destinations
-        self.max_run_age = max_run_age
         # Not ``self.dry_run``: BaseOperator.dry_run() is Airflow's own method (render templates only).
         self.preflight_only = dry_run
-        self.allow_resend = allow_resend
-        self.fuse_conn_id = fuse_conn_id
-        self._given = frozenset(name for name in _OPTIONAL_TEMPLATED if getattr(self, name) is not None)
 
     # --- execute ---------------------------------------------------------------------------------
 
@@ -312,40 +390,6 @@ class FuseBulkQueueOperator(BaseOperator):
 
     # --- checks ----------------------------------------------------------------------------------
 
-    def _validated_arguments(self) -> tuple[int, int, QueueFields]:
-        for name in self._given:
-            if getattr(self, name) is None:
-                raise FuseValidationError(name, "rendered None; give a value or leave the argument out")
-        application_id = to_positive_id("application_id", self.application_id)
-        deployment_id = to_positive_id("deployment_id", self.deployment_id)
-        fields = QueueFields.validate(
-            start_timestamp=self.start_timestamp,
-            end_timestamp=self.end_timestamp,
-            max_attempts=self.max_attempts,
-            reattempt_wait=self.reattempt_wait,
-            result_url=self.result_url,
-            is_pci=self.is_pci,
-        )
-        return application_id, deployment_id, fields
-
-    def _skip_if_stale(self, context: Context) -> None:
-        if self.max_run_age is None:
-            return
-        ended = context.get("data_interval_end")
-        if not isinstance(ended, datetime):
-            return
-        age = datetime.now(timezone.utc) - ended
-        if age > self.max_run_age:
-            self.log.warning(
-                "Not dialing: this run's data interval ended %s ago, more than max_run_age (%s). "
-                "Catch-up and backfill runs do not call people from an old list.",
-                _round(age),
-                self.max_run_age,
-            )
-            raise AirflowSkipException(
-                f"Stale run: data interval ended {_round(age)} ago (max_run_age {self.max_run_age})"
-            )
-
     def _local_csv_path(self, workdir: str) -> str:
         """The seam where the CSV artifact becomes a local file to preflight and upload.
 
@@ -467,19 +511,9 @@ class FuseBulkQueueOperator(BaseOperator):
     ) -> BulkQueueLedger | None:
         from airflow_provider_fuse.guard import BulkQueueLedger, Fingerprint
 
-        store: StateStore | None = context.get("task_state_store")
+        store = self._state_store(context)
         if store is None:
-            self.log.warning(
-                "The duplicate guard needs Airflow >= 3.3 (task_state_store): a retry or clear of this "
-                "task cannot know what an earlier try queued. Within this try, an unknown outcome still "
-                "fails safe."
-            )
             return None
-        if _clears_on_success():
-            self.log.warning(
-                "[state_store] clear_on_success is on: once this task succeeds its record is deleted, and "
-                "clearing the task later would send the list again."
-            )
         fingerprint = Fingerprint.of(
             summary.sha256,
             application_id=application_id,
@@ -489,13 +523,6 @@ class FuseBulkQueueOperator(BaseOperator):
             on_duplicate_destinations=self.on_duplicate_destinations,
         )
         return BulkQueueLedger(store, fingerprint, len(parts))
-
-    def _resend(self, context: Context) -> bool:
-        if self.allow_resend:
-            return True
-        dag_run = context.get("dag_run")
-        conf = getattr(dag_run, "conf", None) or {}
-        return bool(conf.get(RESEND_CONF_KEY, False))
 
     def _guard_message(self, error: Exception, application_id: int, deployment_id: int) -> str:
         from airflow_provider_fuse.guard import UnknownOutcomeRecorded
@@ -606,7 +633,7 @@ def _clears_on_success() -> bool:
 # --- queue: one call, and cancel ---------------------------------------------------------------------
 
 
-class FuseQueueCallOperator(BaseOperator):
+class FuseQueueCallOperator(_FuseQueueingOperator):
     """Queue one outbound call with Fuse's ``queue`` endpoint; push its call id.
 
     For one urgent call, not for a list: Plum warns that looping ``queue`` over many numbers "can
@@ -649,6 +676,8 @@ class FuseQueueCallOperator(BaseOperator):
     :param is_pci: run the connected call in Fuse's HIPAA/PCI environment; when false (default) no
         ``is_pci`` field is sent.
     :param on_unknown_outcome: ``"fail"`` (default) or ``"retry"``.
+    :param max_run_age: skip, instead of calling, when the run's data interval ended longer ago than
+        this (default one day; ``None`` disables): catch-up runs do not make yesterday's calls.
     :param allow_resend: let a try queue a call whose number, parameters or fields differ from the
         call this task instance already queued (also ``{"fuse_allow_resend": true}`` in the run's conf).
     :param fuse_conn_id: the ``fuse`` connection to use.
@@ -670,38 +699,13 @@ class FuseQueueCallOperator(BaseOperator):
     def __init__(
         self,
         *,
-        application_id: int | str,
-        deployment_id: int | str,
         phone_number: str,
         call_parameters: dict[str, Any] | str | None = None,
-        start_timestamp: TimestampLike | None = None,
-        end_timestamp: TimestampLike | None = None,
-        max_attempts: int | str | None = None,
-        reattempt_wait: int | str | None = None,
-        result_url: str | None = None,
-        is_pci: bool | int = False,
-        on_unknown_outcome: Literal["fail", "retry"] = "fail",
-        allow_resend: bool = False,
-        fuse_conn_id: str = "fuse_default",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if on_unknown_outcome not in ON_UNKNOWN_OUTCOME:
-            raise ValueError(f"on_unknown_outcome must be 'fail' or 'retry', got {on_unknown_outcome!r}")
-        self.application_id = application_id
-        self.deployment_id = deployment_id
         self.phone_number = phone_number
         self.call_parameters = call_parameters
-        self.start_timestamp = start_timestamp
-        self.end_timestamp = end_timestamp
-        self.max_attempts = max_attempts
-        self.reattempt_wait = reattempt_wait
-        self.result_url = result_url
-        self.is_pci = is_pci
-        self.on_unknown_outcome = on_unknown_outcome
-        self.allow_resend = allow_resend
-        self.fuse_conn_id = fuse_conn_id
-        self._given = frozenset(name for name in _OPTIONAL_TEMPLATED if getattr(self, name) is not None)
 
     def render_template_fields(self, context: Context, jinja_env: jinja2.Environment | None = None) -> None:
         """Render, then register the phone number and parameter values with the secret masker.
@@ -718,23 +722,12 @@ class FuseQueueCallOperator(BaseOperator):
         from airflow_provider_fuse.guard import GuardError
 
         try:
-            for name in self._given:
-                if getattr(self, name) is None:
-                    raise FuseValidationError(name, "rendered None; give a value or leave the argument out")
-            application_id = to_positive_id("application_id", self.application_id)
-            deployment_id = to_positive_id("deployment_id", self.deployment_id)
+            application_id, deployment_id, fields = self._validated_arguments()
             phone_number = to_phone_number(self.phone_number)
             parameters = None if self.call_parameters is None else to_call_parameters(self.call_parameters)
-            fields = QueueFields.validate(
-                start_timestamp=self.start_timestamp,
-                end_timestamp=self.end_timestamp,
-                max_attempts=self.max_attempts,
-                reattempt_wait=self.reattempt_wait,
-                result_url=self.result_url,
-                is_pci=self.is_pci,
-            )
         except FuseValidationError as error:
             raise AirflowFailException(f"Nothing was sent to Fuse: {error}") from None
+        self._skip_if_stale(context)
         # Also masked here for a direct execute() without rendering; registering twice is harmless.
         mask_personal_data(phone_number, parameters)
         ti = context.get("ti")
@@ -749,7 +742,7 @@ class FuseQueueCallOperator(BaseOperator):
         if ledger is not None:
             try:
                 recorded = ledger.plan(
-                    retry_unknown=self.on_unknown_outcome == "retry", resend=_resend(self, context)
+                    retry_unknown=self.on_unknown_outcome == "retry", resend=self._resend(context)
                 )
             except GuardError as error:
                 raise AirflowFailException(_call_guard_message(error, where)) from None
@@ -811,13 +804,8 @@ class FuseQueueCallOperator(BaseOperator):
     ) -> QueueCallLedger | None:
         from airflow_provider_fuse.guard import Fingerprint, QueueCallLedger, call_content_hash
 
-        store: StateStore | None = context.get("task_state_store")
+        store = self._state_store(context)
         if store is None:
-            self.log.warning(
-                "The duplicate guard needs Airflow >= 3.3 (task_state_store): a retry or clear of this "
-                "task cannot know whether an earlier try queued the call. Within this try, an unknown "
-                "outcome still fails safe."
-            )
             return None
         fingerprint = Fingerprint.of(
             call_content_hash(phone_number, parameters),
@@ -912,13 +900,6 @@ def mask_personal_data(phone_number: object, call_parameters: object) -> None:
                 mask_secret(str(value))
     elif isinstance(call_parameters, str) and call_parameters:
         mask_secret(call_parameters)
-
-
-def _resend(operator: FuseQueueCallOperator, context: Context) -> bool:
-    if operator.allow_resend:
-        return True
-    conf = getattr(context.get("dag_run"), "conf", None) or {}
-    return bool(conf.get(RESEND_CONF_KEY, False))
 
 
 def _call_guard_message(error: Exception, where: str) -> str:

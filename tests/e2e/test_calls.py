@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sqlite3
 
+import airflow
 import pytest
 
 from airflow_provider_fuse.hooks.fuse import FuseHook
@@ -161,6 +162,22 @@ def test_an_unknown_outcome_fails_once_and_the_call_is_not_made_twice(airflow_en
     assert "Fuse may have queued the call" in run.output
     assert len(queue_requests(sandbox)) == 1
     assert len(sandbox.calls()) == 1  # Fuse did queue it: a retry would have called twice
+
+
+@pytest.mark.skipif(
+    tuple(int(part) for part in airflow.__version__.split(".")[:2]) < (3, 3),
+    reason="the duplicate guard needs Airflow >= 3.3",
+)
+def test_a_retry_after_the_call_was_queued_returns_the_recorded_call_id(airflow_env, sandbox):
+    run = airflow_env.dags_test(
+        "e2e_call_crash_after_queued", connection=sandbox.connection_json(), conf={"phone_number": ANSWERS}
+    )
+    queued = task_state(airflow_env, "e2e_call_crash_after_queued", "queue_call")
+    assert (queued.task_state, queued.try_number) == ("success", 2), run.output[-3000:]
+    (call,) = sandbox.calls()
+    assert queued.xcom == call.call_id
+    assert len(queue_requests(sandbox)) == 1
+    assert "already queued this call" in run.output
 
 
 def test_the_number_and_parameters_are_masked_in_task_logs(airflow_env, sandbox):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timezone
 
 import pytest
@@ -11,7 +10,7 @@ from urllib3.exceptions import MaxRetryError, NewConnectionError
 
 from airflow_provider_fuse._compat import AirflowException, AirflowFailException, AirflowSkipException
 from airflow_provider_fuse.operators.fuse import FuseBulkQueueOperator
-from tests.helpers import BASE_URL, decode_multipart
+from tests.helpers import BASE_URL, MemoryStore, assert_retryable, decode_multipart
 
 BULK_URL = f"{BASE_URL}/apps/12/34/bulk_queue"
 PHONES = ("6175551234", "16175551235", "16175551236")
@@ -31,11 +30,6 @@ def operator(csv_path, **kwargs) -> FuseBulkQueueOperator:
     }
     arguments.update(kwargs)
     return FuseBulkQueueOperator(**arguments)
-
-
-def assert_retryable(error: BaseException) -> None:
-    assert isinstance(error, AirflowException)
-    assert not isinstance(error, AirflowFailException)
 
 
 def test_template_fields_are_the_documented_ones():
@@ -245,19 +239,6 @@ def test_a_bad_connection_fails_without_retries(monkeypatch, requests_mock, cont
 
 
 # --- Campaign safety: duplicates, stale runs, dry run, chunks and the duplicate guard ------------------
-
-
-class MemoryStore:
-    """Stands in for ``context["task_state_store"]`` (JSON values by key)."""
-
-    def __init__(self) -> None:
-        self.values: dict = {}
-
-    def get(self, key, default=None):
-        return self.values.get(key, default)
-
-    def set(self, key, value, *, retention=None):
-        self.values[key] = json.loads(json.dumps(value))
 
 
 def numbered_csv(tmp_path, rows: int, repeat_first: int = 0, name: str = "numbered.csv"):

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timezone
 
 import pytest
 import requests
 
 from airflow_provider_fuse._compat import AirflowException, AirflowFailException
 from airflow_provider_fuse.operators.fuse import FuseCancelCallsOperator, FuseQueueCallOperator
-from tests.helpers import BASE_URL, decode_multipart
+from tests.helpers import BASE_URL, MemoryStore, assert_retryable, decode_multipart
 
 QUEUE_URL = f"{BASE_URL}/apps/12/34/queue"
 CANCEL_URL = f"{BASE_URL}/apps/12/34/cancel"
@@ -22,19 +22,6 @@ def _no_connect_backoff(monkeypatch):
     monkeypatch.setattr("airflow_provider_fuse.hooks.fuse.time.sleep", lambda seconds: None)
 
 
-class MemoryStore:
-    """Stands in for ``context["task_state_store"]`` (JSON values by key)."""
-
-    def __init__(self) -> None:
-        self.values: dict = {}
-
-    def get(self, key, default=None):
-        return self.values.get(key, default)
-
-    def set(self, key, value, *, retention=None):
-        self.values[key] = json.loads(json.dumps(value))
-
-
 def queue_call(**kwargs) -> FuseQueueCallOperator:
     arguments = {"task_id": "queue_call", "application_id": 12, "deployment_id": 34, "phone_number": PHONE}
     arguments.update(kwargs)
@@ -43,11 +30,6 @@ def queue_call(**kwargs) -> FuseQueueCallOperator:
 
 def cancel(**kwargs) -> FuseCancelCallsOperator:
     return FuseCancelCallsOperator(task_id="cancel", application_id=12, deployment_id=34, **kwargs)
-
-
-def assert_retryable(error: BaseException) -> None:
-    assert isinstance(error, AirflowException)
-    assert not isinstance(error, AirflowFailException)
 
 
 # --- FuseQueueCallOperator ---------------------------------------------------------------------------
@@ -251,3 +233,12 @@ def test_cancel_unknown_outcome_is_retried_by_default(fuse_connection, requests_
     assert_retryable(caught.value)
     with pytest.raises(AirflowFailException):
         cancel(on_unknown_outcome="fail").execute({})
+
+
+def test_a_stale_run_makes_no_call(fuse_connection, requests_mock):
+    from airflow_provider_fuse._compat import AirflowSkipException
+
+    old = {"data_interval_end": datetime(2026, 1, 1, tzinfo=timezone.utc)}
+    with pytest.raises(AirflowSkipException, match="Stale run"):
+        queue_call().execute(old)
+    assert not requests_mock.called

@@ -25,6 +25,16 @@ class LeakyQueueCall(FuseQueueCallOperator):
         return super().execute(context)
 
 
+class CrashAfterQueuedCall(FuseQueueCallOperator):
+    """On its first try the call is queued (and recorded), then the task dies before returning."""
+
+    def execute(self, context: Any) -> str:
+        call_id = super().execute(context)
+        if context["ti"].try_number == 1:
+            raise RuntimeError("simulated crash after Fuse queued the call")
+        return call_id
+
+
 def call_dag(
     dag_id: str, operator_class: type[FuseQueueCallOperator] = FuseQueueCallOperator, **sensor_kwargs
 ):
@@ -63,3 +73,4 @@ e2e_call_poke = call_dag("e2e_call_poke")
 e2e_call_deferrable = call_dag("e2e_call_deferrable", deferrable=True)
 e2e_call_deferrable_skip = call_dag("e2e_call_deferrable_skip", deferrable=True, on_failure_status="skip")
 e2e_call_leaky = call_dag("e2e_call_leaky", LeakyQueueCall)
+e2e_call_crash_after_queued = call_dag("e2e_call_crash_after_queued", CrashAfterQueuedCall)

@@ -14,7 +14,9 @@ from airflow.sdk import dag
 from airflow_provider_fuse.operators.fuse import FuseBulkQueueOperator
 
 
-def bulk_queue_dag(dag_id: str, **operator_kwargs: Any) -> Any:
+def bulk_queue_dag(
+    dag_id: str, operator_class: type[FuseBulkQueueOperator] = FuseBulkQueueOperator, **operator_kwargs: Any
+) -> Any:
     @dag(
         dag_id=dag_id,
         schedule=None,
@@ -24,7 +26,7 @@ def bulk_queue_dag(dag_id: str, **operator_kwargs: Any) -> Any:
         tags=["fuse", "e2e"],
     )
     def bulk_queue() -> None:
-        FuseBulkQueueOperator(
+        operator_class(
             task_id="queue_calls",
             application_id="{{ params.application_id }}",
             deployment_id="{{ params.deployment_id }}",
@@ -80,37 +82,14 @@ class ListChangesAfterQueued(FuseBulkQueueOperator):
         return result
 
 
-def safety_dag(dag_id: str, operator_class: type[FuseBulkQueueOperator], **operator_kwargs: Any) -> Any:
-    @dag(
-        dag_id=dag_id,
-        schedule=None,
-        start_date=datetime(2026, 1, 1),
-        catchup=False,
-        params={"csv_path": "", "application_id": 101, "deployment_id": 202},
-        tags=["fuse", "e2e"],
-    )
-    def safety() -> None:
-        operator_class(
-            task_id="queue_calls",
-            application_id="{{ params.application_id }}",
-            deployment_id="{{ params.deployment_id }}",
-            csv_path="{{ params.csv_path }}",
-            retries=2,
-            retry_delay=timedelta(seconds=1),
-            **operator_kwargs,
-        )
-
-    return safety()
-
-
-e2e_crash_after_queued = safety_dag("e2e_crash_after_queued", CrashAfterQueued)
-e2e_crash_before_recording = safety_dag("e2e_crash_before_recording", CrashBeforeRecording)
-e2e_list_changes = safety_dag("e2e_list_changes", ListChangesAfterQueued)
-e2e_chunked = safety_dag("e2e_chunked", FuseBulkQueueOperator, chunk_size=300)
-e2e_duplicates_fail = safety_dag(
+e2e_crash_after_queued = bulk_queue_dag("e2e_crash_after_queued", CrashAfterQueued)
+e2e_crash_before_recording = bulk_queue_dag("e2e_crash_before_recording", CrashBeforeRecording)
+e2e_list_changes = bulk_queue_dag("e2e_list_changes", ListChangesAfterQueued)
+e2e_chunked = bulk_queue_dag("e2e_chunked", FuseBulkQueueOperator, chunk_size=300)
+e2e_duplicates_fail = bulk_queue_dag(
     "e2e_duplicates_fail", FuseBulkQueueOperator, on_duplicate_destinations="fail"
 )
-e2e_duplicates_drop = safety_dag(
+e2e_duplicates_drop = bulk_queue_dag(
     "e2e_duplicates_drop", FuseBulkQueueOperator, on_duplicate_destinations="drop"
 )
-e2e_dry_run = safety_dag("e2e_dry_run", FuseBulkQueueOperator, dry_run=True)
+e2e_dry_run = bulk_queue_dag("e2e_dry_run", FuseBulkQueueOperator, dry_run=True)
