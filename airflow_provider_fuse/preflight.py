@@ -1,29 +1,52 @@
 """The CSV preflight: is this contact list one Fuse can dial, row by row?
 
 It knows CSV and Fuse's destination formats and nothing of HTTP or Airflow. It reads the file once,
-as a stream (memory does not grow with the file), and never puts a phone number or any other cell
-into what it returns or raises: problems are reported by row number and kind only.
+in blocks, and never puts a phone number or any other cell into what it returns or raises: problems
+are reported by row number and kind only.
 
 Row numbers count the header as row 1, as a spreadsheet shows them; a quoted field with an embedded
 newline is still one row.
+
+How it is fast and still exact. The stdlib ``csv`` module is the reference for every answer. Each
+block of whole lines is first offered to a fast path that works on the raw bytes with a handful of
+C-level passes and one compiled regex; it accepts a block only when it can prove that ``csv`` would
+read it as plain rows — no quote character, no NUL, only ``\\n`` or ``\\r\\n`` line ends, every line
+with the header's number of fields, no line near ``csv``'s field size limit, valid UTF-8, and every
+destination in a format whose number it can read straight from the digits. Any other block (a quoted
+field, a bad row, an unusual destination format, invalid UTF-8) is read by ``csv`` itself, together
+with as many following blocks as a quoted field needs, and the fast path resumes after it.
+
+Duplicate destinations are found exactly in bounded memory: each block's numbers (as the E.164
+integer they dial) are sorted and appended to one ``array('Q')`` — 8 bytes per row, no Python object
+kept per row — and at the end the sorted runs are cut into value ranges of about 64k numbers, each
+counted with a small set. Only when there are repeats is the file read a second time to name the
+first repeated rows.
 """
 
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
+import dataclasses
 import hashlib
+import io
 import os
 import re
+from array import array
+from bisect import bisect_left
+from collections import Counter, deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from itertools import pairwise
+from typing import IO, TYPE_CHECKING
 
 from airflow_provider_fuse.exceptions import FuseCsvError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Callable, Iterable, Iterator
 
 __all__ = [
+    "DEFAULT_BLOCK_SIZE",
     "DESTINATION",
     "DESTINATION_FORMAT",
     "CsvPart",
@@ -38,14 +61,30 @@ DESTINATION = "destination"
 
 _ANI = r";ani=\+?\d{10,15}"
 _POSTD = r";postd=[0-9*#]+"
+_OPTIONS = rf"(?:{_ANI}(?:{_POSTD})?|{_POSTD}(?:{_ANI})?)?"
 #: Fuse's documented destination formats: 10 or 11 digits, or ``tel:+`` and an E.164 number, with
 #: optional ``;ani=`` (caller id) and ``;postd=`` (DTMF digits after connect) options, each at most once.
-DESTINATION_FORMAT = re.compile(
-    rf"(?:\d{{10,11}}|tel:\+[1-9]\d{{7,14}})(?:{_ANI}(?:{_POSTD})?|{_POSTD}(?:{_ANI})?)?"
-)
+DESTINATION_FORMAT = re.compile(rf"(?:\d{{10,11}}|tel:\+[1-9]\d{{7,14}}){_OPTIONS}")
 
 #: How many bad rows are named in an error; the count always covers them all.
 REPORTED_ROWS = 5
+
+#: Bytes read at a time: large enough that the per-block work is negligible, small enough to stay
+#: a few MiB of memory whatever the file's size.
+DEFAULT_BLOCK_SIZE = 1 << 20
+
+#: North American (NANP) E.164 numbers are 1 and 10 digits: [_NANP, 2 * _NANP).
+_NANP = 10**10
+#: Added to every other number's key, so keys of the two kinds never meet (E.164 < 10**15 < 2**50).
+_OTHER = 1 << 52
+
+# The fast path reads North American destinations — 6175551234, 16175551234, tel:+16175551234, with
+# or without options — and captures the 10 digits after the country code: that is the row's key.
+# Every other destination (other countries, and anything invalid) is left to the exact path.
+_FAST_NUMBER = rb"(?:tel:\+1|1)?(\d{10})"
+_FAST_FIELD_END = rb"(?=[,\n])"
+#: Every byte but the two that delimit unquoted fields and rows, for ``bytes.translate(None, ...)``.
+_NOT_DELIMITER = bytes(byte for byte in range(256) if byte not in b",\n")
 
 
 @dataclass(frozen=True)
@@ -104,90 +143,286 @@ def destination_number(destination: str) -> int:
     return int(number)
 
 
-def preflight_csv(path: str | os.PathLike[str]) -> CsvSummary:
+def preflight_csv(path: str | os.PathLike[str], *, block_size: int = DEFAULT_BLOCK_SIZE) -> CsvSummary:
     """Check that ``path`` is a contact CSV Fuse can take, and summarise it.
 
     The file must be UTF-8 (a BOM is allowed), start with a header row holding exactly one
     ``destination`` column, and every data row must have as many fields as the header and a
     destination in one of Fuse's formats (:data:`DESTINATION_FORMAT`). Other columns are not
-    inspected: they become the calls' variables.
+    inspected: they become the calls' variables. Every answer is the one Python's ``csv`` module
+    (``strict=True``) would give; memory does not grow with the file beyond 8 bytes per row.
 
+    :param block_size: bytes read at a time (a test can make it tiny to put block boundaries
+        anywhere).
     :raises FuseCsvError: when the file is missing, unreadable, not UTF-8, not CSV, has no usable
         header, or has bad rows (with their count and the first row numbers, never their values).
     """
-    try:
-        size = os.path.getsize(path)
+    with _opened(path) as raw:
+        size = os.fstat(raw.fileno()).st_size
         digest = hashlib.sha256()
-        with open(path, "rb") as raw:
-            has_bom = raw.read(len(codecs.BOM_UTF8)) == codecs.BOM_UTF8
-            raw.seek(0)
-            while block := raw.read(1 << 20):
-                digest.update(block)
-        with open(path, encoding="utf-8-sig", newline="") as text:
-            return _check_rows(
-                csv.reader(text, strict=True), size=size, has_bom=has_bom, sha256=digest.hexdigest()
-            )
+        scan = _RowScan(raw, block_size=block_size, digest=digest)
+        numbers = _SortedRuns()
+        scan.run(numbers.add)
+        duplicate_rows, repeated = numbers.repeats()
+        summary = CsvSummary(
+            rows=scan.data_rows,
+            columns=scan.width,
+            destination_column=scan.destination + 1,
+            has_bom=scan.has_bom,
+            size=size,
+            sha256=digest.hexdigest(),
+            duplicate_rows=duplicate_rows,
+        )
+    if not duplicate_rows:
+        return summary
+    return _with_duplicate_row_numbers(path, summary, repeated, block_size)
+
+
+@contextlib.contextmanager
+def _opened(path: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
+    """``open(path, "rb")`` whose failures are :class:`FuseCsvError` naming the path."""
+    try:
+        file = open(path, "rb")  # noqa: SIM115 (closed by the with below)
     except FileNotFoundError:
         raise FuseCsvError(f"no such file: {os.fspath(path)}") from None
     except IsADirectoryError:
         raise FuseCsvError(f"is a directory, not a CSV file: {os.fspath(path)}") from None
     except PermissionError:
         raise FuseCsvError(f"cannot be read (permission denied): {os.fspath(path)}") from None
+    with file:
+        yield file
 
 
-def _check_rows(reader: Iterator[list[str]], *, size: int, has_bom: bool, sha256: str) -> CsvSummary:
-    row_number = 1  # the row being read; the header is row 1
-    try:
-        header = next(reader, None)
-        if header is None:
+def _with_duplicate_row_numbers(
+    path: str | os.PathLike[str], summary: CsvSummary, repeated: array[int], block_size: int
+) -> CsvSummary:
+    """Read the file again to name the first rows that repeat an earlier row's number."""
+    finder = _RepeatFinder(repeated)
+    found: list[int] = []
+
+    def collect(first_row: int, numbers: list[int]) -> None:
+        for row_number, number in enumerate(numbers, start=first_row):
+            if finder.is_repeat(number):
+                found.append(row_number)
+                if len(found) == REPORTED_ROWS:
+                    raise _Enough
+
+    with _opened(path) as raw, contextlib.suppress(_Enough):
+        _RowScan(raw, block_size=block_size).run(collect)
+    return dataclasses.replace(summary, duplicate_row_numbers=tuple(found))
+
+
+class _Enough(Exception):
+    """Stops a scan that has found what it was looking for."""
+
+
+# --- Reading the file in blocks of whole lines -----------------------------------------------------
+
+
+def _blocks(raw: IO[bytes], block_size: int, digest: hashlib._Hash | None, carry: bytes) -> Iterator[bytes]:
+    """``carry`` and the rest of the file, in blocks that end with a line end (the last may not).
+
+    A block never ends between ``\\r`` and ``\\n``. Every byte read goes to ``digest``.
+    """
+    while chunk := raw.read(block_size):
+        if digest is not None:
+            digest.update(chunk)
+        buffer = carry + chunk if carry else chunk
+        end = buffer.rfind(b"\n") + 1
+        if not end:
+            # No \n: cut after a \r that is followed by something (so it cannot start a \r\n).
+            end = buffer.rfind(b"\r", 0, len(buffer) - 1) + 1
+        if end:
+            yield buffer[:end]
+            carry = buffer[end:]
+        else:
+            carry = buffer
+    if carry:
+        yield carry
+
+
+class _RowScan:
+    """One pass over a contact CSV: the header, every row checked, each row's number handed on.
+
+    ``run(consume)`` calls ``consume(first_row, numbers)`` with the keys (:func:`_key`) of consecutive
+    valid rows, in file order, ``first_row`` being the row number of the first of them; after the
+    first bad row it stops handing numbers on, and at the end it raises :class:`FuseCsvError` for
+    bad rows.
+    """
+
+    def __init__(self, raw: IO[bytes], *, block_size: int, digest: hashlib._Hash | None = None) -> None:
+        if block_size < 1:
+            raise ValueError(f"block_size must be at least 1, got {block_size}")
+        start = raw.read(len(codecs.BOM_UTF8))
+        if digest is not None:
+            digest.update(start)
+        self.has_bom = start == codecs.BOM_UTF8
+        self._blocks = _blocks(raw, block_size, digest, b"" if self.has_bom else start)
+        self.records = 0  # rows read, the header included
+        self.bad_rows = 0
+        self.reported: list[tuple[int, str]] = []
+        self.header: list[str] | None = None
+        self.width = 0
+        self.destination = 0
+        self._fast_pattern = self._fast_options_pattern = re.compile(b"")
+        self._skeleton = b""
+        self._window = max(1, csv.field_size_limit() // 2)
+        self._pending: deque[str] = deque()
+        self._invalid_utf8 = False
+        self._reader = csv.reader(self._lines(), strict=True)
+
+    @property
+    def data_rows(self) -> int:
+        return max(self.records - 1, 0)
+
+    def run(self, consume: Callable[[int, list[int]], None]) -> None:
+        for block in self._blocks:
+            if self.header is None:
+                block = self._fast_header(block)
+                if not block:
+                    continue
+            if self.header is not None:
+                numbers = self._fast_numbers(block)
+                if numbers is not None:
+                    if not self.bad_rows:
+                        consume(self.records + 1, numbers)
+                    self.records += len(numbers)
+                    continue
+            self._exact(block, consume)
+        if self.header is None:
             raise FuseCsvError("the file is empty: it needs a header row with a 'destination' column")
-        destination = _destination_index(header)
-        width = len(header)
-        bad_rows = 0
-        reported: list[tuple[int, str]] = []
-        numbers: set[int] = set()
-        duplicates: list[int] = []
-        duplicate_rows = 0
-        for row in reader:
-            row_number += 1
-            problem = _row_problem(row, destination, width)
-            if problem is not None:
-                bad_rows += 1
-                if len(reported) < REPORTED_ROWS:
-                    reported.append((row_number, problem))
-                continue
-            number = destination_number(row[destination])
-            if number in numbers:
-                duplicate_rows += 1
-                if len(duplicates) < REPORTED_ROWS:
-                    duplicates.append(row_number)
-            else:
-                numbers.add(number)
-    except UnicodeDecodeError:
-        raise FuseCsvError(f"is not UTF-8 text (invalid bytes at or after row {row_number + 1})") from None
-    except csv.Error as error:
-        # csv's messages describe the syntax problem, never the cell's content.
-        raise FuseCsvError(f"is not valid CSV at row {row_number + 1}: {error}") from None
+        if self.bad_rows:
+            details = "; ".join(f"row {number}: {problem}" for number, problem in self.reported)
+            more = (
+                ""
+                if self.bad_rows <= len(self.reported)
+                else f"; and {self.bad_rows - len(self.reported)} more"
+            )
+            raise FuseCsvError(
+                f"{self.bad_rows} of {self.data_rows} data rows are invalid (the header is row 1): "
+                f"{details}{more}",
+                bad_rows=self.bad_rows,
+                row_numbers=tuple(number for number, _ in self.reported),
+            )
 
-    data_rows = row_number - 1
-    if bad_rows:
-        details = "; ".join(f"row {number}: {problem}" for number, problem in reported)
-        more = "" if bad_rows <= len(reported) else f"; and {bad_rows - len(reported)} more"
-        raise FuseCsvError(
-            f"{bad_rows} of {data_rows} data rows are invalid (the header is row 1): {details}{more}",
-            bad_rows=bad_rows,
-            row_numbers=tuple(number for number, _ in reported),
-        )
-    return CsvSummary(
-        rows=data_rows,
-        columns=width,
-        destination_column=destination + 1,
-        has_bom=has_bom,
-        size=size,
-        sha256=sha256,
-        duplicate_rows=duplicate_rows,
-        duplicate_row_numbers=tuple(duplicates),
-    )
+    # --- the header --------------------------------------------------------------------------------
+
+    def _fast_header(self, block: bytes) -> bytes:
+        """Read the header from a plain first line; return the rest of the block (or all of it)."""
+        end = block.find(b"\n") + 1
+        line = block[:end]
+        if not end or b'"' in line or b"\0" in line or b"\r" in line[:-2]:
+            return block  # the exact path reads the header
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError:
+            return block
+        self._header(next(csv.reader([text], strict=True)))
+        return block[end:]
+
+    def _header(self, header: list[str]) -> None:
+        self.records = 1
+        self.destination = _destination_index(header)
+        self.header = header
+        self.width = len(header)
+        self._skeleton = b"," * (self.width - 1) + b"\n"
+        before = rb"\n" + rb"[^,\n]*," * self.destination + _FAST_NUMBER
+        self._fast_pattern = re.compile(before + _FAST_FIELD_END)
+        self._fast_options_pattern = re.compile(before + _OPTIONS.encode() + _FAST_FIELD_END)
+
+    # --- the fast path -----------------------------------------------------------------------------
+
+    def _fast_numbers(self, block: bytes) -> list[int] | None:
+        """The rows' numbers when the block is provably plain valid rows, else ``None``."""
+        if b'"' in block or b"\0" in block:
+            return None
+        if not block.isascii():
+            try:
+                block.decode("utf-8")
+            except UnicodeDecodeError:
+                return None
+        if b"\r" in block:
+            block = block.replace(b"\r\n", b"\n")
+            if b"\r" in block:
+                return None
+        if not block.endswith(b"\n"):
+            block += b"\n"
+        rows = block.count(b"\n")
+        # A line shorter than csv's field size limit cannot hold a field longer than it: a line end
+        # in every window of half the limit bounds every line.
+        window = self._window
+        if len(block) > window and any(
+            block.find(b"\n", start, start + window) < 0 for start in range(0, len(block), window)
+        ):
+            return None
+        if block.translate(None, _NOT_DELIMITER) != self._skeleton * rows:
+            return None
+        # Options (;ani=, ;postd=) cost the regex time: look for them only in a block that has a ';'.
+        pattern = self._fast_options_pattern if b";" in block else self._fast_pattern
+        digits = pattern.findall(b"\n" + block)
+        if len(digits) != rows:
+            return None  # a destination the fast path does not read: the exact path says if it is valid
+        return list(map(int, digits))
+
+    # --- the exact path ----------------------------------------------------------------------------
+
+    def _exact(self, block: bytes, consume: Callable[[int, list[int]], None]) -> None:
+        """Read ``block`` with ``csv``, and as many following blocks as its last row needs."""
+        self._feed(block)
+        first_row = self.records + 1 if self.header is not None else 2
+        numbers: list[int] = []
+        while self._pending:
+            try:
+                row = next(self._reader)
+            except StopIteration:
+                break
+            except csv.Error as error:
+                # csv's messages describe the syntax problem, never the cell's content.
+                raise FuseCsvError(f"is not valid CSV at row {self.records + 1}: {error}") from None
+            self._exact_row(row, numbers)
+        if self._invalid_utf8:
+            raise self._utf8_error()
+        if numbers and not self.bad_rows:
+            consume(first_row, numbers)
+
+    def _exact_row(self, row: list[str], numbers: list[int]) -> None:
+        if self.header is None:
+            self._header(row)
+            return
+        self.records += 1
+        problem = _row_problem(row, self.destination, self.width)
+        if problem is not None:
+            self.bad_rows += 1
+            if len(self.reported) < REPORTED_ROWS:
+                self.reported.append((self.records, problem))
+        elif not self.bad_rows:
+            numbers.append(_key(destination_number(row[self.destination])))
+
+    def _feed(self, block: bytes) -> None:
+        """Queue the block's lines for ``csv``; invalid UTF-8 queues only the lines before it."""
+        try:
+            text = block.decode("utf-8")
+        except UnicodeDecodeError as error:
+            valid = block[: error.start]
+            # Whole lines only: the row the bad bytes are in is not read.
+            text = valid[: max(valid.rfind(b"\n"), valid.rfind(b"\r")) + 1].decode("utf-8")
+            self._invalid_utf8 = True
+        self._pending.extend(io.StringIO(text, newline=""))
+
+    def _lines(self) -> Iterator[str]:
+        """Lines for ``csv``: the queued ones, then further blocks when a quoted field goes on."""
+        while True:
+            while self._pending:
+                yield self._pending.popleft()
+            if self._invalid_utf8:
+                raise self._utf8_error()
+            block = next(self._blocks, None)
+            if block is None:
+                return
+            self._feed(block)
+
+    def _utf8_error(self) -> FuseCsvError:
+        return FuseCsvError(f"is not UTF-8 text (invalid bytes at or after row {self.records + 1})")
 
 
 def _destination_index(header: list[str]) -> int:
@@ -217,6 +452,91 @@ def _row_problem(row: list[str], destination: int, width: int) -> str | None:
     return None
 
 
+def _key(number: int) -> int:
+    """A number's key for finding repeats: a North American number's 10 digits after the 1, else
+    the number plus :data:`_OTHER` (so the two kinds never share a key)."""
+    return number - _NANP if _NANP <= number < 2 * _NANP else number + _OTHER
+
+
+# --- Repeated numbers in bounded memory ------------------------------------------------------------
+
+#: About how many numbers are counted with one set when looking for repeats.
+_RANGE_NUMBERS = 1 << 16
+
+
+class _SortedRuns:
+    """Every row's number, 8 bytes each, in sorted runs (one per block); counts the repeats exactly."""
+
+    def __init__(self) -> None:
+        self._numbers: array[int] = array("Q")
+        self._runs: list[tuple[int, int]] = []
+
+    def add(self, first_row: int, numbers: list[int]) -> None:
+        start = len(self._numbers)
+        numbers.sort()
+        self._numbers.fromlist(numbers)
+        self._runs.append((start, len(self._numbers)))
+
+    def repeats(self) -> tuple[int, array[int]]:
+        """How many numbers repeat an earlier one, and (sorted) every number that occurs twice or more."""
+        numbers, runs = self._numbers, self._runs
+        repeated: array[int] = array("Q")
+        if not numbers:
+            return 0, repeated
+        # Cut the value space at quantiles of a sample so each range holds about _RANGE_NUMBERS.
+        step = max(1, len(numbers) // 4096)
+        sample = sorted(numbers[::step])
+        every = max(1, _RANGE_NUMBERS // step)
+        bounds: list[int | None] = [None, *sorted(set(sample[every::every])), None]
+        distinct = 0
+        for low, high in pairwise(bounds):
+            pieces = [
+                numbers[
+                    start if low is None else bisect_left(numbers, low, start, end) : (
+                        end if high is None else bisect_left(numbers, high, start, end)
+                    )
+                ]
+                for start, end in runs
+            ]
+            values: set[int] = set()
+            for piece in pieces:
+                values.update(piece)
+            distinct += len(values)
+            if len(values) < sum(map(len, pieces)):
+                counts: Counter[int] = Counter()
+                for piece in pieces:
+                    counts.update(piece)
+                repeated.fromlist(sorted(value for value, count in counts.items() if count > 1))
+        return len(numbers) - distinct, repeated
+
+
+class _RepeatFinder:
+    """Tells, in file order, whether a number was seen before — knowing which numbers repeat at all."""
+
+    def __init__(self, repeated: array[int]) -> None:
+        self._repeated = repeated
+        self._seen = bytearray(len(repeated))
+
+    def is_repeat(self, number: int) -> bool:
+        index = bisect_left(self._repeated, number)
+        if index == len(self._repeated) or self._repeated[index] != number:
+            return False
+        if self._seen[index]:
+            return True
+        self._seen[index] = 1
+        return False
+
+
+def _repeated_numbers(path: str | os.PathLike[str], block_size: int = DEFAULT_BLOCK_SIZE) -> array[int]:
+    with _opened(path) as raw:
+        numbers = _SortedRuns()
+        _RowScan(raw, block_size=block_size).run(numbers.add)
+    return numbers.repeats()[1]
+
+
+# --- Writing parts ---------------------------------------------------------------------------------
+
+
 def write_csv_parts(
     path: str | os.PathLike[str],
     directory: str | os.PathLike[str],
@@ -230,12 +550,13 @@ def write_csv_parts(
     a BOM, if the file has one, starts every part. With ``drop_duplicate_destinations`` a row whose
     destination is the same number as an earlier row's is left out (the first one is kept).
     Parts are written into ``directory`` (which the caller owns and removes). The file must have
-    passed :func:`preflight_csv`.
+    passed :func:`preflight_csv`. Memory does not grow with the file beyond 8 bytes per row.
 
     :return: the parts in order; none when no row is left.
     """
     if chunk_size is not None and chunk_size < 1:
         raise ValueError(f"chunk_size must be at least 1, got {chunk_size}")
+    finder = _RepeatFinder(_repeated_numbers(path)) if drop_duplicate_destinations else None
     with open(path, "rb") as raw:
         prefix = codecs.BOM_UTF8 if raw.read(len(codecs.BOM_UTF8)) == codecs.BOM_UTF8 else b""
     parts: list[CsvPart] = []
@@ -243,16 +564,12 @@ def write_csv_parts(
         records = _raw_records(text)
         header, header_text = next(records)
         destination = header.index(DESTINATION)
-        seen: set[int] = set()
         out = None
         rows = first = last = 0
         try:
             for row_number, (row, row_text) in enumerate(records, start=2):
-                if drop_duplicate_destinations:
-                    number = destination_number(row[destination])
-                    if number in seen:
-                        continue
-                    seen.add(number)
+                if finder is not None and finder.is_repeat(_key(destination_number(row[destination]))):
+                    continue
                 if out is None or (chunk_size is not None and rows == chunk_size):
                     if out is not None:
                         out.close()
