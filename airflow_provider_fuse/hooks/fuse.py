@@ -24,6 +24,7 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 import requests
 from airflow.sdk import BaseHook
 from airflow.sdk.log import mask_secret
+from requests.adapters import HTTPAdapter
 from requests_toolbelt.multipart.encoder import MultipartEncoder, MultipartEncoderMonitor
 
 from airflow_provider_fuse import __version__
@@ -430,6 +431,9 @@ class FuseHook(BaseHook):
         )
         session.verify = settings.verify
         session.proxies.update(settings.proxies)
+        adapter = _UploadAdapter()
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
         return session
 
     def get_conn(self) -> requests.Session:
@@ -678,6 +682,24 @@ class FuseHook(BaseHook):
                 encoder, _UploadProgress(self.log, encoder.len, self.progress_interval)
             )
             yield monitor, {"Content-Type": encoder.content_type, "Content-Length": str(encoder.len)}
+
+
+#: Bytes urllib3 reads from the multipart encoder per send. Its default (16 KiB) makes a
+#: 46 MB upload take ~2,800 reads, each re-measuring the encoder's parts: measured 2x slower
+#: than curl; at 256 KiB the hook's upload is within ~1.2x of curl's.
+UPLOAD_BLOCK_SIZE = 256 * 1024
+
+
+class _UploadAdapter(HTTPAdapter):
+    """The default adapter, sending request bodies in blocks of :data:`UPLOAD_BLOCK_SIZE`."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("blocksize", UPLOAD_BLOCK_SIZE)
+        super().init_poolmanager(*args, **kwargs)
+
+    def proxy_manager_for(self, proxy: str, **kwargs: Any) -> Any:
+        kwargs.setdefault("blocksize", UPLOAD_BLOCK_SIZE)
+        return super().proxy_manager_for(proxy, **kwargs)
 
 
 class _UploadProgress:

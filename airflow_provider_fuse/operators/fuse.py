@@ -276,6 +276,7 @@ class FuseBulkQueueOperator(_FuseQueueingOperator):
             parts = self._parts(path, summary, workdir)
             rows = sum(part.rows for part in parts)
             if self.preflight_only:
+                self._check_connection()
                 self._log_dry_run(rows, parts, application_id, deployment_id, fields)
                 return rows
             ledger = self._ledger(context, summary, parts, application_id, deployment_id, fields)
@@ -478,6 +479,15 @@ class FuseBulkQueueOperator(_FuseQueueingOperator):
         if self.chunk_size is None and not drop:
             return [CsvPart(path=path, rows=summary.rows, first_row=2, last_row=summary.rows + 1)]
         return write_csv_parts(path, workdir, chunk_size=self.chunk_size, drop_duplicate_destinations=drop)
+
+    def _check_connection(self) -> None:
+        """Read and check the ``fuse`` connection as a real run would, without any request."""
+        from airflow_provider_fuse.hooks.fuse import FuseHook
+
+        try:
+            FuseHook(self.fuse_conn_id).settings  # noqa: B018 (reading it is the check)
+        except FuseValidationError as error:
+            raise AirflowFailException(f"Nothing was sent to Fuse: {error}") from None
 
     def _log_dry_run(
         self, rows: int, parts: list[CsvPart], application_id: int, deployment_id: int, fields: QueueFields

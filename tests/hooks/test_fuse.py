@@ -164,6 +164,13 @@ def test_session_sends_basic_auth_json_accept_and_user_agent(fuse_connection, re
     assert requests_mock.last_request.timeout == (10.0, 300.0)
 
 
+def test_bodies_are_sent_in_large_blocks(fuse_connection):
+    from airflow_provider_fuse.hooks.fuse import UPLOAD_BLOCK_SIZE
+
+    adapter = make_hook().session.get_adapter("https://fuse.example.com/api")
+    assert adapter.poolmanager.connection_pool_kw["blocksize"] == UPLOAD_BLOCK_SIZE == 256 * 1024
+
+
 def test_verify_and_proxies_extras_reach_the_session(monkeypatch, requests_mock, contacts_csv):
     monkeypatch.setenv(
         "AIRFLOW_CONN_FUSE_DEFAULT",

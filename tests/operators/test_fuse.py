@@ -320,6 +320,16 @@ def test_dry_run_checks_everything_sends_nothing_and_returns_the_row_count(
     assert "16175550000" not in logs
 
 
+def test_dry_run_checks_the_connection_too(monkeypatch, requests_mock, contacts_csv):
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_FUSE_DEFAULT",
+        '{"conn_type": "fuse", "login": "a@b.c", "password": "k3y-value", "host": "http://fuse.example.com"}',
+    )
+    with pytest.raises(AirflowFailException, match="plain http"):
+        operator(contacts_csv, dry_run=True).execute({})
+    assert not requests_mock.called
+
+
 def test_dry_run_still_fails_on_bad_input(fuse_counts_rows, tmp_path):
     path = tmp_path / "bad.csv"
     path.write_text("destination\nnope\n")
