@@ -40,6 +40,7 @@ __all__ = [
     "FuseUnknownOutcomeError",
     "FuseValidationError",
     "Outcome",
+    "nothing_queued",
     "redact",
 ]
 
@@ -55,10 +56,9 @@ def redact(text: str, limit: int = _EXCERPT_CHARS) -> str:
 
     Used on anything taken from an answer of Fuse before it reaches a log line or an exception.
     """
-    text = " ".join(text.split())
-    if len(text) > limit:
-        text = text[:limit] + "…"
-    return _DIGIT_RUN.sub("[redacted]", text)
+    # Redact first: a cut through a number would leave its first digits readable.
+    text = _DIGIT_RUN.sub("[redacted]", " ".join(text.split()))
+    return text[:limit] + "…" if len(text) > limit else text
 
 
 class Outcome(str, enum.Enum):
@@ -179,6 +179,13 @@ class FuseInvalidResponseError(FuseUnknownOutcomeError):
 
 class FuseConnectionLostError(FuseUnknownOutcomeError):
     """The connection broke or timed out after the request was sent, before a whole answer came."""
+
+
+def nothing_queued(error: FuseError) -> bool:
+    """Whether ``error`` proves that Fuse queued nothing: invalid input, a rejection, or not sent."""
+    if isinstance(error, FuseValidationError):
+        return True
+    return isinstance(error, FuseApiError) and error.outcome is not Outcome.UNKNOWN
 
 
 #: The rejection type of each 4xx status Fuse documents; other 4xx are plain FuseRejectedError.

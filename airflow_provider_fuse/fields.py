@@ -152,12 +152,13 @@ class QueueFields:
         result_url: str | None = None,
         is_pci: bool | int | None = None,
         now: float | None = None,
+        check_open: bool = True,
     ) -> QueueFields:
         """Check every rule Fuse documents and return the normalised fields.
 
         Rules: max_attempts 1–10; reattempt_wait 60–86400 and required when max_attempts > 1; end
-        after start and not already past (``now``, default the current time); result_url an
-        absolute http(s) URL; is_pci a bool or 0/1.
+        after start and — with ``check_open`` — not already past (:meth:`check_open`); result_url
+        an absolute http(s) URL; is_pci a bool or 0/1.
 
         :raises FuseValidationError: naming the first parameter that breaks a rule.
         """
@@ -165,11 +166,6 @@ class QueueFields:
         end = None if end_timestamp is None else to_unix_timestamp("end_timestamp", end_timestamp)
         if start is not None and end is not None and end <= start:
             raise FuseValidationError("end_timestamp", f"must be after start_timestamp ({end} <= {start})")
-        current = time.time() if now is None else now
-        if end is not None and end <= current:
-            raise FuseValidationError(
-                "end_timestamp", f"is already past ({end} <= now {int(current)}): no call could be made"
-            )
 
         attempts = (
             None if max_attempts is None else _in_range("max_attempts", max_attempts, MAX_ATTEMPTS_RANGE)
@@ -188,7 +184,22 @@ class QueueFields:
             _check_result_url(result_url)
 
         pci = None if is_pci is None else _to_pci(is_pci)
-        return cls(start, end, attempts, wait, result_url, pci)
+        fields = cls(start, end, attempts, wait, result_url, pci)
+        if check_open:
+            fields.check_open(now)
+        return fields
+
+    def check_open(self, now: float | None = None) -> None:
+        """Check that the dialing window has not already closed at ``now`` (default: the current time).
+
+        :raises FuseValidationError: when ``end_timestamp`` is past: no call could be made.
+        """
+        current = time.time() if now is None else now
+        if self.end_timestamp is not None and self.end_timestamp <= current:
+            raise FuseValidationError(
+                "end_timestamp",
+                f"is already past ({self.end_timestamp} <= now {int(current)}): no call could be made",
+            )
 
     def form_fields(self) -> dict[str, str]:
         """The given fields as multipart form values, in the order Fuse documents them."""

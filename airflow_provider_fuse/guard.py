@@ -39,14 +39,24 @@ __all__ = [
     "QueueCallLedger",
     "StateStore",
     "UnknownOutcomeRecorded",
+    "has_record",
 ]
 
 #: The task state store key of the ledger.
 LEDGER_KEY = "airflow_provider_fuse.bulk_queue"
-#: Ledger entries never expire on their own: a clear months later must still see them.
-NEVER_EXPIRE = timedelta.max
+#: Ledger entries never expire on their own: a clear months later must still see them. Airflow
+#: recognises its own constant by identity; before 3.3 there is no state store to write to anyway.
+try:
+    from airflow.sdk.execution_time.context import NEVER_EXPIRE
+except ImportError:  # Airflow < 3.3
+    NEVER_EXPIRE = timedelta.max
 SENDING = "sending"
 QUEUED = "queued"
+
+
+def has_record(store: StateStore, key: str) -> bool:
+    """Whether an earlier try of this task instance left a ledger under ``key``."""
+    return store.get(key, None) is not None
 
 
 class StateStore(Protocol):

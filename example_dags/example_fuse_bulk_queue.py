@@ -2,7 +2,7 @@
 
 An upstream task exports the contact list to a CSV (``destination`` plus a call variable) and
 returns its path; FuseBulkQueueOperator hands that CSV to Fuse's ``bulk_queue``; a downstream task
-reads how many calls Fuse queued from XCom.
+reads how many calls Fuse queued from XCom; the export is removed at the end, whatever happened.
 
 Run it against the local Fuse sandbox with ``make demo``. Against the real Fuse, point the
 ``fuse_default`` connection at your account and trigger the DAG with your deployment's ids as
@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import logging
 import os
+import shutil
 import tempfile
 from datetime import datetime
 
@@ -54,20 +55,25 @@ def example_fuse_bulk_queue() -> None:
             writer.writerows(contacts)
         return path
 
-    queue_calls = FuseBulkQueueOperator(
-        task_id="queue_calls",
-        application_id="{{ params.application_id }}",
-        deployment_id="{{ params.deployment_id }}",
-        csv_path=export_contacts(),
-        max_attempts=2,
-        reattempt_wait=300,
-    )
-
     @task
     def report(calls_queued: int) -> None:
         log.info("Fuse queued %d calls", calls_queued)
 
-    report(queue_calls.output)
+    @task(trigger_rule="all_done")
+    def remove_export(path: str) -> None:
+        """The export holds phone numbers: never leave it on the worker, whatever happened."""
+        shutil.rmtree(os.path.dirname(path), ignore_errors=True)
+
+    export = export_contacts()
+    queue_calls = FuseBulkQueueOperator(
+        task_id="queue_calls",
+        application_id="{{ params.application_id }}",
+        deployment_id="{{ params.deployment_id }}",
+        csv_path=export,
+        max_attempts=2,
+        reattempt_wait=300,
+    )
+    report(queue_calls.output) >> remove_export(export)
 
 
 example_fuse_bulk_queue()

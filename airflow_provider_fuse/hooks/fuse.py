@@ -172,7 +172,18 @@ def _to_bool(name: str, value: object) -> bool:
     raise FuseValidationError(f"extra.{name}", "must be true or false")
 
 
+def _from_text(value: object) -> object:
+    """A connection extra given as text (the URI form's query string): its JSON value, if it has one."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
 def _timeout(value: object) -> tuple[float, float]:
+    value = _from_text(value)
     if value is None:
         return DEFAULT_TIMEOUT
     if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
@@ -201,6 +212,7 @@ def _verify(value: object) -> bool | str:
 
 
 def _proxies(value: object) -> dict[str, str]:
+    value = _from_text(value)
     if value is None:
         return {}
     if isinstance(value, Mapping) and all(
@@ -296,8 +308,16 @@ def classify_network_error(error: requests.RequestException) -> FuseApiError:
 
     if isinstance(error, requests.exceptions.ConnectTimeout):
         return FuseNotSentError(f"not sent: connecting to Fuse timed out ({type(error).__name__})")
-    if isinstance(error, (requests.exceptions.SSLError, requests.exceptions.ProxyError)):
-        return FuseNotSentError(f"not sent: {type(error).__name__} while connecting: {redact(str(error))}")
+    if isinstance(error, requests.exceptions.ProxyError):
+        return FuseNotSentError(f"not sent: could not connect through the proxy ({_cause(error)})")
+    if isinstance(error, requests.exceptions.SSLError):
+        # urllib3 reports TLS failures after the body went out as SSLError too: only a refused
+        # certificate proves that nothing was sent.
+        if _certificate_refused(error):
+            return FuseNotSentError(f"not sent: Fuse's TLS certificate was not accepted ({_cause(error)})")
+        return FuseConnectionLostError(
+            f"the TLS connection failed ({_cause(error)}); Fuse may have queued some or all calls"
+        )
     if isinstance(error, requests.exceptions.ConnectionError):
         reason = error.args[0] if error.args else None
         if isinstance(reason, MaxRetryError):
@@ -316,6 +336,23 @@ def classify_network_error(error: requests.RequestException) -> FuseApiError:
     return FuseConnectionLostError(
         f"the answer could not be read ({_cause(error)}); Fuse may have queued some or all calls"
     )
+
+
+def _certificate_refused(error: BaseException) -> bool:
+    """Whether a certificate verification failure is anywhere in ``error``'s chain of causes."""
+    import ssl
+
+    seen: set[int] = set()
+    pending: list[object] = [error]
+    while pending:
+        item = pending.pop()
+        if not isinstance(item, BaseException) or id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, ssl.SSLCertVerificationError) or type(item).__name__ == "CertificateError":
+            return True
+        pending.extend([*item.args, item.__cause__, item.__context__, getattr(item, "reason", None)])
+    return False
 
 
 def _cause(error: BaseException) -> str:
@@ -648,6 +685,10 @@ class FuseHook(BaseHook):
                         data=data,
                         headers=headers,
                         timeout=self.settings.timeout,
+                        # Per request, not only on the session: requests lets REQUESTS_CA_BUNDLE and
+                        # HTTPS_PROXY override session-level settings, but not these.
+                        verify=self.settings.verify,
+                        proxies=dict(self.settings.proxies),
                         allow_redirects=False,
                     )
             except requests.RequestException as error:

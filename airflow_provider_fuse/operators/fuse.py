@@ -19,7 +19,7 @@ from airflow_provider_fuse.exceptions import (
     FuseError,
     FuseUnknownOutcomeError,
     FuseValidationError,
-    Outcome,
+    nothing_queued,
 )
 from airflow_provider_fuse.fields import QueueFields, TimestampLike, to_positive_id
 
@@ -108,8 +108,23 @@ class _FuseQueueingOperator(BaseOperator):
             reattempt_wait=self.reattempt_wait,
             result_url=self.result_url,
             is_pci=self.is_pci,
+            # Whether the window is still open matters only before sending (:meth:`_ready_to_send`):
+            # a clear after success must return what was recorded, even once the window has closed.
+            check_open=False,
         )
         return application_id, deployment_id, fields
+
+    def _ready_to_send(self, context: Context, fields: QueueFields) -> None:
+        """The checks that matter only when something is about to be sent.
+
+        :raises AirflowSkipException: for a stale run (see ``max_run_age``).
+        :raises AirflowFailException: when the dialing window has already closed.
+        """
+        self._skip_if_stale(context)
+        try:
+            fields.check_open()
+        except FuseValidationError as error:
+            raise AirflowFailException(f"Nothing was sent to Fuse: {error}") from None
 
     def _skip_if_stale(self, context: Context) -> None:
         """Skip, instead of dialing, a run whose data interval ended longer ago than ``max_run_age``."""
@@ -152,7 +167,9 @@ class _FuseQueueingOperator(BaseOperator):
         if self.allow_resend:
             return True
         conf = getattr(context.get("dag_run"), "conf", None) or {}
-        return bool(conf.get(RESEND_CONF_KEY, False))
+        value = conf.get(RESEND_CONF_KEY, False)
+        # Only a clear yes: a conf typed in the UI or on the command line may say "false".
+        return value is True or (isinstance(value, str) and value.strip().lower() in ("true", "yes", "1"))
 
 
 class FuseBulkQueueOperator(_FuseQueueingOperator):
@@ -256,11 +273,18 @@ class FuseBulkQueueOperator(_FuseQueueingOperator):
 
     def execute(self, context: Context) -> int:
         """Check, preflight, send the list (or what is left of it), and return ``calls_queued``."""
+        from airflow_provider_fuse.guard import LEDGER_KEY, has_record
+
         try:
             application_id, deployment_id, fields = self._validated_arguments()
         except FuseValidationError as error:
             raise AirflowFailException(f"Nothing was sent to Fuse: {error}") from None
-        self._skip_if_stale(context)
+        store = None if self.preflight_only else self._state_store(context)
+        # With nothing recorded, a stale run or a closed window stops here, before the CSV is read;
+        # otherwise only once the ledger says something is left to send.
+        ready = store is None or not has_record(store, LEDGER_KEY)
+        if ready:
+            self._ready_to_send(context, fields)
 
         # Everything written on the way (a spooled remote CSV, chunks) lives here and is removed
         # whatever happens.
@@ -279,8 +303,8 @@ class FuseBulkQueueOperator(_FuseQueueingOperator):
                 self._check_connection()
                 self._log_dry_run(rows, parts, application_id, deployment_id, fields)
                 return rows
-            ledger = self._ledger(context, summary, parts, application_id, deployment_id, fields)
-            calls_queued = self._send(parts, ledger, context, application_id, deployment_id, fields)
+            ledger = self._ledger(store, summary, parts, application_id, deployment_id, fields)
+            calls_queued = self._send(parts, ledger, context, application_id, deployment_id, fields, ready)
 
         self.log.info(
             "Fuse bulk_queue: %d rows sent, %d calls queued, application %d / deployment %d, window %s",
@@ -308,8 +332,12 @@ class FuseBulkQueueOperator(_FuseQueueingOperator):
         application_id: int,
         deployment_id: int,
         fields: QueueFields,
+        ready: bool,
     ) -> int:
-        """Send each part not yet queued, recording intent and result; return the total queued."""
+        """Send each part not yet queued, recording intent and result; return the total queued.
+
+        ``ready``: the pre-send checks (:meth:`_ready_to_send`) already passed.
+        """
         from airflow_provider_fuse.guard import GuardError, Plan
 
         try:
@@ -327,6 +355,8 @@ class FuseBulkQueueOperator(_FuseQueueingOperator):
                 plan.calls_queued,
             )
             return plan.calls_queued
+        if not ready:
+            self._ready_to_send(context, fields)
         if plan.resumed:
             self.log.info(
                 "Resuming at part %d of %d: earlier tries already queued %d calls for the parts before it.",
@@ -358,10 +388,7 @@ class FuseBulkQueueOperator(_FuseQueueingOperator):
                         is_pci=fields.is_pci or None,
                     )
                 except FuseError as error:
-                    nothing_queued = isinstance(error, FuseValidationError) or (
-                        isinstance(error, FuseApiError) and error.outcome is not Outcome.UNKNOWN
-                    )
-                    if ledger and nothing_queued:
+                    if ledger and nothing_queued(error):
                         ledger.not_queued(index)
                     raise self._task_failure(
                         error,
@@ -512,7 +539,7 @@ class FuseBulkQueueOperator(_FuseQueueingOperator):
 
     def _ledger(
         self,
-        context: Context,
+        store: StateStore | None,
         summary: CsvSummary,
         parts: list[CsvPart],
         application_id: int,
@@ -521,7 +548,6 @@ class FuseBulkQueueOperator(_FuseQueueingOperator):
     ) -> BulkQueueLedger | None:
         from airflow_provider_fuse.guard import BulkQueueLedger, Fingerprint
 
-        store = self._state_store(context)
         if store is None:
             return None
         fingerprint = Fingerprint.of(
@@ -569,17 +595,7 @@ class FuseBulkQueueOperator(_FuseQueueingOperator):
         """A Fuse failure of the bulk upload as a task outcome: :func:`task_failure`, plus parts."""
         count = len(parts or ())
         part = f" (part {part_index + 1} of {count})" if count > 1 else ""
-        if (
-            part_index > 0
-            and not guarded
-            and not isinstance(error, (FuseValidationError, FuseUnknownOutcomeError))
-        ):
-            # Without the guard a retry would start again at part 1 and re-send what Fuse queued.
-            return AirflowFailException(
-                f"{error}{part}. Parts 1-{part_index} were queued ({queued_before} calls); without the "
-                "duplicate guard (Airflow >= 3.3) a retry would send them again, so this task is not retried."
-            )
-        return task_failure(
+        outcome = task_failure(
             error,
             unknown_outcome=(
                 "Fuse may have queued some or all of the calls. Check the pending outbound calls of "
@@ -589,6 +605,19 @@ class FuseBulkQueueOperator(_FuseQueueingOperator):
             on_unknown_outcome=self.on_unknown_outcome,
             part=part,
         )
+        if part_index > 0 and not guarded:
+            # Without the guard a retry would start again at part 1 and re-send what Fuse queued.
+            return AirflowFailException(
+                f"{outcome}. Parts 1-{part_index} were queued ({queued_before} calls); without the "
+                "duplicate guard (Airflow >= 3.3) a retry would send them again, so this task is not retried."
+            )
+        if isinstance(error, FuseValidationError) and queued_before:
+            # e.g. the window closed during the upload: this part was not sent, earlier ones were.
+            return AirflowFailException(
+                f"Part {part_index + 1} of {count} was not sent: {error}. The parts before it were queued "
+                f"({queued_before} calls)."
+            )
+        return outcome
 
 
 def task_failure(
@@ -633,10 +662,8 @@ def _round(age: timedelta) -> timedelta:
 
 
 def _clears_on_success() -> bool:
-    try:
-        from airflow.sdk.configuration import conf
-    except ImportError:  # pragma: no cover - Airflow < 3.3 has no state store anyway
-        return False
+    from airflow_provider_fuse._compat import conf
+
     return bool(conf.getboolean("state_store", "clear_on_success", fallback=False))
 
 
@@ -737,7 +764,6 @@ class FuseQueueCallOperator(_FuseQueueingOperator):
             parameters = None if self.call_parameters is None else to_call_parameters(self.call_parameters)
         except FuseValidationError as error:
             raise AirflowFailException(f"Nothing was sent to Fuse: {error}") from None
-        self._skip_if_stale(context)
         # Also masked here for a direct execute() without rendering; registering twice is harmless.
         mask_personal_data(phone_number, parameters)
         ti = context.get("ti")
@@ -763,6 +789,8 @@ class FuseQueueCallOperator(_FuseQueueingOperator):
                     recorded,
                 )
                 return recorded
+        # A stale run or a closed window blocks a new call, not the answer a clear gets above.
+        self._ready_to_send(context, fields)
 
         from airflow_provider_fuse.hooks.fuse import FuseHook
 
@@ -783,10 +811,7 @@ class FuseQueueCallOperator(_FuseQueueingOperator):
                 is_pci=fields.is_pci or None,
             )
         except FuseError as error:
-            nothing_queued = isinstance(error, FuseValidationError) or (
-                isinstance(error, FuseApiError) and error.outcome is not Outcome.UNKNOWN
-            )
-            if ledger is not None and nothing_queued:
+            if ledger is not None and nothing_queued(error):
                 ledger.not_queued()
             raise task_failure(
                 error,

@@ -43,8 +43,9 @@ class FuseCallStatusSensor(BaseSensorOperator):
       ``call_details`` first, for a downstream task that runs anyway.
 
     Failures to ask: a rejection (4xx; 404 no such call, 403 another account's call, 401) fails
-    without retries in Fuse's words; 429, 5xx, an answer that is not Fuse's and network failures are
-    asked again by the hook a few times (a read is safe to repeat), then left to the task's retries.
+    without retries in Fuse's words, and a 429 fails this try with the task's retries left; 5xx, an
+    answer that is not Fuse's and network failures are asked again by the hook a few times (a read
+    is safe to repeat), then left to the task's retries.
 
     With ``deferrable=True`` the sensor asks once and, if the call has not ended, frees its worker
     slot and waits in the triggerer (:class:`~airflow_provider_fuse.triggers.fuse.FuseCallStatusTrigger`,
@@ -140,6 +141,13 @@ class FuseCallStatusSensor(BaseSensorOperator):
 
     def execute(self, context: Context) -> Any:
         """Poke as usual; or, deferrable, ask once and wait in the triggerer if the call goes on."""
+        try:
+            return self._execute(context)
+        finally:
+            if "hook" in self.__dict__:
+                self.hook.close()
+
+    def _execute(self, context: Context) -> Any:
         if not self.deferrable:
             return super().execute(context)
         details = self._ask()

@@ -552,6 +552,7 @@ def test_the_developer_key_and_authorization_header_are_masked_once_read(fuse_co
     text = f"key={DEVELOPER_KEY} header={authorization} token={authorization.split()[1]}"
     redacted = masker.redact(text)
     assert DEVELOPER_KEY not in redacted
+    assert authorization not in redacted
     assert authorization.split()[1] not in redacted
 
 
@@ -589,3 +590,60 @@ def test_settings_are_read_once(fuse_connection, monkeypatch):
 def test_the_csv_path_may_be_a_path_object(fuse_connection, requests_mock, contacts_csv: Path):
     requests_mock.post(BULK_URL, json={"calls_queued": 3})
     assert make_hook().bulk_queue(12, 34, Path(contacts_csv)) == 3
+
+
+# --- Review fixes: TLS after sending, environment overrides, URI extras, redaction at the cut ---------
+
+
+def test_a_refused_certificate_is_not_sent(fuse_connection, requests_mock, contacts_csv):
+    import ssl
+
+    cause = ssl.SSLCertVerificationError(1, "certificate verify failed")
+    error = requests.exceptions.SSLError(MaxRetryError(None, "/", cause))
+    requests_mock.post(BULK_URL, exc=error)
+    with pytest.raises(FuseNotSentError, match="certificate was not accepted"):
+        make_hook(connect_retries=1).bulk_queue(12, 34, contacts_csv)
+
+
+def test_a_tls_failure_after_sending_is_an_unknown_outcome_and_not_retried(
+    fuse_connection, requests_mock, contacts_csv
+):
+    import ssl
+
+    error = requests.exceptions.SSLError(ssl.SSLError(1, "[SSL: DECRYPTION_FAILED_OR_BAD_RECORD_MAC]"))
+    requests_mock.post(BULK_URL, exc=error)
+    with pytest.raises(FuseConnectionLostError, match="TLS connection failed"):
+        make_hook(connect_retries=3).bulk_queue(12, 34, contacts_csv)
+    assert requests_mock.call_count == 1
+
+
+def test_verify_and_proxies_extras_win_over_the_environment(monkeypatch, requests_mock, contacts_csv):
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_FUSE_DEFAULT",
+        connection_json(extra={"verify": False, "proxies": {"https": "http://127.0.0.1:3128"}}),
+    )
+    requests_mock.post(BULK_URL, json={"calls_queued": 3})
+    make_hook().bulk_queue(12, 34, contacts_csv)
+    assert requests_mock.last_request.verify is False
+    assert requests_mock.last_request.proxies["https"] == "http://127.0.0.1:3128"
+
+
+def test_uri_form_extras_arrive_as_text_and_are_read(monkeypatch):
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_FUSE_DEFAULT",
+        "fuse://ops%40example.com:key123456@fuse.example.com/api"
+        "?timeout=30&proxies=%7B%22https%22%3A+%22http%3A%2F%2Fproxy%3A3128%22%7D&verify=false",
+    )
+    settings = make_hook().settings
+    assert settings.timeout == (30.0, 30.0)
+    assert settings.proxies == {"https": "http://proxy:3128"}
+    assert settings.verify is False
+
+
+def test_a_number_at_the_cut_is_redacted_whole():
+    from airflow_provider_fuse.exceptions import redact
+
+    text = "x" * 195 + " 16175551234 trailing"
+    assert not any(digit in redact(text) for digit in "0123456789")

@@ -471,3 +471,38 @@ def test_airflows_own_dry_run_method_still_works(contacts_csv):
     task = operator(contacts_csv, dry_run=True)
     assert callable(task.dry_run)
     task.dry_run()
+
+
+def test_without_the_guard_an_unknown_outcome_after_a_queued_part_is_not_retried_even_if_asked(
+    fuse_connection, requests_mock, tmp_path
+):
+    requests_mock.post(BULK_URL, [{"json": {"calls_queued": 3}}, {"status_code": 502, "text": "<html/>"}])
+    task = operator(numbered_csv(tmp_path, 6), chunk_size=3, on_unknown_outcome="retry")
+    with pytest.raises(AirflowFailException, match="Unknown outcome.*Parts 1-1 were queued"):
+        task.execute({})
+
+
+def test_a_clear_after_success_returns_the_count_even_once_the_window_closed_or_the_run_is_stale(
+    fuse_counts_rows, contacts_csv, monkeypatch
+):
+    import time
+
+    store = MemoryStore()
+    end = int(time.time()) + 3600
+    assert operator(contacts_csv, end_timestamp=end).execute({"task_state_store": store}) == 3
+    monkeypatch.setattr("airflow_provider_fuse.fields.time.time", lambda: end + 60)
+    later = {"task_state_store": store, "data_interval_end": datetime(2026, 1, 1, tzinfo=timezone.utc)}
+    assert operator(contacts_csv, end_timestamp=end).execute(later) == 3
+    assert fuse_counts_rows.call_count == 1
+
+
+def test_a_resend_conf_that_says_false_does_not_resend(fuse_counts_rows, tmp_path):
+    from types import SimpleNamespace
+
+    store = MemoryStore()
+    path = numbered_csv(tmp_path, 3)
+    operator(path).execute({"task_state_store": store})
+    path.write_text(path.read_text() + "16175559999,new\n")
+    context = {"task_state_store": store, "dag_run": SimpleNamespace(conf={"fuse_allow_resend": "false"})}
+    with pytest.raises(AirflowFailException, match="content of the list changed"):
+        operator(path).execute(context)

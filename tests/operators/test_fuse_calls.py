@@ -242,3 +242,14 @@ def test_a_stale_run_makes_no_call(fuse_connection, requests_mock):
     with pytest.raises(AirflowSkipException, match="Stale run"):
         queue_call().execute(old)
     assert not requests_mock.called
+
+
+def test_a_clear_after_the_call_was_queued_returns_its_id_even_for_a_stale_run(
+    fuse_connection, requests_mock
+):
+    requests_mock.post(QUEUE_URL, json={"call_id": "c-123"})
+    store = MemoryStore()
+    assert queue_call().execute({"task_state_store": store}) == "c-123"
+    stale = {"task_state_store": store, "data_interval_end": datetime(2026, 1, 1, tzinfo=timezone.utc)}
+    assert queue_call().execute(stale) == "c-123"
+    assert requests_mock.call_count == 1
