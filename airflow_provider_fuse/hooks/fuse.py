@@ -300,9 +300,11 @@ def classify_answer(status_code: int, body: bytes) -> dict[str, Any]:
 def classify_network_error(error: requests.RequestException) -> FuseApiError:
     """Map a failure to get any answer onto the outcome it means.
 
-    Not sent: connection refused, DNS failure, connect timeout, TLS handshake or proxy connection
-    failure — the request never reached Fuse. Everything else (read timeout, a connection reset or
-    closed after the request went out, a broken answer) is an unknown outcome.
+    Not sent: connection refused, DNS failure, connect timeout, a refused TLS certificate, or a
+    failure to connect through the proxy — the request never reached Fuse. Everything else (read
+    timeout, a connection reset or closed after the request went out, any other TLS failure, a
+    broken answer — and, conservatively, errors that are not about the network at all) is an
+    unknown outcome.
     """
     from urllib3.exceptions import MaxRetryError, NewConnectionError
 
