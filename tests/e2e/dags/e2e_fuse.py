@@ -59,9 +59,13 @@ class CrashAfterQueued(FuseBulkQueueOperator):
 class CrashBeforeRecording(FuseBulkQueueOperator):
     """On its first try the task dies between Fuse's 200 and recording it: the intent stays."""
 
-    def _ledger(self, context: Any, *args: Any) -> Any:
-        ledger = super()._ledger(context, *args)
-        if ledger is not None and context["ti"].try_number == 1:
+    def execute(self, context: Any) -> int:
+        self.first_try = context["ti"].try_number == 1
+        return super().execute(context)
+
+    def _ledger(self, *args: Any) -> Any:
+        ledger = super()._ledger(*args)
+        if ledger is not None and self.first_try:
 
             def die(index: int, calls_queued: int) -> None:
                 raise RuntimeError("simulated worker death before the result was recorded")
