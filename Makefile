@@ -43,7 +43,7 @@ test-wheel: dist
 	$(PYTHON) -m venv $(WHEEL_VENV)
 	$(WHEEL_VENV)/bin/python -m pip --quiet --quiet --disable-pip-version-check install \
 		"apache-airflow==$(AIRFLOW_VERSION)" "$$(ls dist/*.whl)[test]"
-	suite=$$(mktemp -d) && cp -r tests example_dags "$$suite"/ && cd "$$suite" && \
+	suite=$$(mktemp -d) && cp -r tests example_dags docs README.md "$$suite"/ && cd "$$suite" && \
 		FUSE_TEST_INSTALLED_WHEEL=1 $(abspath $(WHEEL_VENV))/bin/python -m pytest -p no:cacheprovider \
 		-o "markers=e2e: end-to-end" tests $(PYTEST_ARGS); status=$$?; rm -rf "$$suite"; exit $$status
 
