@@ -195,16 +195,8 @@ class FuseService:
             answer = Answer(200, {"calls_queued": 0})
         except FuseError as error:
             answer = Answer(error.status_code, {"error": error.message})
-        upload_id = self.store.add_upload(
-            application_id=_maybe_id(application_raw),
-            deployment_id=_maybe_id(deployment_raw),
-            fields=submission.fields,
-            filename=submission.filename,
-            content_type=submission.content_type,
-            csv=submission.csv or b"",
-            rows=count_rows(submission.csv or b""),
-            calls_queued=None,
-            status_code=answer.status_code,
+        upload_id = self.record_upload(
+            application_raw, deployment_raw, submission, status_code=answer.status_code, fault=None
         )
         if answer.status_code == 200:
             queued_at = int(now)
@@ -229,7 +221,10 @@ class FuseService:
         status_code: int | None,
         fault: str | None,
     ) -> int:
-        """Record a ``bulk_queue`` request that is answered without being processed (a fault)."""
+        """Record a ``bulk_queue`` request as it arrived; ``calls_queued`` is set once calls are queued.
+
+        ``fault`` names the injected fault that answered it, if one did.
+        """
         return self.store.add_upload(
             application_id=_maybe_id(application_raw),
             deployment_id=_maybe_id(deployment_raw),

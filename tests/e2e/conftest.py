@@ -12,10 +12,13 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from airflow_provider_fuse.sandbox import FuseSandbox
 
 ROOT = Path(__file__).resolve().parents[2]
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
@@ -99,6 +102,13 @@ def airflow_env(tmp_path_factory: pytest.TempPathFactory) -> AirflowEnv:
     result = env.run("db", "migrate", connection="{}")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return env
+
+
+@pytest.fixture
+def sandbox() -> Iterator[FuseSandbox]:
+    """A Fuse sandbox on a free loopback port, for one test (stopped afterwards)."""
+    with FuseSandbox() as running:
+        yield running
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -19,12 +19,6 @@ PHONES = [f"1617555{index:04d}" for index in range(1000)]
 
 
 @pytest.fixture
-def sandbox():
-    with FuseSandbox() as running:
-        yield running
-
-
-@pytest.fixture
 def contacts(tmp_path: Path) -> Path:
     """1,000 rows with extra columns, quoting, a comma and a non-ASCII name, CRLF line ends."""
     path = tmp_path / "contacts.csv"

@@ -20,12 +20,6 @@ needs_guard = pytest.mark.skipif(not GUARDED, reason="the duplicate guard needs 
 
 
 @pytest.fixture
-def sandbox():
-    with FuseSandbox() as running:
-        yield running
-
-
-@pytest.fixture
 def contacts(tmp_path: Path) -> Path:
     path = tmp_path / "contacts.csv"
     with open(path, "w", newline="", encoding="utf-8") as file:
