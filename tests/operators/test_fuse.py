@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 import requests
@@ -64,6 +64,8 @@ def test_fewer_calls_queued_than_rows_is_a_warning_with_both_numbers(
 
 
 def test_rendered_templates_are_validated_and_sent(fuse_connection, requests_mock, contacts_csv):
+    # Derived from the clock, never a fixed date: a run that ended an hour ago is not stale.
+    interval_end = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
     seen = {}
     requests_mock.post(
         BULK_URL, json=lambda request, context: seen.update(decode_multipart(request)) or {"calls_queued": 3}
@@ -84,12 +86,12 @@ def test_rendered_templates_are_validated_and_sent(fuse_connection, requests_moc
             "attempts": 2,
             "wait": 60,
         },
-        "data_interval_end": datetime(2026, 11, 26, tzinfo=timezone.utc),
+        "data_interval_end": interval_end,
     }
     task.render_template_fields(context)
     assert task.execute(context) == 3
     assert requests_mock.last_request.url == BULK_URL
-    assert seen["start_timestamp"][0] == b"1795651200"
+    assert seen["start_timestamp"][0] == str(int(interval_end.timestamp())).encode()
     assert seen["end_timestamp"][0] == b"4070908800"
     assert seen["max_attempts"][0] == b"2"
     assert seen["reattempt_wait"][0] == b"60"
