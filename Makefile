@@ -14,7 +14,7 @@ PIP := $(BIN)/python -m pip --quiet --quiet --disable-pip-version-check
 
 WHEEL_VENV := .venv-wheel-$(AIRFLOW_VERSION)
 
-.PHONY: venv test test-wheel dist demo lint format clean
+.PHONY: venv test test-future test-wheel dist demo lint format clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ venv: $(STAMP)
 ## test: run the whole suite (unit, sandbox and end-to-end) against Airflow $(AIRFLOW_VERSION)
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## test-future: run the unit tests again with the clock moved a year (366 days) ahead, ticking, so a
+## test that takes a fixed date for "now" fails the day it is written (tests/conftest.py moves it)
+test-future: $(STAMP)
+	FUSE_TEST_CLOCK_OFFSET_DAYS=366 $(BIN)/python -m pytest -m "not e2e" $(PYTEST_ARGS)
 
 ## dist: build the sdist and the wheel into dist/ and check them with twine
 dist: $(STAMP)

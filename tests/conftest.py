@@ -1,15 +1,23 @@
-"""Shared test setup: an isolated AIRFLOW_HOME, and a `fuse_default` connection from the environment.
+"""Shared test setup: an isolated AIRFLOW_HOME, a `fuse_default` connection from the environment,
+and, on request, a clock moved ahead for the whole session.
 
 Unit tests need no Airflow database: connections resolve from ``AIRFLOW_CONN_<ID>`` variables.
+
+``FUSE_TEST_CLOCK_OFFSET_DAYS=N`` moves the wall clock (``time.time``, ``datetime.now``, ...) N days
+ahead, ticking, for the whole session: ``make test-future`` runs the unit tests a year ahead, so a
+test that takes a fixed date for "now" fails the day it is written, not the day that date passes.
+Monotonic clocks are not moved (timeouts and asyncio behave as usual), and subprocesses are not.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
+import time_machine
 
 from tests.helpers import connection_json
 
@@ -18,6 +26,40 @@ _HOME = tempfile.mkdtemp(prefix="fuse-tests-airflow-home-")
 os.environ["AIRFLOW_HOME"] = _HOME
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
+
+CLOCK_OFFSET_VARIABLE = "FUSE_TEST_CLOCK_OFFSET_DAYS"
+_moved_clock: time_machine.travel | None = None
+
+
+def _clock_offset_days() -> float:
+    raw = os.environ.get(CLOCK_OFFSET_VARIABLE, "").strip()
+    if not raw:
+        return 0.0
+    try:
+        return float(raw)
+    except ValueError:
+        raise pytest.UsageError(f"{CLOCK_OFFSET_VARIABLE} must be a number of days, got {raw!r}") from None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Move the clock before any test module is imported, so import-time reads see it too."""
+    global _moved_clock
+    days = _clock_offset_days()
+    if days and _moved_clock is None:
+        _moved_clock = time_machine.travel(time.time() + days * 86400, tick=True)
+        _moved_clock.start()
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    days = _clock_offset_days()
+    return f"clock moved {days:g} days ahead ({CLOCK_OFFSET_VARIABLE})" if days else None
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    global _moved_clock
+    if _moved_clock is not None:
+        _moved_clock.stop()
+        _moved_clock = None
 
 
 @pytest.fixture
