@@ -14,14 +14,34 @@ exception type says which:
 Invalid input found before any request is a :class:`FuseValidationError` (or its CSV form,
 :class:`FuseCsvError`). No message of these errors contains a phone number or the developer key:
 text taken from Fuse's answers is redacted by :func:`redact` before it is stored here.
+
+Every error keeps its Airflow meaning wherever it is raised, so a hook called from a plain ``@task``
+fails the way the operators would:
+
+* :class:`~airflow.sdk.exceptions.AirflowFailException` (the task fails, its retries are skipped):
+  invalid input, an unknown outcome (a retry could dial everyone twice), a request that could not be
+  made at all (:class:`FuseRequestError`), and every rejection except 429;
+* plain :class:`~airflow.sdk.exceptions.AirflowException` (the task's retries apply): not sent, and
+  429 (:class:`FuseTooManyRequestsError`).
+
+:class:`FuseRejectedError` itself is the base of every rejection, 429 included, so it is not an
+``AirflowFailException``: a hook raises one of its final classes (see :func:`rejection_class`).
+Every error survives a ``pickle`` round trip with its attributes.
 """
 
 from __future__ import annotations
 
 import enum
 import re
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_fuse._compat import AirflowException, AirflowFailException
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 __all__ = [
+    "REJECTION_BY_STATUS",
     "FuseApiError",
     "FuseAuthenticationError",
     "FuseBadRequestError",
@@ -33,8 +53,11 @@ __all__ = [
     "FuseMethodNotAllowedError",
     "FuseNotFoundError",
     "FuseNotSentError",
+    "FuseOtherRejectionError",
     "FusePermissionError",
+    "FuseRedirectError",
     "FuseRejectedError",
+    "FuseRequestError",
     "FuseServerError",
     "FuseTooManyRequestsError",
     "FuseUnknownOutcomeError",
@@ -42,6 +65,7 @@ __all__ = [
     "Outcome",
     "nothing_queued",
     "redact",
+    "rejection_class",
 ]
 
 # Seven or more digits, allowing single separators between them ("617-555-1234" as well as
@@ -51,12 +75,27 @@ _DIGIT_RUN = re.compile(r"\d(?:[ .\-]?\d){6,}")
 _EXCERPT_CHARS = 200
 
 
-def redact(text: str, limit: int = _EXCERPT_CHARS) -> str:
-    """Return ``text`` cut to ``limit`` characters with every run of 7+ digits replaced.
+_SECRET_MASK = "***"
 
-    Used on anything taken from an answer of Fuse before it reaches a log line or an exception.
+
+def redact(text: str, limit: int = _EXCERPT_CHARS, *, secrets: Iterable[str] = ()) -> str:
+    """Return ``text`` scrubbed of ``secrets`` and phone numbers, cut to ``limit`` characters.
+
+    Used on anything taken from an answer of Fuse before it reaches a log line or an exception: a
+    server (or a stand-in) that echoes the request would otherwise put the developer key into a
+    traceback. The provider scrubs the text itself rather than trusting Airflow's masker alone.
+
+    :param text: the text to scrub.
+    :param limit: the most characters kept; a longer result is cut and ends with ``…``.
+    :param secrets: every form of every credential to remove (the developer key, the Authorization
+        header value, its base64 token); each non-empty one is replaced by ``***`` wherever it
+        occurs, before anything else is done to the text.
     """
-    # Redact first: a cut through a number would leave its first digits readable.
+    # Longest first: a secret that contains another (the header value contains its token) is
+    # replaced whole instead of leaving its remainder readable.
+    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
+        text = text.replace(secret, _SECRET_MASK)
+    # Scrub before cutting: a cut through a number or a secret would leave its first part readable.
     text = _DIGIT_RUN.sub("[redacted]", " ".join(text.split()))
     return text[:limit] + "…" if len(text) > limit else text
 
@@ -69,12 +108,29 @@ class Outcome(str, enum.Enum):
     UNKNOWN = "unknown outcome"
 
 
-class FuseError(Exception):
-    """Base class of every error raised by this provider."""
+def _unpickle(cls: type[FuseError], args: tuple[Any, ...], state: dict[str, Any]) -> FuseError:
+    """Rebuild a pickled error without calling its ``__init__`` (whose signature is its own)."""
+    error = cls.__new__(cls, *args)
+    error.args = args
+    error.__dict__.update(state)
+    return error
 
 
-class FuseValidationError(FuseError, ValueError):
-    """An argument is invalid; found before any request, so nothing was sent.
+class FuseError(AirflowException):
+    """Base class of every error raised by this provider.
+
+    An :class:`~airflow.sdk.exceptions.AirflowException`: raised in a task, the task's retries apply
+    unless the subclass is also an :class:`~airflow.sdk.exceptions.AirflowFailException`.
+    """
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Exception's own reduce calls cls(*self.args), which fits none of the __init__ signatures
+        # here; executors and supervisors pickle exceptions, so rebuild from args and attributes.
+        return _unpickle, (type(self), self.args, self.__dict__.copy())
+
+
+class FuseValidationError(FuseError, AirflowFailException, ValueError):
+    """An argument is invalid; found before any request, so nothing was sent. Fails the task.
 
     :param parameter: the name of the offending parameter, as the operator or hook takes it.
     """
@@ -108,6 +164,8 @@ class FuseApiError(FuseError):
 
     outcome: Outcome = Outcome.UNKNOWN
     retryable: bool = False
+    # Airflow's own class attribute is the HTTP status its REST API would answer; here it is Fuse's.
+    status_code: int | None  # type: ignore[assignment]
 
     def __init__(self, error: str, status_code: int | None = None) -> None:
         self.status_code = status_code
@@ -121,50 +179,67 @@ class FuseApiError(FuseError):
 
 
 class FuseNotSentError(FuseApiError):
-    """The request never reached Fuse: nothing was queued, trying again is safe."""
+    """The request never reached Fuse: nothing was queued, trying again is safe (task retries apply)."""
 
     outcome = Outcome.NOT_SENT
     retryable = True
 
 
+class FuseRequestError(FuseNotSentError, AirflowFailException):
+    """The request could not be made at all (an invalid URL or port, an unsupported proxy scheme, an
+    unreadable file): nothing was sent, and trying again cannot help. Fails the task."""
+
+    retryable = False
+
+
 class FuseRejectedError(FuseApiError):
-    """Fuse answered 4xx: nothing was queued."""
+    """Fuse answered 4xx: nothing was queued.
+
+    The base of every rejection, so ``except FuseRejectedError`` catches them all; it is not an
+    ``AirflowFailException`` because 429 is one too. Raise a final class: :func:`rejection_class`.
+    """
 
     outcome = Outcome.REJECTED
 
 
-class FuseBadRequestError(FuseRejectedError):
-    """400: the data was improperly formatted or invalid."""
+class FuseBadRequestError(FuseRejectedError, AirflowFailException):
+    """400: the data was improperly formatted or invalid. Fails the task."""
 
 
-class FuseAuthenticationError(FuseRejectedError):
-    """401: the account email or developer key is wrong, or the account is inactive."""
+class FuseAuthenticationError(FuseRejectedError, AirflowFailException):
+    """401: the account email or developer key is wrong, or the account is inactive. Fails the task."""
 
 
-class FusePermissionError(FuseRejectedError):
-    """403: the account may not do this."""
+class FusePermissionError(FuseRejectedError, AirflowFailException):
+    """403: the account may not do this. Fails the task."""
 
 
-class FuseNotFoundError(FuseRejectedError):
-    """404: no such deployment (or call)."""
+class FuseNotFoundError(FuseRejectedError, AirflowFailException):
+    """404: no such deployment (or call). Fails the task."""
 
 
-class FuseMethodNotAllowedError(FuseRejectedError):
-    """405: the endpoint does not take this HTTP method."""
+class FuseMethodNotAllowedError(FuseRejectedError, AirflowFailException):
+    """405: the endpoint does not take this HTTP method. Fails the task."""
 
 
-class FuseDeletedError(FuseRejectedError):
-    """409: the user, deployment or application was deleted."""
+class FuseDeletedError(FuseRejectedError, AirflowFailException):
+    """409: the user, deployment or application was deleted. Fails the task."""
+
+
+class FuseOtherRejectionError(FuseRejectedError, AirflowFailException):
+    """Any other 4xx (Fuse documents none): nothing was queued, and the same request would be
+    rejected again. Fails the task."""
 
 
 class FuseTooManyRequestsError(FuseRejectedError):
-    """429: nothing was queued and a later try may pass."""
+    """429: nothing was queued and a later try may pass (task retries apply)."""
 
     retryable = True
 
 
-class FuseUnknownOutcomeError(FuseApiError):
-    """Fuse may have queued some or all of the calls; trying again could dial them twice."""
+class FuseUnknownOutcomeError(FuseApiError, AirflowFailException):
+    """Fuse may have queued some or all of the calls; trying again could dial them twice. Fails the
+    task: only a person who has checked Fuse's pending calls should run it again."""
 
     outcome = Outcome.UNKNOWN
 
@@ -181,6 +256,10 @@ class FuseConnectionLostError(FuseUnknownOutcomeError):
     """The connection broke or timed out after the request was sent, before a whole answer came."""
 
 
+class FuseRedirectError(FuseUnknownOutcomeError):
+    """3xx: a redirect is not "nothing queued": a POST answered 303 is often one that was processed."""
+
+
 def nothing_queued(error: FuseError) -> bool:
     """Whether ``error`` proves that Fuse queued nothing: invalid input, a rejection, or not sent."""
     if isinstance(error, FuseValidationError):
@@ -188,7 +267,7 @@ def nothing_queued(error: FuseError) -> bool:
     return isinstance(error, FuseApiError) and error.outcome is not Outcome.UNKNOWN
 
 
-#: The rejection type of each 4xx status Fuse documents; other 4xx are plain FuseRejectedError.
+#: The rejection type of each 4xx status Fuse documents; other 4xx are FuseOtherRejectionError.
 REJECTION_BY_STATUS: dict[int, type[FuseRejectedError]] = {
     400: FuseBadRequestError,
     401: FuseAuthenticationError,
@@ -198,3 +277,13 @@ REJECTION_BY_STATUS: dict[int, type[FuseRejectedError]] = {
     409: FuseDeletedError,
     429: FuseTooManyRequestsError,
 }
+
+
+def rejection_class(status_code: int) -> type[FuseRejectedError]:
+    """The final rejection type to raise for a 4xx ``status_code``.
+
+    :raises ValueError: ``status_code`` is not a 4xx: only a 4xx proves that nothing was queued.
+    """
+    if not 400 <= status_code <= 499:
+        raise ValueError(f"status_code: {status_code} is not a rejection (4xx)")
+    return REJECTION_BY_STATUS.get(status_code, FuseOtherRejectionError)
