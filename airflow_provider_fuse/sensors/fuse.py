@@ -39,13 +39,16 @@ class FuseCallStatusSensor(BaseSensorOperator):
       pushed to XCom (``return_value``) as a plain dict — status, attempts, timestamps, duration,
       events, call id — without the phone number (XCom is stored in Airflow's database);
     * any other terminal status: ``on_failure_status="fail"`` (default) fails the task without
-      retries, naming the status; ``"skip"`` skips it. The same dict is pushed under the XCom key
-      ``call_details`` first, for a downstream task that runs anyway.
+      retries, naming the status; ``"skip"``, or ``soft_fail=True``, skips it. The same dict is
+      pushed under the XCom key ``call_details`` first, for a downstream task that runs anyway.
+
+    One method, :meth:`settle`, applies these rules, whichever path saw the call end: a poke, the
+    check before deferring, or :meth:`execute_complete` after the trigger fired.
 
     Failures to ask: a rejection (4xx; 404 no such call, 403 another account's call, 401) fails
-    without retries in Fuse's words, and a 429 fails this try with the task's retries left; 5xx, an
-    answer that is not Fuse's and network failures are asked again by the hook a few times (a read
-    is safe to repeat), then left to the task's retries.
+    without retries in Fuse's words (skips with ``soft_fail``), and a 429 fails this try with the
+    task's retries left; 5xx, an answer that is not Fuse's and network failures are asked again by
+    the hook a few times (a read is safe to repeat), then left to the task's retries.
 
     With ``deferrable=True`` the sensor asks once and, if the call has not ended, frees its worker
     slot and waits in the triggerer (:class:`~airflow_provider_fuse.triggers.fuse.FuseCallStatusTrigger`,
@@ -103,14 +106,15 @@ class FuseCallStatusSensor(BaseSensorOperator):
         details = self._ask()
         if details is None:
             return False
-        return PokeReturnValue(is_done=True, xcom_value=self._finish(context, details))
+        return PokeReturnValue(is_done=True, xcom_value=self.settle(context, details))
 
     def _ask(self) -> dict[str, Any] | None:
         """The call's details (as XCom holds them) when it has ended, else ``None``."""
         try:
             details = self.hook.get_call_status(self.call_id)
         except FuseError as error:
-            raise _failure(error) from error
+            message = f"Cannot ask Fuse: {error}" if isinstance(error, FuseValidationError) else str(error)
+            raise self._asking_failed(message, retryable=_retryable(error)) from error
         self.log.info(
             "Fuse call %s is %s (attempts %s of %s)",
             details.call_id,
@@ -120,8 +124,15 @@ class FuseCallStatusSensor(BaseSensorOperator):
         )
         return details.to_xcom() if details.is_terminal else None
 
-    def _finish(self, context: Context, details: dict[str, Any]) -> dict[str, Any]:
-        """Apply ``success_statuses`` / ``on_failure_status`` to an ended call's details."""
+    def settle(self, context: Context, details: dict[str, Any]) -> dict[str, Any]:
+        """What an ended call does to the task: the one rule for every path that sees it end.
+
+        :param details: the call's details as XCom holds them (:meth:`CallDetails.to_xcom`).
+        :returns: ``details``, when the status is one of ``success_statuses``.
+        :raises AirflowSkipException: for another status, with ``on_failure_status="skip"`` or
+            ``soft_fail``; ``details`` are pushed under the XCom key ``call_details`` first.
+        :raises AirflowFailException: for another status otherwise, after the same push.
+        """
         status = details.get("status")
         if status in self.success_statuses:
             self.log.info("Fuse call %s ended %s.", details.get("call_id"), status)
@@ -133,9 +144,21 @@ class FuseCallStatusSensor(BaseSensorOperator):
             f"Fuse call {details.get('call_id')} ended {status}, not "
             f"{' or '.join(sorted(self.success_statuses))}"
         )
-        if self.on_failure_status == "skip":
+        if self.on_failure_status == "skip" or self.soft_fail:
             raise AirflowSkipException(message)
         raise AirflowFailException(message)
+
+    def _asking_failed(self, message: str, *, retryable: bool) -> AirflowException:
+        """A failure to read the call's status as a task outcome, the same on every path.
+
+        Retryable failures are left to the task's retries; the others fail it, or skip it with
+        ``soft_fail``, as Airflow's own poke loop would.
+        """
+        if retryable:
+            return AirflowException(message)
+        if self.soft_fail:
+            return AirflowSkipException(message)
+        return AirflowFailException(message)
 
     # --- deferrable mode ------------------------------------------------------------------------
 
@@ -152,7 +175,7 @@ class FuseCallStatusSensor(BaseSensorOperator):
             return super().execute(context)
         details = self._ask()
         if details is not None:
-            return self._finish(context, details)
+            return self.settle(context, details)
         from airflow_provider_fuse.triggers.fuse import FuseCallStatusTrigger
 
         self.defer(
@@ -160,32 +183,28 @@ class FuseCallStatusSensor(BaseSensorOperator):
                 call_id=str(self.call_id).strip(),
                 fuse_conn_id=self.fuse_conn_id,
                 poll_interval=_seconds(self.poke_interval),
-                success_statuses=sorted(self.success_statuses),
             ),
             method_name="execute_complete",
             timeout=None if self.timeout is None else timedelta(seconds=_seconds(self.timeout)),
         )
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Resume after the trigger fired: the call ended, or asking failed."""
+        """Resume after the trigger fired: the call ended (:meth:`settle`), or asking failed."""
         if not event or event.get("status") not in ("terminal", "error"):
             raise AirflowException(f"Unexpected event from FuseCallStatusTrigger: {event!r}")
         if event["status"] == "error":
-            if event.get("retryable"):
-                raise AirflowException(event.get("message", "asking Fuse failed"))
-            raise AirflowFailException(event.get("message", "Fuse rejected the status request"))
+            message = str(event.get("message") or "asking Fuse for the call's status failed")
+            raise self._asking_failed(message, retryable=bool(event.get("retryable")))
         details = dict(event["call_details"])
         self.log.info("Fuse call %s is %s", details.get("call_id"), details.get("status"))
-        return self._finish(context, details)
+        return self.settle(context, details)
 
 
-def _failure(error: FuseError) -> AirflowException:
-    """A failure to read a call's status as a task outcome: rejections fail, the rest may retry."""
+def _retryable(error: FuseError) -> bool:
+    """Whether a later try can get an answer: rejections (429 excepted) and bad arguments cannot."""
     if isinstance(error, FuseValidationError):
-        return AirflowFailException(f"Cannot ask Fuse: {error}")
-    if isinstance(error, FuseRejectedError) and not error.retryable:
-        return AirflowFailException(str(error))
-    return AirflowException(str(error))
+        return False
+    return not isinstance(error, FuseRejectedError) or error.retryable
 
 
 def _seconds(value: float | timedelta) -> float:

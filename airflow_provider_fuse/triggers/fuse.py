@@ -1,8 +1,8 @@
 """FuseCallStatusTrigger: wait for a call's outcome in the triggerer, polling Fuse asynchronously.
 
-The trigger holds only the connection id, the call id, the poll interval and the success statuses;
-it reads the connection in the triggerer (the developer key never goes through the database) and
-polls ``GET /outbound/{call_id}`` with httpx. Answers are read by the hook's own
+The trigger holds only the connection id, the call id and the poll interval; it reads the
+connection in the triggerer (the developer key never goes through the database) and polls
+``GET /outbound/{call_id}`` with httpx. Answers are read by the hook's own
 :func:`~airflow_provider_fuse.hooks.fuse.classify_answer` and by
 :class:`~airflow_provider_fuse.calls.CallDetails`: one reading of Fuse's answers.
 """
@@ -25,6 +25,7 @@ from airflow_provider_fuse.exceptions import (
     FuseNotSentError,
     FuseRejectedError,
     FuseUnknownOutcomeError,
+    redact,
 )
 
 if TYPE_CHECKING:
@@ -40,18 +41,22 @@ class FuseCallStatusTrigger(BaseTrigger):
     is asked again (``RETRIES`` times, backoff from ``RETRY_BACKOFF`` seconds, doubling): reading a
     status changes nothing in Fuse.
 
-    Events (never with the phone number: an event is stored in Airflow's database):
+    Events carry only what the sensor reads, and never the phone number or a credential (an event
+    is stored in Airflow's database):
 
-    * ``{"status": "terminal", "success": bool, "call_details": {...}}`` — the call ended; ``success``
-      says whether its status is one of ``success_statuses``; ``call_details`` is
-      :meth:`CallDetails.to_xcom`.
+    * ``{"status": "terminal", "call_details": {...}}`` — the call ended; ``call_details`` is
+      :meth:`CallDetails.to_xcom`. What its status does to the task is the sensor's decision
+      (:meth:`~airflow_provider_fuse.sensors.fuse.FuseCallStatusSensor.settle`), not the trigger's.
     * ``{"status": "error", "message": str, "retryable": bool}`` — Fuse rejected the question (4xx:
       not retryable, 429 excepted), the connection is invalid, or the retries ran out (retryable).
+      ``message`` is scrubbed of the developer key, the ``Authorization`` value and its token, and
+      of phone numbers, since it may quote Fuse's answer.
 
     :param call_id: the call to watch.
     :param fuse_conn_id: the ``fuse`` connection, read in the triggerer.
     :param poll_interval: seconds between polls.
-    :param success_statuses: the terminal statuses that count as success.
+    :param success_statuses: ignored; accepted so that a trigger deferred by 0.1.0, whose stored
+        keyword arguments include it, still loads after an upgrade.
     """
 
     RETRIES = 3
@@ -63,23 +68,21 @@ class FuseCallStatusTrigger(BaseTrigger):
         call_id: str,
         fuse_conn_id: str = "fuse_default",
         poll_interval: float = 60.0,
-        success_statuses: Iterable[str] = ("completed",),
+        success_statuses: Iterable[str] | None = None,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.call_id = str(call_id)
         self.fuse_conn_id = fuse_conn_id
         self.poll_interval = float(poll_interval)
-        self.success_statuses = sorted({str(status) for status in success_statuses})
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
-        """The class path and the keyword arguments: ids, interval and statuses; no credentials."""
+        """The class path and the keyword arguments: ids and interval; no credentials."""
         return (
             f"{type(self).__module__}.{type(self).__qualname__}",
             {
                 "call_id": self.call_id,
                 "fuse_conn_id": self.fuse_conn_id,
                 "poll_interval": self.poll_interval,
-                "success_statuses": list(self.success_statuses),
             },
         )
 
@@ -90,29 +93,26 @@ class FuseCallStatusTrigger(BaseTrigger):
         try:
             settings = await self._settings()
         except FuseError as error:
-            yield _event({"status": "error", "message": str(error), "retryable": False})
+            yield _event({"status": "error", "message": redact(str(error)), "retryable": False})
             return
+        secrets = _secrets(settings)
         url = f"{settings.base_url}/outbound/{quote(self.call_id, safe='')}"
         async with _client(settings) as client:
             while True:
                 try:
-                    details = await self._poll(client, url)
+                    details = await self._poll(client, url, secrets)
                 except FuseApiError as error:
                     retryable = not isinstance(error, FuseRejectedError) or error.retryable
-                    yield _event({"status": "error", "message": str(error), "retryable": retryable})
+                    message = redact(str(error), secrets=secrets)
+                    yield _event({"status": "error", "message": message, "retryable": retryable})
                     return
                 except httpx.InvalidURL as error:  # pragma: no cover - the base URL was checked
-                    yield _event({"status": "error", "message": str(error), "retryable": False})
+                    message = redact(str(error), secrets=secrets)
+                    yield _event({"status": "error", "message": message, "retryable": False})
                     return
                 self.log.info("Fuse call %s is %s", self.call_id, details.status.value)
                 if details.is_terminal:
-                    yield _event(
-                        {
-                            "status": "terminal",
-                            "success": details.status.value in self.success_statuses,
-                            "call_details": details.to_xcom(),
-                        }
-                    )
+                    yield _event({"status": "terminal", "call_details": details.to_xcom()})
                     return
                 await asyncio.sleep(self.poll_interval)
 
@@ -130,8 +130,11 @@ class FuseCallStatusTrigger(BaseTrigger):
         await _amask(settings.authorization.removeprefix("Basic "))
         return settings
 
-    async def _poll(self, client: Any, url: str) -> CallDetails:
-        """One status read, asked again after a transient failure; raises the last failure."""
+    async def _poll(self, client: Any, url: str, secrets: tuple[str, ...]) -> CallDetails:
+        """One status read, asked again after a transient failure; raises the last failure.
+
+        :param secrets: the credential's forms, scrubbed from the failures this logs.
+        """
         from airflow_provider_fuse.hooks.fuse import classify_answer
 
         for attempt in range(self.RETRIES + 1):
@@ -147,10 +150,20 @@ class FuseCallStatusTrigger(BaseTrigger):
                     raise
                 delay = self.RETRY_BACKOFF * 2**attempt
                 self.log.warning(
-                    "%s; asking again in %.1f s (%d of %d)", failure, delay, attempt + 1, self.RETRIES
+                    "%s; asking again in %.1f s (%d of %d)",
+                    redact(str(failure), secrets=secrets),
+                    delay,
+                    attempt + 1,
+                    self.RETRIES,
                 )
                 await asyncio.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _secrets(settings: Any) -> tuple[str, ...]:
+    """Every form of the credential an answer could echo: the key, the header value, its token."""
+    authorization: str = settings.authorization
+    return (settings.developer_key, authorization, authorization.removeprefix("Basic "))
 
 
 def _client(settings: Any) -> Any:

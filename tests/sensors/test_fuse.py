@@ -117,7 +117,7 @@ def test_a_persistent_5xx_is_left_to_the_task_retries(fuse_connection, requests_
 # --- deferrable ---------------------------------------------------------------------------------------
 
 
-def test_deferrable_defers_to_the_trigger_with_ids_interval_and_statuses(fuse_connection, requests_mock):
+def test_deferrable_defers_to_the_trigger_with_ids_and_interval(fuse_connection, requests_mock):
     requests_mock.get(STATUS_URL, json=details("dialing"))
     with pytest.raises(TaskDeferred) as caught:
         sensor(deferrable=True, success_statuses=["completed", "canceled"], timeout=600).execute({})
@@ -128,7 +128,6 @@ def test_deferrable_defers_to_the_trigger_with_ids_interval_and_statuses(fuse_co
         "call_id": "77",
         "fuse_conn_id": "fuse_default",
         "poll_interval": 1.0,
-        "success_statuses": ["canceled", "completed"],
     }
     assert deferred.timeout.total_seconds() == 600
 
@@ -138,16 +137,91 @@ def test_deferrable_does_not_defer_for_a_call_that_already_ended(fuse_connection
     assert sensor(deferrable=True).execute({})["status"] == "completed"
 
 
-def test_execute_complete_applies_the_same_rules():
+def test_execute_complete_returns_the_details_of_a_success():
     done = {"call_id": "77", "status": "completed", "attempts": 1}
-    assert (
-        sensor().execute_complete({}, {"status": "terminal", "success": True, "call_details": done}) == done
-    )
-    failed = {"status": "terminal", "success": False, "call_details": {"call_id": "77", "status": "failed"}}
+    assert sensor().execute_complete({}, {"status": "terminal", "call_details": done}) == done
+
+
+def test_execute_complete_does_not_read_a_success_field_of_the_event():
+    # 0.1.0's trigger sent one; the sensor's own rule decides, from the status.
+    event = {"status": "terminal", "success": True, "call_details": {"call_id": "77", "status": "failed"}}
     with pytest.raises(AirflowFailException, match="ended failed"):
-        sensor().execute_complete({}, failed)
+        sensor().execute_complete({}, event)
+
+
+# --- one rule for an ended call, on every path ----------------------------------------------------
+
+
+def end_by_poke(fuse_connection, requests_mock, context, **kwargs):
+    requests_mock.get(STATUS_URL, json=details("failed"))
+    return sensor(**kwargs).poke(context)
+
+
+def end_before_deferring(fuse_connection, requests_mock, context, **kwargs):
+    requests_mock.get(STATUS_URL, json=details("failed"))
+    return sensor(deferrable=True, **kwargs).execute(context)
+
+
+def end_after_deferring(fuse_connection, requests_mock, context, **kwargs):
+    event = {"status": "terminal", "call_details": {"call_id": "77", "status": "failed"}}
+    return sensor(deferrable=True, **kwargs).execute_complete(context, event)
+
+
+PATHS = pytest.mark.parametrize("ends", [end_by_poke, end_before_deferring, end_after_deferring])
+
+
+@PATHS
+def test_an_unsuccessful_end_fails_without_soft_fail(fuse_connection, requests_mock, ends):
+    with pytest.raises(AirflowFailException, match="Fuse call 77 ended failed, not completed"):
+        ends(fuse_connection, requests_mock, {})
+
+
+@PATHS
+def test_an_unsuccessful_end_skips_with_soft_fail(fuse_connection, requests_mock, ends):
+    with pytest.raises(AirflowSkipException, match="Fuse call 77 ended failed, not completed"):
+        ends(fuse_connection, requests_mock, {}, soft_fail=True)
+
+
+@PATHS
+def test_an_unsuccessful_end_skips_with_on_failure_status_skip(fuse_connection, requests_mock, ends):
+    with pytest.raises(AirflowSkipException, match="ended failed"):
+        ends(fuse_connection, requests_mock, {}, on_failure_status="skip")
+
+
+@PATHS
+def test_an_unsuccessful_end_pushes_its_details_first(fuse_connection, requests_mock, ends):
+    ti = FakeTaskInstance()
     with pytest.raises(AirflowSkipException):
-        sensor(on_failure_status="skip").execute_complete({}, failed)
+        ends(fuse_connection, requests_mock, {"ti": ti}, soft_fail=True)
+    assert ti.xcom["call_details"]["status"] == "failed"
+    assert "phone_number" not in ti.xcom["call_details"]
+
+
+def test_a_rejection_before_deferring_fails_without_soft_fail(fuse_connection, requests_mock):
+    requests_mock.get(STATUS_URL, status_code=404, json={"error": "No outbound call was found."})
+    with pytest.raises(AirflowFailException, match="Fuse API answered 404"):
+        sensor(deferrable=True).execute({})
+
+
+def test_a_rejection_before_deferring_skips_with_soft_fail(fuse_connection, requests_mock):
+    requests_mock.get(STATUS_URL, status_code=404, json={"error": "No outbound call was found."})
+    with pytest.raises(AirflowSkipException, match="Fuse API answered 404"):
+        sensor(deferrable=True, soft_fail=True).execute({})
+
+
+def test_a_persistent_5xx_before_deferring_is_left_to_the_task_retries_with_soft_fail(
+    fuse_connection, requests_mock
+):
+    requests_mock.get(STATUS_URL, status_code=503, json={"error": "Maintenance."})
+    with pytest.raises(AirflowException, match="503") as caught:
+        sensor(deferrable=True, soft_fail=True).execute({})
+    assert not isinstance(caught.value, (AirflowFailException, AirflowSkipException))
+
+
+def test_a_rejection_event_skips_with_soft_fail():
+    event = {"status": "error", "message": "Fuse API answered 404", "retryable": False}
+    with pytest.raises(AirflowSkipException, match="404"):
+        sensor(soft_fail=True).execute_complete({}, event)
 
 
 def test_execute_complete_maps_trigger_errors():

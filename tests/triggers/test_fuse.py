@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 
 import pytest
@@ -40,36 +41,45 @@ def queue(phone: str = "6175551234") -> str:
     return FuseHook(retry_backoff=0.0).queue_call(101, 202, phone)
 
 
-def test_serialize_holds_ids_interval_and_statuses_only(fuse_connection):
-    trigger = FuseCallStatusTrigger(call_id="77", poll_interval=5, success_statuses={"completed", "canceled"})
+def test_serialize_holds_ids_and_interval_only(fuse_connection):
+    trigger = FuseCallStatusTrigger(call_id="77", poll_interval=5)
     classpath, kwargs = trigger.serialize()
     assert classpath == "airflow_provider_fuse.triggers.fuse.FuseCallStatusTrigger"
-    assert kwargs == {
-        "call_id": "77",
-        "fuse_conn_id": "fuse_default",
-        "poll_interval": 5.0,
-        "success_statuses": ["canceled", "completed"],
-    }
+    assert kwargs == {"call_id": "77", "fuse_conn_id": "fuse_default", "poll_interval": 5.0}
     text = json.dumps(kwargs)
     assert DEVELOPER_KEY not in text
     assert EMAIL not in text
     assert FuseCallStatusTrigger(**kwargs).serialize() == (classpath, kwargs)
 
 
+def test_a_trigger_stored_by_0_1_0_with_success_statuses_still_loads():
+    stored = {
+        "call_id": "77",
+        "fuse_conn_id": "fuse_default",
+        "poll_interval": 5.0,
+        "success_statuses": ["completed"],
+    }
+    assert FuseCallStatusTrigger(**stored).serialize()[1] == {
+        "call_id": "77",
+        "fuse_conn_id": "fuse_default",
+        "poll_interval": 5.0,
+    }
+
+
 def test_a_completed_call_fires_one_event_without_the_number(connected):
     call_id = queue()
     payload = first_event(FuseCallStatusTrigger(call_id=call_id, poll_interval=0.05))
+    assert set(payload) == {"status", "call_details"}
     assert payload["status"] == "terminal"
-    assert payload["success"] is True
     assert payload["call_details"]["status"] == "completed"
     assert payload["call_details"]["duration"] == 30
     assert "6175551234" not in json.dumps(payload)
 
 
-def test_an_unanswered_call_fires_as_not_a_success(connected):
+def test_an_unanswered_call_fires_with_its_failed_status(connected):
     call_id = queue("6175551239")  # the sandbox's rule: a number ending in 9 never answers
     payload = first_event(FuseCallStatusTrigger(call_id=call_id, poll_interval=0.05))
-    assert (payload["success"], payload["call_details"]["status"]) == (False, "failed")
+    assert (payload["status"], payload["call_details"]["status"]) == ("terminal", "failed")
 
 
 def test_polling_gets_are_asked_again_after_5xx_and_dropped_answers(connected):
@@ -114,3 +124,22 @@ def test_the_connection_rules_apply_in_the_triggerer(monkeypatch):
     payload = first_event(FuseCallStatusTrigger(call_id="1"))
     assert (payload["status"], payload["retryable"]) == ("error", False)
     assert "plain http" in payload["message"]
+
+
+def test_an_error_message_is_scrubbed_of_every_form_of_the_credential(connected):
+    token = base64.b64encode(f"{connected.email}:{connected.developer_key}".encode()).decode()
+    # Short enough that the hook's 200-character excerpt keeps all of it.
+    echoed = f"{connected.developer_key} Basic {token} {token}"
+    connected.inject_fault(status=400, endpoint="outbound", message=echoed)
+    payload = first_event(FuseCallStatusTrigger(call_id="1", poll_interval=0.05))
+    assert payload == {"status": "error", "message": "Fuse API answered 400: *** *** ***", "retryable": False}
+
+
+def test_a_retry_log_line_is_scrubbed_of_the_developer_key(connected, log_text):
+    call_id = queue()
+    connected.inject_fault(status=503, endpoint="outbound", message=f"down; key {connected.developer_key}")
+    payload = first_event(FuseCallStatusTrigger(call_id=call_id, poll_interval=0.05))
+    assert payload["status"] == "terminal"
+    text = log_text()
+    assert "asking again" in text
+    assert connected.developer_key not in text
