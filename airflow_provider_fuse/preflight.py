@@ -7,6 +7,9 @@ are reported by row number and kind only.
 Row numbers count the header as row 1, as a spreadsheet shows them; a quoted field with an embedded
 newline is still one row.
 
+Only a regular file is read, and no row may be longer than :data:`MAX_ROW_BYTES`: so a FIFO, a device
+or a file with no line end fails at once, and time and memory stay linear in the file's size.
+
 How it is fast and still exact. The stdlib ``csv`` module is the reference for every answer. Each
 block of whole lines is first offered to a fast path that works on the raw bytes with a handful of
 C-level passes and one compiled regex; it accepts a block only when it can prove that ``csv`` would
@@ -33,6 +36,7 @@ import hashlib
 import io
 import os
 import re
+import stat
 from array import array
 from bisect import bisect_left
 from collections import Counter, deque
@@ -49,6 +53,7 @@ __all__ = [
     "DEFAULT_BLOCK_SIZE",
     "DESTINATION",
     "DESTINATION_FORMAT",
+    "MAX_ROW_BYTES",
     "CsvPart",
     "CsvSummary",
     "destination_number",
@@ -59,15 +64,23 @@ __all__ = [
 #: The name of the phone-number column ("CSV Upload: destination" in Fuse's Outbound Parameters).
 DESTINATION = "destination"
 
-_ANI = r";ani=\+?\d{10,15}"
+# ASCII digits only, spelled [0-9]: in a str pattern \d is any Unicode digit (Arabic-Indic, fullwidth...).
+_NUMBER = r"[0-9]{10}|1[0-9]{10}|tel:\+[1-9][0-9]{7,14}"
+_ANI = r";ani=\+?[0-9]{10,15}"
 _POSTD = r";postd=[0-9*#]+"
 _OPTIONS = rf"(?:{_ANI}(?:{_POSTD})?|{_POSTD}(?:{_ANI})?)?"
-#: Fuse's documented destination formats: 10 or 11 digits, or ``tel:+`` and an E.164 number, with
-#: optional ``;ani=`` (caller id) and ``;postd=`` (DTMF digits after connect) options, each at most once.
-DESTINATION_FORMAT = re.compile(rf"(?:\d{{10,11}}|tel:\+[1-9]\d{{7,14}}){_OPTIONS}")
+#: Fuse's documented destination formats, the one grammar of this provider (docs/destinations.md):
+#: 10 digits, 11 digits starting with 1, or ``tel:+`` and an E.164 number (8 to 15 digits, the first
+#: not 0); then optionally ``;ani=`` (caller id: 10 to 15 digits, ``+`` allowed) and ``;postd=``
+#: (DTMF digits, ``*`` and ``#`` sent after connect), each at most once, in either order.
+DESTINATION_FORMAT = re.compile(rf"(?:{_NUMBER}){_OPTIONS}")
 
 #: How many bad rows are named in an error; the count always covers them all.
 REPORTED_ROWS = 5
+
+#: The longest row read, in bytes (line ends included): far beyond any contact row, and what bounds the
+#: memory and time spent on a file that is not a contact list (one with no line end, say).
+MAX_ROW_BYTES = 1 << 20
 
 #: Bytes read at a time: large enough that the per-block work is negligible, small enough to stay
 #: a few MiB of memory whatever the file's size.
@@ -81,7 +94,7 @@ _OTHER = 1 << 52
 # The fast path reads North American destinations — 6175551234, 16175551234, tel:+16175551234, with
 # or without options — and captures the 10 digits after the country code: that is the row's key.
 # Every other destination (other countries, and anything invalid) is left to the exact path.
-_FAST_NUMBER = rb"(?:tel:\+1|1)?(\d{10})"
+_FAST_NUMBER = rb"(?:tel:\+1|1)?([0-9]{10})"
 _FAST_FIELD_END = rb"(?=[,\n])"
 #: Every byte but the two that delimit unquoted fields and rows, for ``bytes.translate(None, ...)``.
 _NOT_DELIMITER = bytes(byte for byte in range(256) if byte not in b",\n")
@@ -133,8 +146,19 @@ def destination_number(destination: str) -> int:
     """The number a valid destination dials, as an integer of its E.164 digits.
 
     ``6175551234``, ``16175551234`` and ``tel:+16175551234;ani=8009957586`` all give 16175551234:
-    a 10-digit destination is a North American number without its country code 1.
+    a 10-digit destination is a North American number without its country code 1. Two destinations
+    are "the same number" (a repeat) when this gives the same integer.
+
+    :raises ValueError: when ``destination`` is not in :data:`DESTINATION_FORMAT` (the value is not
+        repeated in the message).
     """
+    if DESTINATION_FORMAT.fullmatch(destination) is None:
+        raise ValueError("not a destination in one of Fuse's formats")
+    return _number(destination)
+
+
+def _number(destination: str) -> int:
+    """:func:`destination_number` of a destination already known to match the grammar."""
     number = destination.split(";", 1)[0]
     if number.startswith("tel:+"):
         return int(number[5:])
@@ -180,15 +204,34 @@ def preflight_csv(path: str | os.PathLike[str], *, block_size: int = DEFAULT_BLO
 
 @contextlib.contextmanager
 def _opened(path: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
-    """``open(path, "rb")`` whose failures are :class:`FuseCsvError` naming the path."""
+    """``path`` opened for reading bytes when it is a regular file; else :class:`FuseCsvError` naming it.
+
+    A FIFO, a device (``/dev/zero``), a socket or a directory is refused at once: opening does not
+    wait for a FIFO's writer, and nothing is read from it.
+    """
+    name = os.fspath(path)
     try:
-        file = open(path, "rb")  # noqa: SIM115 (closed by the with below)
+        # O_NONBLOCK so that opening a FIFO returns at once; it changes nothing for a regular file.
+        descriptor = os.open(name, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except FileNotFoundError:
-        raise FuseCsvError(f"no such file: {os.fspath(path)}") from None
+        raise FuseCsvError(f"no such file: {name}") from None
     except IsADirectoryError:
-        raise FuseCsvError(f"is a directory, not a CSV file: {os.fspath(path)}") from None
+        raise FuseCsvError(f"is a directory, not a CSV file: {name}") from None
     except PermissionError:
-        raise FuseCsvError(f"cannot be read (permission denied): {os.fspath(path)}") from None
+        raise FuseCsvError(f"cannot be read (permission denied): {name}") from None
+    except OSError as error:
+        raise FuseCsvError(f"cannot be opened ({error.strerror}): {name}") from None
+    try:
+        mode = os.fstat(descriptor).st_mode
+        if stat.S_ISDIR(mode):
+            raise FuseCsvError(f"is a directory, not a CSV file: {name}")
+        if not stat.S_ISREG(mode):
+            raise FuseCsvError(f"is not a regular file (a FIFO, device or socket), not a CSV file: {name}")
+        os.set_blocking(descriptor, True)
+        file = open(descriptor, "rb")  # noqa: SIM115 (closed by the with below)
+    except BaseException:
+        os.close(descriptor)
+        raise
     with file:
         yield file
 
@@ -216,6 +259,10 @@ class _Enough(Exception):
     """Stops a scan that has found what it was looking for."""
 
 
+class _RowTooLong(Exception):
+    """A row goes on past :data:`MAX_ROW_BYTES`; the scan names its row number."""
+
+
 # --- Reading the file in blocks of whole lines -----------------------------------------------------
 
 
@@ -223,6 +270,9 @@ def _blocks(raw: IO[bytes], block_size: int, digest: hashlib._Hash | None, carry
     """``carry`` and the rest of the file, in blocks that end with a line end (the last may not).
 
     A block never ends between ``\\r`` and ``\\n``. Every byte read goes to ``digest``.
+
+    :raises _RowTooLong: when a line without its end is already longer than :data:`MAX_ROW_BYTES`:
+        the carry stays bounded, so each block costs at most ``block_size + MAX_ROW_BYTES`` bytes.
     """
     while chunk := raw.read(block_size):
         if digest is not None:
@@ -237,6 +287,8 @@ def _blocks(raw: IO[bytes], block_size: int, digest: hashlib._Hash | None, carry
             carry = buffer[end:]
         else:
             carry = buffer
+        if len(carry) > MAX_ROW_BYTES:
+            raise _RowTooLong
     if carry:
         yield carry
 
@@ -266,7 +318,9 @@ class _RowScan:
         self.destination = 0
         self._fast_pattern = self._fast_options_pattern = re.compile(b"")
         self._skeleton = b""
-        self._window = max(1, csv.field_size_limit() // 2)
+        # Fast-path lines are shorter than twice this: under csv's field size limit and MAX_ROW_BYTES.
+        self._window = max(1, min(csv.field_size_limit(), MAX_ROW_BYTES) // 2)
+        self._row_bytes = 0  # bytes of the row the exact path is reading, so far
         self._pending: deque[str] = deque()
         self._invalid_utf8 = False
         self._reader = csv.reader(self._lines(), strict=True)
@@ -276,19 +330,12 @@ class _RowScan:
         return max(self.records - 1, 0)
 
     def run(self, consume: Callable[[int, list[int]], None]) -> None:
-        for block in self._blocks:
-            if self.header is None:
-                block = self._fast_header(block)
-                if not block:
-                    continue
-            if self.header is not None:
-                numbers = self._fast_numbers(block)
-                if numbers is not None:
-                    if not self.bad_rows:
-                        consume(self.records + 1, numbers)
-                    self.records += len(numbers)
-                    continue
-            self._exact(block, consume)
+        try:
+            self._scan(consume)
+        except _RowTooLong:
+            raise FuseCsvError(
+                f"row {self.records + 1} is longer than {MAX_ROW_BYTES} bytes: is this a contact CSV?"
+            ) from None
         if self.header is None:
             raise FuseCsvError("the file is empty: it needs a header row with a 'destination' column")
         if self.bad_rows:
@@ -305,6 +352,21 @@ class _RowScan:
                 row_numbers=tuple(number for number, _ in self.reported),
             )
 
+    def _scan(self, consume: Callable[[int, list[int]], None]) -> None:
+        for block in self._blocks:
+            if self.header is None:
+                block = self._fast_header(block)
+                if not block:
+                    continue
+            if self.header is not None:
+                numbers = self._fast_numbers(block)
+                if numbers is not None:
+                    if not self.bad_rows:
+                        consume(self.records + 1, numbers)
+                    self.records += len(numbers)
+                    continue
+            self._exact(block, consume)
+
     # --- the header --------------------------------------------------------------------------------
 
     def _fast_header(self, block: bytes) -> bytes:
@@ -313,11 +375,17 @@ class _RowScan:
         line = block[:end]
         if not end or b'"' in line or b"\0" in line or b"\r" in line[:-2]:
             return block  # the exact path reads the header
+        if end > MAX_ROW_BYTES:
+            raise _RowTooLong
         try:
             text = line.decode("utf-8")
         except UnicodeDecodeError:
             return block
-        self._header(next(csv.reader([text], strict=True)))
+        try:
+            header = next(csv.reader([text], strict=True))
+        except csv.Error as error:
+            raise FuseCsvError(f"is not valid CSV at row 1: {error}") from None
+        self._header(header)
         return block[end:]
 
     def _header(self, header: list[str]) -> None:
@@ -379,6 +447,7 @@ class _RowScan:
             except csv.Error as error:
                 # csv's messages describe the syntax problem, never the cell's content.
                 raise FuseCsvError(f"is not valid CSV at row {self.records + 1}: {error}") from None
+            self._row_bytes = 0
             self._exact_row(row, numbers)
         if self._invalid_utf8:
             raise self._utf8_error()
@@ -396,7 +465,7 @@ class _RowScan:
             if len(self.reported) < REPORTED_ROWS:
                 self.reported.append((self.records, problem))
         elif not self.bad_rows:
-            numbers.append(_key(destination_number(row[self.destination])))
+            numbers.append(_key(_number(row[self.destination])))
 
     def _feed(self, block: bytes) -> None:
         """Queue the block's lines for ``csv``; invalid UTF-8 queues only the lines before it."""
@@ -410,10 +479,18 @@ class _RowScan:
         self._pending.extend(io.StringIO(text, newline=""))
 
     def _lines(self) -> Iterator[str]:
-        """Lines for ``csv``: the queued ones, then further blocks when a quoted field goes on."""
+        """Lines for ``csv``: the queued ones, then further blocks when a quoted field goes on.
+
+        ``csv`` asks for a line only when its row needs one, so the bytes handed out since the last
+        row came back are the current row's: past :data:`MAX_ROW_BYTES`, it is refused.
+        """
         while True:
             while self._pending:
-                yield self._pending.popleft()
+                line = self._pending.popleft()
+                self._row_bytes += len(line) if line.isascii() else len(line.encode("utf-8"))
+                if self._row_bytes > MAX_ROW_BYTES:
+                    raise _RowTooLong
+                yield line
             if self._invalid_utf8:
                 raise self._utf8_error()
             block = next(self._blocks, None)
@@ -568,7 +645,7 @@ def write_csv_parts(
         rows = first = last = 0
         try:
             for row_number, (row, row_text) in enumerate(records, start=2):
-                if finder is not None and finder.is_repeat(_key(destination_number(row[destination]))):
+                if finder is not None and finder.is_repeat(_key(_number(row[destination]))):
                     continue
                 if out is None or (chunk_size is not None and rows == chunk_size):
                     if out is not None:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import csv
 import io
+import os
+import socket
+import threading
 from pathlib import Path
 
 import pytest
@@ -11,6 +14,7 @@ import pytest
 from airflow_provider_fuse.exceptions import FuseCsvError
 from airflow_provider_fuse.preflight import (
     DESTINATION_FORMAT,
+    MAX_ROW_BYTES,
     destination_number,
     preflight_csv,
     write_csv_parts,
@@ -255,3 +259,88 @@ def test_dropping_duplicates_keeps_the_first_occurrence(tmp_path):
 
 def test_parts_of_a_header_only_file_are_none(tmp_path):
     assert write_csv_parts(write(tmp_path, "destination\n"), tmp_path) == []
+
+
+# --- Hostile files: bounded time and memory, only regular files -----------------------------------
+
+
+def long_row_file(tmp_path: Path, row_bytes: int) -> Path:
+    """A header and one row of exactly ``row_bytes`` bytes (line end included), every field short."""
+    fields = 500_000
+    header = "destination" + ",c" * fields + "\n"
+    head = "6175551234" + ",x" * (fields - 1) + ","
+    row = head + "x" * (row_bytes - len(head) - 1) + "\n"
+    assert len(row) == row_bytes
+    return write(tmp_path, header + row)
+
+
+@pytest.mark.parametrize("block_size", [1 << 16, 1 << 20, 1 << 22])
+def test_a_row_of_the_maximum_length_is_read(tmp_path, block_size):
+    assert preflight_csv(long_row_file(tmp_path, MAX_ROW_BYTES), block_size=block_size).rows == 1
+
+
+@pytest.mark.parametrize("block_size", [1 << 16, 1 << 20, 1 << 22])
+def test_a_row_one_byte_over_the_maximum_is_refused_naming_its_row(tmp_path, block_size):
+    path = long_row_file(tmp_path, MAX_ROW_BYTES + 1)
+    with pytest.raises(FuseCsvError, match=f"row 2 is longer than {MAX_ROW_BYTES} bytes") as caught:
+        preflight_csv(path, block_size=block_size)
+    assert "6175551234" not in str(caught.value)
+
+
+def test_a_file_without_a_line_end_is_refused_as_row_1_too_long(tmp_path):
+    path = write(tmp_path, b"x" * (MAX_ROW_BYTES + 2))
+    with pytest.raises(FuseCsvError, match=f"row 1 is longer than {MAX_ROW_BYTES} bytes"):
+        preflight_csv(path)
+
+
+def test_a_row_of_many_quoted_lines_is_refused_once_past_the_maximum(tmp_path):
+    # Each field is short and each line too: only the row as a whole is too long.
+    data = "destination,note\n6175551234,a\n6175551235," + '"a\n",' * (MAX_ROW_BYTES // 5) + "b\n"
+    with pytest.raises(FuseCsvError, match=f"row 3 is longer than {MAX_ROW_BYTES} bytes"):
+        preflight_csv(write(tmp_path, data), block_size=1 << 16)
+
+
+@pytest.mark.parametrize("block_size", [1 << 10, 1 << 20])
+def test_a_header_field_over_the_csv_limit_is_a_csv_error_naming_row_1(tmp_path, block_size):
+    data = "destination," + "x" * (csv.field_size_limit() + 1) + "\n6175551234,a\n"
+    with pytest.raises(FuseCsvError, match="not valid CSV at row 1: field larger than field limit"):
+        preflight_csv(write(tmp_path, data), block_size=block_size)
+
+
+def refused_at_once(path: str | Path) -> str:
+    """The preflight's error for ``path``, failing the test if it does not come within 5 seconds."""
+    outcome: list[BaseException | None] = []
+
+    def run() -> None:
+        try:
+            preflight_csv(path)
+        except BaseException as error:  # handed to the test thread
+            outcome.append(error)
+        else:
+            outcome.append(None)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(timeout=5)
+    assert outcome, "the preflight blocked"
+    (error,) = outcome
+    assert isinstance(error, FuseCsvError)
+    return str(error)
+
+
+def test_a_fifo_is_refused_without_waiting_for_a_writer(tmp_path):
+    fifo = tmp_path / "contacts.csv"
+    os.mkfifo(fifo)
+    assert "not a regular file" in refused_at_once(fifo)
+
+
+def test_a_device_is_refused_without_reading_it():
+    assert "not a regular file" in refused_at_once("/dev/zero")
+
+
+def test_a_unix_socket_is_refused(tmp_path):
+    path = tmp_path / "s.csv"
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(str(path))
+        message = refused_at_once(path)
+    assert "s.csv" in message
