@@ -37,8 +37,7 @@ __all__ = [
 #: The one error message Fuse documents, word for word.
 REATTEMPT_WAIT_REQUIRED = "The reattempt_wait parameter must be supplied when max_attempts is greater than 1."
 
-_NUMBER = re.compile(r"(?:1?[0-9]{10}|tel:\+[0-9]{8,15})")
-_DIGITS = re.compile(r"[0-9]+")
+_ASCII_DIGITS = frozenset("0123456789")
 _INTEGER = re.compile(r"[0-9]{1,12}")
 _MAX_ROWS_NAMED = 10
 
@@ -92,20 +91,44 @@ def parse_id(raw: str) -> int:
     return int(raw)
 
 
+def _digits(text: str) -> bool:
+    # Not str.isdigit(): that is true of Arabic-Indic, fullwidth and other Unicode digits too.
+    return bool(text) and set(text) <= _ASCII_DIGITS
+
+
+def _is_number(number: str) -> bool:
+    """10 digits, 11 digits starting with 1, or ``tel:+`` and an E.164 number (8-15 digits, not 0...)."""
+    if number.startswith("tel:+"):
+        e164 = number[len("tel:+") :]
+        return _digits(e164) and 8 <= len(e164) <= 15 and e164[0] != "0"
+    return _digits(number) and (len(number) == 10 or (len(number) == 11 and number[0] == "1"))
+
+
+def _is_option(key: str, value: str) -> bool:
+    if key == "ani":  # a caller id: 10 to 15 digits, optionally after a +
+        digits = value.removeprefix("+")
+        return _digits(digits) and 10 <= len(digits) <= 15
+    if key == "postd":  # DTMF tones sent after connect: digits, * and #
+        return bool(value) and set(value) <= _ASCII_DIGITS | {"*", "#"}
+    return False
+
+
 def parse_destination(value: str) -> str | None:
     """The phone number part of a Fuse destination, or ``None`` if the value is not one.
 
-    Accepted: ``6175551234``, ``16175551234``, ``tel:+16175551234``, each optionally followed by
-    ``;ani=DIGITS`` and/or ``;postd=DIGITS`` (each at most once, any order). Nothing else, not even
-    surrounding spaces.
+    Accepted (the table of docs/destinations.md): ``6175551234`` (10 digits), ``16175551234``
+    (11 digits starting with 1), ``tel:+16175551234`` (an E.164 number of 8 to 15 digits, not starting
+    with 0), each optionally followed by ``;ani=`` and 10 to 15 digits (a ``+`` allowed first) and/or
+    ``;postd=`` and digits, ``*`` or ``#`` — each at most once, in either order. ASCII digits only;
+    nothing else, not even surrounding spaces.
     """
     number, *options = value.split(";")
-    if not _NUMBER.fullmatch(number):
+    if not _is_number(number):
         return None
     seen: set[str] = set()
     for option in options:
-        key, sep, digits = option.partition("=")
-        if key not in ("ani", "postd") or key in seen or not sep or not _DIGITS.fullmatch(digits):
+        key, sep, rest = option.partition("=")
+        if key in seen or not sep or not _is_option(key, rest):
             return None
         seen.add(key)
     return number

@@ -114,6 +114,14 @@ def test_csv_not_utf8_is_400(fuse):
         "6175551234;foo=1",
         "6175551234;ani=1;ani=2",
         "",
+        "\u0666\u0661\u0667\u0665\u0665\u0665\u0661\u0662\u0663\u0664",  # Arabic-Indic digits
+        "\uff16\uff11\uff17\uff15\uff15\uff15\uff11\uff12\uff13\uff14",  # fullwidth digits
+        "tel:+0442071838750",  # E.164 never starts with 0
+        "tel:+4420718387500000",  # 16 digits: longer than E.164
+        "6175551234;ani=800995758",  # a 9-digit caller id
+        "6175551234;postd=",
+        "6175551234;postd=2;postd=3",
+        "6175551234;",
     ],
 )
 def test_bad_destination_rejects_the_upload(fuse, sandbox, destination):
@@ -133,6 +141,8 @@ def test_bad_destination_rejects_the_upload(fuse, sandbox, destination):
         "16175551234;postd=2",
         "tel:+16175551234;ani=8009957586;postd=2",
         "tel:+442071838750;postd=2;ani=8009957586",
+        "6175551234;postd=12*#",
+        "6175551234;ani=+18009957586",
     ],
 )
 def test_documented_destination_formats_are_accepted(fuse, destination):
