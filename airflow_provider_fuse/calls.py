@@ -11,9 +11,12 @@ from __future__ import annotations
 import enum
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_fuse.exceptions import FuseInvalidResponseError, redact
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 __all__ = ["TERMINAL_STATUSES", "CallDetails", "CallEvent", "CallStatus"]
 
@@ -96,30 +99,47 @@ class CallDetails:
         return self.status.is_terminal
 
     @classmethod
-    def from_answer(cls, answer: dict[str, Any], call_id: str | None = None) -> CallDetails:
+    def from_answer(
+        cls,
+        answer: dict[str, Any],
+        call_id: str | None = None,
+        *,
+        status_code: int = 200,
+        secrets: Iterable[str] = (),
+    ) -> CallDetails:
         """Read the ``call_details`` of one of Fuse's answers (JSON or XML, as ``parse_answer`` gives it).
 
+        :param status_code: the answer's status, carried by the errors raised.
+        :param secrets: every form of the connection's credential, scrubbed (with phone numbers) from
+            any text of the answer an error quotes.
         :raises FuseInvalidResponseError: no ``call_details`` object, no status, or a value that is
             not a number where one is documented.
         """
+        secrets = tuple(secrets)
         details = answer.get("call_details")
         if not isinstance(details, dict):
             raise FuseInvalidResponseError(
-                f"a success answer without call_details: {redact(json.dumps(answer, default=str))}", 200
+                "a success answer without call_details: "
+                f"{redact(json.dumps(answer, default=str), secrets=secrets)}",
+                status_code,
             )
         status = details.get("status")
         if not isinstance(status, str) or not status.strip():
-            raise FuseInvalidResponseError("call_details without a status", 200)
+            raise FuseInvalidResponseError("call_details without a status", status_code)
+
+        def number(name: str, fields: dict[str, Any] = details) -> int | None:
+            return _number(fields, name, status_code, secrets)
+
         return cls(
             status=CallStatus(status),
-            attempts=_number(details, "attempts"),
-            max_attempts=_number(details, "max_attempts"),
-            reattempt_wait=_number(details, "reattempt_wait"),
-            queued_timestamp=_number(details, "queued_timestamp"),
-            start_timestamp=_number(details, "start_timestamp"),
-            end_timestamp=_number(details, "end_timestamp"),
-            duration=_number(details, "duration"),
-            events=_events(details.get("events")),
+            attempts=number("attempts"),
+            max_attempts=number("max_attempts"),
+            reattempt_wait=number("reattempt_wait"),
+            queued_timestamp=number("queued_timestamp"),
+            start_timestamp=number("start_timestamp"),
+            end_timestamp=number("end_timestamp"),
+            duration=number("duration"),
+            events=_events(details.get("events"), status_code, secrets),
             phone_number=_phone(details.get("phone_number")),
             call_id=call_id,
         )
@@ -147,24 +167,25 @@ class CallDetails:
         return self.as_dict(include_phone_number=False)
 
 
-def _number(details: dict[str, Any], name: str) -> int | None:
+def _number(details: dict[str, Any], name: str, status_code: int, secrets: tuple[str, ...]) -> int | None:
     value = details.get(name)
     if value is None or isinstance(value, bool):
         return None
-    if isinstance(value, (int, float)):
-        return int(value)
     text = str(value).strip().strip("'\"")
     if not text:
         return None
     try:
+        # An infinite or NaN float (JSON 1e999) is not a number of Fuse's either.
+        if isinstance(value, (int, float)):
+            return int(value)
         return int(float(text)) if "." in text else int(text)
-    except ValueError:
+    except (ValueError, OverflowError):
         raise FuseInvalidResponseError(
-            f"call_details.{name} is not a number: {redact(text, 40)}", 200
+            f"call_details.{name} is not a number: {redact(text, 40, secrets=secrets)}", status_code
         ) from None
 
 
-def _events(value: object) -> tuple[CallEvent, ...]:
+def _events(value: object, status_code: int, secrets: tuple[str, ...]) -> tuple[CallEvent, ...]:
     # JSON: a list of {event, timestamp}. XML: <events><event><event>..</event><timestamp>..</timestamp>
     # </event>...</events>, which parse_answer reads as {"event": {...}} or {"event": [{...}, ...]}.
     if isinstance(value, dict):
@@ -176,7 +197,9 @@ def _events(value: object) -> tuple[CallEvent, ...]:
     events = []
     for item in value:
         if isinstance(item, dict):
-            events.append(CallEvent(str(item.get("event") or ""), _number(item, "timestamp")))
+            events.append(
+                CallEvent(str(item.get("event") or ""), _number(item, "timestamp", status_code, secrets))
+            )
         elif isinstance(item, str) and item:
             events.append(CallEvent(item, None))
     return tuple(events)

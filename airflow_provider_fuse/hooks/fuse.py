@@ -4,6 +4,13 @@ The hook owns everything HTTP: the connection's base URL and credentials, one ``
 the multipart upload, reading Fuse's JSON or XML answers, and deciding — in :func:`classify_answer`
 and :func:`classify_network_error`, nowhere else — which of the three outcomes of
 :mod:`airflow_provider_fuse.exceptions` a failure is in.
+
+Its contract with the duplicate guard: for any input or connection, the endpoints raise only
+:class:`~airflow_provider_fuse.exceptions.FuseError`\\ s, and an error that is not an unknown outcome
+means that nothing left the machine. What can be checked is checked when the connection is read;
+a request that cannot be made is a :class:`~airflow_provider_fuse.exceptions.FuseRequestError`.
+Every request has an overall deadline (``timeout.total``) and reads at most
+:data:`MAX_ANSWER_BYTES` of an answer, so a slow or huge answer cannot hold a worker.
 """
 
 from __future__ import annotations
@@ -11,11 +18,16 @@ from __future__ import annotations
 import base64
 import ipaddress
 import json
+import math
 import os
+import re
+import socket
+import stat
+import threading
 import time
 import xml.etree.ElementTree as ElementTree
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import IO, TYPE_CHECKING, Any
@@ -25,21 +37,28 @@ import requests
 from airflow.sdk import BaseHook
 from airflow.sdk.log import mask_secret
 from requests.adapters import HTTPAdapter
+from requests.auth import HTTPBasicAuth
 from requests_toolbelt.multipart.encoder import MultipartEncoder, MultipartEncoderMonitor
+from urllib3.exceptions import LocationParseError
+from urllib3.util import parse_url
 
 from airflow_provider_fuse import __version__
 from airflow_provider_fuse.calls import CallDetails, CallStatus
 from airflow_provider_fuse.exceptions import (
-    REJECTION_BY_STATUS,
     FuseApiError,
     FuseConnectionLostError,
+    FuseCsvError,
+    FuseError,
     FuseInvalidResponseError,
     FuseNotSentError,
+    FuseRedirectError,
     FuseRejectedError,
+    FuseRequestError,
     FuseServerError,
     FuseUnknownOutcomeError,
     FuseValidationError,
     redact,
+    rejection_class,
 )
 from airflow_provider_fuse.fields import (
     CallParameterValue,
@@ -52,6 +71,11 @@ from airflow_provider_fuse.fields import (
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection
+    from urllib3.connection import HTTPConnection
+
+    _ConnectionBase = HTTPConnection
+else:
+    _ConnectionBase = object
 
 __all__ = ["DEFAULT_BASE_URL", "CallDetails", "CallStatus", "ConnectionSettings", "CsvSource", "FuseHook"]
 
@@ -59,7 +83,22 @@ DEFAULT_BASE_URL = "https://fuse.plumvoice.com/api"
 #: (connect, read) seconds. The read timeout is generous: Fuse answers a bulk upload only once it
 #: has taken the whole list.
 DEFAULT_TIMEOUT = (10.0, 300.0)
+#: Seconds one request may take from start to the end of its answer, connect retries included: an
+#: hour, so that no upload a worker can reasonably send is cut short, yet a trickling answer (which
+#: per-read timeouts never end) cannot hold the worker for ever.
+DEFAULT_TOTAL_TIMEOUT = 3600.0
+#: The longest any timeout may be: a day (beyond it, sockets and timers overflow).
+MAX_TIMEOUT = 86400.0
+#: The most bytes read of an answer. Fuse's answers are a few hundred bytes; the rest of a bigger one
+#: is never read (a 2xx that big is not Fuse's answer, a 4xx/5xx is classified by its status).
+MAX_ANSWER_BYTES = 1 << 20
+#: The most characters of a call id (from an answer) that is taken as one.
+MAX_CALL_ID_CHARS = 256
+#: Beyond this, a ``calls_queued`` count is not Fuse's (it is a 32-bit count of the rows sent).
+MAX_CALLS_QUEUED = 2**31
 KNOWN_EXTRAS = frozenset({"timeout", "verify", "proxies", "allow_http"})
+_TIMEOUT_KEYS = ("connect", "read", "total")
+_SOCKS_SCHEMES = frozenset({"socks4", "socks4a", "socks5", "socks5h"})
 
 #: A contact CSV: a path, or a binary file object (sent from its current position).
 CsvSource = str | os.PathLike[str] | IO[bytes]
@@ -67,15 +106,19 @@ CsvSource = str | os.PathLike[str] | IO[bytes]
 
 @dataclass(frozen=True)
 class ConnectionSettings:
-    """What a ``fuse`` connection says, checked: where Fuse is, who we are, how to reach it."""
+    """What a ``fuse`` connection says, checked: where Fuse is, who we are, how to reach it.
+
+    ``timeout`` is (connect, read) seconds; ``total_timeout`` bounds a whole request.
+    """
 
     base_url: str
     email: str
     developer_key: str = field(repr=False)
     timeout: tuple[float, float] = DEFAULT_TIMEOUT
     verify: bool | str = True
-    proxies: Mapping[str, str] = field(default_factory=dict)
+    proxies: Mapping[str, str] = field(default_factory=dict, repr=False)
     ignored_extras: tuple[str, ...] = ()
+    total_timeout: float = DEFAULT_TOTAL_TIMEOUT
 
     @classmethod
     def from_connection(cls, conn: Connection) -> ConnectionSettings:
@@ -83,9 +126,12 @@ class ConnectionSettings:
 
         login = account email, password = developer key, host = API base URL (see :func:`base_url`),
         extras ``timeout``, ``verify``, ``proxies``, ``allow_http``; other extras are reported in
-        ``ignored_extras`` and never used.
+        ``ignored_extras`` and never used. No message quotes the host, a proxy or a credential.
 
-        :raises FuseValidationError: naming the connection field that is missing or wrong.
+        :raises FuseValidationError: naming the connection field that is missing or wrong: a host
+            that is not an http(s) URL or carries a user name or password, a port outside 1–65535,
+            a proxy this install cannot use, a timeout that is not a finite positive number of
+            seconds.
         """
         extras = conn.extra_dejson if conn.extra else {}
         if not isinstance(extras, dict):
@@ -98,11 +144,13 @@ class ConnectionSettings:
             raise FuseValidationError(
                 "password", "the connection needs the Fuse developer key as its password"
             )
+        connect, read, total = _timeout(extras.get("timeout"))
         return cls(
             base_url=url,
             email=conn.login,
             developer_key=conn.password,
-            timeout=_timeout(extras.get("timeout")),
+            timeout=(connect, read),
+            total_timeout=total,
             verify=_verify(extras.get("verify", True)),
             proxies=_proxies(extras.get("proxies")),
             ignored_extras=tuple(sorted(set(extras) - KNOWN_EXTRAS)),
@@ -114,34 +162,87 @@ class ConnectionSettings:
         token = base64.b64encode(f"{self.email}:{self.developer_key}".encode()).decode("ascii")
         return f"Basic {token}"
 
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Every form of a credential an answer could echo, for :func:`redact`: the developer key,
+        the Authorization value and its base64 token, and the passwords of the proxies' URLs."""
+        authorization = self.authorization
+        values = [self.developer_key, authorization, authorization.removeprefix("Basic ")]
+        for proxy in self.proxies.values():
+            auth = _proxy_auth(proxy)
+            if auth:
+                values.extend([auth, auth.partition(":")[2], unquote(auth.partition(":")[2])])
+        return tuple(value for value in values if value)
 
-def base_url(host: str | None, port: int | None = None, schema: str | None = None) -> str:
+
+def base_url(host: str | None, port: int | str | None = None, schema: str | None = None) -> str:
     """Form the API base URL from a connection's host, port and schema.
 
     Empty host → Fuse's public API. A host without a scheme gets ``https://``. A host without a
     path gets ``/<schema>`` when the schema is set, else ``/api``. A host without a port gets
     ``port`` when it is set. A host with a path is taken as it is.
 
-    :raises FuseValidationError: when the host is not an http(s) URL.
+    :raises FuseValidationError: naming ``host`` when it is not an http(s) URL, carries a user name
+        or password, or has a port outside 1–65535; naming ``port`` when that is outside 1–65535.
+        The message never quotes the host.
     """
     text = (host or "").strip()
     if not text:
         return DEFAULT_BASE_URL
+    if any(char.isspace() or not char.isprintable() for char in text):
+        raise FuseValidationError("host", "the API base URL must not contain spaces or control characters")
     if "://" not in text:
         text = f"https://{text}"
-    parts = urlsplit(text)
-    scheme = parts.scheme.lower()
-    if scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(text)
+        scheme = parts.scheme.lower()
+        hostname = parts.hostname
+    except ValueError:
+        hostname = scheme = None
+    if scheme not in ("http", "https") or not hostname:
         raise FuseValidationError(
             "host", "the API base URL must be an http(s) URL such as " + DEFAULT_BASE_URL
         )
+    if "@" in parts.netloc:
+        # Credentials in the URL would be logged with it; they belong in login and password.
+        raise FuseValidationError(
+            "host",
+            "the API base URL must not carry a user name or password: put the account email in login "
+            "and the developer key in password",
+        )
+    try:
+        host_port = parts.port
+    except ValueError:
+        host_port = 0
+    if host_port == 0:
+        raise FuseValidationError("host", "the port in the API base URL must be a number from 1 to 65535")
     netloc = parts.netloc
-    if port and parts.port is None:
-        netloc = f"{netloc}:{port}"
+    field_port = _port(port)
+    if field_port and host_port is None:
+        netloc = f"{netloc}:{field_port}"
     path = parts.path.rstrip("/")
     if not path:
         path = "/" + schema.strip("/") if schema and schema.strip("/") else "/api"
-    return urlunsplit((scheme, netloc, path, "", ""))
+    url = urlunsplit((scheme, netloc, path, "", ""))
+    try:
+        # What requests will do with it: IDNA-encode the host, parse every part.
+        requests.PreparedRequest().prepare_url(f"{url}/", None)
+    except (requests.RequestException, LocationParseError, ValueError):
+        raise FuseValidationError(
+            "host", "the API base URL is not a valid URL (check its host name, port and path)"
+        ) from None
+    return url
+
+
+def _port(value: object) -> int | None:
+    """The connection's ``port`` field: unset, or a number from 1 to 65535."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+        value = int(value.strip())
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 65535:
+        return value
+    raise FuseValidationError("port", "must be a number from 1 to 65535")
 
 
 def _refuse_clear_text(url: str, *, allow_http: bool) -> None:
@@ -182,23 +283,41 @@ def _from_text(value: object) -> object:
     return value
 
 
-def _timeout(value: object) -> tuple[float, float]:
-    value = _from_text(value)
-    if value is None:
-        return DEFAULT_TIMEOUT
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
-        return (float(value), float(value))
-    if isinstance(value, Mapping):
-        value = [value.get("connect", DEFAULT_TIMEOUT[0]), value.get("read", DEFAULT_TIMEOUT[1])]
-    if (
-        isinstance(value, (list, tuple))
-        and len(value) == 2
-        and all(isinstance(item, (int, float)) and not isinstance(item, bool) and item > 0 for item in value)
-    ):
-        return (float(value[0]), float(value[1]))
-    raise FuseValidationError(
-        "extra.timeout", 'must be seconds, [connect, read] or {"connect": s, "read": s}, all positive'
+def _is_seconds(value: object) -> bool:
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and 0 < value <= MAX_TIMEOUT
     )
+
+
+def _timeout(value: object) -> tuple[float, float, float]:
+    """The ``timeout`` extra as (connect, read, total) seconds, each finite, positive, at most a day."""
+    value = _from_text(value)
+    connect, read = DEFAULT_TIMEOUT
+    total = DEFAULT_TOTAL_TIMEOUT
+    if value is None:
+        return connect, read, total
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        connect = read = value
+    elif isinstance(value, Mapping) and set(value) <= set(_TIMEOUT_KEYS):
+        connect = value.get("connect", connect)
+        read = value.get("read", read)
+        total = value.get("total", total)
+    elif isinstance(value, (list, tuple)) and len(value) in (2, 3):
+        connect, read = value[0], value[1]
+        total = value[2] if len(value) == 3 else total
+    else:
+        raise FuseValidationError(
+            "extra.timeout", 'must be seconds, [connect, read] or {"connect": s, "read": s, "total": s}'
+        )
+    for name, seconds in zip(_TIMEOUT_KEYS, (connect, read, total), strict=True):
+        if not _is_seconds(seconds):
+            raise FuseValidationError(
+                f"extra.timeout.{name}", f"must be a number of seconds above 0 and at most {MAX_TIMEOUT:.0f}"
+            )
+    return float(connect), float(read), float(total)
 
 
 def _verify(value: object) -> bool | str:
@@ -212,14 +331,56 @@ def _verify(value: object) -> bool | str:
 
 
 def _proxies(value: object) -> dict[str, str]:
+    """The ``proxies`` extra, each proxy a URL whose scheme this install can use. No message quotes
+    a proxy URL: it may carry the proxy's password."""
     value = _from_text(value)
     if value is None:
         return {}
-    if isinstance(value, Mapping) and all(
-        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    if not (
+        isinstance(value, Mapping)
+        and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
     ):
-        return dict(value)
-    raise FuseValidationError("extra.proxies", 'must be an object such as {"https": "http://proxy:3128"}')
+        raise FuseValidationError("extra.proxies", 'must be an object such as {"https": "http://proxy:3128"}')
+    for key, proxy in value.items():
+        name = f"extra.proxies.{redact(key, 40)}"
+        text = proxy.strip()
+        if "://" not in text:
+            text = f"http://{text}"  # as requests reads a proxy without a scheme
+        try:
+            parsed = parse_url(text)
+            port = parsed.port
+        except (LocationParseError, ValueError):
+            raise FuseValidationError(name, "is not a valid proxy URL") from None
+        scheme = (parsed.scheme or "").lower()
+        if not parsed.host or port == 0 or any(char.isspace() for char in text):
+            raise FuseValidationError(name, "is not a valid proxy URL")
+        if scheme in _SOCKS_SCHEMES and not _socks_available():
+            raise FuseValidationError(
+                name, "a SOCKS proxy needs PySocks, which is not installed (pip install 'requests[socks]')"
+            )
+        if scheme not in ("http", "https") and scheme not in _SOCKS_SCHEMES:
+            raise FuseValidationError(name, "must be an http, https or socks proxy URL")
+    return dict(value)
+
+
+def _socks_available() -> bool:
+    """Whether urllib3's SOCKS support imports in this install (it needs PySocks)."""
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # urllib3 warns before it raises
+            import urllib3.contrib.socks  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _proxy_auth(proxy: str) -> str | None:
+    try:
+        return parse_url(proxy if "://" in proxy else f"http://{proxy}").auth
+    except (LocationParseError, ValueError):
+        return None
 
 
 # --- Answers -----------------------------------------------------------------------------------------
@@ -235,13 +396,13 @@ def parse_answer(body: bytes) -> dict[str, Any] | None:
     if text.startswith(b"{"):
         try:
             value = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):
             return None
         return value if isinstance(value, dict) else None
     if text.startswith(b"<?xml") or text.startswith(b"<result"):
         try:
             root = ElementTree.fromstring(text)
-        except ElementTree.ParseError:
+        except (ElementTree.ParseError, RecursionError):
             return None
         if root.tag != "result":
             return None
@@ -265,49 +426,86 @@ def _xml_value(element: ElementTree.Element) -> Any:
     return value
 
 
-def _excerpt(body: bytes) -> str:
+def _excerpt(body: bytes, secrets: Iterable[str]) -> str:
     if not body.strip():
         return "(empty body)"
-    return redact(body.decode("utf-8", errors="replace"))
+    return redact(body.decode("utf-8", errors="replace"), secrets=secrets)
 
 
-def classify_answer(status_code: int, body: bytes) -> dict[str, Any]:
+def classify_answer(
+    status_code: int, body: bytes, *, secrets: Iterable[str] = (), complete: bool = True
+) -> dict[str, Any]:
     """Return the fields of a 2xx Fuse answer, or raise the failure this answer means.
 
     * 2xx → the answer's fields (``{}`` for an empty body, as the 202 of ``cancel``);
-    * 4xx → a :class:`FuseRejectedError` subtype with Fuse's error text, if any;
+    * 4xx → the :class:`FuseRejectedError` subtype of :func:`rejection_class`, with Fuse's error text;
     * 5xx → :class:`FuseServerError` (unknown outcome);
-    * a 2xx whose body is not Fuse's, or any other status → an error naming status and an excerpt.
+    * 1xx/3xx → :class:`FuseRedirectError` (unknown outcome: a POST answered 303 is often one that
+      was processed; redirects are never followed);
+    * a 2xx whose body is not Fuse's, or was cut at :data:`MAX_ANSWER_BYTES` → an unknown outcome
+      (:class:`FuseInvalidResponseError`) naming status and an excerpt.
 
-    Text taken from the body is redacted (no runs of 7+ digits) and cut short.
+    Text taken from the body is scrubbed of ``secrets`` (every form of the connection's credential),
+    redacted (no runs of 7+ digits) and cut short.
+
+    :param complete: false when ``body`` is only the first :data:`MAX_ANSWER_BYTES` of the answer.
     """
-    answer = parse_answer(body)
     if 200 <= status_code < 300:
+        if not complete:
+            raise FuseInvalidResponseError(
+                f"an answer of more than {MAX_ANSWER_BYTES} bytes is not Fuse's; it was not read whole",
+                status_code,
+            )
+        answer = parse_answer(body)
         if answer is None and body.strip():
-            raise FuseInvalidResponseError(f"an answer that is not Fuse's: {_excerpt(body)}", status_code)
+            raise FuseInvalidResponseError(
+                f"an answer that is not Fuse's: {_excerpt(body, secrets)}", status_code
+            )
         return answer or {}
+    if 300 <= status_code < 400 or status_code < 200:
+        # Not an answer of Fuse's endpoint. Redirects are not followed (a POST must not silently
+        # become a GET), and the request may have been processed before the redirect.
+        raise FuseRedirectError(
+            "a redirect, which is not followed; Fuse may have processed the request "
+            "(check the connection's API base URL)",
+            status_code,
+        )
+    answer = parse_answer(body) if complete else None
     error = answer.get("error") if answer else None
-    text = redact(str(error)) if error else f"no Fuse error text; body: {_excerpt(body)}"
+    if error and not isinstance(error, (dict, list)):
+        text = redact(str(error), secrets=secrets)
+    else:
+        text = f"no Fuse error text; body: {_excerpt(body, secrets)}"
     if 400 <= status_code < 500:
-        raise REJECTION_BY_STATUS.get(status_code, FuseRejectedError)(text, status_code)
-    if status_code >= 500:
-        raise FuseServerError(text, status_code)
-    # 1xx/3xx: not an answer of Fuse's endpoint (redirects are not followed, a POST must not
-    # silently become a GET); nothing was processed there.
-    raise FuseRejectedError(f"{text} (check the connection's API base URL)", status_code)
+        raise rejection_class(status_code)(text, status_code)
+    raise FuseServerError(text, status_code)
 
 
-def classify_network_error(error: requests.RequestException) -> FuseApiError:
+def classify_network_error(error: BaseException) -> FuseApiError:
     """Map a failure to get any answer onto the outcome it means.
 
+    Could not be made (:class:`FuseRequestError`, not sent and not retryable): an invalid URL, scheme
+    or header, an invalid proxy URL — requests refuses these before it opens any connection.
     Not sent: connection refused, DNS failure, connect timeout, a refused TLS certificate, or a
     failure to connect through the proxy — the request never reached Fuse. Everything else (read
     timeout, a connection reset or closed after the request went out, any other TLS failure, a
     broken answer — and, conservatively, errors that are not about the network at all) is an
-    unknown outcome.
+    unknown outcome. Messages name exception types only: an exception's text may quote the answer.
     """
     from urllib3.exceptions import MaxRetryError, NewConnectionError
 
+    if isinstance(
+        error,
+        (
+            requests.exceptions.InvalidURL,  # InvalidProxyURL too
+            requests.exceptions.InvalidSchema,
+            requests.exceptions.MissingSchema,
+            requests.exceptions.InvalidHeader,
+            requests.exceptions.URLRequired,
+            LocationParseError,
+        ),
+    ):
+        return FuseRequestError(f"not sent: the request could not be made ({_cause(error)})")
     if isinstance(error, requests.exceptions.ConnectTimeout):
         return FuseNotSentError(f"not sent: connecting to Fuse timed out ({type(error).__name__})")
     if isinstance(error, requests.exceptions.ProxyError):
@@ -366,18 +564,79 @@ def _cause(error: BaseException) -> str:
     return " ← ".join(names)
 
 
-def _call_id(answer: Mapping[str, Any], headers: Mapping[str, str]) -> str | None:
-    """The call id of a ``queue`` answer: ``call_id`` in the body, else the ``Link`` URI's last segment."""
+_ASCII_DIGITS = re.compile(r"[0-9]+")
+
+
+def _calls_queued(answer: Mapping[str, Any], status_code: int, secrets: Iterable[str]) -> int:
+    """``calls_queued`` of a bulk_queue answer: a JSON int (not a bool) or a text of ASCII digits,
+    from 0 to :data:`MAX_CALLS_QUEUED` (exclusive). Anything else is not Fuse's answer.
+
+    (``int()`` alone would take ``"1_000"``, ``"-5"`` or Arabic-Indic digits.)
+
+    :raises FuseInvalidResponseError: with the answer's real status code.
+    """
+    value = answer.get("calls_queued")
+    count: int | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        count = value
+    elif isinstance(value, str) and _ASCII_DIGITS.fullmatch(value.strip(" \t\r\n")):
+        digits = value.strip(" \t\r\n")
+        count = int(digits) if len(digits) <= 10 else None
+    if count is not None and 0 <= count < MAX_CALLS_QUEUED:
+        return count
+    if value is None:
+        raise FuseInvalidResponseError(
+            "a success answer without a calls_queued count: "
+            f"{redact(json.dumps(answer, default=str), secrets=secrets)}",
+            status_code,
+        )
+    raise FuseInvalidResponseError(
+        "a calls_queued that is not a count from 0 to 2147483647: "
+        f"{redact(json.dumps(value, default=str), 60, secrets=secrets)}",
+        status_code,
+    )
+
+
+def _call_id(
+    answer: Mapping[str, Any], headers: Mapping[str, str], status_code: int, secrets: Iterable[str]
+) -> str:
+    """The call id of a ``queue`` answer: ``call_id`` in the body, else the ``Link`` URI's last segment.
+
+    :raises FuseInvalidResponseError: (with the real status code) when the answer names none, or one
+        that cannot be a call id: longer than :data:`MAX_CALL_ID_CHARS`, with spaces or control
+        characters, or containing the connection's credential (it would reach XCom).
+    """
     value = answer.get("call_id")
+    candidate: str | None = None
     if value is not None and not isinstance(value, (dict, list, bool)) and str(value).strip():
-        return str(value).strip()
-    link = next((text for name, text in headers.items() if name.lower() == "link"), None)
-    if not link:
-        return None
-    # "<https://.../outbound/123>; rel=..." or a bare URI; several links: the first.
-    uri = link.split(",", 1)[0].split(";", 1)[0].strip().strip("<>").strip()
-    segment = urlsplit(uri).path.rstrip("/").rsplit("/", 1)[-1]
-    return unquote(segment) or None
+        candidate = str(value).strip()
+    else:
+        link = next((text for name, text in headers.items() if name.lower() == "link"), None)
+        if link:
+            # "<https://.../outbound/123>; rel=..." or a bare URI; several links: the first.
+            uri = link.split(",", 1)[0].split(";", 1)[0].strip().strip("<>").strip()
+            try:
+                candidate = unquote(urlsplit(uri).path.rstrip("/").rsplit("/", 1)[-1]) or None
+            except ValueError:
+                candidate = None
+    if candidate is None:
+        raise FuseInvalidResponseError(
+            "a success answer that names no call_id (neither in the body nor in a Link header); "
+            f"Fuse may have queued the call: {redact(json.dumps(answer, default=str), secrets=secrets)}",
+            status_code,
+        )
+    secret_in_it = any(secret and secret in candidate for secret in secrets)
+    if (
+        secret_in_it
+        or len(candidate) > MAX_CALL_ID_CHARS
+        or any(char.isspace() or not char.isprintable() for char in candidate)
+    ):
+        raise FuseInvalidResponseError(
+            "a call_id that cannot be Fuse's (too long, with spaces or control characters, or quoting "
+            "the credential); Fuse may have queued the call",
+            status_code,
+        )
+    return candidate
 
 
 def _to_call_id(value: object) -> str:
@@ -396,9 +655,12 @@ class FuseHook(BaseHook):
 
     The ``fuse`` connection: login = the Fuse account's email, password = its developer key,
     host = the API base URL (default ``https://fuse.plumvoice.com/api``). Extras: ``timeout``
-    (seconds, ``[connect, read]`` or ``{"connect": s, "read": s}``), ``verify`` (false or a CA bundle
-    path), ``proxies`` (as requests takes them), ``allow_http`` (permit plain http off loopback).
-    Unknown extras are named in a warning and ignored.
+    (seconds, ``[connect, read]`` or ``{"connect": s, "read": s, "total": s}``; ``total`` bounds a
+    whole request, default an hour), ``verify`` (false or a CA bundle path), ``proxies`` (as requests
+    takes them: http, https, or socks when PySocks is installed), ``allow_http`` (permit plain http
+    off loopback). Unknown extras are named in a warning and ignored.
+
+    One hook serves one thread at a time (as its ``requests.Session`` does).
 
     :param fuse_conn_id: the Airflow connection id.
     :param connect_retries: how many more times a request that was certainly not sent is tried
@@ -461,7 +723,9 @@ class FuseHook(BaseHook):
         """One session per hook: basic auth, JSON answers, TLS verification, the provider's User-Agent."""
         settings = self.settings
         session = requests.Session()
-        session.auth = (settings.email, settings.developer_key)
+        # As bytes, UTF-8: requests would encode text as Latin-1 (failing on other characters), and
+        # the header must be exactly :attr:`ConnectionSettings.authorization`, the form scrubbed.
+        session.auth = HTTPBasicAuth(settings.email.encode(), settings.developer_key.encode())
         session.headers.update(
             {
                 "Accept": "application/json",
@@ -470,10 +734,14 @@ class FuseHook(BaseHook):
         )
         session.verify = settings.verify
         session.proxies.update(settings.proxies)
-        adapter = _UploadAdapter()
+        adapter = _FuseAdapter(self._watchdog)
         session.mount("https://", adapter)
         session.mount("http://", adapter)
         return session
+
+    @cached_property
+    def _watchdog(self) -> _Watchdog:
+        return _Watchdog()
 
     def get_conn(self) -> requests.Session:
         """The hook's ``requests.Session``."""
@@ -508,10 +776,14 @@ class FuseHook(BaseHook):
 
         :param csv: a path, or a binary file object (sent from its current position).
         :return: ``calls_queued`` from Fuse's answer.
-        :raises FuseValidationError: before any request, for an invalid argument or connection.
+        :raises FuseValidationError: before any request, for an invalid argument or connection
+            (:class:`FuseCsvError` for a CSV that cannot be read or is not a regular file).
+        :raises FuseRequestError: the request could not be made at all; nothing was sent.
         :raises FuseNotSentError: the request never reached Fuse after all connect retries.
         :raises FuseRejectedError: Fuse answered 4xx; nothing was queued.
-        :raises FuseUnknownOutcomeError: Fuse may have queued some or all calls.
+        :raises FuseUnknownOutcomeError: Fuse may have queued some or all calls — including a 1xx/3xx,
+            a 2xx whose ``calls_queued`` is not a count from 0 to 2**31 - 1, and a request cut at the
+            overall deadline after it was sent.
         """
         app = to_positive_id("application_id", application_id)
         dep = to_positive_id("deployment_id", deployment_id)
@@ -524,13 +796,7 @@ class FuseHook(BaseHook):
             is_pci=is_pci,
         )
         answer = self._request("POST", f"apps/{app}/{dep}/bulk_queue", fields=fields.form_fields(), csv=csv)
-        calls_queued = answer.get("calls_queued")
-        try:
-            return int(str(calls_queued).strip())
-        except ValueError:
-            raise FuseInvalidResponseError(
-                f"a success answer without a calls_queued count: {redact(json.dumps(answer))}", 200
-            ) from None
+        return _calls_queued(answer.fields, answer.status_code, self.settings.secrets)
 
     def queue_call(
         self,
@@ -562,8 +828,9 @@ class FuseHook(BaseHook):
         :raises FuseValidationError: before any request, for an invalid argument or connection.
         :raises FuseNotSentError: the request never reached Fuse after all connect retries.
         :raises FuseRejectedError: Fuse answered 4xx; nothing was queued.
-        :raises FuseUnknownOutcomeError: Fuse may have queued the call — including a 200 that names
-            no call id (:class:`FuseInvalidResponseError`).
+        :raises FuseRequestError: the request could not be made at all; nothing was sent.
+        :raises FuseUnknownOutcomeError: Fuse may have queued the call — including a 2xx that names
+            no call id, or one that cannot be a call id (:class:`FuseInvalidResponseError`).
         """
         app = to_positive_id("application_id", application_id)
         dep = to_positive_id("deployment_id", deployment_id)
@@ -581,16 +848,8 @@ class FuseHook(BaseHook):
         if parameters is not None:
             form["call_parameters"] = json.dumps(parameters, separators=(",", ":"), ensure_ascii=False)
         form.update(fields.form_fields())
-        headers: dict[str, str] = {}
-        answer = self._request("POST", f"apps/{app}/{dep}/queue", fields=form, response_headers=headers)
-        call_id = _call_id(answer, headers)
-        if call_id is None:
-            raise FuseInvalidResponseError(
-                "a success answer that names no call_id (neither in the body nor in a Link header); "
-                f"Fuse may have queued the call: {redact(json.dumps(answer, default=str))}",
-                200,
-            )
-        return call_id
+        answer = self._request("POST", f"apps/{app}/{dep}/queue", fields=form)
+        return _call_id(answer.fields, answer.headers, answer.status_code, self.settings.secrets)
 
     def get_call_status(self, call_id: str | int) -> CallDetails:
         """The status of one call (``GET /outbound/{call_id}``), typed.
@@ -610,7 +869,9 @@ class FuseHook(BaseHook):
         for attempt in range(self.connect_retries + 1):
             try:
                 answer = self._request("GET", path)
-                return CallDetails.from_answer(answer, call_id=call)
+                return CallDetails.from_answer(
+                    answer.fields, call_id=call, status_code=answer.status_code, secrets=self.settings.secrets
+                )
             except FuseUnknownOutcomeError as failure:
                 if attempt >= self.connect_retries:
                     raise
@@ -645,14 +906,21 @@ class FuseHook(BaseHook):
         try:
             self._request("GET", "outbound/airflow-provider-fuse-connection-test", connect_retries=0)
         except (FuseNotSentError, FuseValidationError) as error:
-            return False, str(error)
+            # Scrubbed again in case a future message quotes more than it does today.
+            return False, redact(str(error), 500, secrets=self._secrets_or_none())
         except FuseRejectedError as error:
             if error.status_code in (400, 403, 404):
                 return True, f"Connected to {self.settings.base_url}; Fuse accepted the credentials."
-            return False, str(error)
+            return False, redact(str(error), 500, secrets=self.settings.secrets)
         except FuseApiError as error:
-            return False, str(error)
+            return False, redact(str(error), 500, secrets=self.settings.secrets)
         return True, f"Connected to {self.settings.base_url}; Fuse accepted the credentials."
+
+    def _secrets_or_none(self) -> tuple[str, ...]:
+        try:
+            return self.settings.secrets
+        except FuseError:
+            return ()
 
     # --- The one request path --------------------------------------------------------------------
 
@@ -664,50 +932,106 @@ class FuseHook(BaseHook):
         fields: Mapping[str, str] | None = None,
         csv: CsvSource | None = None,
         connect_retries: int | None = None,
-        response_headers: dict[str, str] | None = None,
-    ) -> dict[str, Any]:
-        """Send one request and return the fields of Fuse's 2xx answer.
+    ) -> _Answer:
+        """Send one request and return Fuse's 2xx answer: its status, fields and headers.
 
         A request that was certainly not sent is tried again, up to ``connect_retries`` more times
         with exponential backoff, reopening (or rewinding) the CSV each time; every other failure is
         raised at once, as classified by :func:`classify_answer` / :func:`classify_network_error`.
-        When ``response_headers`` is given, the 2xx answer's headers are copied into it.
+        The whole of it, retries included, must end within the connection's ``total_timeout``.
+
+        :raises FuseError: only; one that is not an unknown outcome means nothing left the machine.
         """
-        url = f"{self.settings.base_url}/{path}"
+        settings = self.settings
+        url = f"{settings.base_url}/{path}"
         retries = self.connect_retries if connect_retries is None else connect_retries
+        _check_csv(csv)
         rewind = _rewinder(csv)
+        deadline = time.monotonic() + settings.total_timeout
         for attempt in range(retries + 1):
             try:
-                with self._body(fields, csv) as (data, headers):
-                    size = f" ({headers['Content-Length']} bytes)" if data is not None else ""
-                    self.log.info("%s %s%s", method, url, size)
-                    response = self.session.request(
-                        method,
-                        url,
-                        data=data,
-                        headers=headers,
-                        timeout=self.settings.timeout,
-                        # Per request, not only on the session: requests lets REQUESTS_CA_BUNDLE and
-                        # HTTPS_PROXY override session-level settings, but not these.
-                        verify=self.settings.verify,
-                        proxies=dict(self.settings.proxies),
-                        allow_redirects=False,
-                    )
-            except requests.RequestException as error:
-                failure = classify_network_error(error)
-                if not isinstance(failure, FuseNotSentError) or attempt >= retries or not rewind():
-                    raise failure from error
+                return self._send(method, url, fields, csv, deadline)
+            except FuseNotSentError as failure:
                 delay = self.retry_backoff * 2**attempt
+                if (
+                    isinstance(failure, FuseRequestError)
+                    or attempt >= retries
+                    or time.monotonic() + delay >= deadline
+                    or not rewind()
+                ):
+                    raise
                 self.log.warning(
                     "%s; trying again in %.1f s (%d of %d)", failure, delay, attempt + 1, retries
                 )
                 time.sleep(delay)
-                continue
-            answer = classify_answer(response.status_code, response.content)
-            if response_headers is not None:
-                response_headers.update(response.headers)
-            return answer
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        fields: Mapping[str, str] | None,
+        csv: CsvSource | None,
+        deadline: float,
+    ) -> _Answer:
+        """One try: send, read at most :data:`MAX_ANSWER_BYTES` of the answer, classify it."""
+        settings = self.settings
+        session = self.session
+        watchdog = self._watchdog
+        with self._body(fields, csv) as (data, headers), watchdog.watch(deadline - time.monotonic()):
+            try:
+                size = f" ({headers['Content-Length']} bytes)" if data is not None else ""
+                self.log.info("%s %s%s", method, url, size)
+                response = session.request(
+                    method,
+                    url,
+                    data=data,
+                    headers=headers,
+                    timeout=settings.timeout,
+                    # Per request, not only on the session: requests lets REQUESTS_CA_BUNDLE and
+                    # HTTPS_PROXY override session-level settings, but not these.
+                    verify=settings.verify,
+                    proxies=dict(settings.proxies),
+                    allow_redirects=False,
+                    stream=True,
+                )
+                try:
+                    body, complete = _read_answer(response, MAX_ANSWER_BYTES)
+                finally:
+                    response.close()
+                if watchdog.expired:
+                    # A body that ends with the connection reads as whole when the watchdog cut it.
+                    raise _DeadlinePassed
+            except FuseError:
+                raise
+            except Exception as error:  # the contract: only FuseErrors leave the hook
+                # From None: an exception's text may quote the answer (a chunk-length line, a header).
+                raise self._failure(error, watchdog) from None
+        answer = classify_answer(response.status_code, body, secrets=settings.secrets, complete=complete)
+        return _Answer(response.status_code, answer, dict(response.headers))
+
+    def _failure(self, error: Exception, watchdog: _Watchdog) -> FuseApiError:
+        """What a failure to get an answer means, knowing what the watchdog saw."""
+        total = self.settings.total_timeout
+        if watchdog.expired:
+            if watchdog.connected:
+                return FuseConnectionLostError(
+                    f"no whole answer within the overall deadline of {total:g} s (extra timeout.total) "
+                    "after the request was sent; Fuse may have queued some or all calls"
+                )
+            return FuseNotSentError(
+                f"not sent: could not connect to Fuse within the overall deadline of {total:g} s "
+                "(extra timeout.total)"
+            )
+        if isinstance(error, (requests.RequestException, LocationParseError)):
+            return classify_network_error(error)
+        if not watchdog.connected:
+            # Raised before any connection was made: a missing CA bundle, a proxy scheme urllib3
+            # does not know, a file that cannot be read... Trying again cannot help.
+            return FuseRequestError(f"not sent: the request could not be made ({_cause(error)})")
+        return FuseConnectionLostError(
+            f"the request failed after it was sent ({_cause(error)}); Fuse may have queued some or all calls"
+        )
 
     @contextmanager
     def _body(
@@ -720,11 +1044,40 @@ class FuseHook(BaseHook):
             parts: list[tuple[str, Any]] = list((fields or {}).items())
             if file is not None:
                 parts.append(("csv", (filename, file, "text/csv")))
-            encoder = MultipartEncoder(fields=parts)
+            try:
+                encoder = MultipartEncoder(fields=parts)
+            except (OSError, ValueError) as error:
+                # The encoder measures the file: a closed or unreadable one fails here, unsent.
+                raise FuseCsvError(f"the file cannot be read ({type(error).__name__})") from None
             monitor = MultipartEncoderMonitor(
                 encoder, _UploadProgress(self.log, encoder.len, self.progress_interval)
             )
             yield monitor, {"Content-Type": encoder.content_type, "Content-Length": str(encoder.len)}
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """A 2xx answer of Fuse: its real status code, its fields, its headers."""
+
+    status_code: int
+    fields: dict[str, Any]
+    headers: Mapping[str, str]
+
+
+class _DeadlinePassed(Exception):
+    """The watchdog cut the request; :meth:`FuseHook._failure` says what that means."""
+
+
+def _read_answer(response: requests.Response, limit: int) -> tuple[bytes, bool]:
+    """Read at most ``limit`` bytes of a streamed answer: (the bytes, whether that was all of it)."""
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in response.iter_content(chunk_size=64 * 1024):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            return b"".join(chunks)[:limit], False
+    return b"".join(chunks), True
 
 
 #: Bytes urllib3 reads from the multipart encoder per send. Its default (16 KiB) makes a
@@ -733,16 +1086,131 @@ class FuseHook(BaseHook):
 UPLOAD_BLOCK_SIZE = 256 * 1024
 
 
-class _UploadAdapter(HTTPAdapter):
-    """The default adapter, sending request bodies in blocks of :data:`UPLOAD_BLOCK_SIZE`."""
+class _FuseAdapter(HTTPAdapter):
+    """The default adapter, sending request bodies in blocks of :data:`UPLOAD_BLOCK_SIZE`, whose
+    connections — direct or through a proxy — report their sockets to the hook's :class:`_Watchdog`."""
+
+    def __init__(self, watchdog: _Watchdog) -> None:
+        self.watchdog = watchdog  # before super().__init__, which builds the pool manager
+        super().__init__()
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("blocksize", UPLOAD_BLOCK_SIZE)
         super().init_poolmanager(*args, **kwargs)
+        _watch_pools(self.poolmanager, self.watchdog)
 
     def proxy_manager_for(self, proxy: str, **kwargs: Any) -> Any:
         kwargs.setdefault("blocksize", UPLOAD_BLOCK_SIZE)
-        return super().proxy_manager_for(proxy, **kwargs)
+        manager = super().proxy_manager_for(proxy, **kwargs)
+        _watch_pools(manager, self.watchdog)
+        return manager
+
+
+def _watch_pools(manager: Any, watchdog: _Watchdog) -> None:
+    """Make every pool of ``manager`` open connections that report to ``watchdog`` (once)."""
+    classes = manager.pool_classes_by_scheme
+    if all(getattr(cls, "_fuse_watchdog", None) is watchdog for cls in classes.values()):
+        return
+    watched = {}
+    for scheme, pool_class in classes.items():
+        connection_class = type(
+            f"Watched{pool_class.ConnectionCls.__name__}",
+            (_WatchedConnection, pool_class.ConnectionCls),
+            {"watchdog": watchdog},
+        )
+        watched[scheme] = type(
+            f"Watched{pool_class.__name__}",
+            (pool_class,),
+            {"ConnectionCls": connection_class, "_fuse_watchdog": watchdog},
+        )
+    manager.pool_classes_by_scheme = watched
+
+
+class _WatchedConnection(_ConnectionBase):
+    """A urllib3 connection that hands its socket to the watchdog and says when it is connected."""
+
+    watchdog: _Watchdog
+
+    def _new_conn(self) -> socket.socket:
+        sock = super()._new_conn()
+        self.watchdog.adopt(sock)
+        return sock
+
+    def connect(self) -> None:
+        super().connect()
+        self.watchdog.mark_connected()
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        if self.sock is not None:  # a kept-alive connection: already connected
+            self.watchdog.adopt(self.sock)
+            self.watchdog.mark_connected()
+        super().request(*args, **kwargs)
+
+
+class _Watchdog:
+    """Ends the request in flight at its overall deadline by shutting down its sockets.
+
+    Per-read timeouts cannot bound an answer that trickles (each byte resets them), nor a slow
+    upload; SIGALRM belongs to Airflow's ``execution_timeout``. So a timer thread shuts the
+    connection down, which makes the blocked send or receive fail at once. It works on a duplicate
+    of the socket's descriptor: a shutdown ends the connection for every descriptor of it, including
+    the TLS socket that later wraps it. ``connected`` says whether the request may have left.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = []
+        self._watching = False
+        self.expired = False
+        self.connected = False
+
+    @contextmanager
+    def watch(self, seconds: float) -> Iterator[None]:
+        """Watch the request made inside: shut it down after ``seconds`` (at once if not positive)."""
+        with self._lock:
+            self._watching, self.expired, self.connected, self._sockets = True, False, False, []
+        timer = threading.Timer(max(seconds, 0.0), self._expire)
+        timer.daemon = True
+        timer.start()
+        try:
+            yield
+        finally:
+            timer.cancel()
+            with self._lock:
+                self._watching = False
+                sockets, self._sockets = self._sockets, []
+            for sock in sockets:
+                sock.close()
+
+    def adopt(self, sock: socket.socket) -> None:
+        """Called by a connection with the socket it sends on."""
+        with self._lock:
+            if not self._watching:
+                return
+            try:
+                copy = socket.fromfd(sock.fileno(), sock.family, sock.type)
+            except OSError:
+                return
+            self._sockets.append(copy)
+            if self.expired:
+                _shutdown(copy)
+
+    def mark_connected(self) -> None:
+        """Called by a connection once it is connected: from here on the request may reach Fuse."""
+        with self._lock:
+            if self._watching:
+                self.connected = True
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            for sock in self._sockets:
+                _shutdown(sock)
+
+
+def _shutdown(sock: socket.socket) -> None:
+    with suppress(OSError):  # already closed by its owner
+        sock.shutdown(socket.SHUT_RDWR)
 
 
 class _UploadProgress:
@@ -774,12 +1242,42 @@ class _UploadProgress:
         )
 
 
+def _check_csv(csv: CsvSource | None) -> None:
+    """Refuse, before anything is opened, a CSV that is not a regular file: a FIFO would block the
+    open, ``/dev/zero`` would never end, a directory cannot be read.
+
+    :raises FuseCsvError: naming what is wrong, never the file's content.
+    """
+    if csv is None:
+        return
+    try:
+        if isinstance(csv, (str, os.PathLike)):
+            mode = os.stat(csv).st_mode
+        else:
+            try:
+                descriptor = csv.fileno()
+            except (OSError, ValueError, AttributeError):
+                return  # an in-memory file object: nothing to check
+            mode = os.fstat(descriptor).st_mode
+    except FileNotFoundError:
+        raise FuseCsvError("the file does not exist") from None
+    except (OSError, ValueError) as error:
+        raise FuseCsvError(f"the file cannot be read ({type(error).__name__})") from None
+    if not stat.S_ISREG(mode):
+        kind = "a directory" if stat.S_ISDIR(mode) else "not a regular file (a pipe, device or socket)"
+        raise FuseCsvError(f"the file is {kind}")
+
+
 @contextmanager
 def _open_csv(csv: CsvSource | None) -> Iterator[tuple[IO[bytes] | None, str]]:
     if csv is None:
         yield None, ""
     elif isinstance(csv, (str, os.PathLike)):
-        with open(csv, "rb") as file:
+        try:
+            file = open(csv, "rb")  # noqa: SIM115 - closed below, after the request
+        except OSError as error:
+            raise FuseCsvError(f"the file cannot be opened ({type(error).__name__})") from None
+        with file:
             yield file, os.path.basename(os.fspath(csv)) or "contacts.csv"
     else:
         name = getattr(csv, "name", None)
@@ -792,13 +1290,16 @@ def _rewinder(csv: CsvSource | None) -> Callable[[], bool]:
         return lambda: True
     try:
         start = csv.tell() if csv.seekable() else None
-    except (OSError, ValueError):
+    except (OSError, ValueError, AttributeError):
         start = None
     if start is None:
         return lambda: False
 
     def rewind() -> bool:
-        csv.seek(start)
+        try:
+            csv.seek(start)
+        except (OSError, ValueError):
+            return False
         return True
 
     return rewind

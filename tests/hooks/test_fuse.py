@@ -23,11 +23,13 @@ from airflow_provider_fuse.exceptions import (
     FuseNotFoundError,
     FuseNotSentError,
     FusePermissionError,
+    FuseRedirectError,
     FuseRejectedError,
     FuseServerError,
     FuseTooManyRequestsError,
     FuseValidationError,
     Outcome,
+    nothing_queued,
 )
 from airflow_provider_fuse.hooks.fuse import FuseHook, base_url
 from tests.helpers import BASE_URL, DEVELOPER_KEY, EMAIL, connection_json, decode_multipart
@@ -414,11 +416,23 @@ def test_a_200_that_is_not_a_count_is_an_unknown_outcome(fuse_connection, reques
     assert caught.value.outcome is Outcome.UNKNOWN
 
 
-def test_a_redirect_is_not_followed(fuse_connection, requests_mock, contacts_csv):
-    requests_mock.post(BULK_URL, status_code=302, headers={"Location": "https://elsewhere.example.com/"})
-    with pytest.raises(FuseRejectedError, match="302.*base URL"):
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_a_redirect_is_not_followed_and_is_an_unknown_outcome(
+    fuse_connection, requests_mock, contacts_csv, status
+):
+    requests_mock.post(BULK_URL, status_code=status, headers={"Location": "https://elsewhere.example.com/"})
+    with pytest.raises(FuseRedirectError, match=f"{status}.*base URL") as caught:
         make_hook().bulk_queue(12, 34, contacts_csv)
+    assert caught.value.status_code == status
+    assert not nothing_queued(caught.value)
     assert requests_mock.call_count == 1
+
+
+def test_an_informational_status_is_an_unknown_outcome():
+    from airflow_provider_fuse.hooks.fuse import classify_answer
+
+    with pytest.raises(FuseRedirectError):
+        classify_answer(103, b"")
 
 
 def test_phone_numbers_in_fuses_answers_are_redacted(fuse_connection, requests_mock, contacts_csv):
