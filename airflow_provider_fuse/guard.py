@@ -2,31 +2,35 @@
 
 A bulk upload makes phones ring, so a second try of the same task instance must never send what the
 first already queued. The guard keeps a small ledger in Airflow's task state store (Airflow >= 3.3,
-``context["task_state_store"]``, scoped to dag/run/task/map index): the fingerprint of what is being
-sent, and for each part (chunk) of the list whether it is *sending* (the intent, written before the
-request) or *queued* (written after Fuse's 200, with ``calls_queued``).
+``context["task_state_store"]``, scoped to dag/run/task/map index): the sealed fingerprint of what is
+being sent, and for each part (chunk) of the list whether it is *sending* (the intent, written just
+before the request leaves) or *queued* (written after Fuse's 200, with ``calls_queued``).
 
-On a later try :meth:`BulkQueueLedger.plan` decides:
+On a later try:
 
-* a part still *sending* — a try died or met an unknown outcome after sending it — blocks sending,
-  whatever the fingerprint (:class:`UnknownOutcomeRecorded`), unless unknown outcomes may be retried;
-* parts *queued* under another fingerprint — the list or the parameters changed — block sending
-  (:class:`ListChanged`), unless a resend was asked for;
-* otherwise sending resumes at the first part not queued; when all are queued, nothing is sent and
-  the recorded total is returned.
+* :meth:`Record.answer` answers from the ledger alone, before the CSV is read: a part still
+  *sending* blocks (:class:`UnknownOutcomeRecorded`); a list queued whole is answered with its
+  recorded count (or refused, :class:`ListChanged`, when the request parameters changed);
+* otherwise :meth:`BulkQueueLedger.plan` compares the list itself: parts queued under another
+  fingerprint block sending unless a resend was asked for, and sending resumes at the first part
+  not queued.
 
-The fingerprint is a SHA-256 over the CSV's bytes plus the application id, the deployment id, every
-request field, ``chunk_size`` and the duplicate-destination policy. Nothing personal is stored: no
-phone number, no CSV value, only hashes and counts.
+What the ledger stores, and so what someone who can read Airflow's database learns: part counts,
+rows per part, ``calls_queued`` per part (the call id, for a single call), whether an outcome is
+unknown, and the fingerprint *sealed* by :func:`seal`: scrypt (N=2**14, r=8, p=1, 32 bytes) keyed
+with 16 random bytes drawn for each task instance's ledger. No phone number, no CSV value, no
+unsalted hash: to test one guess of a list or a call against a record costs one scrypt run (about
+50 ms of CPU and 16 MiB here), and nothing computed for one record helps with another.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 __all__ = [
     "LEDGER_KEY",
@@ -37,13 +41,16 @@ __all__ = [
     "ListChanged",
     "Plan",
     "QueueCallLedger",
+    "Record",
     "StateStore",
     "UnknownOutcomeRecorded",
-    "has_record",
+    "seal",
 ]
 
-#: The task state store key of the ledger.
+#: The task state store key of the bulk ledger.
 LEDGER_KEY = "airflow_provider_fuse.bulk_queue"
+#: The task state store key of the single-call ledger.
+QUEUE_CALL_KEY = "airflow_provider_fuse.queue_call"
 #: Ledger entries never expire on their own: a clear months later must still see them. Airflow
 #: recognises its own constant by identity; before 3.3 there is no state store to write to anyway.
 try:
@@ -52,11 +59,17 @@ except ImportError:  # Airflow < 3.3
     NEVER_EXPIRE = timedelta.max
 SENDING = "sending"
 QUEUED = "queued"
+VERSION = 2
+
+#: The sealing scheme of both ledgers (see the module docstring and docs/safety.md).
+SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
+SALT_BYTES = 16
 
 
-def has_record(store: StateStore, key: str) -> bool:
-    """Whether an earlier try of this task instance left a ledger under ``key``."""
-    return store.get(key, None) is not None
+def seal(data: bytes, salt: bytes) -> str:
+    """The stored form of a fingerprint part: scrypt of ``data`` keyed with this ledger's ``salt``."""
+    digest = hashlib.scrypt(data, salt=salt, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P, dklen=32, maxmem=64 << 20)
+    return digest.hex()
 
 
 class StateStore(Protocol):
@@ -69,26 +82,49 @@ class StateStore(Protocol):
 
 @dataclass(frozen=True)
 class Fingerprint:
-    """What is sent, hashed: the CSV's content, and everything else that shapes the requests."""
+    """What is sent: the content, and everything else that shapes the requests. Held in memory only;
+    the ledger stores it sealed (:func:`seal`).
 
-    content: str
-    parameters: str
+    :param content: the CSV's SHA-256 digest (hex), or a single call's canonical JSON.
+    :param parameters: canonical JSON of the ids, the request fields and the sending options.
+    :param kind: which ledger it belongs to (only ledgers written by 0.1.0 hash the kinds differently).
+    """
+
+    content: bytes = field(repr=False)
+    parameters: bytes = field(repr=False)
+    kind: Literal["bulk_queue", "queue_call"] = "bulk_queue"
 
     @classmethod
-    def of(cls, csv_sha256: str, **parameters: Any) -> Fingerprint:
-        """Fingerprint a list: its SHA-256, and the parameters (JSON-serialisable values)."""
-        canonical = json.dumps(parameters, sort_keys=True, separators=(",", ":"), default=str)
-        return cls(content=csv_sha256, parameters=hashlib.sha256(canonical.encode()).hexdigest())
+    def of(cls, content: str | bytes, **parameters: Any) -> Fingerprint:
+        """Fingerprint a list: its SHA-256 (hex), and the parameters (JSON-serialisable values)."""
+        data = content.encode() if isinstance(content, str) else content
+        return cls(content=data, parameters=_canonical(parameters))
 
-    @property
-    def value(self) -> str:
-        """The single fingerprint: SHA-256 over both parts."""
-        return hashlib.sha256(f"{self.content}:{self.parameters}".encode()).hexdigest()
+    @classmethod
+    def of_call(
+        cls, phone_number: str, call_parameters: dict[str, Any] | None, **parameters: Any
+    ) -> Fingerprint:
+        """Fingerprint a single call: its number and call parameters, and the request parameters."""
+        content = json.dumps([phone_number, call_parameters], sort_keys=True, separators=(",", ":"))
+        return cls(content=content.encode(), parameters=_canonical(parameters), kind="queue_call")
 
-    def changes_from(self, other: Fingerprint) -> str:
-        """What differs from ``other``, in kind: ``"content"``, ``"parameters"`` or both."""
-        kinds = [name for name in ("content", "parameters") if getattr(self, name) != getattr(other, name)]
-        return " and ".join(kinds) or "nothing"
+    def sealed(self, salt: bytes) -> dict[str, str]:
+        """Both parts sealed with ``salt``, as the ledger stores them."""
+        return {"content": seal(self.content, salt), "parameters": seal(self.parameters, salt)}
+
+    def legacy(self) -> dict[str, str]:
+        """Both parts as 0.1.0 stored them (ledger version 1), to read ledgers it left behind."""
+        if self.kind == "bulk_queue":
+            content = self.content.decode()
+        else:
+            content = hashlib.pbkdf2_hmac(
+                "sha256", self.content, b"airflow-provider-fuse/queue_call", 600_000
+            ).hex()
+        return {"content": content, "parameters": hashlib.sha256(self.parameters).hexdigest()}
+
+
+def _canonical(parameters: dict[str, Any]) -> bytes:
+    return json.dumps(parameters, sort_keys=True, separators=(",", ":"), default=str).encode()
 
 
 class GuardError(Exception):
@@ -117,30 +153,168 @@ class Plan:
     resumed: bool
 
 
-class BulkQueueLedger:
-    """The ledger of one task instance's ``bulk_queue`` requests, in its task state store.
+@dataclass
+class Record:
+    """What earlier tries of one task instance recorded under one state-store key.
 
-    :param store: ``context["task_state_store"]``.
-    :param fingerprint: the fingerprint of what this try would send.
-    :param parts: how many requests (chunks) the list is sent in.
-    :param retention: how long entries live; default never expire.
+    :param version: 2 (sealed with :func:`seal`), or 1 (written by 0.1.0: unsalted hashes).
+    :param salt: this ledger's key for :func:`seal` (``None`` for version 1).
+    :param hashes: the stored fingerprint: ``{"content": ..., "parameters": ...}``.
+    :param entries: per part: ``None`` (not sent, or known not queued), or a dict whose ``state`` is
+        ``"sending"`` or ``"queued"`` with ``rows`` and ``calls_queued`` (bulk) or ``call_id`` (call).
     """
 
-    def __init__(
-        self,
-        store: StateStore,
-        fingerprint: Fingerprint,
-        parts: int,
-        retention: timedelta = NEVER_EXPIRE,
-    ) -> None:
-        self.store = store
-        self.fingerprint = fingerprint
-        self.parts = parts
-        self.retention = retention
-        self._entries: list[dict[str, Any] | None] = [None] * parts
+    version: int
+    salt: bytes | None
+    hashes: dict[str, str]
+    entries: list[dict[str, Any] | None]
+    _seen: dict[Fingerprint, dict[str, str]] = field(default_factory=dict, repr=False)
 
-    def plan(self, *, retry_unknown: bool = False, resend: bool = False) -> Plan:
-        """Read what earlier tries recorded and decide where this try starts.
+    @classmethod
+    def read(cls, store: StateStore, key: str) -> Record | None:
+        """The record under ``key``, or ``None`` when there is none.
+
+        :raises GuardError: when something is stored there that is not a ledger this provider wrote:
+            sending blind could dial people twice.
+        """
+        value = store.get(key, None)
+        if value is None:
+            return None
+        try:
+            version = int(value.get("version", 1))
+            hashes = {name: str(value["fingerprint"][name]) for name in ("content", "parameters")}
+            salt = bytes.fromhex(value["salt"]) if version >= 2 else None
+            if "parts" in value:
+                entries = [dict(entry) if entry else None for entry in value["parts"]]
+            else:  # a single call, as 0.1.0 stored it
+                state = value.get("state")
+                entries = [{"state": state, "call_id": value.get("call_id")} if state else None]
+            if any(entry and entry.get("state") not in (SENDING, QUEUED) for entry in entries):
+                raise ValueError("unknown state")
+        except (AttributeError, KeyError, TypeError, ValueError):
+            raise GuardError(
+                f"the task state store holds something under {key!r} that is not this provider's ledger; "
+                "inspect and delete it before sending"
+            ) from None
+        return cls(version, salt, hashes, entries)
+
+    def stored_form(self, fingerprint: Fingerprint) -> dict[str, str]:
+        """``fingerprint`` in the form this record stores (sealed with its salt, or 0.1.0's hashes)."""
+        if fingerprint not in self._seen:
+            self._seen[fingerprint] = (
+                fingerprint.sealed(self.salt) if self.salt is not None else fingerprint.legacy()
+            )
+        return self._seen[fingerprint]
+
+    def changes(self, fingerprint: Fingerprint, parts: tuple[str, ...] = ("content", "parameters")) -> str:
+        """What of ``fingerprint`` differs from the recorded one: ``"content"``, ``"parameters"``,
+        both joined by "and", or ``""``. Only the named ``parts`` are compared."""
+        stored = self.stored_form(fingerprint) if "content" in parts else self._parameters_form(fingerprint)
+        return " and ".join(name for name in parts if stored[name] != self.hashes[name])
+
+    def _parameters_form(self, fingerprint: Fingerprint) -> dict[str, str]:
+        if self.salt is None:
+            return {"parameters": hashlib.sha256(fingerprint.parameters).hexdigest()}
+        return {"parameters": seal(fingerprint.parameters, self.salt)}
+
+    @property
+    def sending(self) -> list[int]:
+        """Indexes of the parts whose outcome is unknown."""
+        return [index for index, entry in enumerate(self.entries) if entry and entry["state"] == SENDING]
+
+    @property
+    def queued(self) -> list[int]:
+        """Indexes of the parts Fuse queued."""
+        return [index for index, entry in enumerate(self.entries) if entry and entry["state"] == QUEUED]
+
+    @property
+    def complete(self) -> bool:
+        """Whether every part was queued."""
+        return bool(self.entries) and len(self.queued) == len(self.entries)
+
+    def calls_queued(self, indexes: list[int] | None = None) -> int:
+        """The calls Fuse queued for the given parts (default: all queued parts)."""
+        chosen = self.queued if indexes is None else indexes
+        return sum(int((self.entries[index] or {}).get("calls_queued") or 0) for index in chosen)
+
+
+class _Ledger:
+    """Reading and writing one task instance's record under ``key``."""
+
+    key: str
+
+    def __init__(self, store: StateStore, retention: timedelta = NEVER_EXPIRE) -> None:
+        self.store = store
+        self.retention = retention
+        self.record = Record.read(store, self.key)
+        self._salt = b""
+        self._sealed: dict[str, str] = {}
+        self._entries: list[dict[str, Any] | None] = []
+
+    def _start(self, fingerprint: Fingerprint, entries: list[dict[str, Any] | None]) -> None:
+        """Write from now on under ``fingerprint``: the record's salt when it is kept, else a new one."""
+        record = self.record
+        if record is not None and record.salt is not None and not record.changes(fingerprint):
+            self._salt = record.salt
+            self._sealed = record.stored_form(fingerprint)
+        else:
+            self._salt = os.urandom(SALT_BYTES)
+            self._sealed = fingerprint.sealed(self._salt)
+        self._entries = entries
+
+    def _save(self) -> None:
+        value = {
+            "version": VERSION,
+            "salt": self._salt.hex(),
+            "fingerprint": self._sealed,
+            "parts": self._entries,
+        }
+        self.store.set(self.key, value, retention=self.retention)
+
+
+class BulkQueueLedger(_Ledger):
+    """The ledger of one task instance's ``bulk_queue`` requests, in its task state store.
+
+    Read once when built. Ask :meth:`answer` before reading the CSV, then :meth:`plan` with the
+    list's fingerprint; record each part with :meth:`sending` (just before its request),
+    :meth:`queued` (after Fuse's 200) or :meth:`not_queued` (nothing left the machine, or a rejection).
+
+    :param store: ``context["task_state_store"]``.
+    :param retention: how long entries live; default never expire.
+    :raises GuardError: when the key holds something that is not a ledger.
+    """
+
+    key = LEDGER_KEY
+
+    def answer(
+        self, parameters: dict[str, Any], *, retry_unknown: bool = False, resend: bool = False
+    ) -> int | None:
+        """What earlier tries decide without the list: the recorded count, or ``None`` (read the list).
+
+        :param parameters: the request parameters of this try, as given to :meth:`Fingerprint.of`.
+        :return: the total ``calls_queued`` when this task instance's list was queued whole under the
+            same parameters and ``resend`` is off; ``None`` when there is no record, parts are left to
+            send, or ``resend`` asks for the list to be compared.
+        :raises UnknownOutcomeRecorded: a part's outcome is unknown and ``retry_unknown`` is off.
+        :raises ListChanged: the list was queued whole under other parameters and ``resend`` is off.
+        """
+        record = self.record
+        if record is None:
+            return None
+        self._check_unknown(record, retry_unknown)
+        if not record.complete or resend:
+            return None
+        if record.changes(Fingerprint.of(b"", **parameters), parts=("parameters",)):
+            raise ListChanged(
+                f"an earlier try of this task already queued {record.calls_queued()} calls, and the "
+                "parameters of the list changed since"
+            )
+        return record.calls_queued()
+
+    def plan(
+        self, fingerprint: Fingerprint, parts: int, *, retry_unknown: bool = False, resend: bool = False
+    ) -> Plan:
+        """Compare this try's list with the record and decide where this try starts.
 
         :param retry_unknown: treat parts whose outcome is unknown as not queued (send them again).
         :param resend: allow sending a list whose fingerprint differs from the one already queued.
@@ -148,35 +322,29 @@ class BulkQueueLedger:
         :raises UnknownOutcomeRecorded: a part's outcome is unknown and ``retry_unknown`` is off.
         :raises ListChanged: calls were queued under another fingerprint and ``resend`` is off.
         """
-        recorded = self.store.get(LEDGER_KEY, None)
-        if not isinstance(recorded, dict) or not isinstance(recorded.get("parts"), list):
+        fresh: list[dict[str, Any] | None] = [None] * parts
+        record = self.record
+        if record is None:
+            self._start(fingerprint, fresh)
             return Plan(start=0, calls_queued=0, resumed=False)
-        entries: list[dict[str, Any] | None] = list(recorded["parts"])
-        sending = [index for index, entry in enumerate(entries) if entry and entry.get("state") == SENDING]
-        if sending and not retry_unknown:
-            index = sending[0]
-            rows = (entries[index] or {}).get("rows")
-            raise UnknownOutcomeRecorded(
-                f"an earlier try sent part {index + 1} of {len(entries)} ({rows} rows) and "
-                "never learned whether Fuse queued it (the worker died, or Fuse's answer was lost)"
-            )
-        queued = [entry for entry in entries if entry and entry.get("state") == QUEUED]
-        before = Fingerprint(**recorded["fingerprint"])
-        if before != self.fingerprint:
-            if queued and not resend:
-                calls = sum(int(entry["calls_queued"]) for entry in queued)
+        self._check_unknown(record, retry_unknown)
+        changed = record.changes(fingerprint)
+        if changed or len(record.entries) != parts:
+            if record.queued and not resend:
                 raise ListChanged(
-                    f"an earlier try of this task already queued {calls} calls, and the "
-                    f"{self.fingerprint.changes_from(before)} of the list changed since"
+                    f"an earlier try of this task already queued {record.calls_queued()} calls, and the "
+                    f"{changed or 'parts'} of the list changed since"
                 )
+            self._start(fingerprint, fresh)
             return Plan(start=0, calls_queued=0, resumed=False)
-        self._entries = [entry if entry and entry.get("state") == QUEUED else None for entry in entries]
-        start = next((index for index, entry in enumerate(self._entries) if entry is None), self.parts)
-        calls = sum(int(entry["calls_queued"]) for entry in self._entries[:start] if entry)
+        kept = [entry if entry and entry["state"] == QUEUED else None for entry in record.entries]
+        self._start(fingerprint, kept)
+        start = next((index for index, entry in enumerate(kept) if entry is None), parts)
+        calls = record.calls_queued(list(range(start)))
         return Plan(start=start, calls_queued=calls, resumed=start > 0)
 
     def sending(self, index: int, rows: int) -> None:
-        """Record the intent: part ``index`` is about to be sent. Call before the request."""
+        """Record the intent: part ``index`` is about to be sent. Call just before the request."""
         self._entries[index] = {"state": SENDING, "rows": rows}
         self._save()
 
@@ -187,57 +355,35 @@ class BulkQueueLedger:
         self._save()
 
     def not_queued(self, index: int) -> None:
-        """Clear the intent of part ``index``: Fuse rejected it, or it was never sent."""
+        """Clear the intent of part ``index``: Fuse rejected it, or it never left the machine."""
         self._entries[index] = None
         self._save()
 
-    def _save(self) -> None:
-        value = {
-            "version": 1,
-            "fingerprint": {"content": self.fingerprint.content, "parameters": self.fingerprint.parameters},
-            "fingerprint_sha256": self.fingerprint.value,
-            "parts": self._entries,
-        }
-        self.store.set(LEDGER_KEY, value, retention=self.retention)
+    @staticmethod
+    def _check_unknown(record: Record, retry_unknown: bool) -> None:
+        if record.sending and not retry_unknown:
+            index = record.sending[0]
+            rows = (record.entries[index] or {}).get("rows")
+            raise UnknownOutcomeRecorded(
+                f"an earlier try sent part {index + 1} of {len(record.entries)} ({rows} rows) and "
+                "never learned whether Fuse queued it (the worker died, or Fuse's answer was lost)"
+            )
 
 
-# --- queue: one call ---------------------------------------------------------------------------------
-
-#: The task state store key of the single-call ledger.
-QUEUE_CALL_KEY = "airflow_provider_fuse.queue_call"
-#: Iterations of the slow hash over a single call's phone number and parameters: a bare SHA-256 of one
-#: phone number could be reversed by trying every number.
-_CALL_HASH_ITERATIONS = 600_000
-
-
-def call_content_hash(phone_number: str, call_parameters: dict[str, Any] | None) -> str:
-    """A slow, salted hash of what identifies one call: its number and its parameters.
-
-    PBKDF2-HMAC-SHA256 rather than one SHA-256: ten-digit phone numbers are few enough to try them all
-    against a fast hash, and the ledger must not hold a recoverable phone number.
-    """
-    canonical = json.dumps([phone_number, call_parameters], sort_keys=True, separators=(",", ":"))
-    digest = hashlib.pbkdf2_hmac(
-        "sha256", canonical.encode(), b"airflow-provider-fuse/queue_call", _CALL_HASH_ITERATIONS
-    )
-    return digest.hex()
-
-
-class QueueCallLedger:
-    """The ledger of one task instance's single ``queue`` request, in its task state store.
-
-    Same rules as :class:`BulkQueueLedger`, for a list of one: the intent is recorded before the
-    request, the call id after Fuse's 200.
+class QueueCallLedger(_Ledger):
+    """The ledger of one task instance's single ``queue`` request: a list of one, same rules.
 
     :param store: ``context["task_state_store"]``.
-    :param fingerprint: the fingerprint of the call this try would queue (see :func:`call_content_hash`).
+    :param fingerprint: the fingerprint of the call this try would queue (:meth:`Fingerprint.of_call`).
     :param retention: how long the entry lives; default never expire.
+    :raises GuardError: when the key holds something that is not a ledger.
     """
 
+    key = QUEUE_CALL_KEY
+
     def __init__(self, store: StateStore, fingerprint: Fingerprint, retention: timedelta = NEVER_EXPIRE):
-        self.store = store
+        super().__init__(store, retention)
         self.fingerprint = fingerprint
-        self.retention = retention
 
     def plan(self, *, retry_unknown: bool = False, resend: bool = False) -> str | None:
         """Read what earlier tries recorded: the call id already queued for this call, or ``None``.
@@ -248,45 +394,39 @@ class QueueCallLedger:
             ``retry_unknown`` is off.
         :raises ListChanged: a call with another fingerprint was queued and ``resend`` is off.
         """
-        recorded = self.store.get(QUEUE_CALL_KEY, None)
-        if not isinstance(recorded, dict) or not isinstance(recorded.get("fingerprint"), dict):
+        record = self.record
+        entry = record.entries[0] if record is not None and record.entries else None
+        if record is None or entry is None:
+            self._start(self.fingerprint, [None])
             return None
-        state = recorded.get("state")
-        if state == SENDING and not retry_unknown:
+        if entry["state"] == SENDING and not retry_unknown:
             raise UnknownOutcomeRecorded(
                 "an earlier try sent the call and never learned whether Fuse queued it (the worker died, or "
                 "Fuse's answer was lost)"
             )
-        if state != QUEUED:
-            return None
-        before = Fingerprint(**recorded["fingerprint"])
-        if before == self.fingerprint:
-            return str(recorded["call_id"])
-        if resend:
-            return None
-        raise ListChanged(
-            f"an earlier try of this task already queued call {recorded['call_id']}, and the "
-            f"{self.fingerprint.changes_from(before)} of the call changed since"
-        )
+        if entry["state"] == QUEUED:
+            changed = record.changes(self.fingerprint)
+            if not changed:
+                return str(entry["call_id"])
+            if not resend:
+                raise ListChanged(
+                    f"an earlier try of this task already queued call {entry['call_id']}, and the "
+                    f"{changed} of the call changed since"
+                )
+        self._start(self.fingerprint, [None])
+        return None
 
     def sending(self) -> None:
-        """Record the intent: the call is about to be sent. Call before the request."""
-        self._save(SENDING, None)
+        """Record the intent: the call is about to be sent. Call just before the request."""
+        self._entries = [{"state": SENDING}]
+        self._save()
 
     def queued(self, call_id: str) -> None:
         """Record Fuse's 200 and the call id."""
-        self._save(QUEUED, call_id)
+        self._entries = [{"state": QUEUED, "call_id": call_id}]
+        self._save()
 
     def not_queued(self) -> None:
-        """Clear the intent: Fuse rejected the call, or it was never sent."""
-        self._save(None, None)
-
-    def _save(self, state: str | None, call_id: str | None) -> None:
-        value = {
-            "version": 1,
-            "fingerprint": {"content": self.fingerprint.content, "parameters": self.fingerprint.parameters},
-            "fingerprint_sha256": self.fingerprint.value,
-            "state": state,
-            "call_id": call_id,
-        }
-        self.store.set(QUEUE_CALL_KEY, value, retention=self.retention)
+        """Clear the intent: Fuse rejected the call, or it never left the machine."""
+        self._entries = [None]
+        self._save()

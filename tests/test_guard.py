@@ -2,147 +2,274 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import timedelta
 
 import pytest
 
 from airflow_provider_fuse.guard import (
     LEDGER_KEY,
+    QUEUE_CALL_KEY,
     BulkQueueLedger,
     Fingerprint,
+    GuardError,
     ListChanged,
+    QueueCallLedger,
     UnknownOutcomeRecorded,
+    seal,
 )
 from tests.helpers import MemoryStore
 
-LIST = Fingerprint.of("a" * 64, application_id=1, deployment_id=2, fields={}, chunk_size=None)
+PARAMETERS = {"application_id": 1, "deployment_id": 2, "fields": {}, "chunk_size": None}
+LIST = Fingerprint.of("a" * 64, **PARAMETERS)
+
+
+def record_success(store: MemoryStore, fingerprint: Fingerprint = LIST, counts=(4,)) -> None:
+    ledger = BulkQueueLedger(store)
+    ledger.plan(fingerprint, len(counts))
+    for index, queued in enumerate(counts):
+        ledger.sending(index, queued)
+        ledger.queued(index, queued)
 
 
 def test_a_fresh_task_starts_at_the_first_part():
-    plan = BulkQueueLedger(MemoryStore(), LIST, 3).plan()
+    plan = BulkQueueLedger(MemoryStore()).plan(LIST, 3)
     assert (plan.start, plan.calls_queued, plan.resumed) == (0, 0, False)
 
 
 def test_after_success_nothing_is_sent_again_and_the_count_is_returned():
     store = MemoryStore()
-    first = BulkQueueLedger(store, LIST, 2)
-    first.plan()
-    for index, queued in enumerate((10, 7)):
-        first.sending(index, 10)
-        first.queued(index, queued)
-    plan = BulkQueueLedger(store, LIST, 2).plan()
+    record_success(store, counts=(10, 7))
+    plan = BulkQueueLedger(store).plan(LIST, 2)
     assert (plan.start, plan.calls_queued) == (2, 17)
+
+
+def test_after_success_the_ledger_answers_without_the_list():
+    store = MemoryStore()
+    record_success(store, counts=(10, 7))
+    assert BulkQueueLedger(store).answer(PARAMETERS) == 17
+
+
+def test_the_answer_without_the_list_refuses_changed_parameters():
+    store = MemoryStore()
+    record_success(store)
+    with pytest.raises(ListChanged, match="already queued 4 calls, and the parameters of the list changed"):
+        BulkQueueLedger(store).answer({**PARAMETERS, "deployment_id": 3})
+
+
+def test_the_answer_without_the_list_defers_to_the_list_when_a_resend_is_allowed_or_parts_are_left():
+    store = MemoryStore()
+    record_success(store)
+    assert BulkQueueLedger(store).answer(PARAMETERS, resend=True) is None
+    partial = MemoryStore()
+    ledger = BulkQueueLedger(partial)
+    ledger.plan(LIST, 2)
+    ledger.sending(0, 5)
+    ledger.queued(0, 5)
+    assert BulkQueueLedger(partial).answer(PARAMETERS) is None
+    assert BulkQueueLedger(MemoryStore()).answer(PARAMETERS) is None
 
 
 def test_a_retry_resumes_at_the_first_part_not_queued():
     store = MemoryStore()
-    first = BulkQueueLedger(store, LIST, 4)
-    first.plan()
+    first = BulkQueueLedger(store)
+    first.plan(LIST, 4)
     for index in (0, 1):
         first.sending(index, 5)
         first.queued(index, 5)
     first.sending(2, 5)
-    first.not_queued(2)  # Fuse said 4xx, or it was never sent
-    plan = BulkQueueLedger(store, LIST, 4).plan()
+    first.not_queued(2)  # Fuse said 4xx, or it never left the machine
+    plan = BulkQueueLedger(store).plan(LIST, 4)
     assert (plan.start, plan.calls_queued, plan.resumed) == (2, 10, True)
 
 
 def test_an_intent_without_a_result_blocks_sending_whatever_the_fingerprint():
     store = MemoryStore()
-    first = BulkQueueLedger(store, LIST, 1)
-    first.plan()
+    first = BulkQueueLedger(store)
+    first.plan(LIST, 1)
     first.sending(0, 1000)  # ... and the worker died
-    other = Fingerprint.of("b" * 64, application_id=1, deployment_id=2, fields={}, chunk_size=None)
+    other = Fingerprint.of("b" * 64, **PARAMETERS)
     for fingerprint in (LIST, other):
         with pytest.raises(UnknownOutcomeRecorded, match="part 1 of 1 \\(1000 rows\\)"):
-            BulkQueueLedger(store, fingerprint, 1).plan()
+            BulkQueueLedger(store).plan(fingerprint, 1)
     with pytest.raises(UnknownOutcomeRecorded):
-        BulkQueueLedger(store, LIST, 1).plan(resend=True)
+        BulkQueueLedger(store).plan(LIST, 1, resend=True)
+    with pytest.raises(UnknownOutcomeRecorded):
+        BulkQueueLedger(store).answer(PARAMETERS)
 
 
 def test_an_unknown_outcome_may_be_retried_when_asked():
     store = MemoryStore()
-    first = BulkQueueLedger(store, LIST, 2)
-    first.plan()
+    first = BulkQueueLedger(store)
+    first.plan(LIST, 2)
     first.sending(0, 3)
     first.queued(0, 3)
     first.sending(1, 3)
-    plan = BulkQueueLedger(store, LIST, 2).plan(retry_unknown=True)
+    plan = BulkQueueLedger(store).plan(LIST, 2, retry_unknown=True)
     assert (plan.start, plan.calls_queued) == (1, 3)
 
 
 @pytest.mark.parametrize(
     ("changed", "kind"),
     [
-        (Fingerprint.of("b" * 64, application_id=1, deployment_id=2, fields={}, chunk_size=None), "content"),
-        (
-            Fingerprint.of("a" * 64, application_id=1, deployment_id=3, fields={}, chunk_size=None),
-            "parameters",
-        ),
-        (
-            Fingerprint.of("b" * 64, application_id=1, deployment_id=2, fields={}, chunk_size=100),
-            "content and parameters",
-        ),
+        (Fingerprint.of("b" * 64, **PARAMETERS), "content"),
+        (Fingerprint.of("a" * 64, **{**PARAMETERS, "deployment_id": 3}), "parameters"),
+        (Fingerprint.of("b" * 64, **{**PARAMETERS, "chunk_size": 100}), "content and parameters"),
     ],
 )
 def test_a_changed_list_after_success_is_refused_saying_what_changed(changed, kind):
     store = MemoryStore()
-    first = BulkQueueLedger(store, LIST, 1)
-    first.plan()
-    first.sending(0, 4)
-    first.queued(0, 4)
+    record_success(store)
     with pytest.raises(ListChanged, match=f"already queued 4 calls, and the {kind} of the list changed"):
-        BulkQueueLedger(store, changed, 1).plan()
+        BulkQueueLedger(store).plan(changed, 1)
 
 
 def test_resend_sends_a_changed_list_once_and_then_remembers_it():
     store = MemoryStore()
-    first = BulkQueueLedger(store, LIST, 1)
-    first.plan()
-    first.sending(0, 4)
-    first.queued(0, 4)
-    changed = Fingerprint.of("c" * 64, application_id=1, deployment_id=2, fields={}, chunk_size=None)
-    second = BulkQueueLedger(store, changed, 1)
-    assert second.plan(resend=True).start == 0
+    record_success(store)
+    changed = Fingerprint.of("c" * 64, **PARAMETERS)
+    second = BulkQueueLedger(store)
+    assert second.plan(changed, 1, resend=True).start == 0
     second.sending(0, 5)
     second.queued(0, 5)
-    third = BulkQueueLedger(store, changed, 1).plan(resend=True)
+    third = BulkQueueLedger(store).plan(changed, 1, resend=True)
     assert (third.start, third.calls_queued) == (1, 5)
 
 
 def test_a_changed_list_with_nothing_queued_before_is_sent():
     store = MemoryStore()
-    first = BulkQueueLedger(store, LIST, 1)
-    first.plan()
+    first = BulkQueueLedger(store)
+    first.plan(LIST, 1)
     first.sending(0, 4)
     first.not_queued(0)
-    changed = Fingerprint.of("d" * 64, application_id=1, deployment_id=2, fields={}, chunk_size=None)
-    assert BulkQueueLedger(store, changed, 1).plan().start == 0
+    changed = Fingerprint.of("d" * 64, **PARAMETERS)
+    assert BulkQueueLedger(store).plan(changed, 1).start == 0
 
 
 def test_entries_never_expire_and_hold_no_personal_data():
     store = MemoryStore()
-    ledger = BulkQueueLedger(store, LIST, 1)
-    ledger.plan()
-    ledger.sending(0, 2)
-    ledger.queued(0, 2)
+    record_success(store, counts=(2,))
     assert store.retentions[LEDGER_KEY] == timedelta.max
-    assert store.values[LEDGER_KEY] == {
-        "version": 1,
-        "fingerprint": {"content": LIST.content, "parameters": LIST.parameters},
-        "fingerprint_sha256": LIST.value,
+    value = store.values[LEDGER_KEY]
+    salt = bytes.fromhex(value["salt"])
+    assert len(salt) == 16
+    assert value == {
+        "version": 2,
+        "salt": salt.hex(),
+        "fingerprint": {"content": seal(LIST.content, salt), "parameters": seal(LIST.parameters, salt)},
         "parts": [{"state": "queued", "rows": 2, "calls_queued": 2}],
     }
 
 
+def test_no_unsalted_hash_of_the_list_is_stored():
+    """A one-row list is a phone number away from a dictionary attack on a bare SHA-256."""
+    csv = b"destination\n6175551234\n"
+    digest = hashlib.sha256(csv).hexdigest()
+    store = MemoryStore()
+    record_success(store, Fingerprint.of(digest, **PARAMETERS), counts=(1,))
+    stored = json.dumps(store.values)
+    assert digest not in stored
+    assert hashlib.sha256(digest.encode()).hexdigest() not in stored
+
+
+def test_the_same_list_seals_differently_in_two_task_instances():
+    first, second = MemoryStore(), MemoryStore()
+    record_success(first)
+    record_success(second)
+    assert first.values[LEDGER_KEY]["salt"] != second.values[LEDGER_KEY]["salt"]
+    assert first.values[LEDGER_KEY]["fingerprint"] != second.values[LEDGER_KEY]["fingerprint"]
+
+
 def test_the_fingerprint_covers_every_parameter():
-    base = {"application_id": 1, "deployment_id": 2, "fields": {"max_attempts": "2"}, "chunk_size": None}
-    reference = Fingerprint.of("a" * 64, **base)
-    assert Fingerprint.of("a" * 64, **base) == reference
+    reference = Fingerprint.of("a" * 64, **PARAMETERS)
+    assert Fingerprint.of("a" * 64, **PARAMETERS) == reference
     for name, value in [
         ("application_id", 9),
         ("deployment_id", 9),
         ("fields", {"max_attempts": "3"}),
         ("chunk_size", 10),
     ]:
-        assert Fingerprint.of("a" * 64, **{**base, name: value}).parameters != reference.parameters
+        assert Fingerprint.of("a" * 64, **{**PARAMETERS, name: value}).parameters != reference.parameters
+
+
+def test_a_ledger_written_by_0_1_0_is_still_read():
+    parameters = json.dumps(PARAMETERS, sort_keys=True, separators=(",", ":")).encode()
+    store = MemoryStore()
+    store.values[LEDGER_KEY] = {
+        "version": 1,
+        "fingerprint": {"content": "a" * 64, "parameters": hashlib.sha256(parameters).hexdigest()},
+        "fingerprint_sha256": "ignored",
+        "parts": [{"state": "queued", "rows": 3, "calls_queued": 3}],
+    }
+    assert BulkQueueLedger(store).answer(PARAMETERS) == 3
+    assert BulkQueueLedger(store).plan(LIST, 1).start == 1
+    with pytest.raises(ListChanged, match="content of the list changed"):
+        BulkQueueLedger(store).plan(Fingerprint.of("b" * 64, **PARAMETERS), 1)
+
+
+def test_something_else_under_the_key_blocks_sending():
+    store = MemoryStore()
+    store.values[LEDGER_KEY] = {"parts": "not a ledger"}
+    with pytest.raises(GuardError, match="not this provider's ledger"):
+        BulkQueueLedger(store)
+
+
+# --- a single call -----------------------------------------------------------------------------------
+
+CALL = Fingerprint.of_call("6175551234", {"first_name": "Ada"}, application_id=1, deployment_id=2, fields={})
+
+
+def test_a_queued_call_is_answered_with_its_call_id():
+    store = MemoryStore()
+    ledger = QueueCallLedger(store, CALL)
+    assert ledger.plan() is None
+    ledger.sending()
+    ledger.queued("c-1")
+    assert QueueCallLedger(store, CALL).plan() == "c-1"
+
+
+def test_a_call_whose_outcome_is_unknown_blocks_the_next_try():
+    store = MemoryStore()
+    ledger = QueueCallLedger(store, CALL)
+    ledger.plan()
+    ledger.sending()
+    with pytest.raises(UnknownOutcomeRecorded):
+        QueueCallLedger(store, CALL).plan()
+    assert QueueCallLedger(store, CALL).plan(retry_unknown=True) is None
+
+
+def test_another_call_after_a_queued_one_is_refused_unless_resend():
+    store = MemoryStore()
+    ledger = QueueCallLedger(store, CALL)
+    ledger.plan()
+    ledger.sending()
+    ledger.queued("c-1")
+    other = Fingerprint.of_call("6175550000", None, application_id=1, deployment_id=2, fields={})
+    with pytest.raises(ListChanged, match="already queued call c-1, and the content of the call changed"):
+        QueueCallLedger(store, other).plan()
+    assert QueueCallLedger(store, other).plan(resend=True) is None
+
+
+def test_the_call_ledger_stores_no_phone_number_and_uses_the_same_sealing():
+    store = MemoryStore()
+    ledger = QueueCallLedger(store, CALL)
+    ledger.plan()
+    ledger.sending()
+    ledger.queued("c-1")
+    value = store.values[QUEUE_CALL_KEY]
+    assert "6175551234" not in json.dumps(value)
+    salt = bytes.fromhex(value["salt"])
+    assert value["fingerprint"]["content"] == seal(CALL.content, salt)
+    assert value["parts"] == [{"state": "queued", "call_id": "c-1"}]
+
+
+def test_a_call_ledger_written_by_0_1_0_is_still_read():
+    store = MemoryStore()
+    store.values[QUEUE_CALL_KEY] = {
+        "version": 1,
+        "fingerprint": CALL.legacy(),
+        "state": "queued",
+        "call_id": "c-0",
+    }
+    assert QueueCallLedger(store, CALL).plan() == "c-0"

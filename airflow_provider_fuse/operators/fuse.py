@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import tempfile
 from datetime import datetime, timedelta, timezone
+from functools import partial
 from typing import TYPE_CHECKING, Any, Literal
 
 from airflow.sdk import BaseOperator
@@ -22,14 +23,21 @@ from airflow_provider_fuse.exceptions import (
     nothing_queued,
 )
 from airflow_provider_fuse.fields import QueueFields, TimestampLike, to_positive_id
+from airflow_provider_fuse.masking import (
+    mask_personal_data,
+    sealed_call_parameters,
+    sealed_phone_number,
+    sealed_result_url,
+    shown_url,
+)
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
-    import jinja2
     from airflow.sdk import Asset, Context, ObjectStoragePath
 
-    from airflow_provider_fuse.guard import BulkQueueLedger, QueueCallLedger, StateStore
+    from airflow_provider_fuse.guard import BulkQueueLedger, Fingerprint, QueueCallLedger, StateStore
+    from airflow_provider_fuse.hooks.fuse import FuseHook
     from airflow_provider_fuse.preflight import CsvPart, CsvSummary
 
 __all__ = [
@@ -37,6 +45,7 @@ __all__ = [
     "FuseBulkQueueOperator",
     "FuseCancelCallsOperator",
     "FuseQueueCallOperator",
+    "mask_personal_data",
     "task_failure",
 ]
 
@@ -54,6 +63,9 @@ class _FuseQueueingOperator(BaseOperator):
     The request fields of Fuse's queueing endpoints and their checks, the stale-run check, and the
     duplicate guard's state store and resend switch. See the subclasses for the parameters.
     """
+
+    #: Once rendered, shown with its userinfo and query values as ``***`` (a token may be there).
+    result_url = sealed_result_url()
 
     def __init__(
         self,
@@ -106,7 +118,7 @@ class _FuseQueueingOperator(BaseOperator):
             end_timestamp=self.end_timestamp,
             max_attempts=self.max_attempts,
             reattempt_wait=self.reattempt_wait,
-            result_url=self.result_url,
+            result_url=type(self).result_url.value(self),
             is_pci=self.is_pci,
             # Whether the window is still open matters only before sending (:meth:`_ready_to_send`):
             # a clear after success must return what was recorded, even once the window has closed.
@@ -114,36 +126,67 @@ class _FuseQueueingOperator(BaseOperator):
         )
         return application_id, deployment_id, fields
 
-    def _ready_to_send(self, context: Context, fields: QueueFields) -> None:
+    def _ready_to_send(self, context: Context, fields: QueueFields, queued_before: str = "") -> None:
         """The checks that matter only when something is about to be sent.
 
-        :raises AirflowSkipException: for a stale run (see ``max_run_age``).
-        :raises AirflowFailException: when the dialing window has already closed.
+        :param queued_before: what earlier tries of this task instance already queued, described
+            (``""`` when nothing): a stale run that finds calls queued fails instead of skipping, so
+            a half-sent campaign is never hidden behind a skipped task.
+        :raises AirflowSkipException: for a stale run with nothing queued before (see ``max_run_age``).
+        :raises AirflowFailException: for a stale run with calls queued before, and when the dialing
+            window has already closed.
         """
-        self._skip_if_stale(context)
+        stale = self._staleness(context)
+        if stale and queued_before:
+            raise AirflowFailException(
+                f"Not sending the rest of the list: {stale}. Earlier tries of this task instance already "
+                f"queued {queued_before}; the rest is not dialed from an old run. Check the campaign in Fuse."
+            )
+        if stale:
+            self.log.warning(
+                "Not dialing: %s. Catch-up and backfill runs do not call people from an old list.", stale
+            )
+            raise AirflowSkipException(f"Stale run: {stale}")
         try:
             fields.check_open()
         except FuseValidationError as error:
             raise AirflowFailException(f"Nothing was sent to Fuse: {error}") from None
 
-    def _skip_if_stale(self, context: Context) -> None:
-        """Skip, instead of dialing, a run whose data interval ended longer ago than ``max_run_age``."""
+    def _staleness(self, context: Context) -> str:
+        """Why this run is too old to dial, or ``""``: it was due longer ago than ``max_run_age``.
+
+        A run is due at its ``run_after`` (when the scheduler could start it: for a manual run, when
+        it was triggered), not at the end of its data interval: a manual run of a weekly timetable
+        gets an interval that ended days ago and is still today's run. Without ``run_after`` (Airflow
+        before 3.0's run model, or a bare context) the data interval's end, then the logical date.
+        """
         if self.max_run_age is None:
-            return
-        ended = context.get("data_interval_end")
-        if not isinstance(ended, datetime):
-            return
-        age = datetime.now(timezone.utc) - ended
-        if age > self.max_run_age:
+            return ""
+        due, what = _run_due(context)
+        if due is None:
+            return ""
+        age = datetime.now(timezone.utc) - due
+        if age <= self.max_run_age:
+            return ""
+        return f"this run was due ({what}) {_round(age)} ago, more than max_run_age ({self.max_run_age})"
+
+    def _best_effort(self, what: str, action: Callable[[], object]) -> None:
+        """Run ``action``, which follows Fuse's 200: a failure is logged, never raised."""
+        try:
+            action()
+        except Exception as error:
+            # The type only: a message could carry anything.
             self.log.warning(
-                "Not dialing: this run's data interval ended %s ago, more than max_run_age (%s). "
-                "Catch-up and backfill runs do not call people from an old list.",
-                _round(age),
-                self.max_run_age,
+                "After Fuse queued calls, %s failed (%s); the task goes on.", what, type(error).__name__
             )
-            raise AirflowSkipException(
-                f"Stale run: data interval ended {_round(age)} ago (max_run_age {self.max_run_age})"
-            )
+
+    @staticmethod
+    def _read_connection(hook: FuseHook) -> None:
+        """Read and check the hook's connection: a broken one fails the task before anything is recorded."""
+        try:
+            hook.settings  # noqa: B018 (reading it is the check)
+        except FuseValidationError as error:
+            raise AirflowFailException(f"Nothing was sent to Fuse: {error}") from None
 
     def _state_store(self, context: Context) -> StateStore | None:
         """The task state store the duplicate guard keeps its ledger in, or None (Airflow < 3.3)."""
@@ -272,28 +315,58 @@ class FuseBulkQueueOperator(_FuseQueueingOperator):
     # --- execute ---------------------------------------------------------------------------------
 
     def execute(self, context: Context) -> int:
-        """Check, preflight, send the list (or what is left of it), and return ``calls_queued``."""
-        from airflow_provider_fuse.guard import LEDGER_KEY, has_record
+        """Answer from the ledger, or check, preflight and send the list (or what is left of it).
+
+        :return: ``calls_queued`` in total (what earlier tries of this task instance queued included).
+        """
+        from airflow_provider_fuse.guard import GuardError
 
         try:
             application_id, deployment_id, fields = self._validated_arguments()
         except FuseValidationError as error:
             raise AirflowFailException(f"Nothing was sent to Fuse: {error}") from None
-        store = None if self.preflight_only else self._state_store(context)
+        where = f"application {application_id} / deployment {deployment_id}"
+        parameters = self._parameters(application_id, deployment_id, fields)
+        ledger = None if self.preflight_only else self._ledger(context, where)
+        resend = self._resend(context)
+        # A retry or clear after success is answered from the ledger first: the CSV may be gone by now.
+        if ledger is not None:
+            try:
+                recorded = ledger.answer(
+                    parameters, retry_unknown=self.on_unknown_outcome == "retry", resend=resend
+                )
+            except GuardError as error:
+                raise AirflowFailException(self._guard_message(error, where)) from None
+            if recorded is not None:
+                self.log.info(
+                    "Nothing sent: an earlier try of this task instance already queued this list (%d calls, "
+                    "recorded in the task state store); the CSV was not read. To send a changed list as "
+                    'well, set allow_resend=True or trigger the run with {"%s": true}.',
+                    recorded,
+                    RESEND_CONF_KEY,
+                )
+                return recorded
         # With nothing recorded, a stale run or a closed window stops here, before the CSV is read;
-        # otherwise only once the ledger says something is left to send.
-        ready = store is None or not has_record(store, LEDGER_KEY)
+        # otherwise only once the plan says something is left to send.
+        ready = ledger is None or ledger.record is None
         if ready:
             self._ready_to_send(context, fields)
 
-        # Everything written on the way (a spooled remote CSV, chunks) lives here and is removed
+        # Everything written on the way (the snapshot of the CSV, chunks) lives here and is removed
         # whatever happens.
         with tempfile.TemporaryDirectory(prefix="fuse-bulk-queue-") as workdir:
             try:
-                path = self._local_csv_path(workdir)
+                path = self._snapshot(workdir)
                 summary = self._preflight(path)
             except FuseValidationError as error:
-                raise AirflowFailException(f"Nothing was sent to Fuse: {error}") from None
+                needed = ""
+                if ledger is not None and ledger.record is not None and ledger.record.queued:
+                    needed = (
+                        f" The list is needed to compare it with the {ledger.record.calls_queued()} calls an "
+                        "earlier try of this task instance queued"
+                        + (" (allow_resend is set)." if resend else ".")
+                    )
+                raise AirflowFailException(f"Nothing was sent to Fuse: {error}.{needed}") from None
             if summary.rows == 0:
                 raise AirflowSkipException("The CSV has a header and no contacts: nothing to queue.")
             self._check_duplicates(summary)
@@ -301,62 +374,71 @@ class FuseBulkQueueOperator(_FuseQueueingOperator):
             rows = sum(part.rows for part in parts)
             if self.preflight_only:
                 self._check_connection()
-                self._log_dry_run(rows, parts, application_id, deployment_id, fields)
+                self._log_dry_run(rows, parts, where, fields)
                 return rows
-            ledger = self._ledger(store, summary, parts, application_id, deployment_id, fields)
-            calls_queued = self._send(parts, ledger, context, application_id, deployment_id, fields, ready)
-
-        self.log.info(
-            "Fuse bulk_queue: %d rows sent, %d calls queued, application %d / deployment %d, window %s",
-            rows,
-            calls_queued,
-            application_id,
-            deployment_id,
-            fields.describe_window(),
-        )
-        if calls_queued < rows:
-            self.log.warning(
-                "Fuse queued %d calls for %d rows sent: %d rows were not queued. Check the deployment's "
-                "outbound calls in Fuse.",
-                calls_queued,
-                rows,
-                rows - calls_queued,
+            fingerprint = self._fingerprint(summary, parameters)
+            calls_queued, sent = self._send(
+                parts, ledger, fingerprint, context, (application_id, deployment_id), fields, ready
             )
+        self._best_effort(
+            "the summary log line", lambda: self._log_summary(sent, calls_queued, where, fields)
+        )
         return calls_queued
+
+    def _parameters(self, application_id: int, deployment_id: int, fields: QueueFields) -> dict[str, Any]:
+        """Everything besides the CSV that shapes the requests: what the fingerprint's parameters cover."""
+        return {
+            "application_id": application_id,
+            "deployment_id": deployment_id,
+            "fields": fields.form_fields(),
+            "chunk_size": self.chunk_size,
+            "on_duplicate_destinations": self.on_duplicate_destinations,
+        }
 
     def _send(
         self,
         parts: list[CsvPart],
         ledger: BulkQueueLedger | None,
+        fingerprint: Fingerprint,
         context: Context,
-        application_id: int,
-        deployment_id: int,
+        ids: tuple[int, int],
         fields: QueueFields,
         ready: bool,
-    ) -> int:
-        """Send each part not yet queued, recording intent and result; return the total queued.
+    ) -> tuple[int, int]:
+        """Send each part not yet queued, recording intent and result.
 
         ``ready``: the pre-send checks (:meth:`_ready_to_send`) already passed.
+
+        :return: the total calls queued (earlier tries' parts included) and the rows sent by this try.
         """
         from airflow_provider_fuse.guard import GuardError, Plan
 
+        where = f"application {ids[0]} / deployment {ids[1]}"
         try:
             plan = (
-                ledger.plan(retry_unknown=self.on_unknown_outcome == "retry", resend=self._resend(context))
+                ledger.plan(
+                    fingerprint,
+                    len(parts),
+                    retry_unknown=self.on_unknown_outcome == "retry",
+                    resend=self._resend(context),
+                )
                 if ledger
                 else Plan(start=0, calls_queued=0, resumed=False)
             )
         except GuardError as error:
-            raise AirflowFailException(self._guard_message(error, application_id, deployment_id)) from None
+            raise AirflowFailException(self._guard_message(error, where)) from None
         if plan.start == len(parts):
             self.log.info(
-                "Not sending anything: an earlier try of this task instance already queued this list "
-                "(%d calls, recorded in the task state store).",
+                "Nothing sent: an earlier try of this task instance already queued this list (%d calls, "
+                "recorded in the task state store).",
                 plan.calls_queued,
             )
-            return plan.calls_queued
+            return plan.calls_queued, 0
         if not ready:
-            self._ready_to_send(context, fields)
+            queued_before = (
+                f"parts 1-{plan.start} of {len(parts)} ({plan.calls_queued} calls)" if plan.start else ""
+            )
+            self._ready_to_send(context, fields, queued_before)
         if plan.resumed:
             self.log.info(
                 "Resuming at part %d of %d: earlier tries already queued %d calls for the parts before it.",
@@ -368,16 +450,18 @@ class FuseBulkQueueOperator(_FuseQueueingOperator):
         from airflow_provider_fuse.hooks.fuse import FuseHook
 
         hook = FuseHook(self.fuse_conn_id)
-        total = plan.calls_queued
+        total, sent = plan.calls_queued, 0
         try:
+            # The connection is read and checked before any intent is recorded: a missing or broken
+            # connection must not leave an intent behind for a request that never left.
+            self._read_connection(hook)
             for index in range(plan.start, len(parts)):
                 part = parts[index]
                 if ledger:
                     ledger.sending(index, part.rows)
                 try:
                     queued = hook.bulk_queue(
-                        application_id,
-                        deployment_id,
+                        *ids,
                         part.path,
                         start_timestamp=fields.start_timestamp,
                         end_timestamp=fields.end_timestamp,
@@ -392,40 +476,79 @@ class FuseBulkQueueOperator(_FuseQueueingOperator):
                         ledger.not_queued(index)
                     raise self._task_failure(
                         error,
-                        application_id,
-                        deployment_id,
+                        where,
                         part_index=index,
                         parts=parts,
                         queued_before=total,
                         guarded=ledger is not None,
                     ) from error
+                # From Fuse's 200 on, nothing may fail the task: a retry would dial these contacts again.
                 if ledger:
-                    ledger.queued(index, queued)
+                    self._best_effort(
+                        f"recording part {index + 1} as queued in the task state store (a later try of this "
+                        "task will refuse to send until that part is checked in Fuse)",
+                        partial(ledger.queued, index, queued),
+                    )
                 total += queued
+                sent += part.rows
                 if len(parts) > 1:
-                    self.log.info(
-                        "Part %d of %d: %d rows (rows %d-%d), %d calls queued",
-                        index + 1,
-                        len(parts),
-                        part.rows,
-                        part.first_row,
-                        part.last_row,
-                        queued,
+                    self._best_effort(
+                        "a progress log line",
+                        partial(
+                            self.log.info,
+                            "Part %d of %d: %d rows (%s), %d calls queued",
+                            index + 1,
+                            len(parts),
+                            part.rows,
+                            _rows_of(part),
+                            queued,
+                        ),
                     )
         finally:
             hook.close()
-        return total
+        return total, sent
+
+    def _log_summary(self, sent: int, calls_queued: int, where: str, fields: QueueFields) -> None:
+        self.log.info(
+            "Fuse bulk_queue: %d rows sent, %d calls queued, %s, window %s",
+            sent,
+            calls_queued,
+            where,
+            fields.describe_window(),
+        )
+        if calls_queued < sent:
+            self.log.warning(
+                "Fuse queued %d calls for %d rows sent: %d rows were not queued. Check the deployment's "
+                "outbound calls in Fuse.",
+                calls_queued,
+                sent,
+                sent - calls_queued,
+            )
+        elif calls_queued > sent and sent:
+            self.log.warning(
+                "Fuse says it queued %d calls for %d rows sent: more calls than rows. Check the deployment's "
+                "outbound calls in Fuse.",
+                calls_queued,
+                sent,
+            )
 
     # --- checks ----------------------------------------------------------------------------------
 
-    def _local_csv_path(self, workdir: str) -> str:
-        """The seam where the CSV artifact becomes a local file to preflight and upload.
+    def _snapshot(self, workdir: str) -> str:
+        """Copy the CSV artifact into ``workdir`` and return the copy's path: what is checked and sent.
 
-        A local path is used in place. An object storage URI, an ``ObjectStoragePath`` or an Asset
-        naming the CSV is built into a path object here, at execute time, and — unless it is a
-        local ``file://`` path — read once into a temporary file under ``workdir``.
+        The preflight, the fingerprint, the parts and the upload all read this private copy, so
+        whatever happens to the artifact afterwards (appended to, rewritten, replaced, moved,
+        deleted) exactly the checked bytes are sent. A local file is read through one descriptor
+        and must not change while it is copied; only regular files are read. An object storage URI,
+        an ``ObjectStoragePath`` or an Asset naming the CSV is resolved here, at execute time.
+
+        :raises FuseCsvError: the artifact is missing, not a regular file, unreadable, or changed
+            while it was copied.
         """
         source: Any = self.csv_path
+        directory = os.path.join(workdir, "source")
+        os.mkdir(directory, 0o700)
         if _is_remote_source(source):
             from airflow.sdk import Asset, ObjectStoragePath
 
@@ -433,23 +556,25 @@ class FuseBulkQueueOperator(_FuseQueueingOperator):
                 source = source.uri
             if isinstance(source, str):
                 source = ObjectStoragePath(source.strip())
-            if source.protocol in ("file", "local"):
-                return str(source.path)
-            return self._spool(source, workdir)
+            if source.protocol not in ("file", "local"):
+                return self._spool(source, directory)
+            source = str(source.path)
         if isinstance(source, os.PathLike):
             source = os.fspath(source)
         if not isinstance(source, str) or not source.strip() or source.strip() == "None":
             raise FuseValidationError("csv_path", f"must be the path of the contact CSV, got {source!r}")
-        return source
+        from airflow_provider_fuse.snapshot import copy_regular_file
 
-    def _spool(self, source: Any, workdir: str) -> str:
-        """Copy a remote object into ``workdir`` in blocks (memory stays flat); return the local path."""
+        copy = os.path.join(directory, os.path.basename(source) or "contacts.csv")
+        copy_regular_file(source, copy)
+        return copy
+
+    def _spool(self, source: Any, directory: str) -> str:
+        """Copy a remote object into ``directory`` in blocks (memory stays flat); return the local path."""
         import shutil
 
         from airflow_provider_fuse.exceptions import FuseCsvError
 
-        directory = os.path.join(workdir, "source")
-        os.mkdir(directory)
         local = os.path.join(directory, source.name or "contacts.csv")
         self.log.info("Reading %s into a temporary file for the preflight and the upload", source)
         try:
@@ -511,59 +636,49 @@ class FuseBulkQueueOperator(_FuseQueueingOperator):
         """Read and check the ``fuse`` connection as a real run would, without any request."""
         from airflow_provider_fuse.hooks.fuse import FuseHook
 
-        try:
-            FuseHook(self.fuse_conn_id).settings  # noqa: B018 (reading it is the check)
-        except FuseValidationError as error:
-            raise AirflowFailException(f"Nothing was sent to Fuse: {error}") from None
+        self._read_connection(FuseHook(self.fuse_conn_id))
 
-    def _log_dry_run(
-        self, rows: int, parts: list[CsvPart], application_id: int, deployment_id: int, fields: QueueFields
-    ) -> None:
-        sent = ", ".join(
-            f"{name}={value}" for name, value in fields.form_fields().items() if name != "is_pci"
-        )
+    def _log_dry_run(self, rows: int, parts: list[CsvPart], where: str, fields: QueueFields) -> None:
+        shown: dict[str, object] = {
+            name: value for name, value in fields.form_fields().items() if name != "is_pci"
+        }
+        if "result_url" in shown:
+            shown["result_url"] = shown_url(shown["result_url"])
+        sent = ", ".join(f"{name}={value}" for name, value in shown.items())
         if fields.is_pci:
             sent = f"{sent}, is_pci=1" if sent else "is_pci=1"
         self.log.info(
-            "Dry run, nothing sent: would queue %d rows in %d request(s) to application %d / deployment %d, "
-            "window %s, fields: %s",
+            "Dry run, nothing sent: would queue %d rows in %d request(s) to %s, window %s, fields: %s",
             rows,
             len(parts),
-            application_id,
-            deployment_id,
+            where,
             fields.describe_window(),
             sent or "(none)",
         )
 
     # --- the duplicate guard ---------------------------------------------------------------------
 
-    def _ledger(
-        self,
-        store: StateStore | None,
-        summary: CsvSummary,
-        parts: list[CsvPart],
-        application_id: int,
-        deployment_id: int,
-        fields: QueueFields,
-    ) -> BulkQueueLedger | None:
-        from airflow_provider_fuse.guard import BulkQueueLedger, Fingerprint
+    def _ledger(self, context: Context, where: str) -> BulkQueueLedger | None:
+        """This task instance's ledger, read from its state store; ``None`` without one (Airflow < 3.3)."""
+        from airflow_provider_fuse.guard import BulkQueueLedger, GuardError
 
+        store = self._state_store(context)
         if store is None:
             return None
-        fingerprint = Fingerprint.of(
-            summary.sha256,
-            application_id=application_id,
-            deployment_id=deployment_id,
-            fields=fields.form_fields(),
-            chunk_size=self.chunk_size,
-            on_duplicate_destinations=self.on_duplicate_destinations,
-        )
-        return BulkQueueLedger(store, fingerprint, len(parts))
+        try:
+            return BulkQueueLedger(store)
+        except GuardError as error:
+            raise AirflowFailException(self._guard_message(error, where)) from None
 
-    def _guard_message(self, error: Exception, application_id: int, deployment_id: int) -> str:
-        from airflow_provider_fuse.guard import UnknownOutcomeRecorded
+    @staticmethod
+    def _fingerprint(summary: CsvSummary, parameters: dict[str, Any]) -> Fingerprint:
+        from airflow_provider_fuse.guard import Fingerprint
 
-        where = f"application {application_id} / deployment {deployment_id}"
+        return Fingerprint.of(summary.sha256, **parameters)
+
+    def _guard_message(self, error: Exception, where: str) -> str:
+        from airflow_provider_fuse.guard import ListChanged, UnknownOutcomeRecorded
+
         if isinstance(error, UnknownOutcomeRecorded):
             return (
                 f"Not sending: the outcome of an earlier try is unknown: {error}. Fuse may have queued those "
@@ -573,34 +688,44 @@ class FuseBulkQueueOperator(_FuseQueueingOperator):
                 ".../taskInstances/{task_id}/state-store/{key}) and clear the task, or set "
                 "on_unknown_outcome='retry'."
             )
-        return (
-            f"Not sending: {error}. Sending the new list could call people twice. If it is meant to be sent "
-            f"in addition to what {where} already has, set allow_resend=True or trigger the run with "
-            f'{{"{RESEND_CONF_KEY}": true}}.'
-        )
+        if isinstance(error, ListChanged):
+            return (
+                f"Not sending: {error}. Sending the new list could call people twice. If it is meant to be "
+                f"sent in addition to what {where} already has, set allow_resend=True or trigger the run "
+                f'with {{"{RESEND_CONF_KEY}": true}}.'
+            )
+        return f"Not sending: {error}."
 
     # --- outcomes --------------------------------------------------------------------------------
 
     def _task_failure(
         self,
         error: FuseError,
-        application_id: int,
-        deployment_id: int,
+        where: str,
         *,
         part_index: int = 0,
         parts: list[CsvPart] | None = None,
         queued_before: int = 0,
         guarded: bool = False,
     ) -> AirflowException:
-        """A Fuse failure of the bulk upload as a task outcome: :func:`task_failure`, plus parts."""
+        """A Fuse failure of the bulk upload as a task outcome: :func:`task_failure`, plus parts.
+
+        A failed part is named with the rows of the original file it holds: Fuse's own text (a row
+        number, say) counts within the part it was sent.
+        """
         count = len(parts or ())
-        part = f" (part {part_index + 1} of {count})" if count > 1 else ""
+        part = ""
+        if parts and count > 1:
+            sent = parts[part_index]
+            part = (
+                f" (part {part_index + 1} of {count}: {_rows_of(sent)} of the file; row numbers in Fuse's "
+                f"text count within this part, whose first data row is the file's row {sent.first_row})"
+            )
         outcome = task_failure(
             error,
             unknown_outcome=(
-                "Fuse may have queued some or all of the calls. Check the pending outbound calls of "
-                f"application {application_id} / deployment {deployment_id} in Fuse before running this "
-                "task again: a retry could dial every contact twice."
+                f"Fuse may have queued some or all of the calls. Check the pending outbound calls of {where} "
+                "in Fuse before running this task again: a retry could dial every contact twice."
             ),
             on_unknown_outcome=self.on_unknown_outcome,
             part=part,
@@ -655,6 +780,26 @@ def _is_remote_source(source: object) -> bool:
         return "://" in source
     # Checked by name so that parsing a DAG with a local path never imports the object-storage stack.
     return any(cls.__name__ in ("ObjectStoragePath", "Asset") for cls in type(source).__mro__)
+
+
+def _rows_of(part: CsvPart) -> str:
+    """The rows of the original file a part holds (the header is row 1)."""
+    if part.rows == part.last_row - part.first_row + 1:
+        return f"rows {part.first_row}-{part.last_row}"
+    return f"{part.rows} rows between rows {part.first_row} and {part.last_row}"
+
+
+def _run_due(context: Context) -> tuple[datetime | None, str]:
+    """When the run was due: its ``run_after``, else its data interval's end, else its logical date."""
+    run_after = getattr(context.get("dag_run"), "run_after", None)
+    for value, what in (
+        (run_after, "run_after"),
+        (context.get("data_interval_end"), "data_interval_end"),
+        (context.get("logical_date"), "logical_date"),
+    ):
+        if isinstance(value, datetime) and value.tzinfo is not None:
+            return value, what
+    return None, ""
 
 
 def _round(age: timedelta) -> timedelta:
@@ -733,6 +878,11 @@ class FuseQueueCallOperator(_FuseQueueingOperator):
     )
     ui_color = "#f4a460"
 
+    #: Once rendered, shown as ``***``; the number itself is held apart for ``execute``.
+    phone_number = sealed_phone_number()
+    #: Once rendered, each value shown as ``***`` (however short); the names stay readable.
+    call_parameters = sealed_call_parameters()
+
     def __init__(
         self,
         *,
@@ -744,15 +894,6 @@ class FuseQueueCallOperator(_FuseQueueingOperator):
         self.phone_number = phone_number
         self.call_parameters = call_parameters
 
-    def render_template_fields(self, context: Context, jinja_env: jinja2.Environment | None = None) -> None:
-        """Render, then register the phone number and parameter values with the secret masker.
-
-        Airflow stores the rendered fields (redacted by the same masker) right after this returns,
-        and the task logs pass through it: both show ``***`` for what is registered here.
-        """
-        super().render_template_fields(context, jinja_env)
-        mask_personal_data(self.phone_number, self.call_parameters)
-
     def execute(self, context: Context) -> str:
         """Validate, consult the duplicate guard, queue the call, and return its call id."""
         from airflow_provider_fuse.fields import to_call_parameters, to_phone_number
@@ -760,8 +901,9 @@ class FuseQueueCallOperator(_FuseQueueingOperator):
 
         try:
             application_id, deployment_id, fields = self._validated_arguments()
-            phone_number = to_phone_number(self.phone_number)
-            parameters = None if self.call_parameters is None else to_call_parameters(self.call_parameters)
+            phone_number = to_phone_number(type(self).phone_number.value(self))
+            given = type(self).call_parameters.value(self)
+            parameters = None if given is None else to_call_parameters(given)
         except FuseValidationError as error:
             raise AirflowFailException(f"Nothing was sent to Fuse: {error}") from None
         # Also masked here for a direct execute() without rendering; registering twice is harmless.
@@ -796,6 +938,7 @@ class FuseQueueCallOperator(_FuseQueueingOperator):
 
         hook = FuseHook(self.fuse_conn_id)
         try:
+            self._read_connection(hook)
             if ledger is not None:
                 ledger.sending()
             call_id = hook.queue_call(
@@ -823,9 +966,19 @@ class FuseQueueCallOperator(_FuseQueueingOperator):
             ) from error
         finally:
             hook.close()
+        # From Fuse's 200 on, nothing may fail the task: a retry would call the person again.
         if ledger is not None:
-            ledger.queued(call_id)
-        self.log.info("Fuse queued call %s: %s, window %s", call_id, where, fields.describe_window())
+            self._best_effort(
+                "recording the call id in the task state store (a later try of this task will refuse to "
+                "call until the call is checked in Fuse)",
+                lambda: ledger.queued(call_id),
+            )
+        self._best_effort(
+            "the summary log line",
+            lambda: self.log.info(
+                "Fuse queued call %s: %s, window %s", call_id, where, fields.describe_window()
+            ),
+        )
         return call_id
 
     def _ledger(
@@ -837,18 +990,23 @@ class FuseQueueCallOperator(_FuseQueueingOperator):
         parameters: dict[str, Any] | None,
         fields: QueueFields,
     ) -> QueueCallLedger | None:
-        from airflow_provider_fuse.guard import Fingerprint, QueueCallLedger, call_content_hash
+        from airflow_provider_fuse.guard import Fingerprint, GuardError, QueueCallLedger
 
         store = self._state_store(context)
         if store is None:
             return None
-        fingerprint = Fingerprint.of(
-            call_content_hash(phone_number, parameters),
+        fingerprint = Fingerprint.of_call(
+            phone_number,
+            parameters,
             application_id=application_id,
             deployment_id=deployment_id,
             fields=fields.form_fields(),
         )
-        return QueueCallLedger(store, fingerprint)
+        try:
+            return QueueCallLedger(store, fingerprint)
+        except GuardError as error:
+            where = f"application {application_id} / deployment {deployment_id}"
+            raise AirflowFailException(_call_guard_message(error, where)) from None
 
 
 class FuseCancelCallsOperator(BaseOperator):
@@ -915,26 +1073,6 @@ class FuseCancelCallsOperator(BaseOperator):
         finally:
             hook.close()
         self.log.info("Fuse canceled the pending calls of %s.", where)
-
-
-def mask_personal_data(phone_number: object, call_parameters: object) -> None:
-    """Register a call's phone number (as given, and its bare digits) and parameter values as secrets."""
-    from airflow.sdk.log import mask_secret
-
-    if isinstance(phone_number, (str, int)) and not isinstance(phone_number, bool):
-        text = str(phone_number).strip()
-        number = text.split(";", 1)[0].removeprefix("tel:").removeprefix("+")
-        for secret in {text, number, number[-10:]}:
-            if secret:
-                mask_secret(secret)
-    if isinstance(call_parameters, dict):
-        for value in call_parameters.values():
-            if isinstance(value, str) and value:
-                mask_secret(value)
-            elif isinstance(value, (int, float)) and not isinstance(value, bool):
-                mask_secret(str(value))
-    elif isinstance(call_parameters, str) and call_parameters:
-        mask_secret(call_parameters)
 
 
 def _call_guard_message(error: Exception, where: str) -> str:

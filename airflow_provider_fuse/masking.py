@@ -1,0 +1,153 @@
+"""What of a call is personal or secret, and how it is kept out of logs and Airflow's rendered view.
+
+A phone number, a call's parameter values and the credentials a ``result_url`` may carry (userinfo,
+a token in its query) are registered with Airflow's secret masker, which redacts log lines. The
+masker alone is not enough for the rendered-template view: it skips values shorter than 5
+characters, and an override of ``render_template_fields`` is not on the path mapped tasks render
+through. So these template fields are :class:`Sealed`: once Airflow writes a rendered value back,
+the operator attribute shows a redacted view of it and the value itself is held apart for ``execute``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+__all__ = ["Sealed", "mask_personal_data", "mask_url", "shown_call_parameters", "shown_url"]
+
+HIDDEN = "***"
+
+
+def _mask(secret: str) -> None:
+    from airflow.sdk.log import mask_secret
+
+    if secret:
+        mask_secret(secret)
+
+
+def mask_personal_data(phone_number: object, call_parameters: object) -> None:
+    """Register a call's phone number (as given, and its bare digits) and parameter values as secrets."""
+    if isinstance(phone_number, (str, int)) and not isinstance(phone_number, bool):
+        text = str(phone_number).strip()
+        number = text.split(";", 1)[0].removeprefix("tel:").removeprefix("+")
+        for secret in {text, number, number[-10:]}:
+            _mask(secret)
+    if isinstance(call_parameters, dict):
+        for value in call_parameters.values():
+            if isinstance(value, str):
+                _mask(value)
+            elif isinstance(value, (int, float)) and not isinstance(value, bool):
+                _mask(str(value))
+    elif isinstance(call_parameters, str):
+        _mask(call_parameters)
+
+
+def shown_url(url: object) -> object:
+    """``url`` as it may be shown: userinfo and every query value replaced by ``***``, no fragment.
+
+    Anything that is not a string comes back as it is; a string that is not a URL is hidden whole.
+    """
+    if not isinstance(url, str):
+        return url
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return HIDDEN
+    netloc = f"{HIDDEN}@{host}{port}" if "@" in parts.netloc else parts.netloc
+    query = urlencode(
+        [(name, HIDDEN) for name, _ in parse_qsl(parts.query, keep_blank_values=True)], safe="*"
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+def mask_url(url: object) -> None:
+    """Register the credentials a URL may carry (userinfo, query values) with the secret masker."""
+    if not isinstance(url, str):
+        return
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        _mask(url)
+        return
+    if parts.username:
+        _mask(parts.username)
+    if parts.password:
+        _mask(parts.password)
+    for _, value in parse_qsl(parts.query, keep_blank_values=True):
+        _mask(value)
+
+
+def shown_call_parameters(parameters: object) -> object:
+    """Call parameters as they may be shown: each value hidden, the names kept."""
+    if isinstance(parameters, dict):
+        return {name: HIDDEN for name in parameters}
+    return None if parameters is None else HIDDEN
+
+
+def _shown_phone_number(value: object) -> object:
+    return None if value is None else HIDDEN
+
+
+class Sealed:
+    """A template field whose rendered value is never left on the operator's attribute.
+
+    The first assignment (in ``__init__``) is what was given: a template, or a value, and reading
+    the attribute gives it back. Every later assignment is Airflow writing a rendered value back:
+    the value is registered with the secret masker (``mask``) and held apart — :meth:`value` gives it
+    to ``execute`` — while the attribute, which Airflow stores as the rendered field, shows
+    ``view(value)``. Rendering the view again (a second render) changes nothing.
+    """
+
+    def __init__(self, view: Callable[[Any], Any], mask: Callable[[Any], None]) -> None:
+        self.view = view
+        self.mask = mask
+        self.name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: object, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        state = obj.__dict__
+        if f"_sealed_{self.name}" in state:
+            return state[f"_sealed_{self.name}"][1]
+        return state.get(f"_given_{self.name}")
+
+    def __set__(self, obj: object, value: Any) -> None:
+        state = obj.__dict__
+        if f"_given_{self.name}" not in state:
+            state[f"_given_{self.name}"] = value
+            return
+        sealed = state.get(f"_sealed_{self.name}")
+        if sealed is not None and value == sealed[1]:
+            return
+        self.mask(value)
+        state[f"_sealed_{self.name}"] = (value, self.view(value))
+
+    def value(self, obj: object) -> Any:
+        """The rendered value (or, before any rendering, what was given)."""
+        state = obj.__dict__
+        if f"_sealed_{self.name}" in state:
+            return state[f"_sealed_{self.name}"][0]
+        return state.get(f"_given_{self.name}")
+
+
+def sealed_phone_number() -> Sealed:
+    """A ``phone_number`` template field: shown as ``***`` once rendered."""
+    return Sealed(_shown_phone_number, lambda value: mask_personal_data(value, None))
+
+
+def sealed_call_parameters() -> Sealed:
+    """A ``call_parameters`` template field: names shown, every value ``***`` once rendered."""
+    return Sealed(shown_call_parameters, lambda value: mask_personal_data(None, value))
+
+
+def sealed_result_url() -> Sealed:
+    """A ``result_url`` template field: userinfo and query values shown as ``***`` once rendered."""
+    return Sealed(shown_url, mask_url)
