@@ -12,7 +12,8 @@ Rules (all times on the sandbox clock, see ``docs/sandbox.md``):
   when it closes is ``failed`` (event ``expired``). A ``connected`` call finishes its conversation.
 * ``cancel`` makes calls ``canceled`` (which ones: the ``cancel_scope`` assumption).
 * A call that ends with a ``result_url`` gets its ``call_details`` POSTed there, only to a loopback
-  host unless external callbacks were explicitly allowed.
+  host unless external callbacks were explicitly allowed. Redirects are never followed: only the
+  checked URL is ever called.
 """
 
 from __future__ import annotations
@@ -80,6 +81,24 @@ def is_loopback_url(url: str) -> bool:
         return False
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """Refuses every redirect, so a 3xx ends the delivery as an ``HTTPError``.
+
+    Following one would send the call's details to a URL the loopback check never saw.
+    """
+
+    def redirect_request(
+        self,
+        req: urllib.request.Request,
+        fp: Any,
+        code: int,
+        msg: str,
+        headers: Any,
+        newurl: str,
+    ) -> urllib.request.Request | None:
+        return None
+
+
 @dataclass
 class _State:
     status: str
@@ -103,7 +122,7 @@ class CallbackDelivery:
         self._queue: queue.Queue[tuple[str, str, bytes] | None] = queue.Queue()
         self._thread: threading.Thread | None = None
         # No proxies: a loopback callback must never be routed through an HTTP(S)_PROXY.
-        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirects())
 
     def start(self) -> None:
         """Start the worker thread (idempotent)."""
@@ -147,8 +166,13 @@ class CallbackDelivery:
                         result_detail=None,
                     )
             except urllib.error.HTTPError as exc:
+                detail = (
+                    f"the result_url answered a redirect ({exc.code}); the sandbox does not follow redirects"
+                    if 300 <= exc.code < 400
+                    else str(exc)
+                )
                 self._store.update_call(
-                    call_id, result_delivery="failed", result_status_code=exc.code, result_detail=str(exc)
+                    call_id, result_delivery="failed", result_status_code=exc.code, result_detail=detail
                 )
             except Exception as exc:  # any network failure is an outcome to record, not a crash
                 self._store.update_call(call_id, result_delivery="failed", result_detail=repr(exc))

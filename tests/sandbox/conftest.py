@@ -145,17 +145,35 @@ def make_client() -> Iterator[Callable[..., FuseClient]]:
 
 
 class CallbackReceiver:
-    """A loopback HTTP server (stdlib, test-only) that records the POSTs it receives."""
+    """A loopback HTTP server (stdlib, test-only) that records the requests it receives.
 
-    def __init__(self) -> None:
+    POST bodies go to ``bodies``, every request's method to ``methods``. With ``redirect_to`` it
+    answers each request with that redirect ``(status, location)`` instead.
+    """
+
+    def __init__(self, redirect_to: tuple[int, str] | None = None) -> None:
         self.bodies: list[dict[str, Any]] = []
+        self.methods: list[str] = []
         receiver = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
+                receiver.methods.append("POST")
                 receiver.bodies.append(json.loads(self.rfile.read(length)))
-                self.send_response(204)
+                self.answer()
+
+            def do_GET(self) -> None:
+                receiver.methods.append("GET")
+                self.answer()
+
+            def answer(self) -> None:
+                if redirect_to is not None:
+                    self.send_response(redirect_to[0])
+                    self.send_header("Location", redirect_to[1])
+                    self.send_header("Content-Length", "0")
+                else:
+                    self.send_response(204)
                 self.end_headers()
 
             def log_message(self, format: str, *args: Any) -> None:

@@ -9,6 +9,7 @@ import pytest
 import requests
 
 from airflow_provider_fuse.sandbox.lifecycle import NO_ANSWER_SECONDS, RING_SECONDS, TALK_SECONDS
+from tests.sandbox.conftest import CallbackReceiver
 
 
 def test_answered_call_completes(fuse, sandbox):
@@ -137,3 +138,14 @@ def test_result_url_that_refuses_is_recorded_as_failed(fuse, sandbox):
     fuse.bulk_queue(result_url="http://127.0.0.1:9/closed")  # discard port: nothing listens
     (call,) = sandbox.wait_for_calls()
     assert call.result_delivery == "failed"
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_result_url_redirects_are_not_followed(fuse, sandbox, receiver, status):
+    with CallbackReceiver(redirect_to=(status, receiver.url)) as redirecting:
+        fuse.bulk_queue(result_url=redirecting.url)
+        (call,) = sandbox.wait_for_calls()
+    assert (call.result_delivery, call.result_status_code) == ("failed", status)
+    assert "does not follow redirects" in (call.result_detail or "")
+    assert redirecting.methods == ["POST"]
+    assert receiver.methods == []
