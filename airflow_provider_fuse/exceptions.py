@@ -68,14 +68,23 @@ __all__ = [
     "rejection_class",
 ]
 
-# Seven or more digits, allowing single separators between them ("617-555-1234" as well as
-# "6175551234"): long enough to catch any phone number Fuse may echo, short enough to leave
-# status codes and small counts readable.
-_DIGIT_RUN = re.compile(r"\d(?:[ .\-]?\d){6,}")
-_EXCERPT_CHARS = 200
-
-
+# What may stand between the digits of one phone number as people and systems write it: spaces,
+# dots, slashes, underscores, hyphens and every other dash, brackets around the area code, and their
+# fullwidth forms. Up to four in a row ("(617) - 555").
+_NUMBER_SEPARATORS = (
+    "- ./_()"  # "-" first: in a character class it is then itself, not a range
+    "\u00ad\u2010-\u2015\u2212\ufe58\ufe63"  # soft hyphen, the range of dashes, minus, small dashes
+    "\uff08\uff09\uff0d\uff0e\uff0f\uff3f"  # fullwidth ( ) - . / _
+)
+# A number: an optional "+" or opening bracket, then digits of any script (``\d`` is Unicode) joined
+# by separators. Linear: separators are never digits, so there is one way to match a run.
+_NUMBER = re.compile(rf"[+\uff0b]?[(\uff08]?\d(?:[{_NUMBER_SEPARATORS}]{{0,4}}\d)*")
+# Seven digits make a number personal (a local number without its area code); fewer stay readable,
+# so status codes, row numbers and counts ("row 12", "400", "3 of 1000 rows") survive.
+_PHONE_DIGITS = 7
+_PHONE_MASK = "[redacted]"
 _SECRET_MASK = "***"
+_EXCERPT_CHARS = 200
 
 
 def redact(text: str, limit: int = _EXCERPT_CHARS, *, secrets: Iterable[str] = ()) -> str:
@@ -85,19 +94,58 @@ def redact(text: str, limit: int = _EXCERPT_CHARS, *, secrets: Iterable[str] = (
     server (or a stand-in) that echoes the request would otherwise put the developer key into a
     traceback. The provider scrubs the text itself rather than trusting Airflow's masker alone.
 
+    * Runs of whitespace become one space.
+    * Every part of the text covered by a secret (overlapping ones included) becomes ``***``.
+    * Every number of 7 or more digits, counted across the separators people write
+      (``(617) 555-0169``, ``617.555.0169``, ``+1 617 555 0169``, fullwidth or other scripts'
+      digits, glued to words or not) becomes ``[redacted]``, with its ``+`` or opening bracket;
+      shorter numbers (status codes, row numbers, counts) stay readable.
+    * Then, and only then, a result longer than ``limit`` is cut and ends with ``…``.
+
+    ``redact(redact(t)) == redact(t)``. A secret that is itself part of a mask's text (``*``,
+    ``redacted``) cannot be told from the mask.
+
     :param text: the text to scrub.
-    :param limit: the most characters kept; a longer result is cut and ends with ``…``.
+    :param limit: the most characters kept (not counting the ``…``).
     :param secrets: every form of every credential to remove (the developer key, the Authorization
-        header value, its base64 token); each non-empty one is replaced by ``***`` wherever it
-        occurs, before anything else is done to the text.
+        header value, its base64 token); empty ones are ignored. Whitespace in a secret matches any
+        whitespace in the text.
     """
-    # Longest first: a secret that contains another (the header value contains its token) is
-    # replaced whole instead of leaving its remainder readable.
-    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
-        text = text.replace(secret, _SECRET_MASK)
+    text = " ".join(text.split())
+    text = _mask_secrets(text, {" ".join(secret.split()) for secret in secrets} - {""})
+    text = _NUMBER.sub(_mask_phone_number, text)
     # Scrub before cutting: a cut through a number or a secret would leave its first part readable.
-    text = _DIGIT_RUN.sub("[redacted]", " ".join(text.split()))
     return text[:limit] + "…" if len(text) > limit else text
+
+
+def _mask_secrets(text: str, secrets: set[str]) -> str:
+    """Replace every stretch of ``text`` that any occurrence of any secret covers by one ``***``.
+
+    Marking characters rather than replacing secret after secret: once ``abcd`` is replaced,
+    ``cdef`` in ``abcdef`` can no longer be found and ``ef`` would stay readable.
+    """
+    if not secrets:
+        return text
+    covered = bytearray(len(text))
+    for secret in secrets:
+        start = text.find(secret)
+        while start >= 0:
+            covered[start : start + len(secret)] = b"\x01" * len(secret)
+            start = text.find(secret, start + 1)
+    pieces = []
+    position = 0
+    while position < len(text):
+        masked = covered[position]
+        end = covered.find(0 if masked else 1, position)
+        end = len(text) if end < 0 else end
+        pieces.append(_SECRET_MASK if masked else text[position:end])
+        position = end
+    return "".join(pieces)
+
+
+def _mask_phone_number(match: re.Match[str]) -> str:
+    number = match.group()
+    return _PHONE_MASK if sum(char.isdecimal() for char in number) >= _PHONE_DIGITS else number
 
 
 class Outcome(str, enum.Enum):
