@@ -34,8 +34,14 @@ TimestampLike = int | float | str | datetime
 MAX_ATTEMPTS_RANGE = (1, 10)
 REATTEMPT_WAIT_RANGE = (60, 86400)
 
-_INTEGER = re.compile(r"\s*\+?\d+\s*")
-_NUMBER = re.compile(r"\s*\+?\d+(?:\.\d*)?\s*")
+#: Timestamps lie in [1970-01-01T00:00:01Z, 2100-01-01T00:00:00Z): a bound on the value, not on "now",
+#: so that every accepted timestamp is a real date (and a milliseconds value is caught).
+TIMESTAMP_RANGE = (1, 4_102_444_800)
+_LATEST = "2100-01-01T00:00:00Z"
+
+# ASCII digits, spelled [0-9]: in a str pattern \d is any Unicode digit, which int() and float() accept.
+_INTEGER = re.compile(r"\s*\+?[0-9]+\s*")
+_NUMBER = re.compile(r"\s*\+?[0-9]+(?:\.[0-9]*)?\s*")
 
 
 def to_positive_id(parameter: str, value: object) -> int:
@@ -50,40 +56,65 @@ def to_positive_id(parameter: str, value: object) -> int:
 
 
 def to_unix_timestamp(parameter: str, value: TimestampLike) -> int:
-    """Return ``value`` as whole unix seconds.
+    """Return ``value`` as whole unix seconds, within :data:`TIMESTAMP_RANGE`.
 
     Accepts int/float unix seconds, numeric strings, timezone-aware datetimes and ISO-8601 strings
     with an offset, such as ``2026-11-26 00:00:00+00:00`` (what ``{{ data_interval_end }}`` renders).
 
-    :raises FuseValidationError: for a naive datetime, an empty or ``None`` rendering, or anything else.
+    :raises FuseValidationError: for a naive datetime, an empty or ``None`` rendering, a time not
+        after 1970 or not before 2100 (a value whose thousandth part is in range is named as looking
+        like milliseconds), or anything else.
     """
     if isinstance(value, bool):
         raise FuseValidationError(parameter, "must be unix seconds or a datetime, not a bool")
     if isinstance(value, datetime):
-        seconds = _aware_seconds(parameter, value)
-    elif isinstance(value, (int, float)):
+        return _bounded(parameter, _aware_seconds(parameter, value), numeric=False)
+    if isinstance(value, int):
+        seconds: float = value
+    elif isinstance(value, float):
         if not math.isfinite(value):
             raise FuseValidationError(parameter, f"must be a finite number of unix seconds, got {value}")
         seconds = value
     elif isinstance(value, str):
-        seconds = _parse_timestamp_text(parameter, value)
+        stripped = value.strip()
+        if _NUMBER.fullmatch(stripped):
+            seconds = float(stripped)
+        else:
+            return _bounded(parameter, _parse_timestamp_text(parameter, stripped), numeric=False)
     else:
         raise FuseValidationError(
             parameter, f"must be unix seconds, an ISO-8601 string or a datetime, not {type(value).__name__}"
         )
-    if seconds <= 0:
-        raise FuseValidationError(parameter, f"must be after 1970-01-01, got {seconds}")
+    return _bounded(parameter, seconds, numeric=True)
+
+
+def _bounded(parameter: str, seconds: float, *, numeric: bool) -> int:
+    """``seconds`` as an int when in :data:`TIMESTAMP_RANGE`; ``numeric``: it was given as a number."""
+    # Only comparisons until the value is known to be in range: an int may be too large for a float
+    # (or for str()), and a long enough numeric string gives float("inf").
+    low, high = TIMESTAMP_RANGE
+    if seconds >= high:
+        hint = ""
+        if numeric and seconds < high * 1000:
+            hint = " — it looks like milliseconds: give unix seconds (divide by 1000)"
+        raise FuseValidationError(
+            parameter, f"must be before {_LATEST} ({high}), got {_shown(seconds)}{hint}"
+        )
+    if seconds < low:
+        raise FuseValidationError(parameter, f"must be after 1970-01-01T00:00:00Z, got {_shown(seconds)}")
     return int(seconds)
 
 
-def _parse_timestamp_text(parameter: str, text: str) -> float:
-    stripped = text.strip()
+def _shown(seconds: float) -> str:
+    return str(seconds) if -(10**20) < seconds < 10**20 else "a number too large for a date"
+
+
+def _parse_timestamp_text(parameter: str, stripped: str) -> float:
+    """The unix seconds of an ISO-8601 time with an offset (``stripped`` of surrounding space)."""
     if not stripped or stripped == "None":
         raise FuseValidationError(
             parameter, f"rendered {stripped or 'nothing'!r}; give unix seconds or an ISO-8601 time"
         )
-    if _NUMBER.fullmatch(stripped):
-        return float(stripped)
     iso = stripped[:-1] + "+00:00" if stripped.endswith(("Z", "z")) else stripped
     try:
         parsed = datetime.fromisoformat(iso)
@@ -222,7 +253,12 @@ class QueueFields:
 
 
 def _iso(seconds: int) -> str:
-    return datetime.fromtimestamp(seconds, tz=timezone.utc).isoformat()
+    # Total, for a log line: validate() keeps timestamps in TIMESTAMP_RANGE, but the class can be
+    # built directly.
+    try:
+        return datetime.fromtimestamp(seconds, tz=timezone.utc).isoformat()
+    except (OverflowError, OSError, ValueError):
+        return f"{seconds} (unix seconds)"
 
 
 def _check_result_url(url: object) -> None:

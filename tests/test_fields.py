@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from airflow_provider_fuse.exceptions import FuseValidationError
-from airflow_provider_fuse.fields import QueueFields, to_positive_id, to_unix_timestamp
+from airflow_provider_fuse.fields import TIMESTAMP_RANGE, QueueFields, to_positive_id, to_unix_timestamp
 
 NOW = 1_800_000_000  # 2027-01-15
 
@@ -116,3 +118,117 @@ def test_one_attempt_needs_no_reattempt_wait():
 
 def test_a_past_start_is_allowed_fuse_dials_at_once():
     assert QueueFields.validate(start_timestamp=NOW - 3600, now=NOW).start_timestamp == NOW - 3600
+
+
+# --- Timestamps are real dates: after 1970, before 2100 ----------------------------------------------
+
+
+@pytest.mark.parametrize("value", [999_999_999_999, "999999999999", 1.8e12, " 1800000000000 "])
+def test_a_timestamp_in_milliseconds_is_named_as_such(value):
+    with pytest.raises(FuseValidationError, match="looks like milliseconds") as caught:
+        to_unix_timestamp("end_timestamp", value)
+    assert caught.value.parameter == "end_timestamp"
+
+
+def test_the_last_second_before_2100_is_accepted():
+    assert to_unix_timestamp("end_timestamp", TIMESTAMP_RANGE[1] - 1) == 4_102_444_799
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        TIMESTAMP_RANGE[1],
+        datetime(2100, 1, 1, tzinfo=timezone.utc),
+        "2150-06-01T00:00:00Z",
+        10**400,
+        "9" * 5000,
+        1e300,
+        datetime.max.replace(tzinfo=timezone(-timedelta(hours=23))),
+    ],
+)
+def test_a_time_from_2100_on_is_refused(value):
+    with pytest.raises(FuseValidationError, match="must be before 2100-01-01T00:00:00Z") as caught:
+        to_unix_timestamp("start_timestamp", value)
+    assert caught.value.parameter == "start_timestamp"
+
+
+@pytest.mark.parametrize("value", [datetime(2100, 1, 1, tzinfo=timezone.utc), "9999-12-31T23:59:59+00:00"])
+def test_a_far_date_is_not_called_milliseconds(value):
+    with pytest.raises(FuseValidationError) as caught:
+        to_unix_timestamp("end_timestamp", value)
+    assert "milliseconds" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        0,
+        0.5,
+        -(10**400),
+        datetime(1969, 12, 31, tzinfo=timezone.utc),
+        "1970-01-01T00:00:00Z",
+        datetime.min.replace(tzinfo=timezone(timedelta(hours=23))),
+    ],
+)
+def test_a_time_not_after_1970_is_refused(value):
+    with pytest.raises(FuseValidationError, match="after 1970"):
+        to_unix_timestamp("start_timestamp", value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "\u0661\u0668\u0660\u0660\u0660\u0660\u0660\u0660\u0660\u0660",  # Arabic-Indic 1800000000
+        "\uff11\uff18\uff10\uff10\uff10\uff10\uff10\uff10\uff10\uff10",  # fullwidth 1800000000
+    ],
+)
+def test_unicode_digits_are_not_unix_seconds(value):
+    with pytest.raises(FuseValidationError, match="neither unix seconds"):
+        to_unix_timestamp("start_timestamp", value)
+
+
+def test_unicode_digits_are_not_an_id():
+    with pytest.raises(FuseValidationError, match="must be an integer"):
+        to_positive_id("application_id", "\u0661\u0662")
+
+
+def test_the_window_of_fields_built_directly_with_a_huge_timestamp_is_still_described():
+    assert "unix seconds" in QueueFields(end_timestamp=10**20).describe_window()
+
+
+_TIMESTAMP_INPUTS = st.one_of(
+    st.none(),
+    st.integers(),
+    st.integers(min_value=-(10**13), max_value=10**13),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=40),
+    st.from_regex(r"\A\s?[0-9]{1,16}(\.[0-9]{0,3})?\s?\Z"),
+    st.datetimes(
+        timezones=st.builds(
+            timezone,
+            st.timedeltas(
+                min_value=-timedelta(hours=23, minutes=59), max_value=timedelta(hours=23, minutes=59)
+            ),
+        )
+    ),
+    st.datetimes(
+        timezones=st.builds(
+            timezone,
+            st.timedeltas(
+                min_value=-timedelta(hours=23, minutes=59), max_value=timedelta(hours=23, minutes=59)
+            ),
+        )
+    ).map(datetime.isoformat),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(start=_TIMESTAMP_INPUTS, end=_TIMESTAMP_INPUTS)
+def test_validated_fields_always_describe_their_window(start, end):
+    try:
+        fields = QueueFields.validate(start_timestamp=start, end_timestamp=end, check_open=False)
+    except FuseValidationError:
+        return
+    for timestamp in (fields.start_timestamp, fields.end_timestamp):
+        assert timestamp is None or TIMESTAMP_RANGE[0] <= timestamp < TIMESTAMP_RANGE[1]
+    assert "→" in fields.describe_window()
