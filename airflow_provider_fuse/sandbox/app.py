@@ -3,6 +3,11 @@
 Every ``/api`` answer is Fuse-shaped (JSON, or XML when ``Accept`` asks for it), including the
 framework's own 404/405: FastAPI's ``{"detail": ...}`` never leaks, and form fields are read by
 hand so no 422 can occur.
+
+A request body is read only once its credentials have been checked from the headers, and never
+beyond the service's ``max_upload_bytes``: a larger body is answered 413 (at once when its
+``Content-Length`` says so, otherwise as soon as the streamed count passes the cap), and nothing
+of a refused request is stored. What the app leaves unread, uvicorn discards.
 """
 
 from __future__ import annotations
@@ -24,7 +29,13 @@ from starlette.responses import JSONResponse, Response
 from airflow_provider_fuse.sandbox.faults import ConnectionDropped, DroppedResponse, fault_response
 from airflow_provider_fuse.sandbox.models import Call, Fault, Upload
 from airflow_provider_fuse.sandbox.render import error_response, fuse_response, wants_xml
-from airflow_provider_fuse.sandbox.service import DEFAULT_EMAIL, Answer, FuseService, Submission
+from airflow_provider_fuse.sandbox.service import (
+    DEFAULT_EMAIL,
+    DEFAULT_MAX_UPLOAD_BYTES,
+    Answer,
+    FuseService,
+    Submission,
+)
 
 if TYPE_CHECKING:
     import os
@@ -43,6 +54,38 @@ _ENDPOINT_PATHS: tuple[tuple[re.Pattern[str], str, frozenset[str]], ...] = (
     (re.compile(r"/api/outbound/[^/]+"), "outbound", frozenset({"GET"})),
 )
 _STATE_FAULT = "fuse_fault"
+
+
+class BodyTooLarge(StarletteHTTPException):
+    """A request body over the sandbox's cap: answered 413, Fuse-shaped, by the exception handler."""
+
+    def __init__(self, cap: int) -> None:
+        super().__init__(413, f"The request body is larger than the sandbox accepts ({cap} bytes).")
+
+
+def _declared_length(scope: Scope) -> int | None:
+    """The ``Content-Length`` of a request, when it declares a valid one."""
+    raw = _header(scope, b"content-length")
+    return int(raw) if raw is not None and raw.strip().isdigit() else None
+
+
+def _capped(receive: Receive, cap: int) -> Receive:
+    """``receive``, raising :class:`BodyTooLarge` once the body read so far passes ``cap`` bytes.
+
+    Counts what arrives, so a chunked body (no ``Content-Length``) is cut off too.
+    """
+    received = 0
+
+    async def capped_receive() -> Message:
+        nonlocal received
+        message = await receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > cap:
+                raise BodyTooLarge(cap)
+        return message
+
+    return capped_receive
 
 
 def _classify(method: str, path: str) -> tuple[str | None, bool]:
@@ -87,6 +130,15 @@ class _ApiLog:
         method: str = scope["method"]
         store = self.service.store
         request_id = await run_in_threadpool(store.add_request, method, path)
+        cap = self.service.max_upload_bytes
+        declared = _declared_length(scope)
+        if declared is not None and declared > cap:
+            # Refused before a byte of the body is read, and before a fault is used up.
+            store.finish_request(request_id, 413, None)
+            xml = wants_xml(_header(scope, b"accept"))
+            await _too_large(cap, xml)(scope, receive, send)
+            return
+        receive = _capped(receive, cap)
         endpoint, routed = _classify(method, path)
         fault = self.service.faults.take(endpoint, method)
         fault_kind = fault.kind if fault else None
@@ -101,7 +153,11 @@ class _ApiLog:
         try:
             if fault is not None and not routed:
                 # No handler will see this request (unknown path or wrong method): answer the fault here.
-                await _drain(receive)
+                try:
+                    await _drain(receive)
+                except BodyTooLarge:
+                    await _too_large(cap, wants_xml(_header(scope, b"accept")))(scope, receive, logged_send)
+                    return
                 if fault.preempts:
                     xml = wants_xml(_header(scope, b"accept"))
                     response = await _fault_answer(fault, xml)
@@ -117,6 +173,10 @@ class _ApiLog:
             if not status:
                 store.finish_request(request_id, 500, fault_kind)
             raise
+
+
+def _too_large(cap: int, xml: bool) -> Response:
+    return error_response(413, str(BodyTooLarge(cap).detail), xml)
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -147,10 +207,21 @@ def _render(answer: Answer, xml: bool) -> Response:
     return fuse_response(answer.status_code, answer.payload, xml, headers)
 
 
+#: What is read of a request without this account's credentials: nothing.
+_STRANGER = Submission(fields={})
+
+
 async def _read_submission(request: Request) -> Submission:
-    """Read a form body: the string fields (first value wins) and the ``csv`` file part."""
+    """Read a form body: the string fields (first value wins) and the ``csv`` file part.
+
+    Starlette streams the body through python-multipart; the middleware's cap raises
+    :class:`BodyTooLarge` mid-stream, which is let through (answered 413). Call it only for a
+    request whose credentials were checked: reading is what stores a stranger's bytes.
+    """
     try:
         form = await request.form()
+    except BodyTooLarge:
+        raise
     except Exception:
         return Submission(fields={}, form_error="The request body must be multipart/form-data.")
     fields: dict[str, str] = {}
@@ -188,20 +259,23 @@ def _api_router() -> APIRouter:
     @router.post("/apps/{application_id}/{deployment_id}/bulk_queue")
     async def bulk_queue(request: Request, application_id: str, deployment_id: str) -> Response:
         service, fault, xml = _service(request), _fault(request), _xml(request)
-        submission = await _read_submission(request)
+        # Credentials first, from the headers: a stranger's body is never parsed, let alone stored.
+        authorized = service.authorized(request.headers.get("authorization"))
+        submission = await _read_submission(request) if authorized else _STRANGER
         if fault is not None and fault.preempts and not fault.after_queue:
             status = None if fault.drop else fault.status
-            await run_in_threadpool(
-                service.record_upload, application_id, deployment_id, submission, status, fault.kind
-            )
+            if authorized:
+                await run_in_threadpool(
+                    service.record_upload, application_id, deployment_id, submission, status, fault.kind
+                )
             return await _fault_answer(fault, xml)
-        authorized = service.authorized(request.headers.get("authorization"))
         answer, upload_id = await run_in_threadpool(
             service.bulk_queue, application_id, deployment_id, authorized, submission
         )
         if fault is not None:
             status = None if fault.drop else (fault.status or answer.status_code)
-            service.store.update_upload(upload_id, status_code=status, fault=fault.kind)
+            if upload_id is not None:
+                service.store.update_upload(upload_id, status_code=status, fault=fault.kind)
             if fault.preempts:
                 return await _fault_answer(fault, xml)
             await asyncio.sleep(fault.delay)
@@ -210,8 +284,8 @@ def _api_router() -> APIRouter:
     @router.post("/apps/{application_id}/{deployment_id}/queue")
     async def queue(request: Request, application_id: str, deployment_id: str) -> Response:
         service = _service(request)
-        submission = await _read_submission(request)
         authorized = service.authorized(request.headers.get("authorization"))
+        submission = await _read_submission(request) if authorized else _STRANGER
         base_url = f"{str(request.base_url).rstrip('/')}/api"
         return await _serve(
             request,
@@ -229,8 +303,8 @@ def _api_router() -> APIRouter:
     @router.delete("/apps/{application_id}/{deployment_id}/cancel")
     async def cancel(request: Request, application_id: str, deployment_id: str) -> Response:
         service = _service(request)
-        await request.body()
         authorized = service.authorized(request.headers.get("authorization"))
+        # The body means nothing to cancel: left unread, uvicorn discards it.
         return await _serve(request, lambda: service.cancel(application_id, deployment_id, authorized))
 
     return router
@@ -407,6 +481,7 @@ def create_app(
     state_file: str | os.PathLike[str] | None = None,
     time_scale: float = 1.0,
     allow_external_callbacks: bool = False,
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
 ) -> FastAPI:
     """Build the sandbox ASGI application.
 
@@ -425,6 +500,7 @@ def create_app(
             state_file=state_file,
             time_scale=time_scale,
             allow_external_callbacks=allow_external_callbacks,
+            max_upload_bytes=max_upload_bytes,
         )
     fuse = service
 

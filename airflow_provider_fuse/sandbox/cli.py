@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from airflow_provider_fuse.sandbox.assumptions import SandboxAssumptions
 from airflow_provider_fuse.sandbox.server import FuseSandbox
+from airflow_provider_fuse.sandbox.service import DEFAULT_MAX_UPLOAD_BYTES
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -33,6 +34,13 @@ def _positive_float(value: str) -> float:
     number = float(value)
     if not number > 0:
         raise argparse.ArgumentTypeError("must be positive")
+    return number
+
+
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError("must be a positive integer")
     return number
 
 
@@ -82,6 +90,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="also POST result_url callbacks to non-loopback hosts (off: the sandbox talks to loopback only)",
     )
     parser.add_argument(
+        "--max-upload-bytes",
+        type=_positive_int,
+        default=DEFAULT_MAX_UPLOAD_BYTES,
+        metavar="N",
+        help=f"answer 413 to a body over N bytes, keeping none of it (default {DEFAULT_MAX_UPLOAD_BYTES})",
+    )
+    parser.add_argument(
         "--ready-file", help="write the connection JSON here once the server answers (removed at exit)"
     )
     parser.add_argument("--log-level", default="warning", help="uvicorn log level (default warning)")
@@ -116,6 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         deleted_deployments=args.deleted_deployment,
         assumptions=assumptions,
         allow_external_callbacks=args.allow_external_callbacks,
+        max_upload_bytes=args.max_upload_bytes,
         log_level=args.log_level,
     )
     stopping = threading.Event()

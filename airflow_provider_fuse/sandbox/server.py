@@ -18,7 +18,7 @@ from airflow_provider_fuse.sandbox.app import create_app
 from airflow_provider_fuse.sandbox.assumptions import SandboxAssumptions
 from airflow_provider_fuse.sandbox.faults import install_log_filter
 from airflow_provider_fuse.sandbox.models import Call, Fault, FaultBody, RequestRecord, Upload
-from airflow_provider_fuse.sandbox.service import DEFAULT_EMAIL, FuseService
+from airflow_provider_fuse.sandbox.service import DEFAULT_EMAIL, DEFAULT_MAX_UPLOAD_BYTES, FuseService
 
 if TYPE_CHECKING:
     import os
@@ -51,6 +51,8 @@ class FuseSandbox:
     :param deleted_deployments: pairs answered 409 (previously deleted).
     :param assumptions: readings of undocumented behaviour (see ``docs/sandbox.md``).
     :param allow_external_callbacks: also POST ``result_url`` callbacks to non-loopback hosts.
+    :param max_upload_bytes: the largest ``/api`` request body read (default 256 MiB); a larger one
+        is answered 413 and nothing of it is stored.
     :param log_level: uvicorn's log level.
     """
 
@@ -67,6 +69,7 @@ class FuseSandbox:
         deleted_deployments: Iterable[tuple[int, int]] = (),
         assumptions: SandboxAssumptions | None = None,
         allow_external_callbacks: bool = False,
+        max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
         log_level: str = "warning",
     ) -> None:
         self.host = host
@@ -81,6 +84,7 @@ class FuseSandbox:
             "state_file": state_file,
             "time_scale": time_scale,
             "allow_external_callbacks": allow_external_callbacks,
+            "max_upload_bytes": max_upload_bytes,
         }
         self.service: FuseService | None = FuseService(**self._service_options)
         # A restart (stop, start) keeps the same key, so connections built from it stay valid.

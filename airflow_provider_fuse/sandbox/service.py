@@ -36,9 +36,18 @@ if TYPE_CHECKING:
     import os
     from collections.abc import Iterable
 
-__all__ = ["DEFAULT_EMAIL", "NO_DEPLOYMENT", "Answer", "FuseService", "Submission"]
+__all__ = [
+    "DEFAULT_EMAIL",
+    "DEFAULT_MAX_UPLOAD_BYTES",
+    "NO_DEPLOYMENT",
+    "Answer",
+    "FuseService",
+    "Submission",
+]
 
 DEFAULT_EMAIL = "sandbox@example.com"
+#: The largest request body the sandbox reads (256 MiB: above the benchmark's 5M-row CSV, ~230 MB).
+DEFAULT_MAX_UPLOAD_BYTES = 256 * 1024 * 1024
 NO_DEPLOYMENT = "No deployment was found by that application id and deployment id."
 DELETED_DEPLOYMENT = "The deployment or its application was previously deleted."
 BAD_AUTH = "Authentication headers invalid or the account is inactive."
@@ -77,6 +86,8 @@ class FuseService:
     :param state_file: SQLite file to keep state in across restarts; ``None``: memory.
     :param time_scale: sandbox seconds per real second.
     :param allow_external_callbacks: deliver ``result_url`` callbacks to non-loopback hosts too.
+    :param max_upload_bytes: the largest ``/api`` request body read; a larger one is answered 413
+        and nothing of it is stored.
     """
 
     def __init__(
@@ -90,7 +101,15 @@ class FuseService:
         state_file: str | os.PathLike[str] | None = None,
         time_scale: float = 1.0,
         allow_external_callbacks: bool = False,
+        max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
     ) -> None:
+        if (
+            isinstance(max_upload_bytes, bool)
+            or not isinstance(max_upload_bytes, int)
+            or max_upload_bytes < 1
+        ):
+            raise ValueError(f"max_upload_bytes must be a positive number of bytes, got {max_upload_bytes!r}")
+        self.max_upload_bytes = max_upload_bytes
         self.email = email
         self.developer_key = developer_key if developer_key is not None else secrets.token_urlsafe(24)
         self.assumptions = assumptions if assumptions is not None else SandboxAssumptions()
@@ -173,15 +192,18 @@ class FuseService:
 
     def bulk_queue(
         self, application_raw: str, deployment_raw: str, authorized: bool, submission: Submission
-    ) -> tuple[Answer, int]:
-        """``POST /apps/{application_id}/{deployment_id}/bulk_queue``; always records the upload.
+    ) -> tuple[Answer, int | None]:
+        """``POST /apps/{application_id}/{deployment_id}/bulk_queue``; records an authenticated upload.
 
-        :returns: the answer and the ``upload_id`` of the recorded upload.
+        A request without this account's credentials is answered 401 and not recorded: nothing a
+        stranger sends is kept (the app does not even read its body).
+
+        :returns: the answer and the ``upload_id`` of the recorded upload (``None``: not recorded).
         """
         calls_queued: int | None = None
+        if not authorized:
+            return Answer(401, {"error": BAD_AUTH}), None
         try:
-            if not authorized:
-                raise FuseError(401, BAD_AUTH)
             application_id, deployment_id = self.deployment(application_raw, deployment_raw)
             if submission.form_error:
                 raise FuseError(400, submission.form_error)

@@ -90,7 +90,24 @@ def test_cli_offers_every_assumption_switch():
     )
 
 
-@pytest.mark.parametrize("argv", [["--deployment", "101"], ["--time-scale", "0"], ["--bom", "maybe"]])
+def test_cli_takes_the_upload_cap():
+    assert build_parser().parse_args(["--max-upload-bytes", "1024"]).max_upload_bytes == 1024
+
+
+def test_cli_upload_cap_defaults_to_256_mib():
+    assert build_parser().parse_args([]).max_upload_bytes == 256 * 1024 * 1024
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--deployment", "101"],
+        ["--time-scale", "0"],
+        ["--bom", "maybe"],
+        ["--max-upload-bytes", "0"],
+        ["--max-upload-bytes", "1k"],
+    ],
+)
 def test_cli_rejects_bad_arguments(argv):
     with pytest.raises(SystemExit) as exit_info:
         build_parser().parse_args(argv)

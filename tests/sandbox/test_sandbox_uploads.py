@@ -30,12 +30,6 @@ def test_refused_upload_is_recorded_with_its_status_and_nothing_queued(fuse, san
     assert upload.rows == 2
 
 
-def test_unauthenticated_upload_is_recorded_as_401(fuse, sandbox):
-    fuse.auth = None
-    fuse.bulk_queue()
-    assert [u.status_code for u in sandbox.uploads()] == [401]
-
-
 def test_upload_to_non_numeric_ids_is_recorded_without_ids(fuse, sandbox):
     fuse.bulk_queue(app="abc")
     (upload,) = sandbox.uploads()
