@@ -180,9 +180,11 @@ def _number(details: dict[str, Any], name: str, status_code: int, secrets: tuple
             return int(value)
         return int(float(text)) if "." in text else int(text)
     except (ValueError, OverflowError):
-        raise FuseInvalidResponseError(
-            f"call_details.{name} is not a number: {redact(text, 40, secrets=secrets)}", status_code
-        ) from None
+        pass
+    # Raised outside the except block: the conversion error quotes the text unscrubbed.
+    raise FuseInvalidResponseError(
+        f"call_details.{name} is not a number: {redact(text, 40, secrets=secrets)}", status_code
+    )
 
 
 def _events(value: object, status_code: int, secrets: tuple[str, ...]) -> tuple[CallEvent, ...]:

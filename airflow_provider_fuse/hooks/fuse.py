@@ -1005,8 +1005,13 @@ class FuseHook(BaseHook):
             except FuseError:
                 raise
             except Exception as error:  # the contract: only FuseErrors leave the hook
-                # From None: an exception's text may quote the answer (a chunk-length line, a header).
-                raise self._failure(error, watchdog) from None
+                failure = self._failure(error, watchdog)
+            else:
+                failure = None
+        if failure is not None:
+            # Raised outside the except block, with no cause or context: an exception's text may
+            # quote the answer (a chunk-length line, a header). The failure names its types.
+            raise failure
         answer = classify_answer(response.status_code, body, secrets=settings.secrets, complete=complete)
         return _Answer(response.status_code, answer, dict(response.headers))
 
