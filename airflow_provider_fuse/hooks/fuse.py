@@ -978,6 +978,7 @@ class FuseHook(BaseHook):
         settings = self.settings
         session = self.session
         watchdog = self._watchdog
+        failure: FuseApiError | None = None
         with self._body(fields, csv) as (data, headers), watchdog.watch(deadline - time.monotonic()):
             try:
                 size = f" ({headers['Content-Length']} bytes)" if data is not None else ""
@@ -1006,8 +1007,6 @@ class FuseHook(BaseHook):
                 raise
             except Exception as error:  # the contract: only FuseErrors leave the hook
                 failure = self._failure(error, watchdog)
-            else:
-                failure = None
         if failure is not None:
             # Raised outside the except block, with no cause or context: an exception's text may
             # quote the answer (a chunk-length line, a header). The failure names its types.

@@ -1,0 +1,186 @@
+"""FuseHook against a real server on loopback that trickles or floods its answers (issue 10, item 15).
+
+The server is FastAPI under uvicorn, in a thread, on a free port: real sockets, so the hook's own
+adapter, its watchdog and its read cap are what is exercised (requests-mock replaces the adapter).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import resource
+import threading
+import time
+import tracemalloc
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+import uvicorn
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from airflow_provider_fuse.exceptions import (
+    FuseConnectionLostError,
+    FuseInvalidResponseError,
+    FuseNotFoundError,
+    FuseServerError,
+    nothing_queued,
+)
+from airflow_provider_fuse.hooks.fuse import MAX_ANSWER_BYTES, FuseHook
+from tests.helpers import connection_json
+
+TRICKLE_SECONDS = 30
+HUGE_BYTES = 100 * 2**20
+CHUNK = 64 * 1024
+
+
+class Served:
+    """What the server sent, as it sent it."""
+
+    def __init__(self) -> None:
+        self.bytes = 0
+
+
+def make_app(served: Served) -> FastAPI:
+    app = FastAPI()
+
+    async def trickle() -> AsyncIterator[bytes]:
+        for _ in range(TRICKLE_SECONDS):
+            served.bytes += 1
+            yield b" "
+            await asyncio.sleep(1)
+        yield b'{"calls_queued": 3}'
+
+    async def flood() -> AsyncIterator[bytes]:
+        block = b"x" * CHUNK
+        for _ in range(HUGE_BYTES // CHUNK):
+            served.bytes += CHUNK
+            yield block
+
+    @app.post("/trickle/apps/{app_id}/{deployment_id}/bulk_queue")
+    async def trickling_answer() -> StreamingResponse:
+        return StreamingResponse(trickle(), media_type="application/json")
+
+    @app.post("/huge/apps/{app_id}/{deployment_id}/bulk_queue")
+    async def huge_success() -> StreamingResponse:
+        return StreamingResponse(flood(), media_type="application/json")
+
+    @app.post("/huge500/apps/{app_id}/{deployment_id}/bulk_queue")
+    async def huge_failure() -> StreamingResponse:
+        return StreamingResponse(flood(), status_code=500, media_type="text/html")
+
+    @app.get("/trickle/outbound/{call_id}")
+    async def no_such_call(call_id: str) -> JSONResponse:
+        return JSONResponse({"error": "No call was found."}, status_code=404)
+
+    return app
+
+
+@pytest.fixture
+def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, Served]]:
+    """The base address of a live server, and what it has sent."""
+    for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    served = Served()
+    config = uvicorn.Config(
+        make_app(served),
+        host="127.0.0.1",
+        port=0,
+        log_level="error",
+        lifespan="off",
+        timeout_graceful_shutdown=1,
+    )
+    live = uvicorn.Server(config)
+    thread = threading.Thread(target=live.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not live.started:
+        assert time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.02)
+    port = live.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}", served
+    finally:
+        live.should_exit = True
+        thread.join(10)
+
+
+@pytest.fixture
+def received(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts the answer bytes the hook takes from the connection (a one-item list)."""
+    import requests
+
+    count = [0]
+    original = requests.Response.iter_content
+
+    def counting(self: requests.Response, *args: object, **kwargs: object) -> Iterator[bytes]:
+        for chunk in original(self, *args, **kwargs):  # type: ignore[arg-type]
+            count[0] += len(chunk)
+            yield chunk
+
+    monkeypatch.setattr(requests.Response, "iter_content", counting)
+    return count
+
+
+def hook_for(monkeypatch: pytest.MonkeyPatch, url: str, timeout: object = None) -> FuseHook:
+    extra = {} if timeout is None else {"timeout": timeout}
+    monkeypatch.setenv("AIRFLOW_CONN_FUSE_DEFAULT", connection_json(host=url, extra=extra))
+    return FuseHook(retry_backoff=0.0)
+
+
+def test_a_trickling_answer_ends_at_the_overall_deadline(monkeypatch, server, contacts_csv):
+    address, served = server
+    hook = hook_for(monkeypatch, f"{address}/trickle", {"connect": 2, "read": 2, "total": 4})
+    started = time.monotonic()
+    with pytest.raises(FuseConnectionLostError, match="overall deadline of 4 s") as caught:
+        hook.bulk_queue(12, 34, contacts_csv)
+    elapsed = time.monotonic() - started
+    assert 3.5 < elapsed < 7, f"gave up after {elapsed:.1f} s"
+    assert served.bytes < TRICKLE_SECONDS  # well before the trickle ended
+    assert not nothing_queued(caught.value)  # the request had left: unknown outcome
+
+
+def test_the_deadline_also_ends_a_trickle_on_a_kept_alive_connection(monkeypatch, server, contacts_csv):
+    address, _ = server
+    hook = hook_for(monkeypatch, f"{address}/trickle", {"connect": 2, "read": 2, "total": 3})
+    with pytest.raises(FuseNotFoundError):
+        hook.get_call_status(77)  # leaves its connection in the pool
+    started = time.monotonic()
+    with pytest.raises(FuseConnectionLostError, match="overall deadline"):
+        hook.bulk_queue(12, 34, contacts_csv)
+    assert time.monotonic() - started < 6
+
+
+def test_a_huge_success_answer_is_not_read_whole(monkeypatch, server, received, contacts_csv):
+    address, _ = server
+    hook = hook_for(monkeypatch, f"{address}/huge")
+    hook.settings  # noqa: B018
+    rss_before = _max_rss_kib()
+    tracemalloc.start()
+    try:
+        with pytest.raises(FuseInvalidResponseError, match="not read whole") as caught:
+            hook.bulk_queue(12, 34, contacts_csv)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert caught.value.status_code == 200
+    assert not nothing_queued(caught.value)
+    assert MAX_ANSWER_BYTES < received[0] <= MAX_ANSWER_BYTES + 2 * 2**20
+    assert peak < 8 * MAX_ANSWER_BYTES, f"peak {peak} bytes allocated"
+    print(
+        f"read {received[0]} of {HUGE_BYTES} bytes; traced peak {peak} bytes; ru_maxrss {_max_rss_kib()} KiB"
+    )
+
+
+def test_a_huge_failure_answer_is_classified_by_its_status_with_an_excerpt(
+    monkeypatch, server, received, contacts_csv
+):
+    address, _ = server
+    hook = hook_for(monkeypatch, f"{address}/huge500")
+    with pytest.raises(FuseServerError, match="answered 500: no Fuse error text; body: xxx") as caught:
+        hook.bulk_queue(12, 34, contacts_csv)
+    assert len(str(caught.value)) < 400
+    assert received[0] <= MAX_ANSWER_BYTES + 2 * 2**20
+
+
+def _max_rss_kib() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
