@@ -288,9 +288,10 @@ CallParameterValue = str | int | float | bool | None
 def to_phone_number(value: object) -> str:
     """Return ``value`` as a destination in one of Fuse's formats (surrounding whitespace removed).
 
-    The formats are the CSV's (:data:`airflow_provider_fuse.preflight.DESTINATION_FORMAT`):
-    ``6175551234``, ``16175551234``, ``tel:+16175551234``, optionally with ``;ani=`` and ``;postd=``.
-    An int of 10 or 11 digits is accepted. The number itself never appears in the error.
+    The formats are the CSV's, one grammar (:data:`airflow_provider_fuse.preflight.DESTINATION_FORMAT`,
+    docs/destinations.md): ``6175551234``, ``16175551234``, ``tel:+16175551234``, optionally with
+    ``;ani=`` and ``;postd=``; ASCII digits only. An int is read as its decimal digits (so 10 digits,
+    or 11 starting with 1). The number itself never appears in the error.
 
     :raises FuseValidationError: naming ``phone_number``.
     """
@@ -306,7 +307,8 @@ def to_phone_number(value: object) -> str:
         raise FuseValidationError(
             "phone_number",
             "is not in one of Fuse's formats: 6175551234, 16175551234 or tel:+16175551234, optionally "
-            "followed by ;ani=<caller id> and/or ;postd=<digits> (no spaces, dashes or brackets)",
+            "followed by ;ani=<caller id> and/or ;postd=<digits> (ASCII digits; no spaces, dashes or "
+            "brackets)",
         )
     return number
 

@@ -58,6 +58,11 @@ def test_documented_destination_formats_pass(destination):
         "6175551234;ani=8009957586;ani=8009957586",
         "6175551234;foo=1",
         "one",
+        "26175551234",  # 11 digits not starting with 1
+        "tel:+06175551234",
+        "\u0666\u0661\u0667\u0665\u0665\u0665\u0661\u0662\u0663\u0664",  # Arabic-Indic digits
+        "\uff16\uff11\uff17\uff15\uff15\uff15\uff11\uff12\uff13\uff14",  # fullwidth digits
+        "6175551234;ani=\u0668009957586",
     ],
 )
 def test_other_destinations_fail(destination):

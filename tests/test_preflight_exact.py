@@ -185,6 +185,11 @@ CASES = {
     "only a BOM": "\ufeff",
     "no destination column": "phone,name\n6175551234,x\n",
     "destination twice": "destination,destination\n1,2\n",
+    "Unicode digits and 11 digits not starting with 1": (
+        "destination\n6175551234\n\u0666\u0661\u0667\u0665\u0665\u0665\u0661\u0662\u0663\u0664\n"
+        "\uff16\uff11\uff17\uff15\uff15\uff15\uff11\uff12\uff13\uff14\n26175551234\n"
+        "6175551234;ani=\u0668009957586\n"
+    ),
 }
 
 
@@ -231,6 +236,12 @@ def test_a_field_longer_than_the_csv_limit_is_refused_as_csv_does(tmp_path):
     data = "destination,note\n6175551234," + "x" * (csv.field_size_limit() + 1) + "\n"
     expected = assert_same_as_reference(tmp_path, data, block_sizes=[1 << 16, 1 << 20])
     assert "field larger than field limit" in expected[1]
+
+
+def test_a_header_field_longer_than_the_csv_limit_is_refused_as_csv_does(tmp_path):
+    data = "destination," + "x" * (csv.field_size_limit() + 1) + "\n6175551234,a\n"
+    expected = assert_same_as_reference(tmp_path, data, block_sizes=[1 << 10, 1 << 16, 1 << 20])
+    assert expected[1].startswith("is not valid CSV at row 1: field larger than field limit")
 
 
 def test_a_long_line_under_the_csv_limit_is_accepted(tmp_path):
