@@ -167,7 +167,8 @@ def test_a_huge_success_answer_is_not_read_whole(monkeypatch, server, received, 
     assert MAX_ANSWER_BYTES < received[0] <= MAX_ANSWER_BYTES + 2 * 2**20
     assert peak < 8 * MAX_ANSWER_BYTES, f"peak {peak} bytes allocated"
     print(
-        f"read {received[0]} of {HUGE_BYTES} bytes; traced peak {peak} bytes; peak RSS {rss_before} -> {_max_rss_kib()} KiB"
+        f"read {received[0]} of {HUGE_BYTES} bytes; traced peak {peak} bytes; "
+        f"peak RSS {rss_before} -> {_max_rss_kib()} KiB"
     )
 
 
