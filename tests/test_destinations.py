@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from pathlib import Path
 
 import pytest
@@ -249,3 +250,32 @@ def test_destination_number_refuses_what_is_not_a_destination(destination):
     with pytest.raises(ValueError, match="not a destination") as caught:
         destination_number(destination)
     assert destination not in str(caught.value)
+
+
+# --- The page that documents the grammar ---------------------------------------------------------
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "destinations.md"
+
+
+def doc_section(heading: str) -> str:
+    return DOC.read_text(encoding="utf-8").split(heading, 1)[1].split("\n## ", 1)[0]
+
+
+def test_the_documented_forms_are_accepted_by_every_reader(csv_dir):
+    examples = [
+        example
+        for line in doc_section("## The number").splitlines()
+        if line.startswith("| ") and not line.startswith("| form")
+        for example in re.findall(r"`([^`]+)`", line.split("|")[2])
+    ]
+    assert len(examples) == 4
+    for example in examples:
+        assert assert_one_verdict(csv_dir, example), example
+
+
+def test_the_documented_refusals_are_refused_by_every_reader(csv_dir):
+    listed = doc_section("## Everywhere").split("Refused, for example:", 1)[1]
+    examples = re.findall(r"`([^`]+)`", listed)
+    assert len(examples) == 9
+    for example in examples:
+        assert not assert_one_verdict(csv_dir, example), example
