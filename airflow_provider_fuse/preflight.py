@@ -178,8 +178,10 @@ def preflight_csv(path: str | os.PathLike[str], *, block_size: int = DEFAULT_BLO
 
     :param block_size: bytes read at a time (a test can make it tiny to put block boundaries
         anywhere).
-    :raises FuseCsvError: when the file is missing, unreadable, not UTF-8, not CSV, has no usable
-        header, or has bad rows (with their count and the first row numbers, never their values).
+    :raises FuseCsvError: when the file is missing, unreadable, not a regular file (a FIFO or device is
+        refused without reading), not UTF-8, not CSV, has a row longer than :data:`MAX_ROW_BYTES`, has
+        no usable header, or has bad rows (with their count and the first row numbers, never their
+        values).
     """
     with _opened(path) as raw:
         size = os.fstat(raw.fileno()).st_size
