@@ -176,6 +176,18 @@ class FuseError(AirflowException):
         # here; executors and supervisors pickle exceptions, so rebuild from args and attributes.
         return _unpickle, (type(self), self.args, self.__dict__.copy())
 
+    def serialize(self) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
+        """Airflow's own form (class path, args, kwargs): ``cls(*args, **kwargs)`` rebuilds the error.
+
+        Airflow stores an ``AirflowException`` this way (in a deferred task's ``next_kwargs``, for
+        one); its default, ``(str(self),)``, fits none of the ``__init__`` signatures here.
+        """
+        return self._class_path(), self.args, {}
+
+    @classmethod
+    def _class_path(cls) -> str:
+        return f"{cls.__module__}.{cls.__name__}"
+
 
 class FuseValidationError(FuseError, AirflowFailException, ValueError):
     """An argument is invalid; found before any request, so nothing was sent. Fails the task.
@@ -186,6 +198,10 @@ class FuseValidationError(FuseError, AirflowFailException, ValueError):
     def __init__(self, parameter: str, message: str) -> None:
         super().__init__(f"{parameter}: {message}")
         self.parameter = parameter
+        self.message = message
+
+    def serialize(self) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
+        return self._class_path(), (self.parameter, self.message), {}
 
 
 class FuseCsvError(FuseValidationError):
@@ -199,6 +215,10 @@ class FuseCsvError(FuseValidationError):
         super().__init__("csv", message)
         self.bad_rows = bad_rows
         self.row_numbers = row_numbers
+
+    def serialize(self) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
+        kwargs = {"bad_rows": self.bad_rows, "row_numbers": self.row_numbers}
+        return self._class_path(), (self.message,), kwargs
 
 
 class FuseApiError(FuseError):
@@ -219,6 +239,9 @@ class FuseApiError(FuseError):
         self.status_code = status_code
         self.error = error
         super().__init__(self._message())
+
+    def serialize(self) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
+        return self._class_path(), (self.error, self.status_code), {}
 
     def _message(self) -> str:
         if self.status_code is None:

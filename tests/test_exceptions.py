@@ -161,6 +161,20 @@ def test_an_error_survives_pickle_with_its_attributes(cls):
     assert vars(copy) == vars(error)
 
 
+@pytest.mark.parametrize("cls", FAILS_WITHOUT_RETRIES, ids=lambda cls: cls.__name__)
+def test_an_error_survives_airflows_own_serialization_with_its_attributes(cls):
+    # What Airflow does to an AirflowException stored in a deferred task's next_kwargs or an event.
+    from airflow.serialization.serialized_objects import BaseSerialization
+
+    error = _example(cls)
+
+    copy = BaseSerialization.deserialize(BaseSerialization.serialize(error))
+
+    assert type(copy) is cls
+    assert str(copy) == str(error)
+    assert vars(copy) == vars(error)
+
+
 def test_a_pickled_csv_error_keeps_its_row_numbers():
     copy = pickle.loads(pickle.dumps(FuseCsvError("bad rows", bad_rows=2, row_numbers=(4, 7))))
     assert (copy.parameter, copy.bad_rows, copy.row_numbers) == ("csv", 2, (4, 7))
