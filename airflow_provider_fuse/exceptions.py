@@ -4,12 +4,13 @@ Every failure of a request to Fuse falls in exactly one of three outcomes (:clas
 exception type says which:
 
 * :class:`FuseNotSentError` — the request certainly never reached Fuse (connection refused, DNS
-  failure, connect timeout). Nothing was queued; trying again is safe.
+  failure, connect timeout). Nothing was queued; trying again is safe — except for its
+  :class:`FuseRequestError`, a request that could not be made at all, which no retry can help.
 * :class:`FuseRejectedError` — Fuse answered 4xx. Nothing was queued. Only a 429 (too many requests)
   can pass on a later try; every other rejection needs a change of input or configuration.
 * :class:`FuseUnknownOutcomeError` — the request may have reached Fuse and the answer does not say
-  that nothing was queued (a 5xx, an answer that is not Fuse's, a read timeout, a connection lost
-  after sending). Fuse may have queued some or all calls: trying again could dial them twice.
+  that nothing was queued (a 5xx, a 3xx redirect, an answer that is not Fuse's, a read timeout, a
+  connection lost after sending). Fuse may have queued some or all calls: trying again could dial them twice.
 
 Invalid input found before any request is a :class:`FuseValidationError` (or its CSV form,
 :class:`FuseCsvError`). No message of these errors contains a phone number or the developer key:
@@ -26,7 +27,8 @@ fails the way the operators would:
 
 :class:`FuseRejectedError` itself is the base of every rejection, 429 included, so it is not an
 ``AirflowFailException``: a hook raises one of its final classes (see :func:`rejection_class`).
-Every error survives a ``pickle`` round trip with its attributes.
+Every error survives a ``pickle`` round trip and Airflow's own exception serialization with its
+attributes.
 """
 
 from __future__ import annotations
