@@ -12,7 +12,7 @@ import pytest
 from airflow_provider_fuse._compat import AirflowFailException
 from airflow_provider_fuse.exceptions import FuseCsvError
 from airflow_provider_fuse.guard import LEDGER_KEY, QUEUE_CALL_KEY
-from airflow_provider_fuse.operators.fuse import FuseBulkQueueOperator, FuseQueueCallOperator
+from airflow_provider_fuse.operators.fuse import FuseQueueCallOperator
 from airflow_provider_fuse.snapshot import copy_regular_file
 from tests.helpers import BASE_URL, MemoryStore, connection_json, decode_multipart
 from tests.operators.test_fuse import BULK_URL, numbered_csv, operator
