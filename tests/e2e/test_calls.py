@@ -203,3 +203,20 @@ def test_the_number_and_parameters_are_masked_in_task_logs(airflow_env, sandbox)
     assert sandbox.developer_key not in logs
     (call,) = sandbox.calls()
     assert call.variables == {"name": "Grace Hopper", "account": "A-31415"}
+
+
+def test_a_mapped_call_stores_no_number_and_no_short_parameter_in_its_rendered_fields(airflow_env, sandbox):
+    run = airflow_env.dags_test("e2e_call_mapped", connection=sandbox.connection_json())
+    assert run.dag_state == "success", run.output[-3000:]
+    assert sorted(call.phone_number for call in sandbox.calls()) == ["6175551234", "6175551235"]
+    with sqlite3.connect(airflow_env.home / "airflow.db") as db:
+        stored = db.execute(
+            "SELECT map_index, rendered_fields FROM rendered_task_instance_fields WHERE dag_id = ?",
+            ("e2e_call_mapped",),
+        ).fetchall()
+    assert sorted(index for index, _ in stored) == [0, 1]
+    for _, fields in stored:
+        assert json.loads(fields)["phone_number"] == "***"
+        assert json.loads(fields)["call_parameters"] == {"first_name": "***"}
+        assert "617555123" not in fields
+        assert "Ada" not in fields

@@ -18,10 +18,12 @@ PARAMS = {"application_id": 101, "deployment_id": 202, "phone_number": "", "name
 
 
 class LeakyQueueCall(FuseQueueCallOperator):
-    """Logs the rendered number and parameters, as careless user code might: the masker must hide them."""
+    """Logs the number and a parameter from the params, as careless user code might: the masker must
+    hide them."""
 
     def execute(self, context: Any) -> str:
-        self.log.info("LEAK phone=%s parameters=%s", self.phone_number, self.call_parameters)
+        params = context["params"]
+        self.log.info("LEAK phone=%s name=%s", params["phone_number"], params["name"])
         return super().execute(context)
 
 
@@ -74,3 +76,23 @@ e2e_call_deferrable = call_dag("e2e_call_deferrable", deferrable=True)
 e2e_call_deferrable_skip = call_dag("e2e_call_deferrable_skip", deferrable=True, on_failure_status="skip")
 e2e_call_leaky = call_dag("e2e_call_leaky", LeakyQueueCall)
 e2e_call_crash_after_queued = call_dag("e2e_call_crash_after_queued", CrashAfterQueuedCall)
+
+
+@dag(
+    dag_id="e2e_call_mapped",
+    schedule=None,
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    tags=["fuse", "e2e"],
+)
+def e2e_call_mapped() -> None:
+    """Two single calls from one mapped task: Airflow renders mapped tasks through another path."""
+    FuseQueueCallOperator.partial(
+        task_id="queue_call",
+        application_id=101,
+        deployment_id=202,
+        call_parameters={"first_name": "Ada"},
+    ).expand(phone_number=["{{ '617555' }}1234", "{{ '617555' }}1235"])
+
+
+e2e_call_mapped()

@@ -56,6 +56,10 @@ class CrashAfterQueued(FuseBulkQueueOperator):
         return result
 
 
+class SimulatedWorkerDeath(BaseException):
+    """A worker dying: not an ``Exception``, so nothing in the operator catches it."""
+
+
 class CrashBeforeRecording(FuseBulkQueueOperator):
     """On its first try the task dies between Fuse's 200 and recording it: the intent stays."""
 
@@ -68,7 +72,7 @@ class CrashBeforeRecording(FuseBulkQueueOperator):
         if ledger is not None and self.first_try:
 
             def die(index: int, calls_queued: int) -> None:
-                raise RuntimeError("simulated worker death before the result was recorded")
+                raise SimulatedWorkerDeath("simulated worker death before the result was recorded")
 
             ledger.queued = die
         return ledger
