@@ -36,7 +36,6 @@ import hashlib
 import io
 import os
 import re
-import stat
 from array import array
 from bisect import bisect_left
 from collections import Counter, deque
@@ -211,29 +210,9 @@ def _opened(path: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
     A FIFO, a device (``/dev/zero``), a socket or a directory is refused at once: opening does not
     wait for a FIFO's writer, and nothing is read from it.
     """
-    name = os.fspath(path)
-    try:
-        # O_NONBLOCK so that opening a FIFO returns at once; it changes nothing for a regular file.
-        descriptor = os.open(name, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    except FileNotFoundError:
-        raise FuseCsvError(f"no such file: {name}") from None
-    except IsADirectoryError:
-        raise FuseCsvError(f"is a directory, not a CSV file: {name}") from None
-    except PermissionError:
-        raise FuseCsvError(f"cannot be read (permission denied): {name}") from None
-    except OSError as error:
-        raise FuseCsvError(f"cannot be opened ({error.strerror}): {name}") from None
-    try:
-        mode = os.fstat(descriptor).st_mode
-        if stat.S_ISDIR(mode):
-            raise FuseCsvError(f"is a directory, not a CSV file: {name}")
-        if not stat.S_ISREG(mode):
-            raise FuseCsvError(f"is not a regular file (a FIFO, device or socket), not a CSV file: {name}")
-        os.set_blocking(descriptor, True)
-        file = open(descriptor, "rb")  # noqa: SIM115 (closed by the with below)
-    except BaseException:
-        os.close(descriptor)
-        raise
+    from airflow_provider_fuse.snapshot import open_regular_file
+
+    file = open(open_regular_file(path), "rb")  # noqa: SIM115 (closed by the with below)
     with file:
         yield file
 

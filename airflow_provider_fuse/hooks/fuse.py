@@ -1254,15 +1254,17 @@ def _check_csv(csv: CsvSource | None) -> None:
     """
     if csv is None:
         return
+    if isinstance(csv, (str, os.PathLike)):
+        from airflow_provider_fuse.snapshot import open_regular_file
+
+        os.close(open_regular_file(csv))  # the one check of a path: refuses without blocking
+        return
     try:
-        if isinstance(csv, (str, os.PathLike)):
-            mode = os.stat(csv).st_mode
-        else:
-            try:
-                descriptor = csv.fileno()
-            except (OSError, ValueError, AttributeError):
-                return  # an in-memory file object: nothing to check
-            mode = os.fstat(descriptor).st_mode
+        try:
+            descriptor = csv.fileno()
+        except (OSError, ValueError, AttributeError):
+            return  # an in-memory file object: nothing to check
+        mode = os.fstat(descriptor).st_mode
     except FileNotFoundError:
         raise FuseCsvError("the file does not exist") from None
     except (OSError, ValueError) as error:
@@ -1277,10 +1279,9 @@ def _open_csv(csv: CsvSource | None) -> Iterator[tuple[IO[bytes] | None, str]]:
     if csv is None:
         yield None, ""
     elif isinstance(csv, (str, os.PathLike)):
-        try:
-            file = open(csv, "rb")  # noqa: SIM115 - closed below, after the request
-        except OSError as error:
-            raise FuseCsvError(f"the file cannot be opened ({type(error).__name__})") from None
+        from airflow_provider_fuse.snapshot import open_regular_file
+
+        file = open(open_regular_file(csv), "rb")  # noqa: SIM115 - closed below, after the request
         with file:
             yield file, os.path.basename(os.fspath(csv)) or "contacts.csv"
     else:

@@ -143,8 +143,11 @@ class FuseCallStatusTrigger(BaseTrigger):
                     response = await client.get(url)
                 except Exception as error:
                     raise _network_failure(error) from error
-                answer = classify_answer(response.status_code, response.content)
-                return CallDetails.from_answer(answer, call_id=self.call_id)
+                # The answer's own text is scrubbed where it is read, before anything cuts it short.
+                answer = classify_answer(response.status_code, response.content, secrets=secrets)
+                return CallDetails.from_answer(
+                    answer, call_id=self.call_id, status_code=response.status_code, secrets=secrets
+                )
             except (FuseNotSentError, FuseUnknownOutcomeError) as failure:
                 if attempt >= self.RETRIES:
                     raise
@@ -161,9 +164,8 @@ class FuseCallStatusTrigger(BaseTrigger):
 
 
 def _secrets(settings: Any) -> tuple[str, ...]:
-    """Every form of the credential an answer could echo: the key, the header value, its token."""
-    authorization: str = settings.authorization
-    return (settings.developer_key, authorization, authorization.removeprefix("Basic "))
+    """Every form of the credential an answer could echo (the connection's own list)."""
+    return tuple(settings.secrets)
 
 
 def _client(settings: Any) -> Any:

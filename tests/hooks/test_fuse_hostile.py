@@ -175,7 +175,7 @@ def test_an_error_raised_before_sending_is_a_request_error_never_retried(
 
 
 def test_a_missing_csv_is_a_csv_error_before_any_request(fuse_connection, requests_mock, tmp_path):
-    with pytest.raises(FuseCsvError, match="does not exist") as caught:
+    with pytest.raises(FuseCsvError, match="no such file") as caught:
         make_hook().bulk_queue(12, 34, tmp_path / "missing.csv")
     assert nothing_queued(caught.value)
     assert not requests_mock.called
