@@ -377,3 +377,12 @@ def test_the_single_call_ledger_holds_no_recoverable_number(fuse_connection, req
     assert "16175551234" not in stored
     assert hashlib.sha256(b"16175551234").hexdigest() not in stored
     assert len(bytes.fromhex(store.values[QUEUE_CALL_KEY]["salt"])) == 16
+
+
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_a_timestamp_in_milliseconds_is_refused_before_anything_is_sent(
+    fuse_connection, requests_mock, contacts_csv, dry_run
+):
+    with pytest.raises(AirflowFailException, match="end_timestamp.*milliseconds"):
+        operator(contacts_csv, end_timestamp=999999999999, dry_run=dry_run).execute({})
+    assert not requests_mock.called
