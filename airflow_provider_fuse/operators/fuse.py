@@ -351,6 +351,10 @@ class FuseBulkQueueOperator(_FuseQueueingOperator):
         ready = ledger is None or ledger.record is None
         if ready:
             self._ready_to_send(context, fields)
+        # What earlier tries queued ("" when nothing): a list that cannot be read or is now empty must
+        # not hide it.
+        earlier = ledger.record if ledger is not None else None
+        queued_before = f"{earlier.calls_queued()} calls" if earlier is not None and earlier.queued else ""
 
         # Everything written on the way (the snapshot of the CSV, chunks) lives here and is removed
         # whatever happens.
@@ -359,14 +363,19 @@ class FuseBulkQueueOperator(_FuseQueueingOperator):
                 path = self._snapshot(workdir)
                 summary = self._preflight(path)
             except FuseValidationError as error:
-                needed = ""
-                if ledger is not None and ledger.record is not None and ledger.record.queued:
-                    needed = (
-                        f" The list is needed to compare it with the {ledger.record.calls_queued()} calls an "
-                        "earlier try of this task instance queued"
+                message = f"Nothing was sent to Fuse: {error}"
+                if queued_before:
+                    message = (
+                        f"{message.rstrip('.')}. The list is needed to compare it with the {queued_before} "
+                        "an earlier try of this task instance queued"
                         + (" (allow_resend is set)." if resend else ".")
                     )
-                raise AirflowFailException(f"Nothing was sent to Fuse: {error}.{needed}") from None
+                raise AirflowFailException(message) from None
+            if summary.rows == 0 and queued_before:
+                raise AirflowFailException(
+                    f"Nothing was sent to Fuse: the CSV now has no contacts, and an earlier try of this task "
+                    f"instance queued {queued_before}. Check the campaign in Fuse."
+                )
             if summary.rows == 0:
                 raise AirflowSkipException("The CSV has a header and no contacts: nothing to queue.")
             self._check_duplicates(summary)

@@ -386,3 +386,18 @@ def test_a_timestamp_in_milliseconds_is_refused_before_anything_is_sent(
     with pytest.raises(AirflowFailException, match="end_timestamp.*milliseconds"):
         operator(contacts_csv, end_timestamp=999999999999, dry_run=dry_run).execute({})
     assert not requests_mock.called
+
+
+def test_a_list_emptied_after_parts_were_queued_fails_instead_of_skipping(
+    fuse_connection, requests_mock, tmp_path
+):
+    path = numbered_csv(tmp_path, 4)
+    requests_mock.post(
+        BULK_URL, [{"json": {"calls_queued": 2}}, {"status_code": 400, "json": {"error": "No."}}]
+    )
+    store = MemoryStore()
+    with pytest.raises(AirflowFailException):
+        operator(path, chunk_size=2).execute({"task_state_store": store})
+    path.write_text("destination,n\n")
+    with pytest.raises(AirflowFailException, match="queued 2 calls"):
+        operator(path, chunk_size=2).execute({"task_state_store": store})
