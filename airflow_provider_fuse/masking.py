@@ -59,9 +59,11 @@ def shown_url(url: object) -> object:
     except ValueError:
         return HIDDEN
     netloc = f"{HIDDEN}@{host}{port}" if "@" in parts.netloc else parts.netloc
-    query = urlencode(
-        [(name, HIDDEN) for name, _ in parse_qsl(parts.query, keep_blank_values=True)], safe="*"
-    )
+    if all("=" in item for item in parts.query.split("&") if item):
+        pairs = parse_qsl(parts.query, keep_blank_values=True)
+        query = urlencode([(name, HIDDEN) for name, _ in pairs], safe="*")
+    else:  # a bare token (``?s3cr3t``) is no name: the whole query is hidden
+        query = HIDDEN
     return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
@@ -78,8 +80,9 @@ def mask_url(url: object) -> None:
         _mask(parts.username)
     if parts.password:
         _mask(parts.password)
-    for _, value in parse_qsl(parts.query, keep_blank_values=True):
-        _mask(value)
+    for item in parts.query.split("&"):
+        name, equals, value = item.partition("=")
+        _mask(value if equals else name)
 
 
 def shown_call_parameters(parameters: object) -> object:
@@ -96,10 +99,11 @@ def _shown_phone_number(value: object) -> object:
 class Sealed:
     """A template field whose rendered value is never left on the operator's attribute.
 
-    The first assignment (in ``__init__``) is what was given: a template, or a value, and reading
-    the attribute gives it back. Every later assignment is Airflow writing a rendered value back:
-    the value is registered with the secret masker (``mask``) and held apart — :meth:`value` gives it
-    to ``execute`` — while the attribute, which Airflow stores as the rendered field, shows
+    An assignment outside rendering (``__init__``, or a DAG author setting a template or an XComArg
+    later) is what was given, and reading the attribute gives it back. An assignment while the task
+    is being rendered for execution (see :func:`_rendering`) is Airflow writing a rendered value
+    back: the value is registered with the secret masker (``mask``) and held apart — :meth:`value`
+    gives it to ``execute`` — while the attribute, which Airflow stores as the rendered field, shows
     ``view(value)``. Rendering the view again (a second render) changes nothing.
     """
 
@@ -121,8 +125,10 @@ class Sealed:
 
     def __set__(self, obj: object, value: Any) -> None:
         state = obj.__dict__
-        if f"_given_{self.name}" not in state:
+        if not _rendering(obj):
+            # Construction, or a DAG author's assignment: what is given (a template, an XComArg).
             state[f"_given_{self.name}"] = value
+            state.pop(f"_sealed_{self.name}", None)
             return
         sealed = state.get(f"_sealed_{self.name}")
         if sealed is not None and value == sealed[1]:
@@ -136,6 +142,22 @@ class Sealed:
         if f"_sealed_{self.name}" in state:
             return state[f"_sealed_{self.name}"][0]
         return state.get(f"_given_{self.name}")
+
+
+#: Set on an operator by its ``render_template_fields`` while it renders (see :func:`_rendering`).
+RENDERING = "_fuse_rendering"
+
+
+def _rendering(obj: object) -> bool:
+    """Whether ``obj`` is being rendered for execution: Airflow renders a copy locked for execution
+    (``prepare_for_execution``), a mapped task's unmapped operator, or an operator whose own
+    ``render_template_fields`` is running."""
+    state = obj.__dict__
+    return bool(
+        state.get(RENDERING)
+        or getattr(obj, "_lock_for_execution", False)
+        or getattr(obj, "_BaseOperator__from_mapped", False)
+    )
 
 
 def sealed_phone_number() -> Sealed:

@@ -103,6 +103,16 @@ class _FuseQueueingOperator(BaseOperator):
         self.fuse_conn_id = fuse_conn_id
         self._given = frozenset(name for name in _OPTIONAL_TEMPLATED if getattr(self, name) is not None)
 
+    def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
+        """Render as Airflow does; the sealed fields (:mod:`airflow_provider_fuse.masking`) know it."""
+        from airflow_provider_fuse.masking import RENDERING
+
+        self.__dict__[RENDERING] = True
+        try:
+            super().render_template_fields(context, jinja_env)
+        finally:
+            self.__dict__.pop(RENDERING, None)
+
     def _validated_arguments(self) -> tuple[int, int, QueueFields]:
         """The rendered ids and fields, checked by Fuse's rules (:class:`QueueFields`).
 

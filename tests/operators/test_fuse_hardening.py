@@ -401,3 +401,26 @@ def test_a_list_emptied_after_parts_were_queued_fails_instead_of_skipping(
     path.write_text("destination,n\n")
     with pytest.raises(AirflowFailException, match="queued 2 calls"):
         operator(path, chunk_size=2).execute({"task_state_store": store})
+
+
+def test_a_template_assigned_after_construction_is_still_rendered(fuse_connection, requests_mock):
+    requests_mock.post(QUEUE_URL, json={"call_id": "77"})
+    task = FuseQueueCallOperator(task_id="call", application_id=12, deployment_id=34, phone_number="0")
+    task.phone_number = "{{ params.phone }}"
+    task.call_parameters = {"name": "{{ params.name }}"}
+    assert task.phone_number == "{{ params.phone }}"  # what the DAG (and its serialization) shows
+    task.render_template_fields({"params": {"phone": "16175551234", "name": "Grace"}})
+    assert (task.phone_number, task.call_parameters) == ("***", {"name": "***"})
+    task.execute({})
+    sent = decode_multipart(requests_mock.last_request)
+    assert sent["phone_number"][0] == b"16175551234"
+    assert b'"name":"Grace"' in sent["call_parameters"][0]
+
+
+def test_a_bare_query_token_is_hidden_whole():
+    from airflow_provider_fuse.masking import shown_url
+
+    assert (
+        shown_url("https://results.example.com/fuse?s3cr3tT0kenValue")
+        == "https://results.example.com/fuse?***"
+    )
