@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 try:  # Airflow >= 3.2
-    from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
+    from airflow.sdk.exceptions import (
+        AirflowException,
+        AirflowFailException,
+        AirflowSkipException,
+        AirflowTaskTimeout,
+    )
 except ImportError:  # Airflow 3.1
     from airflow.exceptions import (  # type: ignore[no-redef,attr-defined]
         AirflowException,
         AirflowFailException,
         AirflowSkipException,
+        AirflowTaskTimeout,
     )
 
 try:  # Airflow >= 3.2
@@ -16,4 +22,4 @@ try:  # Airflow >= 3.2
 except ImportError:  # Airflow 3.1
     from airflow.configuration import conf  # type: ignore[no-redef,unused-ignore]
 
-__all__ = ["AirflowException", "AirflowFailException", "AirflowSkipException", "conf"]
+__all__ = ["AirflowException", "AirflowFailException", "AirflowSkipException", "AirflowTaskTimeout", "conf"]

@@ -8,13 +8,19 @@ from __future__ import annotations
 
 import os
 import tempfile
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from functools import partial
 from typing import TYPE_CHECKING, Any, Literal
 
 from airflow.sdk import BaseOperator
 
-from airflow_provider_fuse._compat import AirflowException, AirflowFailException, AirflowSkipException
+from airflow_provider_fuse._compat import (
+    AirflowException,
+    AirflowFailException,
+    AirflowSkipException,
+    AirflowTaskTimeout,
+)
 from airflow_provider_fuse.exceptions import (
     FuseApiError,
     FuseError,
@@ -32,7 +38,7 @@ from airflow_provider_fuse.masking import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Iterator, Sequence
 
     from airflow.sdk import Asset, Context, ObjectStoragePath
 
@@ -180,15 +186,40 @@ class _FuseQueueingOperator(BaseOperator):
             return ""
         return f"this run was due ({what}) {_round(age)} ago, more than max_run_age ({self.max_run_age})"
 
+    #: Set just before a request to Fuse leaves (see :meth:`_timed_out`).
+    _request_left = False
+
+    def _timed_out(self, *, guarded: bool) -> None:
+        """``execution_timeout`` is ending the task: once a request has left, a retry without the
+        duplicate guard could dial again, so the task fails without retries (unless unknown outcomes
+        may be retried). With the guard, the recorded intent blocks the next try instead.
+
+        :raises AirflowFailException: when a request left, the guard is off and ``on_unknown_outcome``
+            is ``"fail"``.
+        """
+        if self._request_left and not guarded and self.on_unknown_outcome == "fail":
+            raise AirflowFailException(
+                "execution_timeout ended this task after a request to Fuse had left: Fuse may have queued "
+                "the calls. Without the duplicate guard (Airflow >= 3.3) a retry could dial them again, so "
+                "this task is not retried. Check the deployment's outbound calls in Fuse."
+            ) from None
+
+    @contextmanager
+    def _failing_timeouts(self, *, guarded: bool) -> Iterator[None]:
+        """Within this block, an ``execution_timeout`` goes through :meth:`_timed_out`."""
+        try:
+            yield
+        except AirflowTaskTimeout:
+            self._timed_out(guarded=guarded)
+            raise
+
     def _best_effort(self, what: str, action: Callable[[], object]) -> None:
         """Run ``action``, which follows Fuse's 200: a failure is logged, never raised."""
         try:
             action()
         except Exception as error:
             # The type only: a message could carry anything.
-            self.log.warning(
-                "After Fuse queued calls, %s failed (%s); the task goes on.", what, type(error).__name__
-            )
+            self.log.warning("%s failed (%s); the task goes on.", what.capitalize(), type(error).__name__)
 
     @staticmethod
     def _read_connection(hook: FuseHook) -> None:
@@ -367,24 +398,20 @@ class FuseBulkQueueOperator(_FuseQueueingOperator):
         queued_before = f"{earlier.calls_queued()} calls" if earlier is not None and earlier.queued else ""
 
         # Everything written on the way (the snapshot of the CSV, chunks) lives here and is removed
-        # whatever happens.
-        with tempfile.TemporaryDirectory(prefix="fuse-bulk-queue-") as workdir:
+        # whatever happens; a failure to remove it must not fail a task whose list was queued.
+        with (
+            self._failing_timeouts(guarded=ledger is not None),
+            tempfile.TemporaryDirectory(prefix="fuse-bulk-queue-", ignore_cleanup_errors=True) as workdir,
+        ):
             try:
                 path = self._snapshot(workdir)
                 summary = self._preflight(path)
             except FuseValidationError as error:
-                message = f"Nothing was sent to Fuse: {error}"
-                if queued_before:
-                    message = (
-                        f"{message.rstrip('.')}. The list is needed to compare it with the {queued_before} "
-                        "an earlier try of this task instance queued"
-                        + (" (allow_resend is set)." if resend else ".")
-                    )
-                raise AirflowFailException(message) from None
+                raise AirflowFailException(self._unreadable(error, queued_before, resend)) from None
             if summary.rows == 0 and queued_before:
                 raise AirflowFailException(
-                    f"Nothing was sent to Fuse: the CSV now has no contacts, and an earlier try of this task "
-                    f"instance queued {queued_before}. Check the campaign in Fuse."
+                    "Nothing was sent to Fuse: the CSV now has no contacts, and an earlier try of this "
+                    f"task instance queued {queued_before}. Check the campaign in Fuse."
                 )
             if summary.rows == 0:
                 raise AirflowSkipException("The CSV has a header and no contacts: nothing to queue.")
@@ -399,10 +426,21 @@ class FuseBulkQueueOperator(_FuseQueueingOperator):
             calls_queued, sent = self._send(
                 parts, ledger, fingerprint, context, (application_id, deployment_id), fields, ready
             )
-        self._best_effort(
-            "the summary log line", lambda: self._log_summary(sent, calls_queued, where, fields)
-        )
+            self._best_effort(
+                "the summary log line", lambda: self._log_summary(sent, calls_queued, where, fields)
+            )
         return calls_queued
+
+    @staticmethod
+    def _unreadable(error: FuseValidationError, queued_before: str, resend: bool) -> str:
+        """The message for a list that cannot be used, naming what earlier tries queued, if anything."""
+        message = f"Nothing was sent to Fuse: {error}"
+        if not queued_before:
+            return message
+        return (
+            f"{message.rstrip('.')}. The list is needed to compare it with the {queued_before} an "
+            "earlier try of this task instance queued" + (" (allow_resend is set)." if resend else ".")
+        )
 
     def _parameters(self, application_id: int, deployment_id: int, fields: QueueFields) -> dict[str, Any]:
         """Everything besides the CSV that shapes the requests: what the fingerprint's parameters cover."""
@@ -478,6 +516,7 @@ class FuseBulkQueueOperator(_FuseQueueingOperator):
                 part = parts[index]
                 if ledger:
                     ledger.sending(index, part.rows)
+                self._request_left = True
                 try:
                     queued = hook.bulk_queue(
                         *ids,
@@ -524,7 +563,7 @@ class FuseBulkQueueOperator(_FuseQueueingOperator):
                         ),
                     )
         finally:
-            hook.close()
+            self._best_effort("closing the connection to Fuse", hook.close)
         return total, sent
 
     def _log_summary(self, sent: int, calls_queued: int, where: str, fields: QueueFields) -> None:
@@ -955,49 +994,51 @@ class FuseQueueCallOperator(_FuseQueueingOperator):
 
         from airflow_provider_fuse.hooks.fuse import FuseHook
 
-        hook = FuseHook(self.fuse_conn_id)
-        try:
-            self._read_connection(hook)
+        with self._failing_timeouts(guarded=ledger is not None):
+            hook = FuseHook(self.fuse_conn_id)
+            try:
+                self._read_connection(hook)
+                if ledger is not None:
+                    ledger.sending()
+                self._request_left = True
+                call_id = hook.queue_call(
+                    application_id,
+                    deployment_id,
+                    phone_number,
+                    call_parameters=parameters,
+                    start_timestamp=fields.start_timestamp,
+                    end_timestamp=fields.end_timestamp,
+                    max_attempts=fields.max_attempts,
+                    reattempt_wait=fields.reattempt_wait,
+                    result_url=fields.result_url,
+                    is_pci=fields.is_pci or None,
+                )
+            except FuseError as error:
+                if ledger is not None and nothing_queued(error):
+                    ledger.not_queued()
+                raise task_failure(
+                    error,
+                    unknown_outcome=(
+                        f"Fuse may have queued the call. Check the outbound calls of {where} in Fuse before "
+                        "running this task again: a retry could call the person twice."
+                    ),
+                    on_unknown_outcome=self.on_unknown_outcome,
+                ) from error
+            finally:
+                self._best_effort("closing the connection to Fuse", hook.close)
+            # From Fuse's 200 on, nothing may fail the task: a retry would call the person again.
             if ledger is not None:
-                ledger.sending()
-            call_id = hook.queue_call(
-                application_id,
-                deployment_id,
-                phone_number,
-                call_parameters=parameters,
-                start_timestamp=fields.start_timestamp,
-                end_timestamp=fields.end_timestamp,
-                max_attempts=fields.max_attempts,
-                reattempt_wait=fields.reattempt_wait,
-                result_url=fields.result_url,
-                is_pci=fields.is_pci or None,
-            )
-        except FuseError as error:
-            if ledger is not None and nothing_queued(error):
-                ledger.not_queued()
-            raise task_failure(
-                error,
-                unknown_outcome=(
-                    f"Fuse may have queued the call. Check the outbound calls of {where} in Fuse before "
-                    "running this task again: a retry could call the person twice."
-                ),
-                on_unknown_outcome=self.on_unknown_outcome,
-            ) from error
-        finally:
-            hook.close()
-        # From Fuse's 200 on, nothing may fail the task: a retry would call the person again.
-        if ledger is not None:
+                self._best_effort(
+                    "recording the call id in the task state store (a later try of this task will refuse to "
+                    "call until the call is checked in Fuse)",
+                    lambda: ledger.queued(call_id),
+                )
             self._best_effort(
-                "recording the call id in the task state store (a later try of this task will refuse to "
-                "call until the call is checked in Fuse)",
-                lambda: ledger.queued(call_id),
+                "the summary log line",
+                lambda: self.log.info(
+                    "Fuse queued call %s: %s, window %s", call_id, where, fields.describe_window()
+                ),
             )
-        self._best_effort(
-            "the summary log line",
-            lambda: self.log.info(
-                "Fuse queued call %s: %s, window %s", call_id, where, fields.describe_window()
-            ),
-        )
         return call_id
 
     def _ledger(

@@ -144,7 +144,7 @@ def test_a_ledger_that_cannot_record_success_does_not_fail_the_task(
     requests_mock.post(BULK_URL, json={"calls_queued": 3})
     store = FailsToRecordSuccess()
     assert operator(contacts_csv).execute({"task_state_store": store}) == 3
-    assert "recording part 1 as queued in the task state store" in log_text()
+    assert "ecording part 1 as queued in the task state store" in log_text()
     # The intent stays: a later try refuses to send instead of dialing everyone again.
     with pytest.raises(AirflowFailException, match="outcome of an earlier try is unknown"):
         operator(contacts_csv).execute({"task_state_store": store})
@@ -424,3 +424,40 @@ def test_a_bare_query_token_is_hidden_whole():
         shown_url("https://results.example.com/fuse?s3cr3tT0kenValue")
         == "https://results.example.com/fuse?***"
     )
+
+
+def _times_out(request, context):
+    from airflow_provider_fuse._compat import AirflowTaskTimeout
+
+    raise AirflowTaskTimeout("execution_timeout")
+
+
+def test_a_timeout_after_the_request_left_is_not_retried_without_the_guard(
+    fuse_connection, requests_mock, contacts_csv
+):
+    requests_mock.post(BULK_URL, json=_times_out)
+    with pytest.raises(AirflowFailException, match="execution_timeout ended this task after a request"):
+        operator(contacts_csv).execute({})
+
+
+def test_a_timeout_after_the_request_left_keeps_the_intent_with_the_guard(
+    fuse_connection, requests_mock, contacts_csv
+):
+    from airflow_provider_fuse._compat import AirflowTaskTimeout
+
+    requests_mock.post(BULK_URL, json=_times_out)
+    store = MemoryStore()
+    with pytest.raises(AirflowTaskTimeout):
+        operator(contacts_csv).execute({"task_state_store": store})
+    assert states(store) == ["sending"]
+
+
+def test_a_timeout_of_a_single_call_after_it_left_is_not_retried_without_the_guard(
+    fuse_connection, requests_mock
+):
+    requests_mock.post(QUEUE_URL, json=_times_out)
+    task = FuseQueueCallOperator(
+        task_id="call", application_id=12, deployment_id=34, phone_number="16175551234"
+    )
+    with pytest.raises(AirflowFailException, match="execution_timeout ended this task after a request"):
+        task.execute({})
