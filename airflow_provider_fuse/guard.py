@@ -162,12 +162,15 @@ class Record:
     :param hashes: the stored fingerprint: ``{"content": ..., "parameters": ...}``.
     :param entries: per part: ``None`` (not sent, or known not queued), or a dict whose ``state`` is
         ``"sending"`` or ``"queued"`` with ``rows`` and ``calls_queued`` (bulk) or ``call_id`` (call).
+    :param history: the lists this task instance queued (in whole or in part) before a resend
+        replaced them: each ``{"salt", "fingerprint", "calls_queued", "complete"}``, sealed as above.
     """
 
     version: int
     salt: bytes | None
     hashes: dict[str, str]
     entries: list[dict[str, Any] | None]
+    history: list[dict[str, Any]] = field(default_factory=list)
     _seen: dict[Fingerprint, dict[str, str]] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -191,12 +194,23 @@ class Record:
                 entries = [{"state": state, "call_id": value.get("call_id")} if state else None]
             if any(entry and entry.get("state") not in (SENDING, QUEUED) for entry in entries):
                 raise ValueError("unknown state")
+            history = [
+                {
+                    "salt": str(item["salt"]),
+                    "fingerprint": {
+                        name: str(item["fingerprint"][name]) for name in ("content", "parameters")
+                    },
+                    "calls_queued": int(item["calls_queued"]),
+                    "complete": bool(item["complete"]),
+                }
+                for item in value.get("history", [])
+            ]
         except (AttributeError, KeyError, TypeError, ValueError):
             raise GuardError(
                 f"the task state store holds something under {key!r} that is not this provider's ledger; "
                 "inspect and delete it before sending"
             ) from None
-        return cls(version, salt, hashes, entries)
+        return cls(version, salt, hashes, entries, history)
 
     def stored_form(self, fingerprint: Fingerprint) -> dict[str, str]:
         """``fingerprint`` in the form this record stores (sealed with its salt, or 0.1.0's hashes)."""
@@ -216,6 +230,25 @@ class Record:
         if self.salt is None:
             return {"parameters": hashlib.sha256(fingerprint.parameters).hexdigest()}
         return {"parameters": seal(fingerprint.parameters, self.salt)}
+
+    def earlier(self, fingerprint: Fingerprint) -> dict[str, Any] | None:
+        """The entry of :attr:`history` that ``fingerprint`` matches, if any."""
+        for item in self.history:
+            salt = bytes.fromhex(item["salt"])
+            if fingerprint.sealed(salt) == item["fingerprint"]:
+                return item
+        return None
+
+    def as_history(self) -> dict[str, Any] | None:
+        """This record's list as a :attr:`history` entry (``None`` when it queued nothing, or is 0.1.0's)."""
+        if not self.queued or self.salt is None:
+            return None
+        return {
+            "salt": self.salt.hex(),
+            "fingerprint": dict(self.hashes),
+            "calls_queued": self.calls_queued(),
+            "complete": self.complete,
+        }
 
     @property
     def sending(self) -> list[int]:
@@ -250,6 +283,7 @@ class _Ledger:
         self._salt = b""
         self._sealed: dict[str, str] = {}
         self._entries: list[dict[str, Any] | None] = []
+        self._history: list[dict[str, Any]] = list(self.record.history) if self.record else []
 
     def _start(self, fingerprint: Fingerprint, entries: list[dict[str, Any] | None]) -> None:
         """Write from now on under ``fingerprint``: the record's salt when it is kept, else a new one."""
@@ -258,6 +292,9 @@ class _Ledger:
             self._salt = record.salt
             self._sealed = record.stored_form(fingerprint)
         else:
+            replaced = record.as_history() if record is not None else None
+            if replaced is not None:
+                self._history.append(replaced)
             self._salt = os.urandom(SALT_BYTES)
             self._sealed = fingerprint.sealed(self._salt)
         self._entries = entries
@@ -269,6 +306,8 @@ class _Ledger:
             "fingerprint": self._sealed,
             "parts": self._entries,
         }
+        if self._history:
+            value["history"] = self._history
         self.store.set(self.key, value, retention=self.retention)
 
 
@@ -334,6 +373,15 @@ class BulkQueueLedger(_Ledger):
                 raise ListChanged(
                     f"an earlier try of this task already queued {record.calls_queued()} calls, and the "
                     f"{changed or 'parts'} of the list changed since"
+                )
+            # A resend sends a changed list once; a list queued before it was replaced is not sent again.
+            earlier = record.earlier(fingerprint)
+            if earlier is not None and earlier["complete"]:
+                return Plan(start=parts, calls_queued=earlier["calls_queued"], resumed=False)
+            if earlier is not None:
+                raise ListChanged(
+                    f"an earlier try of this task already queued {earlier['calls_queued']} calls of this "
+                    "very list before another list replaced it; sending it again could dial people twice"
                 )
             self._start(fingerprint, fresh)
             return Plan(start=0, calls_queued=0, resumed=False)

@@ -273,3 +273,30 @@ def test_a_call_ledger_written_by_0_1_0_is_still_read():
         "call_id": "c-0",
     }
     assert QueueCallLedger(store, CALL).plan() == "c-0"
+
+
+def test_a_resend_never_sends_a_list_queued_before_it_was_replaced():
+    store = MemoryStore()
+    record_success(store)  # list A, 4 calls
+    other = Fingerprint.of("b" * 64, **PARAMETERS)
+    second = BulkQueueLedger(store)
+    assert second.plan(other, 1, resend=True).start == 0  # list B, sent once
+    second.sending(0, 5)
+    second.queued(0, 5)
+    back = BulkQueueLedger(store).plan(LIST, 1, resend=True)  # list A again
+    assert (back.start, back.calls_queued) == (1, 4)
+
+
+def test_a_resend_refuses_a_list_that_was_partly_queued_before_it_was_replaced():
+    store = MemoryStore()
+    first = BulkQueueLedger(store)
+    first.plan(LIST, 2)
+    first.sending(0, 3)
+    first.queued(0, 3)  # part 2 of list A never went out
+    other = Fingerprint.of("b" * 64, **PARAMETERS)
+    second = BulkQueueLedger(store)
+    second.plan(other, 1, resend=True)
+    second.sending(0, 5)
+    second.queued(0, 5)
+    with pytest.raises(ListChanged, match="already queued 3 calls of this very list"):
+        BulkQueueLedger(store).plan(LIST, 2, resend=True)
