@@ -8,7 +8,7 @@ before the request leaves) or *queued* (written after Fuse's 200, with ``calls_q
 
 On a later try:
 
-* :meth:`Record.answer` answers from the ledger alone, before the CSV is read: a part still
+* :meth:`BulkQueueLedger.answer` answers from the ledger alone, before the CSV is read: a part still
   *sending* blocks (:class:`UnknownOutcomeRecorded`); a list queued whole is answered with its
   recorded count (or refused, :class:`ListChanged`, when the request parameters changed);
 * otherwise :meth:`BulkQueueLedger.plan` compares the list itself: parts queued under another

@@ -262,23 +262,26 @@ class FuseBulkQueueOperator(_FuseQueueingOperator):
     Before any request the operator validates every argument and runs the CSV preflight (UTF-8,
     a header with a ``destination`` column, every row's destination in one of Fuse's formats, and
     destinations that repeat). Invalid input fails the task without retries, naming the parameter
-    or the row numbers — never a phone number. A CSV with a header and no rows skips the task, and
-    so does a run whose data interval ended longer ago than ``max_run_age``. On success it returns
-    the total ``calls_queued`` (pushed to XCom as ``return_value``).
+    or the row numbers — never a phone number. What is checked and sent is a private copy of the CSV
+    taken once (:mod:`airflow_provider_fuse.snapshot`). A CSV with a header and no rows skips the task,
+    and so does a run that was due longer ago than ``max_run_age``. On success it returns the total
+    ``calls_queued`` (pushed to XCom as ``return_value``); nothing after Fuse's 200 fails the task.
 
     What each failure does to the task:
 
     * Fuse rejected the request (4xx): fails without retries, ``Fuse API answered <code>: <text>``;
       a 429 is the exception and is left to the task's retries.
     * The request never reached Fuse (connection refused, DNS, connect timeout), after the hook's
-      own connect retries: an ordinary failure, so the task's retries apply.
-    * Unknown outcome (5xx, an answer that is not Fuse's, a timeout or lost connection after
+      own connect retries: an ordinary failure, so the task's retries apply; a request that cannot
+      be made at all (an invalid URL, an unusable proxy) fails without retries.
+    * Unknown outcome (3xx, 5xx, an answer that is not Fuse's, a timeout or lost connection after
       sending): fails without retries by default, because Fuse may have queued the calls and a retry
       could dial every contact twice; ``on_unknown_outcome="retry"`` leaves it to the task's retries.
 
     Across tries (Airflow >= 3.3) the duplicate guard (:mod:`airflow_provider_fuse.guard`) records in
     the task state store what was sent and queued, so a retry or a clear of the task instance never
-    sends a part of the list Fuse already queued: it resumes after it, or returns the recorded count.
+    sends a part of the list Fuse already queued: a list queued whole is answered with the recorded
+    count before the CSV is read; otherwise sending resumes after the last part queued.
 
     :param application_id: the outbound deployment's application id, a positive integer. (templated)
     :param deployment_id: the outbound deployment's deployment id, a positive integer. (templated)
@@ -305,9 +308,9 @@ class FuseBulkQueueOperator(_FuseQueueingOperator):
     :param on_duplicate_destinations: what to do when rows repeat a destination (the same number,
         in any of Fuse's formats): ``"warn"`` (default: log how many), ``"fail"``, or ``"drop"``
         (send the list without the repeats; the first row of each number is kept).
-    :param max_run_age: skip, instead of dialing, when the run's data interval ended longer ago than
-        this (catch-up and backfills must not call people from an old list). Default one day;
-        ``None`` disables the check.
+    :param max_run_age: skip, instead of dialing, when the run was due (its ``run_after``) longer ago
+        than this (catch-up and backfills must not call people from an old list); a retry that finds
+        parts already queued fails instead. Default one day; ``None`` disables the check.
     :param dry_run: run every check and the preflight, log what would be sent, return the number of
         rows that would be sent, and send nothing.
     :param allow_resend: let a try send a list whose fingerprint (content or parameters) differs
@@ -380,9 +383,10 @@ class FuseBulkQueueOperator(_FuseQueueingOperator):
                 raise AirflowFailException(self._guard_message(error, where)) from None
             if recorded is not None:
                 self.log.info(
-                    "Nothing sent: an earlier try of this task instance already queued this list (%d calls, "
-                    "recorded in the task state store); the CSV was not read. To send a changed list as "
-                    'well, set allow_resend=True or trigger the run with {"%s": true}.',
+                    "Nothing sent: an earlier try of this task instance already queued its list (%d calls, "
+                    "recorded in the task state store); the CSV was not read, so a change to it is not "
+                    "seen. To send a changed list as well, set allow_resend=True or trigger the run with "
+                    '{"%s": true}.',
                     recorded,
                     RESEND_CONF_KEY,
                 )
@@ -893,7 +897,8 @@ class FuseQueueCallOperator(_FuseQueueingOperator):
     personal numbers as strings.
 
     Failures map onto task outcomes exactly as for the bulk operator: a rejection (4xx) fails without
-    retries in Fuse's words (429 excepted), "not sent" is left to the task's retries, an unknown
+    retries in Fuse's words (429 excepted), "not sent" is left to the task's retries (a request that
+    cannot be made fails without them), an unknown
     outcome fails without retries unless ``on_unknown_outcome="retry"``. Across tries (Airflow >= 3.3)
     the duplicate guard records the intent before the request and the call id after it (task state
     store key ``airflow_provider_fuse.queue_call``): a retry or clear after success returns the
@@ -916,8 +921,8 @@ class FuseQueueCallOperator(_FuseQueueingOperator):
     :param is_pci: run the connected call in Fuse's HIPAA/PCI environment; when false (default) no
         ``is_pci`` field is sent.
     :param on_unknown_outcome: ``"fail"`` (default) or ``"retry"``.
-    :param max_run_age: skip, instead of calling, when the run's data interval ended longer ago than
-        this (default one day; ``None`` disables): catch-up runs do not make yesterday's calls.
+    :param max_run_age: skip, instead of calling, when the run was due (its ``run_after``) longer ago
+        than this (default one day; ``None`` disables): catch-up runs do not make yesterday's calls.
     :param allow_resend: let a try queue a call whose number, parameters or fields differ from the
         call this task instance already queued (also ``{"fuse_allow_resend": true}`` in the run's conf).
     :param fuse_conn_id: the ``fuse`` connection to use.

@@ -48,7 +48,7 @@ def test_a_retry_after_success_sends_nothing_and_returns_the_recorded_count(airf
     assert (result.task_state, result.try_number, result.xcom) == ("success", 2, 1000), result.output[-3000:]
     assert len(sandbox.uploads()) == 1
     assert len(sandbox.calls()) == 1000
-    assert "already queued this list (1000 calls" in result.output
+    assert "already queued its list (1000 calls" in result.output
 
 
 @needs_guard
@@ -208,6 +208,6 @@ def test_running_the_examples_upload_again_after_its_cleanup_answers_from_the_le
     )
     output = again.stdout + again.stderr
     assert again.returncode == 0, output[-3000:]
-    assert "Nothing sent: an earlier try of this task instance already queued this list (3 calls" in output
+    assert "Nothing sent: an earlier try of this task instance already queued its list (3 calls" in output
     assert "no such file" not in output
     assert len(sandbox.uploads()) == 1

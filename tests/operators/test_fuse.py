@@ -374,7 +374,7 @@ def test_a_later_try_after_success_sends_nothing_and_returns_the_recorded_count(
     assert operator(contacts_csv).execute(context) == 3
     assert operator(contacts_csv).execute(context) == 3
     assert fuse_counts_rows.call_count == 1
-    assert "already queued this list (3 calls" in log_text()
+    assert "already queued its list (3 calls" in log_text()
 
 
 def test_an_unknown_outcome_blocks_a_later_try(fuse_connection, requests_mock, contacts_csv):

@@ -241,7 +241,7 @@ def test_a_clear_after_success_answers_from_the_ledger_when_the_csv_is_gone(
     path.unlink()  # the example's cleanup removed the export
     assert operator(path).execute({"task_state_store": store}) == 3
     logs = log_text()
-    assert "Nothing sent: an earlier try of this task instance already queued this list (3 calls" in logs
+    assert "Nothing sent: an earlier try of this task instance already queued its list (3 calls" in logs
     assert "rows sent" not in logs.split("Nothing sent")[-1]
     assert requests_mock.call_count == 1
 
