@@ -27,7 +27,7 @@ import threading
 import time
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import IO, TYPE_CHECKING, Any
@@ -976,37 +976,48 @@ class FuseHook(BaseHook):
     ) -> _Answer:
         """One try: send, read at most :data:`MAX_ANSWER_BYTES` of the answer, classify it."""
         settings = self.settings
-        session = self.session
         watchdog = self._watchdog
         failure: FuseApiError | None = None
-        with self._body(fields, csv) as (data, headers), watchdog.watch(deadline - time.monotonic()):
+        with ExitStack() as stack:
             try:
-                size = f" ({headers['Content-Length']} bytes)" if data is not None else ""
-                self.log.info("%s %s%s", method, url, size)
-                response = session.request(
-                    method,
-                    url,
-                    data=data,
-                    headers=headers,
-                    timeout=settings.timeout,
-                    # Per request, not only on the session: requests lets REQUESTS_CA_BUNDLE and
-                    # HTTPS_PROXY override session-level settings, but not these.
-                    verify=settings.verify,
-                    proxies=dict(settings.proxies),
-                    allow_redirects=False,
-                    stream=True,
-                )
-                try:
-                    body, complete = _read_answer(response, MAX_ANSWER_BYTES)
-                finally:
-                    response.close()
-                if watchdog.expired:
-                    # A body that ends with the connection reads as whole when the watchdog cut it.
-                    raise _DeadlinePassed
+                # Nothing can have left before session.request: a session that cannot be built, a
+                # body that cannot be opened, a watchdog whose timer thread cannot start is a request
+                # not made. Said here, not by _failure: the watchdog may still describe the last request.
+                session = self.session
+                data, headers = stack.enter_context(self._body(fields, csv))
+                stack.enter_context(watchdog.watch(deadline - time.monotonic()))
             except FuseError:
                 raise
             except Exception as error:  # the contract: only FuseErrors leave the hook
-                failure = self._failure(error, watchdog)
+                failure = FuseRequestError(f"not sent: the request could not be made ({_cause(error)})")
+            else:
+                try:
+                    size = f" ({headers['Content-Length']} bytes)" if data is not None else ""
+                    self.log.info("%s %s%s", method, url, size)
+                    response = session.request(
+                        method,
+                        url,
+                        data=data,
+                        headers=headers,
+                        timeout=settings.timeout,
+                        # Per request, not only on the session: requests lets REQUESTS_CA_BUNDLE and
+                        # HTTPS_PROXY override session-level settings, but not these.
+                        verify=settings.verify,
+                        proxies=dict(settings.proxies),
+                        allow_redirects=False,
+                        stream=True,
+                    )
+                    try:
+                        body, complete = _read_answer(response, MAX_ANSWER_BYTES)
+                    finally:
+                        response.close()
+                    if watchdog.expired:
+                        # A body that ends with the connection reads as whole when the watchdog cut it.
+                        raise _DeadlinePassed
+                except FuseError:
+                    raise
+                except Exception as error:  # the contract: only FuseErrors leave the hook
+                    failure = self._failure(error, watchdog)
         if failure is not None:
             # Raised outside the except block, with no cause or context: an exception's text may
             # quote the answer (a chunk-length line, a header). The failure names its types.
@@ -1170,13 +1181,16 @@ class _Watchdog:
 
     @contextmanager
     def watch(self, seconds: float) -> Iterator[None]:
-        """Watch the request made inside: shut it down after ``seconds`` (at once if not positive)."""
+        """Watch the request made inside: shut it down after ``seconds`` (at once if not positive).
+
+        :raises RuntimeError: the timer thread cannot start; nothing is watched, nothing was sent.
+        """
         with self._lock:
             self._watching, self.expired, self.connected, self._sockets = True, False, False, []
         timer = threading.Timer(max(seconds, 0.0), self._expire)
         timer.daemon = True
-        timer.start()
         try:
+            timer.start()
             yield
         finally:
             timer.cancel()
@@ -1184,7 +1198,8 @@ class _Watchdog:
                 self._watching = False
                 sockets, self._sockets = self._sockets, []
             for sock in sockets:
-                sock.close()
+                with suppress(OSError):  # only our copy: failing to close it cannot undo the request
+                    sock.close()
 
     def adopt(self, sock: socket.socket) -> None:
         """Called by a connection with the socket it sends on."""
@@ -1257,7 +1272,10 @@ def _check_csv(csv: CsvSource | None) -> None:
     if isinstance(csv, (str, os.PathLike)):
         from airflow_provider_fuse.snapshot import open_regular_file
 
-        os.close(open_regular_file(csv))  # the one check of a path: refuses without blocking
+        try:
+            os.close(open_regular_file(csv))  # the one check of a path: refuses without blocking
+        except OSError as error:  # fstat or close failing: before any request, as any unreadable file
+            raise FuseCsvError(f"the file cannot be read ({type(error).__name__})") from None
         return
     try:
         try:

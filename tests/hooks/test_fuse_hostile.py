@@ -8,10 +8,14 @@ nothing left the machine.
 from __future__ import annotations
 
 import base64
+import errno
 import json
 import os
 import socket
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 import requests
@@ -28,6 +32,7 @@ from airflow_provider_fuse.exceptions import (
     FuseValidationError,
     nothing_queued,
 )
+from airflow_provider_fuse.hooks import fuse as fuse_module
 from airflow_provider_fuse.hooks.fuse import FuseHook
 from tests.helpers import BASE_URL, DEVELOPER_KEY, EMAIL, connection_json
 
@@ -172,6 +177,75 @@ def test_an_error_raised_before_sending_is_a_request_error_never_retried(
     assert nothing_queued(caught.value)
     assert requests_mock.call_count == 1
     assert str(caught.value).count("not sent") == 1
+
+
+def _timer_thread_cannot_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    def start(self: threading.Timer) -> None:
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(threading.Timer, "start", start)
+
+
+def _body_cannot_be_opened(monkeypatch: pytest.MonkeyPatch) -> None:
+    @contextmanager
+    def open_csv(csv: object) -> Iterator[None]:
+        raise OSError(errno.EMFILE, "Too many open files")
+        yield  # pragma: no cover
+
+    monkeypatch.setattr(fuse_module, "_open_csv", open_csv)
+
+
+def _session_cannot_be_built(monkeypatch: pytest.MonkeyPatch) -> None:
+    def adapter(watchdog: object) -> None:
+        raise OSError(errno.ENOMEM, "Cannot allocate memory")
+
+    monkeypatch.setattr(fuse_module, "_FuseAdapter", adapter)
+
+
+@pytest.mark.parametrize(
+    "fail",
+    [_timer_thread_cannot_start, _body_cannot_be_opened, _session_cannot_be_built],
+    ids=lambda f: f.__name__,
+)
+def test_a_failure_before_the_request_is_made_is_a_request_error_that_queued_nothing(
+    fuse_connection, requests_mock, contacts_csv, monkeypatch, fail
+):
+    requests_mock.post(BULK_URL, json={"calls_queued": 3})
+    fail(monkeypatch)
+    with pytest.raises(
+        FuseRequestError, match=r"not sent: the request could not be made \((Runtime|OS)Error\)"
+    ) as caught:
+        make_hook(connect_retries=3).bulk_queue(12, 34, contacts_csv)
+    assert nothing_queued(caught.value)
+    assert not caught.value.retryable
+    assert not requests_mock.called
+
+
+def test_a_failure_before_the_request_is_made_is_not_read_from_the_last_requests_deadline(
+    fuse_connection, requests_mock, contacts_csv, monkeypatch
+):
+    hook = make_hook()
+    watchdog = hook._watchdog
+    watchdog.expired = watchdog.connected = True  # as the last request, cut after it was sent, left it
+    _timer_thread_cannot_start(monkeypatch)
+    with pytest.raises(FuseRequestError) as caught:
+        hook.bulk_queue(12, 34, contacts_csv)
+    assert nothing_queued(caught.value)
+
+
+def test_an_io_error_while_checking_the_csv_path_is_a_csv_error_before_any_request(
+    fuse_connection, requests_mock, contacts_csv, monkeypatch
+):
+    from airflow_provider_fuse import snapshot
+
+    def open_regular_file(path: object) -> int:
+        raise OSError(errno.EIO, "Input/output error")  # as its fstat may, on a failing disk
+
+    monkeypatch.setattr(snapshot, "open_regular_file", open_regular_file)
+    with pytest.raises(FuseCsvError, match=r"cannot be read \(OSError\)") as caught:
+        make_hook().bulk_queue(12, 34, contacts_csv)
+    assert nothing_queued(caught.value)
+    assert not requests_mock.called
 
 
 def test_a_missing_csv_is_a_csv_error_before_any_request(fuse_connection, requests_mock, tmp_path):
