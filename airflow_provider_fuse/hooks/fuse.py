@@ -1176,6 +1176,9 @@ class _Watchdog:
         self._lock = threading.Lock()
         self._sockets: list[socket.socket] = []
         self._watching = False
+        #: Which watch is current. ``timer.cancel()`` cannot stop an ``_expire`` already past its
+        #: wait: one that runs late must find its watch over, not cut the next request.
+        self._generation = 0
         self.expired = False
         self.connected = False
 
@@ -1186,8 +1189,10 @@ class _Watchdog:
         :raises RuntimeError: the timer thread cannot start; nothing is watched, nothing was sent.
         """
         with self._lock:
+            self._generation += 1
+            generation = self._generation
             self._watching, self.expired, self.connected, self._sockets = True, False, False, []
-        timer = threading.Timer(max(seconds, 0.0), self._expire)
+        timer = threading.Timer(max(seconds, 0.0), self._expire, args=(generation,))
         timer.daemon = True
         try:
             timer.start()
@@ -1220,8 +1225,11 @@ class _Watchdog:
             if self._watching:
                 self.connected = True
 
-    def _expire(self) -> None:
+    def _expire(self, generation: int) -> None:
+        """The timer of watch ``generation`` ran out: end that request, if it is still the one watched."""
         with self._lock:
+            if generation != self._generation or not self._watching:
+                return
             self.expired = True
             for sock in self._sockets:
                 _shutdown(sock)

@@ -12,6 +12,7 @@ import threading
 import time
 import tracemalloc
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pytest
 import uvicorn
@@ -25,7 +26,7 @@ from airflow_provider_fuse.exceptions import (
     FuseServerError,
     nothing_queued,
 )
-from airflow_provider_fuse.hooks.fuse import MAX_ANSWER_BYTES, FuseHook
+from airflow_provider_fuse.hooks.fuse import MAX_ANSWER_BYTES, FuseHook, _Watchdog
 from tests.helpers import connection_json
 
 TRICKLE_SECONDS = 30
@@ -67,6 +68,10 @@ def make_app(served: Served) -> FastAPI:
     @app.post("/huge500/apps/{app_id}/{deployment_id}/bulk_queue")
     async def huge_failure() -> StreamingResponse:
         return StreamingResponse(flood(), status_code=500, media_type="text/html")
+
+    @app.post("/ok/apps/{app_id}/{deployment_id}/bulk_queue")
+    async def queued() -> JSONResponse:
+        return JSONResponse({"calls_queued": 3})
 
     @app.get("/trickle/outbound/{call_id}")
     async def no_such_call(call_id: str) -> JSONResponse:
@@ -148,6 +153,33 @@ def test_the_deadline_also_ends_a_trickle_on_a_kept_alive_connection(monkeypatch
     with pytest.raises(FuseConnectionLostError, match="overall deadline"):
         hook.bulk_queue(12, 34, contacts_csv)
     assert time.monotonic() - started < 6
+
+
+def test_a_late_expiry_of_the_last_request_does_not_cut_the_next(monkeypatch, server, contacts_csv):
+    # timer.cancel() cannot stop an expiry already past its wait: here it runs, by hand, while the
+    # next part of a chunked upload is on the wire, connected (the moment that would cut it).
+    address, _ = server
+    hook = hook_for(monkeypatch, f"{address}/ok")
+    timers: list[threading.Timer] = []
+    original_timer = threading.Timer
+
+    def recording_timer(*args: Any, **kwargs: Any) -> threading.Timer:
+        timers.append(original_timer(*args, **kwargs))
+        return timers[-1]
+
+    monkeypatch.setattr(threading, "Timer", recording_timer)
+    assert hook.bulk_queue(12, 34, contacts_csv) == 3
+    first = timers[0]
+    original_mark_connected = _Watchdog.mark_connected
+
+    def late_expiry_once_connected(watchdog: _Watchdog) -> None:
+        original_mark_connected(watchdog)
+        first.function(*first.args, **first.kwargs)
+
+    monkeypatch.setattr(_Watchdog, "mark_connected", late_expiry_once_connected)
+    assert hook.bulk_queue(12, 34, contacts_csv) == 3
+    assert len(timers) == 2
+    assert not hook._watchdog.expired
 
 
 def test_a_huge_success_answer_is_not_read_whole(monkeypatch, server, received, contacts_csv):
