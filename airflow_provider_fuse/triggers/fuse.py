@@ -4,7 +4,10 @@ The trigger holds only the connection id, the call id and the poll interval; it 
 connection in the triggerer (the developer key never goes through the database) and polls
 ``GET /outbound/{call_id}`` with httpx. Answers are read by the hook's own
 :func:`~airflow_provider_fuse.hooks.fuse.classify_answer` and by
-:class:`~airflow_provider_fuse.calls.CallDetails`: one reading of Fuse's answers.
+:class:`~airflow_provider_fuse.calls.CallDetails`: one reading of Fuse's answers. As in the hook,
+each read must end within the connection's ``total_timeout`` and takes at most
+:data:`~airflow_provider_fuse.hooks.fuse.MAX_ANSWER_BYTES` of an answer: the triggerer is shared, and
+a trickling or huge answer must not hold it or fill its memory.
 """
 
 from __future__ import annotations
@@ -23,23 +26,25 @@ from airflow_provider_fuse.exceptions import (
     FuseConnectionLostError,
     FuseError,
     FuseNotSentError,
-    FuseRejectedError,
+    FuseRequestError,
     FuseUnknownOutcomeError,
+    Outcome,
     redact,
 )
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterable
 
-__all__ = ["FuseCallStatusTrigger"]
+__all__ = ["FuseCallStatusTrigger", "asking_again_can_help"]
 
 
 class FuseCallStatusTrigger(BaseTrigger):
     """Fire once the call has a terminal status (completed, failed, canceled, rejected).
 
-    Polls every ``poll_interval`` seconds. A 5xx, an answer that is not Fuse's, or a network failure
-    is asked again (``RETRIES`` times, backoff from ``RETRY_BACKOFF`` seconds, doubling): reading a
-    status changes nothing in Fuse.
+    Polls every ``poll_interval`` seconds. A 5xx, an answer that is not Fuse's, a network failure, or
+    no whole answer within the connection's ``total_timeout`` is asked again (``RETRIES`` times,
+    backoff from ``RETRY_BACKOFF`` seconds, doubling): reading a status changes nothing in Fuse. A
+    request that cannot be made at all is not asked again (:func:`asking_again_can_help`).
 
     Events carry only what the sensor reads, and never the phone number or a credential (an event
     is stored in Airflow's database):
@@ -48,7 +53,8 @@ class FuseCallStatusTrigger(BaseTrigger):
       :meth:`CallDetails.to_xcom`. What its status does to the task is the sensor's decision
       (:meth:`~airflow_provider_fuse.sensors.fuse.FuseCallStatusSensor.settle`), not the trigger's.
     * ``{"status": "error", "message": str, "retryable": bool}`` — Fuse rejected the question (4xx:
-      not retryable, 429 excepted), the connection is invalid, or the retries ran out (retryable).
+      not retryable, 429 excepted), the connection is invalid or the request cannot be made (not
+      retryable), or the retries ran out (retryable); ``retryable`` is :func:`asking_again_can_help`.
       ``message`` is scrubbed of the developer key, the ``Authorization`` value and its token, and
       of phone numbers, since it may quote Fuse's answer.
 
@@ -88,8 +94,6 @@ class FuseCallStatusTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Poll until the call ends; yield one event."""
-        import httpx
-
         try:
             settings = await self._settings()
         except FuseError as error:
@@ -100,15 +104,11 @@ class FuseCallStatusTrigger(BaseTrigger):
         async with _client(settings) as client:
             while True:
                 try:
-                    details = await self._poll(client, url, secrets)
+                    details = await self._poll(client, url, secrets, settings.total_timeout)
                 except FuseApiError as error:
-                    retryable = not isinstance(error, FuseRejectedError) or error.retryable
                     message = redact(str(error), secrets=secrets)
+                    retryable = asking_again_can_help(error)
                     yield _event({"status": "error", "message": message, "retryable": retryable})
-                    return
-                except httpx.InvalidURL as error:  # pragma: no cover - the base URL was checked
-                    message = redact(str(error), secrets=secrets)
-                    yield _event({"status": "error", "message": message, "retryable": False})
                     return
                 self.log.info("Fuse call %s is %s", self.call_id, details.status.value)
                 if details.is_terminal:
@@ -130,26 +130,38 @@ class FuseCallStatusTrigger(BaseTrigger):
         await _amask(settings.authorization.removeprefix("Basic "))
         return settings
 
-    async def _poll(self, client: Any, url: str, secrets: tuple[str, ...]) -> CallDetails:
+    async def _poll(
+        self, client: Any, url: str, secrets: tuple[str, ...], total_timeout: float
+    ) -> CallDetails:
         """One status read, asked again after a transient failure; raises the last failure.
 
         :param secrets: the credential's forms, scrubbed from the failures this logs.
+        :param total_timeout: the seconds each GET may take, from sending to the end of its answer.
         """
         from airflow_provider_fuse.hooks.fuse import classify_answer
 
         for attempt in range(self.RETRIES + 1):
             try:
                 try:
-                    response = await client.get(url)
+                    # httpx's read timeout starts again with every chunk: only an overall deadline
+                    # ends an answer that trickles.
+                    status_code, body, complete = await asyncio.wait_for(
+                        _read_answer(client, url), total_timeout
+                    )
+                except asyncio.TimeoutError:
+                    raise FuseConnectionLostError(
+                        f"no whole answer from Fuse within the overall deadline of {total_timeout:g} s "
+                        "(extra timeout.total)"
+                    ) from None
                 except Exception as error:
                     raise _network_failure(error) from error
                 # The answer's own text is scrubbed where it is read, before anything cuts it short.
-                answer = classify_answer(response.status_code, response.content, secrets=secrets)
+                answer = classify_answer(status_code, body, secrets=secrets, complete=complete)
                 return CallDetails.from_answer(
-                    answer, call_id=self.call_id, status_code=response.status_code, secrets=secrets
+                    answer, call_id=self.call_id, status_code=status_code, secrets=secrets
                 )
             except (FuseNotSentError, FuseUnknownOutcomeError) as failure:
-                if attempt >= self.RETRIES:
+                if attempt >= self.RETRIES or not asking_again_can_help(failure):
                     raise
                 delay = self.RETRY_BACKOFF * 2**attempt
                 self.log.warning(
@@ -161,6 +173,36 @@ class FuseCallStatusTrigger(BaseTrigger):
                 )
                 await asyncio.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
+
+
+def asking_again_can_help(error: FuseError) -> bool:
+    """Whether asking Fuse for a call's status again, later, can get an answer.
+
+    The one rule for the sensor, the trigger's own re-asking and its error events. Yes for a failure
+    its class calls retryable (not sent, 429), and for an unknown outcome: a status read changes
+    nothing in Fuse, so the risk that makes an unknown outcome final for a queueing POST is not
+    there. No for invalid input, a rejection other than 429, and a request that cannot be made at
+    all (:class:`FuseRequestError`): the same read would fail the same way.
+    """
+    if not isinstance(error, FuseApiError):
+        return False
+    return error.retryable or error.outcome is Outcome.UNKNOWN
+
+
+async def _read_answer(client: Any, url: str) -> tuple[int, bytes, bool]:
+    """GET ``url``; its status, at most :data:`MAX_ANSWER_BYTES` of its body, and whether that was all.
+
+    The rest of a bigger answer is never read: the connection is closed instead.
+    """
+    from airflow_provider_fuse.hooks.fuse import MAX_ANSWER_BYTES
+
+    async with client.stream("GET", url) as response:
+        body = bytearray()
+        async for chunk in response.aiter_bytes():
+            body += chunk
+            if len(body) > MAX_ANSWER_BYTES:
+                return response.status_code, bytes(body[:MAX_ANSWER_BYTES]), False
+        return response.status_code, bytes(body), True
 
 
 def _secrets(settings: Any) -> tuple[str, ...]:
@@ -199,6 +241,9 @@ def _network_failure(error: Exception) -> FuseApiError:
     """httpx's failures to get an answer, in the outcome classes of the hook."""
     import httpx
 
+    if isinstance(error, (httpx.InvalidURL, httpx.UnsupportedProtocol)):
+        # Refused before any connection is opened; the same GET would be refused again.
+        return FuseRequestError(f"not sent: the request could not be made ({type(error).__name__})")
     if isinstance(error, (httpx.ConnectError, httpx.ConnectTimeout, httpx.ProxyError)):
         return FuseNotSentError(f"not sent: could not connect to Fuse ({type(error).__name__})")
     if isinstance(error, httpx.TransportError):

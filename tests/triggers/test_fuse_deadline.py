@@ -1,0 +1,167 @@
+"""FuseCallStatusTrigger against a real server on loopback that trickles or floods its answers.
+
+The server is FastAPI under uvicorn, in a thread, on a free port: real sockets, so httpx's own
+timeouts, the trigger's overall deadline and its read cap are what is exercised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import tracemalloc
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+import pytest
+import uvicorn
+from fastapi import FastAPI
+from fastapi.responses import StreamingResponse
+
+from airflow_provider_fuse.hooks.fuse import MAX_ANSWER_BYTES
+from airflow_provider_fuse.triggers.fuse import FuseCallStatusTrigger
+from tests.helpers import connection_json
+
+TRICKLE_SECONDS = 30
+HUGE_BYTES = 100 * 2**20
+CHUNK = 64 * 1024
+ANSWER = b'{"call_details": {"status": "completed", "attempts": "1"}}'
+
+
+class Served:
+    """What the server sent, as it sent it."""
+
+    def __init__(self) -> None:
+        self.bytes = 0
+        self.requests = 0
+
+
+def make_app(served: Served) -> FastAPI:
+    app = FastAPI()
+
+    async def trickle() -> AsyncIterator[bytes]:
+        for _ in range(TRICKLE_SECONDS):
+            served.bytes += 1
+            yield b" "
+            await asyncio.sleep(1)
+        yield ANSWER
+
+    async def flood() -> AsyncIterator[bytes]:
+        block = b"x" * CHUNK
+        for _ in range(HUGE_BYTES // CHUNK):
+            served.bytes += CHUNK
+            yield block
+
+    @app.get("/trickle/outbound/{call_id}")
+    async def trickling_answer(call_id: str) -> StreamingResponse:
+        served.requests += 1
+        return StreamingResponse(trickle(), media_type="application/json")
+
+    @app.get("/huge/outbound/{call_id}")
+    async def huge_answer(call_id: str) -> StreamingResponse:
+        served.requests += 1
+        return StreamingResponse(flood(), media_type="application/json")
+
+    return app
+
+
+@pytest.fixture
+def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, Served]]:
+    """The base address of a live server, and what it has sent."""
+    for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    served = Served()
+    config = uvicorn.Config(
+        make_app(served),
+        host="127.0.0.1",
+        port=0,
+        log_level="error",
+        lifespan="off",
+        timeout_graceful_shutdown=1,
+    )
+    live = uvicorn.Server(config)
+    thread = threading.Thread(target=live.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not live.started:
+        assert time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.02)
+    port = live.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}", served
+    finally:
+        live.should_exit = True
+        thread.join(10)
+
+
+@pytest.fixture
+def received(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts the answer bytes the trigger takes from the connection (a one-item list)."""
+    count = [0]
+    original = httpx.Response.aiter_bytes
+
+    async def counting(self: httpx.Response, *args: object, **kwargs: object) -> AsyncIterator[bytes]:
+        async for chunk in original(self, *args, **kwargs):  # type: ignore[arg-type]
+            count[0] += len(chunk)
+            yield chunk
+
+    monkeypatch.setattr(httpx.Response, "aiter_bytes", counting)
+    return count
+
+
+def connect(monkeypatch: pytest.MonkeyPatch, url: str, timeout: object = None) -> None:
+    extra = {} if timeout is None else {"timeout": timeout}
+    monkeypatch.setenv("AIRFLOW_CONN_FUSE_DEFAULT", connection_json(host=url, extra=extra))
+    monkeypatch.setattr(FuseCallStatusTrigger, "RETRY_BACKOFF", 0.0)
+
+
+def first_event(trigger: FuseCallStatusTrigger) -> dict:
+    async def run() -> dict:
+        async for event in trigger.run():
+            return event.payload
+        raise AssertionError("the trigger ended without an event")
+
+    return asyncio.run(asyncio.wait_for(run(), timeout=60))
+
+
+def test_a_trickling_answer_ends_at_the_overall_deadline(monkeypatch, server):
+    address, served = server
+    connect(monkeypatch, f"{address}/trickle", {"connect": 2, "read": 5, "total": 2})
+    monkeypatch.setattr(FuseCallStatusTrigger, "RETRIES", 0)
+    started = time.monotonic()
+    payload = first_event(FuseCallStatusTrigger(call_id="77", poll_interval=0.05))
+    elapsed = time.monotonic() - started
+    assert payload["status"] == "error"
+    assert "overall deadline of 2 s" in payload["message"]
+    assert payload["retryable"] is True  # a status read is safe to ask again
+    assert 1.8 < elapsed < 4, f"gave up after {elapsed:.1f} s"
+    assert served.bytes < TRICKLE_SECONDS  # well before the trickle ended
+    print(f"trickle ended after {elapsed:.2f} s (deadline 2 s), {served.bytes} bytes served")
+
+
+def test_a_status_read_past_its_deadline_is_asked_again(monkeypatch, server):
+    address, served = server
+    connect(monkeypatch, f"{address}/trickle", {"connect": 2, "read": 5, "total": 1})
+    monkeypatch.setattr(FuseCallStatusTrigger, "RETRIES", 1)
+    started = time.monotonic()
+    payload = first_event(FuseCallStatusTrigger(call_id="77", poll_interval=0.05))
+    assert (payload["status"], payload["retryable"]) == ("error", True)
+    assert served.requests == 2
+    assert time.monotonic() - started < 4
+
+
+def test_a_huge_answer_is_not_read_whole(monkeypatch, server, received):
+    address, _ = server
+    connect(monkeypatch, f"{address}/huge")
+    monkeypatch.setattr(FuseCallStatusTrigger, "RETRIES", 0)
+    tracemalloc.start()
+    try:
+        payload = first_event(FuseCallStatusTrigger(call_id="77", poll_interval=0.05))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert payload["status"] == "error"
+    assert "not read whole" in payload["message"]
+    assert MAX_ANSWER_BYTES < received[0] <= MAX_ANSWER_BYTES + 2 * 2**20
+    assert peak < 8 * MAX_ANSWER_BYTES, f"peak {peak} bytes allocated"
+    print(f"read {received[0]} of {HUGE_BYTES} bytes; traced peak {peak} bytes")
