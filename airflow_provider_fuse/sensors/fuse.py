@@ -15,7 +15,8 @@ from airflow_provider_fuse._compat import (
     conf,
 )
 from airflow_provider_fuse.calls import TERMINAL_STATUSES
-from airflow_provider_fuse.exceptions import FuseError, FuseRejectedError, FuseValidationError
+from airflow_provider_fuse.exceptions import FuseError, FuseValidationError
+from airflow_provider_fuse.triggers.fuse import FuseCallStatusTrigger, asking_again_can_help
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -45,10 +46,12 @@ class FuseCallStatusSensor(BaseSensorOperator):
     One method, :meth:`settle`, applies these rules, whichever path saw the call end: a poke, the
     check before deferring, or :meth:`execute_complete` after the trigger fired.
 
-    Failures to ask: a rejection (4xx; 404 no such call, 403 another account's call, 401) fails
-    without retries in Fuse's words (skips with ``soft_fail``), and a 429 fails this try with the
-    task's retries left; 5xx, an answer that is not Fuse's and network failures are asked again by
-    the hook a few times (a read is safe to repeat), then left to the task's retries.
+    Failures to ask: a rejection (4xx; 404 no such call, 403 another account's call, 401) or a
+    request that cannot be made at all fails without retries in Fuse's words (skips with
+    ``soft_fail``), and a 429 fails this try with the task's retries left; 5xx, an answer that is not
+    Fuse's and network failures are asked again by the hook a few times (a read is safe to repeat),
+    then left to the task's retries. One rule decides, on every path:
+    :func:`~airflow_provider_fuse.triggers.fuse.asking_again_can_help`.
 
     With ``deferrable=True`` the sensor asks once and, if the call has not ended, frees its worker
     slot and waits in the triggerer (:class:`~airflow_provider_fuse.triggers.fuse.FuseCallStatusTrigger`,
@@ -114,7 +117,7 @@ class FuseCallStatusSensor(BaseSensorOperator):
             details = self.hook.get_call_status(self.call_id)
         except FuseError as error:
             message = f"Cannot ask Fuse: {error}" if isinstance(error, FuseValidationError) else str(error)
-            raise self._asking_failed(message, retryable=_retryable(error)) from error
+            raise self._asking_failed(message, retryable=asking_again_can_help(error)) from error
         self.log.info(
             "Fuse call %s is %s (attempts %s of %s)",
             details.call_id,
@@ -176,8 +179,6 @@ class FuseCallStatusSensor(BaseSensorOperator):
         details = self._ask()
         if details is not None:
             return self.settle(context, details)
-        from airflow_provider_fuse.triggers.fuse import FuseCallStatusTrigger
-
         self.defer(
             trigger=FuseCallStatusTrigger(
                 call_id=str(self.call_id).strip(),
@@ -198,13 +199,6 @@ class FuseCallStatusSensor(BaseSensorOperator):
         details = dict(event["call_details"])
         self.log.info("Fuse call %s is %s", details.get("call_id"), details.get("status"))
         return self.settle(context, details)
-
-
-def _retryable(error: FuseError) -> bool:
-    """Whether a later try can get an answer: rejections (429 excepted) and bad arguments cannot."""
-    if isinstance(error, FuseValidationError):
-        return False
-    return not isinstance(error, FuseRejectedError) or error.retryable
 
 
 def _seconds(value: float | timedelta) -> float:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import requests
 
 from airflow_provider_fuse._compat import AirflowException, AirflowFailException, AirflowSkipException
 from airflow_provider_fuse.sensors.fuse import FuseCallStatusSensor
@@ -234,3 +235,16 @@ def test_execute_complete_maps_trigger_errors():
             {}, {"status": "error", "message": "Fuse API answered 503", "retryable": True}
         )
     assert not isinstance(caught.value, AirflowFailException)
+
+
+def test_a_request_that_cannot_be_made_fails_without_retries(fuse_connection, requests_mock):
+    requests_mock.get(STATUS_URL, exc=requests.exceptions.InvalidURL("bad port"))
+    with pytest.raises(AirflowFailException, match="could not be made"):
+        sensor().poke({})
+    assert requests_mock.call_count == 1
+
+
+def test_a_request_that_cannot_be_made_skips_with_soft_fail(fuse_connection, requests_mock):
+    requests_mock.get(STATUS_URL, exc=requests.exceptions.InvalidURL("bad port"))
+    with pytest.raises(AirflowSkipException, match="could not be made"):
+        sensor(deferrable=True, soft_fail=True).execute({})

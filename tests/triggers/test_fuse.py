@@ -6,11 +6,22 @@ import asyncio
 import base64
 import json
 
+import httpx
 import pytest
 
+from airflow_provider_fuse.exceptions import (
+    FuseAuthenticationError,
+    FuseConnectionLostError,
+    FuseNotFoundError,
+    FuseNotSentError,
+    FuseRequestError,
+    FuseServerError,
+    FuseTooManyRequestsError,
+    FuseValidationError,
+)
 from airflow_provider_fuse.hooks.fuse import FuseHook
 from airflow_provider_fuse.sandbox import FuseSandbox
-from airflow_provider_fuse.triggers.fuse import FuseCallStatusTrigger
+from airflow_provider_fuse.triggers.fuse import FuseCallStatusTrigger, asking_again_can_help
 from tests.helpers import DEVELOPER_KEY, EMAIL, connection_json
 
 
@@ -143,3 +154,42 @@ def test_a_retry_log_line_is_scrubbed_of_the_developer_key(connected, log_text):
     text = log_text()
     assert "asking again" in text
     assert connected.developer_key not in text
+
+
+# --- which failures are asked again ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (FuseNotSentError("not sent: could not connect"), True),
+        (FuseTooManyRequestsError("Too many requests.", 429), True),
+        (FuseServerError("down", 503), True),
+        (FuseConnectionLostError("no whole answer"), True),
+        (FuseRequestError("not sent: the request could not be made (UnsupportedProtocol)"), False),
+        (FuseNotFoundError("No outbound call was found.", 404), False),
+        (FuseAuthenticationError("Bad credentials.", 401), False),
+        (FuseValidationError("call_id", "must not be empty"), False),
+    ],
+    ids=lambda value: type(value).__name__ if isinstance(value, Exception) else None,
+)
+def test_asking_again_can_help_only_where_the_same_read_can_succeed(error, expected):
+    assert asking_again_can_help(error) is expected
+
+
+def test_a_request_that_cannot_be_made_is_not_asked_again(fuse_connection, monkeypatch):
+    sent = []
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        raise httpx.UnsupportedProtocol("the scheme is not supported", request=request)
+
+    monkeypatch.setattr(FuseCallStatusTrigger, "RETRY_BACKOFF", 0.0)
+    monkeypatch.setattr(
+        "airflow_provider_fuse.triggers.fuse._client",
+        lambda settings: httpx.AsyncClient(transport=httpx.MockTransport(refuse)),
+    )
+    payload = first_event(FuseCallStatusTrigger(call_id="77", poll_interval=0.05))
+    assert (payload["status"], payload["retryable"]) == ("error", False)
+    assert "could not be made" in payload["message"]
+    assert len(sent) == 1
