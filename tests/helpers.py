@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 from requests_toolbelt.multipart.decoder import MultipartDecoder
 
@@ -58,3 +63,29 @@ def assert_retryable(error: BaseException) -> None:
 
     assert isinstance(error, AirflowException)
     assert not isinstance(error, AirflowFailException)
+
+
+@contextmanager
+def serving(app: Any) -> Iterator[str]:
+    """Run an ASGI ``app`` with uvicorn on a free loopback port, in a thread; yield its base URL.
+
+    Proxies from the environment are the caller's to clear: this binds 127.0.0.1 only.
+    """
+    import uvicorn
+
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=0, log_level="error", lifespan="off", timeout_graceful_shutdown=1
+    )
+    live = uvicorn.Server(config)
+    thread = threading.Thread(target=live.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not live.started:
+        assert time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.02)
+    port = live.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        live.should_exit = True
+        thread.join(10)

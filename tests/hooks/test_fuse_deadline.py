@@ -15,7 +15,6 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, StreamingResponse
 
@@ -27,7 +26,7 @@ from airflow_provider_fuse.exceptions import (
     nothing_queued,
 )
 from airflow_provider_fuse.hooks.fuse import MAX_ANSWER_BYTES, FuseHook, _Watchdog
-from tests.helpers import connection_json
+from tests.helpers import connection_json, serving
 
 TRICKLE_SECONDS = 30
 HUGE_BYTES = 100 * 2**20
@@ -86,27 +85,8 @@ def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, Served]]:
     for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
         monkeypatch.delenv(name, raising=False)
     served = Served()
-    config = uvicorn.Config(
-        make_app(served),
-        host="127.0.0.1",
-        port=0,
-        log_level="error",
-        lifespan="off",
-        timeout_graceful_shutdown=1,
-    )
-    live = uvicorn.Server(config)
-    thread = threading.Thread(target=live.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not live.started:
-        assert time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.02)
-    port = live.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}", served
-    finally:
-        live.should_exit = True
-        thread.join(10)
+    with serving(make_app(served)) as base:
+        yield base, served
 
 
 @pytest.fixture

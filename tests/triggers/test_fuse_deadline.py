@@ -7,20 +7,18 @@ timeouts, the trigger's overall deadline and its read cap are what is exercised.
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 import tracemalloc
 from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import StreamingResponse
 
 from airflow_provider_fuse.hooks.fuse import MAX_ANSWER_BYTES
 from airflow_provider_fuse.triggers.fuse import FuseCallStatusTrigger
-from tests.helpers import connection_json
+from tests.helpers import connection_json, serving
 
 TRICKLE_SECONDS = 30
 HUGE_BYTES = 100 * 2**20
@@ -71,27 +69,8 @@ def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, Served]]:
     for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
         monkeypatch.delenv(name, raising=False)
     served = Served()
-    config = uvicorn.Config(
-        make_app(served),
-        host="127.0.0.1",
-        port=0,
-        log_level="error",
-        lifespan="off",
-        timeout_graceful_shutdown=1,
-    )
-    live = uvicorn.Server(config)
-    thread = threading.Thread(target=live.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not live.started:
-        assert time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.02)
-    port = live.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}", served
-    finally:
-        live.should_exit = True
-        thread.join(10)
+    with serving(make_app(served)) as base:
+        yield base, served
 
 
 @pytest.fixture
