@@ -125,8 +125,9 @@ class Sealed:
 
     def __set__(self, obj: object, value: Any) -> None:
         state = obj.__dict__
-        if not _rendering(obj):
-            # Construction, or a DAG author's assignment: what is given (a template, an XComArg).
+        if f"_given_{self.name}" not in state or not _rendering(obj):
+            # Construction (the first assignment, even of a mapped task's operator, which is built
+            # while "from mapped"), or a DAG author's assignment: what is given (a template, an XComArg).
             state[f"_given_{self.name}"] = value
             state.pop(f"_sealed_{self.name}", None)
             return

@@ -345,19 +345,21 @@ def test_rendering_twice_keeps_the_value(fuse_connection, requests_mock):
 
 
 def test_a_mapped_call_renders_through_the_sealed_fields():
-    """Mapped tasks render through ``unmapped_task._do_render_template_fields``: the fields still seal."""
+    """Mapped tasks are built "from mapped" and render through ``unmapped_task._do_render_template_fields``:
+    the fields still hold the template until rendering, then seal the rendered number."""
     from airflow.sdk import DAG
 
     with DAG("mapped", schedule=None):
         mapped = FuseQueueCallOperator.partial(task_id="call", application_id=12, deployment_id=34).expand(
-            phone_number=["16175551234", "16175551235"]
+            phone_number=["{{ '617555' }}1234", "{{ '617555' }}1235"]
         )
-    unmapped = mapped.unmap({"phone_number": "16175551235"})
+    unmapped = mapped.unmap({"phone_number": "{{ '617555' }}1235"})
+    assert unmapped.phone_number == "{{ '617555' }}1235"
     unmapped._do_render_template_fields(
         unmapped, unmapped.template_fields, {}, unmapped.get_template_env(), set()
     )
     assert unmapped.phone_number == "***"
-    assert type(unmapped).phone_number.value(unmapped) == "16175551235"
+    assert type(unmapped).phone_number.value(unmapped) == "6175551235"
 
 
 # --- 14. one sealing scheme for both ledgers --------------------------------------------------------
