@@ -214,7 +214,8 @@ class _FuseQueueingOperator(BaseOperator):
             raise
 
     def _best_effort(self, what: str, action: Callable[[], object]) -> None:
-        """Run ``action``, which follows Fuse's 200: a failure is logged, never raised."""
+        """Run ``action``, whose failure must not fail the task (it follows Fuse's 200, or cleans up):
+        a failure is logged with its type, never raised."""
         try:
             action()
         except Exception as error:
