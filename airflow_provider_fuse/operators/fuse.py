@@ -370,7 +370,7 @@ class FuseBulkQueueOperator(_FuseQueueingOperator):
             application_id, deployment_id, fields = self._validated_arguments()
         except FuseValidationError as error:
             raise AirflowFailException(f"Nothing was sent to Fuse: {error}") from None
-        where = f"application {application_id} / deployment {deployment_id}"
+        where = _where(application_id, deployment_id)
         parameters = self._parameters(application_id, deployment_id, fields)
         ledger = None if self.preflight_only else self._ledger(context, where)
         resend = self._resend(context)
@@ -475,7 +475,7 @@ class FuseBulkQueueOperator(_FuseQueueingOperator):
         """
         from airflow_provider_fuse.guard import GuardError, Plan
 
-        where = f"application {ids[0]} / deployment {ids[1]}"
+        where = _where(*ids)
         try:
             plan = (
                 ledger.plan(
@@ -523,17 +523,7 @@ class FuseBulkQueueOperator(_FuseQueueingOperator):
                     ledger.sending(index, part.rows)
                 self._request_left = True
                 try:
-                    queued = hook.bulk_queue(
-                        *ids,
-                        part.path,
-                        start_timestamp=fields.start_timestamp,
-                        end_timestamp=fields.end_timestamp,
-                        max_attempts=fields.max_attempts,
-                        reattempt_wait=fields.reattempt_wait,
-                        result_url=fields.result_url,
-                        # The default (False) sends no is_pci field at all: Fuse's own default.
-                        is_pci=fields.is_pci or None,
-                    )
+                    queued = hook.bulk_queue(*ids, part.path, **_request_fields(fields))
                 except FuseError as error:
                     if ledger and nothing_queued(error):
                         ledger.not_queued(index)
@@ -845,6 +835,24 @@ def _is_remote_source(source: object) -> bool:
     return any(cls.__name__ in ("ObjectStoragePath", "Asset") for cls in type(source).__mro__)
 
 
+def _where(application_id: int, deployment_id: int) -> str:
+    """The deployment a message is about, as every message names it."""
+    return f"application {application_id} / deployment {deployment_id}"
+
+
+def _request_fields(fields: QueueFields) -> dict[str, Any]:
+    """The request fields as the hook's queueing methods take them."""
+    return {
+        "start_timestamp": fields.start_timestamp,
+        "end_timestamp": fields.end_timestamp,
+        "max_attempts": fields.max_attempts,
+        "reattempt_wait": fields.reattempt_wait,
+        "result_url": fields.result_url,
+        # The default (False) sends no is_pci field at all: Fuse's own default.
+        "is_pci": fields.is_pci or None,
+    }
+
+
 def _rows_of(part: CsvPart) -> str:
     """The rows of the original file a part holds (the header is row 1)."""
     if part.rows == part.last_row - part.first_row + 1:
@@ -978,7 +986,7 @@ class FuseQueueCallOperator(_FuseQueueingOperator):
                 "This task is mapped: Plum warns that queuing many single calls can get every call "
                 "rejected. Use FuseBulkQueueOperator for a list."
             )
-        where = f"application {application_id} / deployment {deployment_id}"
+        where = _where(application_id, deployment_id)
 
         ledger = self._ledger(context, application_id, deployment_id, phone_number, parameters, fields)
         if ledger is not None:
@@ -1012,12 +1020,7 @@ class FuseQueueCallOperator(_FuseQueueingOperator):
                     deployment_id,
                     phone_number,
                     call_parameters=parameters,
-                    start_timestamp=fields.start_timestamp,
-                    end_timestamp=fields.end_timestamp,
-                    max_attempts=fields.max_attempts,
-                    reattempt_wait=fields.reattempt_wait,
-                    result_url=fields.result_url,
-                    is_pci=fields.is_pci or None,
+                    **_request_fields(fields),
                 )
             except FuseError as error:
                 if ledger is not None and nothing_queued(error):
@@ -1071,7 +1074,7 @@ class FuseQueueCallOperator(_FuseQueueingOperator):
         try:
             return QueueCallLedger(store, fingerprint)
         except GuardError as error:
-            where = f"application {application_id} / deployment {deployment_id}"
+            where = _where(application_id, deployment_id)
             raise AirflowFailException(_call_guard_message(error, where)) from None
 
 
@@ -1120,7 +1123,7 @@ class FuseCancelCallsOperator(BaseOperator):
             deployment_id = to_positive_id("deployment_id", self.deployment_id)
         except FuseValidationError as error:
             raise AirflowFailException(f"Nothing was sent to Fuse: {error}") from None
-        where = f"application {application_id} / deployment {deployment_id}"
+        where = _where(application_id, deployment_id)
 
         from airflow_provider_fuse.hooks.fuse import FuseHook
 
