@@ -13,7 +13,7 @@ import stat
 
 from airflow_provider_fuse.exceptions import FuseCsvError
 
-__all__ = ["copy_regular_file", "open_regular_file"]
+__all__ = ["copy_regular_file", "open_regular_file", "refuse_irregular"]
 
 _BLOCK = 1 << 20
 
@@ -37,15 +37,23 @@ def open_regular_file(path: str | os.PathLike[str]) -> int:
     except OSError as error:
         raise FuseCsvError(f"cannot be opened ({error.strerror}): {name}") from None
     try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            kind = "a directory" if stat.S_ISDIR(mode) else "not a regular file (a FIFO, socket or device)"
-            raise FuseCsvError(f"is {kind}, not a CSV file: {name}")
+        refuse_irregular(fd, name)
         os.set_blocking(fd, True)
     except BaseException:
         os.close(fd)
         raise
     return fd
+
+
+def refuse_irregular(fd: int, name: str) -> None:
+    """Refuse the open descriptor ``fd`` unless it is a regular file; ``name`` says which file.
+
+    :raises FuseCsvError: for a directory, a FIFO, a socket or a device.
+    """
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        kind = "a directory" if stat.S_ISDIR(mode) else "not a regular file (a FIFO, socket or device)"
+        raise FuseCsvError(f"is {kind}, not a CSV file: {name}")
 
 
 def copy_regular_file(source: str | os.PathLike[str], target: str | os.PathLike[str]) -> int:

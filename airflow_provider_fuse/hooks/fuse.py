@@ -22,7 +22,6 @@ import math
 import os
 import re
 import socket
-import stat
 import threading
 import time
 import xml.etree.ElementTree as ElementTree
@@ -1285,19 +1284,16 @@ def _check_csv(csv: CsvSource | None) -> None:
         except OSError as error:  # fstat or close failing: before any request, as any unreadable file
             raise FuseCsvError(f"the file cannot be read ({type(error).__name__})") from None
         return
+    from airflow_provider_fuse.snapshot import refuse_irregular
+
     try:
-        try:
-            descriptor = csv.fileno()
-        except (OSError, ValueError, AttributeError):
-            return  # an in-memory file object: nothing to check
-        mode = os.fstat(descriptor).st_mode
-    except FileNotFoundError:
-        raise FuseCsvError("the file does not exist") from None
-    except (OSError, ValueError) as error:
+        descriptor = csv.fileno()
+    except (OSError, ValueError, AttributeError):
+        return  # an in-memory file object: nothing to check
+    try:
+        refuse_irregular(descriptor, "the file object")
+    except OSError as error:  # fstat failing: before any request, as any unreadable file
         raise FuseCsvError(f"the file cannot be read ({type(error).__name__})") from None
-    if not stat.S_ISREG(mode):
-        kind = "a directory" if stat.S_ISDIR(mode) else "not a regular file (a pipe, device or socket)"
-        raise FuseCsvError(f"the file is {kind}")
 
 
 @contextmanager
