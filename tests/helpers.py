@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -66,13 +66,15 @@ def assert_retryable(error: BaseException) -> None:
 
 
 @contextmanager
-def serving(app: Any) -> Iterator[str]:
+def serving(monkeypatch: Any, app: Any) -> Iterator[str]:
     """Run an ASGI ``app`` with uvicorn on a free loopback port, in a thread; yield its base URL.
 
-    Proxies from the environment are the caller's to clear: this binds 127.0.0.1 only.
+    The environment's proxies are cleared (through ``monkeypatch``) so requests reach loopback directly.
     """
     import uvicorn
 
+    for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
     config = uvicorn.Config(
         app, host="127.0.0.1", port=0, log_level="error", lifespan="off", timeout_graceful_shutdown=1
     )
@@ -89,3 +91,34 @@ def serving(app: Any) -> Iterator[str]:
     finally:
         live.should_exit = True
         thread.join(10)
+
+
+#: How long :meth:`Served.trickle` takes (one byte a second), and how much :meth:`Served.flood` sends.
+TRICKLE_SECONDS = 30
+HUGE_BYTES = 100 * 2**20
+_CHUNK = 64 * 1024
+
+
+class Served:
+    """Answers a misbehaving Fuse could stream, counting what went out (for a test server's routes)."""
+
+    def __init__(self) -> None:
+        self.bytes = 0
+        self.requests = 0
+
+    async def trickle(self, last: bytes) -> AsyncIterator[bytes]:
+        """One byte a second for :data:`TRICKLE_SECONDS`, then ``last``."""
+        import asyncio
+
+        for _ in range(TRICKLE_SECONDS):
+            self.bytes += 1
+            yield b" "
+            await asyncio.sleep(1)
+        yield last
+
+    async def flood(self) -> AsyncIterator[bytes]:
+        """:data:`HUGE_BYTES` of filler, in 64 KiB blocks."""
+        block = b"x" * _CHUNK
+        for _ in range(HUGE_BYTES // _CHUNK):
+            self.bytes += _CHUNK
+            yield block

@@ -6,12 +6,11 @@ adapter, its watchdog and its read cap are what is exercised (requests-mock repl
 
 from __future__ import annotations
 
-import asyncio
 import resource
 import threading
 import time
 import tracemalloc
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -26,47 +25,23 @@ from airflow_provider_fuse.exceptions import (
     nothing_queued,
 )
 from airflow_provider_fuse.hooks.fuse import MAX_ANSWER_BYTES, FuseHook, _Watchdog
-from tests.helpers import connection_json, serving
-
-TRICKLE_SECONDS = 30
-HUGE_BYTES = 100 * 2**20
-CHUNK = 64 * 1024
-
-
-class Served:
-    """What the server sent, as it sent it."""
-
-    def __init__(self) -> None:
-        self.bytes = 0
+from tests.helpers import HUGE_BYTES, TRICKLE_SECONDS, Served, connection_json, serving
 
 
 def make_app(served: Served) -> FastAPI:
     app = FastAPI()
 
-    async def trickle() -> AsyncIterator[bytes]:
-        for _ in range(TRICKLE_SECONDS):
-            served.bytes += 1
-            yield b" "
-            await asyncio.sleep(1)
-        yield b'{"calls_queued": 3}'
-
-    async def flood() -> AsyncIterator[bytes]:
-        block = b"x" * CHUNK
-        for _ in range(HUGE_BYTES // CHUNK):
-            served.bytes += CHUNK
-            yield block
-
     @app.post("/trickle/apps/{app_id}/{deployment_id}/bulk_queue")
     async def trickling_answer() -> StreamingResponse:
-        return StreamingResponse(trickle(), media_type="application/json")
+        return StreamingResponse(served.trickle(b'{"calls_queued": 3}'), media_type="application/json")
 
     @app.post("/huge/apps/{app_id}/{deployment_id}/bulk_queue")
     async def huge_success() -> StreamingResponse:
-        return StreamingResponse(flood(), media_type="application/json")
+        return StreamingResponse(served.flood(), media_type="application/json")
 
     @app.post("/huge500/apps/{app_id}/{deployment_id}/bulk_queue")
     async def huge_failure() -> StreamingResponse:
-        return StreamingResponse(flood(), status_code=500, media_type="text/html")
+        return StreamingResponse(served.flood(), status_code=500, media_type="text/html")
 
     @app.post("/ok/apps/{app_id}/{deployment_id}/bulk_queue")
     async def queued() -> JSONResponse:
@@ -82,10 +57,8 @@ def make_app(served: Served) -> FastAPI:
 @pytest.fixture
 def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, Served]]:
     """The base address of a live server, and what it has sent."""
-    for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
-        monkeypatch.delenv(name, raising=False)
     served = Served()
-    with serving(make_app(served)) as base:
+    with serving(monkeypatch, make_app(served)) as base:
         yield base, served
 
 

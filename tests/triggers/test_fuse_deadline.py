@@ -18,47 +18,23 @@ from fastapi.responses import StreamingResponse
 
 from airflow_provider_fuse.hooks.fuse import MAX_ANSWER_BYTES
 from airflow_provider_fuse.triggers.fuse import FuseCallStatusTrigger
-from tests.helpers import connection_json, serving
+from tests.helpers import HUGE_BYTES, TRICKLE_SECONDS, Served, connection_json, serving
 
-TRICKLE_SECONDS = 30
-HUGE_BYTES = 100 * 2**20
-CHUNK = 64 * 1024
 ANSWER = b'{"call_details": {"status": "completed", "attempts": "1"}}'
-
-
-class Served:
-    """What the server sent, as it sent it."""
-
-    def __init__(self) -> None:
-        self.bytes = 0
-        self.requests = 0
 
 
 def make_app(served: Served) -> FastAPI:
     app = FastAPI()
 
-    async def trickle() -> AsyncIterator[bytes]:
-        for _ in range(TRICKLE_SECONDS):
-            served.bytes += 1
-            yield b" "
-            await asyncio.sleep(1)
-        yield ANSWER
-
-    async def flood() -> AsyncIterator[bytes]:
-        block = b"x" * CHUNK
-        for _ in range(HUGE_BYTES // CHUNK):
-            served.bytes += CHUNK
-            yield block
-
     @app.get("/trickle/outbound/{call_id}")
     async def trickling_answer(call_id: str) -> StreamingResponse:
         served.requests += 1
-        return StreamingResponse(trickle(), media_type="application/json")
+        return StreamingResponse(served.trickle(ANSWER), media_type="application/json")
 
     @app.get("/huge/outbound/{call_id}")
     async def huge_answer(call_id: str) -> StreamingResponse:
         served.requests += 1
-        return StreamingResponse(flood(), media_type="application/json")
+        return StreamingResponse(served.flood(), media_type="application/json")
 
     return app
 
@@ -66,10 +42,8 @@ def make_app(served: Served) -> FastAPI:
 @pytest.fixture
 def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, Served]]:
     """The base address of a live server, and what it has sent."""
-    for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
-        monkeypatch.delenv(name, raising=False)
     served = Served()
-    with serving(make_app(served)) as base:
+    with serving(monkeypatch, make_app(served)) as base:
         yield base, served
 
 
