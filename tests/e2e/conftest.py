@@ -12,7 +12,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,10 +33,15 @@ class TaskRun:
     try_number: int | None
     xcom: object
     output: str
+    run_id: str | None = None
 
 
 class AirflowEnv:
-    """A migrated AIRFLOW_HOME whose dags folder holds the example DAG and the e2e DAGs."""
+    """A migrated AIRFLOW_HOME whose dags folder holds the example DAG and the e2e DAGs.
+
+    The bulk example's exports go to ``exports/`` in the home unless a test points
+    ``AIRFLOW_VAR_FUSE_EXAMPLE_EXPORT_BASE`` elsewhere, so no run writes to the shared temp directory.
+    """
 
     def __init__(self, home: Path) -> None:
         self.home = home
@@ -47,10 +52,14 @@ class AirflowEnv:
             "AIRFLOW_HOME": str(home),
             "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW_VAR_FUSE_EXAMPLE_EXPORT_BASE": (home / "exports").as_uri(),
         }
 
-    def run(self, *args: str, connection: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
-        env = {**self.env, "AIRFLOW_CONN_FUSE_DEFAULT": connection}
+    def run(
+        self, *args: str, connection: str, timeout: float = 240, env: Mapping[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``airflow`` with ``env`` (e.g. ``AIRFLOW_VAR_*`` Variables) on top of the home's."""
+        env = {**self.env, **(env or {}), "AIRFLOW_CONN_FUSE_DEFAULT": connection}
         return subprocess.run(
             [AIRFLOW, *args], env=env, capture_output=True, text=True, timeout=timeout, check=False
         )
@@ -62,13 +71,27 @@ class AirflowEnv:
         )
 
     def dags_test(
-        self, dag_id: str, *, connection: str, conf: dict | None = None, logical_date: str | None = None
+        self,
+        dag_id: str,
+        *,
+        connection: str,
+        conf: dict | None = None,
+        logical_date: str | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> TaskRun:
         """``airflow dags test`` one DAG and report its ``queue_calls`` task."""
         args = ["dags", "test", dag_id] + ([logical_date] if logical_date else [])
         args += ["-c", json.dumps(conf)] if conf else []
-        result = self.run(*args, connection=connection)
+        result = self.run(*args, connection=connection, env=env)
         return self.last_run(dag_id, result.stdout + result.stderr)
+
+    def task_states(self, dag_id: str, run_id: str) -> dict[str, str | None]:
+        """Every task instance of one DAG run, by task id, and its state."""
+        with sqlite3.connect(self.home / "airflow.db") as db:
+            rows = db.execute(
+                "SELECT task_id, state FROM task_instance WHERE dag_id = ? AND run_id = ?", (dag_id, run_id)
+            ).fetchall()
+        return dict(rows)
 
     def last_run(self, dag_id: str, output: str, task_id: str = "queue_calls") -> TaskRun:
         with sqlite3.connect(self.home / "airflow.db") as db:
@@ -90,7 +113,7 @@ class AirflowEnv:
         value = xcom[0] if xcom else None
         if isinstance(value, (str, bytes)):
             value = json.loads(value)
-        return TaskRun(dag_state, task[0] if task else None, task[1] if task else None, value, output)
+        return TaskRun(dag_state, task[0] if task else None, task[1] if task else None, value, output, run_id)
 
 
 @pytest.fixture(scope="session")
