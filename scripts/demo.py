@@ -1,8 +1,10 @@
 """`make demo`: run the example DAG end to end against a local Fuse sandbox — no account, no real call.
 
 Starts the sandbox on a free loopback port, points ``fuse_default`` at it, migrates a project-local
-AIRFLOW_HOME (SQLite, under .demo/), runs ``airflow dags test example_fuse_bulk_queue``, prints the
-calls queued (from XCom) and what the sandbox received, and stops the sandbox.
+AIRFLOW_HOME (SQLite, under .demo/), points the example's export base (the Airflow Variable
+``fuse_example_export_base``) at .demo/exports, runs ``airflow dags test example_fuse_bulk_queue``,
+prints the calls queued (from XCom), what the sandbox received and whether the export was removed,
+and stops the sandbox.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from airflow_provider_fuse.sandbox import FuseSandbox
 ROOT = Path(__file__).resolve().parents[1]
 # One home per Airflow version: a database migrated by a newer Airflow cannot be used by an older one.
 AIRFLOW_HOME = ROOT / ".demo" / f"airflow-home-{version('apache-airflow')}"
+# Where the example writes its contact CSV for the upload task, and its teardown deletes it.
+EXPORT_BASE = ROOT / ".demo" / "exports"
 DAG_ID = "example_fuse_bulk_queue"
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
 
@@ -54,11 +58,13 @@ def latest_run(database: Path) -> tuple[str, int | None]:
 def main() -> int:
     started = time.monotonic()
     AIRFLOW_HOME.mkdir(parents=True, exist_ok=True)
+    EXPORT_BASE.mkdir(parents=True, exist_ok=True)
     env = {
         **os.environ,
         "AIRFLOW_HOME": str(AIRFLOW_HOME),
         "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "example_dags"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW_VAR_FUSE_EXAMPLE_EXPORT_BASE": EXPORT_BASE.as_uri(),
     }
     with FuseSandbox(time_scale=60.0) as sandbox:
         env["AIRFLOW_CONN_FUSE_DEFAULT"] = sandbox.connection_json()
@@ -84,13 +90,24 @@ def main() -> int:
         )
     if not uploads:
         print("  nothing")
+    left_behind = sorted(path for path in EXPORT_BASE.rglob("*") if path.is_file())
+    print()
+    print(f"Contact exports left in {EXPORT_BASE}: {len(left_behind)}")
+    for path in left_behind:
+        print(f"  {path.relative_to(EXPORT_BASE)}")
     print()
     elapsed = time.monotonic() - started
     recorded = uploads[-1].calls_queued if uploads else None
-    if state == "success" and calls_queued is not None and calls_queued == recorded:
-        print(f"SUCCESS: the DAG run succeeded; XCom calls_queued = {calls_queued} ({elapsed:.0f} s)")
+    if state == "success" and calls_queued is not None and calls_queued == recorded and not left_behind:
+        print(
+            f"SUCCESS: the DAG run succeeded; XCom calls_queued = {calls_queued}; the export was removed "
+            f"({elapsed:.0f} s)"
+        )
         return 0
-    print(f"FAILED: DAG run state {state!r}, XCom calls_queued = {calls_queued!r} ({elapsed:.0f} s)")
+    print(
+        f"FAILED: DAG run state {state!r}, XCom calls_queued = {calls_queued!r}, "
+        f"{len(left_behind)} export(s) left behind ({elapsed:.0f} s)"
+    )
     return 1
 
 

@@ -6,16 +6,23 @@ Each test checks the task's outcome in Airflow's own database and what the sandb
 from __future__ import annotations
 
 import csv
+import io
 import json
+import re
 import socket
+import sqlite3
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
+import airflow
 import pytest
 
 from airflow_provider_fuse.sandbox import FuseSandbox
 
 PHONES = [f"1617555{index:04d}" for index in range(1000)]
+EXAMPLE = "example_fuse_bulk_queue"
+GUARDED = tuple(int(part) for part in airflow.__version__.split(".")[:2]) >= (3, 3)
 
 
 @pytest.fixture
@@ -34,14 +41,193 @@ def bulk_uploads(sandbox: FuseSandbox) -> list:
     return [request for request in sandbox.requests() if request.path.endswith("/bulk_queue")]
 
 
-def test_the_example_dag_succeeds_and_xcom_holds_the_count(airflow_env, sandbox):
-    run = airflow_env.dags_test("example_fuse_bulk_queue", connection=sandbox.connection_json())
+@dataclass(frozen=True)
+class ExampleRun:
+    """One run of the bulk example: how it ended, what Fuse received, what is left in the export base."""
+
+    run: object
+    states: dict[str, str | None]
+    export_uri: object
+    uploads: list
+    calls: list
+    export_base: Path
+    left_behind: list[Path]
+
+
+def export_env(export_base: Path) -> dict[str, str]:
+    """Point the example's Variable fuse_example_export_base at a ``file://`` directory."""
+    return {"AIRFLOW_VAR_FUSE_EXAMPLE_EXPORT_BASE": export_base.as_uri()}
+
+
+def files_under(directory: Path) -> list[Path]:
+    return sorted(path for path in directory.rglob("*") if path.is_file())
+
+
+def run_the_example(airflow_env, export_base: Path, **conf) -> ExampleRun:
+    export_base.mkdir()
+    with FuseSandbox() as sandbox:
+        run = airflow_env.dags_test(
+            EXAMPLE, connection=sandbox.connection_json(), conf=conf or None, env=export_env(export_base)
+        )
+        uploads, calls = sandbox.uploads(), sandbox.calls()
+    export = airflow_env.last_run(EXAMPLE, "", task_id="export_contacts")
+    return ExampleRun(
+        run=run,
+        states=airflow_env.task_states(EXAMPLE, run.run_id),
+        export_uri=export.xcom,
+        uploads=uploads,
+        calls=calls,
+        export_base=export_base,
+        left_behind=files_under(export_base),
+    )
+
+
+def run_logical_date(airflow_env, run_id: str) -> str:
+    with sqlite3.connect(airflow_env.home / "airflow.db") as db:
+        (value,) = db.execute("SELECT logical_date FROM dag_run WHERE run_id = ?", (run_id,)).fetchone()
+    return str(value)
+
+
+@pytest.fixture(scope="module")
+def example_run(airflow_env, tmp_path_factory) -> ExampleRun:
+    return run_the_example(airflow_env, tmp_path_factory.mktemp("example") / "exports")
+
+
+@pytest.fixture(scope="module")
+def failed_example_run(airflow_env, tmp_path_factory) -> ExampleRun:
+    """A run whose upload Fuse rejects: the sandbox knows no deployment 999."""
+    return run_the_example(airflow_env, tmp_path_factory.mktemp("example") / "exports", deployment_id=999)
+
+
+def test_the_example_dag_succeeds_and_xcom_holds_the_count(example_run):
+    run = example_run.run
     assert (run.dag_state, run.task_state) == ("success", "success"), run.output[-3000:]
-    (upload,) = sandbox.uploads()
+    (upload,) = example_run.uploads
     assert run.xcom == upload.calls_queued == upload.rows == 3
     assert (upload.application_id, upload.deployment_id) == (101, 202)
     assert upload.fields == {"max_attempts": "2", "reattempt_wait": "300"}
-    assert len(sandbox.calls()) == 3
+    assert len(example_run.calls) == 3
+
+
+def test_the_examples_list_names_its_run_on_every_row(example_run):
+    (upload,) = example_run.uploads
+    rows = list(csv.reader(io.StringIO(upload.csv.decode("utf-8"), newline="")))
+    run_id = example_run.run.run_id
+    assert rows == [
+        ["destination", "first_name", "airflow_run_id"],
+        ["6175550100", "Ada", run_id],
+        ["16175550101", "Grace", run_id],
+        ["tel:+16175550102;ani=8005550199", "Alan", run_id],
+    ]
+
+
+def test_the_example_hands_the_csv_over_through_the_export_base_under_a_path_safe_run_id(example_run):
+    safe_run_id = re.sub(r"[^A-Za-z0-9._-]", "_", example_run.run.run_id)
+    assert ":" in example_run.run.run_id
+    expected = f"{example_run.export_base.as_uri()}/{EXAMPLE}/{safe_run_id}/contacts.csv"
+    assert example_run.export_uri == expected
+
+
+def test_the_examples_teardown_removes_the_export_and_its_run_directory(example_run):
+    assert example_run.states["remove_export"] == "success"
+    assert example_run.left_behind == []
+    assert [path.name for path in (example_run.export_base / EXAMPLE).iterdir()] == []
+
+
+def test_the_examples_teardown_fails_loudly_when_the_export_is_not_there(airflow_env, example_run):
+    # The export is gone (the run removed it): as it would be on a worker that never had it.
+    result = airflow_env.run(
+        "tasks",
+        "test",
+        EXAMPLE,
+        "remove_export",
+        example_run.run.run_id,
+        connection="{}",
+        env=export_env(example_run.export_base),
+    )
+    output = result.stdout + result.stderr
+    states = airflow_env.task_states(EXAMPLE, example_run.run.run_id)
+    assert states["remove_export"] == "failed", output[-3000:]
+    assert f"No contact export to remove at {example_run.export_uri}" in output
+
+
+def test_a_failed_upload_fails_the_examples_run(failed_example_run):
+    run = failed_example_run.run
+    assert failed_example_run.states == {
+        "export_contacts": "success",
+        "queue_calls": "failed",
+        "report": "upstream_failed",
+        "remove_export": "success",
+    }
+    assert (run.dag_state, run.try_number) == ("failed", 1), run.output[-3000:]
+    assert "Fuse API answered 404" in run.output
+    assert len(failed_example_run.uploads) == 1
+    assert failed_example_run.calls == []
+
+
+def test_a_failed_upload_still_removes_the_export(failed_example_run):
+    assert str(failed_example_run.export_uri).startswith(failed_example_run.export_base.as_uri())
+    assert failed_example_run.left_behind == []
+
+
+@pytest.mark.skipif(not GUARDED, reason="the duplicate guard needs Airflow >= 3.3")
+def test_clearing_the_examples_successful_upload_sends_nothing_and_removes_the_export_again(
+    airflow_env, sandbox, tmp_path
+):
+    export_base = tmp_path / "exports"
+    env = export_env(export_base)
+    connection = sandbox.connection_json()
+    first = airflow_env.dags_test(EXAMPLE, connection=connection, env=env)
+    assert (first.dag_state, first.xcom) == ("success", 3), first.output[-3000:]
+    (sent,) = sandbox.uploads()
+    run_id = first.run_id
+    logical_date = run_logical_date(airflow_env, run_id)
+
+    cleared = airflow_env.run(
+        "tasks",
+        "clear",
+        EXAMPLE,
+        "-t",
+        "queue_calls",
+        "-s",
+        logical_date,
+        "-e",
+        logical_date,
+        "-y",
+        connection=connection,
+        env=env,
+    )
+    assert cleared.returncode == 0, (cleared.stdout + cleared.stderr)[-3000:]
+    # Airflow clears the upload's setup and teardown with it; report keeps its state.
+    states = airflow_env.task_states(EXAMPLE, run_id)
+    assert states == {
+        "export_contacts": None,
+        "queue_calls": None,
+        "remove_export": None,
+        "report": "success",
+    }
+
+    # What the scheduler then runs, in order, in the same DAG run.
+    def again(task_id: str) -> str:
+        result = airflow_env.run("tasks", "test", EXAMPLE, task_id, run_id, connection=connection, env=env)
+        output = result.stdout + result.stderr
+        assert result.returncode == 0, output[-3000:]
+        return output
+
+    again("export_contacts")
+    (export,) = files_under(export_base)
+    assert export.read_bytes() == sent.csv  # the export is written again, the same bytes
+    output = again("queue_calls")
+    assert "Nothing sent: an earlier try of this task instance already queued its list (3 calls" in output
+    again("remove_export")
+    assert files_under(export_base) == []
+    assert len(sandbox.uploads()) == 1
+    assert airflow_env.task_states(EXAMPLE, run_id) == {
+        "export_contacts": "success",
+        "queue_calls": "success",
+        "remove_export": "success",
+        "report": "success",
+    }
 
 
 def test_a_thousand_row_csv_with_extra_columns_arrives_byte_identical(airflow_env, sandbox, contacts):

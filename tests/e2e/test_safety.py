@@ -185,29 +185,3 @@ def test_a_dry_run_sends_nothing_and_returns_the_row_count(airflow_env, sandbox,
     assert (result.task_state, result.xcom) == ("success", 1000), result.output[-3000:]
     assert "Dry run, nothing sent: would queue 1000 rows" in result.output
     assert sandbox.requests() == []
-
-
-@needs_guard
-def test_running_the_examples_upload_again_after_its_cleanup_answers_from_the_ledger(airflow_env, sandbox):
-    import sqlite3
-
-    first = airflow_env.dags_test("example_fuse_bulk_queue", connection=sandbox.connection_json())
-    assert (first.dag_state, first.task_state, first.xcom) == ("success", "success", 3), first.output[-3000:]
-    with sqlite3.connect(airflow_env.home / "airflow.db") as db:
-        (run_id,) = db.execute(
-            "SELECT run_id FROM dag_run WHERE dag_id = 'example_fuse_bulk_queue' ORDER BY id DESC LIMIT 1"
-        ).fetchone()
-    # The example's cleanup removed the export; the same task instance runs again.
-    again = airflow_env.run(
-        "tasks",
-        "test",
-        "example_fuse_bulk_queue",
-        "queue_calls",
-        run_id,
-        connection=sandbox.connection_json(),
-    )
-    output = again.stdout + again.stderr
-    assert again.returncode == 0, output[-3000:]
-    assert "Nothing sent: an earlier try of this task instance already queued its list (3 calls" in output
-    assert "no such file" not in output
-    assert len(sandbox.uploads()) == 1
