@@ -8,9 +8,18 @@ FuseQueueCallOperator queues the call and pushes its call id; FuseCallStatusSens
 the call has ended (deferrable: it waits in the triggerer, not in a worker slot) and pushes the
 call's details without the phone number; a downstream task reports them.
 
-Trigger it with ``{"phone_number": "...", "first_name": "..."}``; the defaults are the local
-sandbox's deployment and a fictional 555-01xx number. The phone number and the parameters are
-masked in the task logs and in the rendered-template view.
+Who to call comes from the JSON Airflow Variable ``fuse_example_contact``
+(``{"phone_number": "...", "first_name": "..."}``), never from ``dag_run.conf`` or params: Airflow
+stores a run's conf and params in clear (in the run, in the event log of the trigger, in the CLI's
+output). Variables are encrypted at rest with the Fernet key, and in production come from a secrets
+backend. The operator's templated fields read the Variable with Jinja
+(``{{ var.json.fuse_example_contact.phone_number }}``), so it is read only on the worker, when the
+task runs, never when the DAG is parsed. For the demo and the tests set the environment variable
+``AIRFLOW_VAR_FUSE_EXAMPLE_CONTACT``, e.g. ``{"phone_number": "6175550100", "first_name": "Ada"}``
+(555-01xx numbers are fictional). Without the Variable, ``queue_call`` fails before anything is sent.
+
+The phone number and the call parameters are masked in the task logs and in the rendered-template
+view; the params hold only the deployment's ids (the defaults are the local sandbox's deployment).
 """
 
 from __future__ import annotations
@@ -35,9 +44,6 @@ log = logging.getLogger(__name__)
     params={
         "application_id": Param(101, type="integer", minimum=1),
         "deployment_id": Param(202, type="integer", minimum=1),
-        # 555-0100..0199 numbers are reserved for fiction: nobody answers them.
-        "phone_number": Param("6175550100", type="string"),
-        "first_name": Param("Ada", type="string"),
     },
 )
 def example_fuse_queue_call() -> None:
@@ -45,8 +51,11 @@ def example_fuse_queue_call() -> None:
         task_id="queue_call",
         application_id="{{ params.application_id }}",
         deployment_id="{{ params.deployment_id }}",
-        phone_number="{{ params.phone_number }}",
-        call_parameters={"first_name": "{{ params.first_name }}", "reason": "appointment reminder"},
+        phone_number="{{ var.json.fuse_example_contact.phone_number }}",
+        call_parameters={
+            "first_name": "{{ var.json.fuse_example_contact.first_name }}",
+            "reason": "appointment reminder",
+        },
         max_attempts=2,
         reattempt_wait=300,
     )
@@ -61,6 +70,7 @@ def example_fuse_queue_call() -> None:
 
     @task
     def report(call_details: dict) -> None:
+        # The details hold no phone number; log only what says how the call went.
         log.info(
             "Fuse call %s ended %s after %s attempt(s), %s s connected",
             call_details["call_id"],

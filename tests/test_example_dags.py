@@ -52,3 +52,12 @@ def test_clearing_the_bulk_queue_examples_upload_clears_its_export_and_teardown_
     dag = dag_bag().dags["example_fuse_bulk_queue"]
     cleared = dag.partial_subset("queue_calls", include_upstream=False, include_downstream=False)
     assert set(cleared.task_ids) == {"export_contacts", "queue_calls", "remove_export"}
+
+
+def test_the_single_call_example_takes_no_contact_from_params():
+    dag = dag_bag().dags["example_fuse_queue_call"]
+    assert set(dag.params) == {"application_id", "deployment_id"}
+    queue_call = dag.get_task("queue_call")
+    assert "var.json.fuse_example_contact.phone_number" in queue_call.phone_number
+    assert "params" not in repr(queue_call.call_parameters)
+    assert [task.task_id for task in dag.leaves] == ["report"]

@@ -17,6 +17,10 @@ from airflow_provider_fuse.sandbox import FuseSandbox
 
 ANSWERS = "6175551234"
 NEVER_ANSWERS = "6175551239"
+# The single-call example reads who to call from this Variable, never from conf or params.
+CONTACT = {
+    "AIRFLOW_VAR_FUSE_EXAMPLE_CONTACT": json.dumps({"phone_number": "6175550100", "first_name": "Ada"})
+}
 
 
 @pytest.fixture
@@ -51,7 +55,9 @@ def queue_requests(sandbox: FuseSandbox) -> list:
 
 def test_the_example_queues_one_call_waits_and_reports(airflow_env):
     with FuseSandbox(time_scale=600) as sandbox:
-        run = airflow_env.dags_test("example_fuse_queue_call", connection=sandbox.connection_json())
+        run = airflow_env.dags_test(
+            "example_fuse_queue_call", connection=sandbox.connection_json(), env=CONTACT
+        )
         assert (run.dag_state, run.task_state) == ("success", None), run.output[-3000:]
         (call,) = sandbox.calls()
     queued = task_state(airflow_env, "example_fuse_queue_call", "queue_call")
@@ -67,6 +73,34 @@ def test_the_example_queues_one_call_waits_and_reports(airflow_env):
     assert "6175550100" not in stored
     assert "appointment reminder" not in stored
     assert task_state(airflow_env, "example_fuse_queue_call", "report").task_state == "success"
+
+
+def test_the_example_keeps_the_contact_out_of_the_runs_conf_and_params(airflow_env):
+    with FuseSandbox(time_scale=600) as sandbox:
+        run = airflow_env.dags_test(
+            "example_fuse_queue_call", connection=sandbox.connection_json(), env=CONTACT
+        )
+        assert run.dag_state == "success", run.output[-3000:]
+        (call,) = sandbox.calls()
+    assert call.phone_number == "6175550100"
+    with sqlite3.connect(airflow_env.home / "airflow.db") as db:
+        (conf,) = db.execute("SELECT conf FROM dag_run WHERE run_id = ?", (run.run_id,)).fetchone()
+        (serialized,) = db.execute(
+            "SELECT data FROM serialized_dag WHERE dag_id = 'example_fuse_queue_call' "
+            "ORDER BY rowid DESC LIMIT 1"
+        ).fetchone()
+    stored = f"{conf}{serialized}"
+    assert '"deployment_id"' in stored  # the params were read
+    assert "6175550100" not in stored
+    assert "Ada" not in stored
+
+
+def test_the_example_without_its_contact_variable_fails_before_anything_is_sent(airflow_env, sandbox):
+    run = airflow_env.dags_test("example_fuse_queue_call", connection=sandbox.connection_json())
+    queued = task_state(airflow_env, "example_fuse_queue_call", "queue_call")
+    assert (run.dag_state, queued.task_state) == ("failed", "failed"), run.output[-3000:]
+    assert "fuse_example_contact" in run.output
+    assert sandbox.requests() == []
 
 
 def test_the_deferrable_sensor_waits_in_the_trigger_not_a_worker(airflow_env, sandbox):
