@@ -13,8 +13,11 @@ STAMP := $(VENV)/.installed-airflow-$(AIRFLOW_VERSION)
 PIP := $(BIN)/python -m pip --quiet --quiet --disable-pip-version-check
 
 WHEEL_VENV := .venv-wheel-$(AIRFLOW_VERSION)
+DEPLOY_VENV := .venv-deployment
+DEPLOY_STAMP := $(DEPLOY_VENV)/.installed
+DEPLOY_PIP := $(DEPLOY_VENV)/bin/python -m pip --quiet --quiet --disable-pip-version-check
 
-.PHONY: venv test test-future test-wheel dist demo lint format clean
+.PHONY: venv test test-future test-wheel test-deployment dist demo lint format clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +55,20 @@ test-wheel: dist
 		FUSE_TEST_INSTALLED_WHEEL=1 $(abspath $(WHEEL_VENV))/bin/python -m pytest -p no:cacheprovider \
 		-o "markers=e2e: end-to-end" tests $(PYTEST_ARGS); status=$$?; rm -rf "$$suite"; exit $$status
 
+$(DEPLOY_STAMP): scripts/deployment-requirements.txt
+	$(PYTHON) -m venv $(DEPLOY_VENV)
+	$(DEPLOY_PIP) install --upgrade pip
+	$(DEPLOY_PIP) install -r scripts/deployment-requirements.txt
+	touch $@
+
+## test-deployment: run the examples on the real topology on this machine (Postgres, Redis, moto's S3,
+## api-server, scheduler, dag-processor, triggerer, two Celery workers with private /tmp), with the
+## built wheel installed, and check every run through the REST API (scripts/deployment.py; needs root)
+test-deployment: dist $(DEPLOY_STAMP)
+	$(DEPLOY_PIP) uninstall --yes airflow-provider-fuse
+	$(DEPLOY_PIP) install "$$(ls dist/*.whl)"
+	$(DEPLOY_VENV)/bin/python scripts/deployment.py $(DEPLOYMENT_ARGS)
+
 ## demo: run the example DAG end to end against a local Fuse sandbox (no account needed)
 demo: $(STAMP)
 	$(BIN)/python scripts/demo.py
@@ -67,4 +84,4 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 
 clean:
-	rm -rf .venv .venv-airflow-* .venv-wheel-* .demo .pytest_cache .ruff_cache *.egg-info dist build
+	rm -rf .venv .venv-airflow-* .venv-wheel-* .venv-deployment .deployment .demo .pytest_cache .ruff_cache *.egg-info dist build
