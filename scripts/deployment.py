@@ -122,7 +122,16 @@ class Processes:
                 tail = process.log.read_text(errors="replace")[-3000:]
                 raise Failed(f"{process.name} exited with {process.popen.returncode}:\n{tail}")
 
-    def stop_all(self) -> None:
+    def tails(self, lines: int = 25) -> str:
+        """The last lines of every component's log, for a failure in CI (where nothing else is kept)."""
+        parts = []
+        for process in self.started:
+            text = process.log.read_text(errors="replace").splitlines()[-lines:]
+            parts.append(f"---- {process.name} (last {len(text)} lines of {process.log})\n" + "\n".join(text))
+        return "\n".join(parts)
+
+    def stop_all(self) -> list[str]:
+        """Stop every process group started, newest first; the names of any that outlived SIGKILL."""
         for process in reversed(self.started):
             _signal_group(process.popen.pid, process.stop_signal)
             try:
@@ -133,12 +142,25 @@ class Processes:
             _signal_group(process.popen.pid, signal.SIGKILL)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.popen.wait(timeout=10)
+        time.sleep(0.5)
+        alive = [process.name for process in self.started if _group_alive(process.popen.pid)]
         self.started.clear()
+        return alive
 
 
 def _signal_group(pid: int, signum: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signum)
+
+
+def _group_alive(pid: int) -> bool:
+    try:
+        os.killpg(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def wait_for(what: str, check: Callable[[], T | None], timeout: float, interval: float = 1.0) -> T:
@@ -463,6 +485,8 @@ def start_airflow(processes: Processes, deployment: Deployment) -> None:
                 "--uts",
                 "--propagation",
                 "private",
+                # Without root, a user namespace of its own gives the worker the right to mount.
+                *([] if os.geteuid() == 0 else ["--map-root-user"]),
                 "--",
                 "sh",
                 "-c",
@@ -737,7 +761,7 @@ def single_calls(deployment: Deployment, sandbox: Any, report: Report) -> None:
     report.record(deployment, "stop campaign", STOP, stop)
     report.check(stopped == "success", f"the stop-campaign run succeeded (it was {stopped})")
     call = sandbox.call(str(call_id))
-    report.check(call is not None and call.status.value == "canceled", "the pending call was canceled")
+    report.check(call is not None and call.status == "canceled", "the pending call was canceled")
     state = deployment.wait_for_run(SINGLE, run_id, timeout=240)
     report.record(deployment, "single call, canceled", SINGLE, run_id)
     details = deployment.xcom(SINGLE, run_id, "wait_for_outcome", key="call_details")
@@ -899,6 +923,8 @@ def main(argv: list[str] | None = None) -> int:
     ensure_system_packages()
     base = ROOT / ".deployment"
     base.mkdir(exist_ok=True)
+    for previous_run in base.glob("run-*"):  # a failed run's logs are kept until the next run
+        shutil.rmtree(previous_run, ignore_errors=True)
     run = Path(tempfile.mkdtemp(prefix="run-", dir=base))
     run.chmod(0o755)  # Postgres runs as its own user and must reach its data directory
     (run / "logs").mkdir()
@@ -958,15 +984,20 @@ def main(argv: list[str] | None = None) -> int:
     except (Exception, KeyboardInterrupt) as error:
         if not isinstance(error, (Failed, KeyboardInterrupt)):
             traceback.print_exc()
+        print(processes.tails(), file=sys.stderr)
         print_table(report, started)
         print(f"\nFAILED: {error}\nlogs: {run / 'logs'}", file=sys.stderr)
         return 1
     finally:
         say("stopping every process the harness started")
-        processes.stop_all()
+        alive = processes.stop_all()
         sandbox.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    if alive:
+        print(f"FAILED: still running after SIGKILL: {alive}", file=sys.stderr)
+        return 1
+    report.checks.append("every process the harness started has stopped")
     print_table(report, started)
     if not args.keep:
         shutil.rmtree(run, ignore_errors=True)
