@@ -1,4 +1,4 @@
-"""The parameter tables in docs/operators.md and README.md stay in step with the code.
+"""The parameter tables in docs/operators.md stay in step with the code.
 
 Adding a parameter without documenting it fails here, and so does a table that says a field is
 templated when it is not (or the other way round), or gives another default.
@@ -95,15 +95,6 @@ def test_docs_table_lists_every_parameter_with_templating_and_default(cls):
         else:
             assert row["default"].lower().startswith(("none", "`none`")), name
         assert row.get("type"), f"{name} has no type"
-
-
-def test_the_readme_table_of_the_bulk_operator_lists_every_parameter_with_templating():
-    cls = FuseBulkQueueOperator
-    rows = rows_by_name(table((ROOT / "README.md").read_text(), "## FuseBulkQueueOperator\n"))
-    params = parameters(cls)
-    assert set(rows) == set(params), "README.md and the signature differ"
-    for name in params:
-        assert rows[name]["templated"].startswith("yes") == (name in cls.template_fields), name
 
 
 def test_every_operator_sensor_and_trigger_the_provider_lists_is_documented():
