@@ -1,15 +1,21 @@
-"""The parameter tables in docs/operators.md stay in step with the code.
+"""The docs stay in step with the code, with the repository, and with themselves.
 
-Adding a parameter without documenting it fails here, and so does a table that says a field is
-templated when it is not (or the other way round), or gives another default.
+Adding a parameter without documenting it fails here, and so does a table in docs/operators.md that
+says a field is templated when it is not (or the other way round), or gives another default. So does
+a link to a file or heading that is not in the repository (a path outside it included), a path in
+backticks that names no file of it, a table or a line written twice in two pages (each topic has one
+page; the others link to it), and a README DAG that does not load.
 """
 
 from __future__ import annotations
 
 import inspect
+import itertools
+import os
 import re
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 
@@ -109,3 +115,241 @@ def test_every_operator_sensor_and_trigger_the_provider_lists_is_documented():
                 for name in module.__all__:
                     if name.startswith("Fuse"):
                         assert f"## {name}\n" in text, f"{name} has no section in docs/operators.md"
+
+
+# --- The Markdown of the repository: links, paths, written once ----------------------------------
+
+#: Set by `make test-wheel`, which copies only tests/, example_dags/, docs/ and README.md.
+INSTALLED = os.environ.get("FUSE_TEST_INSTALLED_WHEEL") == "1"
+SOURCE_TREE_ONLY = pytest.mark.skipif(
+    INSTALLED, reason="links reach files `make test-wheel` does not copy; `make test` checks them"
+)
+NOT_OURS = {"node_modules", "dist", "build", "__pycache__"}
+FENCE = re.compile(r"^\s{0,3}(```|~~~)")
+CODE_SPAN = re.compile(r"(`+)(.+?)\1")
+INLINE_LINK = re.compile(r"\[[^\]]*\]\(\s*<?([^)\s>]*)>?(?:\s+\"[^\"]*\")?\s*\)")
+REFERENCE_DEFINITION = re.compile(r"^\s{0,3}\[[^\]]+\]:\s*<?(\S+?)>?(?:\s|$)")
+HTML_ANCHOR = re.compile(r"<a\s+(?:id|name)=\"([^\"]+)\"")
+HEADING = re.compile(r"^\s{0,3}(#{1,6})\s+(.*?)\s*#*\s*$")
+SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
+REPO_PATH = re.compile(r"^(?:[\w.-]+/)*[\w.-]+\.(?:md|py)$")
+GITHUB_LINE = re.compile(r"^L\d+(?:-L\d+)?$")
+
+
+def markdown_files(root: Path = ROOT) -> list[Path]:
+    """Every Markdown file of the repository: no virtualenv, build output or hidden folder."""
+    found = []
+    for folder, subfolders, files in os.walk(root):
+        subfolders[:] = [
+            name
+            for name in subfolders
+            if not name.startswith(".") and name not in NOT_OURS and not name.endswith(".egg-info")
+        ]
+        found.extend(Path(folder, name) for name in files if name.endswith(".md"))
+    return sorted(found)
+
+
+def prose_lines(text: str) -> list[tuple[int, str]]:
+    """``(line number, line)`` of every line outside fenced code blocks."""
+    lines, fenced = [], False
+    for number, line in enumerate(text.splitlines(), start=1):
+        if FENCE.match(line):
+            fenced = not fenced
+        elif not fenced:
+            lines.append((number, line))
+    return lines
+
+
+def fenced_blocks(text: str, language: str) -> list[str]:
+    """The contents of the fenced code blocks marked ``language``."""
+    return re.findall(rf"^```{language}\n(.*?)^```", text, flags=re.MULTILINE | re.DOTALL)
+
+
+def slug(heading: str) -> str:
+    """The anchor GitHub gives a heading: markup dropped, lower case, punctuation out, spaces to ``-``."""
+    text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", heading)
+    text = re.sub(r"[^\w\- ]", "", text.replace("`", "").lower())
+    return text.replace(" ", "-")
+
+
+def anchors(path: Path) -> set[str]:
+    found: set[str] = set()
+    counts: dict[str, int] = {}
+    for _, line in prose_lines(path.read_text()):
+        found.update(HTML_ANCHOR.findall(line))
+        if heading := HEADING.match(line):
+            base = slug(heading.group(2))
+            count = counts.get(base, 0)
+            counts[base] = count + 1
+            found.add(f"{base}-{count}" if count else base)
+    return found
+
+
+def links(path: Path) -> list[tuple[int, str]]:
+    """``(line number, target)`` of every link and image in ``path``, outside code."""
+    found = []
+    for number, line in prose_lines(path.read_text()):
+        line = CODE_SPAN.sub(lambda match: " " * len(match.group(0)), line)
+        found.extend((number, target) for target in INLINE_LINK.findall(line))
+        if definition := REFERENCE_DEFINITION.match(line):
+            found.append((number, definition.group(1)))
+    return found
+
+
+def broken_link(source: Path, target: str, root: Path = ROOT) -> str | None:
+    """Why ``target``, linked from ``source``, leads nowhere inside ``root``; ``None`` when it is fine."""
+    if SCHEME.match(target):
+        return None  # a web address: not the repository's to check
+    path_part, _, anchor = target.partition("#")
+    path_part = unquote(path_part)
+    if path_part.startswith("/"):
+        return "an absolute path: link inside the repository with a relative one"
+    resolved = (source.parent / path_part).resolve() if path_part else source.resolve()
+    if not resolved.is_relative_to(root.resolve()):
+        return "outside the repository: readers of the repository do not have it"
+    if not resolved.exists():
+        return "no such file in the repository"
+    if not anchor:
+        return None
+    if resolved.suffix == ".md":
+        return None if anchor in anchors(resolved) else f"{resolved.name} has no heading #{anchor}"
+    if resolved.is_file() and GITHUB_LINE.match(anchor):
+        return None
+    return f"#{anchor} is not an anchor GitHub makes in {resolved.name}"
+
+
+def missing_path(source: Path, span: str, root: Path = ROOT) -> bool:
+    """Whether a path in backticks names no file inside ``root`` (beside ``source``, at the top, or in
+    the package)."""
+    candidates = (source.parent / span, root / span, root / "airflow_provider_fuse" / span)
+    return not any(
+        candidate.resolve().is_relative_to(root.resolve()) and candidate.exists() for candidate in candidates
+    )
+
+
+@SOURCE_TREE_ONLY
+def test_every_link_of_every_markdown_file_leads_to_a_file_and_heading_of_the_repository():
+    broken = [
+        f"{source.relative_to(ROOT)}:{number}: ({target}) {why}"
+        for source in markdown_files()
+        for number, target in links(source)
+        if (why := broken_link(source, target))
+    ]
+    assert broken == []
+
+
+@SOURCE_TREE_ONLY
+def test_every_file_path_in_backticks_names_a_file_of_the_repository():
+    missing = [
+        f"{source.relative_to(ROOT)}:{number}: `{span}`"
+        for source in markdown_files()
+        for number, line in prose_lines(source.read_text())
+        for _, span in CODE_SPAN.findall(line)
+        if REPO_PATH.match(span) and missing_path(source, span)
+    ]
+    assert missing == []
+
+
+def test_the_link_check_finds_a_missing_file_a_missing_heading_and_a_path_outside_the_repository(tmp_path):
+    root = tmp_path / "repo"
+    (root / "docs").mkdir(parents=True)
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "shared" / "notes.md").write_text("# Notes\n")
+    page = root / "docs" / "page.md"
+    page.write_text(
+        "# A page\n\n## Files between tasks: object storage\n\n```\n## not a heading\n```\n"
+        "[ok](#files-between-tasks-object-storage) [ok](page.md#a-page) [ok](https://example.com/x)\n"
+        "[no file](other.md) [no heading](#not-a-heading) [outside](../../shared/notes.md)\n"
+        "[abs](/etc/hosts)\n"
+        "`[not a link](nowhere.md)` and `../shared/notes.md` and `page.md`\n"
+    )
+    verdicts = {target: broken_link(page, target, root) for _, target in links(page)}
+    assert [target for target, why in verdicts.items() if why is None] == [
+        "#files-between-tasks-object-storage",
+        "page.md#a-page",
+        "https://example.com/x",
+    ]
+    assert "no such file" in verdicts["other.md"]
+    assert "no heading #not-a-heading" in verdicts["#not-a-heading"]
+    assert "outside the repository" in verdicts["../../shared/notes.md"]
+    assert "absolute" in verdicts["/etc/hosts"]
+    assert missing_path(page, "../shared/notes.md", root)
+    assert not missing_path(page, "page.md", root)
+
+
+def test_anchors_are_made_as_github_makes_them():
+    assert slug("The duplicate guard and `[state_store]`") == "the-duplicate-guard-and-state_store"
+    assert slug("Installing: the celery pin or Airflow's constraints") == (
+        "installing-the-celery-pin-or-airflows-constraints"
+    )
+    assert slug("Across tries and clears of the same task instance (Airflow ≥ 3.3)") == (
+        "across-tries-and-clears-of-the-same-task-instance-airflow--33"
+    )
+
+
+def written_once_pages() -> list[Path]:
+    """The pages that explain the provider (the changelog records history and may repeat them)."""
+    return [path for path in markdown_files() if path.name != "CHANGELOG.md"]
+
+
+def test_no_line_of_prose_stands_in_two_pages():
+    """A copied paragraph or table row goes stale in one of its places: each topic has one page."""
+    places: dict[str, set[str]] = {}
+    for path in written_once_pages():
+        for _, line in prose_lines(path.read_text()):
+            text = " ".join(line.split())
+            if len(text) >= 50 and not re.fullmatch(r"[|:\- ]+", text):
+                places.setdefault(text, set()).add(str(path.relative_to(ROOT)))
+    twice = {text: sorted(pages) for text, pages in places.items() if len(pages) > 1}
+    assert twice == {}
+
+
+def tables(text: str) -> list[set[str]]:
+    """Each table's row keys (its first cells, white space folded, header and rule left out)."""
+    found: list[set[str]] = []
+    rows: list[str] = []
+    for _, line in [*prose_lines(text), (0, "")]:
+        if line.lstrip().startswith("|"):
+            rows.append(line)
+            continue
+        if len(rows) > 2:
+            found.append({" ".join(row.strip().strip("|").split("|")[0].split()) for row in rows[2:]})
+        rows = []
+    return found
+
+
+def test_no_table_stands_in_two_pages():
+    """Two tables in two pages sharing three row keys are one table written twice, however reworded."""
+    pages = {str(path.relative_to(ROOT)): tables(path.read_text()) for path in written_once_pages()}
+    twice = [
+        f"{one} and {other}: {sorted(keys & other_keys)}"
+        for one, other in itertools.combinations(sorted(pages), 2)
+        for keys in pages[one]
+        for other_keys in pages[other]
+        if len(keys & other_keys) >= 3
+    ]
+    assert twice == []
+
+
+def load_dag_file(folder: Path):
+    try:
+        from airflow.dag_processing.dagbag import DagBag
+    except ImportError:  # Airflow < 3.3
+        from airflow.models.dagbag import DagBag
+
+    accepts_examples = "include_examples" in inspect.signature(DagBag).parameters
+    return DagBag(dag_folder=str(folder), **({"include_examples": False} if accepts_examples else {}))
+
+
+def test_the_readmes_minimal_dag_loads_and_hands_the_export_to_the_bulk_operator(tmp_path):
+    (snippet,) = [
+        block for block in fenced_blocks((ROOT / "README.md").read_text(), "python") if "@dag" in block
+    ]
+    (tmp_path / "readme_dag.py").write_text(snippet)
+    bag = load_dag_file(tmp_path)
+    assert bag.import_errors == {}
+    (dag,) = bag.dags.values()
+    queue_calls = dag.get_task("queue_calls")
+    assert isinstance(queue_calls, FuseBulkQueueOperator)
+    assert queue_calls.upstream_task_ids == {"export_contacts"}
+    assert queue_calls.downstream_task_ids == {"report"}
