@@ -15,6 +15,7 @@ Every request has an overall deadline (``timeout.total``) and reads at most
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import ipaddress
 import json
@@ -22,6 +23,7 @@ import math
 import os
 import re
 import socket
+import ssl
 import threading
 import time
 import xml.etree.ElementTree as ElementTree
@@ -32,6 +34,7 @@ from functools import cached_property
 from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
+import httpx
 import requests
 from airflow.sdk import BaseHook
 from airflow.sdk.log import mask_secret
@@ -56,6 +59,7 @@ from airflow_provider_fuse.exceptions import (
     FuseServerError,
     FuseUnknownOutcomeError,
     FuseValidationError,
+    Outcome,
     redact,
     rejection_class,
 )
@@ -69,6 +73,8 @@ from airflow_provider_fuse.fields import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable
+
     from airflow.sdk import Connection
     from urllib3.connection import HTTPConnection
 
@@ -76,7 +82,15 @@ if TYPE_CHECKING:
 else:
     _ConnectionBase = object
 
-__all__ = ["DEFAULT_BASE_URL", "CallDetails", "CallStatus", "ConnectionSettings", "CsvSource", "FuseHook"]
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "CallDetails",
+    "CallStatus",
+    "ConnectionSettings",
+    "CsvSource",
+    "FuseHook",
+    "asking_again_can_help",
+]
 
 DEFAULT_BASE_URL = "https://fuse.plumvoice.com/api"
 #: (connect, read) seconds. The read timeout is generous: Fuse answers a bulk upload only once it
@@ -481,10 +495,10 @@ def classify_answer(
 
 
 def classify_network_error(error: BaseException) -> FuseApiError:
-    """Map a failure to get any answer onto the outcome it means.
+    """Map a failure to get any answer, from requests (sync) or httpx (async), onto the outcome it means.
 
     Could not be made (:class:`FuseRequestError`, not sent and not retryable): an invalid URL, scheme
-    or header, an invalid proxy URL — requests refuses these before it opens any connection.
+    or header, an invalid proxy URL — the client refuses these before it sends anything.
     Not sent: connection refused, DNS failure, connect timeout, a refused TLS certificate, or a
     failure to connect through the proxy — the request never reached Fuse. Everything else (read
     timeout, a connection reset or closed after the request went out, any other TLS failure, a
@@ -493,6 +507,8 @@ def classify_network_error(error: BaseException) -> FuseApiError:
     """
     from urllib3.exceptions import MaxRetryError, NewConnectionError
 
+    if isinstance(error, (httpx.HTTPError, httpx.InvalidURL)):
+        return _classify_httpx_error(error)
     if isinstance(
         error,
         (
@@ -535,6 +551,49 @@ def classify_network_error(error: BaseException) -> FuseApiError:
     return FuseConnectionLostError(
         f"the answer could not be read ({_cause(error)}); Fuse may have queued some or all calls"
     )
+
+
+def _classify_httpx_error(error: httpx.HTTPError | httpx.InvalidURL) -> FuseApiError:
+    """httpx's failures, in the outcome classes :func:`classify_network_error` states.
+
+    httpx connects (TLS handshake included) before it writes a byte of the request, so every
+    failure to connect — a refused certificate too — is not sent.
+    """
+    if isinstance(error, (httpx.InvalidURL, httpx.UnsupportedProtocol, httpx.LocalProtocolError)):
+        return FuseRequestError(f"not sent: the request could not be made ({_cause(error)})")
+    if isinstance(error, httpx.ProxyError):
+        return FuseNotSentError(f"not sent: could not connect through the proxy ({_cause(error)})")
+    if isinstance(error, httpx.ConnectTimeout):
+        return FuseNotSentError(f"not sent: connecting to Fuse timed out ({_cause(error)})")
+    if isinstance(error, (httpx.ConnectError, httpx.PoolTimeout)):
+        return FuseNotSentError(f"not sent: could not connect to Fuse ({_cause(error)})")
+    if isinstance(error, httpx.ReadTimeout):
+        return FuseConnectionLostError(
+            "no answer from Fuse within the read timeout after the request was sent; Fuse may have queued "
+            "some or all calls"
+        )
+    if isinstance(error, httpx.TransportError):
+        return FuseConnectionLostError(
+            f"the connection was lost after the request was sent ({_cause(error)}); Fuse may have queued "
+            "some or all calls"
+        )
+    return FuseConnectionLostError(
+        f"the answer could not be read ({_cause(error)}); Fuse may have queued some or all calls"
+    )
+
+
+def asking_again_can_help(error: FuseError) -> bool:
+    """Whether asking Fuse for a call's status again, later, can get an answer.
+
+    The one rule for the sensor and the trigger's error events. Yes for a failure its class calls
+    retryable (not sent, 429), and for an unknown outcome: a status read changes nothing in Fuse, so
+    the risk that makes an unknown outcome final for a queueing POST is not there. No for invalid
+    input, a rejection other than 429, and a request that cannot be made at all
+    (:class:`FuseRequestError`): the same read would fail the same way.
+    """
+    if not isinstance(error, FuseApiError):
+        return False
+    return error.retryable or error.outcome is Outcome.UNKNOWN
 
 
 def _certificate_refused(error: BaseException) -> bool:
@@ -646,7 +705,26 @@ def _to_call_id(value: object) -> str:
     return value.strip()
 
 
+def _status_path(call_id: str) -> str:
+    return f"outbound/{quote(call_id, safe='')}"
+
+
 # --- The hook ----------------------------------------------------------------------------------------
+
+
+def _header_secrets(settings: ConnectionSettings) -> tuple[str, str]:
+    """The Authorization value and its base64 token: masked as soon as they are made."""
+    return settings.authorization, settings.authorization.removeprefix("Basic ")
+
+
+async def _amask_secret(secret: str) -> None:
+    """``mask_secret`` without blocking an event loop where this Airflow can (3.2 and later)."""
+    try:
+        from airflow.sdk.log import amask_secret
+    except ImportError:  # Airflow 3.1
+        mask_secret(secret)
+        return
+    await amask_secret(secret)
 
 
 class FuseHook(BaseHook):
@@ -658,6 +736,10 @@ class FuseHook(BaseHook):
     whole request, default an hour), ``verify`` (false or a CA bundle path), ``proxies`` (as requests
     takes them: http, https, or socks when PySocks is installed), ``allow_http`` (permit plain http
     off loopback). Unknown extras are named in a warning and ignored.
+
+    Every endpoint is synchronous, over one ``requests.Session``; :meth:`aget_call_status` is the
+    status read for the triggerer's event loop, over httpx, with the same connection settings,
+    answer classification, retry rule, deadline and read cap.
 
     One hook serves one thread at a time (as its ``requests.Session`` does).
 
@@ -705,9 +787,27 @@ class FuseHook(BaseHook):
         conn = self.get_connection(self.fuse_conn_id)
         if conn.password:
             mask_secret(conn.password)
+        settings = self._check(conn)
+        for secret in _header_secrets(settings):
+            mask_secret(secret)
+        return settings
+
+    async def asettings(self) -> ConnectionSettings:
+        """:attr:`settings`, read without blocking an event loop (the triggerer's); cached with it."""
+        if "settings" in self.__dict__:
+            return self.settings
+        conn = await self.aget_connection(self.fuse_conn_id)
+        if conn.password:
+            await _amask_secret(conn.password)
+        settings = self._check(conn)
+        for secret in _header_secrets(settings):
+            await _amask_secret(secret)
+        self.__dict__["settings"] = settings
+        return settings
+
+    def _check(self, conn: Connection) -> ConnectionSettings:
+        """The one reading of a connection, for :attr:`settings` and :meth:`asettings`."""
         settings = ConnectionSettings.from_connection(conn)
-        mask_secret(settings.authorization)
-        mask_secret(settings.authorization.removeprefix("Basic "))
         if settings.ignored_extras:
             self.log.warning(
                 "Ignoring unknown extras of connection %r: %s (known: %s)",
@@ -717,6 +817,11 @@ class FuseHook(BaseHook):
             )
         return settings
 
+    def scrub(self, text: str, limit: int = 200) -> str:
+        """``text`` scrubbed of every form of this connection's credential and of phone numbers
+        (:func:`redact`), for a message that leaves the hook (a trigger's event)."""
+        return redact(text, limit, secrets=self._secrets_or_none())
+
     @cached_property
     def session(self) -> requests.Session:
         """One session per hook: basic auth, JSON answers, TLS verification, the provider's User-Agent."""
@@ -725,12 +830,7 @@ class FuseHook(BaseHook):
         # As bytes, UTF-8: requests would encode text as Latin-1 (failing on other characters), and
         # the header must be exactly :attr:`ConnectionSettings.authorization`, the form scrubbed.
         session.auth = HTTPBasicAuth(settings.email.encode(), settings.developer_key.encode())
-        session.headers.update(
-            {
-                "Accept": "application/json",
-                "User-Agent": f"airflow-provider-fuse/{__version__} python-requests/{requests.__version__}",
-            }
-        )
+        session.headers.update(_headers("python-requests", requests.__version__))
         session.verify = settings.verify
         session.proxies.update(settings.proxies)
         adapter = _FuseAdapter(self._watchdog)
@@ -860,11 +960,12 @@ class FuseHook(BaseHook):
         :return: the call's :class:`CallDetails` (numbers coerced, the phone number unquoted).
         :raises FuseValidationError: before any request, for an empty call id or a bad connection.
         :raises FuseRejectedError: Fuse answered 4xx (404: no such call; 403: another user's call).
+        :raises FuseRequestError: the request could not be made at all; nothing was sent.
         :raises FuseNotSentError: Fuse could not be reached after all retries.
         :raises FuseUnknownOutcomeError: still a 5xx, a broken or foreign answer after all retries.
         """
         call = _to_call_id(call_id)
-        path = f"outbound/{quote(call, safe='')}"
+        path = _status_path(call)
         for attempt in range(self.connect_retries + 1):
             try:
                 answer = self._request("GET", path)
@@ -872,13 +973,35 @@ class FuseHook(BaseHook):
                     answer.fields, call_id=call, status_code=answer.status_code, secrets=self.settings.secrets
                 )
             except FuseUnknownOutcomeError as failure:
-                if attempt >= self.connect_retries:
+                delay = self._retry_delay(failure, attempt, self.connect_retries, again="asking again")
+                if delay is None:
                     raise
-                delay = self.retry_backoff * 2**attempt
-                self.log.warning(
-                    "%s; asking again in %.1f s (%d of %d)", failure, delay, attempt + 1, self.connect_retries
-                )
                 time.sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def aget_call_status(self, call_id: str | int) -> CallDetails:
+        """:meth:`get_call_status` for an event loop (the triggerer's): the same GET, over httpx.
+
+        The same contract, answers, retries and errors: the connection is read with
+        :meth:`asettings`, answers are read by :func:`classify_answer` and :class:`CallDetails`,
+        failures to get one by :func:`classify_network_error`, and each try is bounded by the
+        connection's ``total_timeout`` and :data:`MAX_ANSWER_BYTES`. Nothing blocks the loop.
+        """
+        call = _to_call_id(call_id)
+        path = _status_path(call)
+        settings = await self.asettings()
+        async with self._async_client(settings) as client:
+            for attempt in range(self.connect_retries + 1):
+                try:
+                    answer = await self._arequest(client, "GET", path)
+                    return CallDetails.from_answer(
+                        answer.fields, call_id=call, status_code=answer.status_code, secrets=settings.secrets
+                    )
+                except FuseUnknownOutcomeError as failure:
+                    delay = self._retry_delay(failure, attempt, self.connect_retries, again="asking again")
+                    if delay is None:
+                        raise
+                    await asyncio.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def cancel_calls(self, application_id: int | str, deployment_id: int | str) -> None:
@@ -914,6 +1037,32 @@ class FuseHook(BaseHook):
         except FuseApiError as error:
             return False, redact(str(error), 500, secrets=self.settings.secrets)
         return True, f"Connected to {self.settings.base_url}; Fuse accepted the credentials."
+
+    def _async_client(self, settings: ConnectionSettings) -> httpx.AsyncClient:
+        """An httpx client as :attr:`session` is: credentials, headers, TLS, proxies, timeouts.
+
+        :raises FuseRequestError: a CA bundle or proxy that httpx cannot use; nothing was sent.
+        """
+        try:
+            return self._new_async_client(settings)
+        except Exception as error:
+            failure = FuseRequestError(f"not sent: the request could not be made ({_cause(error)})")
+        raise failure  # outside the except block: no chain that could quote the error's text
+
+    def _new_async_client(self, settings: ConnectionSettings) -> httpx.AsyncClient:
+        verify = _ssl_context(settings.verify)
+        connect, read = settings.timeout
+        return httpx.AsyncClient(
+            # Exactly :attr:`ConnectionSettings.authorization`, the form scrubbed from answers.
+            headers={**_headers("httpx", httpx.__version__), "Authorization": settings.authorization},
+            verify=verify,
+            timeout=httpx.Timeout(read, connect=connect, pool=connect),
+            follow_redirects=False,
+            mounts={
+                _mount_pattern(key): httpx.AsyncHTTPTransport(proxy=proxy, verify=verify)
+                for key, proxy in settings.proxies.items()
+            },
+        )
 
     def _secrets_or_none(self) -> tuple[str, ...]:
         try:
@@ -951,19 +1100,55 @@ class FuseHook(BaseHook):
             try:
                 return self._send(method, url, fields, csv, deadline)
             except FuseNotSentError as failure:
-                delay = self.retry_backoff * 2**attempt
-                if (
-                    isinstance(failure, FuseRequestError)
-                    or attempt >= retries
-                    or time.monotonic() + delay >= deadline
-                    or not rewind()
-                ):
+                delay = self._retry_delay(failure, attempt, retries, deadline=deadline, ready=rewind)
+                if delay is None:
                     raise
-                self.log.warning(
-                    "%s; trying again in %.1f s (%d of %d)", failure, delay, attempt + 1, retries
-                )
                 time.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _arequest(self, client: httpx.AsyncClient, method: str, path: str) -> _Answer:
+        """:meth:`_request` without a body, over ``client``, for an event loop: the same retries of
+        a request certainly not sent, within the same overall deadline."""
+        settings = await self.asettings()
+        url = f"{settings.base_url}/{path}"
+        deadline = time.monotonic() + settings.total_timeout
+        for attempt in range(self.connect_retries + 1):
+            try:
+                return await self._asend(client, method, url, deadline)
+            except FuseNotSentError as failure:
+                delay = self._retry_delay(failure, attempt, self.connect_retries, deadline=deadline)
+                if delay is None:
+                    raise
+                await asyncio.sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _retry_delay(
+        self,
+        failure: FuseApiError,
+        attempt: int,
+        retries: int,
+        *,
+        deadline: float | None = None,
+        again: str = "trying again",
+        ready: Callable[[], bool] = lambda: True,
+    ) -> float | None:
+        """The one backoff rule, sync and async: seconds to wait before try ``attempt + 1`` after
+        ``failure``, logged; ``None`` to raise it instead.
+
+        ``None`` for a request that cannot be made (:class:`FuseRequestError`), after ``retries``
+        more tries, when the wait would end past ``deadline``, or when ``ready()`` (rewinding the
+        CSV) fails. The wait is ``retry_backoff`` seconds, doubled for each next try.
+        """
+        delay = float(self.retry_backoff * 2**attempt)
+        if (
+            isinstance(failure, FuseRequestError)
+            or attempt >= retries
+            or (deadline is not None and time.monotonic() + delay >= deadline)
+            or not ready()
+        ):
+            return None
+        self.log.warning("%s; %s in %.1f s (%d of %d)", failure, again, delay, attempt + 1, retries)
+        return delay
 
     def _send(
         self,
@@ -1016,7 +1201,7 @@ class FuseHook(BaseHook):
                 except FuseError:
                     raise
                 except Exception as error:  # the contract: only FuseErrors leave the hook
-                    failure = self._failure(error, watchdog)
+                    failure = self._failure(error, expired=watchdog.expired, connected=watchdog.connected)
         if failure is not None:
             # Raised outside the except block, with no cause or context: an exception's text may
             # quote the answer (a chunk-length line, a header). The failure names its types.
@@ -1024,11 +1209,40 @@ class FuseHook(BaseHook):
         answer = classify_answer(response.status_code, body, secrets=settings.secrets, complete=complete)
         return _Answer(response.status_code, answer, dict(response.headers))
 
-    def _failure(self, error: Exception, watchdog: _Watchdog) -> FuseApiError:
-        """What a failure to get an answer means, knowing what the watchdog saw."""
+    async def _asend(self, client: httpx.AsyncClient, method: str, url: str, deadline: float) -> _Answer:
+        """One try, as :meth:`_send`: an overall deadline instead of the watchdog, httpx's trace
+        events instead of the watchdog's word on whether the request may have left."""
+        settings = self.settings
+        sent = _Sent()
+        failure: FuseApiError | None = None
+        try:
+            self.log.info("%s %s", method, url)
+            # httpx's read timeout starts again with every chunk: only an overall deadline ends an
+            # answer that trickles.
+            status_code, headers, body, complete = await asyncio.wait_for(
+                _aread_answer(client, method, url, sent.trace), deadline - time.monotonic()
+            )
+        except asyncio.TimeoutError:
+            failure = self._failure(None, expired=True, connected=sent.connected)
+        except FuseError:
+            raise
+        except Exception as error:  # the contract: only FuseErrors leave the hook
+            failure = self._failure(error, expired=False, connected=sent.connected)
+        if failure is not None:
+            raise failure  # outside the except block, as in _send
+        answer = classify_answer(status_code, body, secrets=settings.secrets, complete=complete)
+        return _Answer(status_code, answer, headers)
+
+    def _failure(self, error: Exception | None, *, expired: bool, connected: bool) -> FuseApiError:
+        """What a failure to get an answer means: the one reading for sync and async requests.
+
+        :param error: what the client raised (``None`` when the deadline alone ended the request).
+        :param expired: the overall deadline ended the request.
+        :param connected: the request may have left (a connection was made for it).
+        """
         total = self.settings.total_timeout
-        if watchdog.expired:
-            if watchdog.connected:
+        if expired or error is None:
+            if connected:
                 return FuseConnectionLostError(
                     f"no whole answer within the overall deadline of {total:g} s (extra timeout.total) "
                     "after the request was sent; Fuse may have queued some or all calls"
@@ -1037,9 +1251,11 @@ class FuseHook(BaseHook):
                 f"not sent: could not connect to Fuse within the overall deadline of {total:g} s "
                 "(extra timeout.total)"
             )
-        if isinstance(error, (requests.RequestException, LocationParseError)):
+        if isinstance(
+            error, (requests.RequestException, LocationParseError, httpx.HTTPError, httpx.InvalidURL)
+        ):
             return classify_network_error(error)
-        if not watchdog.connected:
+        if not connected:
             # Raised before any connection was made: a missing CA bundle, a proxy scheme urllib3
             # does not know, a file that cannot be read... Trying again cannot help.
             return FuseRequestError(f"not sent: the request could not be made ({_cause(error)})")
@@ -1092,6 +1308,57 @@ def _read_answer(response: requests.Response, limit: int) -> tuple[bytes, bool]:
         if size > limit:
             return b"".join(chunks)[:limit], False
     return b"".join(chunks), True
+
+
+async def _aread_answer(
+    client: httpx.AsyncClient, method: str, url: str, trace: Callable[[str, Any], Awaitable[None]]
+) -> tuple[int, dict[str, str], bytes, bool]:
+    """Send, then read at most :data:`MAX_ANSWER_BYTES` of the answer, as :func:`_read_answer` does:
+    (status, headers, the bytes, whether that was all of it). The rest of a bigger answer is never
+    read: the connection is closed instead."""
+    async with client.stream(method, url, extensions={"trace": trace}) as response:
+        status_code, headers = response.status_code, dict(response.headers)
+        body = bytearray()
+        async for chunk in response.aiter_bytes():
+            body += chunk
+            if len(body) > MAX_ANSWER_BYTES:
+                return status_code, headers, bytes(body[:MAX_ANSWER_BYTES]), False
+        return status_code, headers, bytes(body), True
+
+
+class _Sent:
+    """Whether an httpx request may have left: told by httpx's trace events, as the sync path's
+    :class:`_Watchdog` is told by its connections."""
+
+    def __init__(self) -> None:
+        self.connected = False
+
+    async def trace(self, event: str, info: Any) -> None:
+        if event.endswith(".send_request_headers.started"):
+            self.connected = True
+
+
+def _headers(library: str, library_version: str) -> dict[str, str]:
+    """The headers every request carries, whichever client sends it."""
+    return {
+        "Accept": "application/json",
+        "User-Agent": f"airflow-provider-fuse/{__version__} {library}/{library_version}",
+    }
+
+
+def _ssl_context(verify: bool | str) -> bool | ssl.SSLContext:
+    """The ``verify`` setting as httpx takes it: a CA bundle (file or directory, as requests reads
+    one) becomes a context that trusts only it."""
+    if isinstance(verify, bool):
+        return verify
+    if os.path.isdir(verify):
+        return ssl.create_default_context(capath=verify)
+    return ssl.create_default_context(cafile=verify)
+
+
+def _mount_pattern(key: str) -> str:
+    """A requests ``proxies`` key (``https``, ``all``, ``https://host``) as an httpx mount pattern."""
+    return key if "://" in key else f"{key}://"
 
 
 #: Bytes urllib3 reads from the multipart encoder per send. Its default (16 KiB) makes a

@@ -16,7 +16,6 @@ from airflow_provider_fuse._compat import (
 )
 from airflow_provider_fuse.calls import TERMINAL_STATUSES
 from airflow_provider_fuse.exceptions import FuseError, FuseValidationError
-from airflow_provider_fuse.triggers.fuse import FuseCallStatusTrigger, asking_again_can_help
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -51,11 +50,11 @@ class FuseCallStatusSensor(BaseSensorOperator):
     ``soft_fail``), and a 429 fails this try with the task's retries left; 5xx, an answer that is not
     Fuse's and network failures are asked again by the hook a few times (a read is safe to repeat),
     then left to the task's retries. One rule decides, on every path:
-    :func:`~airflow_provider_fuse.triggers.fuse.asking_again_can_help`.
+    :func:`~airflow_provider_fuse.hooks.fuse.asking_again_can_help`.
 
     With ``deferrable=True`` the sensor asks once and, if the call has not ended, frees its worker
     slot and waits in the triggerer (:class:`~airflow_provider_fuse.triggers.fuse.FuseCallStatusTrigger`,
-    which polls with httpx every ``poke_interval`` seconds). The default follows Airflow's
+    which awaits the hook's status read every ``poke_interval`` seconds). The default follows Airflow's
     ``[operators] default_deferrable``. ``poke_interval``, ``timeout``, ``mode``, ``soft_fail`` work
     as for any sensor.
 
@@ -98,6 +97,7 @@ class FuseCallStatusSensor(BaseSensorOperator):
     @cached_property
     def hook(self) -> FuseHook:
         """The hook, created once per task instance."""
+        # Imported here, as the trigger is: parsing a DAG needs neither (nor requests).
         from airflow_provider_fuse.hooks.fuse import FuseHook
 
         return FuseHook(self.fuse_conn_id)
@@ -113,6 +113,8 @@ class FuseCallStatusSensor(BaseSensorOperator):
 
     def _ask(self) -> dict[str, Any] | None:
         """The call's details (as XCom holds them) when it has ended, else ``None``."""
+        from airflow_provider_fuse.hooks.fuse import asking_again_can_help
+
         try:
             details = self.hook.get_call_status(self.call_id)
         except FuseError as error:
@@ -179,6 +181,8 @@ class FuseCallStatusSensor(BaseSensorOperator):
         details = self._ask()
         if details is not None:
             return self.settle(context, details)
+        from airflow_provider_fuse.triggers.fuse import FuseCallStatusTrigger
+
         self.defer(
             trigger=FuseCallStatusTrigger(
                 call_id=str(self.call_id).strip(),

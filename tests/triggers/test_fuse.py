@@ -34,9 +34,14 @@ def sandbox():
 @pytest.fixture
 def connected(sandbox, monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_FUSE_DEFAULT", sandbox.connection_json())
-    monkeypatch.setattr(FuseCallStatusTrigger, "RETRY_BACKOFF", 0.0)
+    no_backoff(monkeypatch)
     sandbox.reset()
     return sandbox
+
+
+def no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hooks the trigger makes ask again at once."""
+    monkeypatch.setitem(FuseHook.__init__.__kwdefaults__, "retry_backoff", 0.0)
 
 
 def first_event(trigger: FuseCallStatusTrigger) -> dict:
@@ -184,10 +189,11 @@ def test_a_request_that_cannot_be_made_is_not_asked_again(fuse_connection, monke
         sent.append(request)
         raise httpx.UnsupportedProtocol("the scheme is not supported", request=request)
 
-    monkeypatch.setattr(FuseCallStatusTrigger, "RETRY_BACKOFF", 0.0)
+    no_backoff(monkeypatch)
     monkeypatch.setattr(
-        "airflow_provider_fuse.triggers.fuse._client",
-        lambda settings: httpx.AsyncClient(transport=httpx.MockTransport(refuse)),
+        FuseHook,
+        "_new_async_client",
+        lambda self, settings: httpx.AsyncClient(transport=httpx.MockTransport(refuse)),
     )
     payload = first_event(FuseCallStatusTrigger(call_id="77", poll_interval=0.05))
     assert (payload["status"], payload["retryable"]) == ("error", False)

@@ -1,7 +1,7 @@
 """FuseCallStatusTrigger against a real server on loopback that trickles or floods its answers.
 
 The server is FastAPI under uvicorn, in a thread, on a free port: real sockets, so httpx's own
-timeouts, the trigger's overall deadline and its read cap are what is exercised.
+timeouts, and the overall deadline and read cap of the hook's async status read, are what is exercised.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.responses import StreamingResponse
 
-from airflow_provider_fuse.hooks.fuse import MAX_ANSWER_BYTES
+from airflow_provider_fuse.hooks.fuse import MAX_ANSWER_BYTES, FuseHook
 from airflow_provider_fuse.triggers.fuse import FuseCallStatusTrigger
 from tests.helpers import HUGE_BYTES, TRICKLE_SECONDS, Served, connection_json, serving
 
@@ -65,7 +65,12 @@ def received(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 def connect(monkeypatch: pytest.MonkeyPatch, url: str, timeout: object = None) -> None:
     extra = {} if timeout is None else {"timeout": timeout}
     monkeypatch.setenv("AIRFLOW_CONN_FUSE_DEFAULT", connection_json(host=url, extra=extra))
-    monkeypatch.setattr(FuseCallStatusTrigger, "RETRY_BACKOFF", 0.0)
+    monkeypatch.setitem(FuseHook.__init__.__kwdefaults__, "retry_backoff", 0.0)
+
+
+def retries(monkeypatch: pytest.MonkeyPatch, count: int) -> None:
+    """How many more times the trigger's hook asks after an unknown outcome."""
+    monkeypatch.setitem(FuseHook.__init__.__kwdefaults__, "connect_retries", count)
 
 
 def first_event(trigger: FuseCallStatusTrigger) -> dict:
@@ -80,7 +85,7 @@ def first_event(trigger: FuseCallStatusTrigger) -> dict:
 def test_a_trickling_answer_ends_at_the_overall_deadline(monkeypatch, server):
     address, served = server
     connect(monkeypatch, f"{address}/trickle", {"connect": 2, "read": 5, "total": 2})
-    monkeypatch.setattr(FuseCallStatusTrigger, "RETRIES", 0)
+    retries(monkeypatch, 0)
     started = time.monotonic()
     payload = first_event(FuseCallStatusTrigger(call_id="77", poll_interval=0.05))
     elapsed = time.monotonic() - started
@@ -95,7 +100,7 @@ def test_a_trickling_answer_ends_at_the_overall_deadline(monkeypatch, server):
 def test_a_status_read_past_its_deadline_is_asked_again(monkeypatch, server):
     address, served = server
     connect(monkeypatch, f"{address}/trickle", {"connect": 2, "read": 5, "total": 1})
-    monkeypatch.setattr(FuseCallStatusTrigger, "RETRIES", 1)
+    retries(monkeypatch, 1)
     started = time.monotonic()
     payload = first_event(FuseCallStatusTrigger(call_id="77", poll_interval=0.05))
     assert (payload["status"], payload["retryable"]) == ("error", True)
@@ -106,7 +111,7 @@ def test_a_status_read_past_its_deadline_is_asked_again(monkeypatch, server):
 def test_a_huge_answer_is_not_read_whole(monkeypatch, server, received):
     address, _ = server
     connect(monkeypatch, f"{address}/huge")
-    monkeypatch.setattr(FuseCallStatusTrigger, "RETRIES", 0)
+    retries(monkeypatch, 0)
     tracemalloc.start()
     try:
         payload = first_event(FuseCallStatusTrigger(call_id="77", poll_interval=0.05))
