@@ -1,25 +1,35 @@
-"""Names that moved between Airflow 3.1 and 3.3, imported from wherever this Airflow keeps them."""
+"""Names that moved between Airflow 3.1 and 3.3: the one place this package imports them from.
+
+Everything ``apache-airflow-providers-common-compat`` maps (``airflow.providers.common.compat.sdk``,
+1.12.0 and later) comes from there, as in the official providers. Only what that layer does not
+export is resolved here.
+"""
 
 from __future__ import annotations
 
-try:  # Airflow >= 3.2
-    from airflow.sdk.exceptions import (
-        AirflowException,
-        AirflowFailException,
-        AirflowSkipException,
-        AirflowTaskTimeout,
-    )
-except ImportError:  # Airflow 3.1
-    from airflow.exceptions import (  # type: ignore[no-redef,attr-defined]
-        AirflowException,
-        AirflowFailException,
-        AirflowSkipException,
-        AirflowTaskTimeout,
-    )
+from datetime import timedelta
 
-try:  # Airflow >= 3.2
-    from airflow.sdk.configuration import conf
-except ImportError:  # Airflow 3.1
-    from airflow.configuration import conf  # type: ignore[no-redef,unused-ignore]
+from airflow.providers.common.compat.sdk import (
+    AirflowException,
+    AirflowFailException,
+    AirflowSkipException,
+    AirflowTaskTimeout,
+    conf,
+)
 
-__all__ = ["AirflowException", "AirflowFailException", "AirflowSkipException", "AirflowTaskTimeout", "conf"]
+#: The task state store's "keep forever" retention. Airflow recognises its own constant by identity,
+#: so on 3.3 it must be Airflow's object; before 3.3 there is no state store to write to anyway.
+NEVER_EXPIRE: timedelta
+try:  # Airflow >= 3.3; airflow/sdk/__init__.pyi of 3.3.2 omits the name its __init__.py exports
+    from airflow.sdk import NEVER_EXPIRE  # type: ignore[attr-defined,no-redef]
+except ImportError:  # Airflow < 3.3
+    NEVER_EXPIRE = timedelta.max
+
+__all__ = [
+    "NEVER_EXPIRE",
+    "AirflowException",
+    "AirflowFailException",
+    "AirflowSkipException",
+    "AirflowTaskTimeout",
+    "conf",
+]
