@@ -42,6 +42,7 @@ def test_template_fields_are_the_documented_ones():
         "max_attempts",
         "reattempt_wait",
         "result_url",
+        "fuse_conn_id",
     )
 
 

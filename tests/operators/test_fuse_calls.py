@@ -46,7 +46,9 @@ def test_queue_call_template_fields():
         "max_attempts",
         "reattempt_wait",
         "result_url",
+        "fuse_conn_id",
     )
+    assert FuseQueueCallOperator.template_fields_renderers == {"call_parameters": "json"}
 
 
 def test_success_returns_the_call_id_and_logs_no_number(fuse_connection, requests_mock, log_text):
@@ -213,7 +215,11 @@ def test_cancel_sends_a_delete_and_logs_it(fuse_connection, requests_mock, log_t
 
 
 def test_cancel_ids_are_templated_and_validated(fuse_connection, requests_mock):
-    assert tuple(FuseCancelCallsOperator.template_fields) == ("application_id", "deployment_id")
+    assert tuple(FuseCancelCallsOperator.template_fields) == (
+        "application_id",
+        "deployment_id",
+        "fuse_conn_id",
+    )
     with pytest.raises(AirflowFailException, match="application_id"):
         FuseCancelCallsOperator(task_id="c", application_id="0", deployment_id=34).execute({})
     assert not requests_mock.called

@@ -60,15 +60,17 @@ def uploads(fuse_connection, requests_mock):
 @pytest.fixture
 def spooled(monkeypatch):
     """Every local path the operator spooled a remote object to."""
-    paths: list[str] = []
-    original = FuseBulkQueueOperator._spool
+    from airflow_provider_fuse.operators import contact_list
 
-    def spy(self, source, workdir):
-        path = original(self, source, workdir)
+    paths: list[str] = []
+    original = contact_list.spool
+
+    def spy(source, directory, log):
+        path = original(source, directory, log)
         paths.append(path)
         return path
 
-    monkeypatch.setattr(FuseBulkQueueOperator, "_spool", spy)
+    monkeypatch.setattr(contact_list, "spool", spy)
     return paths
 
 

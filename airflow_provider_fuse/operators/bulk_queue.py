@@ -1,0 +1,409 @@
+"""FuseBulkQueueOperator: hand an upstream contact CSV to Fuse's ``bulk_queue`` from a DAG.
+
+Imports of requests, requests-toolbelt and the preflight happen in ``execute``: DAG parsing pays
+for this module on every parse.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from functools import partial
+from typing import TYPE_CHECKING, Any, Literal
+
+from airflow_provider_fuse._compat import AirflowFailException, AirflowSkipException
+from airflow_provider_fuse.exceptions import FuseError, FuseValidationError, nothing_queued
+from airflow_provider_fuse.masking import shown_url
+from airflow_provider_fuse.operators import contact_list
+from airflow_provider_fuse.operators.base import where
+from airflow_provider_fuse.operators.outcomes import bulk_queue_failure, nothing_sent, rows_of
+from airflow_provider_fuse.operators.queueing import _FuseQueueingOperator, request_fields
+from airflow_provider_fuse.operators.reruns import RESEND_CONF_KEY, guard_refusal
+
+if TYPE_CHECKING:
+    import os
+    from collections.abc import Sequence
+
+    from airflow.sdk import Asset, Context, ObjectStoragePath
+
+    from airflow_provider_fuse.fields import QueueFields
+    from airflow_provider_fuse.guard import BulkQueueLedger, Fingerprint
+    from airflow_provider_fuse.preflight import CsvPart
+
+__all__ = ["FuseBulkQueueOperator"]
+
+
+class FuseBulkQueueOperator(_FuseQueueingOperator):
+    """Queue a call to every contact of a CSV with Fuse's ``bulk_queue``; push ``calls_queued``.
+
+    Before any request the operator validates every argument and runs the CSV preflight (UTF-8,
+    a header with a ``destination`` column, every row's destination in one of Fuse's formats, and
+    destinations that repeat). Invalid input fails the task without retries, naming the parameter
+    or the row numbers — never a phone number. What is checked and sent is a private copy of the CSV
+    taken once (:mod:`airflow_provider_fuse.snapshot`). A CSV with a header and no rows skips the task,
+    and so does a run that was due longer ago than ``max_run_age``. On success it returns the total
+    ``calls_queued`` (pushed to XCom as ``return_value``); nothing after Fuse's 200 fails the task.
+
+    What each failure does to the task:
+
+    * Fuse rejected the request (4xx): fails without retries, ``Fuse API answered <code>: <text>``;
+      a 429 is the exception and is left to the task's retries.
+    * The request never reached Fuse (connection refused, DNS, connect timeout), after the hook's
+      own connect retries: an ordinary failure, so the task's retries apply; a request that cannot
+      be made at all (an invalid URL, an unusable proxy) fails without retries.
+    * Unknown outcome (3xx, 5xx, an answer that is not Fuse's, a timeout or lost connection after
+      sending): fails without retries by default, because Fuse may have queued the calls and a retry
+      could dial every contact twice; ``on_unknown_outcome="retry"`` leaves it to the task's retries.
+
+    Across tries (Airflow >= 3.3) the duplicate guard (:mod:`airflow_provider_fuse.guard`) records in
+    the task state store what was sent and queued, so a retry or a clear of the task instance never
+    sends a part of the list Fuse already queued: a list queued whole is answered with the recorded
+    count before the CSV is read; otherwise sending resumes after the last part queued.
+
+    :param application_id: the outbound deployment's application id, a positive integer. (templated)
+    :param deployment_id: the outbound deployment's deployment id, a positive integer. (templated)
+    :param csv_path: the contact CSV: a local path (e.g. an upstream task's XComArg, or
+        ``"{{ ti.xcom_pull('export') }}"``), an object storage URI (``s3://conn_id@bucket/key.csv``,
+        ``gs://…``, ``file://…``, any fsspec filesystem Airflow knows), an ``ObjectStoragePath``, or an
+        Asset whose URI names the CSV. A remote object is read once into a temporary file, which is
+        removed whatever happens. (templated)
+    :param start_timestamp: when dialing may begin: unix seconds, a numeric string, an aware
+        datetime or an ISO-8601 string with an offset (``"{{ data_interval_end }}"``). Default: now.
+        (templated)
+    :param end_timestamp: when to stop attempting calls; same forms; must be after the start and
+        not already past. (templated)
+    :param max_attempts: attempts per contact, 1–10. (templated)
+    :param reattempt_wait: seconds between attempts, 60–86400; required when max_attempts > 1.
+        (templated)
+    :param result_url: absolute http(s) URL that receives each call's ``call_details`` when the
+        call ends. (templated)
+    :param is_pci: run connected calls in Fuse's HIPAA/PCI secure environment (bool or 0/1). When
+        false (the default) no ``is_pci`` field is sent: Fuse's default, the normal environment.
+    :param on_unknown_outcome: ``"fail"`` (default) or ``"retry"``; see above.
+    :param chunk_size: rows per request; default ``None``, the whole list in one request. Each chunk
+        is sent as a CSV of its own, with the header; the result is the total.
+    :param on_duplicate_destinations: what to do when rows repeat a destination (the same number,
+        in any of Fuse's formats): ``"warn"`` (default: log how many), ``"fail"``, or ``"drop"``
+        (send the list without the repeats; the first row of each number is kept).
+    :param max_run_age: skip, instead of dialing, when the run was due (its ``run_after``) longer ago
+        than this (catch-up and backfills must not call people from an old list); a retry that finds
+        parts already queued fails instead. Default one day; ``None`` disables the check.
+    :param dry_run: run every check and the preflight, log what would be sent, return the number of
+        rows that would be sent, and send nothing.
+    :param allow_resend: let a try send a list whose fingerprint (content or parameters) differs
+        from the one this task instance already queued. The same list is never sent twice. A run
+        triggered with ``{"fuse_allow_resend": true}`` in its conf allows it too.
+    :param fuse_conn_id: the ``fuse`` connection to use; read before anything is recorded or sent.
+        (templated)
+    :param hook_params: settings of the :class:`~airflow_provider_fuse.hooks.fuse.FuseHook` the
+        operator builds: ``connect_retries``, ``retry_backoff``, ``progress_interval``. Checked when
+        the DAG is parsed; an unknown or invalid setting is a ``ValueError`` naming it.
+    """
+
+    template_fields: Sequence[str] = (
+        "application_id",
+        "deployment_id",
+        "csv_path",
+        "start_timestamp",
+        "end_timestamp",
+        "max_attempts",
+        "reattempt_wait",
+        "result_url",
+        "fuse_conn_id",
+    )
+    ui_color = "#f4a460"
+
+    def __init__(
+        self,
+        *,
+        csv_path: str | os.PathLike[str] | ObjectStoragePath | Asset,
+        chunk_size: int | None = None,
+        on_duplicate_destinations: Literal["warn", "fail", "drop"] = "warn",
+        dry_run: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if on_duplicate_destinations not in contact_list.ON_DUPLICATE_DESTINATIONS:
+            raise ValueError(
+                "on_duplicate_destinations must be 'warn', 'fail' or 'drop', "
+                f"got {on_duplicate_destinations!r}"
+            )
+        if chunk_size is not None and (
+            isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1
+        ):
+            raise ValueError(f"chunk_size must be a positive integer or None, got {chunk_size!r}")
+        self.csv_path = csv_path
+        self.chunk_size = chunk_size
+        self.on_duplicate_destinations = on_duplicate_destinations
+        # Not ``self.dry_run``: BaseOperator.dry_run() is Airflow's own method (render templates only).
+        self.preflight_only = dry_run
+
+    def execute(self, context: Context) -> int:
+        """Answer from the ledger, or check, preflight and send the list (or what is left of it).
+
+        :return: ``calls_queued`` in total (what earlier tries of this task instance queued included).
+        """
+        from airflow_provider_fuse.guard import LEDGER_KEY, GuardError
+
+        try:
+            application_id, deployment_id, fields = self._validated_arguments()
+        except FuseValidationError as error:
+            raise nothing_sent(error) from None
+        at = where(application_id, deployment_id)
+        parameters = self._parameters(application_id, deployment_id, fields)
+        ledger = None if self.preflight_only else self._ledger(context, at)
+        resend = self._resend(context)
+        # A retry or clear after success is answered from the ledger first: the CSV may be gone by now.
+        if ledger is not None:
+            try:
+                recorded = ledger.answer(
+                    parameters, retry_unknown=self.on_unknown_outcome == "retry", resend=resend
+                )
+            except GuardError as error:
+                raise guard_refusal(error, at, LEDGER_KEY) from None
+            if recorded is not None:
+                self.log.info(
+                    "Nothing sent: an earlier try of this task instance already queued its list (%d calls, "
+                    "recorded in the task state store); the CSV was not read, so a change to it is not "
+                    "seen. To send a changed list as well, set allow_resend=True or trigger the run with "
+                    '{"%s": true}.',
+                    recorded,
+                    RESEND_CONF_KEY,
+                )
+                return recorded
+        # With nothing recorded, a stale run or a closed window stops here, before the CSV is read;
+        # otherwise only once the plan says something is left to send.
+        ready = ledger is None or ledger.record is None
+        if ready:
+            self._ready_to_send(context, fields)
+        # What earlier tries queued ("" when nothing): a list that cannot be read or is now empty must
+        # not hide it.
+        earlier = ledger.record if ledger is not None else None
+        queued_before = f"{earlier.calls_queued()} calls" if earlier is not None and earlier.queued else ""
+
+        # Everything written on the way (the snapshot of the CSV, chunks) lives here and is removed
+        # whatever happens; a failure to remove it must not fail a task whose list was queued.
+        with (
+            self._failing_timeouts(guarded=ledger is not None),
+            tempfile.TemporaryDirectory(prefix="fuse-bulk-queue-", ignore_cleanup_errors=True) as workdir,
+        ):
+            try:
+                path = contact_list.snapshot(self.csv_path, workdir, self.log)
+                summary = contact_list.preflight(path, self.log)
+            except FuseValidationError as error:
+                raise AirflowFailException(self._unreadable(error, queued_before, resend)) from None
+            if summary.rows == 0 and queued_before:
+                raise AirflowFailException(
+                    "Nothing was sent to Fuse: the CSV now has no contacts, and an earlier try of this "
+                    f"task instance queued {queued_before}. Check the campaign in Fuse."
+                )
+            if summary.rows == 0:
+                raise AirflowSkipException("The CSV has a header and no contacts: nothing to queue.")
+            contact_list.check_duplicates(summary, self.on_duplicate_destinations, self.log)
+            parts = contact_list.parts(
+                path,
+                summary,
+                workdir,
+                chunk_size=self.chunk_size,
+                on_duplicate_destinations=self.on_duplicate_destinations,
+            )
+            rows = sum(part.rows for part in parts)
+            if self.preflight_only:
+                self._read_connection(self._hook())
+                self._log_dry_run(rows, parts, at, fields)
+                return rows
+            fingerprint = self._fingerprint(summary.sha256, parameters)
+            calls_queued, sent = self._send(
+                parts, ledger, fingerprint, context, (application_id, deployment_id), fields, ready
+            )
+            self._best_effort(
+                "the summary log line", lambda: self._log_summary(sent, calls_queued, at, fields)
+            )
+        return calls_queued
+
+    @staticmethod
+    def _unreadable(error: FuseValidationError, queued_before: str, resend: bool) -> str:
+        """The message for a list that cannot be used, naming what earlier tries queued, if anything."""
+        message = f"Nothing was sent to Fuse: {error}"
+        if not queued_before:
+            return message
+        return (
+            f"{message.rstrip('.')}. The list is needed to compare it with the {queued_before} an "
+            "earlier try of this task instance queued" + (" (allow_resend is set)." if resend else ".")
+        )
+
+    def _parameters(self, application_id: int, deployment_id: int, fields: QueueFields) -> dict[str, Any]:
+        """Everything besides the CSV that shapes the requests: what the fingerprint's parameters cover.
+
+        Not the connection: the ids name the deployment, and a ledger must still answer a clear
+        after the connection id renders differently (or a ledger an earlier version wrote).
+        """
+        return {
+            "application_id": application_id,
+            "deployment_id": deployment_id,
+            "fields": fields.form_fields(),
+            "chunk_size": self.chunk_size,
+            "on_duplicate_destinations": self.on_duplicate_destinations,
+        }
+
+    def _send(
+        self,
+        parts: list[CsvPart],
+        ledger: BulkQueueLedger | None,
+        fingerprint: Fingerprint,
+        context: Context,
+        ids: tuple[int, int],
+        fields: QueueFields,
+        ready: bool,
+    ) -> tuple[int, int]:
+        """Send each part not yet queued, recording intent and result.
+
+        ``ready``: the pre-send checks (:meth:`_ready_to_send`) already passed.
+
+        :return: the total calls queued (earlier tries' parts included) and the rows sent by this try.
+        """
+        from airflow_provider_fuse.guard import LEDGER_KEY, GuardError, Plan
+
+        at = where(*ids)
+        try:
+            plan = (
+                ledger.plan(
+                    fingerprint,
+                    len(parts),
+                    retry_unknown=self.on_unknown_outcome == "retry",
+                    resend=self._resend(context),
+                )
+                if ledger
+                else Plan(start=0, calls_queued=0, resumed=False)
+            )
+        except GuardError as error:
+            raise guard_refusal(error, at, LEDGER_KEY) from None
+        if plan.start == len(parts):
+            self.log.info(
+                "Nothing sent: an earlier try of this task instance already queued this list (%d calls, "
+                "recorded in the task state store).",
+                plan.calls_queued,
+            )
+            return plan.calls_queued, 0
+        if not ready:
+            queued_before = (
+                f"parts 1-{plan.start} of {len(parts)} ({plan.calls_queued} calls)" if plan.start else ""
+            )
+            self._ready_to_send(context, fields, queued_before)
+        if plan.resumed:
+            self.log.info(
+                "Resuming at part %d of %d: earlier tries already queued %d calls for the parts before it.",
+                plan.start + 1,
+                len(parts),
+                plan.calls_queued,
+            )
+
+        hook = self._hook()
+        total, sent = plan.calls_queued, 0
+        try:
+            # The connection is read and checked before any intent is recorded: a missing or broken
+            # connection must not leave an intent behind for a request that never left.
+            self._read_connection(hook)
+            for index in range(plan.start, len(parts)):
+                part = parts[index]
+                if ledger:
+                    ledger.sending(index, part.rows)
+                self._request_left = True
+                try:
+                    queued = hook.bulk_queue(*ids, part.path, **request_fields(fields))
+                except FuseError as error:
+                    if ledger and nothing_queued(error):
+                        ledger.not_queued(index)
+                    raise bulk_queue_failure(
+                        error,
+                        at,
+                        on_unknown_outcome=self.on_unknown_outcome,
+                        part_index=index,
+                        parts=parts,
+                        queued_before=total,
+                        guarded=ledger is not None,
+                    ) from error
+                # From Fuse's 200 on, nothing may fail the task: a retry would dial these contacts again.
+                if ledger:
+                    self._best_effort(
+                        f"recording part {index + 1} as queued in the task state store (a later try of this "
+                        "task will refuse to send until that part is checked in Fuse)",
+                        partial(ledger.queued, index, queued),
+                    )
+                total += queued
+                sent += part.rows
+                if len(parts) > 1:
+                    self._best_effort(
+                        "a progress log line",
+                        partial(
+                            self.log.info,
+                            "Part %d of %d: %d rows (%s), %d calls queued",
+                            index + 1,
+                            len(parts),
+                            part.rows,
+                            rows_of(part),
+                            queued,
+                        ),
+                    )
+        finally:
+            self._best_effort("closing the connection to Fuse", hook.close)
+        return total, sent
+
+    def _log_summary(self, sent: int, calls_queued: int, at: str, fields: QueueFields) -> None:
+        self.log.info(
+            "Fuse bulk_queue: %d rows sent, %d calls queued, %s, window %s",
+            sent,
+            calls_queued,
+            at,
+            fields.describe_window(),
+        )
+        if calls_queued < sent:
+            self.log.warning(
+                "Fuse queued %d calls for %d rows sent: %d rows were not queued. Check the deployment's "
+                "outbound calls in Fuse.",
+                calls_queued,
+                sent,
+                sent - calls_queued,
+            )
+        elif calls_queued > sent and sent:
+            self.log.warning(
+                "Fuse says it queued %d calls for %d rows sent: more calls than rows. Check the deployment's "
+                "outbound calls in Fuse.",
+                calls_queued,
+                sent,
+            )
+
+    def _log_dry_run(self, rows: int, parts: list[CsvPart], at: str, fields: QueueFields) -> None:
+        shown: dict[str, object] = {
+            name: value for name, value in fields.form_fields().items() if name != "is_pci"
+        }
+        if "result_url" in shown:
+            shown["result_url"] = shown_url(shown["result_url"])
+        sent = ", ".join(f"{name}={value}" for name, value in shown.items())
+        if fields.is_pci:
+            sent = f"{sent}, is_pci=1" if sent else "is_pci=1"
+        self.log.info(
+            "Dry run, nothing sent: would queue %d rows in %d request(s) to %s, window %s, fields: %s",
+            rows,
+            len(parts),
+            at,
+            fields.describe_window(),
+            sent or "(none)",
+        )
+
+    def _ledger(self, context: Context, at: str) -> BulkQueueLedger | None:
+        """This task instance's ledger, read from its state store; ``None`` without one (Airflow < 3.3)."""
+        from airflow_provider_fuse.guard import LEDGER_KEY, BulkQueueLedger, GuardError
+
+        store = self._state_store(context)
+        if store is None:
+            return None
+        try:
+            return BulkQueueLedger(store)
+        except GuardError as error:
+            raise guard_refusal(error, at, LEDGER_KEY) from None
+
+    @staticmethod
+    def _fingerprint(sha256: str, parameters: dict[str, Any]) -> Fingerprint:
+        from airflow_provider_fuse.guard import Fingerprint
+
+        return Fingerprint.of(sha256, **parameters)
