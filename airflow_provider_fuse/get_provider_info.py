@@ -9,8 +9,8 @@ from typing import Any
 
 from airflow_provider_fuse import __version__
 
-#: The connection form: the same dict serves the declarative form (Airflow >= 3.2) and
-#: ``FuseHook.get_ui_field_behaviour()`` (Airflow 3.1).
+#: The connection form's standard fields: the same dict serves the declarative form (Airflow >= 3.2)
+#: and ``FuseHook.get_ui_field_behaviour()`` (Airflow 3.1).
 UI_FIELD_BEHAVIOUR: dict[str, Any] = {
     "hidden-fields": ["port", "schema"],
     "relabeling": {"login": "Account email", "password": "Developer key", "host": "API base URL"},
@@ -18,7 +18,43 @@ UI_FIELD_BEHAVIOUR: dict[str, Any] = {
         "login": "you@example.com",
         "password": "the developer key from My Account → Developer keys",
         "host": "https://fuse.plumvoice.com/api",
-        "extra": '{"timeout": [10, 300], "verify": true, "allow_http": false}',
+    },
+}
+
+
+_SECONDS = {"type": "number", "exclusiveMinimum": 0, "maximum": 86400}
+
+#: The connection's extras as typed fields of the form (Airflow >= 3.2 reads ``conn-fields``;
+#: ``FuseHook.get_connection_form_widgets()`` builds Airflow 3.1's from the same dict). The form
+#: stores each under its own name in the extras, where the hook reads it as any extra: a field left
+#: empty is an extra that is not set.
+CONN_FIELDS: dict[str, dict[str, Any]] = {
+    "timeout": {
+        "label": "Timeouts (seconds)",
+        "schema": {
+            "type": ["object", "null"],
+            "properties": {"connect": _SECONDS, "read": _SECONDS, "total": _SECONDS},
+            "additionalProperties": False,
+        },
+        "description": "Seconds to connect, to wait for each read of the answer, and for the whole "
+        'request: {"connect": 10, "read": 300, "total": 3600} when not set.',
+    },
+    "verify": {
+        "label": "Verify TLS",
+        "schema": {"type": ["string", "null"]},
+        "description": "true (the default), false, or the path of a CA bundle to verify Fuse's "
+        "certificate against.",
+    },
+    "proxies": {
+        "label": "Proxies",
+        "schema": {"type": ["object", "null"], "additionalProperties": {"type": "string"}},
+        "description": 'As requests takes them: {"https": "http://proxy.internal:3128"}.',
+    },
+    "allow_http": {
+        "label": "Allow plain http",
+        "schema": {"type": ["boolean", "null"], "default": False},
+        "description": "Accept a plain-http API base URL off loopback: the developer key then "
+        "travels in clear.",
     },
 }
 
@@ -66,6 +102,7 @@ def get_provider_info() -> dict[str, Any]:
                 "connection-type": "fuse",
                 "hook-class-name": "airflow_provider_fuse.hooks.fuse.FuseHook",
                 "hook-name": "Plum Fuse",
+                "conn-fields": CONN_FIELDS,
                 "ui-field-behaviour": UI_FIELD_BEHAVIOUR,
             }
         ],

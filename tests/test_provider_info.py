@@ -53,10 +53,19 @@ def test_connection_type_hooks_and_operators_are_declared_and_import():
 
 
 _SERVED_FORM = """
-import json, sys
+import json, sys, warnings
 from airflow.api_fastapi.core_api.services.ui.connections import HookMetaService
-(meta,) = [m for m in HookMetaService.hook_meta_data() if m.connection_type == "fuse"]
-out = {"hook_name": meta.hook_name, "standard_fields": meta.standard_fields.model_dump()}
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    (meta,) = [m for m in HookMetaService.hook_meta_data() if m.connection_type == "fuse"]
+    from airflow.providers_manager import ProvidersManager
+    ProvidersManager().hooks.get("fuse")  # imports the hook, where 3.2+ warn about its form methods
+out = {
+    "hook_name": meta.hook_name,
+    "standard_fields": meta.standard_fields.model_dump(),
+    "extra_fields": json.loads(json.dumps(meta.extra_fields, default=str)),
+    "warnings": [str(w.message) for w in caught if "fuse" in str(w.message).lower()],
+}
 try:
     from airflow.providers_manager import ProvidersManager
     import airflow
@@ -93,6 +102,40 @@ def test_connection_form_as_airflow_serves_it(served_form):
     assert fields["port"]["hidden"] is True
     assert fields["url_schema"]["hidden"] is True
     assert fields["login"]["hidden"] is False
+
+
+def test_every_extra_the_hook_reads_is_a_field_of_the_form(served_form):
+    from airflow_provider_fuse.hooks.fuse import KNOWN_EXTRAS
+
+    assert set(served_form["extra_fields"]) == KNOWN_EXTRAS
+
+
+@pytest.mark.parametrize(
+    ("name", "title", "kind"),
+    [
+        ("timeout", "Timeouts (seconds)", {"object", "string"}),  # 3.1's form types JSON as text
+        ("verify", "Verify TLS", {"string"}),
+        ("proxies", "Proxies", {"object", "string"}),
+        ("allow_http", "Allow plain http", {"boolean"}),
+    ],
+)
+def test_an_extra_is_a_typed_field_with_its_label(served_form, name, title, kind):
+    schema = served_form["extra_fields"][name]["schema"]
+    assert schema["title"] == title
+    assert {t for t in schema["type"] if t != "null"} <= kind
+    assert served_form["extra_fields"][name]["description"]
+
+
+def test_the_form_says_how_long_a_timeout_may_be_as_the_hook_does():
+    from airflow_provider_fuse.get_provider_info import CONN_FIELDS
+    from airflow_provider_fuse.hooks.fuse import MAX_TIMEOUT
+
+    for seconds in CONN_FIELDS["timeout"]["schema"]["properties"].values():
+        assert seconds == {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_TIMEOUT}
+
+
+def test_no_deprecation_warning_names_the_provider(served_form):
+    assert served_form["warnings"] == []
 
 
 def test_declarative_form_is_read_by_the_providers_manager_on_3_2_and_later(served_form):

@@ -149,6 +149,8 @@ class ConnectionSettings:
         extras = conn.extra_dejson if conn.extra else {}
         if not isinstance(extras, dict):
             raise FuseValidationError("extra", "the connection's extra must be a JSON object")
+        # The connection form stores a field left empty as null (or, on Airflow 3.1, ""): not set.
+        extras = {key: value for key, value in extras.items() if value is not None and value != ""}
         url = base_url(conn.host, conn.port, conn.schema)
         _refuse_clear_text(url, allow_http=_to_bool("allow_http", extras.get("allow_http", False)))
         if not conn.login:
@@ -731,7 +733,8 @@ class FuseHook(BaseHook):
     """Talk to Plum Fuse's outbound-calling API.
 
     The ``fuse`` connection: login = the Fuse account's email, password = its developer key,
-    host = the API base URL (default ``https://fuse.plumvoice.com/api``). Extras: ``timeout``
+    host = the API base URL (default ``https://fuse.plumvoice.com/api``). Extras (typed fields of
+    the connection form; one left empty, null or ``""``, is not set): ``timeout``
     (seconds, ``[connect, read]`` or ``{"connect": s, "read": s, "total": s}``; ``total`` bounds a
     whole request, default an hour), ``verify`` (false or a CA bundle path), ``proxies`` (as requests
     takes them: http, https, or socks when PySocks is installed), ``allow_http`` (permit plain http
@@ -769,6 +772,31 @@ class FuseHook(BaseHook):
         self.connect_retries = connect_retries
         self.retry_backoff = retry_backoff
         self.progress_interval = progress_interval
+
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """The extras' fields of the connection form, for Airflow 3.1 (3.2+ read the provider info's
+        ``conn-fields``, built from the same :data:`~airflow_provider_fuse.get_provider_info.CONN_FIELDS`).
+
+        Airflow 3.1's UI stands in for wtforms, which it does not install: a JSON object is typed
+        as text there, which the hook reads as the URI form's text (JSON).
+        """
+        from flask_appbuilder.fieldwidgets import BS3TextFieldWidget  # type: ignore[import-not-found,import-untyped,unused-ignore]
+        from flask_babel import lazy_gettext  # type: ignore[import-not-found,import-untyped,unused-ignore]
+        from wtforms import BooleanField, StringField  # type: ignore[import-not-found,import-untyped,unused-ignore]
+
+        from airflow_provider_fuse.get_provider_info import CONN_FIELDS
+
+        widgets: dict[str, Any] = {}
+        for name, spec in CONN_FIELDS.items():
+            label, description = lazy_gettext(spec["label"]), spec["description"]
+            if "boolean" in spec["schema"]["type"]:
+                widgets[name] = BooleanField(
+                    label, description=description, default=spec["schema"].get("default")
+                )
+            else:
+                widgets[name] = StringField(label, description=description, widget=BS3TextFieldWidget())
+        return widgets
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:

@@ -142,6 +142,81 @@ def test_timeout_extra_forms(monkeypatch, extra, expected):
     assert make_hook().settings.timeout == expected
 
 
+# --- what the connection form stores (its fields are the extras) ------------------------------------
+
+#: Every field of the form left empty: null on Airflow 3.2+, "" on Airflow 3.1's text fields.
+EMPTY_FORMS = [
+    {"timeout": None, "verify": None, "proxies": None, "allow_http": None},
+    {"timeout": "", "verify": "", "proxies": "", "allow_http": False},
+]
+
+
+@pytest.mark.parametrize("extra", EMPTY_FORMS, ids=["null", "empty text"])
+def test_a_form_field_left_empty_is_an_extra_not_set(monkeypatch, extra):
+    monkeypatch.setenv("AIRFLOW_CONN_FUSE_DEFAULT", connection_json(extra=extra))
+    settings = make_hook().settings
+    assert (settings.timeout, settings.total_timeout) == ((10.0, 300.0), 3600.0)
+    assert (settings.verify, dict(settings.proxies), settings.ignored_extras) == (True, {}, ())
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        # Airflow 3.2+: typed values.
+        {
+            "timeout": {"connect": 2, "read": 30, "total": 90},
+            "verify": "false",
+            "allow_http": True,
+            "proxies": {"https": "http://127.0.0.1:3128"},
+        },
+        # Airflow 3.1: the form's text fields hold JSON as text.
+        {
+            "timeout": '{"connect": 2, "read": 30, "total": 90}',
+            "verify": "false",
+            "allow_http": True,
+            "proxies": '{"https": "http://127.0.0.1:3128"}',
+        },
+    ],
+    ids=["typed", "text"],
+)
+def test_the_forms_fields_are_read_as_the_extras_they_are(monkeypatch, extra):
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_FUSE_DEFAULT", connection_json(host="http://fuse.example.com/api", extra=extra)
+    )
+    settings = make_hook().settings
+    assert (settings.timeout, settings.total_timeout) == ((2.0, 30.0), 90.0)
+    assert settings.verify is False
+    assert dict(settings.proxies) == {"https": "http://127.0.0.1:3128"}
+    assert settings.base_url == "http://fuse.example.com/api"
+
+
+def test_airflow_3_1_form_widgets_are_the_provider_infos_fields(monkeypatch):
+    """Airflow 3.1 builds the form from get_connection_form_widgets() with stand-ins for wtforms."""
+    import sys
+    import types
+
+    from airflow_provider_fuse.get_provider_info import CONN_FIELDS
+
+    def field(kind: str):
+        return lambda label, **kwargs: (kind, label, kwargs.get("description"))
+
+    stand_ins = {
+        "wtforms": {"StringField": field("string"), "BooleanField": field("boolean")},
+        "flask_babel": {"lazy_gettext": str},
+        "flask_appbuilder": {},
+        "flask_appbuilder.fieldwidgets": {"BS3TextFieldWidget": object},
+    }
+    for name, attributes in stand_ins.items():
+        monkeypatch.setitem(sys.modules, name, types.SimpleNamespace(**attributes))
+    widgets = FuseHook.get_connection_form_widgets()
+    assert widgets == {
+        "timeout": ("string", "Timeouts (seconds)", CONN_FIELDS["timeout"]["description"]),
+        "verify": ("string", "Verify TLS", CONN_FIELDS["verify"]["description"]),
+        "proxies": ("string", "Proxies", CONN_FIELDS["proxies"]["description"]),
+        "allow_http": ("boolean", "Allow plain http", CONN_FIELDS["allow_http"]["description"]),
+    }
+
+
 @pytest.mark.parametrize(
     "extra", [{"timeout": -1}, {"timeout": [1]}, {"verify": 3}, {"proxies": "x"}, {"allow_http": "yes"}]
 )
