@@ -12,8 +12,7 @@ import threading
 from typing import TYPE_CHECKING
 
 from airflow_provider_fuse.sandbox.assumptions import SandboxAssumptions
-from airflow_provider_fuse.sandbox.server import FuseSandbox
-from airflow_provider_fuse.sandbox.service import DEFAULT_MAX_UPLOAD_BYTES
+from airflow_provider_fuse.sandbox.requirements import SandboxExtraMissing, require_sandbox_extra
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -45,7 +44,14 @@ def _positive_int(value: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The command line of ``fuse-sandbox`` (every assumption switch is an option)."""
+    """The command line of ``fuse-sandbox`` (every assumption switch is an option).
+
+    :raises SandboxExtraMissing: without the ``sandbox`` extra.
+    """
+    # Here, not at the top: importing this module must work without the extra, so main can say
+    # what to install.
+    from airflow_provider_fuse.sandbox.service import DEFAULT_MAX_UPLOAD_BYTES
+
     parser = argparse.ArgumentParser(
         prog="fuse-sandbox",
         description="A local fake of Plum Fuse's outbound API (bulk_queue, queue, outbound, cancel)."
@@ -111,7 +117,15 @@ def _write_atomically(path: str, text: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the sandbox until SIGINT/SIGTERM; return the exit status (0 clean, 1 failed to start)."""
+    """Run the sandbox until SIGINT/SIGTERM; return the exit status (0 clean, 1 failed to start or
+    the ``sandbox`` extra is not installed)."""
+    try:
+        require_sandbox_extra()
+    except SandboxExtraMissing as exc:
+        print(f"fuse-sandbox: {exc}", file=sys.stderr)
+        return 1
+    from airflow_provider_fuse.sandbox.server import FuseSandbox
+
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     assumptions = SandboxAssumptions(

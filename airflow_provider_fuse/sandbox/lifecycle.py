@@ -29,7 +29,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from airflow_provider_fuse.sandbox.models import Call, CallEvent, CallStatus
+from airflow_provider_fuse.sandbox.models import Call, SandboxCallEvent, SandboxCallStatus
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -103,7 +103,7 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
 class _State:
     status: str
     attempts: int
-    events: list[CallEvent]
+    events: list[SandboxCallEvent]
     duration: int | None
     next_at: float | None
 
@@ -237,9 +237,9 @@ class Simulator:
         """Initial column values of a call queued at ``queued_at``."""
         first_attempt = max(start_timestamp or queued_at, queued_at)
         return {
-            "status": CallStatus.QUEUED,
+            "status": SandboxCallStatus.QUEUED,
             "attempts": 0,
-            "events": [CallEvent("queued", queued_at)],
+            "events": [SandboxCallEvent("queued", queued_at)],
             "duration": None,
             "next_at": float(first_attempt),
         }
@@ -249,9 +249,11 @@ class Simulator:
         now = int(self._clock.now())
         ended = []
         for call in calls:
-            events = (*call.events, CallEvent(CallStatus.CANCELED, now))
-            self._store.update_call(call.call_id, status=CallStatus.CANCELED, events=events, next_at=None)
-            ended.append(replace(call, status=CallStatus.CANCELED, events=events, next_at=None))
+            events = (*call.events, SandboxCallEvent(SandboxCallStatus.CANCELED, now))
+            self._store.update_call(
+                call.call_id, status=SandboxCallStatus.CANCELED, events=events, next_at=None
+            )
+            ended.append(replace(call, status=SandboxCallStatus.CANCELED, events=events, next_at=None))
         for call in ended:
             self._on_terminal(call)
         return ended
@@ -259,16 +261,22 @@ class Simulator:
     def _advance(self, call: Call, now: float) -> None:
         state = _State(call.status, call.attempts, list(call.events), call.duration, call.next_at)
         end = call.end_timestamp
-        while state.status in (CallStatus.QUEUED, CallStatus.DIALING, CallStatus.CONNECTED):
+        while state.status in (
+            SandboxCallStatus.QUEUED,
+            SandboxCallStatus.DIALING,
+            SandboxCallStatus.CONNECTED,
+        ):
             assert state.next_at is not None
-            window_closes = state.status != CallStatus.CONNECTED and end is not None and end <= state.next_at
+            window_closes = (
+                state.status != SandboxCallStatus.CONNECTED and end is not None and end <= state.next_at
+            )
             due = float(end) if window_closes and end is not None else state.next_at
             if due > now:
                 break
             if window_closes and end is not None:
-                state.events.append(CallEvent("expired", end))
-                state.events.append(CallEvent(CallStatus.FAILED, end))
-                state.status, state.next_at = CallStatus.FAILED, None
+                state.events.append(SandboxCallEvent("expired", end))
+                state.events.append(SandboxCallEvent(SandboxCallStatus.FAILED, end))
+                state.status, state.next_at = SandboxCallStatus.FAILED, None
             else:
                 self._transition(call, state)
         self._store.update_call(
@@ -295,29 +303,29 @@ class Simulator:
     def _transition(call: Call, state: _State) -> None:
         assert state.next_at is not None
         at = int(state.next_at)
-        if state.status == CallStatus.QUEUED:
+        if state.status == SandboxCallStatus.QUEUED:
             state.attempts += 1
-            state.status = CallStatus.DIALING
-            state.events.append(CallEvent(CallStatus.DIALING, at))
+            state.status = SandboxCallStatus.DIALING
+            state.events.append(SandboxCallEvent(SandboxCallStatus.DIALING, at))
             state.next_at = state.next_at + (
                 RING_SECONDS if answers(call.phone_number) else NO_ANSWER_SECONDS
             )
-        elif state.status == CallStatus.DIALING and answers(call.phone_number):
-            state.status = CallStatus.CONNECTED
-            state.events.append(CallEvent(CallStatus.CONNECTED, at))
+        elif state.status == SandboxCallStatus.DIALING and answers(call.phone_number):
+            state.status = SandboxCallStatus.CONNECTED
+            state.events.append(SandboxCallEvent(SandboxCallStatus.CONNECTED, at))
             state.next_at = state.next_at + TALK_SECONDS
-        elif state.status == CallStatus.DIALING:
-            state.events.append(CallEvent("no_answer", at))
+        elif state.status == SandboxCallStatus.DIALING:
+            state.events.append(SandboxCallEvent("no_answer", at))
             if state.attempts < call.max_attempts:
-                state.status = CallStatus.QUEUED
+                state.status = SandboxCallStatus.QUEUED
                 state.next_at = state.next_at + (call.reattempt_wait or _DEFAULT_WAIT)
             else:
-                state.status = CallStatus.FAILED
-                state.events.append(CallEvent(CallStatus.FAILED, at))
+                state.status = SandboxCallStatus.FAILED
+                state.events.append(SandboxCallEvent(SandboxCallStatus.FAILED, at))
                 state.next_at = None
         else:  # connected
-            state.status = CallStatus.COMPLETED
+            state.status = SandboxCallStatus.COMPLETED
             state.duration = TALK_SECONDS
-            state.events.append(CallEvent("disconnected", at))
-            state.events.append(CallEvent(CallStatus.COMPLETED, at))
+            state.events.append(SandboxCallEvent("disconnected", at))
+            state.events.append(SandboxCallEvent(SandboxCallStatus.COMPLETED, at))
             state.next_at = None

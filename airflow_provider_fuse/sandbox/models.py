@@ -9,13 +9,12 @@ from typing import Any, Literal
 
 __all__ = [
     "ENDPOINTS",
-    "TERMINAL_STATUSES",
     "Call",
-    "CallEvent",
-    "CallStatus",
     "Fault",
     "FaultBody",
     "RequestRecord",
+    "SandboxCallEvent",
+    "SandboxCallStatus",
     "Upload",
 ]
 
@@ -25,7 +24,7 @@ ENDPOINTS: tuple[str, ...] = ("bulk_queue", "queue", "outbound", "cancel")
 FaultBody = Literal["json", "xml", "html", "empty", "raw"]
 
 
-class CallStatus:
+class SandboxCallStatus:
     """The ``status`` values of ``call_details``, in Fuse's words."""
 
     QUEUED = "queued"
@@ -34,10 +33,8 @@ class CallStatus:
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELED = "canceled"
-
-
-#: Statuses after which a call never changes again (and its ``result_url`` is called).
-TERMINAL_STATUSES: frozenset[str] = frozenset({CallStatus.COMPLETED, CallStatus.FAILED, CallStatus.CANCELED})
+    #: Statuses after which a call never changes again (and its ``result_url`` is called).
+    TERMINAL: frozenset[str] = frozenset({COMPLETED, FAILED, CANCELED})
 
 
 @dataclass(frozen=True)
@@ -84,7 +81,7 @@ class Upload:
 
 
 @dataclass(frozen=True)
-class CallEvent:
+class SandboxCallEvent:
     """One entry of ``call_details.events``: what happened and when (sandbox unix seconds)."""
 
     event: str
@@ -119,7 +116,7 @@ class Call:
     is_pci: bool
     status: str
     attempts: int
-    events: tuple[CallEvent, ...]
+    events: tuple[SandboxCallEvent, ...]
     duration: int | None
     next_at: float | None
     result_delivery: str | None
@@ -129,7 +126,7 @@ class Call:
     @property
     def is_terminal(self) -> bool:
         """True once the call is completed, failed or canceled."""
-        return self.status in TERMINAL_STATUSES
+        return self.status in SandboxCallStatus.TERMINAL
 
     @property
     def event_names(self) -> list[str]:

@@ -17,12 +17,12 @@ from airflow_provider_fuse.sandbox.assumptions import SandboxAssumptions
 from airflow_provider_fuse.sandbox.clock import SandboxClock
 from airflow_provider_fuse.sandbox.faults import FaultQueue
 from airflow_provider_fuse.sandbox.lifecycle import CallbackDelivery, Simulator
-from airflow_provider_fuse.sandbox.models import TERMINAL_STATUSES, Call, CallStatus
+from airflow_provider_fuse.sandbox.models import Call, SandboxCallStatus
 from airflow_provider_fuse.sandbox.render import call_details
 from airflow_provider_fuse.sandbox.store import Store
 from airflow_provider_fuse.sandbox.validation import (
-    FuseError,
     QueueParams,
+    SandboxError,
     bad_rows_message,
     count_rows,
     parse_call_parameters,
@@ -169,13 +169,13 @@ class FuseService:
     def deployment(self, application_raw: str, deployment_raw: str) -> tuple[int, int]:
         """The numeric ids of an existing deployment.
 
-        :raises FuseError: 400 non-numeric ids, 404 unknown deployment, 409 deleted deployment.
+        :raises SandboxError: 400 non-numeric ids, 404 unknown deployment, 409 deleted deployment.
         """
         key = (parse_id(application_raw), parse_id(deployment_raw))
         if key in self.deleted_deployments:
-            raise FuseError(409, DELETED_DEPLOYMENT)
+            raise SandboxError(409, DELETED_DEPLOYMENT)
         if key not in self.deployments:
-            raise FuseError(404, NO_DEPLOYMENT)
+            raise SandboxError(404, NO_DEPLOYMENT)
         return key
 
     def add_deployment(self, application_id: int, deployment_id: int, deleted: bool = False) -> None:
@@ -206,16 +206,16 @@ class FuseService:
         try:
             application_id, deployment_id = self.deployment(application_raw, deployment_raw)
             if submission.form_error:
-                raise FuseError(400, submission.form_error)
+                raise SandboxError(400, submission.form_error)
             now = self.clock.now()
             params = validate_params(submission.fields, now, self.assumptions)
             if submission.csv is None:
-                raise FuseError(400, "The csv parameter must be supplied as a file.")
+                raise SandboxError(400, "The csv parameter must be supplied as a file.")
             contacts = read_contacts(submission.csv, self.assumptions)
             if contacts.bad_rows and self.assumptions.bad_rows == "reject":
-                raise FuseError(400, bad_rows_message(contacts.bad_rows))
+                raise SandboxError(400, bad_rows_message(contacts.bad_rows))
             answer = Answer(200, {"calls_queued": 0})
-        except FuseError as error:
+        except SandboxError as error:
             answer = Answer(error.status_code, {"error": error.message})
         upload_id = self.record_upload(
             application_raw, deployment_raw, submission, status_code=answer.status_code, fault=None
@@ -276,19 +276,19 @@ class FuseService:
         """
         try:
             if not authorized:
-                raise FuseError(401, BAD_AUTH)
+                raise SandboxError(401, BAD_AUTH)
             application_id, deployment_id = self.deployment(application_raw, deployment_raw)
             if form_error:
-                raise FuseError(400, form_error)
+                raise SandboxError(400, form_error)
             now = self.clock.now()
             params = validate_params(fields, now, self.assumptions)
             phone_number = fields.get("phone_number", "")
             if phone_number == "":
-                raise FuseError(400, "The phone_number parameter must be supplied.")
+                raise SandboxError(400, "The phone_number parameter must be supplied.")
             if parse_destination(phone_number) is None:
-                raise FuseError(400, "The phone_number parameter is not a valid phone number.")
+                raise SandboxError(400, "The phone_number parameter is not a valid phone number.")
             variables = parse_call_parameters(fields.get("call_parameters", ""))
-        except FuseError as error:
+        except SandboxError as error:
             return Answer(error.status_code, {"error": error.message})
         row = self._call_row(application_id, deployment_id, phone_number, variables, params, int(now), None)
         (call_id,) = self.store.add_calls([row])
@@ -312,9 +312,9 @@ class FuseService:
         """``DELETE /apps/{application_id}/{deployment_id}/cancel``: cancel the deployment's pending calls."""
         try:
             if not authorized:
-                raise FuseError(401, BAD_AUTH)
+                raise SandboxError(401, BAD_AUTH)
             application_id, deployment_id = self.deployment(application_raw, deployment_raw)
-        except FuseError as error:
+        except SandboxError as error:
             return Answer(error.status_code, {"error": error.message})
         self.cancel_calls(application_id, deployment_id)
         return Answer(202, None)
@@ -324,9 +324,9 @@ class FuseService:
     def cancel_calls(self, application_id: int, deployment_id: int) -> list[Call]:
         """Cancel the deployment's calls within ``cancel_scope``; return them as canceled."""
         scope = (
-            (CallStatus.QUEUED, CallStatus.DIALING, CallStatus.CONNECTED)
+            (SandboxCallStatus.QUEUED, SandboxCallStatus.DIALING, SandboxCallStatus.CONNECTED)
             if self.assumptions.cancel_scope == "unfinished"
-            else (CallStatus.QUEUED,)
+            else (SandboxCallStatus.QUEUED,)
         )
         with self.store.batch():
             self.simulator.catch_up()
@@ -362,7 +362,7 @@ class FuseService:
             "time_scale": self.clock.time_scale,
             "now": self.clock.now(),
             "state_file": self.store.path,
-            "unfinished_calls": sum(1 for c in self.calls() if c.status not in TERMINAL_STATUSES),
+            "unfinished_calls": sum(1 for c in self.calls() if c.status not in SandboxCallStatus.TERMINAL),
         }
 
     def _call_row(
@@ -396,5 +396,5 @@ class FuseService:
 def _maybe_id(raw: str) -> int | None:
     try:
         return parse_id(raw)
-    except FuseError:
+    except SandboxError:
         return None

@@ -15,7 +15,7 @@ import time
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_fuse.sandbox.models import Call, CallEvent, RequestRecord, Upload
+from airflow_provider_fuse.sandbox.models import Call, RequestRecord, SandboxCallEvent, Upload
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Sequence
@@ -400,7 +400,7 @@ def _call(row: sqlite3.Row) -> Call:
         is_pci=bool(row["is_pci"]),
         status=row["status"],
         attempts=row["attempts"],
-        events=tuple(CallEvent(event, int(ts)) for event, ts in json.loads(row["events"])),
+        events=tuple(SandboxCallEvent(event, int(ts)) for event, ts in json.loads(row["events"])),
         duration=row["duration"],
         next_at=row["next_at"],
         result_delivery=row["result_delivery"],

@@ -1,7 +1,7 @@
 """The sandbox's own reading of Fuse's input rules: form fields, destinations and the CSV.
 
 Deliberately independent of the provider's preflight: the sandbox is the referee the provider is
-tested against, so it must not share its code. Every failure is a :class:`FuseError` carrying the
+tested against, so it must not share its code. Every failure is a :class:`SandboxError` carrying the
 status and the Fuse-style message to answer.
 """
 
@@ -23,8 +23,8 @@ if TYPE_CHECKING:
 __all__ = [
     "REATTEMPT_WAIT_REQUIRED",
     "CsvContacts",
-    "FuseError",
     "QueueParams",
+    "SandboxError",
     "bad_rows_message",
     "count_rows",
     "parse_call_parameters",
@@ -42,7 +42,7 @@ _INTEGER = re.compile(r"[0-9]{1,12}")
 _MAX_ROWS_NAMED = 10
 
 
-class FuseError(Exception):
+class SandboxError(Exception):
     """A request Fuse would refuse: answer ``status_code`` with ``{"error": message}``."""
 
     def __init__(self, status_code: int, message: str) -> None:
@@ -84,10 +84,10 @@ class CsvContacts:
 def parse_id(raw: str) -> int:
     """An application/deployment id from the path.
 
-    :raises FuseError: 400 when it is not a plain decimal number.
+    :raises SandboxError: 400 when it is not a plain decimal number.
     """
     if not _INTEGER.fullmatch(raw):
-        raise FuseError(400, "The application_id and deployment_id must be numeric.")
+        raise SandboxError(400, "The application_id and deployment_id must be numeric.")
     return int(raw)
 
 
@@ -139,7 +139,7 @@ def _integer(fields: Mapping[str, str], name: str, message: str) -> int | None:
     if raw == "":
         return None
     if not _INTEGER.fullmatch(raw):
-        raise FuseError(400, message)
+        raise SandboxError(400, message)
     return int(raw)
 
 
@@ -148,24 +148,24 @@ def validate_params(fields: Mapping[str, str], now: float, assumptions: SandboxA
 
     :param fields: the form fields as received.
     :param now: the sandbox time, for the ``past_end`` switch.
-    :raises FuseError: 400 naming the first bad field; 403 for ``is_pci=1`` under ``is_pci="forbid"``.
+    :raises SandboxError: 400 naming the first bad field; 403 for ``is_pci=1`` under ``is_pci="forbid"``.
     """
     start = _integer(fields, "start_timestamp", "The start_timestamp parameter must be a unix timestamp.")
     end = _integer(fields, "end_timestamp", "The end_timestamp parameter must be a unix timestamp.")
     if start is not None and end is not None and end <= start:
-        raise FuseError(400, "The end_timestamp parameter must be later than the start_timestamp.")
+        raise SandboxError(400, "The end_timestamp parameter must be later than the start_timestamp.")
     if end is not None and assumptions.past_end == "reject" and end <= now:
-        raise FuseError(400, "The end_timestamp parameter must be in the future.")
+        raise SandboxError(400, "The end_timestamp parameter must be in the future.")
     attempts_message = "The max_attempts parameter must be an integer between 1 and 10."
     max_attempts = _integer(fields, "max_attempts", attempts_message)
     if max_attempts is not None and not 1 <= max_attempts <= 10:
-        raise FuseError(400, attempts_message)
+        raise SandboxError(400, attempts_message)
     wait_message = "The reattempt_wait parameter must be an integer between 60 and 86400."
     reattempt_wait = _integer(fields, "reattempt_wait", wait_message)
     if reattempt_wait is not None and not 60 <= reattempt_wait <= 86400:
-        raise FuseError(400, wait_message)
+        raise SandboxError(400, wait_message)
     if (max_attempts or 1) > 1 and reattempt_wait is None:
-        raise FuseError(400, REATTEMPT_WAIT_REQUIRED)
+        raise SandboxError(400, REATTEMPT_WAIT_REQUIRED)
     result_url = fields.get("result_url") or None
     if result_url is not None:
         parts = urlsplit(result_url)
@@ -174,12 +174,12 @@ def validate_params(fields: Mapping[str, str], now: float, assumptions: SandboxA
             or not parts.hostname
             or any(c.isspace() for c in result_url)
         ):
-            raise FuseError(400, "The result_url parameter must be an absolute http or https URL.")
+            raise SandboxError(400, "The result_url parameter must be an absolute http or https URL.")
     is_pci = fields.get("is_pci", "")
     if is_pci not in ("", "0", "1"):
-        raise FuseError(400, "The is_pci parameter must be 0 or 1.")
+        raise SandboxError(400, "The is_pci parameter must be 0 or 1.")
     if is_pci == "1" and assumptions.is_pci == "forbid":
-        raise FuseError(403, "This account does not have access to the secure environment (is_pci).")
+        raise SandboxError(403, "This account does not have access to the secure environment (is_pci).")
     return QueueParams(
         start_timestamp=start,
         end_timestamp=end,
@@ -193,7 +193,7 @@ def validate_params(fields: Mapping[str, str], now: float, assumptions: SandboxA
 def parse_call_parameters(raw: str) -> dict[str, Any]:
     """The ``call_parameters`` field of ``queue``: a JSON object (empty string: no parameters).
 
-    :raises FuseError: 400 when it is not a JSON object.
+    :raises SandboxError: 400 when it is not a JSON object.
     """
     if raw == "":
         return {}
@@ -202,19 +202,19 @@ def parse_call_parameters(raw: str) -> dict[str, Any]:
     except ValueError:
         value = None
     if not isinstance(value, dict):
-        raise FuseError(400, "The call_parameters parameter must be a JSON object.")
+        raise SandboxError(400, "The call_parameters parameter must be a JSON object.")
     return value
 
 
 def _decode(data: bytes, assumptions: SandboxAssumptions) -> str:
     if data.startswith(b"\xef\xbb\xbf"):
         if assumptions.bom == "reject":
-            raise FuseError(400, "The csv file must not start with a byte order mark.")
+            raise SandboxError(400, "The csv file must not start with a byte order mark.")
         data = data[3:]
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
-        raise FuseError(400, "The csv file must be UTF-8 encoded.") from None
+        raise SandboxError(400, "The csv file must be UTF-8 encoded.") from None
 
 
 def count_rows(data: bytes) -> int:
@@ -233,28 +233,28 @@ def read_contacts(data: bytes, assumptions: SandboxAssumptions) -> CsvContacts:
     File-level problems raise; row-level problems (wrong cell count, bad destination) are listed in
     :attr:`CsvContacts.bad_rows` for the caller's ``bad_rows`` policy. Blank lines are ignored.
 
-    :raises FuseError: 400 for encoding, BOM, parse, header, empty and size problems.
+    :raises SandboxError: 400 for encoding, BOM, parse, header, empty and size problems.
     """
     text = _decode(data, assumptions)
     try:
         records = list(csv.reader(io.StringIO(text, newline="")))
     except csv.Error:
-        raise FuseError(400, "The csv file could not be parsed.") from None
+        raise SandboxError(400, "The csv file could not be parsed.") from None
     numbered = [(number, record) for number, record in enumerate(records, start=1) if record]
     if not numbered:
-        raise FuseError(400, "The csv file is empty.")
+        raise SandboxError(400, "The csv file is empty.")
     _, header = numbered[0]
     names = [h.strip().lower() for h in header] if assumptions.header_case == "insensitive" else list(header)
     if "destination" not in names:
-        raise FuseError(400, "The csv file must have a destination column in its header row.")
+        raise SandboxError(400, "The csv file must have a destination column in its header row.")
     column = names.index("destination")
     if column != 0 and assumptions.destination_position == "first":
-        raise FuseError(400, "The destination column must be the first column of the csv file.")
+        raise SandboxError(400, "The destination column must be the first column of the csv file.")
     data_rows = numbered[1:]
     if not data_rows and assumptions.empty_csv == "reject":
-        raise FuseError(400, "The csv file contains no rows.")
+        raise SandboxError(400, "The csv file contains no rows.")
     if assumptions.max_rows is not None and len(data_rows) > assumptions.max_rows:
-        raise FuseError(400, f"The csv file has more than {assumptions.max_rows} rows.")
+        raise SandboxError(400, f"The csv file has more than {assumptions.max_rows} rows.")
     result = CsvContacts(header=list(header), rows=len(data_rows))
     for number, record in data_rows:
         if len(record) != len(header) or parse_destination(record[column]) is None:

@@ -112,3 +112,39 @@ def test_cli_rejects_bad_arguments(argv):
     with pytest.raises(SystemExit) as exit_info:
         build_parser().parse_args(argv)
     assert exit_info.value.code == 2
+
+
+#: A fresh interpreter where the sandbox extra's packages cannot be imported, as on a worker
+#: that installed only the provider; then fuse-sandbox's own entry point.
+WITHOUT_THE_EXTRA = """
+import sys
+for name in ("fastapi", "uvicorn", "python_multipart", "multipart", "starlette"):
+    sys.modules[name] = None
+from airflow_provider_fuse.sandbox.cli import main
+sys.exit(main(["--port", "0"]))
+"""
+
+
+def test_cli_without_the_sandbox_extra_says_what_to_install():
+    result = subprocess.run(
+        [sys.executable, "-c", WITHOUT_THE_EXTRA],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "fuse-sandbox: The Fuse sandbox needs fastapi, uvicorn, python-multipart, which the provider"
+        " does not install on its own: pip install 'airflow-provider-fuse[sandbox]'"
+    )
+    assert result.stdout == ""
+
+
+def test_cli_names_only_what_is_missing(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "uvicorn", None)
+    assert main(["--port", "0"]) == 1
+    err = capsys.readouterr().err
+    assert "needs uvicorn, which" in err
+    assert "pip install 'airflow-provider-fuse[sandbox]'" in err
