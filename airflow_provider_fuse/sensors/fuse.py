@@ -62,10 +62,10 @@ class FuseCallStatusSensor(BaseSensorOperator):
     :param success_statuses: terminal statuses that count as success.
     :param on_failure_status: ``"fail"`` or ``"skip"`` for the other terminal statuses.
     :param deferrable: wait in the triggerer instead of a worker slot.
-    :param fuse_conn_id: the ``fuse`` connection to use.
+    :param fuse_conn_id: the ``fuse`` connection to use, as the operators take it. (templated)
     """
 
-    template_fields: Sequence[str] = ("call_id",)
+    template_fields: Sequence[str] = ("call_id", "fuse_conn_id")
     ui_color = "#ffdead"
 
     def __init__(

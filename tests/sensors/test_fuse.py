@@ -39,8 +39,15 @@ def sensor(**kwargs) -> FuseCallStatusSensor:
     return FuseCallStatusSensor(task_id="wait", call_id="77", poke_interval=1, **kwargs)
 
 
-def test_call_id_is_templated():
-    assert tuple(FuseCallStatusSensor.template_fields) == ("call_id",)
+def test_call_id_and_the_connection_id_are_templated():
+    assert tuple(FuseCallStatusSensor.template_fields) == ("call_id", "fuse_conn_id")
+
+
+def test_the_rendered_connection_id_is_the_one_the_hook_reads():
+    waiting = sensor(fuse_conn_id="{{ params.fuse_conn }}")
+    waiting.render_template_fields({"params": {"fuse_conn": "fuse_campaigns"}})
+    assert waiting.fuse_conn_id == "fuse_campaigns"
+    assert waiting.hook.fuse_conn_id == "fuse_campaigns"
 
 
 @pytest.mark.parametrize("status", ["queued", "dialing", "connected", "ringing"])
