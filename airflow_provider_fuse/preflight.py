@@ -10,20 +10,16 @@ newline is still one row.
 Only a regular file is read, and no row may be longer than :data:`MAX_ROW_BYTES`: so a FIFO, a device
 or a file with no line end fails at once, and time and memory stay linear in the file's size.
 
-How it is fast and still exact. The stdlib ``csv`` module is the reference for every answer. Each
-block of whole lines is first offered to a fast path that works on the raw bytes with a handful of
-C-level passes and one compiled regex; it accepts a block only when it can prove that ``csv`` would
-read it as plain rows — no quote character, no NUL, only ``\\n`` or ``\\r\\n`` line ends, every line
-with the header's number of fields, no line near ``csv``'s field size limit, valid UTF-8, and every
-destination in a format whose number it can read straight from the digits. Any other block (a quoted
-field, a bad row, an unusual destination format, invalid UTF-8) is read by ``csv`` itself, together
-with as many following blocks as a quoted field needs, and the fast path resumes after it.
+One parser reads every file: the stdlib ``csv`` module (``strict=True``) and
+:data:`DESTINATION_FORMAT`, so every answer is the one a plain ``csv.reader`` pass gives. (A second,
+byte-level fast path was removed: measured at 1M rows it was at most 1.5x a stdlib pass, and no
+pure-Python design reached the 3x that would pay for keeping two readings of one grammar in step.)
 
-Duplicate destinations are found exactly in bounded memory: each block's numbers (as the E.164
-integer they dial) are sorted and appended to one ``array('Q')`` — 8 bytes per row, no Python object
-kept per row — and at the end the sorted runs are cut into value ranges of about 64k numbers, each
-counted with a small set. Only when there are repeats is the file read a second time to name the
-first repeated rows.
+Duplicate destinations are found exactly in bounded memory: each run of rows' numbers (as the key
+of the E.164 number they dial) is sorted and appended to one ``array('d')`` — 8 bytes per row, no
+Python object kept per row — and at the end the sorted runs are cut into value ranges of about 64k
+numbers, each counted with a small set. Only when there are repeats is the file read a second time
+to name the first repeated rows.
 """
 
 from __future__ import annotations
@@ -38,9 +34,9 @@ import os
 import re
 from array import array
 from bisect import bisect_left
-from collections import Counter, deque
+from collections import Counter
 from dataclasses import dataclass
-from itertools import pairwise
+from itertools import chain, islice, pairwise
 from typing import IO, TYPE_CHECKING
 
 from airflow_provider_fuse.exceptions import FuseCsvError
@@ -90,13 +86,14 @@ _NANP = 10**10
 #: Added to every other number's key, so keys of the two kinds never meet (E.164 < 10**15 < 2**50).
 _OTHER = 1 << 52
 
-# The fast path reads North American destinations — 6175551234, 16175551234, tel:+16175551234, with
-# or without options — and captures the 10 digits after the country code: that is the row's key.
-# Every other destination (other countries, and anything invalid) is left to the exact path.
-_FAST_NUMBER = rb"(?:tel:\+1|1)?([0-9]{10})"
-_FAST_FIELD_END = rb"(?=[,\n])"
-#: Every byte but the two that delimit unquoted fields and rows, for ``bytes.translate(None, ...)``.
-_NOT_DELIMITER = bytes(byte for byte in range(256) if byte not in b",\n")
+# DESTINATION_FORMAT again, with the digits that make a row's key captured: group 1 holds a North
+# American number's 10 digits after its country code, group 2 any other E.164 number. Both match the
+# same strings (tests/test_destinations.py proves it through the preflight); this one saves reading
+# every destination a second time for its number.
+_KEYED_DESTINATION = re.compile(rf"(?:(?:1|tel:\+1)?([0-9]{{10}})|tel:\+([1-9][0-9]{{7,14}})){_OPTIONS}")
+
+#: Rows read between two hand-overs of their numbers (one sorted run each).
+_RUN_ROWS = 1 << 15
 
 
 @dataclass(frozen=True)
@@ -218,7 +215,7 @@ def _opened(path: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
 
 
 def _with_duplicate_row_numbers(
-    path: str | os.PathLike[str], summary: CsvSummary, repeated: array[int], block_size: int
+    path: str | os.PathLike[str], summary: CsvSummary, repeated: array[float], block_size: int
 ) -> CsvSummary:
     """Read the file again to name the first rows that repeat an earlier row's number."""
     finder = _RepeatFinder(repeated)
@@ -274,6 +271,10 @@ def _blocks(raw: IO[bytes], block_size: int, digest: hashlib._Hash | None, carry
         yield carry
 
 
+class _InvalidUtf8(Exception):
+    """The block holds bytes that are not UTF-8; the scan names the row they are in."""
+
+
 class _RowScan:
     """One pass over a contact CSV: the header, every row checked, each row's number handed on.
 
@@ -297,26 +298,29 @@ class _RowScan:
         self.header: list[str] | None = None
         self.width = 0
         self.destination = 0
-        self._fast_pattern = self._fast_options_pattern = re.compile(b"")
-        self._skeleton = b""
-        # Fast-path lines are shorter than twice this: under csv's field size limit and MAX_ROW_BYTES.
-        self._window = max(1, min(csv.field_size_limit(), MAX_ROW_BYTES) // 2)
-        self._row_bytes = 0  # bytes of the row the exact path is reading, so far
-        self._pending: deque[str] = deque()
-        self._invalid_utf8 = False
-        self._reader = csv.reader(self._lines(), strict=True)
+        self._row_bytes = 0  # of the current row, handed out so far
+        self._rows = 0  # rows read when the last line was handed out
+        self._reader = csv.reader(chain.from_iterable(self._line_runs()), strict=True)
 
     @property
     def data_rows(self) -> int:
         return max(self.records - 1, 0)
 
     def run(self, consume: Callable[[int, list[int]], None]) -> None:
+        # Each error names the row being read: the one after the last row csv handed back.
         try:
             self._scan(consume)
         except _RowTooLong:
             raise FuseCsvError(
                 f"row {self.records + 1} is longer than {MAX_ROW_BYTES} bytes: is this a contact CSV?"
             ) from None
+        except _InvalidUtf8:
+            raise FuseCsvError(
+                f"is not UTF-8 text (invalid bytes at or after row {self.records + 1})"
+            ) from None
+        except csv.Error as error:
+            # csv's messages describe the syntax problem, never the cell's content.
+            raise FuseCsvError(f"is not valid CSV at row {self.records + 1}: {error}") from None
         if self.header is None:
             raise FuseCsvError("the file is empty: it needs a header row with a 'destination' column")
         if self.bad_rows:
@@ -334,153 +338,91 @@ class _RowScan:
             )
 
     def _scan(self, consume: Callable[[int, list[int]], None]) -> None:
-        for block in self._blocks:
-            if self.header is None:
-                block = self._fast_header(block)
-                if not block:
-                    continue
-            if self.header is not None:
-                numbers = self._fast_numbers(block)
-                if numbers is not None:
-                    if not self.bad_rows:
-                        consume(self.records + 1, numbers)
-                    self.records += len(numbers)
-                    continue
-            self._exact(block, consume)
-
-    # --- the header --------------------------------------------------------------------------------
-
-    def _fast_header(self, block: bytes) -> bytes:
-        """Read the header from a plain first line; return the rest of the block (or all of it)."""
-        end = block.find(b"\n") + 1
-        line = block[:end]
-        if not end or b'"' in line or b"\0" in line or b"\r" in line[:-2]:
-            return block  # the exact path reads the header
-        if end > MAX_ROW_BYTES:
-            raise _RowTooLong
-        try:
-            text = line.decode("utf-8")
-        except UnicodeDecodeError:
-            return block
-        try:
-            header = next(csv.reader([text], strict=True))
-        except csv.Error as error:
-            raise FuseCsvError(f"is not valid CSV at row 1: {error}") from None
-        self._header(header)
-        return block[end:]
-
-    def _header(self, header: list[str]) -> None:
+        reader = self._reader
+        header = next(reader, None)
+        if header is None:
+            return
         self.records = 1
         self.destination = _destination_index(header)
         self.header = header
-        self.width = len(header)
-        self._skeleton = b"," * (self.width - 1) + b"\n"
-        before = rb"\n" + rb"[^,\n]*," * self.destination + _FAST_NUMBER
-        self._fast_pattern = re.compile(before + _FAST_FIELD_END)
-        self._fast_options_pattern = re.compile(before + _OPTIONS.encode() + _FAST_FIELD_END)
+        self.width = width = len(header)
+        column, match = self.destination, _KEYED_DESTINATION.fullmatch
+        while True:
+            first_row = self.records + 1
+            numbers: list[int] = []
+            append = numbers.append
+            for row in islice(reader, _RUN_ROWS):
+                # Kept current row by row: _counted reads it to tell where a row ends.
+                self.records += 1
+                if len(row) == width and (found := match(row[column])) is not None:
+                    nanp = found[1]
+                    append(int(nanp) if nanp is not None else int(found[2]) + _OTHER)
+                else:
+                    self.bad_rows += 1
+                    if len(self.reported) < REPORTED_ROWS:
+                        self.reported.append((self.records, _row_problem(row, column, width)))
+            if numbers and not self.bad_rows:
+                consume(first_row, numbers)
+            if self.records - first_row + 1 < _RUN_ROWS:
+                return
 
-    # --- the fast path -----------------------------------------------------------------------------
-
-    def _fast_numbers(self, block: bytes) -> list[int] | None:
-        """The rows' numbers when the block is provably plain valid rows, else ``None``."""
-        if b'"' in block or b"\0" in block:
-            return None
-        if not block.isascii():
-            try:
-                block.decode("utf-8")
-            except UnicodeDecodeError:
-                return None
-        if b"\r" in block:
-            block = block.replace(b"\r\n", b"\n")
-            if b"\r" in block:
-                return None
-        if not block.endswith(b"\n"):
-            block += b"\n"
-        rows = block.count(b"\n")
-        # A line shorter than csv's field size limit cannot hold a field longer than it: a line end
-        # in every window of half the limit bounds every line.
-        window = self._window
-        if len(block) > window and any(
-            block.find(b"\n", start, start + window) < 0 for start in range(0, len(block), window)
-        ):
-            return None
-        if block.translate(None, _NOT_DELIMITER) != self._skeleton * rows:
-            return None
-        # Options (;ani=, ;postd=) cost the regex time: look for them only in a block that has a ';'.
-        pattern = self._fast_options_pattern if b";" in block else self._fast_pattern
-        digits = pattern.findall(b"\n" + block)
-        if len(digits) != rows:
-            return None  # a destination the fast path does not read: the exact path says if it is valid
-        return list(map(int, digits))
-
-    # --- the exact path ----------------------------------------------------------------------------
-
-    def _exact(self, block: bytes, consume: Callable[[int, list[int]], None]) -> None:
-        """Read ``block`` with ``csv``, and as many following blocks as its last row needs."""
-        self._feed(block)
-        first_row = self.records + 1 if self.header is not None else 2
-        numbers: list[int] = []
-        while self._pending:
-            try:
-                row = next(self._reader)
-            except StopIteration:
-                break
-            except csv.Error as error:
-                # csv's messages describe the syntax problem, never the cell's content.
-                raise FuseCsvError(f"is not valid CSV at row {self.records + 1}: {error}") from None
-            self._row_bytes = 0
-            self._exact_row(row, numbers)
-        if self._invalid_utf8:
-            raise self._utf8_error()
-        if numbers and not self.bad_rows:
-            consume(first_row, numbers)
-
-    def _exact_row(self, row: list[str], numbers: list[int]) -> None:
-        if self.header is None:
-            self._header(row)
-            return
-        self.records += 1
-        problem = _row_problem(row, self.destination, self.width)
-        if problem is not None:
-            self.bad_rows += 1
-            if len(self.reported) < REPORTED_ROWS:
-                self.reported.append((self.records, problem))
-        elif not self.bad_rows:
-            numbers.append(_key(_number(row[self.destination])))
-
-    def _feed(self, block: bytes) -> None:
-        """Queue the block's lines for ``csv``; invalid UTF-8 queues only the lines before it."""
-        try:
-            text = block.decode("utf-8")
-        except UnicodeDecodeError as error:
-            valid = block[: error.start]
-            # Whole lines only: the row the bad bytes are in is not read.
-            text = valid[: max(valid.rfind(b"\n"), valid.rfind(b"\r")) + 1].decode("utf-8")
-            self._invalid_utf8 = True
-        self._pending.extend(io.StringIO(text, newline=""))
-
-    def _lines(self) -> Iterator[str]:
-        """Lines for ``csv``: the queued ones, then further blocks when a quoted field goes on.
+    def _line_runs(self) -> Iterator[Iterable[str]]:
+        """The file's lines for ``csv`` (line ends kept), a block's worth at a time.
 
         ``csv`` asks for a line only when its row needs one, so the bytes handed out since the last
-        row came back are the current row's: past :data:`MAX_ROW_BYTES`, it is refused.
-        """
-        while True:
-            while self._pending:
-                line = self._pending.popleft()
-                self._row_bytes += len(line) if line.isascii() else len(line.encode("utf-8"))
-                if self._row_bytes > MAX_ROW_BYTES:
-                    raise _RowTooLong
-                yield line
-            if self._invalid_utf8:
-                raise self._utf8_error()
-            block = next(self._blocks, None)
-            if block is None:
-                return
-            self._feed(block)
+        row came back are the current row's: past :data:`MAX_ROW_BYTES`, it is refused. A block with
+        no quote character that starts at a row's start holds only one-line rows, so when none of
+        its lines is too long it is handed over as it is, not counted line by line.
 
-    def _utf8_error(self) -> FuseCsvError:
-        return FuseCsvError(f"is not UTF-8 text (invalid bytes at or after row {self.records + 1})")
+        :raises _InvalidUtf8: when ``csv`` asks for a line past the last whole line before bytes
+            that are not UTF-8 (the row they are in is not read).
+        """
+        for block in self._blocks:
+            text, invalid = _decoded(block)
+            lines = io.StringIO(text, newline="").readlines()
+            if self.records != self._rows:  # the last line handed out ended a row
+                self._row_bytes = 0
+            if not self._row_bytes and b'"' not in block and _lines_fit(lines, block.isascii()):
+                yield lines
+                self._rows = self.records
+            else:
+                yield self._counted(lines)
+            if invalid:
+                raise _InvalidUtf8
+
+    def _counted(self, lines: list[str]) -> Iterator[str]:
+        """``lines``, each added to the current row's bytes before it is handed out.
+
+        :raises _RowTooLong: when the current row goes past :data:`MAX_ROW_BYTES`.
+        """
+        for line in lines:
+            if self.records != self._rows:
+                self._row_bytes = 0
+            self._row_bytes += len(line) if line.isascii() else len(line.encode("utf-8"))
+            if self._row_bytes > MAX_ROW_BYTES:
+                raise _RowTooLong
+            self._rows = self.records
+            yield line
+
+
+def _decoded(block: bytes) -> tuple[str, bool]:
+    """The block as text, and whether it had bytes that are not UTF-8: then only the whole lines
+    before them."""
+    try:
+        return block.decode("utf-8"), False
+    except UnicodeDecodeError as error:
+        valid = block[: error.start]
+        return valid[: max(valid.rfind(b"\n"), valid.rfind(b"\r")) + 1].decode("utf-8"), True
+
+
+def _lines_fit(lines: list[str], ascii_only: bool) -> bool:
+    """Whether every one of ``lines`` is at most :data:`MAX_ROW_BYTES` long in UTF-8."""
+    longest = max(map(len, lines), default=0)  # in characters
+    if ascii_only:
+        return longest <= MAX_ROW_BYTES
+    if longest * 4 <= MAX_ROW_BYTES:  # a character is at most 4 bytes of UTF-8
+        return True
+    return longest <= MAX_ROW_BYTES and max(len(line.encode("utf-8")) for line in lines) <= MAX_ROW_BYTES
 
 
 def _destination_index(header: list[str]) -> int:
@@ -497,17 +439,15 @@ def _destination_index(header: list[str]) -> int:
     raise FuseCsvError(f"the header row has no 'destination' column ({len(header)} columns){hint}")
 
 
-def _row_problem(row: list[str], destination: int, width: int) -> str | None:
+def _row_problem(row: list[str], destination: int, width: int) -> str:
+    """What is wrong with a row that is not a valid contact row (never its content)."""
     if len(row) != width:
         if not row:
             return "empty line"
         return f"{len(row)} fields where the header has {width}"
-    value = row[destination]
-    if not value:
+    if not row[destination]:
         return "destination is empty"
-    if DESTINATION_FORMAT.fullmatch(value) is None:
-        return "destination is not in one of Fuse's formats"
-    return None
+    return "destination is not in one of Fuse's formats"
 
 
 def _key(number: int) -> int:
@@ -523,29 +463,32 @@ _RANGE_NUMBERS = 1 << 16
 
 
 class _SortedRuns:
-    """Every row's number, 8 bytes each, in sorted runs (one per block); counts the repeats exactly."""
+    """Every row's number, 8 bytes each, in sorted runs (one per hand-over); counts the repeats exactly.
+
+    Numbers are kept as floats: every key is below 2**53, so a float holds it exactly, and a list of
+    floats sorts about twice as fast as one of ints this size.
+    """
 
     def __init__(self) -> None:
-        self._numbers: array[int] = array("Q")
+        self._numbers: array[float] = array("d")
         self._runs: list[tuple[int, int]] = []
 
     def add(self, first_row: int, numbers: list[int]) -> None:
         start = len(self._numbers)
-        numbers.sort()
-        self._numbers.fromlist(numbers)
+        self._numbers.fromlist(sorted(map(float, numbers)))
         self._runs.append((start, len(self._numbers)))
 
-    def repeats(self) -> tuple[int, array[int]]:
+    def repeats(self) -> tuple[int, array[float]]:
         """How many numbers repeat an earlier one, and (sorted) every number that occurs twice or more."""
         numbers, runs = self._numbers, self._runs
-        repeated: array[int] = array("Q")
+        repeated: array[float] = array("d")
         if not numbers:
             return 0, repeated
         # Cut the value space at quantiles of a sample so each range holds about _RANGE_NUMBERS.
         step = max(1, len(numbers) // 4096)
         sample = sorted(numbers[::step])
         every = max(1, _RANGE_NUMBERS // step)
-        bounds: list[int | None] = [None, *sorted(set(sample[every::every])), None]
+        bounds: list[float | None] = [None, *sorted(set(sample[every::every])), None]
         distinct = 0
         for low, high in pairwise(bounds):
             pieces = [
@@ -556,12 +499,12 @@ class _SortedRuns:
                 ]
                 for start, end in runs
             ]
-            values: set[int] = set()
+            values: set[float] = set()
             for piece in pieces:
                 values.update(piece)
             distinct += len(values)
             if len(values) < sum(map(len, pieces)):
-                counts: Counter[int] = Counter()
+                counts: Counter[float] = Counter()
                 for piece in pieces:
                     counts.update(piece)
                 repeated.fromlist(sorted(value for value, count in counts.items() if count > 1))
@@ -571,7 +514,7 @@ class _SortedRuns:
 class _RepeatFinder:
     """Tells, in file order, whether a number was seen before — knowing which numbers repeat at all."""
 
-    def __init__(self, repeated: array[int]) -> None:
+    def __init__(self, repeated: array[float]) -> None:
         self._repeated = repeated
         self._seen = bytearray(len(repeated))
 
@@ -585,7 +528,7 @@ class _RepeatFinder:
         return False
 
 
-def _repeated_numbers(path: str | os.PathLike[str], block_size: int = DEFAULT_BLOCK_SIZE) -> array[int]:
+def _repeated_numbers(path: str | os.PathLike[str], block_size: int = DEFAULT_BLOCK_SIZE) -> array[float]:
     with _opened(path) as raw:
         numbers = _SortedRuns()
         _RowScan(raw, block_size=block_size).run(numbers.add)

@@ -1,11 +1,10 @@
 """One destination grammar (docs/destinations.md), and every reader of it gives the same verdict.
 
-The readers: :data:`DESTINATION_FORMAT`; the preflight on a one-row CSV, through its fast path (the
-row as it is) and its exact path (the row quoted, which the fast path never takes); the fast path's
-own reading of a block; :func:`to_phone_number`; and the sandbox's independent
-:func:`parse_destination`. Destinations are generated from the grammar's table, and near-misses from
-those: Unicode digits, a digit too many or too few, 11 digits not starting with 1, stray separators,
-bad options.
+The readers: :data:`DESTINATION_FORMAT`; the preflight on a one-row CSV, with the row as it is and
+quoted; :func:`to_phone_number`; and the sandbox's independent :func:`parse_destination`. The
+preflight's reading of "the same number" is checked against :func:`destination_number` too.
+Destinations are generated from the grammar's table, and near-misses from those: Unicode digits, a
+digit too many or too few, 11 digits not starting with 1, stray separators, bad options.
 """
 
 from __future__ import annotations
@@ -23,8 +22,6 @@ from airflow_provider_fuse.exceptions import FuseCsvError, FuseValidationError
 from airflow_provider_fuse.fields import to_phone_number
 from airflow_provider_fuse.preflight import (
     DESTINATION_FORMAT,
-    _key,
-    _RowScan,
     destination_number,
     preflight_csv,
 )
@@ -144,22 +141,15 @@ def quoted(value: str) -> str:
     return out.getvalue()
 
 
-def fast_path_numbers(value: str) -> list[int] | None:
-    """The fast path's reading of a one-row block: the row's key, or ``None`` (left to the exact path)."""
-    scan = _RowScan(io.BytesIO(b""), block_size=1)
-    scan._header(["destination"])
-    return scan._fast_numbers(value.encode() + b"\n")
-
-
 def verdicts(directory: Path, value: str) -> dict[str, bool]:
     """Every reader's answer to "is ``value`` a destination?" (to_phone_number's after its strip)."""
     found = {
         "DESTINATION_FORMAT": DESTINATION_FORMAT.fullmatch(value) is not None,
         "sandbox parse_destination": parse_destination(value) is not None,
-        "preflight, exact path (quoted row)": preflight_accepts(directory, quoted(value)),
+        "preflight, the row quoted": preflight_accepts(directory, quoted(value)),
     }
     if not any(char in value for char in ',"\r\n'):  # else unquoted it would not be one field
-        found["preflight, fast path (row as it is)"] = preflight_accepts(directory, value)
+        found["preflight, the row as it is"] = preflight_accepts(directory, value)
     if value == value.strip():
         try:
             found["to_phone_number"] = to_phone_number(value) == value
@@ -171,11 +161,7 @@ def verdicts(directory: Path, value: str) -> dict[str, bool]:
 def assert_one_verdict(directory: Path, value: str) -> bool:
     found = verdicts(directory, value)
     assert len(set(found.values())) == 1, (value, found)
-    numbers = fast_path_numbers(value) if "preflight, fast path (row as it is)" in found else None
     verdict = found["DESTINATION_FORMAT"]
-    if numbers is not None:  # the fast path accepted it: it must be valid, and its key the exact one
-        assert verdict, value
-        assert numbers == [_key(destination_number(value))]
     if verdict:
         assert sandbox_number(value) == destination_number(value)
     return verdict
@@ -216,10 +202,32 @@ def test_eleven_digits_not_starting_with_1_are_refused_by_every_reader(csv_dir, 
     assert not assert_one_verdict(csv_dir, value)
 
 
+def duplicate_rows(directory: Path, *destinations: str) -> int:
+    path = directory / "contacts.csv"
+    path.write_text("destination\n" + "\n".join(destinations) + "\n", encoding="utf-8")
+    return preflight_csv(path).duplicate_rows
+
+
+@settings(max_examples=200, deadline=None)
+@given(first=VALID, second=VALID)
+def test_the_preflight_counts_a_repeat_exactly_when_both_dial_the_same_number(csv_dir, first, second):
+    same = destination_number(first) == destination_number(second)
+    assert duplicate_rows(csv_dir, first, second) == int(same)
+
+
 @settings(max_examples=150, deadline=None)
-@given(value=st.builds(str.__add__, NANP_NUMBERS, OPTIONS))
-def test_the_fast_path_reads_every_north_american_destination_itself(value):
-    assert fast_path_numbers(value) == [_key(destination_number(value))]
+@given(
+    number=digits(10),
+    first_options=OPTIONS,
+    second_options=OPTIONS,
+    forms=st.tuples(*[st.integers(0, 2)] * 2),
+)
+def test_every_form_of_one_north_american_number_is_a_repeat(
+    csv_dir, number, first_options, second_options, forms
+):
+    spelled = [number, "1" + number, "tel:+1" + number]
+    first, second = (spelled[form] for form in forms)
+    assert duplicate_rows(csv_dir, first + first_options, second + second_options) == 1
 
 
 @given(value=st.one_of(VALID, NEAR_MISSES), padding=st.sampled_from([" ", "\t", "\n", " \r\n"]))

@@ -305,6 +305,23 @@ def test_a_row_of_many_quoted_lines_is_refused_once_past_the_maximum(tmp_path):
         preflight_csv(write(tmp_path, data), block_size=1 << 16)
 
 
+@pytest.mark.parametrize("block_size", [1 << 14, 1 << 16])
+def test_a_row_of_long_quoted_fields_is_refused_once_past_the_maximum(tmp_path, block_size):
+    # Each field is under csv's field size limit, and most blocks inside one hold no quote character:
+    # they are still part of row 3.
+    field = '"' + "plain line\n" * 9_000 + '"'
+    data = "destination,note\n6175551234,a\n6175551235," + ",".join([field] * 12) + "\n"
+    with pytest.raises(FuseCsvError, match=f"row 3 is longer than {MAX_ROW_BYTES} bytes"):
+        preflight_csv(write(tmp_path, data), block_size=block_size)
+
+
+@pytest.mark.parametrize("block_size", [1 << 16, 1 << 20])
+def test_many_rows_of_quoted_lines_together_longer_than_the_maximum_are_read(tmp_path, block_size):
+    rows = 2 * MAX_ROW_BYTES // 20
+    data = "destination,note\n" + '6175551234,"two\nlines"\n' * rows
+    assert preflight_csv(write(tmp_path, data), block_size=block_size).rows == rows
+
+
 @pytest.mark.parametrize("block_size", [1 << 10, 1 << 20])
 def test_a_header_field_over_the_csv_limit_is_a_csv_error_naming_row_1(tmp_path, block_size):
     data = "destination," + "x" * (csv.field_size_limit() + 1) + "\n6175551234,a\n"

@@ -1,13 +1,17 @@
-"""The fast preflight gives exactly the stdlib ``csv`` module's answers, wherever its blocks end.
+"""The preflight is exact: the documented rules' answer for every file, wherever its blocks end.
 
-Every case is checked against :func:`reference`, a plain ``csv.reader`` pass with a per-row regex and
-a set of numbers — what the preflight was before it was made fast — at many block sizes, so that
-block boundaries fall inside rows, between ``\\r`` and ``\\n``, and inside quoted fields.
+Two kinds of proof. Properties (hypothesis): contact files are built from the documented rules — the
+destination grammar of docs/destinations.md, CSV quoting, line ends, a BOM — together with the answer
+those rules give (rows, bad rows and their row numbers, repeats of one E.164 number), and the preflight
+must give that answer at any block size. Cases: tricky files are checked against :func:`reference`, a
+plain ``csv.reader`` pass with a per-row regex and a set of numbers, at many block sizes, so that block
+boundaries fall inside rows, between ``\\r`` and ``\\n``, and inside quoted fields.
 """
 
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import hashlib
 import io
@@ -15,6 +19,8 @@ import random
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from airflow_provider_fuse.exceptions import FuseCsvError
 from airflow_provider_fuse.preflight import (
@@ -133,6 +139,148 @@ def assert_same_as_reference(tmp_path: Path, data: bytes | str, block_sizes=BLOC
     for block_size in block_sizes:
         assert outcome(path, block_size) == expected, f"block_size={block_size}"
     return expected
+
+
+# --- Properties: files built from the documented rules ------------------------------------------
+
+_NANP = ["6175551234", "2125550000", "4155559999", "1617555123"]  # 10 digits; the last starts with 1
+_E164 = ["442071838750", "4420718387", "33142685300", "1617555123"]  # tel:+ numbers that are not 1+10
+_OPTION = st.sampled_from(
+    ["", ";ani=8009957586", ";ani=+18009957586", ";postd=12#", ";postd=2;ani=8009957586"]
+)
+
+
+@st.composite
+def valid_destination(draw: st.DrawFn) -> tuple[str, int]:
+    """A destination in one of the documented forms, and the E.164 number it dials."""
+    if draw(st.booleans()):
+        digits = draw(st.sampled_from(_NANP))
+        spelled = draw(st.sampled_from([digits, "1" + digits, "tel:+1" + digits]))
+        number = int("1" + digits)
+    else:
+        e164 = draw(st.sampled_from(_E164))
+        spelled, number = "tel:+" + e164, int(e164)
+    return spelled + draw(_OPTION), number
+
+
+#: Documented refusals (docs/destinations.md), and a Unicode digit.
+_REFUSED = st.sampled_from(
+    ["26175551234", "617555123", "617-555-1234", "+16175551234", "tel:16175551234", "tel:+0442071838750",
+     "6175551234;ani=", "6175551234;foo=1", " 6175551234", "\u0666175551234", "tel:+16175551234;"]
+)  # fmt: skip
+_CELL = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=12)
+
+
+def cell(value: str, quote: bool = False) -> str:
+    """``value`` written as one CSV field: quoted when it must be (or when asked), quotes doubled."""
+    if quote or not value or any(char in value for char in ',"\r\n'):
+        return '"' + value.replace('"', '""') + '"'
+    return value
+
+
+@st.composite
+def contact_file(draw: st.DrawFn, bad_rows: bool = True) -> tuple[bytes, dict]:
+    """A contact CSV and the answer the documented rules give for it (``bad_rows``: it may have some)."""
+    width = draw(st.integers(1, 4))
+    column = draw(st.integers(0, width - 1))
+    header = [cell(f"c{index}") for index in range(width)]
+    header[column] = cell("destination", quote=draw(st.booleans()))
+    lines, bad, numbers, destinations = [",".join(header)], [], [], []
+    for row_number in range(2, draw(st.integers(0, 25)) + 2):
+        kinds = ["valid"] * 6 + (
+            ["refused", "empty", "extra field", "missing field", "blank"] if bad_rows else []
+        )
+        kind = draw(st.sampled_from(kinds))
+        fields = [cell(draw(_CELL)) for _ in range(width)]
+        if kind == "valid":
+            destination, number = draw(valid_destination())
+            fields[column] = cell(destination, quote=draw(st.booleans()))
+            numbers.append((row_number, number))
+            destinations.append(destination)
+        elif kind == "refused":
+            destinations.append(draw(_REFUSED))
+            fields[column] = cell(destinations[-1])
+            bad.append((row_number, "destination is not in one of Fuse's formats"))
+        elif kind == "empty":
+            fields[column] = '""'
+            bad.append((row_number, "destination is empty"))
+        elif kind == "extra field":
+            fields.append(cell(draw(_CELL)))
+            bad.append((row_number, f"{width + 1} fields where the header has {width}"))
+        elif kind == "missing field" and width > 1:
+            fields.pop()
+            bad.append((row_number, f"{width - 1} fields where the header has {width}"))
+        else:
+            fields = []
+            bad.append((row_number, "empty line"))
+        lines.append(",".join(fields))
+    ends = [draw(st.sampled_from(["\n", "\r\n"])) for _ in lines]
+    if lines[-1] and draw(st.booleans()):
+        ends[-1] = ""  # no line end after the last row
+    bom = draw(st.booleans())
+    data = (codecs.BOM_UTF8 if bom else b"") + "".join(map(str.__add__, lines, ends)).encode("utf-8")
+    seen: set[int] = set()
+    repeats = []
+    for row_number, number in numbers:
+        if number in seen:
+            repeats.append(row_number)
+        seen.add(number)
+    answer = {
+        "rows": len(lines) - 1, "width": width, "column": column + 1, "bom": bom, "bad": bad,
+        "repeats": repeats, "destinations": destinations,
+    }  # fmt: skip
+    return data, answer
+
+
+def written(tmp_path_factory: pytest.TempPathFactory, data: bytes) -> Path:
+    path = tmp_path_factory.getbasetemp() / "property-contacts.csv"
+    path.write_bytes(data)
+    return path
+
+
+@settings(max_examples=200, deadline=None)
+@given(case=contact_file(), block_size=st.one_of(st.integers(1, 64), st.just(1 << 20)))
+def test_the_preflight_gives_the_documented_answer_for_any_contact_file(tmp_path_factory, case, block_size):
+    data, answer = case
+    path = written(tmp_path_factory, data)
+    if answer["bad"]:
+        with pytest.raises(FuseCsvError) as caught:
+            preflight_csv(path, block_size=block_size)
+        named = answer["bad"][:REPORTED_ROWS]
+        assert caught.value.bad_rows == len(answer["bad"])
+        assert caught.value.row_numbers == tuple(number for number, _ in named)
+        for number, problem in named:
+            assert f"row {number}: {problem}" in str(caught.value)
+        return
+    summary = preflight_csv(path, block_size=block_size)
+    assert (summary.rows, summary.columns, summary.destination_column, summary.has_bom) == (
+        answer["rows"], answer["width"], answer["column"], answer["bom"]
+    )  # fmt: skip
+    assert summary.duplicate_rows == len(answer["repeats"])
+    assert summary.duplicate_row_numbers == tuple(answer["repeats"][:REPORTED_ROWS])
+    assert (summary.size, summary.sha256) == (len(data), hashlib.sha256(data).hexdigest())
+
+
+@settings(max_examples=200, deadline=None)
+@given(case=contact_file(bad_rows=False), block_size=st.one_of(st.integers(1, 64), st.just(1 << 20)))
+def test_repeats_are_counted_by_the_e164_number_they_dial(tmp_path_factory, case, block_size):
+    data, answer = case
+    path = written(tmp_path_factory, data)
+    summary = preflight_csv(path, block_size=block_size)
+    assert summary.duplicate_rows == len(answer["repeats"])
+    assert summary.duplicate_row_numbers == tuple(answer["repeats"][:REPORTED_ROWS])
+
+
+@settings(max_examples=100, deadline=None)
+@given(case=contact_file())
+def test_no_destination_of_a_refused_file_appears_in_the_error(tmp_path_factory, case):
+    data, answer = case
+    path = written(tmp_path_factory, data)
+    with pytest.raises(FuseCsvError) if answer["bad"] else contextlib.nullcontext() as caught:
+        preflight_csv(path)
+    if caught is not None:
+        for destination in answer["destinations"]:
+            assert destination.strip() not in str(caught.value)
 
 
 # --- One case per tricky thing ---------------------------------------------------------------------
@@ -347,9 +495,10 @@ def test_memory_grows_by_about_eight_bytes_per_row(tmp_path, monkeypatch):
 
     import airflow_provider_fuse.preflight as preflight
 
-    # Small blocks and value ranges, so both files are past the sizes where the per-block and
-    # per-range work stops growing: what remains is the 8 bytes kept per row.
+    # Small runs and value ranges, so both files are past the sizes where the per-run and per-range
+    # work stops growing: what remains is the 8 bytes kept per row.
     monkeypatch.setattr(preflight, "_RANGE_NUMBERS", 4096)
+    monkeypatch.setattr(preflight, "_RUN_ROWS", 4096)
 
     def peak(rows: int) -> int:
         path = tmp_path / f"contacts-{rows}.csv"
