@@ -1,16 +1,29 @@
-"""What a user installs: one version everywhere, typed, and — in CI — the wheel, not the source tree."""
+"""What a user installs: one version everywhere, typed, licensed, only the dependencies the provider
+needs at runtime, and — in CI — the wheel, not the source tree."""
 
 from __future__ import annotations
 
+import ast
 import importlib
 import json
 import os
 import subprocess
 import sys
-from importlib.metadata import version
+import sysconfig
+import warnings
+from importlib.metadata import (
+    Distribution,
+    distribution,
+    distributions,
+    packages_distributions,
+    requires,
+    version,
+)
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 import airflow_provider_fuse
 from airflow_provider_fuse.get_provider_info import get_provider_info
@@ -75,3 +88,149 @@ def test_airflow_providers_get_shows_the_version_and_everything_listed_imports()
     for name in modules:
         module = importlib.import_module(name)
         assert Path(module.__file__).resolve().is_relative_to(PACKAGE_DIR), name
+
+
+#: What a worker, the triggerer and the dag-processor install with the provider (issue 12).
+RUNTIME = {
+    "apache-airflow",
+    "apache-airflow-providers-common-compat",
+    "requests",
+    "requests-toolbelt",
+    "httpx",
+}
+SANDBOX = {"fastapi", "uvicorn", "python-multipart"}
+
+
+def installed() -> Distribution:
+    """The provider's metadata as pip installed it from the built wheel (editable or not); the
+    source tree's ``*.egg-info``, also on ``sys.path`` here, is setuptools' scratch copy."""
+    (dist,) = distributions(name="airflow-provider-fuse", path=[sysconfig.get_paths()["purelib"]])
+    return dist
+
+
+def requirements() -> list[Requirement]:
+    return [Requirement(line) for line in installed().requires or ()]
+
+
+def declared(extra: str | None = None) -> set[str]:
+    """The distributions the installed metadata requires: unconditionally, or for ``extra`` only."""
+    if extra is None:
+        return {canonicalize_name(r.name) for r in requirements() if r.marker is None}
+    return {
+        canonicalize_name(r.name)
+        for r in requirements()
+        if r.marker is not None and r.marker.evaluate({"extra": extra})
+    }
+
+
+def test_the_provider_requires_only_what_it_needs_at_runtime():
+    assert declared() == RUNTIME
+
+
+def test_the_sandbox_is_an_extra_and_the_test_extra_pulls_it_in():
+    assert declared("sandbox") == SANDBOX
+    (itself,) = [
+        r
+        for r in requirements()
+        if r.name == "airflow-provider-fuse" and r.marker.evaluate({"extra": "test"})
+    ]
+    assert itself.extras == {"sandbox"}
+
+
+def module_level_imports(path: Path) -> set[str]:
+    """The absolute imports a module runs when it is imported: not those inside functions, nor
+    those under ``if TYPE_CHECKING:``."""
+    found: set[str] = set()
+
+    def visit(statements: list[ast.stmt]) -> None:
+        for node in statements:
+            if isinstance(node, ast.Import):
+                found.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                found.add(node.module)
+            elif isinstance(node, ast.If):
+                if "TYPE_CHECKING" not in ast.unparse(node.test):
+                    visit(node.body)
+                visit(node.orelse)
+            elif isinstance(node, ast.Try):
+                visit(node.body)
+                for handler in node.handlers:
+                    visit(handler.body)
+                visit(node.orelse)
+                visit(node.finalbody)
+
+    visit(ast.parse(path.read_text(encoding="utf-8")).body)
+    return found
+
+
+def distribution_of(module: str) -> str:
+    """The installed distribution whose files hold ``module``."""
+    path = Path(importlib.import_module(module).__file__).resolve()
+    for name in packages_distributions().get(module.partition(".")[0], ()):
+        dist = distribution(name)
+        root = Path(dist.locate_file("")).resolve()
+        if path.is_relative_to(root) and any(
+            str(file) == path.relative_to(root).as_posix() for file in dist.files or ()
+        ):
+            return canonicalize_name(name)
+    raise AssertionError(f"no installed distribution holds {module}")
+
+
+def test_every_import_the_provider_runs_is_a_declared_dependency():
+    """httpx, common-compat, requests-toolbelt: each imported at module level, each declared.
+
+    A dependency of a declared one (Airflow's core and task SDK, requests' urllib3) counts; the
+    sandbox, with its own extra, does not take part.
+    """
+    modules = {
+        name
+        for path in PACKAGE_DIR.rglob("*.py")
+        if "sandbox" not in path.relative_to(PACKAGE_DIR).parts
+        for name in module_level_imports(path)
+        if name.partition(".")[0] not in sys.stdlib_module_names
+        and name != "__future__"
+        and not name.startswith("airflow_provider_fuse")
+    }
+    transitive = {
+        canonicalize_name(Requirement(line).name)
+        for dependency in RUNTIME
+        for line in requires(dependency) or ()
+        if Requirement(line).marker is None
+    }
+    providers = {module: distribution_of(module) for module in sorted(modules)}
+    assert {module: dist for module, dist in providers.items() if dist not in RUNTIME | transitive} == {}
+    # and nothing declared goes unused (apache-airflow only gathers core and the task SDK)
+    assert RUNTIME - {"apache-airflow"} <= set(providers.values())
+
+
+def test_the_license_the_metadata_names_is_in_the_wheel():
+    dist = installed()
+    assert dist.metadata["License-Expression"] == "Apache-2.0"
+    assert dist.metadata.get_all("License-File") == ["LICENSE"]
+    text = dist.read_text("licenses/LICENSE")
+    assert text is not None
+    assert "Apache License" in text
+    assert "Version 2.0, January 2004" in text
+    assert "END OF TERMS AND CONDITIONS" in text
+
+
+@pytest.mark.parametrize(
+    "category",
+    [
+        "airflow.exceptions.RemovedInAirflow4Warning",
+        "airflow.exceptions.AirflowProviderDeprecationWarning",
+        "airflow.utils.deprecation_tools.DeprecatedImportWarning",
+    ],
+)
+def test_airflow_deprecations_are_errors_in_the_suite(category):
+    module, _, name = category.rpartition(".")
+    warning = getattr(importlib.import_module(module), name)
+    with pytest.raises(warning):
+        warnings.warn("deprecated", warning, stacklevel=1)
+
+
+def test_a_warning_from_the_package_is_an_error_in_the_suite():
+    with pytest.raises(UserWarning):
+        warnings.warn_explicit(
+            "ours", UserWarning, "hooks/fuse.py", 1, module="airflow_provider_fuse.hooks.fuse"
+        )
