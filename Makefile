@@ -66,7 +66,7 @@ $(DEPLOY_STAMP): scripts/deployment-requirements.txt
 ## built wheel installed, and check every run through the REST API (scripts/deployment.py; needs root)
 test-deployment: dist $(DEPLOY_STAMP)
 	$(DEPLOY_PIP) uninstall --yes airflow-provider-fuse
-	$(DEPLOY_PIP) install "$$(ls dist/*.whl)"
+	$(DEPLOY_PIP) install "$$(ls dist/*.whl)[sandbox]"
 	$(DEPLOY_VENV)/bin/python scripts/deployment.py $(DEPLOYMENT_ARGS)
 
 ## demo: run the example DAG end to end against a local Fuse sandbox (no account needed)

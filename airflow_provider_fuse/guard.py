@@ -29,8 +29,14 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass, field
-from datetime import timedelta
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+# Ledger entries never expire on their own: a clear months later must still see them. Airflow
+# recognises its own constant by identity; before 3.3 there is no state store to write to anyway.
+from airflow_provider_fuse._compat import NEVER_EXPIRE
+
+if TYPE_CHECKING:
+    from datetime import timedelta
 
 __all__ = [
     "LEDGER_KEY",
@@ -51,12 +57,6 @@ __all__ = [
 LEDGER_KEY = "airflow_provider_fuse.bulk_queue"
 #: The task state store key of the single-call ledger.
 QUEUE_CALL_KEY = "airflow_provider_fuse.queue_call"
-#: Ledger entries never expire on their own: a clear months later must still see them. Airflow
-#: recognises its own constant by identity; before 3.3 there is no state store to write to anyway.
-try:
-    from airflow.sdk.execution_time.context import NEVER_EXPIRE
-except ImportError:  # Airflow < 3.3
-    NEVER_EXPIRE = timedelta.max
 SENDING = "sending"
 QUEUED = "queued"
 VERSION = 2
