@@ -70,6 +70,14 @@ class Failed(Exception):
     """A check of the deployment failed."""
 
 
+class ApiError(Failed):
+    """Airflow's REST API answered with an error status."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 # -- processes --------------------------------------------------------------------------------------
 
 
@@ -131,19 +139,29 @@ class Processes:
         return "\n".join(parts)
 
     def stop_all(self) -> list[str]:
-        """Stop every process group started, newest first; the names of any that outlived SIGKILL."""
+        """Stop everything started, newest first; the names of any whose processes outlived SIGKILL.
+
+        Each process was started as the leader of a session of its own. Its process group is
+        signalled first (a graceful stop, then SIGKILL); then every process left in its session is
+        killed too: Airflow's task runners put themselves in process groups of their own, which a
+        signal to the worker's group does not reach.
+        """
         for process in reversed(self.started):
             _signal_group(process.popen.pid, process.stop_signal)
             try:
                 process.popen.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 say(f"{process.name} did not stop in 30 s: killing it")
-            # Whatever it left behind in its group (task processes, postgres backends) goes too.
             _signal_group(process.popen.pid, signal.SIGKILL)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.popen.wait(timeout=10)
+        sessions = {process.popen.pid: process.name for process in self.started}
+        for pid in session_members(set(sessions)):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
         time.sleep(0.5)
-        alive = [process.name for process in self.started if _group_alive(process.popen.pid)]
+        left = session_members(set(sessions))
+        alive = sorted({sessions[sid] for sid in (session_of(pid) for pid in left) if sid in sessions})
         self.started.clear()
         return alive
 
@@ -153,14 +171,24 @@ def _signal_group(pid: int, signum: int) -> None:
         os.killpg(pid, signum)
 
 
-def _group_alive(pid: int) -> bool:
+def session_of(pid: int) -> int | None:
+    """The session id of a live (not zombie) process, from /proc; None if it is gone."""
     try:
-        os.killpg(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()  # after "pid (comm)": state ppid pgrp session ...
+    return None if fields[0] == "Z" else int(fields[3])
+
+
+def session_members(sessions: set[int]) -> list[int]:
+    """Every live process whose session is one of ``sessions``."""
+    pids = (int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit())
+    return [pid for pid in pids if session_of(pid) in sessions]
+
+
+#: The processes a wait also watches: a component that died fails the wait at once.
+WATCHED: Processes | None = None
 
 
 def wait_for(what: str, check: Callable[[], T | None], timeout: float, interval: float = 1.0) -> T:
@@ -168,10 +196,16 @@ def wait_for(what: str, check: Callable[[], T | None], timeout: float, interval:
     deadline = time.monotonic() + timeout
     last_error: Exception | None = None
     while time.monotonic() < deadline:
+        if WATCHED is not None:
+            WATCHED.check_alive()
         try:
             result = check()
         except (requests.RequestException, OSError) as error:
             last_error, result = error, None
+        except ApiError as error:
+            if error.status < 500:
+                raise
+            last_error, result = error, None  # the api-server is still starting or busy
         if result:
             return result
         time.sleep(interval)
@@ -227,10 +261,10 @@ def ensure_system_packages() -> None:
     )
 
 
-def start_postgres(processes: Processes, run: Path) -> str:
-    """A Postgres cluster of the harness's own (trust auth on loopback); returns its SQLAlchemy URL."""
+def start_postgres(processes: Processes, home: Path) -> str:
+    """A Postgres cluster of the harness's own in ``home`` (trust auth on loopback); its SQLAlchemy URL."""
     pg = postgres_bin()
-    data, sockets = run / "postgres", run / "postgres-sockets"
+    data, sockets = home / "data", home / "sockets"
     data.mkdir()
     sockets.mkdir()
     user = "postgres" if os.geteuid() == 0 else None  # Postgres refuses to run as root
@@ -332,7 +366,7 @@ class Deployment:
         headers = {"Authorization": f"Bearer {self.token}"}
         answer = requests.request(method, f"{self.api}{path}", headers=headers, timeout=60, **kwargs)
         if answer.status_code >= 400:
-            raise Failed(f"{method} {path}: {answer.status_code} {answer.text[:500]}")
+            raise ApiError(f"{method} {path}: {answer.status_code} {answer.text[:500]}", answer.status_code)
         return answer.json() if answer.content else None
 
     def trigger(self, dag_id: str, conf: dict[str, Any] | None = None) -> str:
@@ -891,6 +925,13 @@ def check_connection_form(deployment: Deployment, report: Report) -> None:
         form.get("hook_name") == ours["hook-name"] and relabeled == behaviour.get("relabeling", {}),
         f"its fields come from the provider's info (hook name {form.get('hook_name')!r}, labels {relabeled})",
     )
+    served = form.get("extra_fields") or {}
+    typed = {name: (served.get(name) or {}).get("schema", {}).get("type") for name in served}
+    declared = {name: spec["schema"]["type"] for name, spec in ours["conn-fields"].items()}
+    report.check(
+        typed == declared,
+        f"its typed extra fields are the provider's conn-fields ({sorted(typed)}, types as declared)",
+    )
 
 
 # -- main -----------------------------------------------------------------------------------------
@@ -926,9 +967,14 @@ def main(argv: list[str] | None = None) -> int:
     for previous_run in base.glob("run-*"):  # a failed run's logs are kept until the next run
         shutil.rmtree(previous_run, ignore_errors=True)
     run = Path(tempfile.mkdtemp(prefix="run-", dir=base))
-    run.chmod(0o755)  # Postgres runs as its own user and must reach its data directory
     (run / "logs").mkdir()
     processes = Processes(run / "logs")
+    global WATCHED
+    WATCHED = processes
+    # Postgres runs as its own user, which must reach its data directory: not under the checkout,
+    # whose parents (a home directory, say) it may not be allowed to traverse.
+    postgres_home = Path(tempfile.mkdtemp(prefix="fuse-deployment-postgres-", dir="/var/tmp"))
+    postgres_home.chmod(0o755)
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGHUP)}
 
     def interrupted(signum: int, _frame: Any) -> None:
@@ -942,7 +988,7 @@ def main(argv: list[str] | None = None) -> int:
     sandbox = FuseSandbox(time_scale=0.001, log_level="warning")
     try:
         say(f"run directory {run}")
-        database = start_postgres(processes, run)
+        database = start_postgres(processes, postgres_home)
         broker = start_redis(processes, run)
         s3 = start_s3(processes)
         import boto3
@@ -989,10 +1035,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nFAILED: {error}\nlogs: {run / 'logs'}", file=sys.stderr)
         return 1
     finally:
+        for sig in (*previous, signal.SIGINT):  # a second signal must not cut the cleanup short
+            signal.signal(sig, signal.SIG_IGN)
         say("stopping every process the harness started")
         alive = processes.stop_all()
         sandbox.stop()
-        for sig, handler in previous.items():
+        shutil.rmtree(postgres_home, ignore_errors=True)
+        for sig, handler in {**previous, signal.SIGINT: signal.default_int_handler}.items():
             signal.signal(sig, handler)
     if alive:
         print(f"FAILED: still running after SIGKILL: {alive}", file=sys.stderr)
