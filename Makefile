@@ -63,7 +63,8 @@ $(DEPLOY_STAMP): scripts/deployment-requirements.txt
 
 ## test-deployment: run the examples on the real topology on this machine (Postgres, Redis, moto's S3,
 ## api-server, scheduler, dag-processor, triggerer, two Celery workers with private /tmp), with the
-## built wheel installed, and check every run through the REST API (scripts/deployment.py; needs root)
+## built wheel installed, and check every run through the REST API (scripts/deployment.py; as root it
+## installs the apt packages it lacks)
 test-deployment: dist $(DEPLOY_STAMP)
 	$(DEPLOY_PIP) uninstall --yes airflow-provider-fuse
 	$(DEPLOY_PIP) install "$$(ls dist/*.whl)[sandbox]"
