@@ -144,6 +144,7 @@ def test_the_examples_teardown_fails_loudly_when_the_export_is_not_there(airflow
         example_run.run.run_id,
         connection="{}",
         env=export_env(example_run.export_base),
+        fresh=True,
     )
     output = result.stdout + result.stderr
     states = airflow_env.task_states(EXAMPLE, example_run.run.run_id)
@@ -366,6 +367,11 @@ def test_a_refused_connection_is_retried_and_then_succeeds(airflow_env, contacts
         assert run.xcom == 1000
         assert len(sandbox.uploads()) == 1
     finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        reader.join(timeout=10)
+        process.stdout.close()  # type: ignore[union-attr]
         sandbox.stop()
 
 
@@ -383,6 +389,7 @@ def test_the_developer_key_and_phone_numbers_are_not_in_task_logs_with_masking_o
         "-t",
         json.dumps({"csv_path": str(contacts)}),
         connection=sandbox.connection_json(),
+        fresh=True,
     )
     succeeded = airflow_env.run(
         "tasks",
@@ -392,6 +399,7 @@ def test_the_developer_key_and_phone_numbers_are_not_in_task_logs_with_masking_o
         "-t",
         json.dumps({"csv_path": str(contacts)}),
         connection=sandbox.connection_json(),
+        fresh=True,
     )
     logs = failed.stdout + failed.stderr + succeeded.stdout + succeeded.stderr
     for log_file in (airflow_env.home / "logs").rglob("*"):

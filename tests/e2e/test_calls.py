@@ -224,6 +224,7 @@ def test_the_number_and_parameters_are_masked_in_task_logs(airflow_env, sandbox)
         "-t",
         json.dumps({"phone_number": f"tel:+1{ANSWERS}", "name": "Grace Hopper"}),
         connection=sandbox.connection_json(),
+        fresh=True,
     )
     logs = result.stdout + result.stderr
     for log_file in (airflow_env.home / "logs").rglob("*"):
