@@ -847,7 +847,8 @@ class FuseHook(BaseHook):
 
     def scrub(self, text: str, limit: int = 200) -> str:
         """``text`` scrubbed of every form of this connection's credential and of phone numbers
-        (:func:`redact`), for a message that leaves the hook (a trigger's event)."""
+        (:func:`redact`), for a message that leaves the hook (a trigger's event). Reads nothing:
+        before the connection was read and checked there is no credential to scrub."""
         return redact(text, limit, secrets=self._secrets_or_none())
 
     @cached_property
@@ -1093,10 +1094,10 @@ class FuseHook(BaseHook):
         )
 
     def _secrets_or_none(self) -> tuple[str, ...]:
-        try:
-            return self.settings.secrets
-        except FuseError:
-            return ()
+        """The credential's forms if the connection was read and checked, else none: never a read
+        of its own (from the triggerer's event loop, a sync read is refused or blocks it)."""
+        settings: ConnectionSettings | None = self.__dict__.get("settings")
+        return settings.secrets if settings is not None else ()
 
     # --- The one request path --------------------------------------------------------------------
 

@@ -142,6 +142,29 @@ def test_the_connection_rules_apply_in_the_triggerer(monkeypatch):
     assert "plain http" in payload["message"]
 
 
+@pytest.mark.parametrize(
+    "connection",
+    [
+        connection_json(host="http://fuse.example.com/api"),
+        connection_json(extra={"timeout": "soon"}),
+    ],
+    ids=["plain-http-host", "bad-timeout"],
+)
+def test_an_invalid_connection_ends_in_its_error_event_without_a_sync_read(monkeypatch, connection):
+    monkeypatch.setenv("AIRFLOW_CONN_FUSE_DEFAULT", connection)
+    sync_reads: list[str] = []
+
+    def refused(cls: type, conn_id: str) -> None:
+        # What Airflow 3.1 does to a sync connection read inside the triggerer's event loop.
+        sync_reads.append(conn_id)
+        raise RuntimeError("You cannot call this from an async context - use a thread or sync_to_async.")
+
+    monkeypatch.setattr(FuseHook, "get_connection", classmethod(refused))
+    payload = first_event(FuseCallStatusTrigger(call_id="1"))
+    assert (payload["status"], payload["retryable"]) == ("error", False)
+    assert sync_reads == []
+
+
 def test_an_error_message_is_scrubbed_of_every_form_of_the_credential(connected):
     token = base64.b64encode(f"{connected.email}:{connected.developer_key}".encode()).decode()
     # Short enough that the hook's 200-character excerpt keeps all of it.
