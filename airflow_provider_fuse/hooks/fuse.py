@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, TypeGuard
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import httpx
@@ -107,6 +107,12 @@ MAX_TIMEOUT = 86400.0
 MAX_ANSWER_BYTES = 1 << 20
 #: The most characters of a call id (from an answer) that is taken as one.
 MAX_CALL_ID_CHARS = 256
+#: The most ``connect_retries`` a hook takes: more tries of a request that was not sent do not help.
+MAX_CONNECT_RETRIES = 10
+#: The most seconds of ``retry_backoff``, the first wait before a retry.
+MAX_RETRY_BACKOFF = 300.0
+#: The longest single wait between two tries, however far the backoff has doubled.
+MAX_RETRY_DELAY = 3600.0
 #: Beyond this, a ``calls_queued`` count is not Fuse's (it is a 32-bit count of the rows sent).
 MAX_CALLS_QUEUED = 2**31
 KNOWN_EXTRAS = frozenset({"timeout", "verify", "proxies", "allow_http"})
@@ -714,6 +720,35 @@ def _status_path(call_id: str) -> str:
 # --- The hook ----------------------------------------------------------------------------------------
 
 
+def _check_hook_settings(connect_retries: object, retry_backoff: object, progress_interval: object) -> None:
+    """:class:`FuseHook`'s settings, each within its bounds (a sleep of 1e300 s overflows, a
+    backoff doubled 1024 times too).
+
+    :raises FuseValidationError: naming the setting and its bounds.
+    """
+    if not (
+        isinstance(connect_retries, int)
+        and not isinstance(connect_retries, bool)
+        and 0 <= connect_retries <= MAX_CONNECT_RETRIES
+    ):
+        raise FuseValidationError(
+            "connect_retries", f"must be an integer from 0 to {MAX_CONNECT_RETRIES}, got {connect_retries!r}"
+        )
+    if not (_is_number(retry_backoff) and 0 <= retry_backoff <= MAX_RETRY_BACKOFF):
+        raise FuseValidationError(
+            "retry_backoff",
+            f"must be a number of seconds from 0 to {MAX_RETRY_BACKOFF:g}, got {retry_backoff!r}",
+        )
+    if not (_is_number(progress_interval) and progress_interval >= 0):
+        raise FuseValidationError(
+            "progress_interval", f"must be a finite number of seconds, 0 or more, got {progress_interval!r}"
+        )
+
+
+def _is_number(value: object) -> TypeGuard[float]:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def _header_secrets(settings: ConnectionSettings) -> tuple[str, str]:
     """The Authorization value and its base64 token: masked as soon as they are made."""
     return settings.authorization, settings.authorization.removeprefix("Basic ")
@@ -748,10 +783,12 @@ class FuseHook(BaseHook):
 
     :param fuse_conn_id: the Airflow connection id.
     :param connect_retries: how many more times a request that was certainly not sent is tried
-        before :class:`FuseNotSentError` is raised.
-    :param retry_backoff: seconds before the first of those tries; doubled for each next one.
+        before :class:`FuseNotSentError` is raised: 0 to :data:`MAX_CONNECT_RETRIES`.
+    :param retry_backoff: seconds before the first of those tries, 0 to :data:`MAX_RETRY_BACKOFF`;
+        doubled for each next one, up to :data:`MAX_RETRY_DELAY`.
     :param progress_interval: an upload still running after this many seconds logs how much has
         been sent (bytes and percent), and again every as many seconds.
+    :raises FuseValidationError: (a ``ValueError``) naming a setting outside these bounds.
     """
 
     conn_name_attr = "fuse_conn_id"
@@ -768,6 +805,7 @@ class FuseHook(BaseHook):
         progress_interval: float = 10.0,
     ) -> None:
         super().__init__()
+        _check_hook_settings(connect_retries, retry_backoff, progress_interval)
         self.fuse_conn_id = fuse_conn_id
         self.connect_retries = connect_retries
         self.retry_backoff = retry_backoff
@@ -1166,9 +1204,10 @@ class FuseHook(BaseHook):
 
         ``None`` for a request that cannot be made (:class:`FuseRequestError`), after ``retries``
         more tries, when the wait would end past ``deadline``, or when ``ready()`` (rewinding the
-        CSV) fails. The wait is ``retry_backoff`` seconds, doubled for each next try.
+        CSV) fails. The wait is ``retry_backoff`` seconds, doubled for each next try, at most
+        :data:`MAX_RETRY_DELAY` (the exponent is bounded too: no overflow, whatever the settings).
         """
-        delay = float(self.retry_backoff * 2**attempt)
+        delay = min(float(self.retry_backoff) * 2.0 ** min(attempt, 30), MAX_RETRY_DELAY)
         if (
             isinstance(failure, FuseRequestError)
             or attempt >= retries

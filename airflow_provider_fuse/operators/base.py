@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeGuard
 
 from airflow.sdk import BaseOperator
 
@@ -29,29 +29,35 @@ class Log(Protocol):
     def warning(self, msg: str, /, *args: Any) -> Any: ...
 
 
+#: The bounds of ``FuseHook``'s ``connect_retries`` and ``retry_backoff`` (``MAX_CONNECT_RETRIES``,
+#: ``MAX_RETRY_BACKOFF`` of :mod:`airflow_provider_fuse.hooks.fuse`, which checks them again):
+#: repeated here so that parsing a DAG does not import the hook's HTTP clients.
+MAX_CONNECT_RETRIES = 10
+MAX_RETRY_BACKOFF = 300.0
+
+
 def _count(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_CONNECT_RETRIES
+
+
+def _number(value: object) -> TypeGuard[float]:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _seconds(value: object) -> bool:
-    return (
-        isinstance(value, (int, float))
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-        and value >= 0
-    )
+    return _number(value) and 0 <= value <= MAX_RETRY_BACKOFF
 
 
 def _interval(value: object) -> bool:
-    return _seconds(value) and value != 0
+    return _number(value) and value > 0
 
 
 #: The ``FuseHook`` settings ``hook_params`` may give: each name, its check, and what it must be.
-#: The hook takes them as they are, so a value the hook could trip over (a string, ``nan`` seconds)
-#: is refused here, before a ledger records an intent for a request that would never leave.
+#: A value the hook would refuse (a string, ``nan`` seconds, a backoff that overflows a sleep) is
+#: refused here, when the DAG is parsed, before a ledger records an intent for a request.
 HOOK_PARAMS: dict[str, tuple[Callable[[object], bool], str]] = {
-    "connect_retries": (_count, "a non-negative integer"),
-    "retry_backoff": (_seconds, "a finite number of seconds, 0 or more"),
+    "connect_retries": (_count, f"an integer from 0 to {MAX_CONNECT_RETRIES}"),
+    "retry_backoff": (_seconds, f"a finite number of seconds from 0 to {MAX_RETRY_BACKOFF:g}"),
     "progress_interval": (_interval, "a finite number of seconds, more than 0"),
 }
 

@@ -105,10 +105,10 @@ def test_the_connection_is_not_given_through_hook_params(contacts_csv):
 @pytest.mark.parametrize(
     ("settings", "named"),
     [
-        ({"connect_retries": "3"}, "connect_retries must be a non-negative integer"),
-        ({"connect_retries": True}, "connect_retries must be a non-negative integer"),
-        ({"connect_retries": -1}, "connect_retries must be a non-negative integer"),
-        ({"connect_retries": 2.0}, "connect_retries must be a non-negative integer"),
+        ({"connect_retries": "3"}, "connect_retries must be an integer from 0 to 10"),
+        ({"connect_retries": True}, "connect_retries must be an integer from 0 to 10"),
+        ({"connect_retries": -1}, "connect_retries must be an integer from 0 to 10"),
+        ({"connect_retries": 2.0}, "connect_retries must be an integer from 0 to 10"),
         ({"retry_backoff": math.nan}, "retry_backoff must be a finite number"),
         ({"retry_backoff": math.inf}, "retry_backoff must be a finite number"),
         ({"retry_backoff": -0.5}, "retry_backoff must be a finite number"),
@@ -120,6 +120,37 @@ def test_the_connection_is_not_given_through_hook_params(contacts_csv):
 def test_a_hook_setting_of_the_wrong_kind_is_refused_naming_it(contacts_csv, settings, named):
     with pytest.raises(ValueError, match=named):
         bulk(contacts_csv, hook_params=settings)
+
+
+@pytest.mark.parametrize(
+    ("settings", "named"),
+    [
+        ({"connect_retries": 11}, "connect_retries must be an integer from 0 to 10, got 11"),
+        ({"connect_retries": 1024}, "connect_retries must be an integer from 0 to 10, got 1024"),
+        ({"retry_backoff": 300.5}, "retry_backoff must be a finite number of seconds from 0 to 300, got"),
+        ({"retry_backoff": 1e300}, "retry_backoff must be a finite number of seconds from 0 to 300, got"),
+    ],
+)
+def test_a_hook_setting_beyond_its_bound_is_refused_when_the_dag_is_parsed_naming_the_bound(
+    contacts_csv, settings, named
+):
+    with pytest.raises(ValueError, match=named):
+        bulk(contacts_csv, hook_params=settings)
+
+
+def test_the_operators_bounds_are_the_hooks():
+    from airflow_provider_fuse.hooks import fuse as hook_module
+    from airflow_provider_fuse.operators import base
+
+    assert (base.MAX_CONNECT_RETRIES, base.MAX_RETRY_BACKOFF) == (
+        hook_module.MAX_CONNECT_RETRIES,
+        hook_module.MAX_RETRY_BACKOFF,
+    )
+    FuseHook(connect_retries=base.MAX_CONNECT_RETRIES, retry_backoff=base.MAX_RETRY_BACKOFF)
+
+
+def test_hook_params_at_their_bounds_are_taken(contacts_csv):
+    bulk(contacts_csv, hook_params={"connect_retries": 10, "retry_backoff": 300})
 
 
 def test_hook_params_must_be_a_dict(contacts_csv):
