@@ -27,6 +27,7 @@ import ssl
 import threading
 import time
 import xml.etree.ElementTree as ElementTree
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
@@ -1386,12 +1387,49 @@ async def _aread_answer(
     read: the connection is closed instead."""
     async with client.stream(method, url, extensions={"trace": trace}) as response:
         status_code, headers = response.status_code, dict(response.headers)
+        inflate = _Inflater(response.headers.get("Content-Encoding"))
         body = bytearray()
-        async for chunk in response.aiter_bytes():
-            body += chunk
+        # Raw bytes, inflated here: httpx's decoder would inflate a whole chunk before the check.
+        async for chunk in response.aiter_raw():
+            body += inflate(chunk, MAX_ANSWER_BYTES + 1 - len(body))
             if len(body) > MAX_ANSWER_BYTES:
                 return status_code, headers, bytes(body[:MAX_ANSWER_BYTES]), False
         return status_code, headers, bytes(body), True
+
+
+class _Inflater:
+    """An answer's ``Content-Encoding`` (gzip or deflate) undone chunk by chunk, never making more
+    than the room it is given: a small compressed answer cannot inflate past the read cap. Any other
+    encoding is passed through as it came (it was not asked for: it reads as not Fuse's answer).
+
+    :raises zlib.error: a body that is not what its encoding says (read after the request was sent).
+    """
+
+    def __init__(self, encoding: str | None) -> None:
+        name = (encoding or "").strip().lower()
+        self._raw_deflate_tried = name != "deflate"
+        self._inflater = (
+            zlib.decompressobj(16 + zlib.MAX_WBITS)
+            if name in ("gzip", "x-gzip")
+            else zlib.decompressobj()
+            if name == "deflate"
+            else None
+        )
+
+    def __call__(self, chunk: bytes, room: int) -> bytes:
+        if self._inflater is None:
+            return chunk
+        # max_length 0 would mean no limit; input beyond it is left unread, as the caller stops.
+        try:
+            inflated = self._inflater.decompress(chunk, max(room, 1))
+        except zlib.error:
+            if self._raw_deflate_tried:
+                raise
+            # "deflate" is often sent without its zlib header; requests and httpx accept both.
+            self._inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+            inflated = self._inflater.decompress(chunk, max(room, 1))
+        self._raw_deflate_tried = True
+        return inflated
 
 
 class _Sent:
@@ -1407,9 +1445,11 @@ class _Sent:
 
 
 def _headers(library: str, library_version: str) -> dict[str, str]:
-    """The headers every request carries, whichever client sends it."""
+    """The headers every request carries, whichever client sends it. Answers are asked for
+    uncompressed: Fuse's are a few hundred bytes, and the read cap then counts the bytes received."""
     return {
         "Accept": "application/json",
+        "Accept-Encoding": "identity",
         "User-Agent": f"airflow-provider-fuse/{__version__} {library}/{library_version}",
     }
 

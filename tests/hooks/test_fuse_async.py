@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import tracemalloc
+import zlib
 from collections.abc import Callable
 
 import httpx
@@ -17,6 +19,7 @@ from fastapi import FastAPI, Request
 from airflow_provider_fuse.calls import CallStatus
 from airflow_provider_fuse.exceptions import (
     FuseConnectionLostError,
+    FuseInvalidResponseError,
     FuseNotFoundError,
     FuseNotSentError,
     FuseRedirectError,
@@ -24,7 +27,7 @@ from airflow_provider_fuse.exceptions import (
     FuseServerError,
     FuseTooManyRequestsError,
 )
-from airflow_provider_fuse.hooks.fuse import FuseHook, classify_network_error
+from airflow_provider_fuse.hooks.fuse import MAX_ANSWER_BYTES, FuseHook, classify_network_error
 from tests.helpers import BASE_URL, DEVELOPER_KEY, connection_json, serving
 
 STATUS_URL = f"{BASE_URL}/outbound/77"
@@ -45,12 +48,26 @@ def fuse(monkeypatch: pytest.MonkeyPatch) -> Callable[[Handler], list[httpx.Requ
 
         async def handle(transport: httpx.AsyncHTTPTransport, request: httpx.Request) -> httpx.Response:
             sent.append(request)
-            return handler(request)
+            return streamed(handler(request))
 
         monkeypatch.setattr(httpx.AsyncHTTPTransport, "handle_async_request", handle)
         return sent
 
     return install
+
+
+class _Body(httpx.AsyncByteStream):
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+    async def __aiter__(self):
+        yield self.body
+
+
+def streamed(answer: httpx.Response) -> httpx.Response:
+    """``answer`` as a transport hands it over: its raw bytes still to be read (an
+    ``httpx.Response(json=...)`` is read whole when it is made)."""
+    return httpx.Response(answer.status_code, headers=answer.headers, stream=_Body(answer.content))
 
 
 def make_hook(**kwargs: object) -> FuseHook:
@@ -76,7 +93,7 @@ def test_the_async_read_sends_the_request_the_sync_read_sends(fuse_connection, f
     (async_request,) = sent
     sync_request = requests_mock.last_request
     assert (async_request.method, str(async_request.url)) == (sync_request.method, sync_request.url)
-    for name in ("Authorization", "Accept"):
+    for name in ("Authorization", "Accept", "Accept-Encoding"):
         assert async_request.headers[name] == sync_request.headers[name]
     assert async_request.headers["User-Agent"].startswith("airflow-provider-fuse/")
     assert async_request.headers["User-Agent"].split()[0] == sync_request.headers["User-Agent"].split()[0]
@@ -267,3 +284,56 @@ def test_httpx_failures_are_classified_where_requests_failures_are(error, expect
 def test_details_hold_no_phone_number(fuse_connection, fuse):
     fuse(lambda request: httpx.Response(200, json=DETAILS))
     assert "6175551234" not in json.dumps(read(make_hook()).to_xcom())
+
+
+# --- compressed answers --------------------------------------------------------------------------
+
+
+def test_both_paths_ask_for_answers_uncompressed(fuse_connection, fuse, requests_mock):
+    sent = fuse(lambda request: httpx.Response(200, json=DETAILS))
+    requests_mock.get(STATUS_URL, json=DETAILS)
+    read(make_hook())
+    make_hook().get_call_status("77")
+    assert sent[0].headers["Accept-Encoding"] == "identity"
+    assert requests_mock.last_request.headers["Accept-Encoding"] == "identity"
+
+
+def _gzip(size: int) -> bytes:
+    """``size`` zero bytes, gzipped (a few hundred KiB for hundreds of MiB)."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    block = bytes(2**20)
+    return b"".join(packer.compress(block) for _ in range(size // 2**20)) + packer.flush()
+
+
+def test_a_gzip_bomb_is_refused_without_inflating_more_than_the_read_cap(fuse_connection, monkeypatch):
+    bomb = _gzip(256 * 2**20)
+    assert len(bomb) < MAX_ANSWER_BYTES
+
+    async def answer(transport: httpx.AsyncHTTPTransport, request: httpx.Request) -> httpx.Response:
+        # Sent compressed although the hook asked for identity; all of it in one chunk.
+        return httpx.Response(200, headers={"Content-Encoding": "gzip"}, stream=_Body(bomb))
+
+    monkeypatch.setattr(httpx.AsyncHTTPTransport, "handle_async_request", answer)
+    tracemalloc.start()
+    try:
+        with pytest.raises(FuseInvalidResponseError, match="not read whole"):
+            read(make_hook(connect_retries=0))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * MAX_ANSWER_BYTES, f"peak {peak} bytes allocated"
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate", "raw-deflate"])
+def test_a_compressed_answer_within_the_cap_is_read(fuse_connection, monkeypatch, encoding):
+    body = json.dumps(DETAILS).encode()
+    wbits = {"gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS, "raw-deflate": -zlib.MAX_WBITS}[encoding]
+    packer = zlib.compressobj(6, zlib.DEFLATED, wbits)
+    packed = packer.compress(body) + packer.flush()
+    header = encoding.removeprefix("raw-")
+
+    async def answer(transport: httpx.AsyncHTTPTransport, request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, headers={"Content-Encoding": header}, stream=_Body(packed))
+
+    monkeypatch.setattr(httpx.AsyncHTTPTransport, "handle_async_request", answer)
+    assert read(make_hook()).status is CallStatus.COMPLETED

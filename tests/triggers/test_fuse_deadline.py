@@ -51,14 +51,14 @@ def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, Served]]:
 def received(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Counts the answer bytes the trigger takes from the connection (a one-item list)."""
     count = [0]
-    original = httpx.Response.aiter_bytes
+    original = httpx.Response.aiter_raw
 
     async def counting(self: httpx.Response, *args: object, **kwargs: object) -> AsyncIterator[bytes]:
         async for chunk in original(self, *args, **kwargs):  # type: ignore[arg-type]
             count[0] += len(chunk)
             yield chunk
 
-    monkeypatch.setattr(httpx.Response, "aiter_bytes", counting)
+    monkeypatch.setattr(httpx.Response, "aiter_raw", counting)
     return count
 
 
