@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import importlib.util
 import ipaddress
 import json
 import math
@@ -860,16 +861,25 @@ class FuseHook(BaseHook):
         return settings
 
     async def asettings(self) -> ConnectionSettings:
-        """:attr:`settings`, read without blocking an event loop (the triggerer's); cached with it."""
-        if "settings" in self.__dict__:
-            return self.settings
-        conn = await self.aget_connection(self.fuse_conn_id)
-        if conn.password:
-            await _amask_secret(conn.password)
-        settings = self._check(conn)
-        for secret in _header_secrets(settings):
-            await _amask_secret(secret)
-        self.__dict__["settings"] = settings
+        """:attr:`settings`, read without blocking an event loop (the triggerer's); cached with it.
+
+        Checked, besides, for the async path: the proxy it would use (:meth:`_route`) must be one
+        httpx can use in this install.
+
+        :raises FuseValidationError: as :attr:`settings`.
+        :raises FuseRequestError: a SOCKS proxy the async path cannot use (socks4, or socks5 without
+            ``socksio``), naming what to do; nothing was sent.
+        """
+        if "settings" not in self.__dict__:
+            conn = await self.aget_connection(self.fuse_conn_id)
+            if conn.password:
+                await _amask_secret(conn.password)
+            settings = self._check(conn)
+            for secret in _header_secrets(settings):
+                await _amask_secret(secret)
+            self.__dict__["settings"] = settings
+        settings = self.settings
+        _check_async_proxy(self._route(settings)[1])
         return settings
 
     def _check(self, conn: Connection) -> ConnectionSettings:
@@ -1118,19 +1128,32 @@ class FuseHook(BaseHook):
         raise failure  # outside the except block: no chain that could quote the error's text
 
     def _new_async_client(self, settings: ConnectionSettings) -> httpx.AsyncClient:
-        verify = _ssl_context(settings.verify)
+        verify, proxy = self._route(settings)
         connect, read = settings.timeout
         return httpx.AsyncClient(
             # Exactly :attr:`ConnectionSettings.authorization`, the form scrubbed from answers.
             headers={**_headers("httpx", httpx.__version__), "Authorization": settings.authorization},
-            verify=verify,
+            verify=_ssl_context(verify),
+            proxy=proxy,
+            # The environment was read by requests' rules in _route; httpx's own (SSL_CERT_FILE,
+            # its NO_PROXY patterns) would make the triggerer disagree with the worker.
+            trust_env=False,
             timeout=httpx.Timeout(read, connect=connect, pool=connect),
             follow_redirects=False,
-            mounts={
-                _mount_pattern(key): httpx.AsyncHTTPTransport(proxy=proxy, verify=verify)
-                for key, proxy in settings.proxies.items()
-            },
         )
+
+    def _route(self, settings: ConnectionSettings) -> tuple[bool | str, str | None]:
+        """The CA bundle and the proxy the sync path's session uses to reach the API base URL, by
+        requests' own rules: the connection's ``verify`` and ``proxies`` first; then, as the session
+        trusts the environment, ``REQUESTS_CA_BUNDLE`` or ``CURL_CA_BUNDLE`` when ``verify`` is true,
+        and ``HTTPS_PROXY``/``HTTP_PROXY``/``ALL_PROXY`` unless ``NO_PROXY`` (or the extras'
+        ``no_proxy``) exempts the host. The async client is given exactly these."""
+        url = f"{settings.base_url}/"
+        merged = self.session.merge_environment_settings(
+            url, dict(settings.proxies), None, settings.verify, None
+        )
+        verify = merged["verify"]
+        return (True if verify is None else verify), requests.utils.select_proxy(url, merged["proxies"])
 
     def _secrets_or_none(self) -> tuple[str, ...]:
         """The credential's forms if the connection was read and checked, else none: never a read
@@ -1455,18 +1478,32 @@ def _headers(library: str, library_version: str) -> dict[str, str]:
 
 
 def _ssl_context(verify: bool | str) -> bool | ssl.SSLContext:
-    """The ``verify`` setting as httpx takes it: a CA bundle (file or directory, as requests reads
-    one) becomes a context that trusts only it."""
+    """A ``verify`` as requests resolved it (:meth:`FuseHook._route`), as httpx takes it: false, or a
+    context trusting the CA bundle requests would — the given one (a file or directory, as requests
+    reads one), or requests' default (certifi's) for true."""
+    if verify is False:
+        return False
     if isinstance(verify, bool):
-        return verify
+        verify = requests.utils.DEFAULT_CA_BUNDLE_PATH
     if os.path.isdir(verify):
         return ssl.create_default_context(capath=verify)
     return ssl.create_default_context(cafile=verify)
 
 
-def _mount_pattern(key: str) -> str:
-    """A requests ``proxies`` key (``https``, ``all``, ``https://host``) as an httpx mount pattern."""
-    return key if "://" in key else f"{key}://"
+def _check_async_proxy(proxy: str | None) -> None:
+    """Refuse a SOCKS proxy httpx cannot use here before anything is sent, naming what to do (httpx
+    would raise an ImportError or a ValueError, only once asked to connect)."""
+    scheme = urlsplit(proxy).scheme.lower() if proxy else ""
+    if scheme in ("socks4", "socks4a"):
+        raise FuseRequestError(
+            f"not sent: the proxy is {scheme}, which the triggerer's HTTP client (httpx) does not "
+            "support; use a socks5 proxy, or the sensor without deferrable=True"
+        )
+    if scheme in ("socks5", "socks5h") and importlib.util.find_spec("socksio") is None:
+        raise FuseRequestError(
+            "not sent: a SOCKS proxy in the triggerer needs socksio, which is not installed "
+            "(pip install 'httpx[socks]')"
+        )
 
 
 #: Bytes urllib3 reads from the multipart encoder per send. Its default (16 KiB) makes a

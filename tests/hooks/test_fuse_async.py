@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
+import ssl
 import tracemalloc
 import zlib
 from collections.abc import Callable
 
+import certifi
 import httpx
 import pytest
+import requests
 from fastapi import FastAPI, Request
 
 from airflow_provider_fuse.calls import CallStatus
@@ -284,6 +288,105 @@ def test_httpx_failures_are_classified_where_requests_failures_are(error, expect
 def test_details_hold_no_phone_number(fuse_connection, fuse):
     fuse(lambda request: httpx.Response(200, json=DETAILS))
     assert "6175551234" not in json.dumps(read(make_hook()).to_xcom())
+
+
+# --- the same route for both paths: CA bundles ----------------------------------------------------
+
+
+def _ca_bundles_loaded(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The CA files and directories TLS contexts are made with, from now on."""
+    loaded: list[str] = []
+    original = ssl.create_default_context
+
+    def spy(*args: object, cafile: str | None = None, capath: str | None = None, **kwargs: object):
+        loaded.extend(path for path in (cafile, capath) if path)
+        return original(*args, cafile=cafile, capath=capath, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ssl, "create_default_context", spy)
+    return loaded
+
+
+@pytest.mark.parametrize(
+    ("environment", "expected"),
+    [
+        ({"REQUESTS_CA_BUNDLE": "corporate.pem"}, "corporate.pem"),
+        ({"CURL_CA_BUNDLE": "curl.pem"}, "curl.pem"),
+        ({"REQUESTS_CA_BUNDLE": "corporate.pem", "CURL_CA_BUNDLE": "curl.pem"}, "corporate.pem"),
+        ({"SSL_CERT_FILE": "httpx-only.pem"}, None),  # read by httpx alone: not by either path
+        ({}, None),
+    ],
+    ids=["requests-ca-bundle", "curl-ca-bundle", "requests-first", "ssl-cert-file", "none"],
+)
+def test_both_paths_verify_against_the_same_ca_bundle(
+    monkeypatch, fuse, requests_mock, tmp_path, environment, expected
+):
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    for name, file_name in environment.items():
+        shutil.copy(certifi.where(), tmp_path / file_name)
+        monkeypatch.setenv(name, str(tmp_path / file_name))
+    monkeypatch.setenv("AIRFLOW_CONN_FUSE_DEFAULT", connection_json())
+    wanted = str(tmp_path / expected) if expected else requests.utils.DEFAULT_CA_BUNDLE_PATH
+    requests_mock.get(STATUS_URL, json=DETAILS)
+    make_hook().get_call_status("77")
+    sync_bundle = requests_mock.last_request.verify
+    assert (requests.utils.DEFAULT_CA_BUNDLE_PATH if sync_bundle is True else sync_bundle) == wanted
+    fuse(lambda request: httpx.Response(200, json=DETAILS))
+    loaded = _ca_bundles_loaded(monkeypatch)
+    read(make_hook())
+    assert loaded == [wanted]
+
+
+def test_a_ca_bundle_in_the_extras_wins_over_the_environment_on_both_paths(
+    monkeypatch, fuse, requests_mock, tmp_path
+):
+    shutil.copy(certifi.where(), tmp_path / "extra.pem")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", certifi.where())
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_FUSE_DEFAULT", connection_json(extra={"verify": str(tmp_path / "extra.pem")})
+    )
+    requests_mock.get(STATUS_URL, json=DETAILS)
+    make_hook().get_call_status("77")
+    assert requests_mock.last_request.verify == str(tmp_path / "extra.pem")
+    fuse(lambda request: httpx.Response(200, json=DETAILS))
+    loaded = _ca_bundles_loaded(monkeypatch)
+    read(make_hook())
+    assert loaded == [str(tmp_path / "extra.pem")]
+
+
+# --- SOCKS in the triggerer ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("proxy", "socksio", "named"),
+    [
+        ("socks4://127.0.0.1:1080", True, "socks4, which the triggerer's HTTP client \\(httpx\\) does not"),
+        ("socks4a://127.0.0.1:1080", True, "socks4a, which the triggerer's HTTP client"),
+        ("socks5://127.0.0.1:1080", False, "needs socksio.*pip install 'httpx\\[socks\\]'"),
+        ("socks5h://127.0.0.1:1080", False, "needs socksio.*pip install 'httpx\\[socks\\]'"),
+    ],
+)
+def test_a_socks_proxy_the_async_path_cannot_use_is_a_request_error_naming_the_fix(
+    monkeypatch, fuse, proxy, socksio, named
+):
+    import importlib.util
+
+    from airflow_provider_fuse.hooks import fuse as hook_module
+
+    monkeypatch.setattr(hook_module, "_socks_available", lambda: True)  # PySocks: the sync path can
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *args: (
+            (find_spec("json") if socksio else None) if name == "socksio" else find_spec(name, *args)
+        ),
+    )
+    monkeypatch.setenv("AIRFLOW_CONN_FUSE_DEFAULT", connection_json(extra={"proxies": {"https": proxy}}))
+    sent = fuse(lambda request: httpx.Response(200, json=DETAILS))
+    with pytest.raises(FuseRequestError, match=f"^not sent: .*{named}"):
+        read(make_hook())
+    assert sent == []
 
 
 # --- compressed answers --------------------------------------------------------------------------
