@@ -151,7 +151,7 @@ class ConnectionSettings:
 
         :raises FuseValidationError: naming the connection field that is missing or wrong: a host
             that is not an http(s) URL or carries a user name or password, a port outside 1–65535,
-            a proxy this install cannot use, a timeout that is not a finite positive number of
+            a proxy this install cannot use or a ``proxies`` key requests does not read, a timeout that is not a finite positive number of
             seconds.
         """
         extras = conn.extra_dejson if conn.extra else {}
@@ -191,8 +191,8 @@ class ConnectionSettings:
         the Authorization value and its base64 token, and the passwords of the proxies' URLs."""
         authorization = self.authorization
         values = [self.developer_key, authorization, authorization.removeprefix("Basic ")]
-        for proxy in self.proxies.values():
-            auth = _proxy_auth(proxy)
+        for key, proxy in self.proxies.items():
+            auth = _proxy_auth(proxy) if key != "no_proxy" else None
             if auth:
                 values.extend([auth, auth.partition(":")[2], unquote(auth.partition(":")[2])])
         return tuple(value for value in values if value)
@@ -353,9 +353,17 @@ def _verify(value: object) -> bool | str:
     raise FuseValidationError("extra.verify", "must be true, false, or the path of a CA bundle")
 
 
+#: The keys of the ``proxies`` extra requests reads: a scheme (``http``, ``https``), ``all``, a
+#: scheme or ``all`` with a host (``https://fuse.example.com``), and ``no_proxy`` (hosts for which
+#: the environment's proxies are not used).
+_PROXY_KEY = re.compile(r"(?:https?|all)(?:://[^\s/]+)?")
+
+
 def _proxies(value: object) -> dict[str, str]:
-    """The ``proxies`` extra, each proxy a URL whose scheme this install can use. No message quotes
-    a proxy URL: it may carry the proxy's password."""
+    """The ``proxies`` extra as both clients use it: each proxy a URL with a scheme this install can
+    use (``http://`` put in front of one without, as requests does), each key one requests reads.
+    A key requests would ignore is refused rather than silently unused. No message quotes a proxy
+    URL: it may carry the proxy's password."""
     value = _from_text(value)
     if value is None:
         return {}
@@ -364,8 +372,19 @@ def _proxies(value: object) -> dict[str, str]:
         and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
     ):
         raise FuseValidationError("extra.proxies", 'must be an object such as {"https": "http://proxy:3128"}')
+    proxies: dict[str, str] = {}
     for key, proxy in value.items():
         name = f"extra.proxies.{redact(key, 40)}"
+        if key == "no_proxy":
+            if not proxy.isprintable():
+                raise FuseValidationError(name, "must be a comma-separated list of host names")
+            proxies[key] = proxy
+            continue
+        if not _PROXY_KEY.fullmatch(key):
+            raise FuseValidationError(
+                name,
+                "is not a key requests reads: use http, https, all, <scheme>://<host> or no_proxy",
+            )
         text = proxy.strip()
         if "://" not in text:
             text = f"http://{text}"  # as requests reads a proxy without a scheme
@@ -383,7 +402,8 @@ def _proxies(value: object) -> dict[str, str]:
             )
         if scheme not in ("http", "https") and scheme not in _SOCKS_SCHEMES:
             raise FuseValidationError(name, "must be an http, https or socks proxy URL")
-    return dict(value)
+        proxies[key] = text
+    return proxies
 
 
 def _socks_available() -> bool:

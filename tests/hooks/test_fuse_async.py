@@ -30,6 +30,7 @@ from airflow_provider_fuse.exceptions import (
     FuseRequestError,
     FuseServerError,
     FuseTooManyRequestsError,
+    FuseValidationError,
 )
 from airflow_provider_fuse.hooks.fuse import MAX_ANSWER_BYTES, FuseHook, classify_network_error
 from tests.helpers import BASE_URL, DEVELOPER_KEY, connection_json, serving
@@ -290,7 +291,7 @@ def test_details_hold_no_phone_number(fuse_connection, fuse):
     assert "6175551234" not in json.dumps(read(make_hook()).to_xcom())
 
 
-# --- the same route for both paths: CA bundles ----------------------------------------------------
+# --- the same route for both paths: proxies from the extras and the environment, CA bundles -------
 
 
 def _ca_bundles_loaded(monkeypatch: pytest.MonkeyPatch) -> list[str]:
@@ -352,6 +353,66 @@ def test_a_ca_bundle_in_the_extras_wins_over_the_environment_on_both_paths(
     loaded = _ca_bundles_loaded(monkeypatch)
     read(make_hook())
     assert loaded == [str(tmp_path / "extra.pem")]
+
+
+def _direct_and_proxy(monkeypatch: pytest.MonkeyPatch, seen: list[str]):
+    """Two loopback servers answering the status read: "direct" (the connection's host) and
+    "proxy"; each records its name in ``seen`` when asked."""
+    apps = {}
+    for name in ("direct", "proxy"):
+        app = FastAPI()
+
+        @app.get("/api/outbound/{call_id}")
+        async def answer(call_id: str, name: str = name) -> dict:
+            seen.append(name)
+            return DETAILS
+
+        apps[name] = app
+    return serving(monkeypatch, apps["direct"]), serving(monkeypatch, apps["proxy"])
+
+
+@pytest.mark.parametrize(
+    ("extra_proxies", "environment", "expected"),
+    [
+        ({"http": "{proxy}"}, {}, "proxy"),  # no scheme: http://, as requests reads it
+        ({"all": "{proxy}"}, {}, "proxy"),
+        ({"http": "http://{proxy}", "no_proxy": "127.0.0.1"}, {}, "proxy"),  # no_proxy: the env's only
+        ({}, {"HTTP_PROXY": "http://{proxy}"}, "proxy"),
+        ({"no_proxy": "127.0.0.1"}, {"HTTP_PROXY": "http://{proxy}"}, "direct"),
+        ({}, {"HTTP_PROXY": "http://{proxy}", "NO_PROXY": "127.0.0.1"}, "direct"),
+    ],
+    ids=["no-scheme", "all", "extra-no-proxy", "env-proxy", "env-proxy-extra-no-proxy", "env-no-proxy"],
+)
+def test_one_proxy_setting_takes_both_paths_the_same_way(monkeypatch, extra_proxies, environment, expected):
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "HTTPS_PROXY", "https_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    seen: list[str] = []
+    direct_server, proxy_server = _direct_and_proxy(monkeypatch, seen)
+    with direct_server as direct, proxy_server as proxy:
+        proxy_address = proxy.removeprefix("http://")
+
+        def fill(text: str) -> str:
+            return text.replace("{proxy}", proxy_address)
+
+        for name, value in environment.items():
+            monkeypatch.setenv(name, fill(value))
+        extra = {"proxies": {key: fill(value) for key, value in extra_proxies.items()}}
+        monkeypatch.setenv("AIRFLOW_CONN_FUSE_DEFAULT", connection_json(host=f"{direct}/api", extra=extra))
+        assert make_hook().get_call_status("77").status is CallStatus.COMPLETED
+        assert read(make_hook()).status is CallStatus.COMPLETED
+    assert seen == [expected, expected]
+
+
+@pytest.mark.parametrize("key", ["htps", "HTTPS", "no-proxy", "ftp"])
+def test_a_proxies_key_requests_would_ignore_is_refused_naming_it(monkeypatch, fuse, key):
+    extra = {"proxies": {key: "http://proxy.internal:3128"}}
+    monkeypatch.setenv("AIRFLOW_CONN_FUSE_DEFAULT", connection_json(extra=extra))
+    sent = fuse(lambda request: httpx.Response(200, json=DETAILS))
+    with pytest.raises(FuseValidationError, match=f"extra.proxies.{key}: is not a key requests reads"):
+        make_hook().settings  # noqa: B018
+    with pytest.raises(FuseValidationError, match=f"extra.proxies.{key}"):
+        read(make_hook())
+    assert sent == []
 
 
 # --- SOCKS in the triggerer ----------------------------------------------------------------------

@@ -147,8 +147,9 @@ def test_the_connection_rules_apply_in_the_triggerer(monkeypatch):
     [
         connection_json(host="http://fuse.example.com/api"),
         connection_json(extra={"timeout": "soon"}),
+        connection_json(extra={"proxies": {"htps": "http://proxy:3128"}}),
     ],
-    ids=["plain-http-host", "bad-timeout"],
+    ids=["plain-http-host", "bad-timeout", "unknown-proxies-key"],
 )
 def test_an_invalid_connection_ends_in_its_error_event_without_a_sync_read(monkeypatch, connection):
     monkeypatch.setenv("AIRFLOW_CONN_FUSE_DEFAULT", connection)
