@@ -151,8 +151,8 @@ class ConnectionSettings:
 
         :raises FuseValidationError: naming the connection field that is missing or wrong: a host
             that is not an http(s) URL or carries a user name or password, a port outside 1–65535,
-            a proxy this install cannot use or a ``proxies`` key requests does not read, a timeout that is not a finite positive number of
-            seconds.
+            a proxy this install cannot use or a ``proxies`` key requests does not read, a timeout
+            that is not a finite positive number of seconds.
         """
         extras = conn.extra_dejson if conn.extra else {}
         if not isinstance(extras, dict):
