@@ -28,14 +28,19 @@ $(STAMP): pyproject.toml
 ## venv: create the virtualenv with Airflow $(AIRFLOW_VERSION) and the project's test extras
 venv: $(STAMP)
 
+# The suite runs on one pytest-xdist worker per CPU (each end-to-end worker with its own AIRFLOW_HOME
+# and sandbox ports); worksteal evens out the few long cases. PYTEST_WORKERS=0 runs it in one process.
+PYTEST_WORKERS ?= auto
+PARALLEL := -n $(PYTEST_WORKERS) --dist worksteal
+
 ## test: run the whole suite (unit, sandbox and end-to-end) against Airflow $(AIRFLOW_VERSION)
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(PARALLEL) $(PYTEST_ARGS)
 
 ## test-future: run the unit tests again with the clock moved a year (366 days) ahead, ticking, so a
 ## test that takes a fixed date for "now" fails the day it is written (tests/conftest.py moves it)
 test-future: $(STAMP)
-	FUSE_TEST_CLOCK_OFFSET_DAYS=366 $(BIN)/python -m pytest -m "not e2e" $(PYTEST_ARGS)
+	FUSE_TEST_CLOCK_OFFSET_DAYS=366 $(BIN)/python -m pytest -m "not e2e" $(PARALLEL) $(PYTEST_ARGS)
 
 ## dist: build the sdist and the wheel into dist/ and check them with twine
 dist: $(STAMP)
@@ -53,7 +58,7 @@ test-wheel: dist
 		"apache-airflow==$(AIRFLOW_VERSION)" "$$(ls dist/*.whl)[test]"
 	suite=$$(mktemp -d) && cp -r tests example_dags docs README.md "$$suite"/ && cd "$$suite" && \
 		FUSE_TEST_INSTALLED_WHEEL=1 $(abspath $(WHEEL_VENV))/bin/python -m pytest -p no:cacheprovider \
-		-o "markers=e2e: end-to-end" tests $(PYTEST_ARGS); status=$$?; rm -rf "$$suite"; exit $$status
+		-o "markers=e2e: end-to-end" tests $(PARALLEL) $(PYTEST_ARGS); status=$$?; rm -rf "$$suite"; exit $$status
 
 $(DEPLOY_STAMP): scripts/deployment-requirements.txt
 	$(PYTHON) -m venv $(DEPLOY_VENV)

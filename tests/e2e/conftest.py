@@ -119,10 +119,15 @@ class AirflowEnv:
             ).fetchall()
         return dict(rows)
 
-    def last_run(self, dag_id: str, output: str, task_id: str = "queue_calls") -> TaskRun:
+    def last_run(
+        self, dag_id: str, output: str, task_id: str = "queue_calls", run_id: str | None = None
+    ) -> TaskRun:
+        """How ``task_id`` ended in the DAG's latest run (or in ``run_id``)."""
         with sqlite3.connect(self.home / "airflow.db") as db:
             row = db.execute(
-                "SELECT run_id, state FROM dag_run WHERE dag_id = ? ORDER BY id DESC LIMIT 1", (dag_id,)
+                "SELECT run_id, state FROM dag_run WHERE dag_id = ? AND run_id = coalesce(?, run_id) "
+                "ORDER BY id DESC LIMIT 1",
+                (dag_id, run_id),
             ).fetchone()
             if row is None:
                 return TaskRun(None, None, None, None, output)
@@ -148,10 +153,10 @@ def airflow_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowEnv
     env.dags.mkdir()
     for dag_file in [*(ROOT / "example_dags").glob("*.py"), *(ROOT / "tests" / "e2e" / "dags").glob("*.py")]:
         shutil.copy(dag_file, env.dags)
-    result = env.run("db", "migrate", connection="{}")
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     if os.environ.get("FUSE_E2E_FRESH", "") in ("", "0"):
         env.warm = WarmAirflow(env.env, tmp_path_factory.mktemp("warm-airflow"))
+    result = env.run("db", "migrate", connection="{}")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     yield env
     if env.warm is not None:
         env.warm.close()

@@ -144,7 +144,6 @@ def test_the_examples_teardown_fails_loudly_when_the_export_is_not_there(airflow
         example_run.run.run_id,
         connection="{}",
         env=export_env(example_run.export_base),
-        fresh=True,
     )
     output = result.stdout + result.stderr
     states = airflow_env.task_states(EXAMPLE, example_run.run.run_id)

@@ -30,8 +30,8 @@ def sandbox():
         yield running
 
 
-def task_state(airflow_env, dag_id: str, task_id: str):
-    return airflow_env.last_run(dag_id, "", task_id=task_id)
+def task_state(airflow_env, dag_id: str, task_id: str, run_id: str | None = None):
+    return airflow_env.last_run(dag_id, "", task_id=task_id, run_id=run_id)
 
 
 def triggers(airflow_env) -> list[tuple[str, str]]:
@@ -39,12 +39,12 @@ def triggers(airflow_env) -> list[tuple[str, str]]:
         return db.execute("SELECT classpath, kwargs FROM trigger").fetchall()
 
 
-def rendered_fields(airflow_env, dag_id: str, task_id: str) -> str:
+def rendered_fields(airflow_env, dag_id: str, task_id: str, run_id: str) -> str:
     with sqlite3.connect(airflow_env.home / "airflow.db") as db:
         (value,) = db.execute(
-            "SELECT rendered_fields FROM rendered_task_instance_fields WHERE dag_id = ? AND task_id = ? "
-            "ORDER BY rowid DESC LIMIT 1",
-            (dag_id, task_id),
+            "SELECT rendered_fields FROM rendered_task_instance_fields "
+            "WHERE dag_id = ? AND task_id = ? AND run_id = ?",
+            (dag_id, task_id, run_id),
         ).fetchone()
     return value
 
@@ -53,15 +53,22 @@ def queue_requests(sandbox: FuseSandbox) -> list:
     return [request for request in sandbox.requests() if request.path.endswith("/queue")]
 
 
-def test_the_example_queues_one_call_waits_and_reports(airflow_env):
+@pytest.fixture(scope="module")
+def example_run(airflow_env):
+    """One run of the single-call example, with its contact in the Variable; and the call Fuse made."""
     with FuseSandbox(time_scale=600) as sandbox:
         run = airflow_env.dags_test(
             "example_fuse_queue_call", connection=sandbox.connection_json(), env=CONTACT
         )
-        assert (run.dag_state, run.task_state) == ("success", None), run.output[-3000:]
-        (call,) = sandbox.calls()
-    queued = task_state(airflow_env, "example_fuse_queue_call", "queue_call")
-    waited = task_state(airflow_env, "example_fuse_queue_call", "wait_for_outcome")
+        return run, sandbox.calls()
+
+
+def test_the_example_queues_one_call_waits_and_reports(airflow_env, example_run):
+    run, calls = example_run
+    assert (run.dag_state, run.task_state) == ("success", None), run.output[-3000:]
+    (call,) = calls
+    queued = task_state(airflow_env, "example_fuse_queue_call", "queue_call", run.run_id)
+    waited = task_state(airflow_env, "example_fuse_queue_call", "wait_for_outcome", run.run_id)
     assert queued.xcom == call.call_id
     assert waited.task_state == "success"
     assert waited.xcom["status"] == call.status == "completed"
@@ -69,19 +76,16 @@ def test_the_example_queues_one_call_waits_and_reports(airflow_env):
     assert "phone_number" not in waited.xcom
     assert call.variables == {"first_name": "Ada", "reason": "appointment reminder"}
     assert (call.max_attempts, call.reattempt_wait) == (2, 300)
-    stored = rendered_fields(airflow_env, "example_fuse_queue_call", "queue_call")
+    stored = rendered_fields(airflow_env, "example_fuse_queue_call", "queue_call", run.run_id)
     assert "6175550100" not in stored
     assert "appointment reminder" not in stored
-    assert task_state(airflow_env, "example_fuse_queue_call", "report").task_state == "success"
+    assert task_state(airflow_env, "example_fuse_queue_call", "report", run.run_id).task_state == "success"
 
 
-def test_the_example_keeps_the_contact_out_of_the_runs_conf_and_params(airflow_env):
-    with FuseSandbox(time_scale=600) as sandbox:
-        run = airflow_env.dags_test(
-            "example_fuse_queue_call", connection=sandbox.connection_json(), env=CONTACT
-        )
-        assert run.dag_state == "success", run.output[-3000:]
-        (call,) = sandbox.calls()
+def test_the_example_keeps_the_contact_out_of_the_runs_conf_and_params(airflow_env, example_run):
+    run, calls = example_run
+    assert run.dag_state == "success", run.output[-3000:]
+    (call,) = calls
     assert call.phone_number == "6175550100"
     with sqlite3.connect(airflow_env.home / "airflow.db") as db:
         (conf,) = db.execute("SELECT conf FROM dag_run WHERE run_id = ?", (run.run_id,)).fetchone()
