@@ -48,7 +48,9 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
     "proxies": {
         "label": "Proxies",
         "schema": {"type": ["object", "null"], "additionalProperties": {"type": "string"}},
-        "description": 'As requests takes them: {"https": "http://proxy.internal:3128"}.',
+        "description": 'As requests takes them: {"https": "http://proxy.internal:3128"} (http:// is '
+        'added to a proxy without a scheme); keys are schemes, "all", "scheme://host" or "no_proxy", '
+        "any other key is refused.",
     },
     "allow_http": {
         "label": "Allow plain http",
