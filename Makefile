@@ -29,9 +29,10 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 # The suite runs on one pytest-xdist worker per CPU (each end-to-end worker with its own AIRFLOW_HOME
-# and sandbox ports); worksteal evens out the few long cases. PYTEST_WORKERS=0 runs it in one process.
+# and sandbox ports); worksteal evens out the few long cases. PYTEST_WORKERS= (empty) runs it in one
+# process without xdist.
 PYTEST_WORKERS ?= auto
-PARALLEL := -n $(PYTEST_WORKERS) --dist worksteal
+PARALLEL := $(if $(PYTEST_WORKERS),-n $(PYTEST_WORKERS) --dist worksteal)
 
 ## test: run the whole suite (unit, sandbox and end-to-end) against Airflow $(AIRFLOW_VERSION)
 test: $(STAMP)
@@ -50,15 +51,16 @@ dist: $(STAMP)
 	$(BIN)/python -m twine check --strict dist/*
 
 ## test-wheel: install the built wheel (not the source tree) into a clean virtualenv with only
-## Airflow, and run the whole suite against it from a directory outside the source tree
+## Airflow, and run the whole suite against it from a directory outside the source tree (with
+## pyproject.toml beside it for pytest's settings: markers, and warnings as errors)
 test-wheel: dist
 	rm -rf $(WHEEL_VENV)
 	$(PYTHON) -m venv $(WHEEL_VENV)
 	$(WHEEL_VENV)/bin/python -m pip --quiet --quiet --disable-pip-version-check install \
 		"apache-airflow==$(AIRFLOW_VERSION)" "$$(ls dist/*.whl)[test]"
-	suite=$$(mktemp -d) && cp -r tests example_dags docs README.md "$$suite"/ && cd "$$suite" && \
+	suite=$$(mktemp -d) && cp -r tests example_dags docs README.md pyproject.toml "$$suite"/ && cd "$$suite" && \
 		FUSE_TEST_INSTALLED_WHEEL=1 $(abspath $(WHEEL_VENV))/bin/python -m pytest -p no:cacheprovider \
-		-o "markers=e2e: end-to-end" tests $(PARALLEL) $(PYTEST_ARGS); status=$$?; rm -rf "$$suite"; exit $$status
+		tests $(PARALLEL) $(PYTEST_ARGS); status=$$?; rm -rf "$$suite"; exit $$status
 
 $(DEPLOY_STAMP): scripts/deployment-requirements.txt
 	$(PYTHON) -m venv $(DEPLOY_VENV)
