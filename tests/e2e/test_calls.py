@@ -6,8 +6,11 @@ lifecycle (ring 5 s, talk 30 s; a number ending in 9 never answers) takes second
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
+import threading
+from collections.abc import Iterator
 
 import airflow
 import pytest
@@ -25,9 +28,45 @@ CONTACT = {
 
 @pytest.fixture
 def sandbox():
-    # Ten sandbox seconds per real second: a completed call takes 3.5 s, an unanswered one 3 s.
-    with FuseSandbox(time_scale=10) as running:
+    # Five sandbox seconds per real second: a completed call takes 7 s, an unanswered one 6 s, so the
+    # sensor still finds it in progress when a loaded machine (parallel workers) is slow between tasks.
+    with FuseSandbox(time_scale=5) as running:
         yield running
+
+
+@pytest.fixture
+def still_sandbox():
+    """A sandbox whose clock all but stands still: a call ends only when the test moves the clock."""
+    with FuseSandbox(time_scale=0.001) as running:
+        yield running
+
+
+@contextlib.contextmanager
+def clock_moves_after_each_poll(sandbox: FuseSandbox, *steps: float) -> Iterator[None]:
+    """After the sensor's n-th question about the call, move the sandbox's clock ``steps[n-1]`` on.
+
+    However slowly the machine starts the sensor or the trigger, each sees the call in the state
+    the test chose: the outcome does not depend on how loaded the machine is.
+    """
+    done = threading.Event()
+
+    def advance() -> None:
+        moved = 0
+        while not done.is_set() and moved < len(steps):
+            polls = sum(request.path.startswith("/api/outbound/") for request in sandbox.requests())
+            if polls > moved:
+                sandbox.advance(steps[moved])
+                moved += 1
+            else:
+                done.wait(0.1)
+
+    mover = threading.Thread(target=advance, daemon=True)
+    mover.start()
+    try:
+        yield
+    finally:
+        done.set()
+        mover.join(timeout=10)
 
 
 def task_state(airflow_env, dag_id: str, task_id: str, run_id: str | None = None):
@@ -107,13 +146,16 @@ def test_the_example_without_its_contact_variable_fails_before_anything_is_sent(
     assert sandbox.requests() == []
 
 
-def test_the_deferrable_sensor_waits_in_the_trigger_not_a_worker(airflow_env, sandbox):
+def test_the_deferrable_sensor_waits_in_the_trigger_not_a_worker(airflow_env, still_sandbox):
+    sandbox = still_sandbox
     before = len(triggers(airflow_env))
-    run = airflow_env.dags_test(
-        "e2e_call_deferrable",
-        connection=sandbox.connection_json(),
-        conf={"phone_number": ANSWERS, "name": "Grace Hopper"},
-    )
+    # Dialing when the sensor asks, connected when the trigger first asks, then completed.
+    with clock_moves_after_each_poll(sandbox, 10, 120):
+        run = airflow_env.dags_test(
+            "e2e_call_deferrable",
+            connection=sandbox.connection_json(),
+            conf={"phone_number": ANSWERS, "name": "Grace Hopper"},
+        )
     waited = task_state(airflow_env, "e2e_call_deferrable", "wait")
     assert (run.dag_state, waited.task_state, waited.try_number) == ("success", "success", 1), run.output[
         -3000:
@@ -136,10 +178,12 @@ def test_the_deferrable_sensor_waits_in_the_trigger_not_a_worker(airflow_env, sa
     assert ANSWERS not in json.dumps(waited.xcom)
 
 
-def test_an_unanswered_call_fails_the_poking_sensor_without_retries(airflow_env, sandbox):
-    run = airflow_env.dags_test(
-        "e2e_call_poke", connection=sandbox.connection_json(), conf={"phone_number": NEVER_ANSWERS}
-    )
+def test_an_unanswered_call_fails_the_poking_sensor_without_retries(airflow_env, still_sandbox):
+    sandbox = still_sandbox
+    with clock_moves_after_each_poll(sandbox, 120):
+        run = airflow_env.dags_test(
+            "e2e_call_poke", connection=sandbox.connection_json(), conf={"phone_number": NEVER_ANSWERS}
+        )
     waited = task_state(airflow_env, "e2e_call_poke", "wait")
     assert (waited.task_state, waited.try_number) == ("failed", 1), run.output[-3000:]
     (call,) = sandbox.calls()
@@ -149,10 +193,16 @@ def test_an_unanswered_call_fails_the_poking_sensor_without_retries(airflow_env,
     assert len(polls) >= 2  # it poked until the call ended
 
 
-def test_an_unanswered_call_skips_the_deferrable_sensor_with_on_failure_status_skip(airflow_env, sandbox):
-    run = airflow_env.dags_test(
-        "e2e_call_deferrable_skip", connection=sandbox.connection_json(), conf={"phone_number": NEVER_ANSWERS}
-    )
+def test_an_unanswered_call_skips_the_deferrable_sensor_with_on_failure_status_skip(
+    airflow_env, still_sandbox
+):
+    sandbox = still_sandbox
+    with clock_moves_after_each_poll(sandbox, 120):
+        run = airflow_env.dags_test(
+            "e2e_call_deferrable_skip",
+            connection=sandbox.connection_json(),
+            conf={"phone_number": NEVER_ANSWERS},
+        )
     waited = task_state(airflow_env, "e2e_call_deferrable_skip", "wait")
     assert waited.task_state == "skipped", run.output[-3000:]
     assert "Pausing task as DEFERRED" in run.output
