@@ -28,9 +28,9 @@ CONTACT = {
 
 @pytest.fixture
 def sandbox():
-    # Five sandbox seconds per real second: a completed call takes 7 s, an unanswered one 6 s, so the
-    # sensor still finds it in progress when a loaded machine (parallel workers) is slow between tasks.
-    with FuseSandbox(time_scale=5) as running:
+    # Ten sandbox seconds per real second: a completed call takes 3.5 s, an unanswered one 3 s. The
+    # tests that must see a call in progress use still_sandbox instead.
+    with FuseSandbox(time_scale=10) as running:
         yield running
 
 
