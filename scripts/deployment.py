@@ -808,16 +808,22 @@ def single_calls(deployment: Deployment, sandbox: Any, report: Report) -> None:
 # -- what Airflow kept --------------------------------------------------------------------------------
 
 
+def phone_numbers() -> dict[str, str]:
+    """Every phone number the examples dial, by a name that does not spell it out (last 10 digits)."""
+    numbers = [*BULK_NUMBERS, SINGLE_CONTACT["phone_number"]]
+    return {f"phone number …{number[-4:]}": number[-10:] for number in numbers}
+
+
 def needles(sandbox: Any) -> dict[str, str]:
     """What must not appear anywhere: every phone number dialed, the developer key, the auth header."""
     import base64
 
     basic = base64.b64encode(f"{sandbox.email}:{sandbox.developer_key}".encode()).decode()
-    found = {f"phone number …{number[-4:]}": number[-10:] for number in BULK_NUMBERS}
-    found["the single call's phone number"] = SINGLE_CONTACT["phone_number"][-10:]
-    found["the developer key"] = sandbox.developer_key
-    found["the Authorization header"] = basic
-    return found
+    return {
+        **phone_numbers(),
+        "the developer key": sandbox.developer_key,
+        "the Authorization header": basic,
+    }
 
 
 def scan(text: str, where: str, secrets_: dict[str, str]) -> list[str]:
@@ -897,8 +903,7 @@ def check_nothing_leaked(deployment: Deployment, sandbox: Any, report: Report) -
 
 
 def check_worker_disks(deployment: Deployment, report: Report) -> None:
-    numbers = [*BULK_NUMBERS, SINGLE_CONTACT["phone_number"]]
-    secrets_ = {f"phone number …{number[-4:]}": number[-10:] for number in numbers}
+    secrets_ = phone_numbers()
     left: list[str] = []
     for name, private_tmp in deployment.worker_tmps.items():
         for path in private_tmp.rglob("*"):
