@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from airflow_provider_fuse import __version__
+from airflow_provider_fuse.results.config import CONFIG
 
 #: The connection form's standard fields: the same dict serves the declarative form (Airflow >= 3.2)
 #: and ``FuseHook.get_ui_field_behaviour()`` (Airflow 3.1).
@@ -108,4 +109,7 @@ def get_provider_info() -> dict[str, Any]:
                 "ui-field-behaviour": UI_FIELD_BEHAVIOUR,
             }
         ],
+        # The [fuse] section (results receiver and collect_results). The receiver's plugin is
+        # registered through the airflow.plugins entry point only (pyproject.toml says why).
+        "config": CONFIG,
     }

@@ -97,6 +97,8 @@ RUNTIME = {
     "requests",
     "requests-toolbelt",
     "httpx",
+    # The results table (airflow_provider_fuse/results/table.py): any DbApiHook database.
+    "apache-airflow-providers-common-sql",
 }
 SANDBOX = {"fastapi", "uvicorn", "python-multipart"}
 
