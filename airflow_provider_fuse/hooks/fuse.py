@@ -27,7 +27,6 @@ import socket
 import ssl
 import threading
 import time
-import xml.etree.ElementTree as ElementTree
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager, suppress
@@ -47,6 +46,7 @@ from urllib3.exceptions import LocationParseError
 from urllib3.util import parse_url
 
 from airflow_provider_fuse import __version__
+from airflow_provider_fuse.answers import parse_answer
 from airflow_provider_fuse.calls import CallDetails, CallStatus
 from airflow_provider_fuse.exceptions import (
     FuseApiError,
@@ -427,46 +427,6 @@ def _proxy_auth(proxy: str) -> str | None:
 
 
 # --- Answers -----------------------------------------------------------------------------------------
-
-
-def parse_answer(body: bytes) -> dict[str, Any] | None:
-    """Read one of Fuse's answers: JSON, or XML ``<result>...</result>``.
-
-    :return: the answer's fields (nested XML elements become dicts, repeated ones lists), or
-        ``None`` when the body is neither (an HTML proxy page, an empty body).
-    """
-    text = body.strip()
-    if text.startswith(b"{"):
-        try:
-            value = json.loads(text)
-        except (ValueError, RecursionError):
-            return None
-        return value if isinstance(value, dict) else None
-    if text.startswith(b"<?xml") or text.startswith(b"<result"):
-        try:
-            root = ElementTree.fromstring(text)
-        except (ElementTree.ParseError, RecursionError):
-            return None
-        if root.tag != "result":
-            return None
-        fields = _xml_value(root)
-        return fields if isinstance(fields, dict) else {}
-    return None
-
-
-def _xml_value(element: ElementTree.Element) -> Any:
-    children = list(element)
-    if not children:
-        return element.text or ""
-    value: dict[str, Any] = {}
-    for child in children:
-        item = _xml_value(child)
-        if child.tag in value:
-            existing = value[child.tag]
-            value[child.tag] = [*existing, item] if isinstance(existing, list) else [existing, item]
-        else:
-            value[child.tag] = item
-    return value
 
 
 def _excerpt(body: bytes, secrets: Iterable[str]) -> str:
