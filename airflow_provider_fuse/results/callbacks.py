@@ -1,0 +1,438 @@
+"""Reading the ``call_details`` Fuse POSTs to a ``result_url``, in whichever form it comes.
+
+Fuse documents that it POSTs a call's ``call_details`` to ``result_url`` when the call completes, is
+canceled or exhausts its attempts, but not the body's format. :func:`read_callback` accepts every
+form a sender is likely to use, and reads the values with :meth:`CallDetails.from_answer` (numbers as
+strings, the phone number wrapped in its own quotes, events from JSON or XML):
+
+- JSON: ``{"call_details": {...}}``, or the ``call_details`` object itself;
+- XML: ``<result><call_details>...</call_details></result>``, or ``<call_details>`` as the root (no
+  DOCTYPE, so no entities: a body declaring one is refused);
+- ``application/x-www-form-urlencoded`` and ``multipart/form-data``: a ``call_details`` field holding
+  JSON or XML; or the fields of ``call_details`` themselves (``status``, ``attempts``, ...; ``events``
+  as JSON text), also as ``call_details[status]``, ``call_details[events][0][event]``, ...
+
+The content type decides; a missing one (or ``text/plain``, ``application/octet-stream``) is sniffed
+from the body: ``{`` is JSON, ``<`` is XML, anything else form fields. Bodies are UTF-8 (``us-ascii``
+and ``iso-8859-1`` are taken when declared). Errors name what is wrong and never quote the body: it
+carries a phone number. Nothing here knows Airflow or the web framework.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import xml.etree.ElementTree as ElementTree
+from email.message import Message
+from typing import Any, NoReturn
+from urllib.parse import parse_qsl
+
+from airflow_provider_fuse.answers import _xml_value
+from airflow_provider_fuse.calls import CallDetails
+from airflow_provider_fuse.exceptions import FuseInvalidResponseError
+
+__all__ = ["MAX_BODY_BYTES", "CallbackError", "read_callback"]
+
+#: The largest callback body read: 64 KiB. A ``call_details`` is a few hundred bytes.
+MAX_BODY_BYTES = 64 * 1024
+#: The most form fields read from one body.
+MAX_FIELDS = 256
+#: The deepest form field name (``call_details[events][0][event]`` is 4 deep).
+MAX_NAME_DEPTH = 6
+
+# Numbers are stored as BIGINT: anything outside it is not one of Fuse's.
+_BIGINT = range(-(2**63), 2**63)
+_NUMBERS = (
+    "attempts",
+    "max_attempts",
+    "reattempt_wait",
+    "queued_timestamp",
+    "start_timestamp",
+    "end_timestamp",
+    "duration",
+)
+# A status is a word or two (``completed``, ``no answer``): anything else is not Fuse's.
+_STATUS = re.compile(r"[A-Za-z][A-Za-z0-9 _-]{0,63}")
+_NOT_A_NUMBER = re.compile(r"call_details\.([a-z_]{1,32}) is not a number")
+_FIELD_NAME = re.compile(r"([^\[\]]+)((?:\[[^\[\]]*\])*)")
+_JSON_TYPES = frozenset({"application/json", "text/json"})
+_XML_TYPES = frozenset({"application/xml", "text/xml"})
+_FORM = "application/x-www-form-urlencoded"
+_MULTIPART = "multipart/form-data"
+# A sender that labels its body vaguely (or not at all): the body says what it is.
+_SNIFFED_TYPES = frozenset({"", "text/plain", "application/octet-stream", "*/*"})
+_CHARSETS = {
+    "utf-8": "utf-8",
+    "utf8": "utf-8",
+    "us-ascii": "utf-8",  # a subset of UTF-8: stray bytes above 127 are refused as invalid UTF-8
+    "ascii": "utf-8",
+    "iso-8859-1": "iso-8859-1",
+    "latin-1": "iso-8859-1",
+    "latin1": "iso-8859-1",
+}
+
+
+class CallbackError(ValueError):
+    """A callback body that cannot be read as a ``call_details``.
+
+    :param status_code: what to answer the sender: 400 (unreadable), 413 (too large) or 415 (a
+        content type or charset that is not accepted).
+
+    The message names what is wrong (a field name at most), never the body or any value in it.
+    """
+
+    def __init__(self, message: str, status_code: int = 400) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+def read_callback(body: bytes, content_type: str | None) -> CallDetails:
+    """The ``call_details`` in one callback body.
+
+    :param body: the request body, at most :data:`MAX_BODY_BYTES`.
+    :param content_type: the request's ``Content-Type`` header, if any (its ``charset`` and, for
+        multipart, ``boundary`` are used).
+    :return: the call's details, typed; ``phone_number`` without Fuse's quotes, ``call_id`` ``None``
+        (callbacks carry none).
+    :raises CallbackError: with ``status_code`` 413 for a body over :data:`MAX_BODY_BYTES`, 415 for a
+        content type or charset not accepted, 400 for anything unreadable: not JSON/XML/form fields, a
+        DOCTYPE, invalid UTF-8, no ``call_details``, no status, a number that is not one.
+    """
+    if len(body) > MAX_BODY_BYTES:
+        raise CallbackError(f"the callback body is larger than {MAX_BODY_BYTES} bytes", 413)
+    media_type, charset, boundary = _content_type(content_type)
+    if media_type == _MULTIPART:
+        if not boundary:
+            raise CallbackError("multipart/form-data without a boundary")
+        details = _from_fields(_multipart_fields(body, boundary, charset))
+    else:
+        text = _decode(body, charset)
+        if media_type in _SNIFFED_TYPES:
+            media_type = _sniff(text)
+        if media_type in _JSON_TYPES or media_type.endswith("+json"):
+            details = _from_json(text)
+        elif media_type in _XML_TYPES or media_type.endswith("+xml"):
+            details = _from_xml(text)
+        elif media_type == _FORM:
+            details = _from_fields(_urlencoded_fields(text))
+        else:
+            raise CallbackError(
+                "unsupported content type: send JSON, XML, application/x-www-form-urlencoded or "
+                "multipart/form-data",
+                415,
+            )
+    return _call_details(details)
+
+
+# --- Content type and text ---------------------------------------------------------------------------
+
+
+def _content_type(header: str | None) -> tuple[str, str, str]:
+    """(media type in lower case, Python codec, multipart boundary) of a ``Content-Type`` header."""
+    if not header or not header.strip():
+        return "", "utf-8", ""
+    message = Message()
+    message["content-type"] = header
+    media_type = message.get_content_type() if "/" in header.split(";", 1)[0] else ""
+    # email's default for an unparsable type is text/plain: sniffed, which is what we want anyway.
+    declared = message.get_content_charset()
+    if declared is None:
+        charset = "utf-8"
+    elif declared.lower() in _CHARSETS:
+        charset = _CHARSETS[declared.lower()]
+    else:
+        raise CallbackError("unsupported charset: send UTF-8", 415)
+    boundary = message.get_boundary() or ""
+    return media_type, charset, boundary
+
+
+def _decode(body: bytes, charset: str) -> str:
+    try:
+        text = body.decode(charset)
+    except UnicodeDecodeError:
+        raise CallbackError(f"the callback body is not valid {charset.upper()}") from None
+    return text.removeprefix("\ufeff").strip()
+
+
+def _sniff(text: str) -> str:
+    if text.startswith("{"):
+        return "application/json"
+    if text.startswith("<"):
+        return "application/xml"
+    return _FORM
+
+
+# --- JSON and XML ------------------------------------------------------------------------------------
+
+
+def _from_json(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        raise CallbackError("the callback body is not valid JSON") from None
+    if not isinstance(value, dict):
+        raise CallbackError("the callback body is not a JSON object")
+    return _details_of(value)
+
+
+def _from_xml(text: str) -> dict[str, Any]:
+    parser = ElementTree.XMLParser(target=_NoDoctype())
+    try:
+        parser.feed(text.encode("utf-8"))
+        root = parser.close()
+    except _DoctypeFound:
+        raise CallbackError("XML with a DOCTYPE (or entities) is not accepted") from None
+    except (ElementTree.ParseError, RecursionError, ValueError):
+        raise CallbackError("the callback body is not well-formed XML") from None
+    if root.tag == "call_details":
+        value = _xml_value(root)
+        return value if isinstance(value, dict) else _no_call_details()
+    if root.tag != "result":
+        raise CallbackError("XML whose root is neither <result> nor <call_details>")
+    fields = _xml_value(root)
+    return _details_of(fields if isinstance(fields, dict) else {})
+
+
+class _DoctypeFound(Exception):
+    pass
+
+
+class _NoDoctype(ElementTree.TreeBuilder):
+    """A tree builder that stops at a DOCTYPE: the only place an XML document can declare entities
+    (expanding them is how "billion laughs" and external-entity reads start)."""
+
+    def doctype(self, name: str, pubid: str, system: str) -> None:
+        raise _DoctypeFound
+
+
+def _details_of(answer: dict[str, Any]) -> dict[str, Any]:
+    """The call_details object of a parsed body: ``answer["call_details"]``, or the answer itself
+    when it is a bare call_details (has a ``status``)."""
+    details = answer.get("call_details")
+    if isinstance(details, dict):
+        return details
+    if isinstance(details, str) and details.strip():
+        # A call_details field given as text (JSON or XML inside a JSON/XML/form value).
+        return _from_text(details.strip())
+    if details is None and "status" in answer:
+        return answer
+    _no_call_details()
+
+
+def _from_text(text: str) -> dict[str, Any]:
+    if text.startswith("{"):
+        return _from_json(text)
+    if text.startswith("<"):
+        return _from_xml(text)
+    raise CallbackError("the call_details field is neither JSON nor XML")
+
+
+def _no_call_details() -> NoReturn:
+    raise CallbackError("the callback has no call_details object")
+
+
+# --- Form fields -------------------------------------------------------------------------------------
+
+
+def _urlencoded_fields(text: str) -> list[tuple[str, str]]:
+    try:
+        return parse_qsl(
+            text, keep_blank_values=True, encoding="utf-8", errors="strict", max_num_fields=MAX_FIELDS
+        )
+    except UnicodeDecodeError:
+        raise CallbackError("a form field is not valid UTF-8 once percent-decoded") from None
+    except ValueError:
+        raise CallbackError(f"more than {MAX_FIELDS} form fields") from None
+
+
+def _multipart_fields(body: bytes, boundary: str, charset: str) -> list[tuple[str, str]]:
+    """The (name, value) of each part of a ``multipart/form-data`` body, files included."""
+    # python-multipart comes with Airflow's api-server (apache-airflow-core requires
+    # fastapi[standard], which requires it); imported here so that a worker never loads it.
+    from python_multipart.exceptions import MultipartParseError
+    from python_multipart.multipart import MultipartParser, parse_options_header
+
+    fields: list[tuple[str, str]] = []
+    header_field = bytearray()
+    header_value = bytearray()
+    name: bytes | None = None
+    data = bytearray()
+
+    def on_part_begin() -> None:
+        nonlocal name
+        name = None
+        data.clear()
+
+    def on_header_field(chunk: bytes, start: int, end: int) -> None:
+        header_field.extend(chunk[start:end])
+
+    def on_header_value(chunk: bytes, start: int, end: int) -> None:
+        header_value.extend(chunk[start:end])
+
+    def on_header_end() -> None:
+        nonlocal name
+        if bytes(header_field).lower() == b"content-disposition":
+            disposition, params = parse_options_header(bytes(header_value))
+            if disposition.lower() == b"form-data":
+                name = params.get(b"name")
+        header_field.clear()
+        header_value.clear()
+
+    def on_part_data(chunk: bytes, start: int, end: int) -> None:
+        data.extend(chunk[start:end])
+
+    def on_part_end() -> None:
+        if name is None:
+            raise CallbackError("a multipart part without a form-data name")
+        if len(fields) >= MAX_FIELDS:
+            raise CallbackError(f"more than {MAX_FIELDS} form fields")
+        fields.append((_decode(name, charset), _decode(bytes(data), charset)))
+
+    callbacks: Any = {
+        "on_part_begin": on_part_begin,
+        "on_header_field": on_header_field,
+        "on_header_value": on_header_value,
+        "on_header_end": on_header_end,
+        "on_part_data": on_part_data,
+        "on_part_end": on_part_end,
+    }
+    parser = MultipartParser(boundary.encode("latin-1", errors="replace"), callbacks)
+    try:
+        parser.write(body)
+        parser.finalize()
+    except MultipartParseError:
+        raise CallbackError("the multipart/form-data body is malformed") from None
+    if not fields:
+        raise CallbackError("the multipart/form-data body has no fields")
+    return fields
+
+
+def _from_fields(fields: list[tuple[str, str]]) -> dict[str, Any]:
+    """call_details from form fields: a ``call_details`` field of JSON or XML, or its fields flat
+    (``status=...``) or in brackets (``call_details[status]=...``, ``call_details[events][0][event]``)."""
+    tree: dict[str, Any] = {}
+    for name, value in fields:
+        _put(tree, _name_path(name), value)
+    details = tree.get("call_details")
+    if isinstance(details, str):
+        return _from_text(details.strip())
+    if details is None:
+        if "status" not in tree:
+            _no_call_details()
+        details = tree
+    if not isinstance(details, dict):
+        _no_call_details()
+    details = _lists(details)
+    events = details.get("events")
+    if isinstance(events, str):
+        details["events"] = _events_text(events.strip())
+    return details
+
+
+def _name_path(name: str) -> list[str]:
+    match = _FIELD_NAME.fullmatch(name.strip())
+    if match is None:
+        raise CallbackError("a form field name with unbalanced brackets")
+    keys = [match.group(1), *re.findall(r"\[([^\[\]]*)\]", match.group(2))]
+    if len(keys) > MAX_NAME_DEPTH:
+        raise CallbackError("a form field name nested too deep")
+    return keys
+
+
+def _put(tree: dict[str, Any], path: list[str], value: str) -> None:
+    node = tree
+    for depth, key in enumerate(path):
+        last = depth == len(path) - 1
+        if key == "":
+            # name[]: the next item of a list (kept as a dict keyed by position until _lists).
+            key = str(len(node))
+        if last:
+            if key in node:
+                raise CallbackError(f"the form field {_safe_name(path)} is given twice")
+            node[key] = value
+        else:
+            child = node.setdefault(key, {})
+            if not isinstance(child, dict):
+                raise CallbackError(f"the form field {_safe_name(path)} is both a value and a group")
+            node = child
+
+
+def _safe_name(path: list[str]) -> str:
+    # Field names are the sender's, not personal data, but keep them short and plain in messages.
+    name = path[0] + "".join(f"[{key}]" for key in path[1:])
+    return name if re.fullmatch(r"[A-Za-z0-9_\[\]]{1,80}", name) else "(a field)"
+
+
+def _lists(node: dict[str, Any]) -> dict[str, Any]:
+    """The form tree with every group keyed 0, 1, 2... turned into a list in that order."""
+    result: dict[str, Any] = {}
+    for key, value in node.items():
+        if isinstance(value, dict):
+            value = _lists(value)
+            if value and all(item.isdigit() for item in value):
+                value = [value[item] for item in sorted(value, key=int)]
+        result[key] = value
+    return result
+
+
+def _events_text(text: str) -> Any:
+    if not text:
+        return []
+    if text.startswith("["):
+        try:
+            return json.loads(text)
+        except (ValueError, RecursionError):
+            raise CallbackError("the events field is not valid JSON") from None
+    if text.startswith("{"):
+        # {"events": [...]} or {"event": ...}: whatever it holds, CallDetails reads.
+        try:
+            value = json.loads(text)
+        except (ValueError, RecursionError):
+            raise CallbackError("the events field is not valid JSON") from None
+        return value.get("events", value) if isinstance(value, dict) else value
+    if text.startswith("<"):
+        return _xml_events(text)
+    raise CallbackError("the events field is neither JSON nor XML")
+
+
+def _xml_events(text: str) -> Any:
+    parser = ElementTree.XMLParser(target=_NoDoctype())
+    try:
+        parser.feed(text.encode("utf-8"))
+        root = parser.close()
+    except _DoctypeFound:
+        raise CallbackError("XML with a DOCTYPE (or entities) is not accepted") from None
+    except (ElementTree.ParseError, RecursionError, ValueError):
+        raise CallbackError("the events field is not well-formed XML") from None
+    return _xml_value(root)
+
+
+# --- call_details ------------------------------------------------------------------------------------
+
+
+def _call_details(details: dict[str, Any]) -> CallDetails:
+    status = details.get("status")
+    if not isinstance(status, str) or not status.strip():
+        raise CallbackError("call_details has no status")
+    if not _STATUS.fullmatch(status.strip()):
+        raise CallbackError("call_details.status is not a status word")
+    try:
+        call = CallDetails.from_answer({"call_details": details})
+    except FuseInvalidResponseError as error:
+        # Its message may quote the offending text (scrubbed of numbers, but still the body's):
+        # only the field's name is carried over.
+        match = _NOT_A_NUMBER.search(str(error))
+        if match is None:
+            raise CallbackError("call_details is not readable") from None
+        field = match.group(1)
+        raise CallbackError(
+            f"call_details.{'events[].' if field == 'timestamp' else ''}{field} is not a number"
+        ) from None
+    for name in _NUMBERS:
+        value = getattr(call, name)
+        if value is not None and value not in _BIGINT:
+            raise CallbackError(f"call_details.{name} is out of range")
+    for event in call.events:
+        if event.timestamp is not None and event.timestamp not in _BIGINT:
+            raise CallbackError("call_details.events[].timestamp is out of range")
+    return call
