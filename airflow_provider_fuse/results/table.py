@@ -1,0 +1,470 @@
+"""The table of call outcomes: where the results receiver stores each callback, and what reads them.
+
+Any database an Airflow ``DbApiHook`` connection reaches (SQLite, Postgres, MySQL, ...), through the
+connection ``[fuse] results_conn_id`` names, in the table ``[fuse] results_table``, created when
+missing. The SQL is the portable subset (``CREATE TABLE IF NOT EXISTS``, ``BIGINT``, ``TEXT``,
+``DOUBLE PRECISION``, the connection's own placeholder).
+
+What makes two deliveries the same call's outcome: Fuse's ``call_details`` carries no call id, so
+the identity of an outcome is the upload part it belongs to (dag id, run id, task id, map index,
+part), the destination (canonical: ``6175551234`` and ``16175551234`` are one number) and every field
+of ``call_details`` (status, attempts, max_attempts, reattempt_wait, the three timestamps, duration,
+events). Its SHA-256 is the table's primary key, ``delivery_key``: a repeated delivery is refused by
+the database itself and stored once. One list that dials the same number twice gets two rows when the
+two calls' outcomes differ in any field (they were queued at different times, so they nearly always
+do); two calls with identical outcomes cannot be told apart and are stored once — the limit of a
+format without a call id.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import hashlib
+import json
+import sqlite3
+import threading
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.common.compat.sdk import BaseHook
+from airflow.providers.common.sql.hooks.sql import DbApiHook
+
+from airflow_provider_fuse.exceptions import redact
+from airflow_provider_fuse.preflight import destination_number
+from airflow_provider_fuse.results.config import check_table_name
+
+if TYPE_CHECKING:
+    from airflow_provider_fuse.calls import CallDetails
+    from airflow_provider_fuse.results.tokens import UploadPart
+
+__all__ = [
+    "COLUMNS",
+    "ResultsStoreError",
+    "ResultsTable",
+    "Stored",
+    "canonical_destination",
+    "delivery_key",
+]
+
+#: The table's columns, in order (see :class:`ResultsTable`).
+COLUMNS = (
+    "delivery_key",
+    "dag_id",
+    "run_id",
+    "task_id",
+    "map_index",
+    "part",
+    "destination",
+    "destination_number",
+    "status",
+    "attempts",
+    "max_attempts",
+    "reattempt_wait",
+    "queued_timestamp",
+    "start_timestamp",
+    "end_timestamp",
+    "duration",
+    "events",
+    "received_timestamp",
+)
+#: The statuses :meth:`ResultsTable.summary` counts by name; any other is counted as ``other``.
+SUMMARY_STATUSES = ("completed", "failed", "canceled", "rejected")
+#: Milliseconds a SQLite writer waits for another (another thread, another api-server worker)
+#: before giving up; the per-connection ``PRAGMA busy_timeout``, not a setting of the database.
+SQLITE_BUSY_TIMEOUT_MS = 15_000
+
+_SCHEMA = """CREATE TABLE IF NOT EXISTS {table} (
+    delivery_key VARCHAR(64) NOT NULL PRIMARY KEY,
+    dag_id TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    task_id TEXT NOT NULL,
+    map_index INTEGER NOT NULL,
+    part INTEGER NOT NULL,
+    destination TEXT,
+    destination_number TEXT,
+    status TEXT NOT NULL,
+    attempts BIGINT,
+    max_attempts BIGINT,
+    reattempt_wait BIGINT,
+    queued_timestamp BIGINT,
+    start_timestamp BIGINT,
+    end_timestamp BIGINT,
+    duration BIGINT,
+    events TEXT NOT NULL,
+    received_timestamp DOUBLE PRECISION NOT NULL
+)"""
+_INDEX_SUFFIX = "_upload_part"
+
+
+class Stored(str, enum.Enum):
+    """What :meth:`ResultsTable.store` did with one outcome."""
+
+    #: Stored now.
+    STORED = "stored"
+    #: Already stored: a repeated delivery of the same outcome (see the module's docstring).
+    DUPLICATE = "duplicate"
+    #: Not stored: the part already has ``rows`` outcomes, as many as it sent calls.
+    FULL = "full"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class ResultsStoreError(Exception):
+    """The outcome could not be stored or read (no connection, not a SQL database, a database error).
+
+    The message names the connection and the kind of failure; it never holds a phone number or
+    any value of an outcome.
+    """
+
+
+def canonical_destination(value: str | None) -> str | None:
+    """A destination as ``+`` and its E.164 digits (``6175551234`` → ``+16175551234``), or ``None``.
+
+    The same grammar as the contact list's ``destination`` column (:data:`~airflow_provider_fuse.
+    preflight.DESTINATION_FORMAT`; options such as ``;ani=`` are dropped): the join key between an
+    outcome and its contact row. ``None`` for anything that is not a destination in Fuse's formats.
+    """
+    if not isinstance(value, str):
+        return None
+    try:
+        return f"+{destination_number(value.strip())}"
+    except ValueError:
+        return None
+
+
+def delivery_key(part: UploadPart, details: CallDetails) -> str:
+    """The hex SHA-256 that names one outcome: equal for two deliveries exactly when their upload
+    part (dag id, run id, task id, map index, part), canonical destination and every ``call_details``
+    field are equal. (``rows`` and ``expires`` of the part, and when it was received, are not part of
+    it.)"""
+    destination = canonical_destination(details.phone_number) or details.phone_number
+    identity = [
+        part.dag_id,
+        part.run_id,
+        part.task_id,
+        part.map_index,
+        part.part,
+        destination,
+        details.status.value,
+        details.attempts,
+        details.max_attempts,
+        details.reattempt_wait,
+        details.queued_timestamp,
+        details.start_timestamp,
+        details.end_timestamp,
+        details.duration,
+        [[event.event, event.timestamp] for event in details.events],
+    ]
+    text = json.dumps(identity, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(text.encode("ascii")).hexdigest()
+
+
+class ResultsTable:
+    """Call outcomes in a SQL table, through an Airflow ``DbApiHook`` connection.
+
+    One row per outcome (``NULL`` where Fuse sent no value):
+
+    ============================ ====================================================================
+    ``delivery_key``             primary key: the outcome's identity (:func:`delivery_key`), hex
+    ``dag_id``, ``run_id``,      the task instance that queued the call
+    ``task_id``, ``map_index``
+    ``part``                     which part of that task's list (0 when sent whole)
+    ``destination``              the phone number as Fuse sent it back, without its quotes
+    ``destination_number``       ``+`` and its E.164 digits (:func:`canonical_destination`): the join
+                                 key to the contact list; ``NULL`` when it is not a destination
+    ``status``                   completed, failed, canceled, rejected (or whatever Fuse sent), lower
+                                 case
+    ``attempts``,                as in ``call_details``
+    ``max_attempts``,
+    ``reattempt_wait``
+    ``queued_timestamp``,        unix seconds, as in ``call_details``
+    ``start_timestamp``,
+    ``end_timestamp``
+    ``duration``                 seconds (completed calls)
+    ``events``                   JSON text: ``[{"event": "queued", "timestamp": 1430769441}, ...]``
+    ``received_timestamp``       unix seconds (fractional) the receiver got the callback
+    ============================ ====================================================================
+
+    ``destination`` and ``destination_number`` are personal data: they are stored here and nowhere
+    else (no log line, exception or XCom holds them). An index on (dag_id, run_id, task_id,
+    map_index, part) serves the per-part bound, :meth:`summary` and :meth:`rows`.
+
+    Thread-safe: each thread uses its own database connection, opened on first use and reused. On
+    SQLite each connection sets ``PRAGMA busy_timeout`` (:data:`SQLITE_BUSY_TIMEOUT_MS`), so concurrent
+    writers (threads, api-server workers) wait for one another instead of failing. The database's
+    journal mode is left as the user set it: ``PRAGMA journal_mode=WAL`` on the file (once, by its
+    owner) makes commits several times faster and lets readers run beside the writer.
+
+    :param conn_id: the Airflow connection; its hook must be a ``DbApiHook``.
+    :param table: ``name`` or ``schema.name`` (letters, digits, underscores).
+    :raises ResultsConfigError: ``table`` is not such a name.
+    """
+
+    def __init__(self, conn_id: str, table: str) -> None:
+        self.conn_id = conn_id
+        self.table = check_table_name(table)
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._generation = 0
+        self._connections: list[Any] = []
+        self._hook: DbApiHook | None = None
+        self._placeholder = "?"
+        self._ensured = False
+        self._secrets: tuple[str, ...] = ()
+
+    # --- Connections ---------------------------------------------------------------------------------
+
+    def _connection(self) -> Any:
+        """This thread's DB-API connection, opened on first use."""
+        local = self._local
+        if getattr(local, "generation", None) == self._generation and local.connection is not None:
+            return local.connection
+        with self._lock:
+            hook = self._get_hook()
+            try:
+                connection = hook.get_conn()
+                if isinstance(connection, sqlite3.Connection):
+                    connection.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+            except Exception as error:
+                raise self._error("cannot connect", error, detail=True) from None
+            self._connections.append(connection)
+            local.connection = connection
+            local.generation = self._generation
+        return connection
+
+    def _get_hook(self) -> DbApiHook:
+        if self._hook is not None:
+            return self._hook
+        try:
+            connection = BaseHook.get_connection(self.conn_id)
+            self._secrets = tuple(secret for secret in (connection.password,) if secret)
+            hook = connection.get_hook()  # type: ignore[no-untyped-call]
+        except Exception as error:
+            raise self._error("cannot read the connection", error, detail=True) from None
+        if not isinstance(hook, DbApiHook):
+            raise ResultsStoreError(
+                f"the results connection {self.conn_id!r} is not a SQL database: its hook is "
+                f"{type(hook).__name__}, not a DbApiHook (use a Postgres, SQLite, MySQL, ... connection)"
+            )
+        try:
+            self._placeholder = hook.placeholder
+        except Exception as error:
+            raise self._error("cannot read the connection", error, detail=True) from None
+        self._hook = hook
+        return hook
+
+    def _discard(self) -> None:
+        """Forget this thread's connection after a database error: the next use opens a new one."""
+        connection = getattr(self._local, "connection", None)
+        self._local.connection = None
+        if connection is not None:
+            with self._lock:
+                if connection in self._connections:
+                    self._connections.remove(connection)
+            with contextlib.suppress(Exception):  # already failed: closing is best effort
+                connection.close()
+
+    def _error(self, what: str, error: BaseException, *, detail: bool = False) -> ResultsStoreError:
+        # Only errors raised before any outcome is in flight (reading the connection, connecting,
+        # creating the table) carry their message, scrubbed of numbers and the connection's password.
+        # A failed INSERT's message may quote the values: only its kind is told.
+        message = f"results connection {self.conn_id!r}: {what} ({type(error).__name__}"
+        if detail:
+            text = redact(str(error), 200, secrets=self._secrets)
+            message += f": {text}" if text else ""
+        return ResultsStoreError(message + ")")
+
+    def close(self) -> None:
+        """Close every connection this table opened (a thread's next use opens a new one)."""
+        with self._lock:
+            connections, self._connections = self._connections, []
+            self._generation += 1
+        for connection in connections:
+            # SQLite refuses to close another thread's connection: dropping the last reference does.
+            with contextlib.suppress(Exception):
+                connection.close()
+        self._local.connection = None
+
+    # --- Writing -------------------------------------------------------------------------------------
+
+    def ensure(self) -> None:
+        """Create the table and its index when missing (idempotent; done once per instance).
+
+        :raises ResultsStoreError: no such connection, not a SQL database, or the DDL failed.
+        """
+        if self._ensured:
+            return
+        connection = self._connection()
+        schema, _, name = self.table.rpartition(".")
+        index = f"{name[: 63 - len(_INDEX_SUFFIX)]}{_INDEX_SUFFIX}"
+        if isinstance(connection, sqlite3.Connection) and schema:
+            # SQLite qualifies the index's name with the schema (an attached database), not the table.
+            index_sql = f"CREATE INDEX IF NOT EXISTS {schema}.{index} ON {name}"
+        else:
+            index_sql = f"CREATE INDEX IF NOT EXISTS {index} ON {self.table}"
+        index_sql += " (dag_id, run_id, task_id, map_index, part)"
+        for attempt in (1, 2):
+            try:
+                cursor = connection.cursor()
+                try:
+                    cursor.execute(_SCHEMA.format(table=self.table))
+                    cursor.execute(index_sql)
+                finally:
+                    cursor.close()
+                connection.commit()
+                break
+            except Exception as error:
+                _rollback(connection)
+                # Two processes creating the table at once: Postgres refuses one of them (its
+                # catalog's unique index) even with IF NOT EXISTS. The second try finds it there.
+                if attempt == 2:
+                    self._discard()
+                    raise self._error(f"cannot create the table {self.table}", error, detail=True) from None
+        self._ensured = True
+
+    def store(self, part: UploadPart, details: CallDetails, *, received: float) -> Stored:
+        """Store one outcome of ``part`` (committed before this returns).
+
+        One ``INSERT`` (the primary key refuses a repeated delivery), one indexed count of the
+        part's rows, one commit. The bound is checked inside the insert's transaction: on SQLite,
+        whose writers take turns, a part never holds more than ``rows`` outcomes; on a database with
+        concurrent writers (Postgres), outcomes arriving at the same instant for a part's last place
+        may each be stored — the bound guards against a leaked token, it is not a count.
+
+        :param received: unix seconds the callback was received.
+        :return: :attr:`Stored.STORED`, :attr:`Stored.DUPLICATE` (already there: nothing changed) or
+            :attr:`Stored.FULL` (the part already has ``part.rows`` outcomes: nothing stored).
+        :raises ResultsStoreError: the database could not be reached or refused the write.
+        """
+        self.ensure()
+        destination = details.phone_number
+        values = (
+            delivery_key(part, details),
+            part.dag_id,
+            part.run_id,
+            part.task_id,
+            part.map_index,
+            part.part,
+            destination,
+            canonical_destination(destination),
+            details.status.value,
+            details.attempts,
+            details.max_attempts,
+            details.reattempt_wait,
+            details.queued_timestamp,
+            details.start_timestamp,
+            details.end_timestamp,
+            details.duration,
+            json.dumps([{"event": event.event, "timestamp": event.timestamp} for event in details.events]),
+            float(received),
+        )
+        connection = self._connection()
+        p = self._placeholder
+        insert = f"INSERT INTO {self.table} ({', '.join(COLUMNS)}) VALUES ({', '.join([p] * len(COLUMNS))})"
+        count = (
+            f"SELECT COUNT(*) FROM {self.table} "
+            f"WHERE dag_id = {p} AND run_id = {p} AND task_id = {p} AND map_index = {p} AND part = {p}"
+        )
+        try:
+            cursor = connection.cursor()
+            try:
+                try:
+                    cursor.execute(insert, values)
+                except Exception as error:
+                    if _is_integrity_error(connection, error):
+                        _rollback(connection)
+                        return Stored.DUPLICATE
+                    raise
+                cursor.execute(count, (part.dag_id, part.run_id, part.task_id, part.map_index, part.part))
+                (stored,) = cursor.fetchone()
+            finally:
+                cursor.close()
+            if int(stored) > part.rows:
+                _rollback(connection)
+                return Stored.FULL
+            connection.commit()
+        except Exception as error:
+            _rollback(connection)
+            self._discard()
+            raise self._error("cannot store an outcome", error) from None
+        return Stored.STORED
+
+    # --- Reading -------------------------------------------------------------------------------------
+
+    def summary(self, dag_id: str, run_id: str, task_id: str) -> dict[str, int]:
+        """The outcomes stored for one task of one run (all its map indexes and parts), counted.
+
+        :return: ``{"completed", "failed", "canceled", "rejected", "other", "received"}`` — ``other``
+            is any status but those four, ``received`` all of them. No personal data.
+        :raises ResultsStoreError: the database could not be read. (A missing table is created.)
+        """
+        self.ensure()
+        p = self._placeholder
+        query = (
+            f"SELECT status, COUNT(*) FROM {self.table} "
+            f"WHERE dag_id = {p} AND run_id = {p} AND task_id = {p} GROUP BY status"
+        )
+        counts = dict.fromkeys((*SUMMARY_STATUSES, "other", "received"), 0)
+        for status, number in self._read(query, (dag_id, run_id, task_id)):
+            key = status if status in SUMMARY_STATUSES else "other"
+            counts[key] += int(number)
+            counts["received"] += int(number)
+        return counts
+
+    def rows(self, dag_id: str, run_id: str, task_id: str) -> list[dict[str, Any]]:
+        """Every outcome stored for one task of one run, for a downstream task (the warehouse, the
+        CRM, tomorrow's retry list).
+
+        :return: one dict per row, keyed by :data:`COLUMNS` (``events`` decoded into a list of
+            ``{"event", "timestamp"}``), ordered by map index, part and time received. Holds phone
+            numbers: never log it or push it to XCom.
+        :raises ResultsStoreError: the database could not be read.
+        """
+        self.ensure()
+        p = self._placeholder
+        query = (
+            f"SELECT {', '.join(COLUMNS)} FROM {self.table} "
+            f"WHERE dag_id = {p} AND run_id = {p} AND task_id = {p} "
+            "ORDER BY map_index, part, received_timestamp, delivery_key"
+        )
+        rows = []
+        for values in self._read(query, (dag_id, run_id, task_id)):
+            row = dict(zip(COLUMNS, values, strict=True))
+            try:
+                row["events"] = json.loads(row["events"]) if row["events"] else []
+            except ValueError:
+                row["events"] = []
+            rows.append(row)
+        return rows
+
+    def _read(self, query: str, parameters: tuple[Any, ...]) -> list[Any]:
+        connection = self._connection()
+        try:
+            cursor = connection.cursor()
+            try:
+                cursor.execute(query, parameters)
+                result = list(cursor.fetchall())
+            finally:
+                cursor.close()
+            # End the read's transaction (Postgres opens one): no "idle in transaction" between polls.
+            _rollback(connection)
+        except Exception as error:
+            _rollback(connection)
+            self._discard()
+            raise self._error("cannot read outcomes", error) from None
+        return result
+
+
+def _rollback(connection: Any) -> None:
+    with contextlib.suppress(Exception):  # a broken connection: the caller discards it
+        connection.rollback()
+
+
+def _is_integrity_error(connection: Any, error: BaseException) -> bool:
+    """Whether ``error`` is the driver's IntegrityError (DB-API: ``connection.IntegrityError``, where
+    the driver exposes it; else any class of that name in its hierarchy, as psycopg 3's)."""
+    integrity = getattr(connection, "IntegrityError", None)
+    if isinstance(integrity, type) and isinstance(error, integrity):
+        return True
+    return any(cls.__name__ == "IntegrityError" for cls in type(error).__mro__)
