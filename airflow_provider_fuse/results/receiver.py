@@ -1,0 +1,275 @@
+"""The results receiver: the ASGI app Fuse POSTs each call's ``call_details`` to.
+
+``create_app()`` builds a FastAPI app with one route, ``POST /results/{token}``. The plugin
+(:mod:`.plugin`) mounts it on Airflow's api-server under ``/fuse``; ``fuse-results serve``
+(:mod:`.cli`) or any ASGI server can run it standalone, mounted the same way. The URL Fuse is given
+is ``<results_base_url>/fuse/results/<token>`` (:meth:`.ResultsConfig.result_url`).
+
+What one request goes through, in this order:
+
+1. The ``[fuse]`` config (signing key, connection, table), loaded on the first request and then kept
+   for the life of the process. Missing or unusable: **503**, and an ERROR log line naming the option.
+2. The token, checked in constant time with the signing key (:func:`.tokens.verify`) before anything
+   else is read. Malformed, forged (another key) or expired: **403**, the body is not read, nothing
+   is stored, and one WARNING line says which kind — never the token.
+3. The body, read as it streams in, at most :data:`.callbacks.MAX_BODY_BYTES`: a larger one is
+   answered **413** without reading the rest (a ``Content-Length`` over the cap is refused before
+   reading anything).
+4. The body parsed (:func:`.callbacks.read_callback`: JSON, XML or form fields): **400** unreadable,
+   **415** an unsupported media type. The error names what is wrong; the body is never quoted.
+5. The outcome stored in a worker thread (:meth:`.ResultsTable.store`, which commits before
+   returning): **200** ``{"stored": "stored"}``, or ``{"stored": "duplicate"}`` for a repeated
+   delivery (stored once); **409** when the part already holds as many outcomes as it sent rows; and
+   **503** when it cannot be stored (so a sender that retries, retries).
+
+There is nothing to read here: no GET route, no ``/docs``, ``/redoc`` or ``/openapi.json``. A token
+authorises storing outcomes for its one upload part, nothing else.
+
+**The token never reaches a log.** Servers log the request path: uvicorn's access log (Airflow 3.1's
+api-server) logs ``scope["path"]`` when the response starts, and Airflow 3.2+'s
+``HttpAccessLogMiddleware`` logs it after the app returns. The outermost layer of this app
+(:class:`MaskTokenMiddleware`) takes the token out of the ASGI scope and rewrites ``scope["path"]``
+and ``scope["raw_path"]`` to ``<prefix>/results/***`` *in place* before anything else runs — the
+same dict those loggers read, as Starlette's ``Mount`` passes its scope on (``scope.update``) rather
+than copying it. Every path under the app is rewritten, so a 404 or 405 (a mangled URL, a GET) logs
+no token either.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+from urllib.parse import quote
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
+
+from airflow_provider_fuse.results.callbacks import MAX_BODY_BYTES, CallbackError, read_callback
+from airflow_provider_fuse.results.config import ResultsConfig, ResultsConfigError
+from airflow_provider_fuse.results.table import ResultsStoreError, ResultsTable, Stored
+from airflow_provider_fuse.results.tokens import TokenError, TokenExpired, UploadPart, verify
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Callable
+
+    from starlette.types import ASGIApp, Receive, Scope, Send
+
+    from airflow_provider_fuse.calls import CallDetails
+
+__all__ = ["MASK", "TOKEN_SCOPE_KEY", "MaskTokenMiddleware", "create_app", "mask_path"]
+
+log = logging.getLogger(__name__)
+
+#: What stands for the token (and for any other path below the app) in ``scope["path"]``.
+MASK = "***"
+#: The ASGI scope key the token is moved to before the path is rewritten.
+TOKEN_SCOPE_KEY = "fuse_results.token"
+_RESULTS = "/results/"
+#: A 503 asks the sender to wait this long (seconds) before retrying.
+_RETRY = {"Retry-After": "60"}
+
+
+def mask_path(scope: Scope) -> str | None:
+    """Rewrite ``scope["path"]`` and ``scope["raw_path"]`` in place; return the token it held.
+
+    The path below the app's mount point (``scope["root_path"]``, the way Starlette routes) becomes
+    ``/results/***`` when it starts with ``/results/`` — everything after that is the token, returned
+    — and ``/***`` otherwise (``None`` returned). The mount prefix is kept: on the api-server the
+    logged path reads ``/fuse/results/***``.
+    """
+    path: str = scope["path"]
+    root_path: str = scope.get("root_path", "")
+    prefix = ""
+    route_path = path
+    if root_path and path.startswith(root_path) and (path == root_path or path[len(root_path)] == "/"):
+        prefix, route_path = root_path, path[len(root_path) :]
+    token: str | None = None
+    if route_path.startswith(_RESULTS):
+        token = route_path[len(_RESULTS) :]
+        masked = prefix + _RESULTS + MASK
+    else:
+        masked = prefix + "/" + MASK
+    scope["path"] = masked
+    scope["raw_path"] = quote(masked, safe="/*").encode("ascii")
+    return token
+
+
+class MaskTokenMiddleware:
+    """Pure ASGI: moves the token out of the request path (see :func:`mask_path`) before the app runs.
+
+    Pure ASGI (no ``BaseHTTPMiddleware``) so the scope it rewrites is the very dict the server and
+    Airflow's access log hold. The token goes to ``scope[TOKEN_SCOPE_KEY]``.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            scope[TOKEN_SCOPE_KEY] = mask_path(scope)
+        await self.app(scope, receive, send)
+
+
+class _Receiver:
+    """The state behind the route: the config and the table, each loaded once, thread-safely."""
+
+    def __init__(self, load_config: Callable[[], ResultsConfig], clock: Callable[[], float]) -> None:
+        self._load_config = load_config
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._settings: tuple[ResultsConfig, str] | None = None
+        self._table: ResultsTable | None = None
+
+    @property
+    def loaded(self) -> tuple[ResultsConfig, str] | None:
+        """The config and signing key once :meth:`settings` has loaded them, else ``None``."""
+        return self._settings
+
+    def settings(self) -> tuple[ResultsConfig, str]:
+        """The config and its signing key (blocking: ``_cmd``/``_secret`` options may run or fetch).
+
+        :raises ResultsConfigError: naming the option; nothing is kept, the next request tries again.
+        """
+        settings = self._settings
+        if settings is None:
+            with self._lock:
+                if self._settings is None:
+                    config = self._load_config()
+                    self._settings = (config, config.require_signing_key())
+                settings = self._settings
+        return settings
+
+    def store(self, part: UploadPart, details: CallDetails, received: float) -> Stored:
+        """Store one outcome (blocking); the table is created when missing, on first use.
+
+        :raises ResultsStoreError: from the table.
+        """
+        table = self._table
+        if table is None:
+            with self._lock:
+                if self._table is None:
+                    config, _ = self.settings()
+                    candidate = ResultsTable(config.conn_id, config.table)
+                    try:
+                        candidate.ensure()
+                    except BaseException:
+                        candidate.close()
+                        raise
+                    self._table = candidate
+                table = self._table
+        return table.store(part, details, received=received)
+
+    def close(self) -> None:
+        with self._lock:
+            table, self._table = self._table, None
+        if table is not None:
+            table.close()
+
+
+def _detail(status_code: int, detail: str, **headers: str) -> JSONResponse:
+    return JSONResponse({"detail": detail}, status_code=status_code, headers=headers or None)
+
+
+def _where(part: UploadPart) -> str:
+    """The upload part, for a log line (ids only: no personal data)."""
+    index = f"[{part.map_index}]" if part.map_index >= 0 else ""
+    return f"{part.dag_id}/{part.run_id}/{part.task_id}{index} part {part.part}"
+
+
+async def _read_body(request: Request) -> bytes | None:
+    """The body, or ``None`` as soon as it is known to exceed :data:`MAX_BODY_BYTES`."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.strip().isdigit() and int(declared) > MAX_BODY_BYTES:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def create_app(
+    *, load_config: Callable[[], ResultsConfig] = ResultsConfig.load, clock: Callable[[], float] = time.time
+) -> FastAPI:
+    """The receiver app: ``POST /results/{token}`` (mount it under ``/fuse``). See the module docstring.
+
+    :param load_config: reads the ``[fuse]`` section; called on the first request (again after a
+        failure), never at import or here.
+    :param clock: unix seconds, for token expiry and ``received_timestamp``.
+    """
+    receiver = _Receiver(load_config, clock)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await run_in_threadpool(receiver.close)
+
+    app = FastAPI(
+        title="Fuse results receiver",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        lifespan=lifespan,
+    )
+    app.add_middleware(MaskTokenMiddleware)
+
+    # The path the route sees is the masked one (MaskTokenMiddleware); the token is in the scope.
+    @app.post(_RESULTS + MASK, response_model=None)
+    async def receive_result(request: Request) -> Response:
+        token: str = request.scope.get(TOKEN_SCOPE_KEY) or ""
+        try:
+            # Loaded once: only the first requests pay the thread hop.
+            loaded = receiver.loaded
+            _, key = loaded if loaded is not None else await run_in_threadpool(receiver.settings)
+        except ResultsConfigError as error:
+            log.error("The Fuse results receiver cannot accept call outcomes: %s", error)
+            return _detail(503, "the results receiver is not configured", **_RETRY)
+        try:
+            part = verify(token, key, now=receiver.clock())
+        except TokenExpired:
+            log.warning("Refused a call outcome: the results token has expired")
+            return _detail(403, "invalid or expired results token")
+        except TokenError as error:
+            log.warning("Refused a call outcome: %s", error)
+            return _detail(403, "invalid or expired results token")
+
+        try:
+            body = await _read_body(request)
+        except ClientDisconnect:
+            return Response(status_code=400)
+        if body is None:
+            return _detail(413, f"the body exceeds {MAX_BODY_BYTES} bytes", Connection="close")
+        try:
+            details = read_callback(body, request.headers.get("content-type"))
+        except CallbackError as error:
+            return _detail(error.status_code, str(error))
+
+        try:
+            outcome = await run_in_threadpool(receiver.store, part, details, receiver.clock())
+        except (ResultsStoreError, ResultsConfigError) as error:
+            log.error("Could not store a call outcome for %s (answered 503): %s", _where(part), error)
+            return _detail(503, "the outcome could not be stored; retry later", **_RETRY)
+        except Exception as error:
+            # Type only: an unexpected error's message might quote what it was given.
+            log.error(
+                "Could not store a call outcome for %s (answered 503): %s", _where(part), type(error).__name__
+            )
+            return _detail(503, "the outcome could not be stored; retry later", **_RETRY)
+        if outcome is Stored.FULL:
+            log.warning(
+                "Refused a call outcome for %s: the part already holds as many outcomes as it sent rows (%d)",
+                _where(part),
+                part.rows,
+            )
+            return _detail(409, "this upload part already holds all its call outcomes")
+        return JSONResponse({"stored": outcome.value})
+
+    return app

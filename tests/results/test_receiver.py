@@ -1,0 +1,578 @@
+"""The results receiver app: token first, body capped, parsed, stored once, and no token in any log."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from starlette.applications import Starlette
+from starlette.routing import Mount
+
+from airflow_provider_fuse.results.callbacks import MAX_BODY_BYTES
+from airflow_provider_fuse.results.config import ResultsConfig
+from airflow_provider_fuse.results.receiver import MASK, create_app, mask_path
+from airflow_provider_fuse.results.table import ResultsStoreError, ResultsTable
+from airflow_provider_fuse.results.tokens import UploadPart, sign
+
+KEY = secrets.token_hex(24)
+CONN_ID = "fuse_results_test"
+TABLE = "fuse_call_results"
+PHONE = "6175550123"
+
+
+def details(status: str = "completed", attempts: int = 1, phone: str = PHONE) -> dict[str, Any]:
+    """A call_details object as the documented sample has it: numbers as strings, the number quoted."""
+    now = int(time.time())
+    return {
+        "status": status,
+        "attempts": str(attempts),
+        "max_attempts": "3",
+        "queued_timestamp": str(now - 120),
+        "start_timestamp": str(now - 60),
+        "end_timestamp": str(now),
+        "reattempt_wait": "60",
+        "events": [{"event": "queued", "timestamp": str(now - 120)}],
+        "duration": "42",
+        "phone_number": f"'{phone}'",
+    }
+
+
+def part(**fields: Any) -> UploadPart:
+    values: dict[str, Any] = {
+        "dag_id": "campaign",
+        "run_id": "manual__receiver",
+        "task_id": "queue_calls",
+        "map_index": -1,
+        "part": 0,
+        "rows": 100,
+        "expires": int(time.time()) + 3600,
+    }
+    values.update(fields)
+    return UploadPart(**values)
+
+
+def token(key: str = KEY, **fields: Any) -> str:
+    return sign(part(**fields), key)
+
+
+class Recorder:
+    """Outermost ASGI layer, as a server sees the request: the path when the response starts (uvicorn's
+    access log) and after the app returns (Airflow's HttpAccessLogMiddleware)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.seen: list[tuple[str, str, bytes]] = []
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def recording_send(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                self.seen.append(("start", scope["path"], scope.get("raw_path", b"")))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, recording_send)
+        finally:
+            self.seen.append(("end", scope["path"], scope.get("raw_path", b"")))
+
+
+class Client:
+    """A synchronous client calling an ASGI app in process (httpx's ASGITransport; one event loop a
+    request, as the receiver must not depend on one)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        async def send() -> httpx.Response:
+            transport = httpx.ASGITransport(app=self.app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+                return await client.request(method, url, **kwargs)
+
+        return asyncio.run(send())
+
+    def post(self, url: str, **kwargs: Any) -> httpx.Response:
+        return self.request("POST", url, **kwargs)
+
+    def get(self, url: str, **kwargs: Any) -> httpx.Response:
+        return self.request("GET", url, **kwargs)
+
+
+def mounted(app: Any) -> Client:
+    return Client(Starlette(routes=[Mount("/fuse", app=app)]))
+
+
+@pytest.fixture
+def database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "results.db"
+    monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", f"sqlite://{path}")
+    return path
+
+
+def config(signing_key: str | None = KEY) -> ResultsConfig:
+    return ResultsConfig(
+        base_url="http://127.0.0.1:8080",
+        conn_id=CONN_ID,
+        table=TABLE,
+        signing_key=signing_key,
+        token_lifetime=3600,
+    )
+
+
+@pytest.fixture
+def recorder(database: Path) -> Recorder:
+    return Recorder(Starlette(routes=[Mount("/fuse", app=create_app(load_config=config))]))
+
+
+@pytest.fixture
+def client(recorder: Recorder) -> Client:
+    return Client(recorder)
+
+
+def rows(database: Path) -> list[dict[str, Any]]:
+    if not database.exists():
+        return []
+    with sqlite3.connect(database) as db:
+        db.row_factory = sqlite3.Row
+        try:
+            return [dict(row) for row in db.execute(f"SELECT * FROM {TABLE}")]
+        except sqlite3.OperationalError:  # no table yet
+            return []
+
+
+def post(client: Client, tok: str, body: Any = None, **kwargs: Any) -> Any:
+    if body is None and "content" not in kwargs:
+        body = {"call_details": details()}
+    if body is not None:
+        kwargs["json"] = body
+    return client.post(f"/fuse/results/{tok}", **kwargs)
+
+
+# --- Accepted and stored ------------------------------------------------------------------------
+
+
+def test_a_json_callback_is_stored_and_answered_stored(client: Client, database: Path) -> None:
+    answer = post(client, token())
+
+    assert answer.status_code == 200
+    assert answer.json() == {"stored": "stored"}
+    [row] = rows(database)
+    assert (row["dag_id"], row["run_id"], row["task_id"], row["map_index"], row["part"]) == (
+        "campaign",
+        "manual__receiver",
+        "queue_calls",
+        -1,
+        0,
+    )
+    assert row["status"] == "completed"
+    assert row["attempts"] == 1
+
+
+def test_xml_and_form_callbacks_are_stored(client: Client, database: Path) -> None:
+    xml = (
+        "<result><call_details><status>failed</status><attempts>3</attempts>"
+        f"<phone_number>'{PHONE}'</phone_number></call_details></result>"
+    )
+    form = {"status": "canceled", "attempts": "1", "phone_number": f"'{PHONE}'"}
+
+    assert post(client, token(), None, content=xml, headers={"content-type": "application/xml"}).json() == {
+        "stored": "stored"
+    }
+    assert client.post(f"/fuse/results/{token()}", data=form).json() == {"stored": "stored"}
+    assert sorted(row["status"] for row in rows(database)) == ["canceled", "failed"]
+
+
+def test_a_repeated_delivery_is_stored_once(client: Client, database: Path) -> None:
+    body = {"call_details": details()}
+
+    first = post(client, token(), body)
+    again = post(client, token(), body)
+
+    assert first.json() == {"stored": "stored"}
+    assert again.status_code == 200
+    assert again.json() == {"stored": "duplicate"}
+    assert len(rows(database)) == 1
+
+
+def test_the_received_timestamp_comes_from_the_clock(database: Path) -> None:
+    now = time.time()
+    assert post(mounted(create_app(load_config=config, clock=lambda: now)), token()).status_code == 200
+    [row] = rows(database)
+    assert float(row["received_timestamp"]) == pytest.approx(now, abs=1)
+
+
+def test_a_part_holding_all_its_outcomes_refuses_another_with_409(client: Client, database: Path) -> None:
+    one_row = token(rows=1)
+
+    assert post(client, one_row, {"call_details": details(phone="6175550100")}).status_code == 200
+    refused = post(client, one_row, {"call_details": details(phone="6175550101")})
+
+    assert refused.status_code == 409
+    assert len(rows(database)) == 1
+
+
+# --- Refused before anything is read ------------------------------------------------------------
+
+
+def flipped(value: str) -> str:
+    index = len(value) // 3
+    return value[:index] + ("A" if value[index] != "A" else "B") + value[index + 1 :]
+
+
+@pytest.mark.parametrize(
+    ("kind", "make", "reason"),
+    [
+        ("another key", lambda: token(key=secrets.token_hex(24)), "not signed with this key"),
+        ("a flipped character", lambda: flipped(token()), "token"),
+        ("truncated", lambda: token()[:-5], "token"),
+        ("no signature", lambda: token().split(".")[0], "malformed"),
+        ("empty", lambda: "", "malformed"),
+        ("garbage", lambda: "not-a-token", "malformed"),
+    ],
+)
+def test_a_forged_token_is_refused_with_403_nothing_stored_one_warning(
+    client: Client, database: Path, caplog: pytest.LogCaptureFixture, kind: str, make: Any, reason: str
+) -> None:
+    forged = make()
+    caplog.set_level(logging.DEBUG)
+
+    answer = post(client, forged)
+
+    assert answer.status_code == 403, kind
+    assert rows(database) == []
+    warnings = [record for record in caplog.records if record.levelno >= logging.WARNING]
+    assert len(warnings) == 1
+    assert reason in warnings[0].getMessage()
+    assert forged == "" or forged not in caplog.text
+    assert PHONE not in caplog.text
+
+
+def test_an_expired_token_is_refused_with_403_and_says_so(
+    client: Client, database: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    expired = token(expires=int(time.time()) - 1)
+
+    answer = post(client, expired)
+
+    assert answer.status_code == 403
+    assert rows(database) == []
+    [warning] = [record for record in caplog.records if record.levelno >= logging.WARNING]
+    assert "expired" in warning.getMessage()
+    assert expired not in caplog.text
+
+
+def call_asgi(app: Any, path: str, body_chunks: list[bytes], headers: list[tuple[bytes, bytes]]) -> Any:
+    """One request straight through ASGI; returns (status, reads): how many body messages were read."""
+    reads = 0
+    status: list[int] = []
+
+    async def receive() -> dict[str, Any]:
+        nonlocal reads
+        reads += 1
+        if reads > len(body_chunks):
+            return {"type": "http.disconnect"}
+        return {"type": "http.request", "body": body_chunks[reads - 1], "more_body": reads < len(body_chunks)}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            status.append(message["status"])
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": headers,
+        "client": ("127.0.0.1", 5000),
+        "server": ("127.0.0.1", 8080),
+    }
+    asyncio.run(app(scope, receive, send))
+    return status[0], reads
+
+
+def test_a_forged_token_is_refused_without_reading_the_body(database: Path) -> None:
+    app = Starlette(routes=[Mount("/fuse", app=create_app(load_config=config))])
+    body = json.dumps({"call_details": details()}).encode()
+
+    status, reads = call_asgi(
+        app, f"/fuse/results/{flipped(token())}", [body], [(b"content-type", b"application/json")]
+    )
+
+    assert (status, reads) == (403, 0)
+
+
+def test_a_declared_length_over_the_cap_is_refused_with_413_before_reading(database: Path) -> None:
+    app = Starlette(routes=[Mount("/fuse", app=create_app(load_config=config))])
+
+    status, reads = call_asgi(
+        app,
+        f"/fuse/results/{token()}",
+        [b"{" * 10],
+        [(b"content-type", b"application/json"), (b"content-length", str(MAX_BODY_BYTES + 1).encode())],
+    )
+
+    assert (status, reads) == (413, 0)
+    assert rows(database) == []
+
+
+def test_a_streamed_body_over_the_cap_is_refused_with_413_without_reading_the_rest(database: Path) -> None:
+    app = Starlette(routes=[Mount("/fuse", app=create_app(load_config=config))])
+    chunk = b" " * (16 * 1024)
+    chunks = [chunk] * 100  # 1.6 MB, no Content-Length
+
+    status, reads = call_asgi(
+        app, f"/fuse/results/{token()}", chunks, [(b"content-type", b"application/json")]
+    )
+
+    assert status == 413
+    assert reads == MAX_BODY_BYTES // len(chunk) + 1
+    assert rows(database) == []
+
+
+def test_a_body_at_the_cap_is_read(client: Client, database: Path) -> None:
+    body = json.dumps({"call_details": details()}).encode()
+    padded = body[:-1] + b" " * (MAX_BODY_BYTES - len(body)) + b"}"
+
+    answer = post(client, token(), None, content=padded, headers={"content-type": "application/json"})
+
+    assert len(padded) == MAX_BODY_BYTES
+    assert answer.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("content", "content_type", "status"),
+    [
+        (b'{"call_details": ', "application/json", 400),
+        (b'{"no": "details"}', "application/json", 400),
+        (b"\x00\x01", "image/png", 415),
+    ],
+)
+def test_an_unreadable_body_is_refused_and_not_quoted(
+    client: Client,
+    database: Path,
+    caplog: pytest.LogCaptureFixture,
+    content: bytes,
+    content_type: str,
+    status: int,
+) -> None:
+    answer = post(client, token(), None, content=content, headers={"content-type": content_type})
+
+    assert answer.status_code == status
+    assert content.decode("latin-1") not in answer.text
+    assert rows(database) == []
+
+
+# --- 503: nothing could be stored, so the sender may retry --------------------------------------
+
+
+def test_a_store_failure_answers_503_so_the_sender_retries(
+    client: Client, database: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def failing_store(self: ResultsTable, *args: Any, **kwargs: Any) -> Any:
+        raise ResultsStoreError("the database is locked")
+
+    monkeypatch.setattr(ResultsTable, "store", failing_store)
+
+    answer = post(client, token())
+
+    assert answer.status_code == 503
+    assert answer.headers["retry-after"] == "60"
+    assert "the database is locked" in caplog.text
+    assert "campaign/manual__receiver/queue_calls part 0" in caplog.text
+
+
+def test_an_unexpected_store_error_answers_503_and_logs_only_its_type(
+    client: Client, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def failing_store(self: ResultsTable, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError(f"could not bind {PHONE}")
+
+    monkeypatch.setattr(ResultsTable, "store", failing_store)
+
+    answer = post(client, token())
+
+    assert answer.status_code == 503
+    assert "RuntimeError" in caplog.text
+    assert PHONE not in caplog.text
+
+
+def test_a_missing_connection_answers_503_and_the_next_request_tries_again(
+    database: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.delenv(f"AIRFLOW_CONN_{CONN_ID.upper()}")
+    client = mounted(create_app(load_config=config))
+    assert post(client, token()).status_code == 503
+    monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", f"sqlite://{database}")
+    assert post(client, token()).status_code == 200
+    assert len(rows(database)) == 1
+
+
+def test_a_missing_signing_key_answers_503_naming_the_option(
+    database: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    answer = post(mounted(create_app(load_config=lambda: config(signing_key=None))), token())
+
+    assert answer.status_code == 503
+    assert "results_signing_key" in caplog.text
+    assert rows(database) == []
+
+
+def test_the_config_is_loaded_once(database: Path) -> None:
+    loads = []
+
+    def counting_config() -> ResultsConfig:
+        loads.append(1)
+        return config()
+
+    client = mounted(create_app(load_config=counting_config))
+    for attempts in range(1, 4):
+        assert post(client, token(), {"call_details": details(attempts=attempts)}).status_code == 200
+
+    assert len(loads) == 1
+
+
+def test_the_config_is_not_read_when_the_app_is_created() -> None:
+    def exploding_config() -> ResultsConfig:
+        raise AssertionError("read at creation")
+
+    create_app(load_config=exploding_config)
+
+
+# --- Nothing to read, and no token in any path a server logs ------------------------------------
+
+
+@pytest.mark.parametrize(
+    "path", ["/fuse/docs", "/fuse/redoc", "/fuse/openapi.json", "/fuse/", "/fuse/results"]
+)
+def test_there_is_nothing_to_read(client: Client, path: str) -> None:
+    assert client.get(path).status_code == 404
+
+
+def test_a_token_cannot_read_its_results(client: Client) -> None:
+    tok = token()
+    assert post(client, tok).status_code == 200
+
+    assert client.get(f"/fuse/results/{tok}").status_code == 405
+
+
+@pytest.mark.parametrize(
+    ("method", "suffix", "status"),
+    [
+        ("POST", "", 200),
+        ("POST", "-forged", 403),
+        ("GET", "", 405),
+        ("PUT", "", 405),
+        ("POST", "/extra", 403),
+    ],
+)
+def test_servers_see_the_path_without_the_token(
+    client: Client, recorder: Recorder, method: str, suffix: str, status: int
+) -> None:
+    tok = token() + suffix
+    kwargs = {"json": {"call_details": details()}} if method != "GET" else {}
+
+    answer = client.request(method, f"/fuse/results/{tok}", **kwargs)
+
+    assert answer.status_code == status
+    assert recorder.seen == [
+        ("start", "/fuse/results/***", b"/fuse/results/***"),
+        ("end", "/fuse/results/***", b"/fuse/results/***"),
+    ]
+
+
+def test_other_paths_below_the_app_are_masked_whole(client: Client, recorder: Recorder) -> None:
+    tok = token()
+
+    assert client.post(f"/fuse/result/{tok}").status_code == 404
+    assert client.post(f"/fuse//results/{tok}").status_code == 404
+
+    assert {path for _, path, _ in recorder.seen} == {"/fuse/***"}
+
+
+def test_airflow_access_log_middleware_logs_the_masked_path(database: Path) -> None:
+    """Airflow 3.2+ logs each request with HttpAccessLogMiddleware, after the app returns."""
+    access_log = pytest.importorskip("airflow.api_fastapi.common.http_access_log")
+    from structlog.testing import capture_logs
+
+    app = access_log.HttpAccessLogMiddleware(
+        Starlette(routes=[Mount("/fuse", app=create_app(load_config=config))])
+    )
+    tok = token()
+    with capture_logs() as logs:
+        post(Client(app), tok)
+        Client(app).get(f"/fuse/results/{tok}")
+
+    paths = [entry["path"] for entry in logs if entry.get("event") == "request finished"]
+    assert paths == ["/fuse/results/***", "/fuse/results/***"]
+    assert tok not in repr(logs)
+
+
+@pytest.mark.parametrize(
+    ("path", "root_path", "masked", "found"),
+    [
+        ("/fuse/results/abc.def", "/fuse", "/fuse/results/***", "abc.def"),
+        ("/airflow/fuse/results/abc.def", "/airflow/fuse", "/airflow/fuse/results/***", "abc.def"),
+        ("/results/abc.def", "", "/results/***", "abc.def"),
+        ("/fuse/results/", "/fuse", "/fuse/results/***", ""),
+        ("/fuse/results", "/fuse", "/fuse/***", None),
+        ("/fuse/other/abc.def", "/fuse", "/fuse/***", None),
+        ("/fuse", "/fuse", "/fuse/***", None),
+        ("/fusebox/results/abc", "/fuse", "/***", None),
+    ],
+)
+def test_mask_path(path: str, root_path: str, masked: str, found: str | None) -> None:
+    scope: dict[str, Any] = {"path": path, "raw_path": path.encode(), "root_path": root_path}
+
+    assert mask_path(scope) == found
+    assert scope["path"] == masked
+    assert scope["raw_path"] == masked.encode()
+
+
+def test_logs_never_hold_the_token_or_the_number(
+    client: Client, database: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    tok = token(rows=1)
+    post(client, tok)
+    post(client, tok)
+    post(client, tok, {"call_details": details(phone="6175550999")})
+    post(client, flipped(tok))
+    post(client, token(expires=int(time.time()) - 5))
+    post(client, tok, None, content=b"<result>", headers={"content-type": "application/xml"})
+
+    assert tok not in caplog.text
+    assert PHONE not in caplog.text
+    assert "6175550999" not in caplog.text
+
+
+@given(route=st.text(st.characters(blacklist_categories=("Cs",)), max_size=80))
+def test_a_masked_path_is_one_of_two_and_the_token_is_all_that_was_cut(route: str) -> None:
+    path = "/fuse/" + route
+    scope: dict[str, Any] = {"path": path, "raw_path": path.encode(), "root_path": "/fuse"}
+
+    found = mask_path(scope)
+
+    assert scope["path"] in ("/fuse/results/***", "/fuse/***")
+    assert scope["raw_path"] == scope["path"].encode()
+    if found is None:
+        assert scope["path"] == "/fuse/" + MASK
+    else:
+        assert path == "/fuse/results/" + found
