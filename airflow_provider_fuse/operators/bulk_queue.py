@@ -7,6 +7,8 @@ for this module on every parse.
 from __future__ import annotations
 
 import tempfile
+import time
+from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -21,15 +23,20 @@ from airflow_provider_fuse.operators.reruns import RESEND_CONF_KEY, guard_refusa
 
 if TYPE_CHECKING:
     import os
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from airflow.sdk import Asset, Context, ObjectStoragePath
 
     from airflow_provider_fuse.fields import QueueFields
     from airflow_provider_fuse.guard import BulkQueueLedger, Fingerprint
     from airflow_provider_fuse.preflight import CsvPart
+    from airflow_provider_fuse.results.config import ResultsConfig
 
-__all__ = ["FuseBulkQueueOperator"]
+__all__ = ["RESULTS_XCOM_KEY", "FuseBulkQueueOperator", "dialing_window_end"]
+
+#: The XCom key of what ``collect_results=True`` records for the results sensor (no personal data):
+#: ``{"calls_queued", "window_end", "queued_timestamp", "start_timestamp"}``.
+RESULTS_XCOM_KEY = "fuse_results"
 
 
 class FuseBulkQueueOperator(_FuseQueueingOperator):
@@ -59,6 +66,19 @@ class FuseBulkQueueOperator(_FuseQueueingOperator):
     sends a part of the list Fuse already queued: a list queued whole is answered with the recorded
     count before the CSV is read; otherwise sending resumes after the last part queued.
 
+    With ``collect_results=True`` each call's outcome comes back into the results table (the
+    ``[fuse]`` config section, :mod:`airflow_provider_fuse.results`): every part sent gets a
+    ``result_url`` of its own, ``<results_base_url>/fuse/results/<token>``, whose signed token names
+    this task instance, the part and its rows, and expires ``results_token_lifetime`` seconds after
+    the dialing window (:func:`dialing_window_end`). Before anything is recorded or sent, the signing
+    key, ``results_base_url`` and the results table's connection are checked: any of them unusable
+    fails the task without retries, naming the option. Tokens and the key are registered with the
+    secret masker; they are never logged, rendered or pushed to XCom. On success (and when a retry
+    or clear is answered from the duplicate guard's ledger) the XCom ``fuse_results`` records what
+    :class:`~airflow_provider_fuse.sensors.campaign_results.FuseCampaignResultsSensor` needs:
+    ``{"calls_queued": n, "window_end": end_timestamp or None, "queued_timestamp": when this try
+    queued (or answered), "start_timestamp": start_timestamp or None}`` — no personal data.
+
     :param application_id: the outbound deployment's application id, a positive integer. (templated)
     :param deployment_id: the outbound deployment's deployment id, a positive integer. (templated)
     :param csv_path: the contact CSV: a local path (e.g. an upstream task's XComArg, or
@@ -75,7 +95,10 @@ class FuseBulkQueueOperator(_FuseQueueingOperator):
     :param reattempt_wait: seconds between attempts, 60–86400; required when max_attempts > 1.
         (templated)
     :param result_url: absolute http(s) URL that receives each call's ``call_details`` when the
-        call ends. (templated)
+        call ends; not with ``collect_results``. (templated)
+    :param collect_results: give each part a signed ``result_url`` of the results receiver, so call
+        outcomes land in the results table (see above); giving ``result_url`` too is a ``ValueError``
+        when the DAG is parsed. Default ``False``.
     :param is_pci: run connected calls in Fuse's HIPAA/PCI secure environment (bool or 0/1). When
         false (the default) no ``is_pci`` field is sent: Fuse's default, the normal environment.
     :param on_unknown_outcome: ``"fail"`` (default) or ``"retry"``; see above.
@@ -119,9 +142,17 @@ class FuseBulkQueueOperator(_FuseQueueingOperator):
         chunk_size: int | None = None,
         on_duplicate_destinations: Literal["warn", "fail", "drop"] = "warn",
         dry_run: bool = False,
+        collect_results: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if not isinstance(collect_results, bool):
+            raise ValueError(f"collect_results must be True or False, got {collect_results!r}")
+        if collect_results and "result_url" in self._given:
+            raise ValueError(
+                "collect_results=True builds a signed result_url for each part itself: give "
+                "result_url or collect_results, not both"
+            )
         if on_duplicate_destinations not in contact_list.ON_DUPLICATE_DESTINATIONS:
             raise ValueError(
                 "on_duplicate_destinations must be 'warn', 'fail' or 'drop', "
@@ -136,6 +167,7 @@ class FuseBulkQueueOperator(_FuseQueueingOperator):
         self.on_duplicate_destinations = on_duplicate_destinations
         # Not ``self.dry_run``: BaseOperator.dry_run() is Airflow's own method (render templates only).
         self.preflight_only = dry_run
+        self.collect_results = collect_results
 
     def execute(self, context: Context) -> int:
         """Answer from the ledger, or check, preflight and send the list (or what is left of it).
@@ -148,6 +180,8 @@ class FuseBulkQueueOperator(_FuseQueueingOperator):
             application_id, deployment_id, fields = self._validated_arguments()
         except FuseValidationError as error:
             raise nothing_sent(error) from None
+        # Before the ledger is read, and so before anything is recorded or sent: where the outcomes go.
+        results = self._results(context) if self.collect_results else None
         at = where(application_id, deployment_id)
         parameters = self._parameters(application_id, deployment_id, fields)
         ledger = None if self.preflight_only else self._ledger(context, at)
@@ -169,6 +203,8 @@ class FuseBulkQueueOperator(_FuseQueueingOperator):
                     recorded,
                     RESEND_CONF_KEY,
                 )
+                if results is not None:
+                    self._push_results(context, recorded, fields)
                 return recorded
         # With nothing recorded, a stale run or a closed window stops here, before the CSV is read;
         # otherwise only once the plan says something is left to send.
@@ -209,15 +245,24 @@ class FuseBulkQueueOperator(_FuseQueueingOperator):
             rows = sum(part.rows for part in parts)
             if self.preflight_only:
                 self._read_connection(self._hook())
-                self._log_dry_run(rows, parts, at, fields)
+                self._log_dry_run(rows, parts, at, fields, results)
                 return rows
             fingerprint = self._fingerprint(summary.sha256, parameters)
             calls_queued, sent = self._send(
-                parts, ledger, fingerprint, context, (application_id, deployment_id), fields, ready
+                parts,
+                ledger,
+                fingerprint,
+                context,
+                (application_id, deployment_id),
+                fields,
+                ready,
+                results.signer(fields, time.time()) if results is not None else None,
             )
             self._best_effort(
                 "the summary log line", lambda: self._log_summary(sent, calls_queued, at, fields)
             )
+        if results is not None:
+            self._push_results(context, calls_queued, fields)
         return calls_queued
 
     @staticmethod
@@ -243,6 +288,9 @@ class FuseBulkQueueOperator(_FuseQueueingOperator):
             "fields": fields.form_fields(),
             "chunk_size": self.chunk_size,
             "on_duplicate_destinations": self.on_duplicate_destinations,
+            # Each try signs new tokens (and so new URLs): only whether outcomes are collected is part
+            # of the list's identity. Absent when off, so that earlier ledgers still match.
+            **({"collect_results": True} if self.collect_results else {}),
         }
 
     def _send(
@@ -254,10 +302,12 @@ class FuseBulkQueueOperator(_FuseQueueingOperator):
         ids: tuple[int, int],
         fields: QueueFields,
         ready: bool,
+        result_url: Callable[[int, int], str] | None = None,
     ) -> tuple[int, int]:
         """Send each part not yet queued, recording intent and result.
 
-        ``ready``: the pre-send checks (:meth:`_ready_to_send`) already passed.
+        ``ready``: the pre-send checks (:meth:`_ready_to_send`) already passed. ``result_url``: the
+        ``result_url`` of part ``index`` of ``rows`` rows, with ``collect_results``.
 
         :return: the total calls queued (earlier tries' parts included) and the rows sent by this try.
         """
@@ -305,11 +355,14 @@ class FuseBulkQueueOperator(_FuseQueueingOperator):
             self._read_connection(hook)
             for index in range(plan.start, len(parts)):
                 part = parts[index]
+                sent_fields = request_fields(fields)
+                if result_url is not None:
+                    sent_fields["result_url"] = result_url(index, part.rows)
                 if ledger:
                     ledger.sending(index, part.rows)
                 self._request_left = True
                 try:
-                    queued = hook.bulk_queue(*ids, part.path, **request_fields(fields))
+                    queued = hook.bulk_queue(*ids, part.path, **sent_fields)
                 except FuseError as error:
                     if ledger and nothing_queued(error):
                         ledger.not_queued(index)
@@ -372,12 +425,16 @@ class FuseBulkQueueOperator(_FuseQueueingOperator):
                 sent,
             )
 
-    def _log_dry_run(self, rows: int, parts: list[CsvPart], at: str, fields: QueueFields) -> None:
+    def _log_dry_run(
+        self, rows: int, parts: list[CsvPart], at: str, fields: QueueFields, results: _Results | None
+    ) -> None:
         shown: dict[str, object] = {
             name: value for name, value in fields.form_fields().items() if name != "is_pci"
         }
         if "result_url" in shown:
             shown["result_url"] = shown_url(shown["result_url"])
+        if results is not None:
+            shown["result_url"] = results.shown_url()
         sent = ", ".join(f"{name}={value}" for name, value in shown.items())
         if fields.is_pci:
             sent = f"{sent}, is_pci=1" if sent else "is_pci=1"
@@ -407,3 +464,131 @@ class FuseBulkQueueOperator(_FuseQueueingOperator):
         from airflow_provider_fuse.guard import Fingerprint
 
         return Fingerprint.of(sha256, **parameters)
+
+    # --- collect_results ----------------------------------------------------------------------------
+
+    def _results(self, context: Context) -> _Results:
+        """Check where outcomes will go: the ``[fuse]`` options and the results table.
+
+        :raises AirflowFailException: (nothing sent, no retries) naming the option that is missing or
+            unusable — never its value.
+        """
+        from airflow.sdk.log import mask_secret
+
+        from airflow_provider_fuse.results.config import ResultsConfig, ResultsConfigError
+
+        try:
+            config = ResultsConfig.load()
+            if config.signing_key:
+                mask_secret(config.signing_key)
+            key = config.require_signing_key()
+            config.result_url(_HIDDEN)  # the check of results_base_url
+        except ResultsConfigError as error:
+            raise nothing_sent(error) from None
+        self._check_results_table(config)
+        task = None if self.preflight_only else _task_identity(context)
+        return _Results(config, key, task)
+
+    @staticmethod
+    def _check_results_table(config: ResultsConfig) -> None:
+        """Create the results table if missing: a results connection that does not work fails the task
+        before dialing, not the receiver after the calls were made."""
+        from airflow_provider_fuse.results.table import ResultsStoreError, ResultsTable
+
+        what = (
+            "Nothing was sent to Fuse: the results table ([fuse] results_conn_id, results_table) cannot "
+            "be used"
+        )
+        table = ResultsTable(config.conn_id, config.table)
+        try:
+            table.ensure()
+        except ResultsStoreError as error:
+            # Names the connection and the kind of failure (not defined, not a database, the DDL
+            # failed), scrubbed: never a secret.
+            raise AirflowFailException(f"{what}: {error}") from None
+        finally:
+            table.close()
+
+    def _push_results(self, context: Context, calls_queued: int, fields: QueueFields) -> None:
+        """Push :data:`RESULTS_XCOM_KEY`; a failure is logged, never raised (Fuse has queued the calls)."""
+        ti = context.get("ti")
+        if ti is None:
+            return
+        value = {
+            "calls_queued": calls_queued,
+            "window_end": fields.end_timestamp,
+            "queued_timestamp": int(time.time()),
+            "start_timestamp": fields.start_timestamp,
+        }
+        self._best_effort(
+            f"pushing the {RESULTS_XCOM_KEY} XCom (the results sensor needs it)",
+            partial(ti.xcom_push, key=RESULTS_XCOM_KEY, value=value),
+        )
+
+
+_HIDDEN = "***"
+
+
+def dialing_window_end(fields: QueueFields, now: float) -> int:
+    """When Fuse stops dialing this list, as far as the fields say (unix seconds).
+
+    ``end_timestamp`` when given; otherwise the earliest start of the last attempt: the start (or
+    ``now``, when the start is not given or already past) plus ``max_attempts - 1`` waits of
+    ``reattempt_wait``. Fuse may start some calls later than that on a long list, which the token's
+    lifetime after the window (``[fuse] results_token_lifetime``, two days by default) covers.
+    """
+    if fields.end_timestamp is not None:
+        return fields.end_timestamp
+    start = max(int(now), fields.start_timestamp or 0)
+    return start + ((fields.max_attempts or 1) - 1) * (fields.reattempt_wait or 0)
+
+
+def _task_identity(context: Context) -> tuple[str, str, str, int]:
+    """``(dag_id, run_id, task_id, map_index)`` of the running task instance: what a token names."""
+    ti = context.get("ti")
+    names = tuple(str(getattr(ti, name, None) or "") for name in ("dag_id", "run_id", "task_id"))
+    if not all(names):
+        raise nothing_sent(
+            FuseValidationError(
+                "collect_results", "needs the running task instance (its dag, run and task ids) to sign"
+            )
+        )
+    dag_id, run_id, task_id = names
+    return dag_id, run_id, task_id, _map_index(getattr(ti, "map_index", None))
+
+
+def _map_index(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else -1
+
+
+@dataclass(frozen=True)
+class _Results:
+    """Where Fuse POSTs the outcomes of this task instance's list: the config, the key (held in memory
+    only), and the task instance tokens name (``None`` in a dry run, which signs nothing)."""
+
+    config: ResultsConfig
+    key: str = field(repr=False)
+    task: tuple[str, str, str, int] | None
+
+    def shown_url(self) -> str:
+        """The result URL as it may be shown: ``<results_base_url>/fuse/results/***``."""
+        return self.config.result_url(_HIDDEN)
+
+    def signer(self, fields: QueueFields, now: float) -> Callable[[int, int], str]:
+        """The ``result_url`` of each part of this try: tokens expire ``token_lifetime`` seconds after
+        the dialing window (:func:`dialing_window_end`, from ``now``)."""
+        from airflow.sdk.log import mask_secret
+
+        from airflow_provider_fuse.results.tokens import UploadPart, sign
+
+        if self.task is None:
+            raise RuntimeError("a dry run signs no result URLs")
+        dag_id, run_id, task_id, map_index = self.task
+        expires = dialing_window_end(fields, now) + self.config.token_lifetime
+
+        def result_url(index: int, rows: int) -> str:
+            token = sign(UploadPart(dag_id, run_id, task_id, map_index, index, rows, expires), self.key)
+            mask_secret(token)
+            return self.config.result_url(token)
+
+        return result_url

@@ -31,8 +31,9 @@ __all__ = ["ON_UNKNOWN_OUTCOME", "bulk_queue_failure", "nothing_sent", "task_fai
 ON_UNKNOWN_OUTCOME = ("fail", "retry")
 
 
-def nothing_sent(error: FuseValidationError) -> AirflowFailException:
-    """Invalid input found before any request: the task fails without retries, naming the parameter."""
+def nothing_sent(error: ValueError) -> AirflowFailException:
+    """Invalid input found before any request: the task fails without retries, naming the parameter
+    (a :class:`FuseValidationError`) or the config option (``ResultsConfigError``)."""
     return AirflowFailException(f"Nothing was sent to Fuse: {error}")
 
 

@@ -1,0 +1,456 @@
+"""FuseBulkQueueOperator(collect_results=True): a signed result_url per part, checked before sending,
+never shown; and the ``fuse_results`` XCom the results sensor waits on."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import secrets
+import sqlite3
+import time
+from datetime import datetime, timezone
+from urllib.parse import urlsplit
+
+import pytest
+
+from airflow_provider_fuse._compat import AirflowException, AirflowFailException
+from airflow_provider_fuse.fields import QueueFields
+from airflow_provider_fuse.guard import LEDGER_KEY
+from airflow_provider_fuse.operators.bulk_queue import RESULTS_XCOM_KEY, dialing_window_end
+from airflow_provider_fuse.operators.fuse import FuseBulkQueueOperator
+from airflow_provider_fuse.results.config import DEFAULT_TABLE, DEFAULT_TOKEN_LIFETIME
+from airflow_provider_fuse.results.tokens import UploadPart, verify
+from tests.helpers import BASE_URL, MemoryStore, decode_multipart
+
+BULK_URL = f"{BASE_URL}/apps/12/34/bulk_queue"
+RESULTS_BASE = "http://127.0.0.1:8080"
+RUN_ID = "manual__2026-11-29T02:00:00+00:00"
+
+
+class FakeTaskInstance:
+    """The parts of Airflow's task instance the operator reads: ids, and XCom pushes."""
+
+    def __init__(self, map_index: int = -1, task_id: str = "queue_calls") -> None:
+        self.dag_id = "campaign"
+        self.run_id = RUN_ID
+        self.task_id = task_id
+        self.map_index = map_index
+        self.xcom: dict = {}
+
+    def xcom_push(self, key, value):
+        self.xcom[key] = json.loads(json.dumps(value))  # what a JSON XCom backend stores
+
+
+@pytest.fixture(autouse=True)
+def _no_connect_backoff(monkeypatch):
+    monkeypatch.setattr("airflow_provider_fuse.hooks.fuse.time.sleep", lambda seconds: None)
+
+
+@pytest.fixture
+def signing_key(monkeypatch) -> str:
+    """A fresh key for each test: what the masker registered for another test cannot hide this one."""
+    key = secrets.token_urlsafe(36)
+    monkeypatch.setenv("AIRFLOW__FUSE__RESULTS_SIGNING_KEY", key)
+    return key
+
+
+@pytest.fixture
+def results(fuse_connection, signing_key, monkeypatch, tmp_path):
+    """The [fuse] options on a loopback base URL and a SQLite results connection; the database path."""
+    database = tmp_path / "results.db"
+    monkeypatch.setenv("AIRFLOW__FUSE__RESULTS_BASE_URL", RESULTS_BASE)
+    monkeypatch.setenv("AIRFLOW_CONN_FUSE_RESULTS_DEFAULT", f"sqlite://{database}")
+    return database
+
+
+@pytest.fixture
+def fuse(requests_mock):
+    """Fuse answers each upload with one call per row; each request's form fields are kept."""
+    requests_mock.forms = []
+
+    def answer(request, context):
+        form = decode_multipart(request)
+        requests_mock.forms.append(form)
+        return {"calls_queued": len(form["csv"][0].splitlines()) - 1}
+
+    requests_mock.post(BULK_URL, json=answer)
+    return requests_mock
+
+
+def operator(csv_path, **kwargs) -> FuseBulkQueueOperator:
+    arguments = {
+        "task_id": "queue_calls",
+        "application_id": 12,
+        "deployment_id": 34,
+        "csv_path": str(csv_path),
+        "collect_results": True,
+    }
+    arguments.update(kwargs)
+    return FuseBulkQueueOperator(**arguments)
+
+
+def numbered_csv(tmp_path, rows: int):
+    path = tmp_path / "numbered.csv"
+    path.write_text("destination,n\n" + "".join(f"1617555{index:04d},{index}\n" for index in range(rows)))
+    return path
+
+
+def sent_urls(fuse) -> list[str]:
+    return [form["result_url"][0].decode() for form in fuse.forms]
+
+
+def token_of(url: str) -> str:
+    prefix = f"{RESULTS_BASE}/fuse/results/"
+    assert url.startswith(prefix), url
+    return url.removeprefix(prefix)
+
+
+# --- Arguments -----------------------------------------------------------------------------------------
+
+
+def test_collect_results_and_result_url_together_are_refused_when_the_dag_is_parsed(contacts_csv):
+    with pytest.raises(ValueError, match="give result_url or collect_results, not both"):
+        operator(contacts_csv, result_url="https://example.com/outcomes")
+
+
+def test_collect_results_must_be_a_bool(contacts_csv):
+    with pytest.raises(ValueError, match="collect_results must be True or False"):
+        operator(contacts_csv, collect_results="yes")
+
+
+def test_collect_results_is_off_by_default_and_sends_no_result_url(fuse_connection, fuse, contacts_csv):
+    task = FuseBulkQueueOperator(task_id="q", application_id=12, deployment_id=34, csv_path=str(contacts_csv))
+    ti = FakeTaskInstance()
+    assert task.execute({"ti": ti}) == 3
+    assert "result_url" not in fuse.forms[0]
+    assert RESULTS_XCOM_KEY not in ti.xcom
+
+
+# --- One signed result_url per part --------------------------------------------------------------------
+
+
+def test_each_part_gets_a_result_url_whose_token_names_that_part(results, fuse, signing_key, tmp_path):
+    ti = FakeTaskInstance()
+    assert operator(numbered_csv(tmp_path, 10), chunk_size=4).execute({"ti": ti}) == 10
+    parts = [verify(token_of(url), signing_key, now=time.time()) for url in sent_urls(fuse)]
+    assert [(part.part, part.rows) for part in parts] == [(0, 4), (1, 4), (2, 2)]
+    assert {(part.dag_id, part.run_id, part.task_id, part.map_index) for part in parts} == {
+        ("campaign", RUN_ID, "queue_calls", -1)
+    }
+    assert len(set(sent_urls(fuse))) == 3
+
+
+def test_a_mapped_task_signs_its_map_index(results, fuse, signing_key, contacts_csv):
+    operator(contacts_csv).execute({"ti": FakeTaskInstance(map_index=2)})
+    (url,) = sent_urls(fuse)
+    assert verify(token_of(url), signing_key, now=time.time()).map_index == 2
+
+
+def test_a_token_signed_with_another_key_does_not_verify(results, fuse, contacts_csv):
+    from airflow_provider_fuse.results.tokens import TokenError
+
+    operator(contacts_csv).execute({"ti": FakeTaskInstance()})
+    (url,) = sent_urls(fuse)
+    with pytest.raises(TokenError):
+        verify(token_of(url), secrets.token_urlsafe(36), now=time.time())
+
+
+def test_a_retry_resumes_with_the_tokens_of_the_parts_it_sends(results, requests_mock, signing_key, tmp_path):
+    forms = []
+
+    def ok(request, context):
+        forms.append(decode_multipart(request))
+        return {"calls_queued": len(forms[-1]["csv"][0].splitlines()) - 1}
+
+    def slow_down(request, context):
+        forms.append(decode_multipart(request))
+        return {"error": "slow down"}
+
+    requests_mock.post(
+        BULK_URL, [{"json": ok}, {"json": ok}, {"status_code": 429, "json": slow_down}, {"json": ok}]
+    )
+    context = {"ti": FakeTaskInstance(), "task_state_store": MemoryStore()}
+    path = numbered_csv(tmp_path, 10)
+    with pytest.raises(AirflowException, match="part 3 of 4"):
+        operator(path, chunk_size=3).execute(context)
+    # The retry signs new tokens, and the ledger does not see a changed list: it resumes at part 3.
+    assert operator(path, chunk_size=3).execute(context) == 10
+    parts = [verify(token_of(form["result_url"][0].decode()), signing_key, now=time.time()) for form in forms]
+    assert [(part.part, part.rows) for part in parts] == [(0, 3), (1, 3), (2, 3), (2, 3), (3, 1)]
+    # Each part's token is for the rows that part holds.
+    assert [len(form["csv"][0].splitlines()) - 1 for form in forms] == [part.rows for part in parts]
+    assert context["ti"].xcom[RESULTS_XCOM_KEY]["calls_queued"] == 10
+
+
+# --- Expiry: the dialing window plus the token lifetime ------------------------------------------------
+
+
+def expiry(fuse, signing_key) -> int:
+    (url,) = sent_urls(fuse)
+    return verify(token_of(url), signing_key, now=time.time()).expires
+
+
+def test_tokens_expire_the_token_lifetime_after_end_timestamp(results, fuse, signing_key, contacts_csv):
+    end = int(time.time()) + 3 * 3600
+    operator(contacts_csv, end_timestamp=end, max_attempts=3, reattempt_wait=600).execute(
+        {"ti": FakeTaskInstance()}
+    )
+    assert expiry(fuse, signing_key) == end + DEFAULT_TOKEN_LIFETIME
+
+
+def test_without_an_end_tokens_expire_after_the_last_attempts_earliest_start(
+    results, fuse, signing_key, contacts_csv
+):
+    start = int(time.time()) + 1800
+    operator(contacts_csv, start_timestamp=start, max_attempts=3, reattempt_wait=600).execute(
+        {"ti": FakeTaskInstance()}
+    )
+    assert expiry(fuse, signing_key) == start + 2 * 600 + DEFAULT_TOKEN_LIFETIME
+
+
+def test_without_a_start_the_window_is_counted_from_when_the_list_is_sent(
+    results, fuse, signing_key, contacts_csv
+):
+    before = int(time.time())
+    operator(contacts_csv, max_attempts=2, reattempt_wait=900).execute({"ti": FakeTaskInstance()})
+    after = int(time.time())
+    assert (
+        before + 900 + DEFAULT_TOKEN_LIFETIME
+        <= expiry(fuse, signing_key)
+        <= after + 900 + DEFAULT_TOKEN_LIFETIME
+    )
+
+
+def test_the_token_lifetime_comes_from_the_config(results, fuse, signing_key, contacts_csv, monkeypatch):
+    monkeypatch.setenv("AIRFLOW__FUSE__RESULTS_TOKEN_LIFETIME", "3600")
+    end = int(time.time()) + 7200
+    operator(contacts_csv, end_timestamp=end).execute({"ti": FakeTaskInstance()})
+    assert expiry(fuse, signing_key) == end + 3600
+
+
+@pytest.mark.parametrize(
+    ("fields", "offset"),
+    [
+        ({}, 0),
+        ({"max_attempts": 1}, 0),
+        ({"max_attempts": 4, "reattempt_wait": 60}, 180),
+        ({"start_timestamp": -600, "max_attempts": 2, "reattempt_wait": 120}, 120),  # a start already past
+        ({"start_timestamp": 600}, 600),
+        ({"start_timestamp": 600, "end_timestamp": 5000, "max_attempts": 3, "reattempt_wait": 60}, 5000),
+    ],
+)
+def test_dialing_window_end(fields, offset):
+    now = time.time()
+    moved = {
+        name: int(now) + value if name.endswith("timestamp") else value for name, value in fields.items()
+    }
+    assert dialing_window_end(QueueFields(**moved), now) == int(now) + offset
+
+
+# --- Checked before anything is recorded or sent -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("environment", "option"),
+    [
+        ({"AIRFLOW__FUSE__RESULTS_SIGNING_KEY": ""}, "results_signing_key is not set"),
+        ({"AIRFLOW__FUSE__RESULTS_SIGNING_KEY": "short-key-value"}, "results_signing_key is shorter"),
+        ({"AIRFLOW__FUSE__RESULTS_BASE_URL": ""}, "results_base_url is not set"),
+        (
+            {"AIRFLOW__FUSE__RESULTS_BASE_URL": "http://outcomes.example.com"},
+            "results_base_url must use https",
+        ),
+        ({"AIRFLOW__FUSE__RESULTS_BASE_URL": "https://x.example.com/?k=v"}, "results_base_url must have no"),
+        ({"AIRFLOW__FUSE__RESULTS_TABLE": "results; drop"}, "results_table must be a table name"),
+        ({"AIRFLOW_CONN_FUSE_RESULTS_DEFAULT": ""}, "results_conn_id"),
+        ({"AIRFLOW_CONN_FUSE_RESULTS_DEFAULT": json.dumps({"conn_type": "fuse"})}, "results_conn_id"),
+        ({"AIRFLOW_CONN_FUSE_RESULTS_DEFAULT": "sqlite:///no/such/dir/results.db"}, "results_conn_id"),
+    ],
+)
+def test_an_unusable_results_option_fails_before_anything_is_recorded_or_sent(
+    results, fuse, contacts_csv, monkeypatch, environment, option
+):
+    for name, value in environment.items():
+        if value:
+            monkeypatch.setenv(name, value)
+        else:
+            monkeypatch.delenv(name, raising=False)
+    store = MemoryStore()
+    with pytest.raises(AirflowFailException) as caught:
+        operator(contacts_csv, retries=3).execute({"ti": FakeTaskInstance(), "task_state_store": store})
+    message = str(caught.value)
+    assert message.startswith("Nothing was sent to Fuse: ")
+    assert option in message
+    for value in environment.values():
+        if value and "RESULTS_CONN" not in value:
+            assert value not in message
+    assert not fuse.called
+    assert store.values == {}
+
+
+def test_a_dry_run_checks_the_results_options_too(results, fuse, contacts_csv, monkeypatch):
+    monkeypatch.delenv("AIRFLOW__FUSE__RESULTS_SIGNING_KEY")
+    with pytest.raises(AirflowFailException, match="results_signing_key is not set"):
+        operator(contacts_csv, dry_run=True).execute({})
+    assert not fuse.called
+
+
+def test_the_results_table_is_created_before_dialing(results, fuse, contacts_csv):
+    operator(contacts_csv).execute({"ti": FakeTaskInstance()})
+    with contextlib.closing(sqlite3.connect(results)) as db:
+        tables = [row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    assert tables == [DEFAULT_TABLE]
+
+
+def test_without_a_task_instance_nothing_is_signed_or_sent(results, fuse, contacts_csv):
+    with pytest.raises(AirflowFailException, match="collect_results: needs the running task instance"):
+        operator(contacts_csv).execute({})
+    assert not fuse.called
+
+
+# --- The ledger: a retry or clear is not a "changed list" ----------------------------------------------
+
+
+def test_a_clear_after_success_is_answered_from_the_ledger_and_pushes_fuse_results_again(
+    results, fuse, contacts_csv, log_text
+):
+    store = MemoryStore()
+    first, second = FakeTaskInstance(), FakeTaskInstance()
+    assert operator(contacts_csv).execute({"ti": first, "task_state_store": store}) == 3
+    assert operator(contacts_csv).execute({"ti": second, "task_state_store": store}) == 3
+    assert fuse.call_count == 1
+    assert "already queued its list (3 calls" in log_text()
+    assert second.xcom[RESULTS_XCOM_KEY]["calls_queued"] == 3
+
+
+def test_the_ledger_tells_collected_from_not_collected(results, fuse, contacts_csv):
+    store = MemoryStore()
+    operator(contacts_csv).execute({"ti": FakeTaskInstance(), "task_state_store": store})
+    with pytest.raises(AirflowFailException, match="parameters of the list changed"):
+        operator(contacts_csv, collect_results=False).execute(
+            {"ti": FakeTaskInstance(), "task_state_store": store}
+        )
+    assert fuse.call_count == 1
+
+
+def test_the_fingerprint_has_collect_results_and_no_url(results, fuse, contacts_csv, monkeypatch):
+    from airflow_provider_fuse.operators import bulk_queue
+
+    seen = []
+    original = bulk_queue.FuseBulkQueueOperator._fingerprint
+    monkeypatch.setattr(
+        bulk_queue.FuseBulkQueueOperator,
+        "_fingerprint",
+        staticmethod(lambda sha256, parameters: seen.append(parameters) or original(sha256, parameters)),
+    )
+    operator(contacts_csv).execute({"ti": FakeTaskInstance(), "task_state_store": MemoryStore()})
+    (parameters,) = seen
+    assert parameters["collect_results"] is True
+    assert "result_url" not in json.dumps(parameters)
+    assert RESULTS_BASE not in json.dumps(parameters)
+
+
+def test_without_collect_results_the_fingerprint_is_what_earlier_versions_recorded(
+    fuse_connection, fuse, contacts_csv
+):
+    task = operator(contacts_csv, collect_results=False)
+    assert "collect_results" not in task._parameters(12, 34, QueueFields())
+
+
+# --- The fuse_results XCom --------------------------------------------------------------------------------
+
+
+def test_fuse_results_records_the_count_and_the_window_without_personal_data(
+    results, fuse, contacts_csv, signing_key
+):
+    start = int(time.time()) + 600
+    end = start + 3600
+    ti = FakeTaskInstance()
+    before = int(time.time())
+    operator(contacts_csv, start_timestamp=start, end_timestamp=end).execute({"ti": ti})
+    record = ti.xcom[RESULTS_XCOM_KEY]
+    assert before <= record.pop("queued_timestamp") <= int(time.time())
+    assert record == {"calls_queued": 3, "window_end": end, "start_timestamp": start}
+    assert set(ti.xcom) == {RESULTS_XCOM_KEY}
+    text = json.dumps(ti.xcom)
+    assert "5551234" not in text
+    assert signing_key not in text
+    assert token_of(sent_urls(fuse)[0]) not in text
+
+
+def test_fuse_results_without_a_window(results, fuse, contacts_csv):
+    ti = FakeTaskInstance()
+    operator(contacts_csv).execute({"ti": ti})
+    assert ti.xcom[RESULTS_XCOM_KEY]["window_end"] is None
+    assert ti.xcom[RESULTS_XCOM_KEY]["start_timestamp"] is None
+
+
+def test_a_failing_xcom_push_does_not_fail_a_queued_list(results, fuse, contacts_csv, log_text):
+    class Broken(FakeTaskInstance):
+        def xcom_push(self, key, value):
+            raise RuntimeError("the API server is down")
+
+    assert operator(contacts_csv).execute({"ti": Broken()}) == 3
+    assert "the results sensor needs it) failed (RuntimeError); the task goes on" in log_text()
+
+
+def test_a_dry_run_shows_the_result_url_with_the_token_hidden_and_pushes_nothing(
+    results, fuse, contacts_csv, log_text
+):
+    ti = FakeTaskInstance()
+    assert operator(contacts_csv, dry_run=True).execute({"ti": ti}) == 3
+    assert f"result_url={RESULTS_BASE}/fuse/results/***" in log_text()
+    assert not fuse.called
+    assert ti.xcom == {}
+
+
+# --- Never shown: the log, XCom, rendered fields -------------------------------------------------------
+
+
+def test_the_token_and_the_key_are_never_in_the_log_xcom_or_rendered_fields(
+    results, fuse, signing_key, tmp_path, log_text
+):
+    """With Airflow's secret masking on, as in a task run: what is logged, pushed and rendered."""
+    from airflow.sdk import DAG
+    from airflow.sdk._shared.secrets_masker import redact
+    from airflow.sdk._shared.secrets_masker.secrets_masker import SecretsMasker
+    from airflow.sdk.execution_time.task_runner import _serialize_rendered_fields
+
+    SecretsMasker.enable_log_masking()
+    with DAG("collect", schedule=None, start_date=datetime(2026, 1, 1, tzinfo=timezone.utc)):
+        task = operator("{{ params.csv }}", chunk_size=2, end_timestamp="{{ params.end }}")
+    context = {"params": {"csv": str(numbered_csv(tmp_path, 5)), "end": int(time.time()) + 3600}}
+    task.render_template_fields(context)
+    ti = FakeTaskInstance()
+    assert task.execute({**context, "ti": ti}) == 5
+    tokens = [token_of(url) for url in sent_urls(fuse)]
+    assert len(tokens) == 3
+    shown = log_text() + json.dumps(ti.xcom) + json.dumps(_serialize_rendered_fields(task))
+    for secret in (signing_key, *tokens):
+        assert secret not in shown
+        # Registered with the masker: a log line that quoted one would show *** instead.
+        assert secret not in redact(f"leaked {secret} and {RESULTS_BASE}/fuse/results/{secret}")
+
+
+def test_a_retry_after_an_unknown_outcome_is_refused_as_before(results, requests_mock, contacts_csv):
+    requests_mock.post(BULK_URL, status_code=502, text="<html>Bad Gateway</html>")
+    store = MemoryStore()
+    with pytest.raises(AirflowFailException, match="Unknown outcome"):
+        operator(contacts_csv).execute({"ti": FakeTaskInstance(), "task_state_store": store})
+    with pytest.raises(AirflowFailException, match="outcome of an earlier try is unknown"):
+        operator(contacts_csv).execute({"ti": FakeTaskInstance(), "task_state_store": store})
+    assert requests_mock.call_count == 1
+    assert LEDGER_KEY in store.values
+
+
+def test_the_result_url_sent_is_https_off_loopback(results, fuse, contacts_csv, monkeypatch, signing_key):
+    monkeypatch.setenv("AIRFLOW__FUSE__RESULTS_BASE_URL", "https://airflow.example.com/base/")
+    operator(contacts_csv).execute({"ti": FakeTaskInstance()})
+    (url,) = sent_urls(fuse)
+    parts = urlsplit(url)
+    assert (parts.scheme, parts.netloc) == ("https", "airflow.example.com")
+    assert parts.path.startswith("/base/fuse/results/")
+    token = parts.path.removeprefix("/base/fuse/results/")
+    assert verify(token, signing_key, now=time.time()) == UploadPart(
+        "campaign", RUN_ID, "queue_calls", -1, 0, 3, verify(token, signing_key, now=time.time()).expires
+    )
