@@ -114,7 +114,7 @@ def read_callback(body: bytes, content_type: str | None) -> CallDetails:
         elif media_type in _XML_TYPES or media_type.endswith("+xml"):
             details = _from_xml(text)
         elif media_type == _FORM:
-            details = _from_fields(_urlencoded_fields(text))
+            details = _from_fields(_urlencoded_fields(text, charset))
         else:
             raise CallbackError(
                 "unsupported content type: send JSON, XML, application/x-www-form-urlencoded or "
@@ -234,13 +234,13 @@ def _no_call_details() -> NoReturn:
 # --- Form fields -------------------------------------------------------------------------------------
 
 
-def _urlencoded_fields(text: str) -> list[tuple[str, str]]:
+def _urlencoded_fields(text: str, charset: str) -> list[tuple[str, str]]:
     try:
         return parse_qsl(
-            text, keep_blank_values=True, encoding="utf-8", errors="strict", max_num_fields=MAX_FIELDS
+            text, keep_blank_values=True, encoding=charset, errors="strict", max_num_fields=MAX_FIELDS
         )
     except UnicodeDecodeError:
-        raise CallbackError("a form field is not valid UTF-8 once percent-decoded") from None
+        raise CallbackError(f"a form field is not valid {charset.upper()} once percent-decoded") from None
     except ValueError:
         raise CallbackError(f"more than {MAX_FIELDS} form fields") from None
 

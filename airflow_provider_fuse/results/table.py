@@ -326,11 +326,12 @@ class ResultsTable:
     def store(self, part: UploadPart, details: CallDetails, *, received: float) -> Stored:
         """Store one outcome of ``part`` (committed before this returns).
 
-        One ``INSERT`` (the primary key refuses a repeated delivery), one indexed count of the
-        part's rows, one commit. The bound is checked inside the insert's transaction: on SQLite,
-        whose writers take turns, a part never holds more than ``rows`` outcomes; on a database with
-        concurrent writers (Postgres), outcomes arriving at the same instant for a part's last place
-        may each be stored — the bound guards against a leaked token, it is not a count.
+        One ``INSERT`` (the primary key refuses a repeated delivery, which a look-up of the key then
+        confirms), one indexed count of the part's rows, one commit. The bound is checked inside the
+        insert's transaction: on SQLite, whose writers take turns, a part never holds more than
+        ``rows`` outcomes; on a database with concurrent writers (Postgres), outcomes arriving at the
+        same instant for a part's last place may each be stored — the bound guards against a leaked
+        token, it is not a count.
 
         :param received: unix seconds the callback was received.
         :return: :attr:`Stored.STORED`, :attr:`Stored.DUPLICATE` (already there: nothing changed) or
@@ -372,10 +373,17 @@ class ResultsTable:
                 try:
                     cursor.execute(insert, values)
                 except Exception as error:
-                    if _is_integrity_error(connection, error):
-                        _rollback(connection)
-                        return Stored.DUPLICATE
-                    raise
+                    if not _is_integrity_error(connection, error):
+                        raise
+                    _rollback(connection)
+                    # The primary key, almost surely; a constraint or trigger of the user's would
+                    # raise the same error, and must not pass for a duplicate (the outcome be lost).
+                    cursor.execute(f"SELECT 1 FROM {self.table} WHERE delivery_key = {p}", values[:1])
+                    found = cursor.fetchone()
+                    _rollback(connection)
+                    if found is None:
+                        raise
+                    return Stored.DUPLICATE
                 cursor.execute(count, (part.dag_id, part.run_id, part.task_id, part.map_index, part.part))
                 (stored,) = cursor.fetchone()
             finally:

@@ -1,0 +1,486 @@
+"""read_callback: every body format a sender may POST to result_url gives the same call_details, and
+every refusal names what is wrong without quoting the body or its phone number."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+from urllib3.filepost import encode_multipart_formdata
+
+from airflow_provider_fuse.calls import CallDetails, CallEvent, CallStatus
+from airflow_provider_fuse.results.callbacks import MAX_BODY_BYTES, CallbackError, read_callback
+
+PHONE = "6173720293"
+# Fuse's documented sample: numbers as strings, the phone number wrapped in its own quotes.
+SAMPLE: dict[str, Any] = {
+    "status": "completed",
+    "attempts": "1",
+    "max_attempts": "3",
+    "reattempt_wait": "300",
+    "queued_timestamp": "1430769441",
+    "start_timestamp": "1430769441",
+    "end_timestamp": "1430769476",
+    "duration": "35",
+    "events": [
+        {"event": "queued", "timestamp": "1430769441"},
+        {"event": "dialing", "timestamp": "1430769442"},
+        {"event": "connected", "timestamp": "1430769446"},
+        {"event": "completed", "timestamp": "1430769476"},
+    ],
+    "phone_number": f"'{PHONE}'",
+}
+EXPECTED = CallDetails(
+    status=CallStatus.COMPLETED,
+    attempts=1,
+    max_attempts=3,
+    reattempt_wait=300,
+    queued_timestamp=1430769441,
+    start_timestamp=1430769441,
+    end_timestamp=1430769476,
+    duration=35,
+    events=(
+        CallEvent("queued", 1430769441),
+        CallEvent("dialing", 1430769442),
+        CallEvent("connected", 1430769446),
+        CallEvent("completed", 1430769476),
+    ),
+    phone_number=PHONE,
+)
+SCALARS = [name for name in SAMPLE if name != "events"]
+
+
+def xml_details(details: dict[str, Any], *, events_tag: str = "events") -> str:
+    fields = "".join(f"<{name}>{details[name]}</{name}>" for name in details if name != "events")
+    events = "".join(
+        f"<event><event>{item['event']}</event><timestamp>{item['timestamp']}</timestamp></event>"
+        for item in details.get("events", [])
+    )
+    return f"<call_details>{fields}<{events_tag}>{events}</{events_tag}></call_details>"
+
+
+def flat_fields(details: dict[str, Any]) -> list[tuple[str, str]]:
+    fields = [(name, str(details[name])) for name in SCALARS if name in details]
+    return [*fields, ("events", json.dumps(details["events"]))]
+
+
+def bracket_fields(details: dict[str, Any]) -> list[tuple[str, str]]:
+    fields = [(f"call_details[{name}]", str(details[name])) for name in SCALARS if name in details]
+    for index, item in enumerate(details["events"]):
+        fields += [
+            (f"call_details[events][{index}][event]", item["event"]),
+            (f"call_details[events][{index}][timestamp]", item["timestamp"]),
+        ]
+    return fields
+
+
+def multipart(fields: list[tuple[str, str]]) -> tuple[bytes, str]:
+    return encode_multipart_formdata(fields, boundary="fuse-callback-boundary-1234")
+
+
+# --- Every accepted format --------------------------------------------------------------------------
+
+
+FORMATS: dict[str, tuple[bytes, str | None]] = {
+    "json": (json.dumps({"call_details": SAMPLE}).encode(), "application/json"),
+    "bare json call_details": (json.dumps(SAMPLE).encode(), "application/json"),
+    "xml result": (
+        f'<?xml version="1.0" encoding="UTF-8"?><result>{xml_details(SAMPLE)}</result>'.encode(),
+        "application/xml",
+    ),
+    "xml call_details root": (xml_details(SAMPLE).encode(), "text/xml"),
+    "form with a call_details JSON field": (
+        urlencode({"call_details": json.dumps(SAMPLE)}).encode(),
+        "application/x-www-form-urlencoded",
+    ),
+    "form with a call_details XML field": (
+        urlencode({"call_details": f"<result>{xml_details(SAMPLE)}</result>"}).encode(),
+        "application/x-www-form-urlencoded",
+    ),
+    "form with flattened fields": (
+        urlencode(flat_fields(SAMPLE)).encode(),
+        "application/x-www-form-urlencoded",
+    ),
+    "form with call_details[...] names": (
+        urlencode(bracket_fields(SAMPLE)).encode(),
+        "application/x-www-form-urlencoded",
+    ),
+    "multipart with a call_details JSON field": multipart([("call_details", json.dumps(SAMPLE))]),
+    "multipart with flattened fields": multipart(flat_fields(SAMPLE)),
+    "multipart with call_details[...] names": multipart(bracket_fields(SAMPLE)),
+}
+
+
+@pytest.mark.parametrize("name", FORMATS)
+def test_every_accepted_format_gives_the_same_call_details(name):
+    body, content_type = FORMATS[name]
+    assert read_callback(body, content_type) == EXPECTED
+
+
+# A multipart body needs its boundary from the content type: never sniffed.
+@pytest.mark.parametrize("name", [name for name in FORMATS if not name.startswith("multipart")])
+def test_a_missing_content_type_is_sniffed_from_the_body(name):
+    body, _ = FORMATS[name]
+    assert read_callback(body, None) == EXPECTED
+    assert read_callback(body, "text/plain") == EXPECTED
+    assert read_callback(body, "application/octet-stream") == EXPECTED
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "application/json; charset=utf-8",
+        "application/json;charset=UTF-8",
+        'application/json; charset="utf-8"',
+        "APPLICATION/JSON",
+        "application/vnd.fuse+json",
+        "text/json; charset=us-ascii",
+    ],
+)
+def test_a_json_content_type_with_a_charset_or_suffix_is_json(content_type):
+    assert read_callback(FORMATS["json"][0], content_type) == EXPECTED
+
+
+def test_a_form_declared_latin_1_is_read_as_latin_1():
+    body = urlencode({"status": "completed", "phone_number": PHONE, "extra": "café"}, encoding="latin-1")
+    details = read_callback(body.encode(), "application/x-www-form-urlencoded; charset=iso-8859-1")
+    assert details.status is CallStatus.COMPLETED
+
+
+def test_a_utf_8_byte_order_mark_is_ignored():
+    assert read_callback(b"\xef\xbb\xbf" + FORMATS["json"][0], "application/json") == EXPECTED
+
+
+def test_an_events_list_in_xml_with_one_event_is_a_list_of_one():
+    body = (
+        "<result><call_details><status>failed</status><events><event><event>queued</event>"
+        "<timestamp>5</timestamp></event></events></call_details></result>"
+    )
+    assert read_callback(body.encode(), "application/xml").events == (CallEvent("queued", 5),)
+
+
+def test_a_multipart_file_part_is_read_like_a_field():
+    body, content_type = encode_multipart_formdata(
+        {"call_details": ("call_details.json", json.dumps(SAMPLE), "application/json")}
+    )
+    assert read_callback(body, content_type) == EXPECTED
+
+
+def test_form_events_may_be_xml_text():
+    fields = [("status", "completed"), ("events", "<events><event><event>queued</event></event></events>")]
+    assert read_callback(urlencode(fields).encode(), None).events == (CallEvent("queued", None),)
+
+
+def test_form_events_with_empty_brackets_keep_their_order():
+    fields = [
+        ("status", "failed"),
+        ("events[][event]", "queued"),
+        ("events[][event]", "dialing"),
+    ]
+    # "[]" appends: each appearance is the next event (one field per event here).
+    events = read_callback(urlencode(fields).encode(), None).events
+    assert [event.event for event in events] == ["queued", "dialing"]
+
+
+def test_form_events_numbered_past_nine_are_in_numeric_order():
+    fields = [("status", "failed")]
+    fields += [(f"events[{index}][event]", f"e{index}") for index in range(12)]
+    events = read_callback(urlencode(fields).encode(), None).events
+    assert [event.event for event in events] == [f"e{index}" for index in range(12)]
+
+
+def test_a_cancelled_spelling_is_canceled():
+    assert read_callback(b'{"status": "Cancelled"}', None).status is CallStatus.CANCELED
+
+
+def test_an_unknown_status_word_is_kept():
+    assert read_callback(b'{"status": "voicemail"}', None).status.value == "voicemail"
+
+
+def test_no_phone_number_is_none():
+    assert read_callback(b'{"status": "failed"}', None).phone_number is None
+
+
+def test_numbers_may_be_json_numbers_or_strings_with_quotes():
+    details = read_callback(b'{"status": "failed", "attempts": 2, "duration": "\'7\'"}', None)
+    assert (details.attempts, details.duration) == (2, 7)
+
+
+# --- Refusals ---------------------------------------------------------------------------------------
+
+
+def refused(body: bytes, content_type: str | None, status_code: int = 400) -> CallbackError:
+    with pytest.raises(CallbackError) as caught:
+        read_callback(body, content_type)
+    assert caught.value.status_code == status_code
+    message = str(caught.value)
+    assert PHONE not in message
+    assert "617" not in message
+    return caught.value
+
+
+def test_a_body_over_the_limit_is_refused_before_it_is_read():
+    body = json.dumps({"call_details": {**SAMPLE, "pad": "x" * MAX_BODY_BYTES}}).encode()
+    assert "larger than" in str(refused(body, "application/json", 413))
+
+
+def test_a_body_at_the_limit_is_read():
+    body = json.dumps({"call_details": SAMPLE}).encode()
+    body = body[:-1] + b" " * (MAX_BODY_BYTES - len(body)) + b"}"
+    assert len(body) == MAX_BODY_BYTES
+    assert read_callback(body, "application/json") == EXPECTED
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        f'<!DOCTYPE r [<!ENTITY p "{PHONE}">]><result><call_details><status>&p;</status>'
+        "</call_details></result>",
+        '<?xml version="1.0"?><!DOCTYPE result SYSTEM "file:///etc/passwd"><result/>',
+        '<!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;">]><result>&lol2;</result>',
+    ],
+)
+def test_xml_with_a_doctype_or_entities_is_refused(body):
+    assert "DOCTYPE" in str(refused(body.encode(), "application/xml"))
+
+
+def test_an_undeclared_entity_is_not_well_formed():
+    refused(b"<result><call_details><status>&x;</status></call_details></result>", "application/xml")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"call_details": {"status": "completed", "phone_number": "6173720293\xff"}}',
+        b"status=completed&phone_number=617372029\xc3",
+        b"<result><call_details><status>completed\xfe</status></call_details></result>",
+    ],
+)
+def test_invalid_utf_8_is_refused(body):
+    assert "UTF-8" in str(refused(body, None))
+
+
+def test_invalid_utf_8_inside_a_percent_escape_is_refused():
+    refused(b"status=completed&phone_number=%FF6173720293", "application/x-www-form-urlencoded")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        json.dumps({"call_details": {**SAMPLE, "status": None}}),
+        json.dumps({"call_details": {k: v for k, v in SAMPLE.items() if k != "status"}}),
+        json.dumps({"call_details": {**SAMPLE, "status": "  "}}),
+        json.dumps({"call_details": {**SAMPLE, "status": 3}}),
+        urlencode([("phone_number", PHONE), ("call_details[attempts]", "1")]),
+        f"<result><call_details><phone_number>{PHONE}</phone_number></call_details></result>",
+    ],
+)
+def test_call_details_without_a_status_is_refused(body):
+    assert "status" in str(refused(body.encode(), None))
+
+
+def test_a_status_that_is_not_a_word_is_refused():
+    body = json.dumps({"call_details": {**SAMPLE, "status": f"<b>{PHONE}</b>"}})
+    assert "status" in str(refused(body.encode(), None))
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("attempts", f"{PHONE}x"),
+        ("duration", "ten"),
+        ("queued_timestamp", f"'{PHONE}'a"),
+        ("max_attempts", [1]),
+    ],
+)
+def test_a_non_numeric_number_is_refused_by_name(name, value):
+    body = json.dumps({"call_details": {**SAMPLE, name: value}}).encode()
+    assert str(refused(body, "application/json")) == f"call_details.{name} is not a number"
+
+
+def test_a_non_numeric_event_timestamp_is_refused():
+    body = json.dumps({"call_details": {**SAMPLE, "events": [{"event": "queued", "timestamp": PHONE + "z"}]}})
+    assert "timestamp is not a number" in str(refused(body.encode(), None))
+
+
+@pytest.mark.parametrize("value", [2**63, -(2**63) - 1, 1e30, 1e300])
+def test_a_number_beyond_bigint_is_refused(value):
+    body = json.dumps({"call_details": {**SAMPLE, "attempts": value}}).encode()
+    assert "out of range" in str(refused(body, None))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[1, 2]",
+        b'"completed"',
+        b'{"result": "ok"}',
+        b'{"call_details": [1]}',
+        b'{"call_details": "plain text"}',
+        b"<result><other>1</other></result>",
+        b"<html><body>Bad gateway</body></html>",
+        b"",
+        b"hello",
+    ],
+)
+def test_a_body_without_call_details_is_refused(body):
+    refused(body, None)
+
+
+@pytest.mark.parametrize("body", [b"{", b'{"call_details": ', b"<result><call_details>", b"<a></b>"])
+def test_a_malformed_body_is_refused(body):
+    refused(body, None)
+
+
+@pytest.mark.parametrize("content_type", ["image/png", "application/pdf", "text/html"])
+def test_an_unsupported_content_type_is_415(content_type):
+    refused(FORMATS["json"][0], content_type, 415)
+
+
+@pytest.mark.parametrize("charset", ["utf-16", "shift_jis", "x-unknown"])
+def test_an_unsupported_charset_is_415(charset):
+    refused(FORMATS["json"][0], f"application/json; charset={charset}", 415)
+
+
+def test_multipart_without_a_boundary_is_refused():
+    body, _ = FORMATS["multipart with flattened fields"]
+    assert "boundary" in str(refused(body, "multipart/form-data"))
+
+
+def test_multipart_with_the_wrong_boundary_is_refused():
+    body, _ = FORMATS["multipart with flattened fields"]
+    refused(body, "multipart/form-data; boundary=another")
+
+
+def test_a_form_field_given_twice_is_refused():
+    body = urlencode([("status", "completed"), ("status", "failed")]).encode()
+    assert "given twice" in str(refused(body, None))
+
+
+def test_a_form_field_both_value_and_group_is_refused():
+    body = urlencode([("status", "failed"), ("events", "[]"), ("events[0][event]", "queued")]).encode()
+    refused(body, None)
+
+
+def test_form_events_that_are_not_json_are_refused():
+    body = urlencode([("status", "failed"), ("events", f"[{PHONE}")]).encode()
+    assert "events" in str(refused(body, None))
+
+
+def test_a_form_with_unbalanced_brackets_is_refused():
+    refused(urlencode([("call_details[status", "failed")]).encode(), None)
+
+
+def test_too_many_form_fields_are_refused():
+    refused("&".join(f"f{index}=1" for index in range(1000)).encode() + b"&status=failed", None)
+
+
+def refusal(body: bytes, content_type: str | None) -> CallbackError | None:
+    """The error read_callback raised, if any: any other exception fails the test."""
+    try:
+        read_callback(body, content_type)
+    except CallbackError as error:
+        return error
+    return None
+
+
+# --- Properties -------------------------------------------------------------------------------------
+
+
+def as_text_number(value: int, draw_style: int) -> Any:
+    return [value, str(value), f"'{value}'"][draw_style]
+
+
+@st.composite
+def call_details(draw: st.DrawFn) -> tuple[dict[str, Any], CallDetails]:
+    """A call_details as a sender might write it (numbers as ints or strings, the phone number quoted
+    or not), and what it means."""
+    status = draw(st.sampled_from(["completed", "failed", "canceled", "rejected", "queued"]))
+    numbers = {
+        name: draw(st.none() | st.integers(0, 2**40))
+        for name in ("attempts", "max_attempts", "reattempt_wait", "queued_timestamp", "duration")
+    }
+    phone = draw(st.from_regex(r"1?[2-9][0-9]{9}", fullmatch=True))
+    events = draw(
+        st.lists(
+            st.tuples(st.sampled_from(["queued", "dialing", "connected", "completed"]), st.integers(0, 2**40))
+        )
+    )
+    raw: dict[str, Any] = {"status": status}
+    for name, value in numbers.items():
+        if value is not None:
+            raw[name] = as_text_number(value, draw(st.integers(0, 2)))
+    raw["phone_number"] = draw(st.sampled_from([phone, f"'{phone}'"]))
+    raw["events"] = [{"event": name, "timestamp": str(timestamp)} for name, timestamp in events]
+    meaning = CallDetails(
+        status=CallStatus(status),
+        **numbers,
+        events=tuple(CallEvent(name, timestamp) for name, timestamp in events),
+        phone_number=phone,
+    )
+    return raw, meaning
+
+
+def encodings(raw: dict[str, Any]) -> dict[str, tuple[bytes, str | None]]:
+    textual = {name: str(value) for name, value in raw.items() if name != "events"}
+    scalars = [(name, value) for name, value in textual.items()]
+    brackets = [(f"call_details[{name}]", value) for name, value in textual.items()]
+    for index, item in enumerate(raw["events"]):
+        brackets += [
+            (f"call_details[events][{index}][event]", item["event"]),
+            (f"call_details[events][{index}][timestamp]", item["timestamp"]),
+        ]
+    flat = [*scalars, ("events", json.dumps(raw["events"]))]
+    return {
+        "json": (json.dumps({"call_details": raw}).encode(), "application/json"),
+        "bare json": (json.dumps(raw).encode(), None),
+        "xml": (f"<result>{xml_details({**textual, 'events': raw['events']})}</result>".encode(), None),
+        "form json": (urlencode({"call_details": json.dumps(raw)}).encode(), None),
+        "form flat": (urlencode(flat).encode(), "application/x-www-form-urlencoded"),
+        "form brackets": (urlencode(brackets).encode(), "application/x-www-form-urlencoded"),
+        "multipart flat": multipart(flat),
+        "multipart brackets": multipart(brackets),
+    }
+
+
+@given(call_details())
+@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+def test_every_format_of_any_call_details_reads_the_same(case):
+    raw, meaning = case
+    for name, (body, content_type) in encodings(raw).items():
+        assert read_callback(body, content_type) == meaning, name
+
+
+@given(
+    st.binary(max_size=512),
+    st.sampled_from(
+        [
+            None,
+            "application/json",
+            "application/xml",
+            "multipart/form-data; boundary=b",
+            "application/x-www-form-urlencoded",
+        ]
+    ),
+)
+@example(b"<result><call_details><status>x</status><events><event/></events></call_details></result>", None)
+@example(b"status=a&events[0]=x&events[1][event]=y", None)
+@settings(max_examples=400, deadline=None)
+def test_any_body_is_read_or_refused_with_a_callback_error(body, content_type):
+    error = refusal(body, content_type)
+    assert error is None or error.status_code in (400, 413, 415)
+
+
+@given(st.from_regex(r"[2-9][0-9]{9}", fullmatch=True), st.sampled_from(sorted(FORMATS)))
+@settings(max_examples=60, deadline=None)
+def test_no_refusal_quotes_the_phone_number(phone, name):
+    body, content_type = FORMATS[name]
+    broken = body.replace(PHONE.encode(), phone.encode()).replace(b"1430769441", phone.encode() + b"x", 1)
+    error = refusal(broken, content_type)
+    assert error is not None
+    assert phone not in str(error)
+    assert phone[:7] not in str(error)

@@ -1,0 +1,665 @@
+"""ResultsTable: outcomes stored once each, through a real SQLite file behind an Airflow connection
+(and a throwaway Postgres when its binaries and driver are here)."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import json
+import os
+import shutil
+import socket
+import sqlite3
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from airflow_provider_fuse.calls import CallDetails, CallEvent, CallStatus
+from airflow_provider_fuse.results.config import ResultsConfigError
+from airflow_provider_fuse.results.table import (
+    COLUMNS,
+    ResultsStoreError,
+    ResultsTable,
+    Stored,
+    canonical_destination,
+    delivery_key,
+)
+from airflow_provider_fuse.results.tokens import UploadPart
+
+PHONE = "6173720293"
+CONN_ID = "fuse_results_test"
+TABLE = "fuse_call_results"
+
+
+def a_part(rows: int = 3, **fields: object) -> UploadPart:
+    values: dict[str, object] = {
+        "dag_id": "campaign",
+        "run_id": "manual__1",
+        "task_id": "bulk_queue",
+        "map_index": -1,
+        "part": 0,
+        "rows": rows,
+        # Expiry plays no part in storing: derived from the clock all the same.
+        "expires": int(time.time()) + 86400,
+    }
+    values.update(fields)
+    return UploadPart(**values)  # type: ignore[arg-type]
+
+
+def an_outcome(phone: str = PHONE, status: str = "completed", **fields: object) -> CallDetails:
+    values: dict[str, object] = {
+        "status": CallStatus(status),
+        "attempts": 1,
+        "max_attempts": 3,
+        "reattempt_wait": 300,
+        "queued_timestamp": 1430769441,
+        "start_timestamp": 1430769441,
+        "end_timestamp": 1430769476,
+        "duration": 35,
+        "events": (CallEvent("queued", 1430769441), CallEvent(CallStatus(status).value, 1430769476)),
+        "phone_number": phone,
+    }
+    values.update(fields)
+    return CallDetails(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A SQLite file behind the connection CONN_ID (``sqlite://`` and the absolute path)."""
+    path = tmp_path / "results.db"
+    monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", f"sqlite://{path}")
+    return path
+
+
+@pytest.fixture
+def table(database: Path):
+    table = ResultsTable(CONN_ID, TABLE)
+    yield table
+    table.close()
+
+
+def rows_in(path: Path, table: str = TABLE) -> list[tuple]:
+    with contextlib.closing(sqlite3.connect(path)) as connection:
+        return connection.execute(f"SELECT * FROM {table} ORDER BY delivery_key").fetchall()
+
+
+# --- The table --------------------------------------------------------------------------------------
+
+
+def test_ensure_creates_the_table_with_the_documented_columns(table, database):
+    table.ensure()
+    with contextlib.closing(sqlite3.connect(database)) as connection:
+        columns = [row[1] for row in connection.execute(f"PRAGMA table_info({TABLE})")]
+        indexes = [row[1] for row in connection.execute(f"PRAGMA index_list({TABLE})")]
+    assert tuple(columns) == COLUMNS
+    assert f"{TABLE}_upload_part" in indexes
+
+
+def test_ensure_is_idempotent_across_instances(database):
+    for _ in range(2):
+        table = ResultsTable(CONN_ID, TABLE)
+        table.ensure()
+        table.ensure()
+        table.close()
+    assert rows_in(database) == []
+
+
+def test_ensure_keeps_the_rows_of_an_existing_table(table, database):
+    table.store(a_part(), an_outcome(), received=time.time())
+    again = ResultsTable(CONN_ID, TABLE)
+    again.ensure()
+    assert len(rows_in(database)) == 1
+    again.close()
+
+
+def test_a_schema_qualified_name_works_on_sqlite(table, database):
+    qualified = ResultsTable(CONN_ID, "main.outcomes")
+    assert qualified.store(a_part(), an_outcome(), received=time.time()) is Stored.STORED
+    assert len(rows_in(database, "outcomes")) == 1
+    qualified.close()
+
+
+@pytest.mark.parametrize("name", ["results; DROP TABLE x", "a.b.c", "1table", "", "naïve"])
+def test_a_table_name_that_is_not_an_identifier_is_refused(name):
+    with pytest.raises(ResultsConfigError):
+        ResultsTable(CONN_ID, name)
+
+
+# --- Storing ----------------------------------------------------------------------------------------
+
+
+def test_an_outcome_is_stored_with_every_column(table, database):
+    received = time.time()
+    assert table.store(a_part(), an_outcome(phone=f"1{PHONE}"), received=received) is Stored.STORED
+    (row,) = table.rows("campaign", "manual__1", "bulk_queue")
+    assert row == {
+        "delivery_key": delivery_key(a_part(), an_outcome(phone=f"1{PHONE}")),
+        "dag_id": "campaign",
+        "run_id": "manual__1",
+        "task_id": "bulk_queue",
+        "map_index": -1,
+        "part": 0,
+        "destination": f"1{PHONE}",
+        "destination_number": f"+1{PHONE}",
+        "status": "completed",
+        "attempts": 1,
+        "max_attempts": 3,
+        "reattempt_wait": 300,
+        "queued_timestamp": 1430769441,
+        "start_timestamp": 1430769441,
+        "end_timestamp": 1430769476,
+        "duration": 35,
+        "events": [
+            {"event": "queued", "timestamp": 1430769441},
+            {"event": "completed", "timestamp": 1430769476},
+        ],
+        "received_timestamp": pytest.approx(received),
+    }
+
+
+def test_a_repeated_delivery_is_a_duplicate_and_stored_once(table, database):
+    assert table.store(a_part(), an_outcome(), received=time.time()) is Stored.STORED
+    assert table.store(a_part(), an_outcome(), received=time.time() + 5) is Stored.DUPLICATE
+    assert len(rows_in(database)) == 1
+
+
+def test_a_repeat_written_another_way_is_the_same_delivery(table, database):
+    # 6173720293, 16173720293 and tel:+16173720293 are one number; "Cancelled" is canceled.
+    table.store(a_part(), an_outcome(phone=PHONE, status="canceled"), received=time.time())
+    for phone in (f"1{PHONE}", f"tel:+1{PHONE}"):
+        outcome = an_outcome(phone=phone, status="Cancelled")
+        assert table.store(a_part(), outcome, received=time.time()) is Stored.DUPLICATE
+    assert len(rows_in(database)) == 1
+
+
+def test_one_number_dialed_twice_with_different_outcomes_is_two_rows(table, database):
+    first = an_outcome(status="failed", queued_timestamp=1000)
+    second = an_outcome(status="completed", queued_timestamp=2000)
+    assert table.store(a_part(), first, received=time.time()) is Stored.STORED
+    assert table.store(a_part(), second, received=time.time()) is Stored.STORED
+    assert len(rows_in(database)) == 2
+
+
+def test_one_number_dialed_twice_with_identical_outcomes_is_one_row(table, database):
+    # The documented limit: Fuse sends no call id, so identical outcomes cannot be told apart.
+    assert table.store(a_part(), an_outcome(), received=time.time()) is Stored.STORED
+    assert table.store(a_part(), an_outcome(), received=time.time() + 60) is Stored.DUPLICATE
+    assert len(rows_in(database)) == 1
+
+
+def test_the_same_outcome_in_two_parts_or_runs_is_two_rows(table, database):
+    for part in (a_part(), a_part(part=1), a_part(map_index=0), a_part(run_id="manual__2")):
+        assert table.store(part, an_outcome(), received=time.time()) is Stored.STORED
+    assert len(rows_in(database)) == 4
+
+
+def test_a_part_is_full_after_as_many_outcomes_as_it_sent_calls(table, database):
+    part = a_part(rows=2)
+    assert table.store(part, an_outcome(phone="6175550001"), received=time.time()) is Stored.STORED
+    assert table.store(part, an_outcome(phone="6175550002"), received=time.time()) is Stored.STORED
+    assert table.store(part, an_outcome(phone="6175550003"), received=time.time()) is Stored.FULL
+    assert len(rows_in(database)) == 2
+
+
+def test_a_repeat_into_a_full_part_is_a_duplicate_not_full(table):
+    part = a_part(rows=1)
+    table.store(part, an_outcome(), received=time.time())
+    assert table.store(part, an_outcome(), received=time.time()) is Stored.DUPLICATE
+
+
+def test_other_parts_do_not_count_towards_a_part_being_full(table):
+    table.store(a_part(rows=1, part=0), an_outcome(phone="6175550001"), received=time.time())
+    assert table.store(a_part(rows=1, part=1), an_outcome(phone="6175550002"), received=time.time()) is (
+        Stored.STORED
+    )
+
+
+def test_a_destination_outside_the_grammar_is_stored_without_a_number(table):
+    table.store(a_part(), an_outcome(phone="+44 20 7946 0018"), received=time.time())
+    table.store(a_part(), an_outcome(phone=None), received=time.time())
+    rows = table.rows("campaign", "manual__1", "bulk_queue")
+    assert sorted((row["destination"] or "", row["destination_number"]) for row in rows) == [
+        ("", None),
+        ("+44 20 7946 0018", None),
+    ]
+
+
+def test_an_outcome_is_committed_before_store_returns(table, database):
+    table.store(a_part(), an_outcome(), received=time.time())
+    # Another connection (another process, say) sees it at once.
+    assert len(rows_in(database)) == 1
+
+
+def test_concurrent_stores_lose_nothing_and_store_nothing_twice(database):
+    threads, per_thread = 8, 500
+    table = ResultsTable(CONN_ID, TABLE)
+    table.ensure()
+    part = a_part(rows=threads * per_thread)
+    results: list[list[Stored]] = [[] for _ in range(threads)]
+    errors: list[BaseException] = []
+
+    def worker(index: int) -> None:
+        try:
+            for number in range(per_thread):
+                # Each outcome is delivered by two threads: one stores it, the other finds it there.
+                outcome = an_outcome(phone=f"617{(index // 2) * per_thread + number:07d}")
+                results[index].append(table.store(part, outcome, received=time.time()))
+        except BaseException as error:  # pragma: no cover - reported below
+            errors.append(error)
+
+    workers = [threading.Thread(target=worker, args=(index,)) for index in range(threads)]
+    for thread in workers:
+        thread.start()
+    for thread in workers:
+        thread.join()
+    table.close()
+    assert errors == []
+    outcomes = [result for per in results for result in per]
+    assert outcomes.count(Stored.STORED) == threads * per_thread // 2
+    assert outcomes.count(Stored.DUPLICATE) == threads * per_thread // 2
+    assert len(rows_in(database)) == threads * per_thread // 2
+
+
+def test_concurrent_stores_never_overfill_a_part(database):
+    table = ResultsTable(CONN_ID, TABLE)
+    part = a_part(rows=50)
+    stored: list[Stored] = []
+    lock = threading.Lock()
+
+    def worker(index: int) -> None:
+        for number in range(25):
+            result = table.store(part, an_outcome(phone=f"617{index:03d}{number:04d}"), received=time.time())
+            with lock:
+                stored.append(result)
+
+    workers = [threading.Thread(target=worker, args=(index,)) for index in range(8)]
+    for thread in workers:
+        thread.start()
+    for thread in workers:
+        thread.join()
+    table.close()
+    assert stored.count(Stored.STORED) == 50
+    assert stored.count(Stored.FULL) == 8 * 25 - 50
+    assert len(rows_in(database)) == 50
+
+
+def test_each_thread_reuses_one_connection(table, monkeypatch):
+    table.ensure()  # opens this thread's connection
+    hook = table._hook
+    opened: list[object] = []
+    get_conn = hook.get_conn
+
+    def recording():
+        opened.append(get_conn())
+        return opened[-1]
+
+    monkeypatch.setattr(hook, "get_conn", recording)
+    for number in range(20):
+        table.store(a_part(rows=100), an_outcome(phone=f"617555{number:04d}"), received=time.time())
+    assert opened == []
+
+    def another_thread() -> None:
+        for number in range(20):
+            table.store(a_part(rows=100), an_outcome(phone=f"617556{number:04d}"), received=time.time())
+
+    thread = threading.Thread(target=another_thread)
+    thread.start()
+    thread.join()
+    assert len(opened) == 1
+
+
+def test_sqlite_connections_wait_for_a_busy_writer(table):
+    table.ensure()
+    (timeout,) = table._connection().execute("PRAGMA busy_timeout").fetchone()
+    assert timeout >= 5000
+
+
+def test_a_writer_holding_the_lock_briefly_is_waited_for(table, database):
+    table.ensure()
+    blocker = sqlite3.connect(database, isolation_level=None, check_same_thread=False)
+    blocker.execute("BEGIN IMMEDIATE")
+    released = threading.Timer(0.5, lambda: blocker.execute("COMMIT"))
+    released.start()
+    try:
+        assert table.store(a_part(), an_outcome(), received=time.time()) is Stored.STORED
+    finally:
+        released.join()
+        blocker.close()
+
+
+def test_close_then_store_reconnects(table, database):
+    table.store(a_part(), an_outcome(phone="6175550001"), received=time.time())
+    table.close()
+    assert table.store(a_part(), an_outcome(phone="6175550002"), received=time.time()) is Stored.STORED
+    assert len(rows_in(database)) == 2
+
+
+# --- Reading ----------------------------------------------------------------------------------------
+
+
+def test_summary_counts_every_map_index_and_part_of_the_task(table):
+    outcomes = [
+        (a_part(map_index=0), "completed"),
+        (a_part(map_index=0, part=1), "completed"),
+        (a_part(map_index=1), "failed"),
+        (a_part(map_index=1), "canceled"),
+        (a_part(map_index=2), "rejected"),
+        (a_part(map_index=2), "voicemail"),
+        (a_part(task_id="other_task"), "completed"),
+        (a_part(run_id="manual__2"), "completed"),
+    ]
+    for number, (part, status) in enumerate(outcomes):
+        table.store(part, an_outcome(phone=f"617555{number:04d}", status=status), received=time.time())
+    summary = table.summary("campaign", "manual__1", "bulk_queue")
+    assert summary == {
+        "completed": 2,
+        "failed": 1,
+        "canceled": 1,
+        "rejected": 1,
+        "other": 1,
+        "received": 6,
+    }
+    assert PHONE not in json.dumps(summary)
+
+
+def test_summary_of_a_task_with_no_outcomes_is_zeros(table):
+    assert table.summary("campaign", "manual__1", "bulk_queue") == dict.fromkeys(
+        ("completed", "failed", "canceled", "rejected", "other", "received"), 0
+    )
+
+
+def test_rows_are_those_of_the_task_in_part_order(table):
+    table.store(a_part(map_index=1), an_outcome(phone="6175550002"), received=time.time())
+    table.store(a_part(map_index=0, part=1), an_outcome(phone="6175550001"), received=time.time())
+    table.store(a_part(map_index=0), an_outcome(phone="6175550000"), received=time.time())
+    table.store(a_part(task_id="other"), an_outcome(phone="6175550009"), received=time.time())
+    rows = table.rows("campaign", "manual__1", "bulk_queue")
+    assert [row["destination"] for row in rows] == ["6175550000", "6175550001", "6175550002"]
+
+
+def test_a_reader_sees_outcomes_stored_after_its_last_read(database):
+    writer, reader = ResultsTable(CONN_ID, TABLE), ResultsTable(CONN_ID, TABLE)
+    assert reader.summary("campaign", "manual__1", "bulk_queue")["received"] == 0
+    writer.store(a_part(), an_outcome(), received=time.time())
+    assert reader.summary("campaign", "manual__1", "bulk_queue")["received"] == 1
+    writer.close()
+    reader.close()
+
+
+# --- Failures ---------------------------------------------------------------------------------------
+
+
+def assert_no_personal_data(error: BaseException) -> None:
+    text = f"{error} {error!r} {error.__cause__!r} {error.__context__!r}"
+    assert PHONE not in text
+    assert "617" not in text
+
+
+def test_a_missing_connection_is_a_store_error_naming_it(monkeypatch):
+    monkeypatch.delenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", raising=False)
+    table = ResultsTable(CONN_ID, TABLE)
+    with pytest.raises(ResultsStoreError, match=CONN_ID) as caught:
+        table.store(a_part(), an_outcome(), received=time.time())
+    assert_no_personal_data(caught.value)
+
+
+def test_a_connection_that_is_not_a_sql_database_is_refused(monkeypatch):
+    monkeypatch.setenv(
+        f"AIRFLOW_CONN_{CONN_ID.upper()}",
+        json.dumps({"conn_type": "fuse", "login": "ops@example.com", "password": "dk-secret-123456"}),
+    )
+    with pytest.raises(ResultsStoreError, match="not a SQL database") as caught:
+        ResultsTable(CONN_ID, TABLE).ensure()
+    assert "dk-secret-123456" not in str(caught.value)
+
+
+def test_a_database_that_cannot_be_opened_is_a_store_error(monkeypatch, tmp_path):
+    monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", f"sqlite://{tmp_path}/missing/dir/results.db")
+    with pytest.raises(ResultsStoreError, match="cannot connect") as caught:
+        ResultsTable(CONN_ID, TABLE).store(a_part(), an_outcome(), received=time.time())
+    assert_no_personal_data(caught.value)
+
+
+def test_a_failed_insert_names_no_value_and_the_next_store_reconnects(table, database):
+    table.ensure()
+    with contextlib.closing(sqlite3.connect(database)) as connection:
+        connection.execute(
+            f"CREATE TRIGGER refuse BEFORE INSERT ON {TABLE} BEGIN SELECT RAISE(ABORT, 'no'); END"
+        )
+        connection.commit()
+    with pytest.raises(ResultsStoreError, match="cannot store an outcome") as caught:
+        table.store(a_part(), an_outcome(), received=time.time())
+    assert_no_personal_data(caught.value)
+    with contextlib.closing(sqlite3.connect(database)) as connection:
+        connection.execute("DROP TRIGGER refuse")
+        connection.commit()
+    assert table.store(a_part(), an_outcome(), received=time.time()) is Stored.STORED
+
+
+def test_a_table_that_is_not_ours_is_a_store_error(table, database):
+    with contextlib.closing(sqlite3.connect(database)) as connection:
+        connection.execute(f"CREATE TABLE {TABLE} (something TEXT)")
+        connection.commit()
+    with pytest.raises(ResultsStoreError) as caught:
+        table.store(a_part(), an_outcome(), received=time.time())
+    assert_no_personal_data(caught.value)
+
+
+# --- Identity ---------------------------------------------------------------------------------------
+
+
+def test_canonical_destination_is_plus_and_e164_digits():
+    assert canonical_destination(PHONE) == f"+1{PHONE}"
+    assert canonical_destination(f"1{PHONE}") == f"+1{PHONE}"
+    assert canonical_destination(f"tel:+1{PHONE};ani=8009957586") == f"+1{PHONE}"
+    assert canonical_destination("tel:+442079460018") == "+442079460018"
+    assert canonical_destination(f" {PHONE} ") == f"+1{PHONE}"
+    for value in ("", "617", f"+1{PHONE}", "hello", None, f"0{PHONE}"):
+        assert canonical_destination(value) is None
+
+
+IDENTITY_FIELDS = [
+    "status",
+    "attempts",
+    "max_attempts",
+    "reattempt_wait",
+    "queued_timestamp",
+    "start_timestamp",
+    "end_timestamp",
+    "duration",
+    "events",
+]
+
+
+@st.composite
+def outcomes(draw: st.DrawFn) -> tuple[UploadPart, CallDetails]:
+    small = st.none() | st.integers(-2, 2)
+    part = UploadPart(
+        dag_id=draw(st.sampled_from(["a", "b"])),
+        run_id=draw(st.sampled_from(["r", "r2"])),
+        task_id=draw(st.sampled_from(["t", "t2"])),
+        map_index=draw(st.integers(-1, 0)),
+        part=draw(st.integers(0, 1)),
+        rows=draw(st.integers(1, 3)),
+        expires=draw(st.integers(0, 3)),
+    )
+    details = CallDetails(
+        status=CallStatus(draw(st.sampled_from(["completed", "failed"]))),
+        attempts=draw(small),
+        max_attempts=draw(small),
+        reattempt_wait=draw(small),
+        queued_timestamp=draw(small),
+        start_timestamp=draw(small),
+        end_timestamp=draw(small),
+        duration=draw(small),
+        events=tuple(
+            CallEvent(name, stamp)
+            for name, stamp in draw(st.lists(st.tuples(st.sampled_from(["q", "d"]), small), max_size=2))
+        ),
+        phone_number=draw(st.sampled_from([None, PHONE, f"1{PHONE}", "6175550000", "x"])),
+        call_id=draw(st.none() | st.just("ignored")),
+    )
+    return part, details
+
+
+def identity(part: UploadPart, details: CallDetails) -> tuple:
+    destination = canonical_destination(details.phone_number) or details.phone_number
+    return (
+        part.dag_id,
+        part.run_id,
+        part.task_id,
+        part.map_index,
+        part.part,
+        destination,
+        *(getattr(details, name) for name in IDENTITY_FIELDS),
+    )
+
+
+@given(outcomes(), outcomes())
+@settings(max_examples=500, deadline=None)
+def test_the_delivery_key_is_equal_exactly_when_the_identity_is(first, second):
+    assert (delivery_key(*first) == delivery_key(*second)) == (identity(*first) == identity(*second))
+
+
+@given(outcomes())
+@settings(deadline=None)
+def test_the_delivery_key_ignores_rows_expiry_and_call_id(outcome):
+    part, details = outcome
+    other = dataclasses.replace(part, rows=part.rows + 7, expires=part.expires + 100)
+    assert delivery_key(other, dataclasses.replace(details, call_id="x")) == delivery_key(part, details)
+
+
+def test_the_delivery_key_tells_a_string_from_a_number():
+    # A JSON-identity, not a string join: "1" and 1, "a,b" and ("a", "b") are never confused.
+    assert delivery_key(a_part(dag_id="a,b"), an_outcome()) != delivery_key(a_part(dag_id="a"), an_outcome())
+    assert len(delivery_key(a_part(), an_outcome())) == 64
+
+
+# --- Postgres ---------------------------------------------------------------------------------------
+
+
+def _postgres_binaries() -> Path | None:
+    for candidate in [shutil.which("initdb"), *sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))]:
+        if candidate and Path(candidate).exists():
+            return Path(candidate).resolve().parent
+    return None
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    """A throwaway Postgres on loopback (as the postgres user when run as root: Postgres refuses
+    root), for this module's tests; stopped and removed after."""
+    binaries = _postgres_binaries()
+    if binaries is None:
+        pytest.skip("Postgres binaries (initdb, pg_ctl) are not installed")
+    pytest.importorskip(
+        "airflow.providers.postgres.hooks.postgres",
+        reason="apache-airflow-providers-postgres is not installed here (make test-deployment's venv has it)",
+    )
+    user = "postgres" if os.geteuid() == 0 else None
+    home = Path(tempfile.mkdtemp(prefix="fuse-test-postgres-"))
+    if user:
+        shutil.chown(home, user, user)
+    data = home / "data"
+    run = functools.partial(subprocess.run, user=user, group=user, capture_output=True, timeout=120)
+    run([binaries / "initdb", "-D", data, "-U", "fuse", "-A", "trust", "--no-sync", "-E", "UTF8"], check=True)
+    port = _free_port()
+    options = f"-h 127.0.0.1 -p {port} -k {home} -c fsync=off"
+    run([binaries / "pg_ctl", "-D", data, "-o", options, "-l", home / "log", "-w", "start"], check=True)
+    try:
+        yield f"postgres://fuse@127.0.0.1:{port}/postgres"
+    finally:
+        run([binaries / "pg_ctl", "-D", data, "-m", "immediate", "-w", "stop"])
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def test_postgres_stores_dedups_and_bounds_like_sqlite(postgres, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_FUSE_RESULTS_PG", postgres)
+    check_store_dedup_and_bound("fuse_results_pg", "public.fuse_call_results")
+
+
+def test_the_same_checks_pass_on_sqlite(database):
+    check_store_dedup_and_bound(CONN_ID, TABLE)
+
+
+def check_store_dedup_and_bound(conn_id: str, name: str) -> None:
+    """Store, dedup, the bound, summary and rows, concurrently too: the portable SQL's whole path."""
+    table = ResultsTable(conn_id, name)
+    table.ensure()
+    ResultsTable(conn_id, name).ensure()
+    part = a_part(rows=2)
+    assert table.store(part, an_outcome(phone="6175550001"), received=time.time()) is Stored.STORED
+    assert table.store(part, an_outcome(phone="6175550001"), received=time.time()) is Stored.DUPLICATE
+    assert table.store(part, an_outcome(phone="6175550002"), received=time.time()) is Stored.STORED
+    assert table.store(part, an_outcome(phone="6175550003"), received=time.time()) is Stored.FULL
+    assert table.summary("campaign", "manual__1", "bulk_queue")["completed"] == 2
+    rows = table.rows("campaign", "manual__1", "bulk_queue")
+    assert [row["destination_number"] for row in rows] == ["+16175550001", "+16175550002"]
+    assert rows[0]["events"] == [
+        {"event": "queued", "timestamp": 1430769441},
+        {"event": "completed", "timestamp": 1430769476},
+    ]
+    big = a_part(part=1, rows=10_000)
+    results: list[Stored] = []
+
+    def worker(index: int) -> None:
+        for number in range(100):
+            # Every outcome delivered twice, by two threads at once.
+            outcome = an_outcome(phone=f"617{(index // 2):03d}{number:04d}")
+            results.append(table.store(big, outcome, received=time.time()))
+
+    threads = [threading.Thread(target=worker, args=(index,)) for index in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results.count(Stored.STORED) == 400
+    assert results.count(Stored.DUPLICATE) == 400
+    assert table.summary("campaign", "manual__1", "bulk_queue")["received"] == 402
+    table.close()
+
+
+CHANGES = {
+    "dag_id": lambda part, details: (dataclasses.replace(part, dag_id=part.dag_id + "x"), details),
+    "run_id": lambda part, details: (dataclasses.replace(part, run_id=part.run_id + "x"), details),
+    "task_id": lambda part, details: (dataclasses.replace(part, task_id=part.task_id + "x"), details),
+    "map_index": lambda part, details: (dataclasses.replace(part, map_index=part.map_index + 1), details),
+    "part": lambda part, details: (dataclasses.replace(part, part=part.part + 1), details),
+    "destination": lambda part, details: (part, dataclasses.replace(details, phone_number="6175559999")),
+    "status": lambda part, details: (part, dataclasses.replace(details, status=CallStatus("rejected"))),
+    "attempts": lambda part, details: (
+        part,
+        dataclasses.replace(details, attempts=(details.attempts or 0) + 9),
+    ),
+    "max_attempts": lambda part, details: (part, dataclasses.replace(details, max_attempts=99)),
+    "reattempt_wait": lambda part, details: (part, dataclasses.replace(details, reattempt_wait=99)),
+    "queued_timestamp": lambda part, details: (part, dataclasses.replace(details, queued_timestamp=99)),
+    "start_timestamp": lambda part, details: (part, dataclasses.replace(details, start_timestamp=99)),
+    "end_timestamp": lambda part, details: (part, dataclasses.replace(details, end_timestamp=99)),
+    "duration": lambda part, details: (part, dataclasses.replace(details, duration=99)),
+    "events": lambda part, details: (
+        part,
+        dataclasses.replace(details, events=(*details.events, CallEvent("connected", None))),
+    ),
+}
+
+
+@given(outcomes(), st.sampled_from(sorted(CHANGES)))
+@settings(max_examples=300, deadline=None)
+def test_changing_any_one_identity_field_changes_the_key(outcome, name):
+    changed = CHANGES[name](*outcome)
+    assert identity(*changed) != identity(*outcome)
+    assert delivery_key(*changed) != delivery_key(*outcome)
