@@ -1,32 +1,73 @@
-"""`make demo`: run the example DAG end to end against a local Fuse sandbox — no account, no real call.
+"""`make demo`: run the example DAGs end to end against a local Fuse sandbox — no account, no real call.
 
 Starts the sandbox on a free loopback port, points ``fuse_default`` at it, migrates a project-local
-AIRFLOW_HOME (SQLite, under .demo/), points the example's export base (the Airflow Variable
-``fuse_example_export_base``) at .demo/exports, runs ``airflow dags test example_fuse_bulk_queue``,
-prints the calls queued (from XCom), what the sandbox received and whether the export was removed,
-and stops the sandbox.
+AIRFLOW_HOME (SQLite, under .demo/), points the examples' export base (the Airflow Variable
+``fuse_example_export_base``) at .demo/exports, and then:
+
+1. runs ``airflow dags test example_fuse_bulk_queue`` and prints the calls queued (from XCom), what
+   the sandbox received and whether the export was removed;
+2. meanwhile starts ``airflow api-server`` on a free loopback port in the same AIRFLOW_HOME, with
+   the provider's plugin (the results receiver under ``/fuse``), a ``[fuse]`` section from the
+   environment (``results_base_url`` at that port, a signing key made for this demo) and the results
+   connection ``fuse_results_default`` at a SQLite file in the AIRFLOW_HOME; waits for its health
+   endpoint and checks that the receiver refuses a forged token;
+3. runs ``airflow dags test example_fuse_campaign_results``: the sandbox posts each call's outcome
+   to the api-server, the sensor counts them, and a task writes a retry list; prints what arrived
+   (numbers shortened to their last four digits), what the api-server's access log shows of those
+   requests, and ends with the sensor's summary, ``3 queued → 2 completed, 1 failed``.
+
+The api-server is stopped (its whole process group) whatever happens, the sandbox too. Exit status
+0 only if both runs succeeded, no export was left behind, and every queued call's outcome arrived.
+About 40 to 50 seconds here once the virtualenv exists (the two DAG runs take most of it; the
+sandbox runs 60 times faster than real time, so the calls themselves end within a second).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
+import secrets
+import signal
+import socket
 import sqlite3
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from importlib.metadata import version
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_fuse.sandbox import FuseSandbox
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from types import FrameType
 
 ROOT = Path(__file__).resolve().parents[1]
 # One home per Airflow version: a database migrated by a newer Airflow cannot be used by an older one.
 AIRFLOW_HOME = ROOT / ".demo" / f"airflow-home-{version('apache-airflow')}"
-# Where the example writes its contact CSV for the upload task, and its teardown deletes it.
+# Where the examples write their contact CSVs (their teardowns delete them) and the retry lists.
 EXPORT_BASE = ROOT / ".demo" / "exports"
-DAG_ID = "example_fuse_bulk_queue"
+# The results connection's database: the table of call outcomes the receiver writes.
+RESULTS_DB = AIRFLOW_HOME / "fuse_results.db"
+RESULTS_TABLE = "fuse_call_results"
+API_SERVER_LOG = AIRFLOW_HOME / "api-server.log"
+BULK_DAG = "example_fuse_bulk_queue"
+RESULTS_DAG = "example_fuse_campaign_results"
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
+API_SERVER_START_TIMEOUT = 120.0
+# The receiver's path as the access logs must show it: the token replaced by ***, which uvicorn's own
+# access log (the api-server's on Airflow 3.1) writes URL-quoted.
+HIDDEN_TOKEN = re.compile(r"/fuse/results/(?:\*\*\*|%2A%2A%2A)(?=[\s\"?]|$)", re.MULTILINE)
+ANY_TOKEN = re.compile(r"/fuse/results/[^\s\"?]+")
+# No proxy for loopback, whatever the environment says.
+LOCAL = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+#: The sensor summary's outcome counts, in the order the summary line names them.
+ENDS = ("completed", "failed", "canceled", "rejected", "missing")
 
 
 def airflow(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -38,34 +79,157 @@ def airflow(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]
     return result
 
 
-def latest_run(database: Path) -> tuple[str, int | None]:
-    """The state of the newest run of the example DAG, and the ``calls_queued`` its XCom holds."""
-    with sqlite3.connect(database) as db:
-        run_id, state = db.execute(
-            "SELECT run_id, state FROM dag_run WHERE dag_id = ? ORDER BY id DESC LIMIT 1", (DAG_ID,)
-        ).fetchone()
+def latest_run(dag_id: str) -> tuple[str | None, str | None]:
+    """The id and state of the newest run of ``dag_id`` in the demo's Airflow database."""
+    with contextlib.closing(sqlite3.connect(AIRFLOW_HOME / "airflow.db")) as db:
         row = db.execute(
-            "SELECT value FROM xcom WHERE dag_id = ? AND run_id = ? AND task_id = 'queue_calls' "
-            "AND key = 'return_value'",
-            (DAG_ID, run_id),
+            "SELECT run_id, state FROM dag_run WHERE dag_id = ? ORDER BY id DESC LIMIT 1", (dag_id,)
+        ).fetchone()
+    return (row[0], row[1]) if row else (None, None)
+
+
+def xcom(dag_id: str, run_id: str | None, task_id: str, key: str = "return_value") -> Any:
+    """A task's XCom value in the demo's Airflow database, or ``None``."""
+    with contextlib.closing(sqlite3.connect(AIRFLOW_HOME / "airflow.db")) as db:
+        row = db.execute(
+            "SELECT value FROM xcom WHERE dag_id = ? AND run_id = ? AND task_id = ? AND key = ?",
+            (dag_id, run_id, task_id, key),
         ).fetchone()
     value = row[0] if row else None
     if isinstance(value, (str, bytes)):  # the JSON column comes back parsed or as text, by version
         value = json.loads(value)
-    return state, value if isinstance(value, int) else None
+    return value
+
+
+def outcomes(run_id: str | None) -> list[sqlite3.Row]:
+    """The rows the receiver stored for this run of the results example."""
+    if not RESULTS_DB.exists():
+        return []
+    with contextlib.closing(sqlite3.connect(RESULTS_DB)) as db:
+        db.row_factory = sqlite3.Row
+        try:
+            return db.execute(
+                f"SELECT * FROM {RESULTS_TABLE} WHERE dag_id = ? AND run_id = ? "  # a constant: no user input
+                "ORDER BY received_timestamp",
+                (RESULTS_DAG, run_id),
+            ).fetchall()
+        except sqlite3.OperationalError:  # no table: nothing was ever stored
+            return []
+
+
+def timed(function: Callable[..., object], *args: Any) -> float:
+    """Seconds ``function(*args)`` took."""
+    started = time.monotonic()
+    function(*args)
+    return time.monotonic() - started
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class ApiServer:
+    """``airflow api-server`` in a session of its own on a loopback port, stopped as a process group."""
+
+    def __init__(self, env: dict[str, str], port: int) -> None:
+        self.env, self.port = env, port
+        self.url = f"http://127.0.0.1:{port}"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.started = 0.0
+
+    def start(self) -> None:
+        self.started = time.monotonic()
+        with API_SERVER_LOG.open("wb") as log:
+            self.process = subprocess.Popen(
+                [AIRFLOW, "api-server", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+
+    def wait_until_healthy(self) -> float:
+        """Seconds from start until ``/api/v2/monitor/health`` answered 200.
+
+        :raises RuntimeError: the api-server exited, or did not answer within the timeout.
+        """
+        assert self.process is not None
+        deadline = self.started + API_SERVER_START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the api-server exited with {self.process.returncode}")
+            with (
+                contextlib.suppress(OSError),
+                LOCAL.open(f"{self.url}/api/v2/monitor/health", timeout=2) as answer,
+            ):
+                if answer.status == 200:
+                    return time.monotonic() - self.started
+            time.sleep(0.5)
+        raise RuntimeError(f"the api-server did not answer within {API_SERVER_START_TIMEOUT:.0f} s")
+
+    def post(self, path: str, body: bytes) -> int:
+        """POST ``body`` as JSON to ``path``; the status code."""
+        request = urllib.request.Request(
+            f"{self.url}{path}", data=body, method="POST", headers={"Content-Type": "application/json"}
+        )
+        try:
+            with LOCAL.open(request, timeout=10) as answer:
+                return int(answer.status)
+        except urllib.error.HTTPError as error:
+            return int(error.code)
+
+    def stop(self) -> None:
+        """SIGTERM to the whole process group, then SIGKILL to whatever is left of it. Idempotent."""
+        if self.process is None:
+            return
+        for signum, wait in ((signal.SIGTERM, 20.0), (signal.SIGKILL, 10.0)):
+            # After the leader has exited, its workers may still be in the group: SIGKILL reaches them.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.process.pid, signum)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=wait)
+        self.process = None
+
+    def log_tail(self, characters: int = 4000) -> str:
+        return API_SERVER_LOG.read_text(errors="replace")[-characters:]
+
+
+def stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt  # unwinds through every `finally`: the api-server and sandbox are stopped
+
+
+def summary_line(summary: dict[str, int]) -> str:
+    """``3 queued → 2 completed, 1 failed``: the counts that are not zero, in the sensor's order."""
+    counted = [f"{summary[key]} {key}" for key in ENDS if summary.get(key)]
+    return f"{summary.get('calls_queued', 0)} queued → " + (", ".join(counted) or "no outcome")
 
 
 def main() -> int:
     started = time.monotonic()
+    signal.signal(signal.SIGTERM, stop_on_sigterm)
     AIRFLOW_HOME.mkdir(parents=True, exist_ok=True)
     EXPORT_BASE.mkdir(parents=True, exist_ok=True)
+    port = free_port()
     env = {
         **os.environ,
         "AIRFLOW_HOME": str(AIRFLOW_HOME),
         "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "example_dags"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW_VAR_FUSE_EXAMPLE_EXPORT_BASE": EXPORT_BASE.as_uri(),
+        # The results loop: where the sandbox posts outcomes, the key tokens are signed with (new for
+        # every demo, never printed), and the database they are stored in (sqlite:// + absolute path).
+        "AIRFLOW__FUSE__RESULTS_BASE_URL": f"http://127.0.0.1:{port}",
+        "AIRFLOW__FUSE__RESULTS_SIGNING_KEY": secrets.token_hex(32),
+        "AIRFLOW__FUSE__RESULTS_CONN_ID": "fuse_results_default",
+        "AIRFLOW__FUSE__RESULTS_TABLE": RESULTS_TABLE,
+        "AIRFLOW_CONN_FUSE_RESULTS_DEFAULT": f"sqlite://{RESULTS_DB}",
+        "NO_PROXY": "127.0.0.1,localhost",
+        "no_proxy": "127.0.0.1,localhost",
     }
+    api_server = ApiServer(env, port)
     with FuseSandbox(time_scale=60.0) as sandbox:
         env["AIRFLOW_CONN_FUSE_DEFAULT"] = sandbox.connection_json()
         print(f"Fuse sandbox listening on {sandbox.url} (account {sandbox.email})")
@@ -73,11 +237,22 @@ def main() -> int:
         if airflow(env, "db", "migrate").returncode != 0:
             print("airflow db migrate failed")
             return 1
-        print(f"Running `airflow dags test {DAG_ID}` ...")
-        airflow(env, "dags", "test", DAG_ID)
-        state, calls_queued = latest_run(AIRFLOW_HOME / "airflow.db")
-        uploads = sandbox.uploads()
+        try:
+            api_server.start()
+            print(f"Starting `airflow api-server` on {api_server.url} (log: {API_SERVER_LOG}) ...")
+            bulk = run_bulk_example(env, sandbox)
+            return run_results_example(env, sandbox, api_server, bulk, started)
+        finally:
+            api_server.stop()
 
+
+def run_bulk_example(env: dict[str, str], sandbox: FuseSandbox) -> bool:
+    """Run the bulk example and print what happened; whether it did what it should."""
+    print(f"Running `airflow dags test {BULK_DAG}` ...")
+    took = timed(airflow, env, "dags", "test", BULK_DAG)
+    run_id, state = latest_run(BULK_DAG)
+    calls_queued = xcom(BULK_DAG, run_id, "queue_calls")
+    uploads = sandbox.uploads()
     print()
     print("What the Fuse sandbox received:")
     for upload in uploads:
@@ -90,26 +265,117 @@ def main() -> int:
         )
     if not uploads:
         print("  nothing")
-    left_behind = sorted(path for path in EXPORT_BASE.rglob("*") if path.is_file())
+    left_behind = contact_exports()
     print()
     print(f"Contact exports left in {EXPORT_BASE}: {len(left_behind)}")
     for path in left_behind:
         print(f"  {path.relative_to(EXPORT_BASE)}")
-    print()
-    elapsed = time.monotonic() - started
     recorded = uploads[-1].calls_queued if uploads else None
-    if state == "success" and calls_queued is not None and calls_queued == recorded and not left_behind:
-        print(
-            f"SUCCESS: the DAG run succeeded; XCom calls_queued = {calls_queued}; the export was removed "
-            f"({elapsed:.0f} s)"
-        )
-        return 0
+    ok = state == "success" and isinstance(calls_queued, int) and calls_queued == recorded and not left_behind
+    verdict = "the DAG run succeeded" if ok else f"DAG run state {state!r}"
+    print(f"{BULK_DAG}: {verdict} ({took:.0f} s); XCom calls_queued = {calls_queued!r}")
+    print()
+    return ok
+
+
+def contact_exports() -> list[Path]:
+    """Contact CSVs under the export base: the teardowns must have removed every one."""
+    return sorted(path for path in EXPORT_BASE.rglob("contacts.csv") if path.is_file())
+
+
+def run_results_example(
+    env: dict[str, str], sandbox: FuseSandbox, api_server: ApiServer, bulk_ok: bool, started: float
+) -> int:
+    """Run the results example through the api-server; print what arrived; the demo's exit status."""
+    try:
+        ready_after = api_server.wait_until_healthy()
+    except RuntimeError as error:
+        print(f"FAILED: {error}; the end of its log:\n{api_server.log_tail()}")
+        return 1
+    forged = api_server.post("/fuse/results/not-a-token", b'{"call_details": {"status": "completed"}}')
     print(
-        f"FAILED: DAG run state {state!r}, XCom calls_queued = {calls_queued!r}, "
-        f"{len(left_behind)} export(s) left behind ({elapsed:.0f} s)"
+        f"The api-server answers on {api_server.url} ({ready_after:.0f} s after it started); "
+        f"the receiver at /fuse/results/ refuses a forged token: {forged}"
     )
-    return 1
+    uploads_before = len(sandbox.uploads())
+    print(f"Running `airflow dags test {RESULTS_DAG}` ...")
+    took = timed(airflow, env, "dags", "test", RESULTS_DAG)
+    run_id, state = latest_run(RESULTS_DAG)
+    summary = xcom(RESULTS_DAG, run_id, "wait_for_outcomes")
+    retry = xcom(RESULTS_DAG, run_id, "write_retry_list")
+    rows = outcomes(run_id)
+    upload_ids = {upload.upload_id for upload in sandbox.uploads()[uploads_before:]}
+    calls = [call for call in sandbox.calls() if call.upload_id in upload_ids]
+
+    print(f"{RESULTS_DAG}: DAG run state {state!r} ({took:.0f} s)")
+    print()
+    print(f"Callbacks the sandbox posted to {api_server.url}/fuse/results/…:")
+    for call in calls:
+        print(
+            f"  call {call.call_id} to …{call.phone_number[-4:]}: {call.status} after {call.attempts} "
+            f"attempt(s); delivery {call.result_delivery}, answered {call.result_status_code}"
+        )
+    if not calls:
+        print("  none")
+    print(f"What arrived in the results table ({RESULTS_DB.name}, table {RESULTS_TABLE}):")
+    for row in rows:
+        number = row["destination_number"] or row["destination"] or ""
+        print(
+            f"  …{number[-4:]}  {row['status']:<9} attempts={row['attempts']} duration={row['duration']} "
+            f"events={','.join(event['event'] for event in json.loads(row['events'] or '[]'))}"
+        )
+    if not rows:
+        print("  nothing")
+    log = API_SERVER_LOG.read_text(errors="replace")
+    logged = len(HIDDEN_TOKEN.findall(log))
+    leaked = len(ANY_TOKEN.findall(log)) - logged
+    numbers_logged = sum(call.phone_number[-7:] in log for call in calls)
+    print(
+        f"The api-server's log shows {logged} requests to /fuse/results/*** (the token hidden) and "
+        f"{leaked} with a token in the path; the numbers called appear in it {numbers_logged} times"
+    )
+    if isinstance(retry, dict):
+        print(f"Retry list for another day: {retry.get('to_retry')} number(s) in {retry.get('retry_list')}")
+    left_behind = contact_exports()
+
+    problems = []
+    if not bulk_ok:
+        problems.append(f"{BULK_DAG} did not succeed")
+    if state != "success":
+        problems.append(f"{RESULTS_DAG} run state {state!r}")
+    if forged != 403:
+        problems.append(f"a forged token was answered {forged}, not 403")
+    if not isinstance(summary, dict):
+        problems.append("the sensor pushed no summary")
+    elif summary.get("missing") or summary.get("calls_queued") != len(rows) or not rows:
+        problems.append(f"the loop did not close: {summary_line(summary)}, {len(rows)} rows stored")
+    elif (summary.get("completed"), summary.get("failed")) != (2, 1):
+        problems.append(f"the sandbox's outcome rule says 2 completed, 1 failed; got {summary_line(summary)}")
+    if leaked:
+        problems.append("a results token reached the api-server's log")
+    if numbers_logged:
+        problems.append("a number called reached the api-server's log")
+    if left_behind:
+        problems.append(f"{len(left_behind)} contact export(s) left behind")
+    elapsed = time.monotonic() - started
+    print()
+    if problems:
+        if isinstance(summary, dict):
+            print(summary_line(summary))
+        print(f"FAILED: {'; '.join(problems)} ({elapsed:.0f} s)")
+        return 1
+    print(
+        f"SUCCESS: both runs succeeded, the exports were removed, and every call's outcome came back "
+        f"through the api-server into the table ({elapsed:.0f} s)"
+    )
+    assert isinstance(summary, dict)
+    print(summary_line(summary))
+    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("Interrupted: the api-server and the sandbox were stopped.", file=sys.stderr)
+        sys.exit(130)
