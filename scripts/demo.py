@@ -201,6 +201,12 @@ def stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt  # unwinds through every `finally`: the api-server and sandbox are stopped
 
 
+def receiver_paths(log: str) -> tuple[int, int]:
+    """How many receiver paths ``log`` shows with the token hidden, and how many with anything else."""
+    hidden = len(HIDDEN_TOKEN.findall(log))
+    return hidden, len(ANY_TOKEN.findall(log)) - hidden
+
+
 def summary_line(summary: dict[str, int]) -> str:
     """``3 queued → 2 completed, 1 failed``: the counts that are not zero, in the sensor's order."""
     counted = [f"{summary[key]} {key}" for key in ENDS if summary.get(key)]
@@ -327,8 +333,7 @@ def run_results_example(
     if not rows:
         print("  nothing")
     log = API_SERVER_LOG.read_text(errors="replace")
-    logged = len(HIDDEN_TOKEN.findall(log))
-    leaked = len(ANY_TOKEN.findall(log)) - logged
+    logged, leaked = receiver_paths(log)
     numbers_logged = sum(call.phone_number[-7:] in log for call in calls)
     print(
         f"The api-server's log shows {logged} requests to /fuse/results/*** (the token hidden) and "
