@@ -51,6 +51,12 @@ EXPORT_BASE = f"s3://aws_default@{BUCKET}/exports"
 BULK = "example_fuse_bulk_queue"
 SINGLE = "example_fuse_queue_call"
 STOP = "example_fuse_stop_campaign"
+RESULTS = "example_fuse_campaign_results"
+# The database the results receiver writes call outcomes to: a database of its own beside Airflow's.
+RESULTS_DATABASE = "fuse_results"
+RESULTS_SENSOR = "wait_for_outcomes"
+# The campaign-results example's numbers: the sandbox answers every number but the one ending in 9.
+RESULTS_NUMBERS = ("6175550100", "16175550104", "tel:+16175550109")
 # The phone numbers the examples dial (555-01xx: reserved for fiction). The bulk example's are
 # written by its export task; the single call's comes from the worker's environment, as a secrets
 # backend would give it. None of them may appear anywhere Airflow keeps text.
@@ -309,7 +315,13 @@ def start_postgres(processes: Processes, home: Path) -> str:
         return subprocess.run(createdb, capture_output=True, timeout=30).returncode == 0
 
     wait_for("the airflow database", created, 30)
+    subprocess.run([*createdb[:-1], RESULTS_DATABASE], capture_output=True, timeout=30, check=True)
     return f"postgresql+psycopg2://airflow@127.0.0.1:{port}/airflow"
+
+
+def results_connection(database: str) -> str:
+    """The results connection's URI: the harness's Postgres, the results database."""
+    return f"postgres://airflow@127.0.0.1:{urllib.parse.urlsplit(database).port}/{RESULTS_DATABASE}"
 
 
 def start_redis(processes: Processes, run: Path) -> str:
@@ -411,6 +423,7 @@ def airflow_env(
     fuse_connection: str,
     password: str,
     export_base: str,
+    signing_key: str,
 ) -> dict[str, str]:
     from cryptography.fernet import Fernet
 
@@ -457,6 +470,11 @@ def airflow_env(
             "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(aws),
             "AIRFLOW_VAR_FUSE_EXAMPLE_EXPORT_BASE": export_base,
             "AIRFLOW_VAR_FUSE_EXAMPLE_CONTACT": json.dumps(SINGLE_CONTACT),
+            # The results receiver on the api-server: where Fuse (the sandbox) posts outcomes, the
+            # key every worker signs tokens with and the api-server checks them with, the table.
+            "AIRFLOW__FUSE__RESULTS_BASE_URL": f"http://127.0.0.1:{api_port}",
+            "AIRFLOW__FUSE__RESULTS_SIGNING_KEY": signing_key,
+            "AIRFLOW_CONN_FUSE_RESULTS_DEFAULT": results_connection(database),
             # Only loopback: no proxy, no instance-metadata lookups by boto.
             "NO_PROXY": "127.0.0.1,localhost",
             "no_proxy": "127.0.0.1,localhost",
@@ -546,7 +564,7 @@ def start_airflow(processes: Processes, deployment: Deployment) -> None:
 
     def parsed() -> bool:
         dags = deployment.call("GET", "/api/v2/dags", params={"limit": 100})["dags"]
-        return {BULK, SINGLE, STOP} <= {dag["dag_id"] for dag in dags}
+        return {BULK, SINGLE, STOP, RESULTS} <= {dag["dag_id"] for dag in dags}
 
     wait_for("the dag-processor to parse the examples", parsed, 240, interval=3)
 
@@ -805,24 +823,97 @@ def single_calls(deployment: Deployment, sandbox: Any, report: Report) -> None:
     )
 
 
+def results_rows(deployment: Deployment, run_id: str) -> list[tuple[Any, ...]]:
+    """This run's rows of the results table, read straight from Postgres (status, attempts, part)."""
+    import psycopg2
+
+    uri = urllib.parse.urlsplit(deployment.env["AIRFLOW_CONN_FUSE_RESULTS_DEFAULT"])
+    with (
+        contextlib.closing(
+            psycopg2.connect(host=uri.hostname, port=uri.port, user=uri.username, dbname=uri.path.lstrip("/"))
+        ) as db,
+        db.cursor() as cursor,
+    ):
+        cursor.execute(
+            "SELECT status, attempts, part, destination FROM fuse_call_results "
+            "WHERE dag_id = %s AND run_id = %s",
+            (RESULTS, run_id),
+        )
+        return list(cursor.fetchall())
+
+
+def result_tokens(sandbox: Any) -> list[str]:
+    """Every results token the workers gave Fuse (the last segment of each call's ``result_url``)."""
+    return sorted({call.result_url.rsplit("/", 1)[-1] for call in sandbox.calls() if call.result_url})
+
+
+def campaign_results(deployment: Deployment, sandbox: Any, report: Report) -> None:
+    say("campaign-results example: each call's outcome comes back through the api-server into Postgres")
+    run_id = deployment.trigger(RESULTS)
+
+    def sensor_deferred() -> bool:
+        return deployment.task_instances(RESULTS, run_id).get(RESULTS_SENSOR, {}).get("state") == "deferred"
+
+    wait_for("the results sensor to defer", sensor_deferred, 240, interval=2)
+    report.checks.append("the campaign-results sensor deferred to the triggerer")
+    sandbox.advance(600)  # the sandbox's clock: the calls ring, are answered or not, end, and report
+    state = deployment.wait_for_run(RESULTS, run_id, timeout=300)
+    report.record(deployment, "campaign results", RESULTS, run_id)
+    report.check(state == "success", f"the campaign-results run succeeded (it was {state})")
+    calls = [call for call in sandbox.calls() if call.result_url]
+    report.check(
+        len(calls) == 3 and all(call.result_delivery == "delivered" for call in calls),
+        "the sandbox delivered the 3 calls' outcomes to the api-server "
+        f"({[(call.status, call.result_delivery, call.result_status_code) for call in calls]})",
+    )
+    summary = deployment.xcom(RESULTS, run_id, RESULTS_SENSOR)
+    expected = {"calls_queued": 3, "completed": 2, "failed": 1, "canceled": 0, "rejected": 0, "missing": 0}
+    report.check(summary == expected, f"the sensor's summary is 3 queued → 2 completed, 1 failed: {summary}")
+    rows = results_rows(deployment, run_id)
+    report.check(
+        sorted(status for status, *_ in rows) == ["completed", "completed", "failed"]
+        and {destination[-10:] for *_, destination in rows} == {n[-10:] for n in RESULTS_NUMBERS},
+        f"Postgres holds the run's 3 outcomes, one per number ({len(rows)} rows)",
+    )
+    # What a token authorises: one part of one upload. A forged one writes nothing.
+    (token,) = {call.result_url.rsplit("/", 1)[-1] for call in calls}
+    payload, _, signature = token.partition(".")
+    forged = f"{payload}.{signature[::-1]}"
+    body = {"call_details": {"status": "completed", "attempts": "1", "phone_number": "'6175550142'"}}
+    answer = requests.post(f"{deployment.api}/fuse/results/{forged}", json=body, timeout=30)
+    report.check(
+        answer.status_code in (401, 403) and len(results_rows(deployment, run_id)) == 3,
+        f"a forged token is refused ({answer.status_code}) and stores nothing",
+    )
+    replay = requests.post(calls[0].result_url, json=body, timeout=30)
+    report.check(
+        replay.status_code == 409 and len(results_rows(deployment, run_id)) == 3,
+        f"a genuine token cannot store more outcomes than its part has rows ({replay.status_code})",
+    )
+
+
 # -- what Airflow kept --------------------------------------------------------------------------------
 
 
 def phone_numbers() -> dict[str, str]:
     """Every phone number the examples dial, by a name that does not spell it out (last 10 digits)."""
-    numbers = [*BULK_NUMBERS, SINGLE_CONTACT["phone_number"]]
+    numbers = [*BULK_NUMBERS, SINGLE_CONTACT["phone_number"], *RESULTS_NUMBERS]
     return {f"phone number …{number[-4:]}": number[-10:] for number in numbers}
 
 
-def needles(sandbox: Any) -> dict[str, str]:
-    """What must not appear anywhere: every phone number dialed, the developer key, the auth header."""
+def needles(sandbox: Any, env: dict[str, str]) -> dict[str, str]:
+    """What must not appear anywhere: every phone number dialed, the developer key, the auth header,
+    the results signing key and every results token (a token in a log is a credential in a log)."""
     import base64
 
     basic = base64.b64encode(f"{sandbox.email}:{sandbox.developer_key}".encode()).decode()
+    tokens = result_tokens(sandbox)
     return {
         **phone_numbers(),
         "the developer key": sandbox.developer_key,
         "the Authorization header": basic,
+        "the results signing key": env["AIRFLOW__FUSE__RESULTS_SIGNING_KEY"],
+        **{f"results token {index + 1}": token for index, token in enumerate(tokens)},
     }
 
 
@@ -831,7 +922,7 @@ def scan(text: str, where: str, secrets_: dict[str, str]) -> list[str]:
 
 
 def check_nothing_leaked(deployment: Deployment, sandbox: Any, report: Report) -> None:
-    secrets_ = needles(sandbox)
+    secrets_ = needles(sandbox, deployment.env)
     leaks: list[str] = []
     log_files = sorted((deployment.run / "logs").glob("*.log"))
     task_logs = sorted(p for p in (Path(deployment.env["AIRFLOW_HOME"]) / "logs").rglob("*") if p.is_file())
@@ -1014,6 +1105,7 @@ def main(argv: list[str] | None = None) -> int:
             fuse_connection=sandbox.connection_json(),
             password=password,
             export_base=args.export_base,
+            signing_key=secrets.token_hex(32),
         )
         worker_tmps = {}
         for name in ("fuse-worker-1", "fuse-worker-2"):
@@ -1029,6 +1121,7 @@ def main(argv: list[str] | None = None) -> int:
         unknown_deployment_run(deployment, sandbox, s3, report)
         clear_successful_upload(deployment, sandbox, s3, report, run_ids[0])
         single_calls(deployment, sandbox, report)
+        campaign_results(deployment, sandbox, report)
         processes.check_alive()
         check_worker_disks(deployment, report)
         check_nothing_leaked(deployment, sandbox, report)
