@@ -37,16 +37,17 @@ no token either.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
 from airflow_provider_fuse.results.callbacks import MAX_BODY_BYTES, CallbackError, read_callback
@@ -70,6 +71,9 @@ MASK = "***"
 #: The ASGI scope key the token is moved to before the path is rewritten.
 TOKEN_SCOPE_KEY = "fuse_results.token"
 _RESULTS = "/results/"
+#: Threads storing outcomes (see :class:`_Receiver`).
+STORE_THREADS = 4
+_T = TypeVar("_T")
 #: A 503 asks the sender to wait this long (seconds) before retrying.
 _RETRY = {"Retry-After": "60"}
 
@@ -116,19 +120,43 @@ class MaskTokenMiddleware:
 
 
 class _Receiver:
-    """The state behind the route: the config and the table, each loaded once, thread-safely."""
+    """The state behind the route: the config and the table, each loaded once, and the store threads.
 
-    def __init__(self, load_config: Callable[[], ResultsConfig], clock: Callable[[], float]) -> None:
+    Outcomes are stored by a small pool of threads of the receiver's own (:data:`STORE_THREADS`), not
+    the server's shared threadpool: a burst of callbacks never takes the threads the api-server's own
+    endpoints run in, the threads live as long as the app (each keeps its database connection: no
+    connection is left behind by a thread that ends), and writers that would only queue for the
+    database's write lock (SQLite takes them one at a time) do not pile up.
+    """
+
+    def __init__(
+        self, load_config: Callable[[], ResultsConfig], clock: Callable[[], float], store_threads: int
+    ) -> None:
         self._load_config = load_config
         self.clock = clock
-        self._lock = threading.Lock()
+        self._store_threads = store_threads
+        self._settings_lock = threading.Lock()
+        self._table_lock = threading.Lock()
         self._settings: tuple[ResultsConfig, str] | None = None
         self._table: ResultsTable | None = None
+        self._executor: ThreadPoolExecutor | None = None
 
     @property
     def loaded(self) -> tuple[ResultsConfig, str] | None:
         """The config and signing key once :meth:`settings` has loaded them, else ``None``."""
         return self._settings
+
+    async def in_thread(self, function: Callable[..., _T], *args: Any) -> _T:
+        """``function(*args)`` in one of the receiver's threads, awaited."""
+        executor = self._executor
+        if executor is None:
+            with self._table_lock:
+                if self._executor is None:
+                    self._executor = ThreadPoolExecutor(
+                        self._store_threads, thread_name_prefix="fuse-results"
+                    )
+                executor = self._executor
+        return await asyncio.get_running_loop().run_in_executor(executor, function, *args)
 
     def settings(self) -> tuple[ResultsConfig, str]:
         """The config and its signing key (blocking: ``_cmd``/``_secret`` options may run or fetch).
@@ -137,7 +165,7 @@ class _Receiver:
         """
         settings = self._settings
         if settings is None:
-            with self._lock:
+            with self._settings_lock:
                 if self._settings is None:
                     config = self._load_config()
                     self._settings = (config, config.require_signing_key())
@@ -148,12 +176,13 @@ class _Receiver:
         """Store one outcome (blocking); the table is created when missing, on first use.
 
         :raises ResultsStoreError: from the table.
+        :raises ResultsConfigError: from the config.
         """
         table = self._table
         if table is None:
-            with self._lock:
+            config, _ = self.settings()
+            with self._table_lock:
                 if self._table is None:
-                    config, _ = self.settings()
                     candidate = ResultsTable(config.conn_id, config.table)
                     try:
                         candidate.ensure()
@@ -165,8 +194,12 @@ class _Receiver:
         return table.store(part, details, received=received)
 
     def close(self) -> None:
-        with self._lock:
+        """Stop the store threads (after what they are doing) and close the table's connections."""
+        with self._table_lock:
+            executor, self._executor = self._executor, None
             table, self._table = self._table, None
+        if executor is not None:
+            executor.shutdown(wait=True)
         if table is not None:
             table.close()
 
@@ -197,20 +230,24 @@ async def _read_body(request: Request) -> bytes | None:
 
 
 def create_app(
-    *, load_config: Callable[[], ResultsConfig] = ResultsConfig.load, clock: Callable[[], float] = time.time
+    *,
+    load_config: Callable[[], ResultsConfig] = ResultsConfig.load,
+    clock: Callable[[], float] = time.time,
+    store_threads: int = STORE_THREADS,
 ) -> FastAPI:
     """The receiver app: ``POST /results/{token}`` (mount it under ``/fuse``). See the module docstring.
 
     :param load_config: reads the ``[fuse]`` section; called on the first request (again after a
         failure), never at import or here.
     :param clock: unix seconds, for token expiry and ``received_timestamp``.
+    :param store_threads: how many outcomes are stored at once (each thread its own connection).
     """
-    receiver = _Receiver(load_config, clock)
+    receiver = _Receiver(load_config, clock, store_threads)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
-        await run_in_threadpool(receiver.close)
+        await asyncio.to_thread(receiver.close)
 
     app = FastAPI(
         title="Fuse results receiver",
@@ -228,7 +265,7 @@ def create_app(
         try:
             # Loaded once: only the first requests pay the thread hop.
             loaded = receiver.loaded
-            _, key = loaded if loaded is not None else await run_in_threadpool(receiver.settings)
+            _, key = loaded if loaded is not None else await receiver.in_thread(receiver.settings)
         except ResultsConfigError as error:
             log.error("The Fuse results receiver cannot accept call outcomes: %s", error)
             return _detail(503, "the results receiver is not configured", **_RETRY)
@@ -253,7 +290,7 @@ def create_app(
             return _detail(error.status_code, str(error))
 
         try:
-            outcome = await run_in_threadpool(receiver.store, part, details, receiver.clock())
+            outcome = await receiver.in_thread(receiver.store, part, details, receiver.clock())
         except (ResultsStoreError, ResultsConfigError) as error:
             log.error("Could not store a call outcome for %s (answered 503): %s", _where(part), error)
             return _detail(503, "the outcome could not be stored; retry later", **_RETRY)
