@@ -191,10 +191,13 @@ class ResultsTable:
     map_index, part) serves the per-part bound, :meth:`summary` and :meth:`rows`.
 
     Thread-safe: each thread uses its own database connection, opened on first use and reused. On
-    SQLite each connection sets ``PRAGMA busy_timeout`` (:data:`SQLITE_BUSY_TIMEOUT_MS`), so concurrent
-    writers (threads, api-server workers) wait for one another instead of failing. The database's
-    journal mode is left as the user set it: ``PRAGMA journal_mode=WAL`` on the file (once, by its
-    owner) makes commits several times faster and lets readers run beside the writer.
+    SQLite, which has one writer at a time, the threads of one process take turns on a lock (fair,
+    where SQLite's own busy handler polls and can starve a waiting writer for seconds), and each
+    connection sets ``PRAGMA busy_timeout`` (:data:`SQLITE_BUSY_TIMEOUT_MS`), so that other processes
+    (api-server workers, a reading task) are waited for instead of failing the store. The database's
+    journal mode is left as its owner set it: in the default rollback journal every commit syncs the
+    journal and the file; ``PRAGMA journal_mode=WAL`` (run once on the file: it persists) makes
+    commits several times faster and lets readers run beside the writer (docs/results.md has figures).
 
     :param conn_id: the Airflow connection; its hook must be a ``DbApiHook``.
     :param table: ``name`` or ``schema.name`` (letters, digits, underscores).
@@ -205,6 +208,7 @@ class ResultsTable:
         self.conn_id = conn_id
         self.table = check_table_name(table)
         self._lock = threading.Lock()
+        self._write_lock = threading.Lock()
         self._local = threading.local()
         self._generation = 0
         self._connections: list[Any] = []
@@ -367,35 +371,46 @@ class ResultsTable:
             f"SELECT COUNT(*) FROM {self.table} "
             f"WHERE dag_id = {p} AND run_id = {p} AND task_id = {p} AND map_index = {p} AND part = {p}"
         )
+        # SQLite has one writer at a time anyway; taking turns on a lock here, rather than in
+        # SQLite's busy handler (which polls, and lets a waiting thread starve for seconds), keeps
+        # every store's wait short and fair. Other databases write concurrently.
+        turn = self._write_lock if isinstance(connection, sqlite3.Connection) else contextlib.nullcontext()
         try:
-            cursor = connection.cursor()
-            try:
-                try:
-                    cursor.execute(insert, values)
-                except Exception as error:
-                    if not _is_integrity_error(connection, error):
-                        raise
-                    _rollback(connection)
-                    # The primary key, almost surely; a constraint or trigger of the user's would
-                    # raise the same error, and must not pass for a duplicate (the outcome be lost).
-                    cursor.execute(f"SELECT 1 FROM {self.table} WHERE delivery_key = {p}", values[:1])
-                    found = cursor.fetchone()
-                    _rollback(connection)
-                    if found is None:
-                        raise
-                    return Stored.DUPLICATE
-                cursor.execute(count, (part.dag_id, part.run_id, part.task_id, part.map_index, part.part))
-                (stored,) = cursor.fetchone()
-            finally:
-                cursor.close()
-            if int(stored) > part.rows:
-                _rollback(connection)
-                return Stored.FULL
-            connection.commit()
+            with turn:
+                return self._insert(connection, insert, values, count, part)
         except Exception as error:
             _rollback(connection)
             self._discard()
             raise self._error("cannot store an outcome", error) from None
+
+    def _insert(
+        self, connection: Any, insert: str, values: tuple[Any, ...], count: str, part: UploadPart
+    ) -> Stored:
+        cursor = connection.cursor()
+        try:
+            try:
+                cursor.execute(insert, values)
+            except Exception as error:
+                if not _is_integrity_error(connection, error):
+                    raise
+                _rollback(connection)
+                # The primary key, almost surely; a constraint or trigger of the user's raises the
+                # same error, and must not pass for a duplicate (the outcome would be lost).
+                p = self._placeholder
+                cursor.execute(f"SELECT 1 FROM {self.table} WHERE delivery_key = {p}", values[:1])
+                found = cursor.fetchone()
+                _rollback(connection)
+                if found is None:
+                    raise
+                return Stored.DUPLICATE
+            cursor.execute(count, (part.dag_id, part.run_id, part.task_id, part.map_index, part.part))
+            (stored,) = cursor.fetchone()
+        finally:
+            cursor.close()
+        if int(stored) > part.rows:
+            _rollback(connection)
+            return Stored.FULL
+        connection.commit()
         return Stored.STORED
 
     # --- Reading -------------------------------------------------------------------------------------

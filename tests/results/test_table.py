@@ -599,7 +599,9 @@ def check_store_dedup_and_bound(conn_id: str, name: str) -> None:
     """Store, dedup, the bound, summary and rows, concurrently too: the portable SQL's whole path."""
     table = ResultsTable(conn_id, name)
     table.ensure()
-    ResultsTable(conn_id, name).ensure()
+    again = ResultsTable(conn_id, name)
+    again.ensure()
+    again.close()
     part = a_part(rows=2)
     assert table.store(part, an_outcome(phone="6175550001"), received=time.time()) is Stored.STORED
     assert table.store(part, an_outcome(phone="6175550001"), received=time.time()) is Stored.DUPLICATE
