@@ -1,4 +1,4 @@
-"""FuseCallStatusSensor: wait for one outbound call's outcome."""
+"""FuseCallStatusSensor: wait for one outbound call's outcome; and the public path of the results sensor."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from airflow_provider_fuse._compat import (
 )
 from airflow_provider_fuse.calls import TERMINAL_STATUSES
 from airflow_provider_fuse.exceptions import FuseError, FuseValidationError
+from airflow_provider_fuse.sensors.campaign_results import FuseCampaignResultsSensor
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -24,7 +25,8 @@ if TYPE_CHECKING:
 
     from airflow_provider_fuse.hooks.fuse import FuseHook
 
-__all__ = ["FuseCallStatusSensor"]
+# FuseCampaignResultsSensor lives in .campaign_results; DAGs import both from here.
+__all__ = ["FuseCallStatusSensor", "FuseCampaignResultsSensor"]
 
 ON_FAILURE_STATUS = ("fail", "skip")
 

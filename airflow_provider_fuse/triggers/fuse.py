@@ -16,12 +16,14 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_fuse.exceptions import FuseError
 from airflow_provider_fuse.hooks.fuse import FuseHook, asking_again_can_help
+from airflow_provider_fuse.triggers.campaign_results import FuseCampaignResultsTrigger
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterable
 
 # asking_again_can_help lived here until 0.2; it is the hook's rule now, importable from both.
-__all__ = ["FuseCallStatusTrigger", "asking_again_can_help"]
+# FuseCampaignResultsTrigger serializes as ...triggers.campaign_results; importable from here too.
+__all__ = ["FuseCallStatusTrigger", "FuseCampaignResultsTrigger", "asking_again_can_help"]
 
 
 class FuseCallStatusTrigger(BaseTrigger):

@@ -1,0 +1,328 @@
+"""FuseCampaignResultsSensor: wait for the outcomes of the calls one bulk task queued, and count them."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseSensorOperator, PokeReturnValue
+
+from airflow_provider_fuse._compat import (
+    AirflowException,
+    AirflowFailException,
+    AirflowSkipException,
+    conf,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    from airflow.sdk import Context
+
+    from airflow_provider_fuse.results.config import ResultsConfig
+
+__all__ = ["SUMMARY_KEYS", "FuseCampaignResultsSensor"]
+
+#: The keys of the sensor's XCom: how many calls were queued, how each one that was reported ended,
+#: and how many were never reported.
+SUMMARY_KEYS = ("calls_queued", "completed", "failed", "canceled", "rejected", "missing")
+#: Under this XCom key the summary is pushed before a threshold fails or skips the task.
+SUMMARY_XCOM_KEY = "campaign_results"
+
+
+@dataclass(frozen=True)
+class Campaign:
+    """What the bulk task recorded for the wait (its ``fuse_results`` XComs, summed over map indexes).
+
+    :param calls_queued: the calls Fuse queued.
+    :param deadline: unix seconds after which the wait ends with what has arrived.
+    """
+
+    calls_queued: int
+    deadline: float
+
+
+class FuseCampaignResultsSensor(BaseSensorOperator):
+    """Wait until the outcome of every call a ``FuseBulkQueueOperator(collect_results=True)`` task of
+    the same run queued is in the results table, or its dialing window has passed; push the counts.
+
+    The bulk task's XCom ``fuse_results`` says how many calls were queued and when dialing ends
+    (summed over its map indexes, when it is mapped). The sensor counts that task's rows in the
+    results table (the ``[fuse]`` config section: ``results_conn_id``, ``results_table``) every
+    ``poke_interval`` seconds, until either
+
+    * an outcome has arrived for every call queued, or
+    * the deadline has passed: the dialing window's end (``end_timestamp``; without one, the time
+      the list was queued — or its ``start_timestamp``, if later — plus ``dialing_timeout``) plus
+      ``grace_period``. Calls with no outcome by then are counted as ``missing``.
+
+    Its XCom (``return_value``) is a summary without personal data::
+
+        {"calls_queued": 3, "completed": 2, "failed": 1, "canceled": 0, "rejected": 0, "missing": 0}
+
+    A downstream task reads the rows themselves from the table
+    (:meth:`ResultsTable.rows <airflow_provider_fuse.results.table.ResultsTable.rows>`).
+
+    With ``min_completed_ratio``, fewer completed calls than that share of the calls queued fails the
+    task without retries, naming the counts (or skips it with ``soft_fail``); the summary is pushed
+    first under the XCom key ``campaign_results``. One method, :meth:`settle`, applies this, whichever
+    path ended the wait: a poke, the check before deferring, or :meth:`execute_complete`.
+
+    Failures: the bulk task left no ``fuse_results`` XCom (it did not run with
+    ``collect_results=True``, or did not succeed), or a ``[fuse]`` option is unusable: fails without
+    retries. The table cannot be read (a database error): left to the task's retries.
+
+    With ``deferrable=True`` the sensor counts once and, if the wait goes on, frees its worker slot
+    and waits in the triggerer
+    (:class:`~airflow_provider_fuse.triggers.campaign_results.FuseCampaignResultsTrigger`). The
+    default follows Airflow's ``[operators] default_deferrable``. ``poke_interval``, ``timeout``,
+    ``mode`` and ``soft_fail`` work as for any sensor; ``timeout`` (a sensor's default is seven days)
+    should be longer than the dialing window.
+
+    :param bulk_task_id: the ``FuseBulkQueueOperator(collect_results=True)`` task of this run. (templated)
+    :param grace_period: how long after the dialing window outcomes are still waited for; default
+        30 minutes.
+    :param dialing_timeout: how long dialing is expected to take when the bulk task had no
+        ``end_timestamp``; default 12 hours.
+    :param min_completed_ratio: the least share (0 to 1) of calls queued that must have completed;
+        default ``None``, no threshold.
+    :param deferrable: wait in the triggerer instead of a worker slot.
+    :param poke_interval: seconds between counts; default 60.
+    """
+
+    template_fields: Sequence[str] = ("bulk_task_id",)
+    ui_color = "#ffdead"
+
+    def __init__(
+        self,
+        *,
+        bulk_task_id: str,
+        grace_period: timedelta = timedelta(minutes=30),
+        dialing_timeout: timedelta = timedelta(hours=12),
+        min_completed_ratio: float | None = None,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        poke_interval: float | timedelta = 60,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(poke_interval=poke_interval, **kwargs)
+        if not isinstance(bulk_task_id, str) or not bulk_task_id.strip():
+            raise ValueError(f"bulk_task_id must name a task, got {bulk_task_id!r}")
+        for name, value in (("grace_period", grace_period), ("dialing_timeout", dialing_timeout)):
+            if not isinstance(value, timedelta) or value < timedelta(0):
+                raise ValueError(f"{name} must be a timedelta of zero or more, got {value!r}")
+        if min_completed_ratio is not None and (
+            isinstance(min_completed_ratio, bool)
+            or not isinstance(min_completed_ratio, (int, float))
+            or not 0 <= min_completed_ratio <= 1
+        ):
+            raise ValueError(
+                f"min_completed_ratio must be a number from 0 to 1, or None, got {min_completed_ratio!r}"
+            )
+        self.bulk_task_id = bulk_task_id
+        self.grace_period = grace_period
+        self.dialing_timeout = dialing_timeout
+        self.min_completed_ratio = min_completed_ratio
+        self.deferrable = deferrable
+
+    # --- what is waited for ---------------------------------------------------------------------
+
+    def campaign(self, context: Context) -> Campaign:
+        """The calls the bulk task queued and the deadline, from its ``fuse_results`` XComs.
+
+        :raises AirflowFailException: the bulk task left none (or something that is not one).
+        """
+        from airflow_provider_fuse.operators.bulk_queue import RESULTS_XCOM_KEY
+
+        ti = context["ti"]
+        pulled = ti.xcom_pull(task_ids=[self.bulk_task_id], key=RESULTS_XCOM_KEY)
+        records = [record for record in (pulled or []) if record is not None]
+        if not records or not all(_is_record(record) for record in records):
+            raise AirflowFailException(
+                f"Task {self.bulk_task_id!r} of this run left no {RESULTS_XCOM_KEY!r} XCom to wait for: "
+                "give it collect_results=True (a FuseBulkQueueOperator), and let it succeed before this "
+                "sensor runs."
+            )
+        dialing = self.dialing_timeout.total_seconds()
+        ends = [
+            record["window_end"]
+            if record.get("window_end") is not None
+            else max(record["queued_timestamp"], record.get("start_timestamp") or 0) + dialing
+            for record in records
+        ]
+        return Campaign(
+            calls_queued=sum(int(record["calls_queued"]) for record in records),
+            deadline=max(ends) + self.grace_period.total_seconds(),
+        )
+
+    @staticmethod
+    def _config() -> ResultsConfig:
+        from airflow_provider_fuse.results.config import ResultsConfig, ResultsConfigError
+
+        try:
+            return ResultsConfig.load()
+        except ResultsConfigError as error:
+            raise AirflowFailException(f"Cannot read the call outcomes: {error}") from None
+
+    def _count(self, context: Context, config: ResultsConfig) -> dict[str, int]:
+        """The bulk task's outcomes in the results table, by status (:meth:`ResultsTable.summary`)."""
+        from airflow_provider_fuse.results.table import ResultsStoreError, ResultsTable
+
+        ti = context["ti"]
+        table = ResultsTable(config.conn_id, config.table)
+        try:
+            return dict(table.summary(ti.dag_id, ti.run_id, self.bulk_task_id))
+        except ResultsStoreError as error:
+            # Names the connection and the kind of failure (missing, not a database, a database
+            # error), never a value read: left to the task's retries.
+            raise AirflowException(f"Cannot read the call outcomes: {error}") from None
+        finally:
+            table.close()
+
+    # --- poke mode ------------------------------------------------------------------------------
+
+    def poke(self, context: Context) -> bool | PokeReturnValue:
+        """Count once; done (with the summary as XCom) when the wait is over."""
+        from airflow_provider_fuse.triggers.campaign_results import waiting_is_over
+
+        campaign = self.campaign(context)
+        counts = self._count(context, self._config())
+        if not waiting_is_over(counts, campaign.calls_queued, campaign.deadline, time.time()):
+            self._log_progress(counts, campaign)
+            return False
+        return PokeReturnValue(is_done=True, xcom_value=self.settle(context, counts, campaign.calls_queued))
+
+    def _log_progress(self, counts: Mapping[str, int], campaign: Campaign) -> None:
+        self.log.info(
+            "Fuse results of %s: %d of %d calls in; waiting until %s at the latest.",
+            self.bulk_task_id,
+            counts.get("received", 0),
+            campaign.calls_queued,
+            _iso(campaign.deadline),
+        )
+
+    # --- the one rule -----------------------------------------------------------------------------
+
+    def settle(self, context: Context, counts: Mapping[str, int], calls_queued: int) -> dict[str, int]:
+        """What the counts at the end of the wait do to the task: the one rule for every path.
+
+        :param counts: the bulk task's outcomes by status (:meth:`ResultsTable.summary`).
+        :param calls_queued: the calls it queued.
+        :returns: the summary (:data:`SUMMARY_KEYS`), when no threshold is missed.
+        :raises AirflowFailException: fewer completed calls than ``min_completed_ratio`` of the calls
+            queued (skips instead with ``soft_fail``); the summary is pushed under
+            ``campaign_results`` first.
+        """
+        summary = {"calls_queued": int(calls_queued)}
+        for status in ("completed", "failed", "canceled", "rejected"):
+            summary[status] = int(counts.get(status, 0))
+        summary["missing"] = max(0, summary["calls_queued"] - int(counts.get("received", 0)))
+        described = _describe(summary)
+        self.log.info("Fuse results of %s: %s", self.bulk_task_id, described)
+        if summary["missing"]:
+            self.log.warning(
+                "%d of %d calls have no outcome after the dialing window and grace period: Fuse did not "
+                "report them (or could not reach the receiver at [fuse] results_base_url).",
+                summary["missing"],
+                summary["calls_queued"],
+            )
+        ratio, queued = self.min_completed_ratio, summary["calls_queued"]
+        if ratio is not None and queued and summary["completed"] < ratio * queued:
+            ti = context.get("ti")
+            if ti is not None:
+                ti.xcom_push(key=SUMMARY_XCOM_KEY, value=summary)
+            message = (
+                f"{summary['completed']} of {summary['calls_queued']} calls completed, fewer than "
+                f"min_completed_ratio={ratio:g}: {described}"
+            )
+            raise self._fails(message)
+        return summary
+
+    def _fails(self, message: str) -> AirflowException:
+        """A failure that retrying cannot help: skips with ``soft_fail``, else fails without retries."""
+        if self.soft_fail:
+            return AirflowSkipException(message)
+        return AirflowFailException(message)
+
+    # --- deferrable mode --------------------------------------------------------------------------
+
+    def execute(self, context: Context) -> Any:
+        """Poke as usual; or, deferrable, count once and wait in the triggerer if the wait goes on."""
+        if not self.deferrable:
+            return super().execute(context)
+        from airflow_provider_fuse.triggers.campaign_results import (
+            FuseCampaignResultsTrigger,
+            waiting_is_over,
+        )
+
+        campaign = self.campaign(context)
+        config = self._config()
+        counts = self._count(context, config)
+        if waiting_is_over(counts, campaign.calls_queued, campaign.deadline, time.time()):
+            return self.settle(context, counts, campaign.calls_queued)
+        self._log_progress(counts, campaign)
+        ti = context["ti"]
+        self.defer(
+            trigger=FuseCampaignResultsTrigger(
+                dag_id=ti.dag_id,
+                run_id=ti.run_id,
+                task_id=self.bulk_task_id,
+                calls_queued=campaign.calls_queued,
+                deadline=campaign.deadline,
+                results_conn_id=config.conn_id,
+                results_table=config.table,
+                poll_interval=_seconds(self.poke_interval),
+            ),
+            method_name="execute_complete",
+            timeout=None if self.timeout is None else timedelta(seconds=_seconds(self.timeout)),
+        )
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, int]:
+        """Resume after the trigger fired: the wait is over (:meth:`settle`), or counting failed."""
+        if not event or event.get("status") not in ("done", "error"):
+            raise AirflowException(f"Unexpected event from FuseCampaignResultsTrigger: {event!r}")
+        if event["status"] == "error":
+            message = f"Cannot read the call outcomes: {event.get('message') or 'the trigger failed'}"
+            if event.get("retryable"):
+                raise AirflowException(message)
+            raise self._fails(message)
+        return self.settle(context, dict(event["counts"]), int(event["calls_queued"]))
+
+
+def _is_record(value: object) -> bool:
+    """Whether ``value`` is a ``fuse_results`` record this provider's bulk operator pushes."""
+    if not isinstance(value, dict):
+        return False
+    numbers = [value.get("calls_queued"), value.get("queued_timestamp")]
+    optional = [value.get("window_end"), value.get("start_timestamp")]
+    return all(_natural(number) for number in numbers) and all(
+        item is None or _natural(item) for item in optional
+    )
+
+
+def _natural(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _describe(summary: Mapping[str, int]) -> str:
+    """``3 queued → 2 completed, 1 failed``: the statuses that occurred, and what is missing."""
+    ended = [
+        f"{summary[status]} {status}"
+        for status in ("completed", "failed", "canceled", "rejected", "missing")
+        if summary[status]
+    ]
+    return f"{summary['calls_queued']} queued → {', '.join(ended) or 'no outcomes'}"
+
+
+def _iso(seconds: float) -> str:
+    from datetime import datetime, timezone
+
+    if not math.isfinite(seconds):
+        return str(seconds)
+    return datetime.fromtimestamp(seconds, tz=timezone.utc).isoformat(timespec="seconds")
+
+
+def _seconds(value: float | timedelta) -> float:
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
