@@ -1,0 +1,242 @@
+"""End to end: a list queued with collect_results=True, its outcomes counted by the results sensor,
+through real Airflow (SQLite) against the Fuse sandbox on loopback.
+
+The receiver is not started here: a stand-in stores each call's outcome in the SQLite results table,
+as the receiver would — after checking the token in the call's ``result_url`` with the signing key.
+So the tokens a real run signed are what decides where each outcome lands. The sandbox's clock all
+but stands still, so it makes no callbacks of its own; the test decides when outcomes "arrive".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import secrets
+import socket
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from airflow_provider_fuse.calls import CallDetails, CallStatus
+from airflow_provider_fuse.results.table import ResultsTable
+from airflow_provider_fuse.results.tokens import verify
+from airflow_provider_fuse.sandbox import FuseSandbox
+
+ANSWERS = ("6175551234", "6175551235")
+NEVER_ANSWERS = "6175551239"
+RESULTS_CONN = "fuse_results_default"
+TABLE = "fuse_call_results"
+TRIGGER = "airflow_provider_fuse.triggers.campaign_results.FuseCampaignResultsTrigger"
+
+
+@pytest.fixture
+def still_sandbox() -> Iterator[FuseSandbox]:
+    """Calls stay queued: the sandbox makes no callbacks, the stand-in decides each outcome."""
+    with FuseSandbox(time_scale=0.001) as running:
+        yield running
+
+
+@pytest.fixture
+def results(airflow_env, tmp_path, monkeypatch) -> dict[str, str]:
+    """The [fuse] options of a run (a fresh key, a loopback base URL nothing listens on, a SQLite
+    results table in the test's directory); the same connection in this process, for the stand-in."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    database = tmp_path / "results.db"
+    monkeypatch.setenv(f"AIRFLOW_CONN_{RESULTS_CONN.upper()}", f"sqlite://{database}")
+    return {
+        "AIRFLOW__FUSE__RESULTS_BASE_URL": f"http://127.0.0.1:{port}",
+        "AIRFLOW__FUSE__RESULTS_SIGNING_KEY": secrets.token_urlsafe(36),
+        f"AIRFLOW_CONN_{RESULTS_CONN.upper()}": f"sqlite://{database}",
+    }
+
+
+@pytest.fixture
+def contacts(tmp_path: Path) -> Path:
+    path = tmp_path / "contacts.csv"
+    path.write_text(
+        "destination,first_name\n" + "".join(f"{phone},Ada\n" for phone in (*ANSWERS, NEVER_ANSWERS))
+    )
+    return path
+
+
+def airflow_db(airflow_env, query: str, *parameters: object) -> list[tuple]:
+    for _ in range(50):
+        try:
+            with contextlib.closing(sqlite3.connect(airflow_env.home / "airflow.db", timeout=5)) as db:
+                return db.execute(query, parameters).fetchall()
+        except sqlite3.OperationalError:  # the run holds a write lock
+            time.sleep(0.1)
+    raise AssertionError("Airflow's database stayed locked")
+
+
+def triggers(airflow_env) -> list[tuple[str, str]]:
+    return airflow_db(airflow_env, "SELECT classpath, kwargs FROM trigger ORDER BY id")
+
+
+def xcom(airflow_env, dag_id: str, run_id: str, task_id: str, key: str) -> object:
+    rows = airflow_db(
+        airflow_env,
+        "SELECT value FROM xcom WHERE dag_id = ? AND run_id = ? AND task_id = ? AND key = ?",
+        dag_id,
+        run_id,
+        task_id,
+        key,
+    )
+    return json.loads(rows[0][0]) if rows else None
+
+
+@contextlib.contextmanager
+def stand_in_receiver(
+    sandbox: FuseSandbox, key: str, *, when: Callable[[], bool] = lambda: True, store: int = 3
+) -> Iterator[list]:
+    """Once ``when()`` holds and the sandbox has the calls, store ``store`` of their outcomes as the
+    receiver would: the token of each call's ``result_url`` verified, then its outcome (completed;
+    failed for the number that never answers) stored for the upload part the token names.
+
+    Yields the upload parts the tokens named, in the order stored.
+    """
+    parts: list = []
+    done = threading.Event()
+    failures: list[BaseException] = []
+
+    def receive() -> None:
+        table = ResultsTable(RESULTS_CONN, TABLE)
+        try:
+            while not done.is_set():
+                calls = sandbox.calls()
+                if len(calls) == 3 and when():
+                    break
+                done.wait(0.1)
+            else:
+                return
+            for call in sorted(calls, key=lambda call: call.destination)[:store]:
+                token = call.result_url.rpartition("/fuse/results/")[2]
+                part = verify(token, key, now=time.time())
+                status = "failed" if call.destination.endswith("9") else "completed"
+                details = CallDetails(
+                    status=CallStatus(status), attempts=1, max_attempts=1, phone_number=call.destination
+                )
+                table.store(part, details, received=time.time())
+                parts.append(part)
+        except BaseException as error:  # reported by the test, not lost in the thread
+            failures.append(error)
+        finally:
+            table.close()
+
+    thread = threading.Thread(target=receive, daemon=True)
+    thread.start()
+    try:
+        yield parts
+    finally:
+        done.set()
+        thread.join(timeout=10)
+        assert not failures, failures
+
+
+def test_outcomes_come_back_and_the_deferred_sensor_counts_them(
+    airflow_env, still_sandbox, results, contacts
+):
+    sandbox, key = still_sandbox, results["AIRFLOW__FUSE__RESULTS_SIGNING_KEY"]
+    dag_id = "e2e_campaign_results_deferrable"
+    before = len(triggers(airflow_env))
+    # Outcomes arrive only once the sensor has deferred: the trigger must be what sees them.
+    deferred = lambda: len(triggers(airflow_env)) > before  # noqa: E731
+    with stand_in_receiver(sandbox, key, when=deferred) as parts:
+        run = airflow_env.dags_test(
+            dag_id, connection=sandbox.connection_json(), conf={"csv_path": str(contacts)}, env=results
+        )
+    waited = airflow_env.last_run(dag_id, run.output, task_id="wait_for_outcomes")
+    assert (run.dag_state, waited.task_state, waited.try_number) == ("success", "success", 1), run.output[
+        -4000:
+    ]
+    assert waited.xcom == {
+        "calls_queued": 3,
+        "completed": 2,
+        "failed": 1,
+        "canceled": 0,
+        "rejected": 0,
+        "missing": 0,
+    }
+
+    # It deferred, and the trigger counted in the triggerer's place while no task ran.
+    assert "Pausing task as DEFERRED" in run.output
+    new = triggers(airflow_env)[before:]
+    assert [classpath for classpath, _ in new] == [TRIGGER]
+    assert '"results_conn_id": "fuse_results_default"' in new[0][1]
+    assert "Fuse results of queue_calls: 3 of 3 calls in" in run.output
+    assert "3 queued → 2 completed, 1 failed" in run.output
+
+    # Each call's token named this task instance's only part, of three rows.
+    assert {(p.dag_id, p.run_id, p.task_id, p.map_index, p.part, p.rows) for p in parts} == {
+        (dag_id, waited.run_id, "queue_calls", -1, 0, 3)
+    }
+    # The bulk task's record for the sensor: counts and times, no number, no token, no key.
+    record = xcom(airflow_env, dag_id, waited.run_id, "queue_calls", "fuse_results")
+    assert record["calls_queued"] == 3
+    assert record["window_end"] is None
+    rendered = airflow_db(
+        airflow_env, "SELECT rendered_fields FROM rendered_task_instance_fields WHERE dag_id = ?", dag_id
+    )
+    stored = json.dumps([record, waited.xcom, new, rendered])
+    tokens = [call.result_url.rpartition("/")[2] for call in sandbox.calls()]
+    for secret in (key, *tokens, *ANSWERS, NEVER_ANSWERS):
+        assert secret not in stored
+
+
+def test_the_poking_sensor_ends_after_the_window_counting_what_never_came(
+    airflow_env, still_sandbox, results, contacts
+):
+    sandbox, key = still_sandbox, results["AIRFLOW__FUSE__RESULTS_SIGNING_KEY"]
+    dag_id = "e2e_campaign_results_deadline"
+    with stand_in_receiver(sandbox, key, store=2):
+        started = time.monotonic()
+        run = airflow_env.dags_test(
+            dag_id, connection=sandbox.connection_json(), conf={"csv_path": str(contacts)}, env=results
+        )
+    waited = airflow_env.last_run(dag_id, run.output, task_id="wait_for_outcomes")
+    assert (run.dag_state, waited.task_state) == ("success", "success"), run.output[-4000:]
+    assert waited.xcom == {
+        "calls_queued": 3,
+        "completed": 2,
+        "failed": 0,
+        "canceled": 0,
+        "rejected": 0,
+        "missing": 1,
+    }
+    assert time.monotonic() - started >= 10  # the dialing timeout, from the upload
+    assert "2 of 3 calls in; waiting until" in run.output  # poked while the window was open
+    assert "1 of 3 calls have no outcome after the dialing window and grace period" in run.output
+    assert "Pausing task as DEFERRED" not in run.output
+
+
+def test_the_tokens_and_the_key_are_masked_in_task_logs(airflow_env, still_sandbox, results, contacts):
+    """`airflow tasks test` runs with secret masking on; the DAG's operator logs what it sends."""
+    sandbox, key = still_sandbox, results["AIRFLOW__FUSE__RESULTS_SIGNING_KEY"]
+    result = airflow_env.run(
+        "tasks",
+        "test",
+        "e2e_campaign_results_leaky",
+        "queue_calls",
+        "-t",
+        json.dumps({"csv_path": str(contacts)}),
+        connection=sandbox.connection_json(),
+        env=results,
+        fresh=True,
+    )
+    logs = result.stdout + result.stderr
+    for log_file in (airflow_env.home / "logs").rglob("*"):
+        if log_file.is_file():
+            logs += log_file.read_text(errors="replace")
+    (call, *_) = sandbox.calls()
+    base = results["AIRFLOW__FUSE__RESULTS_BASE_URL"]
+    assert f"LEAK result_url={base}/fuse/results/*** key=***" in logs, logs[-4000:]
+    token = call.result_url.rpartition("/")[2]
+    assert verify(token, key, now=time.time()).task_id == "queue_calls"
+    assert token not in logs
+    assert key not in logs
