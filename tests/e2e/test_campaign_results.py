@@ -93,9 +93,14 @@ def xcom(airflow_env, dag_id: str, run_id: str, task_id: str, key: str) -> objec
 
 @contextlib.contextmanager
 def stand_in_receiver(
-    sandbox: FuseSandbox, key: str, *, when: Callable[[], bool] = lambda: True, store: int = 3
+    sandbox: FuseSandbox,
+    key: str,
+    *,
+    when: Callable[[], bool] = lambda: True,
+    store: int = 3,
+    calls: int = 3,
 ) -> Iterator[list]:
-    """Once ``when()`` holds and the sandbox has the calls, store ``store`` of their outcomes as the
+    """Once ``when()`` holds and the sandbox has ``calls`` calls, store ``store`` outcomes as the
     receiver would: the token of each call's ``result_url`` verified, then its outcome (completed;
     failed for the number that never answers) stored for the upload part the token names.
 
@@ -109,13 +114,13 @@ def stand_in_receiver(
         table = ResultsTable(RESULTS_CONN, TABLE)
         try:
             while not done.is_set():
-                calls = sandbox.calls()
-                if len(calls) == 3 and when():
+                queued = sandbox.calls()
+                if len(queued) == calls and when():
                     break
                 done.wait(0.1)
             else:
                 return
-            for call in sorted(calls, key=lambda call: call.destination)[:store]:
+            for call in sorted(queued, key=lambda call: call.destination)[:store]:
                 token = call.result_url.rpartition("/fuse/results/")[2]
                 part = verify(token, key, now=time.time())
                 status = "failed" if call.destination.endswith("9") else "completed"
@@ -240,3 +245,36 @@ def test_the_tokens_and_the_key_are_masked_in_task_logs(airflow_env, still_sandb
     assert verify(token, key, now=time.time()).task_id == "queue_calls"
     assert token not in logs
     assert key not in logs
+
+
+def test_a_mapped_bulk_task_is_waited_for_across_its_map_indexes(
+    airflow_env, still_sandbox, results, tmp_path
+):
+    sandbox, key = still_sandbox, results["AIRFLOW__FUSE__RESULTS_SIGNING_KEY"]
+    first, second = tmp_path / "first.csv", tmp_path / "second.csv"
+    first.write_text(f"destination\n{ANSWERS[0]}\n{NEVER_ANSWERS}\n")
+    second.write_text(f"destination\n{ANSWERS[1]}\n")
+    dag_id = "e2e_campaign_results_mapped"
+    with stand_in_receiver(sandbox, key) as parts:
+        run = airflow_env.dags_test(
+            dag_id,
+            connection=sandbox.connection_json(),
+            conf={"csv_paths": [str(first), str(second)]},
+            env=results,
+        )
+    waited = airflow_env.last_run(dag_id, run.output, task_id="wait_for_outcomes")
+    assert (run.dag_state, waited.task_state) == ("success", "success"), run.output[-4000:]
+    assert waited.xcom == {
+        "calls_queued": 3,
+        "completed": 2,
+        "failed": 1,
+        "canceled": 0,
+        "rejected": 0,
+        "missing": 0,
+    }
+    # Each map index signed its own tokens: its index, and the rows of its own list.
+    assert sorted((part.map_index, part.part, part.rows) for part in parts) == [
+        (0, 0, 2),
+        (0, 0, 2),
+        (1, 0, 1),
+    ]

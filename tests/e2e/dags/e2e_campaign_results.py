@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from airflow.sdk import dag
+from airflow.sdk import dag, task
 
 from airflow_provider_fuse.operators.fuse import FuseBulkQueueOperator
 from airflow_provider_fuse.sensors.fuse import FuseCampaignResultsSensor
@@ -76,3 +76,34 @@ e2e_campaign_results_deadline = campaign_dag(
     dialing_timeout=timedelta(seconds=10),
 )
 e2e_campaign_results_leaky = campaign_dag("e2e_campaign_results_leaky", LeakyBulkQueue, deferrable=False)
+
+
+@dag(
+    dag_id="e2e_campaign_results_mapped",
+    schedule=None,
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    params={"csv_paths": []},
+    tags=["fuse", "e2e"],
+)
+def e2e_campaign_results_mapped() -> None:
+    """One list per map index of the bulk task; the sensor waits for all of them."""
+
+    @task
+    def lists(**context: Any) -> list[str]:
+        return list(context["params"]["csv_paths"])
+
+    queued = FuseBulkQueueOperator.partial(
+        task_id="queue_calls", application_id=101, deployment_id=202, collect_results=True, retries=0
+    ).expand(csv_path=lists())
+    waited = FuseCampaignResultsSensor(
+        task_id="wait_for_outcomes",
+        bulk_task_id="queue_calls",
+        poke_interval=1,
+        timeout=180,
+        deferrable=False,
+    )
+    queued >> waited
+
+
+e2e_campaign_results_mapped()
