@@ -12,6 +12,7 @@ import shutil
 import socket
 import sqlite3
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -450,6 +451,47 @@ def test_a_table_that_is_not_ours_is_a_store_error(table, database):
     with pytest.raises(ResultsStoreError) as caught:
         table.store(a_part(), an_outcome(), received=time.time())
     assert_no_personal_data(caught.value)
+
+
+# --- Where connections come from -------------------------------------------------------------------
+
+_STORE_ONE = """
+import time
+from airflow_provider_fuse.calls import CallDetails, CallStatus
+from airflow_provider_fuse.results.table import ResultsStoreError, ResultsTable
+from airflow_provider_fuse.results.tokens import UploadPart
+table = ResultsTable("fuse_results_in_db", "fuse_call_results")
+part = UploadPart("d", "r", "t", -1, 0, 5, int(time.time()) + 60)
+try:
+    print(table.store(part, CallDetails(status=CallStatus.COMPLETED), received=time.time()).value)
+except ResultsStoreError as error:
+    print(error)
+"""
+
+
+@pytest.mark.e2e  # real Airflow: its database migrated, a connection added with its CLI
+def test_a_connection_stored_in_airflows_database_is_read_in_a_server_process(tmp_path):
+    """The api-server marks itself a server process (``_AIRFLOW_PROCESS_CONTEXT=server``) before it
+    imports anything, so the receiver reads connections from Airflow's database too; any other process
+    outside a task (a standalone receiver) reads environment variables and secrets backends only."""
+    environment = {
+        key: value for key, value in os.environ.items() if not key.startswith(("AIRFLOW_CONN_", "_AIRFLOW"))
+    }
+    environment["AIRFLOW_HOME"] = str(tmp_path)
+    airflow = str(Path(sys.executable).parent / "airflow")
+    run = functools.partial(subprocess.run, env=environment, capture_output=True, text=True, timeout=300)
+    assert run([airflow, "db", "migrate"]).returncode == 0
+    added = run(
+        [airflow, "connections", "add", "fuse_results_in_db", "--conn-uri", f"sqlite://{tmp_path}/r.db"]
+    )
+    assert added.returncode == 0, added.stderr[-2000:]
+
+    server = run(
+        [sys.executable, "-c", _STORE_ONE], env={**environment, "_AIRFLOW_PROCESS_CONTEXT": "server"}
+    )
+    assert server.stdout.strip().splitlines()[-1] == "stored", server.stderr[-2000:]
+    elsewhere = run([sys.executable, "-c", _STORE_ONE])
+    assert "fuse_results_in_db` isn't defined" in elsewhere.stdout.strip().splitlines()[-1]
 
 
 # --- Identity ---------------------------------------------------------------------------------------
