@@ -88,7 +88,7 @@ class FuseCampaignResultsSensor(BaseSensorOperator):
     :param dialing_timeout: how long dialing is expected to take when the bulk task had no
         ``end_timestamp``; default 12 hours.
     :param min_completed_ratio: the least share (0 to 1) of calls queued that must have completed;
-        default ``None``, no threshold.
+        default ``None``, no threshold. A list that queued no calls meets any threshold.
     :param deferrable: wait in the triggerer instead of a worker slot.
     :param poke_interval: seconds between counts; default 60.
     """
