@@ -91,13 +91,19 @@ def get_provider_info() -> dict[str, Any]:
         "sensors": [
             {
                 "integration-name": "Plum Fuse",
-                "python-modules": ["airflow_provider_fuse.sensors.fuse"],
+                "python-modules": [
+                    "airflow_provider_fuse.sensors.fuse",
+                    "airflow_provider_fuse.sensors.campaign_results",
+                ],
             }
         ],
         "triggers": [
             {
                 "integration-name": "Plum Fuse",
-                "python-modules": ["airflow_provider_fuse.triggers.fuse"],
+                "python-modules": [
+                    "airflow_provider_fuse.triggers.fuse",
+                    "airflow_provider_fuse.triggers.campaign_results",
+                ],
             }
         ],
         "connection-types": [

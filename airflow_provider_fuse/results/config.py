@@ -11,7 +11,7 @@ receiver checks tokens and stores outcomes), and the triggerer (the results sens
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -105,8 +105,9 @@ class ResultsConfig:
     base_url: str | None
     conn_id: str
     table: str
-    signing_key: str | None
-    token_lifetime: int
+    # Kept out of repr(): a config object in a traceback or a log line must not show the key.
+    signing_key: str | None = field(repr=False)
+    token_lifetime: int = DEFAULT_TOKEN_LIFETIME
 
     @classmethod
     def load(cls) -> ResultsConfig:
