@@ -248,7 +248,7 @@ class FuseBulkQueueOperator(_FuseQueueingOperator):
                 self._log_dry_run(rows, parts, at, fields, results)
                 return rows
             fingerprint = self._fingerprint(summary.sha256, parameters)
-            calls_queued, sent = self._send(
+            calls_queued, sent, queued_now = self._send(
                 parts,
                 ledger,
                 fingerprint,
@@ -259,7 +259,7 @@ class FuseBulkQueueOperator(_FuseQueueingOperator):
                 results.signer(fields, time.time()) if results is not None else None,
             )
             self._best_effort(
-                "the summary log line", lambda: self._log_summary(sent, calls_queued, at, fields)
+                "the summary log line", lambda: self._log_summary(sent, queued_now, calls_queued, at, fields)
             )
         if results is not None:
             self._push_results(context, calls_queued, fields)
@@ -303,13 +303,14 @@ class FuseBulkQueueOperator(_FuseQueueingOperator):
         fields: QueueFields,
         ready: bool,
         result_url: Callable[[int, int], str] | None = None,
-    ) -> tuple[int, int]:
+    ) -> tuple[int, int, int]:
         """Send each part not yet queued, recording intent and result.
 
         ``ready``: the pre-send checks (:meth:`_ready_to_send`) already passed. ``result_url``: the
         ``result_url`` of part ``index`` of ``rows`` rows, with ``collect_results``.
 
-        :return: the total calls queued (earlier tries' parts included) and the rows sent by this try.
+        :return: the total calls queued (earlier tries' parts included), the rows sent by this try, and
+            the calls this try's requests queued.
         """
         from airflow_provider_fuse.guard import LEDGER_KEY, GuardError, Plan
 
@@ -333,7 +334,7 @@ class FuseBulkQueueOperator(_FuseQueueingOperator):
                 "recorded in the task state store).",
                 plan.calls_queued,
             )
-            return plan.calls_queued, 0
+            return plan.calls_queued, 0, 0
         if not ready:
             queued_before = (
                 f"parts 1-{plan.start} of {len(parts)} ({plan.calls_queued} calls)" if plan.start else ""
@@ -399,29 +400,33 @@ class FuseBulkQueueOperator(_FuseQueueingOperator):
                     )
         finally:
             self._best_effort("closing the connection to Fuse", hook.close)
-        return total, sent
+        return total, sent, total - plan.calls_queued
 
-    def _log_summary(self, sent: int, calls_queued: int, at: str, fields: QueueFields) -> None:
+    def _log_summary(self, sent: int, queued: int, total: int, at: str, fields: QueueFields) -> None:
+        """The summary line; a warning when this try's requests queued more or fewer calls than the
+        rows they sent (``total`` includes what earlier tries queued, so it is not compared)."""
+        earlier = f" ({total} in all, with earlier tries)" if total != queued else ""
         self.log.info(
-            "Fuse bulk_queue: %d rows sent, %d calls queued, %s, window %s",
+            "Fuse bulk_queue: %d rows sent, %d calls queued%s, %s, window %s",
             sent,
-            calls_queued,
+            queued,
+            earlier,
             at,
             fields.describe_window(),
         )
-        if calls_queued < sent:
+        if queued < sent:
             self.log.warning(
                 "Fuse queued %d calls for %d rows sent: %d rows were not queued. Check the deployment's "
                 "outbound calls in Fuse.",
-                calls_queued,
+                queued,
                 sent,
-                sent - calls_queued,
+                sent - queued,
             )
-        elif calls_queued > sent and sent:
+        elif queued > sent and sent:
             self.log.warning(
                 "Fuse says it queued %d calls for %d rows sent: more calls than rows. Check the deployment's "
                 "outbound calls in Fuse.",
-                calls_queued,
+                queued,
                 sent,
             )
 

@@ -88,6 +88,9 @@ def test_a_chunked_upload_failing_at_chunk_3_resumes_there_and_queues_every_row_
     assert [upload.rows for upload in sandbox.uploads()] == [300, 300, 300, 300, 100]
     assert [upload.status_code for upload in sandbox.uploads()] == [200, 200, 429, 200, 200]
     assert "Resuming at part 3 of 4" in result.output
+    # The summary compares the rows this try sent with the calls this try's requests queued.
+    assert "400 rows sent, 400 calls queued (1000 in all, with earlier tries)" in result.output
+    assert "more calls than rows" not in result.output
     dialled = Counter(call.destination for call in sandbox.calls())
     assert len(dialled) == 1000
     assert set(dialled.values()) == {1}
