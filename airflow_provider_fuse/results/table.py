@@ -1,9 +1,10 @@
 """The table of call outcomes: where the results receiver stores each callback, and what reads them.
 
-Any database an Airflow ``DbApiHook`` connection reaches (SQLite, Postgres, MySQL, ...), through the
-connection ``[fuse] results_conn_id`` names, in the table ``[fuse] results_table``, created when
-missing. The SQL is the portable subset (``CREATE TABLE IF NOT EXISTS``, ``BIGINT``, ``TEXT``,
-``DOUBLE PRECISION``, the connection's own placeholder).
+A SQL database behind an Airflow ``DbApiHook`` connection, the one ``[fuse] results_conn_id`` names,
+in the table ``[fuse] results_table``, created when missing. The SQL is the portable subset
+(``CREATE TABLE IF NOT EXISTS``, ``CREATE INDEX IF NOT EXISTS``, ``BIGINT``, ``TEXT``, ``DOUBLE
+PRECISION``, the connection's own placeholder), tested on SQLite and Postgres. (Not MySQL: it has no
+``CREATE INDEX IF NOT EXISTS``, and indexes no ``TEXT`` column without a prefix length.)
 
 What makes two deliveries the same call's outcome: Fuse's ``call_details`` carries no call id, so
 the identity of an outcome is the upload part it belongs to (dag id, run id, task id, map index,
@@ -249,7 +250,7 @@ class ResultsTable:
         if not isinstance(hook, DbApiHook):
             raise ResultsStoreError(
                 f"the results connection {self.conn_id!r} is not a SQL database: its hook is "
-                f"{type(hook).__name__}, not a DbApiHook (use a Postgres, SQLite, MySQL, ... connection)"
+                f"{type(hook).__name__}, not a DbApiHook (use a Postgres or SQLite connection)"
             )
         try:
             self._placeholder = hook.placeholder

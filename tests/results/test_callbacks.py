@@ -484,3 +484,16 @@ def test_no_refusal_quotes_the_phone_number(phone, name):
     assert error is not None
     assert phone not in str(error)
     assert phone[:7] not in str(error)
+
+
+@given(st.text(max_size=80))
+@settings(max_examples=500, deadline=None)
+@example("application/json; charset")
+@example("application/json; charset=")
+@example('multipart/form-data; boundary="')
+@example("application/json; charset*=utf-8''utf-8")
+@example("/")
+@example("application/")
+def test_any_content_type_header_is_read_or_refused_with_a_callback_error(content_type):
+    error = refusal(FORMATS["json"][0], content_type)
+    assert error is None or error.status_code in (400, 415)
