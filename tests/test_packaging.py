@@ -99,6 +99,8 @@ RUNTIME = {
     "httpx",
     # The results table (airflow_provider_fuse/results/table.py): any DbApiHook database.
     "apache-airflow-providers-common-sql",
+    # The results receiver (already required by Airflow's core).
+    "fastapi",
 }
 SANDBOX = {"fastapi", "uvicorn", "python-multipart"}
 
