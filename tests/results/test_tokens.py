@@ -112,14 +112,13 @@ def test_the_key_is_taken_without_surrounding_whitespace():
     assert verify(sign(a_part(), f"  {KEY}\n"), KEY, now=now()) == a_part()
 
 
-# Every character but the signature's last: see test_a_token_with_a_non_canonical_signature_is_refused.
 @given(st.data(), st.sampled_from(TOKEN_ALPHABET + "=+/ %\x00é"))
 @settings(max_examples=500, deadline=None)
 @example(data=None, replacement=".")
 def test_any_single_character_change_of_a_token_is_refused(data, replacement):
     part = a_part()
     token = sign(part, KEY)
-    position = data.draw(st.integers(0, len(token) - 2)) if data is not None else 0
+    position = data.draw(st.integers(0, len(token) - 1)) if data is not None else 0
     assume(token[position] != replacement)
     changed = token[:position] + replacement + token[position + 1 :]
     with pytest.raises(TokenError):
@@ -127,6 +126,8 @@ def test_any_single_character_change_of_a_token_is_refused(data, replacement):
 
 
 def test_a_token_with_a_non_canonical_signature_is_refused():
+    # The signature's last base64 character carries 2 unused bits: every other spelling of it is
+    # refused, although it decodes to the same MAC.
     token = sign(a_part(), KEY)
     accepted = []
     for replacement in TOKEN_ALPHABET.replace(".", ""):
