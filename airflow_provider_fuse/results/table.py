@@ -202,7 +202,7 @@ class ResultsTable:
     beside the writer.
 
     The bound of a part (:attr:`Stored.FULL`) is an indexed count of the part's rows: its cost grows
-    with the part (well under a millisecond at 10,000 rows, a few at 100,000).
+    with the part (on SQLite about a millisecond per 10,000 rows the part already holds).
 
     :param conn_id: the Airflow connection; its hook must be a ``DbApiHook``.
     :param table: ``name`` or ``schema.name`` (letters, digits, underscores).
