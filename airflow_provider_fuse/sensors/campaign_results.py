@@ -268,7 +268,7 @@ class FuseCampaignResultsSensor(BaseSensorOperator):
             trigger=FuseCampaignResultsTrigger(
                 dag_id=ti.dag_id,
                 run_id=ti.run_id,
-                task_id=self.bulk_task_id,
+                bulk_task_id=self.bulk_task_id,
                 calls_queued=campaign.calls_queued,
                 deadline=campaign.deadline,
                 results_conn_id=config.conn_id,

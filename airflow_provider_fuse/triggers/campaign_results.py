@@ -58,7 +58,8 @@ class FuseCampaignResultsTrigger(BaseTrigger):
 
     :param dag_id: the DAG of the bulk task.
     :param run_id: the run of the bulk task.
-    :param task_id: the bulk task (all its map indexes and parts are counted).
+    :param bulk_task_id: the bulk task (all its map indexes and parts are counted). Not ``task_id``:
+        the triggerer sets a trigger's ``task_id`` to the deferred task's own (the sensor's).
     :param calls_queued: the calls it queued (summed over map indexes).
     :param deadline: unix seconds after which the wait ends whatever has arrived.
     :param results_conn_id: the connection of the results table, read in the triggerer.
@@ -71,7 +72,7 @@ class FuseCampaignResultsTrigger(BaseTrigger):
         *,
         dag_id: str,
         run_id: str,
-        task_id: str,
+        bulk_task_id: str,
         calls_queued: int,
         deadline: float,
         results_conn_id: str,
@@ -81,7 +82,7 @@ class FuseCampaignResultsTrigger(BaseTrigger):
         super().__init__()  # type: ignore[no-untyped-call]
         self.dag_id = dag_id
         self.run_id = run_id
-        self.task_id = task_id
+        self.bulk_task_id = bulk_task_id
         self.calls_queued = int(calls_queued)
         self.deadline = float(deadline)
         self.results_conn_id = results_conn_id
@@ -95,7 +96,7 @@ class FuseCampaignResultsTrigger(BaseTrigger):
             {
                 "dag_id": self.dag_id,
                 "run_id": self.run_id,
-                "task_id": self.task_id,
+                "bulk_task_id": self.bulk_task_id,
                 "calls_queued": self.calls_queued,
                 "deadline": self.deadline,
                 "results_conn_id": self.results_conn_id,
@@ -127,14 +128,14 @@ class FuseCampaignResultsTrigger(BaseTrigger):
         try:
             while True:
                 try:
-                    counts = await in_thread(table.summary)(self.dag_id, self.run_id, self.task_id)
+                    counts = await in_thread(table.summary)(self.dag_id, self.run_id, self.bulk_task_id)
                 except ResultsStoreError as error:
                     # Its message names the connection and the kind of failure, never a value read.
                     return {"status": "error", "message": str(error), "retryable": True}
                 now = time.time()
                 self.log.info(
                     "Fuse results of %s: %d of %d calls in",
-                    self.task_id,
+                    self.bulk_task_id,
                     counts.get("received", 0),
                     self.calls_queued,
                 )

@@ -376,7 +376,7 @@ def test_deferrable_defers_to_the_trigger_with_ids_counts_and_the_deadline(arriv
     assert kwargs == {
         "dag_id": DAG_ID,
         "run_id": RUN_ID,
-        "task_id": BULK,
+        "bulk_task_id": BULK,
         "calls_queued": 3,
         "deadline": float(window["window_end"] + 600),
         "results_conn_id": "fuse_results_default",

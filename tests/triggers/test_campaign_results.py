@@ -10,6 +10,7 @@ import json
 import socket
 import threading
 import time
+from types import SimpleNamespace
 
 import pytest
 
@@ -50,7 +51,7 @@ def trigger(calls_queued: int = 3, *, deadline: float | None = None, poll_interv
     return FuseCampaignResultsTrigger(
         dag_id=DAG_ID,
         run_id=RUN_ID,
-        task_id=BULK,
+        bulk_task_id=BULK,
         calls_queued=calls_queued,
         deadline=time.time() + 3600 if deadline is None else deadline,
         results_conn_id=CONN_ID,
@@ -79,7 +80,7 @@ def test_serialize_holds_ids_counts_and_times_only():
     assert kwargs == {
         "dag_id": DAG_ID,
         "run_id": RUN_ID,
-        "task_id": BULK,
+        "bulk_task_id": BULK,
         "calls_queued": 3,
         "deadline": 1_900_000_000.5,
         "results_conn_id": CONN_ID,
@@ -120,6 +121,15 @@ def test_it_fires_when_every_outcome_is_in(arrive):
         "calls_queued": 3,
         "deadline": event["deadline"],
     }
+
+
+def test_it_counts_the_bulk_task_even_once_the_triggerer_hands_it_the_sensors_task_instance(arrive):
+    # The triggerer assigns the deferred task instance, and BaseTrigger then sets its own task_id to
+    # the sensor's: counting must follow bulk_task_id, not task_id.
+    arrive("completed", "failed", "completed")
+    waiting = trigger()
+    waiting.task_instance = SimpleNamespace(task_id="wait_for_outcomes")
+    assert first_event(waiting)["counts"]["received"] == 3
 
 
 def test_it_polls_until_the_last_outcome_arrives(arrive):
