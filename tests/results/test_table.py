@@ -209,6 +209,42 @@ def test_a_part_is_full_after_as_many_outcomes_as_it_sent_calls(table, database)
     assert len(rows_in(database)) == 2
 
 
+def test_a_large_part_is_counted_in_sql_a_few_dozen_times_not_once_per_outcome(table, database):
+    # An indexed count costs in proportion to the part: counting at every store would make the
+    # stores of a 100,000-call list slow down as it fills. The count is carried in memory instead,
+    # and still taken in SQL whenever the part is near full, so the bound stays exact.
+    part = a_part(rows=2000)
+    counts: list[str] = []
+    for number in range(2000):
+        assert table.store(part, an_outcome(phone=f"617555{number:04d}"), received=time.time()) is (
+            Stored.STORED
+        )
+        if number == 0:
+            table._connection().set_trace_callback(
+                lambda statement: counts.append(statement) if "COUNT(*)" in statement else None
+            )
+    assert table.store(part, an_outcome(phone="6175559999"), received=time.time()) is Stored.FULL
+    assert len(rows_in(database)) == 2000
+    assert 5 < len(counts) < 60
+
+
+def test_two_processes_storing_for_one_part_do_not_overfill_it(database):
+    # Two table objects stand for two api-server workers: each sees only its own stores between
+    # counts, and each stores at most a quarter of the room its last count left.
+    part = a_part(rows=100)
+    first, second = ResultsTable(CONN_ID, TABLE), ResultsTable(CONN_ID, TABLE)
+    answers = []
+    try:
+        for number in range(150):
+            writer = first if number % 2 else second
+            answers.append(writer.store(part, an_outcome(phone=f"617555{number:04d}"), received=time.time()))
+    finally:
+        first.close()
+        second.close()
+    assert answers.count(Stored.STORED) == 100
+    assert len(rows_in(database)) == 100
+
+
 def test_a_repeat_into_a_full_part_is_a_duplicate_not_full(table):
     part = a_part(rows=1)
     table.store(part, an_outcome(), received=time.time())
