@@ -8,31 +8,35 @@ is ``<results_base_url>/fuse/results/<token>`` (:meth:`.ResultsConfig.result_url
 What one request goes through, in this order:
 
 1. The ``[fuse]`` config (signing key, connection, table), loaded on the first request and then kept
-   for the life of the process. Missing or unusable: **503**, and an ERROR log line naming the option.
+   for the life of the process (a changed key takes effect when the server restarts). Missing or
+   unusable: **503**, and an ERROR log line naming the option; the next request tries again.
 2. The token, checked in constant time with the signing key (:func:`.tokens.verify`) before anything
    else is read. Malformed, forged (another key) or expired: **403**, the body is not read, nothing
    is stored, and one WARNING line says which kind — never the token.
 3. The body, read as it streams in, at most :data:`.callbacks.MAX_BODY_BYTES`: a larger one is
-   answered **413** without reading the rest (a ``Content-Length`` over the cap is refused before
-   reading anything).
+   answered **413** (``Connection: close``) without reading the rest; a ``Content-Length`` over the
+   cap is refused before reading anything.
 4. The body parsed (:func:`.callbacks.read_callback`: JSON, XML or form fields): **400** unreadable,
    **415** an unsupported media type. The error names what is wrong; the body is never quoted.
-5. The outcome stored in a worker thread (:meth:`.ResultsTable.store`, which commits before
-   returning): **200** ``{"stored": "stored"}``, or ``{"stored": "duplicate"}`` for a repeated
-   delivery (stored once); **409** when the part already holds as many outcomes as it sent rows; and
-   **503** when it cannot be stored (so a sender that retries, retries).
+5. The outcome stored in one of the receiver's threads (:meth:`.ResultsTable.store`, which commits
+   before returning; the table is created on first use): **200** ``{"stored": "stored"}``, or
+   ``{"stored": "duplicate"}`` for a repeated delivery (stored once); **409** when the part already
+   holds as many outcomes as it sent rows; and **503** with ``Retry-After`` when it cannot be stored
+   (so a sender that retries, retries), with an ERROR line naming the upload part (ids, no values).
 
 There is nothing to read here: no GET route, no ``/docs``, ``/redoc`` or ``/openapi.json``. A token
 authorises storing outcomes for its one upload part, nothing else.
 
 **The token never reaches a log.** Servers log the request path: uvicorn's access log (Airflow 3.1's
-api-server) logs ``scope["path"]`` when the response starts, and Airflow 3.2+'s
-``HttpAccessLogMiddleware`` logs it after the app returns. The outermost layer of this app
-(:class:`MaskTokenMiddleware`) takes the token out of the ASGI scope and rewrites ``scope["path"]``
-and ``scope["raw_path"]`` to ``<prefix>/results/***`` *in place* before anything else runs — the
-same dict those loggers read, as Starlette's ``Mount`` passes its scope on (``scope.update``) rather
-than copying it. Every path under the app is rewritten, so a 404 or 405 (a mangled URL, a GET) logs
-no token either.
+api-server, and ``fuse-results serve``) logs ``scope["path"]`` when the response starts, and Airflow
+3.2+'s ``HttpAccessLogMiddleware`` (which replaces uvicorn's) logs it after the app returns. A pure
+ASGI layer of this app (:class:`MaskTokenMiddleware`) moves the token into the scope and rewrites
+``scope["path"]`` and ``scope["raw_path"]`` to ``<prefix>/results/***`` *in place* before routing —
+the very dict those loggers hold, as Starlette's ``Mount`` updates the scope it was given
+(``scope.update(child_scope)``) rather than copying it. Airflow 3.3 logs ``path=/fuse/results/***``;
+uvicorn URL-quotes it, ``/fuse/results/%2A%2A%2A``. Every other path below the app becomes
+``<prefix>/***``, so a 404 or 405 (a mangled URL, a GET) logs no token either. The end-to-end tests
+read a real api-server's whole output, on both Airflow versions, for every token they sent.
 """
 
 from __future__ import annotations
@@ -125,9 +129,7 @@ class _Receiver:
     Outcomes are stored by a small pool of threads of the receiver's own (:data:`STORE_THREADS`), not
     the server's shared threadpool: a burst of callbacks never takes the threads the api-server's own
     endpoints run in, and the threads live as long as the app (each keeps its database connection: no
-    connection is left behind by a thread that ends). On SQLite, which lets one writer in at a time,
-    the threads take turns on a lock of their own: a writer SQLite turned away would sleep in its busy
-    handler (a millisecond, then longer) instead of starting the moment the other is done.
+    connection is left behind by a thread that ends). On SQLite the table has them take turns.
     """
 
     def __init__(
@@ -139,10 +141,8 @@ class _Receiver:
         self._settings_lock = threading.Lock()
         self._table_lock = threading.Lock()
         self._executor_lock = threading.Lock()
-        self._write_lock = threading.Lock()
         self._settings: tuple[ResultsConfig, str] | None = None
         self._table: ResultsTable | None = None
-        self._one_writer = False
         self._executor: ThreadPoolExecutor | None = None
 
     @property
@@ -193,12 +193,8 @@ class _Receiver:
                     except BaseException:
                         candidate.close()
                         raise
-                    self._one_writer = _is_sqlite(config.conn_id)
                     self._table = candidate
                 table = self._table
-        if self._one_writer:
-            with self._write_lock:
-                return table.store(part, details, received=received)
         return table.store(part, details, received=received)
 
     def close(self) -> None:
@@ -211,16 +207,6 @@ class _Receiver:
             executor.shutdown(wait=True)
         if table is not None:
             table.close()
-
-
-def _is_sqlite(conn_id: str) -> bool:
-    """Whether the connection is SQLite's (read once the table exists, so it is readable)."""
-    from airflow.providers.common.compat.sdk import BaseHook
-
-    try:
-        return BaseHook.get_connection(conn_id).conn_type == "sqlite"
-    except Exception:
-        return False
 
 
 def _detail(status_code: int, detail: str, **headers: str) -> JSONResponse:
