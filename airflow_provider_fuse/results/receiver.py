@@ -273,6 +273,12 @@ def create_app(
         except ResultsConfigError as error:
             log.error("The Fuse results receiver cannot accept call outcomes: %s", error)
             return _detail(503, "the results receiver is not configured", **_RETRY)
+        except Exception as error:  # a _cmd that failed, a secrets backend out of reach, ...
+            log.error(
+                "The Fuse results receiver cannot read the [fuse] config section (answered 503): %s",
+                type(error).__name__,
+            )
+            return _detail(503, "the results receiver is not configured", **_RETRY)
         try:
             part = verify(token, key, now=receiver.clock())
         except TokenExpired:

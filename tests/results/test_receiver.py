@@ -435,6 +435,19 @@ def test_a_missing_signing_key_answers_503_naming_the_option(
     assert rows(database) == []
 
 
+def test_a_config_that_cannot_be_read_answers_503_and_logs_only_the_error_type(
+    database: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    def unreadable() -> ResultsConfig:
+        raise RuntimeError(f"the secrets backend said {KEY}")
+
+    answer = post(mounted(create_app(load_config=unreadable)), token())
+
+    assert answer.status_code == 503
+    assert "RuntimeError" in caplog.text
+    assert KEY not in caplog.text
+
+
 def test_the_config_is_loaded_once(database: Path) -> None:
     loads = []
 
