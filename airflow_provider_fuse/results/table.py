@@ -201,11 +201,11 @@ class ResultsTable:
     SQLite, which has one writer at a time, the threads of one process take turns on a lock (fair,
     where SQLite's own busy handler polls and can starve a waiting writer for seconds), and each
     connection sets ``PRAGMA busy_timeout`` (:data:`SQLITE_BUSY_TIMEOUT_MS`), so that other processes
-    (api-server workers, a reading task) are waited for instead of failing the store. The database's
-    journal mode is left as its owner set it: in the default rollback journal every commit syncs the
-    journal and the file, and a busy disk makes that slow; ``PRAGMA journal_mode=WAL`` (run once on
-    the file: it persists) syncs once per commit, typically several times faster, and lets readers run
-    beside the writer.
+    (api-server workers, a reading task) are waited for instead of failing the store. In the default
+    rollback journal every commit syncs the journal and the file, and a busy disk makes that slow;
+    WAL syncs once per commit and lets readers run beside the writer. :meth:`ensure` switches a SQLite
+    database that holds no table yet (a new results database) to WAL, which persists in the file; a
+    database that already holds tables keeps the journal mode its owner chose.
 
     The bound of a part (:attr:`Stored.FULL`) needs the part's row count, and an indexed count costs
     in proportion to the part (on SQLite about a millisecond per 10,000 rows it holds: 6 ms a store
@@ -329,6 +329,8 @@ class ResultsTable:
         else:
             index_sql = f"CREATE INDEX IF NOT EXISTS {index} ON {self.table}"
         index_sql += " (dag_id, run_id, task_id, map_index, part)"
+        if isinstance(connection, sqlite3.Connection) and not schema:
+            _wal_if_new(connection)
         for attempt in (1, 2):
             try:
                 cursor = connection.cursor()
@@ -519,6 +521,19 @@ class ResultsTable:
             self._discard()
             raise self._error("cannot read outcomes", error) from None
         return result
+
+
+def _wal_if_new(connection: sqlite3.Connection) -> None:
+    """Switch a SQLite database that holds no table yet — a results database this table is about to
+    start — to WAL: one sync per commit instead of the rollback journal's several (measured through
+    the api-server: 488 callbacks/s with the default journal, 662/s in WAL). A database that already
+    holds tables is left in the mode its owner chose. The mode is kept in the file."""
+    try:
+        (tables,) = connection.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        if tables == 0:
+            connection.execute("PRAGMA journal_mode=WAL").fetchone()
+    except sqlite3.Error:
+        pass  # the mode is a matter of speed: a database that refuses it still works
 
 
 def _rollback(connection: Any) -> None:

@@ -112,6 +112,25 @@ def test_ensure_is_idempotent_across_instances(database):
     assert rows_in(database) == []
 
 
+def test_a_new_sqlite_results_database_is_switched_to_wal(table, database):
+    table.ensure()
+    with contextlib.closing(sqlite3.connect(database)) as connection:
+        assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+def test_a_sqlite_database_that_already_holds_tables_keeps_its_journal_mode(database):
+    with contextlib.closing(sqlite3.connect(database)) as connection:
+        connection.execute("CREATE TABLE contacts (destination TEXT)")
+        connection.commit()
+    table = ResultsTable(CONN_ID, TABLE)
+    try:
+        table.ensure()
+    finally:
+        table.close()
+    with contextlib.closing(sqlite3.connect(database)) as connection:
+        assert connection.execute("PRAGMA journal_mode").fetchone() == ("delete",)
+
+
 def test_ensure_keeps_the_rows_of_an_existing_table(table, database):
     table.store(a_part(), an_outcome(), received=time.time())
     again = ResultsTable(CONN_ID, TABLE)
