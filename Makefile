@@ -19,10 +19,16 @@ DEPLOY_PIP := $(DEPLOY_VENV)/bin/python -m pip --quiet --quiet --disable-pip-ver
 
 .PHONY: venv test test-future test-wheel test-deployment dist demo lint format clean
 
+# setuptools leaves its scratch metadata (*.egg-info) in the checkout. A Python started here with the
+# checkout on sys.path (pytest, python -m airflow) would then see the distribution twice, and Airflow
+# records "Plugin 'fuse_results' already registered" as an import error: it goes at once.
+EGG_INFO := airflow_provider_fuse.egg-info
+
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --upgrade pip
 	$(PIP) install "apache-airflow==$(AIRFLOW_VERSION)" -e ".[test]"
+	rm -rf $(EGG_INFO)
 	touch $@
 
 ## venv: create the virtualenv with Airflow $(AIRFLOW_VERSION) and the project's test extras
@@ -48,6 +54,7 @@ dist: $(STAMP)
 	$(PIP) install build twine
 	rm -rf dist
 	$(BIN)/python -m build --outdir dist . >/dev/null
+	rm -rf $(EGG_INFO) build
 	$(BIN)/python -m twine check --strict dist/*
 
 ## test-wheel: install the built wheel (not the source tree) into a clean virtualenv with only
