@@ -118,6 +118,8 @@ class ResultsConfig:
         """
         from airflow_provider_fuse._compat import conf
 
+        _know_the_section(conf)
+
         def option(key: str, fallback: str | None) -> str | None:
             value = conf.get(SECTION, key, fallback=fallback)
             return value.strip() if isinstance(value, str) and value.strip() else fallback
@@ -163,6 +165,21 @@ class ResultsConfig:
             userinfo, a query or a fragment, or plain http off loopback (outcomes carry phone numbers).
         """
         return f"{check_base_url(self.base_url)}{RESULTS_PATH}{token}"
+
+
+def _know_the_section(conf: Any) -> None:
+    """Make ``conf`` know ``[fuse]`` as the provider declares it, so that ``results_signing_key_cmd``
+    and ``results_signing_key_secret`` are read: Airflow reads those variants only for options it
+    knows to be sensitive. Airflow 3.1 loads the providers' config sections in its own commands but
+    not in every process (``fuse-results serve``, a task); then it is loaded here, once."""
+    try:
+        if (SECTION, "results_signing_key") in conf.sensitive_config_values:
+            return
+        from airflow.providers_manager import ProvidersManager
+
+        ProvidersManager().initialize_providers_configuration()
+    except (AttributeError, ImportError):  # a conf without the notion: plain options still work
+        return
 
 
 def check_table_name(name: str) -> str:

@@ -420,12 +420,10 @@ def test_every_option_is_read_from_the_environment(fuse_config):
 
 
 def test_the_signing_key_may_come_from_a_command(fuse_config, tmp_path):
-    """``results_signing_key_cmd`` works where Airflow has loaded the providers' configuration: every
-    ``airflow`` command does (api-server, scheduler, triggerer, workers); on 3.1 a bare Python process
-    does not, so the check runs in a process that does what those commands do."""
+    """``results_signing_key_cmd`` works in any process: Airflow reads a ``_cmd`` only for an option
+    it knows to be sensitive, and Airflow 3.1 learns the providers' sections only in its own commands;
+    ``ResultsConfig.load`` makes it learn them (``fuse-results serve``, a bare Python process)."""
     script = (
-        "from airflow.providers_manager import ProvidersManager\n"
-        "ProvidersManager().initialize_providers_configuration()\n"
         "from airflow_provider_fuse.results.config import ResultsConfig\n"
         "print(ResultsConfig.load().require_signing_key() == " + repr(KEY) + ")\n"
     )
