@@ -177,7 +177,7 @@ def _know_the_section(conf: Any) -> None:
             return
         from airflow.providers_manager import ProvidersManager
 
-        ProvidersManager().initialize_providers_configuration()
+        ProvidersManager().initialize_providers_configuration()  # type: ignore[no-untyped-call]
     except (AttributeError, ImportError):  # a conf without the notion: plain options still work
         return
 
