@@ -5,9 +5,9 @@ One command, from the project root (needs the project installed; loopback only):
     python benchmarks/bench_results.py                   # 5 rounds of 5,000 callbacks, 32 at a time
     python benchmarks/bench_results.py --rounds 3 --callbacks 2000 --journal wal
 
-For each SQLite journal mode (``delete``: SQLite's default, what a new file gets; ``wal``: what
-docs/results.md advises), it starts three servers on 127.0.0.1, each storing into its own fresh
-SQLite file:
+For each SQLite journal mode (``delete``: SQLite's default, which a database that already holds
+tables keeps; ``wal``: what ResultsTable gives a new results database), it starts three servers on
+127.0.0.1, each storing into its own fresh SQLite file:
 
 * **api-server**: ``airflow api-server`` (one worker) with the plugin: ``POST /fuse/results/{token}``
   through Airflow's middlewares and access log, the token checked, the body parsed, the outcome
@@ -149,6 +149,9 @@ def new_database(path: Path, journal: str) -> Path:
             os.remove(f"{path}{suffix}")
     with sqlite3.connect(path) as db:
         db.execute(f"PRAGMA journal_mode={journal}")
+        # A table of its own, so that ResultsTable keeps the mode chosen here: it switches only a
+        # database that holds no table yet to WAL.
+        db.execute("CREATE TABLE IF NOT EXISTS benchmark_marker (mode TEXT)")
     return path
 
 
