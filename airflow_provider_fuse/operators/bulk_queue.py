@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any, Literal
 
-from airflow_provider_fuse._compat import AirflowFailException, AirflowSkipException
+from airflow_provider_fuse._compat import AirflowException, AirflowFailException, AirflowSkipException
 from airflow_provider_fuse.exceptions import FuseError, FuseValidationError, nothing_queued
 from airflow_provider_fuse.masking import shown_url
 from airflow_provider_fuse.operators import contact_list
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 __all__ = ["RESULTS_XCOM_KEY", "FuseBulkQueueOperator", "dialing_window_end"]
 
 #: The XCom key of what ``collect_results=True`` records for the results sensor (no personal data):
-#: ``{"calls_queued", "window_end", "queued_timestamp", "start_timestamp"}``.
+#: ``{"calls_queued", "window_end", "queued_timestamp", "start_timestamp", "last_attempt_timestamp"}``.
 RESULTS_XCOM_KEY = "fuse_results"
 
 
@@ -180,8 +180,6 @@ class FuseBulkQueueOperator(_FuseQueueingOperator):
             application_id, deployment_id, fields = self._validated_arguments()
         except FuseValidationError as error:
             raise nothing_sent(error) from None
-        # Before the ledger is read, and so before anything is recorded or sent: where the outcomes go.
-        results = self._results(context) if self.collect_results else None
         at = where(application_id, deployment_id)
         parameters = self._parameters(application_id, deployment_id, fields)
         ledger = None if self.preflight_only else self._ledger(context, at)
@@ -203,7 +201,9 @@ class FuseBulkQueueOperator(_FuseQueueingOperator):
                     recorded,
                     RESEND_CONF_KEY,
                 )
-                if results is not None:
+                # The calls are queued: the sensor needs the record, and nothing else is checked here
+                # (a results database down now must not fail a task whose list Fuse already has).
+                if self.collect_results:
                     self._push_results(context, recorded, fields)
                 return recorded
         # With nothing recorded, a stale run or a closed window stops here, before the CSV is read;
@@ -215,6 +215,8 @@ class FuseBulkQueueOperator(_FuseQueueingOperator):
         # not hide it.
         earlier = ledger.record if ledger is not None else None
         queued_before = f"{earlier.calls_queued()} calls" if earlier is not None and earlier.queued else ""
+        # Before anything is sent: where the outcomes go.
+        results = self._results(context, queued_before) if self.collect_results else None
 
         # Everything written on the way (the snapshot of the CSV, chunks) lives here and is removed
         # whatever happens; a failure to remove it must not fail a task whose list was queued.
@@ -315,6 +317,8 @@ class FuseBulkQueueOperator(_FuseQueueingOperator):
         from airflow_provider_fuse.guard import LEDGER_KEY, GuardError, Plan
 
         at = where(*ids)
+        if result_url is not None and ledger is not None:
+            self._refuse_a_second_list_with_results(ledger, fingerprint, len(parts))
         try:
             plan = (
                 ledger.plan(
@@ -402,6 +406,33 @@ class FuseBulkQueueOperator(_FuseQueueingOperator):
             self._best_effort("closing the connection to Fuse", hook.close)
         return total, sent, total - plan.calls_queued
 
+    @staticmethod
+    def _refuse_a_second_list_with_results(
+        ledger: BulkQueueLedger, fingerprint: Fingerprint, parts: int
+    ) -> None:
+        """With ``collect_results``, refuse to send a list other than the one this task instance
+        already queued (``allow_resend``), before anything is recorded or sent.
+
+        Its tokens would name the same parts of the same task instance: the receiver could not tell
+        its outcomes from the first list's (Fuse sends no call id), would refuse them as the parts
+        filled, and the sensor would count the first list's outcomes as the second's.
+        """
+        record = ledger.record
+        if record is None or not record.queued:
+            return
+        if not record.changes(fingerprint) and len(record.entries) == parts:
+            return  # the same list: resuming it, or answering from the ledger
+        earlier = record.earlier(fingerprint)
+        if earlier is not None and earlier["complete"]:
+            return  # a list queued before: the plan answers with its count and sends nothing
+        raise AirflowFailException(
+            "Nothing more was sent to Fuse: this task instance already queued "
+            f"{record.calls_queued()} calls of another list, and with collect_results=True the "
+            "outcomes of a second list could not be told from the first's (Fuse's callbacks carry no "
+            "call id, and both lists' parts would share their results tokens). Send the changed list "
+            "from a new DAG run."
+        )
+
     def _log_summary(self, sent: int, queued: int, total: int, at: str, fields: QueueFields) -> None:
         """The summary line; a warning when this try's requests queued more or fewer calls than the
         rows they sent (``total`` includes what earlier tries queued, so it is not compared)."""
@@ -472,16 +503,27 @@ class FuseBulkQueueOperator(_FuseQueueingOperator):
 
     # --- collect_results ----------------------------------------------------------------------------
 
-    def _results(self, context: Context) -> _Results:
-        """Check where outcomes will go: the ``[fuse]`` options and the results table.
+    def _results(self, context: Context, queued_before: str = "") -> _Results:
+        """Check where outcomes will go, before anything is sent: the ``[fuse]`` options and the
+        results table (created when missing), so that a results setup that does not work stops the
+        task before dialing, not the receiver after the calls were made.
 
-        :raises AirflowFailException: (nothing sent, no retries) naming the option that is missing or
-            unusable — never its value.
+        :param queued_before: what earlier tries of this task instance queued (``""`` when nothing),
+            for the message.
+        :raises AirflowFailException: (no retries) an option missing or unusable, named, never its
+            value; or a results connection that is not defined or not a SQL database.
+        :raises AirflowException: the results database cannot be reached now: the task's retries apply.
         """
         from airflow.sdk.log import mask_secret
 
         from airflow_provider_fuse.results.config import ResultsConfig, ResultsConfigError
+        from airflow_provider_fuse.results.table import ResultsStoreError, ResultsTable
 
+        stopped = (
+            f"Nothing more was sent to Fuse (earlier tries of this task instance queued {queued_before})"
+            if queued_before
+            else "Nothing was sent to Fuse"
+        )
         try:
             config = ResultsConfig.load()
             if config.signing_key:
@@ -489,41 +531,35 @@ class FuseBulkQueueOperator(_FuseQueueingOperator):
             key = config.require_signing_key()
             config.result_url(_HIDDEN)  # the check of results_base_url
         except ResultsConfigError as error:
-            raise nothing_sent(error) from None
-        self._check_results_table(config)
-        task = None if self.preflight_only else _task_identity(context)
-        return _Results(config, key, task)
-
-    @staticmethod
-    def _check_results_table(config: ResultsConfig) -> None:
-        """Create the results table if missing: a results connection that does not work fails the task
-        before dialing, not the receiver after the calls were made."""
-        from airflow_provider_fuse.results.table import ResultsStoreError, ResultsTable
-
-        what = (
-            "Nothing was sent to Fuse: the results table ([fuse] results_conn_id, results_table) cannot "
-            "be used"
-        )
+            raise AirflowFailException(f"{stopped}: {error}") from None
         table = ResultsTable(config.conn_id, config.table)
         try:
             table.ensure()
         except ResultsStoreError as error:
-            # Names the connection and the kind of failure (not defined, not a database, the DDL
-            # failed), scrubbed: never a secret.
-            raise AirflowFailException(f"{what}: {error}") from None
+            # Names the connection and the kind of failure, scrubbed: never a secret.
+            message = (
+                f"{stopped}: the results table ([fuse] results_conn_id, results_table) cannot be "
+                f"used: {error}"
+            )
+            raise (AirflowException if error.retryable else AirflowFailException)(message) from None
         finally:
             table.close()
+        task = None if self.preflight_only else _task_identity(context)
+        return _Results(config, key, task)
 
     def _push_results(self, context: Context, calls_queued: int, fields: QueueFields) -> None:
         """Push :data:`RESULTS_XCOM_KEY`; a failure is logged, never raised (Fuse has queued the calls)."""
         ti = context.get("ti")
         if ti is None:
             return
+        now = time.time()
         value = {
             "calls_queued": calls_queued,
             "window_end": fields.end_timestamp,
-            "queued_timestamp": int(time.time()),
+            "queued_timestamp": int(now),
             "start_timestamp": fields.start_timestamp,
+            # A call reports only once its attempts are used up: not before the last one starts.
+            "last_attempt_timestamp": dialing_window_end(fields, now),
         }
         self._best_effort(
             f"pushing the {RESULTS_XCOM_KEY} XCom (the results sensor needs it)",

@@ -121,8 +121,13 @@ class ResultsStoreError(Exception):
     """The outcome could not be stored or read (no connection, not a SQL database, a database error).
 
     The message names the connection and the kind of failure; it never holds a phone number or
-    any value of an outcome.
+    any value of an outcome. ``retryable`` is ``False`` when trying again cannot help: the connection
+    is not defined, or it is not a SQL database.
     """
+
+    def __init__(self, message: str, *, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.retryable = retryable
 
 
 def canonical_destination(value: str | None) -> str | None:
@@ -266,11 +271,15 @@ class ResultsTable:
             self._secrets = tuple(secret for secret in (connection.password,) if secret)
             hook = connection.get_hook()  # type: ignore[no-untyped-call]
         except Exception as error:
-            raise self._error("cannot read the connection", error, detail=True) from None
+            failure = self._error("cannot read the connection", error, detail=True)
+            # A connection that is not defined stays undefined however often it is asked for.
+            failure.retryable = type(error).__name__ != "AirflowNotFoundException"
+            raise failure from None
         if not isinstance(hook, DbApiHook):
             raise ResultsStoreError(
                 f"the results connection {self.conn_id!r} is not a SQL database: its hook is "
-                f"{type(hook).__name__}, not a DbApiHook (use a Postgres or SQLite connection)"
+                f"{type(hook).__name__}, not a DbApiHook (use a Postgres or SQLite connection)",
+                retryable=False,
             )
         try:
             self._placeholder = hook.placeholder

@@ -56,8 +56,10 @@ class FuseCampaignResultsSensor(BaseSensorOperator):
 
     * an outcome has arrived for every call queued, or
     * the deadline has passed: the dialing window's end (``end_timestamp``; without one, the time
-      the list was queued — or its ``start_timestamp``, if later — plus ``dialing_timeout``) plus
-      ``grace_period``. Calls with no outcome by then are counted as ``missing``.
+      the list was queued — or its ``start_timestamp``, if later — plus ``dialing_timeout``, and no
+      earlier than the earliest start of the last attempt, ``max_attempts - 1`` waits of
+      ``reattempt_wait`` after the start) plus ``grace_period``. Calls with no outcome by then are
+      counted as ``missing``.
 
     Its XCom (``return_value``) is a summary without personal data::
 
@@ -146,10 +148,15 @@ class FuseCampaignResultsSensor(BaseSensorOperator):
                 "sensor runs."
             )
         dialing = self.dialing_timeout.total_seconds()
+        # Without an end_timestamp: dialing_timeout from when dialing could start, and never before
+        # the earliest start of the last attempt (a call reports only once its attempts are used up).
         ends = [
             record["window_end"]
             if record.get("window_end") is not None
-            else max(record["queued_timestamp"], record.get("start_timestamp") or 0) + dialing
+            else max(
+                max(record["queued_timestamp"], record.get("start_timestamp") or 0) + dialing,
+                record.get("last_attempt_timestamp") or 0,
+            )
             for record in records
         ]
         return Campaign(
@@ -296,7 +303,7 @@ def _is_record(value: object) -> bool:
     if not isinstance(value, dict):
         return False
     numbers = [value.get("calls_queued"), value.get("queued_timestamp")]
-    optional = [value.get("window_end"), value.get("start_timestamp")]
+    optional = [value.get("window_end"), value.get("start_timestamp"), value.get("last_attempt_timestamp")]
     return all(_natural(number) for number in numbers) and all(
         item is None or _natural(item) for item in optional
     )

@@ -264,7 +264,6 @@ def test_dialing_window_end(fields, offset):
         ({"AIRFLOW__FUSE__RESULTS_TABLE": "results; drop"}, "results_table must be a table name"),
         ({"AIRFLOW_CONN_FUSE_RESULTS_DEFAULT": ""}, "results_conn_id"),
         ({"AIRFLOW_CONN_FUSE_RESULTS_DEFAULT": json.dumps({"conn_type": "fuse"})}, "results_conn_id"),
-        ({"AIRFLOW_CONN_FUSE_RESULTS_DEFAULT": "sqlite:///no/such/dir/results.db"}, "results_conn_id"),
     ],
 )
 def test_an_unusable_results_option_fails_before_anything_is_recorded_or_sent(
@@ -286,6 +285,63 @@ def test_an_unusable_results_option_fails_before_anything_is_recorded_or_sent(
             assert value not in message
     assert not fuse.called
     assert store.values == {}
+
+
+def test_a_results_database_out_of_reach_is_left_to_the_tasks_retries(
+    results, fuse, contacts_csv, monkeypatch
+):
+    # Nothing was sent, and the database may be back for the next try: not a failure without retries.
+    monkeypatch.setenv("AIRFLOW_CONN_FUSE_RESULTS_DEFAULT", "sqlite:///no/such/dir/results.db")
+    store = MemoryStore()
+    with pytest.raises(AirflowException, match=r"^Nothing was sent to Fuse: the results table") as caught:
+        operator(contacts_csv, retries=3).execute({"ti": FakeTaskInstance(), "task_state_store": store})
+    assert not isinstance(caught.value, AirflowFailException)
+    assert not fuse.called
+    assert store.values == {}
+
+
+def test_a_clear_after_success_is_answered_from_the_ledger_with_the_results_database_down(
+    results, fuse, contacts_csv, monkeypatch
+):
+    context = {"ti": FakeTaskInstance(), "task_state_store": MemoryStore()}
+    assert operator(contacts_csv).execute(context) == 3
+    monkeypatch.setenv("AIRFLOW_CONN_FUSE_RESULTS_DEFAULT", "sqlite:///no/such/dir/results.db")
+    monkeypatch.delenv("AIRFLOW__FUSE__RESULTS_SIGNING_KEY")
+    context["ti"] = FakeTaskInstance()
+    assert operator(contacts_csv).execute(context) == 3
+    assert fuse.call_count == 1
+    assert context["ti"].xcom[RESULTS_XCOM_KEY]["calls_queued"] == 3
+
+
+def test_a_resumed_upload_stopped_by_the_results_setup_says_what_was_queued(
+    results, requests_mock, tmp_path, monkeypatch
+):
+    requests_mock.post(
+        BULK_URL, [{"json": {"calls_queued": 3}}, {"status_code": 429, "json": {"error": "slow down"}}]
+    )
+    context = {"ti": FakeTaskInstance(), "task_state_store": MemoryStore()}
+    path = numbered_csv(tmp_path, 6)
+    with pytest.raises(AirflowException, match="part 2 of 2"):
+        operator(path, chunk_size=3).execute(context)
+    monkeypatch.delenv("AIRFLOW__FUSE__RESULTS_SIGNING_KEY")
+    with pytest.raises(AirflowFailException) as caught:
+        operator(path, chunk_size=3).execute(context)
+    assert str(caught.value).startswith(
+        "Nothing more was sent to Fuse (earlier tries of this task instance queued 3 calls): "
+    )
+    assert requests_mock.call_count == 2
+
+
+def test_a_changed_list_is_not_resent_with_collect_results(results, fuse, tmp_path):
+    # Its tokens would name the same parts as the first list's: its outcomes would be refused as the
+    # parts filled, and the sensor would count the first list's outcomes as the second's.
+    context = {"ti": FakeTaskInstance(), "task_state_store": MemoryStore()}
+    assert operator(numbered_csv(tmp_path, 3)).execute(context) == 3
+    changed = tmp_path / "changed.csv"
+    changed.write_text("destination\n16175550999\n16175550998\n16175550997\n")
+    with pytest.raises(AirflowFailException, match="Send the changed list from a new DAG run"):
+        operator(changed, allow_resend=True).execute(context)
+    assert fuse.call_count == 1
 
 
 def test_a_dry_run_checks_the_results_options_too(results, fuse, contacts_csv, monkeypatch):
@@ -370,7 +426,12 @@ def test_fuse_results_records_the_count_and_the_window_without_personal_data(
     operator(contacts_csv, start_timestamp=start, end_timestamp=end).execute({"ti": ti})
     record = ti.xcom[RESULTS_XCOM_KEY]
     assert before <= record.pop("queued_timestamp") <= int(time.time())
-    assert record == {"calls_queued": 3, "window_end": end, "start_timestamp": start}
+    assert record == {
+        "calls_queued": 3,
+        "window_end": end,
+        "start_timestamp": start,
+        "last_attempt_timestamp": end,
+    }
     assert set(ti.xcom) == {RESULTS_XCOM_KEY}
     text = json.dumps(ti.xcom)
     assert "5551234" not in text

@@ -188,6 +188,13 @@ def test_a_later_start_timestamp_moves_the_dialing_timeout_on(arrive):
     assert sensor(grace_period=timedelta(0), dialing_timeout=timedelta(hours=1)).poke(context) is False
 
 
+def test_without_an_end_timestamp_the_wait_lasts_until_the_last_attempt_can_start(arrive):
+    # max_attempts=3 a day apart: a call reports only once its attempts are used up, two days on.
+    retried = record(3, queued_ago=7200) | {"last_attempt_timestamp": int(time.time()) + 2 * 86400 - 7200}
+    context = {"ti": FakeTaskInstance(retried)}
+    assert sensor(grace_period=timedelta(0), dialing_timeout=timedelta(hours=1)).poke(context) is False
+
+
 def test_outcomes_of_other_tasks_and_runs_are_not_counted(arrive):
     arrive("completed", "completed", "completed", task_id="another_bulk_task")
     assert sensor().poke({"ti": FakeTaskInstance(open_window())}) is False
