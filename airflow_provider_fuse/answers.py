@@ -45,11 +45,16 @@ def _xml_value(element: ElementTree.Element) -> Any:
     if not children:
         return element.text or ""
     value: dict[str, Any] = {}
+    repeated: set[str] = set()  # tags whose value is the list this function built
     for child in children:
         item = _xml_value(child)
-        if child.tag in value:
-            existing = value[child.tag]
-            value[child.tag] = [*existing, item] if isinstance(existing, list) else [existing, item]
-        else:
+        if child.tag not in value:
             value[child.tag] = item
+        elif child.tag in repeated:
+            # Appended in place: copying the list for each repeat made a body of many repeated
+            # children cost quadratic time.
+            value[child.tag].append(item)
+        else:
+            value[child.tag] = [value[child.tag], item]
+            repeated.add(child.tag)
     return value

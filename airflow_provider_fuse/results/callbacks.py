@@ -51,6 +51,9 @@ _NUMBERS = (
     "end_timestamp",
     "duration",
 )
+# A list index in a form field name: ASCII digits only ("²".isdigit() is true, int("²") fails), and
+# few of them (int() refuses more than 4,300 digits; a list of 256 fields needs 3).
+_INDEX = re.compile(r"[0-9]{1,9}")
 # A status is a word or two (``completed``, ``no answer``): anything else is not Fuse's.
 _STATUS = re.compile(r"[A-Za-z][A-Za-z0-9 _-]{0,63}")
 _NOT_A_NUMBER = re.compile(r"call_details\.([a-z_]{1,32}) is not a number")
@@ -185,12 +188,21 @@ def _from_xml(text: str) -> dict[str, Any]:
     except (ElementTree.ParseError, RecursionError, ValueError):
         raise CallbackError("the callback body is not well-formed XML") from None
     if root.tag == "call_details":
-        value = _xml_value(root)
+        value = _element_value(root, "the callback body")
         return value if isinstance(value, dict) else _no_call_details()
     if root.tag != "result":
         raise CallbackError("XML whose root is neither <result> nor <call_details>")
-    fields = _xml_value(root)
+    fields = _element_value(root, "the callback body")
     return _details_of(fields if isinstance(fields, dict) else {})
+
+
+def _element_value(root: ElementTree.Element, what: str) -> Any:
+    """:func:`_xml_value` of a parsed tree. It recurses once per level: the parser takes ~2,000
+    levels in a few KiB, deeper than Python's recursion limit, so that depth is refused here."""
+    try:
+        return _xml_value(root)
+    except RecursionError:
+        raise CallbackError(f"{what} is XML nested too deep") from None
 
 
 class _DoctypeFound(Exception):
@@ -369,7 +381,9 @@ def _lists(node: dict[str, Any]) -> dict[str, Any]:
     for key, value in node.items():
         if isinstance(value, dict):
             value = _lists(value)
-            if value and all(item.isdigit() for item in value):
+            if any(item.isdigit() and not _INDEX.fullmatch(item) for item in value):
+                raise CallbackError("a form field index is not a number of at most 9 ASCII digits")
+            if value and all(_INDEX.fullmatch(item) for item in value):
                 value = [value[item] for item in sorted(value, key=int)]
         result[key] = value
     return result
@@ -404,7 +418,7 @@ def _xml_events(text: str) -> Any:
         raise CallbackError("XML with a DOCTYPE (or entities) is not accepted") from None
     except (ElementTree.ParseError, RecursionError, ValueError):
         raise CallbackError("the events field is not well-formed XML") from None
-    return _xml_value(root)
+    return _element_value(root, "the events field")
 
 
 # --- call_details ------------------------------------------------------------------------------------
