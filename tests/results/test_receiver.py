@@ -357,6 +357,56 @@ def test_a_body_at_the_cap_is_read(client: Client, database: Path) -> None:
     assert answer.status_code == 200
 
 
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_refused_token_lines_are_rate_limited_per_kind_and_count_the_rest(
+    database: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = FakeClock()
+    client = mounted(create_app(load_config=config, monotonic=clock))
+    forged, expired = token(key=secrets.token_hex(24)), token(expires=int(time.time()) - 1)
+    caplog.set_level(logging.DEBUG)
+
+    def warnings() -> list[str]:
+        lines = [record.getMessage() for record in caplog.records if record.levelno >= logging.WARNING]
+        assert forged not in caplog.text
+        assert expired not in caplog.text
+        caplog.clear()
+        return lines
+
+    assert post(client, forged).status_code == 403
+    assert warnings() == ["Refused a call outcome: token not signed with this key"]
+    for _ in range(56):
+        clock.now += 0.1
+        assert post(client, forged).status_code == 403
+    assert post(client, expired).status_code == 403  # another kind: its own line
+    assert warnings() == ["Refused a call outcome: the results token has expired"]
+
+    clock.now = 1010.0  # 10 s after the first line
+    assert post(client, forged).status_code == 403
+    assert warnings() == [
+        "Refused 57 call outcomes in the last 10 s: token not signed with this key (one line per 10 s)"
+    ]
+    clock.now += 9.9
+    assert post(client, forged).status_code == 403
+    assert warnings() == []
+    clock.now += 60
+    assert post(client, forged).status_code == 403
+    assert warnings() == [
+        "Refused 2 call outcomes in the last 70 s: token not signed with this key (one line per 10 s)"
+    ]
+    clock.now += 60
+    assert post(client, forged).status_code == 403
+    assert warnings() == ["Refused a call outcome: token not signed with this key"]
+    assert forged not in caplog.text
+
+
 @pytest.mark.parametrize(
     ("content", "content_type", "status"),
     [
@@ -378,6 +428,76 @@ def test_an_unreadable_body_is_refused_and_not_quoted(
     assert answer.status_code == status
     assert content.decode("latin-1") not in answer.text
     assert rows(database) == []
+
+
+DEEP_XML = b"<result><call_details>" + b"<a>" * 2000 + b"</a>" * 2000 + b"</call_details></result>"
+FORM_INDEX = "call_details[status]=completed&call_details[events][%C2%B2][event]=" + PHONE  # "²"
+
+
+@pytest.mark.parametrize(
+    ("content", "content_type", "quoted"),
+    [
+        (DEEP_XML, "application/xml", "<a><a>"),
+        (FORM_INDEX.encode(), "application/x-www-form-urlencoded", "\u00b2"),
+        (b"status=completed&events[%C2%B2][event]=x", "application/x-www-form-urlencoded", "\u00b2"),
+        (b"events[%C2%B2][event]=x", "application/x-www-form-urlencoded", "\u00b2"),  # no status
+    ],
+    ids=["xml 2000 deep", "call_details[events][\u00b2]", "events[\u00b2]", "events[\u00b2] alone"],
+)
+def test_bodies_python_cannot_take_are_refused_with_400_and_not_quoted(
+    client: Client,
+    database: Path,
+    caplog: pytest.LogCaptureFixture,
+    content: bytes,
+    content_type: str,
+    quoted: str,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+
+    answer = post(client, token(), None, content=content, headers={"content-type": content_type})
+
+    assert answer.status_code == 400
+    assert rows(database) == []
+    for text in (caplog.text, answer.text):
+        assert quoted not in text
+        assert "%C2%B2" not in text
+        assert PHONE not in text
+
+
+def test_any_other_error_reading_the_body_is_a_400_logging_only_its_type(
+    client: Client, database: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def failing_read(body: bytes, content_type: str | None) -> Any:
+        raise ValueError(f"invalid literal for int() with base 10: {body.decode()!r}")
+
+    monkeypatch.setattr("airflow_provider_fuse.results.receiver.read_callback", failing_read)
+
+    answer = post(client, token())
+
+    assert answer.status_code == 400
+    assert rows(database) == []
+    [line] = [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR]
+    assert line == (
+        "Could not read a call outcome for campaign/manual__receiver/queue_calls part 0 "
+        "(answered 400): ValueError"
+    )
+    assert PHONE not in caplog.text
+    assert PHONE not in answer.text
+
+
+@pytest.mark.parametrize("declared", ["\u00b2", "1" * 5000, " 12x", "-1"])
+def test_a_content_length_that_is_not_ascii_digits_is_not_an_error(database: Path, declared: str) -> None:
+    app = Starlette(routes=[Mount("/fuse", app=create_app(load_config=config))])
+    body = json.dumps({"call_details": details()}).encode()
+
+    status, _ = call_asgi(
+        app,
+        f"/fuse/results/{token()}",
+        [body],
+        [(b"content-type", b"application/json"), (b"content-length", declared.encode("latin-1"))],
+    )
+
+    assert status == (413 if declared.isdigit() and declared.isascii() else 200)
 
 
 # --- 503: nothing could be stored, so the sender may retry --------------------------------------
