@@ -117,18 +117,27 @@ class FuseCampaignResultsTrigger(BaseTrigger):
 
         from airflow_provider_fuse.results.table import ResultsStoreError, ResultsTable
 
-        # One thread for this trigger: the table keeps one database connection per thread, so the
-        # connection is reused between counts and closed in the thread that opened it.
+        # One thread for this trigger: the table keeps one database connection per thread, opened by
+        # a count and closed right after it, in that thread. A connection kept between counts would be
+        # held for the whole wait (hours): a hundred waiting campaigns would take a hundred of the
+        # database's connections (Postgres allows 100 by default). A count a minute can afford a new one.
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fuse-campaign-results")
 
         def in_thread(function: Callable[..., Any]) -> Callable[..., Any]:
             return sync_to_async(function, thread_sensitive=False, executor=executor)
 
         table = ResultsTable(self.results_conn_id, self.results_table)  # reads nothing yet
+
+        def count() -> dict[str, int]:
+            try:
+                return table.summary(self.dag_id, self.run_id, self.bulk_task_id)
+            finally:
+                table.close()  # the next count reconnects
+
         try:
             while True:
                 try:
-                    counts = await in_thread(table.summary)(self.dag_id, self.run_id, self.bulk_task_id)
+                    counts = await in_thread(count)()
                 except ResultsStoreError as error:
                     # Its message names the connection and the kind of failure, never a value read.
                     return {"status": "error", "message": str(error), "retryable": True}

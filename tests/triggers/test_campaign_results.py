@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import json
 import socket
+import sqlite3
 import threading
 import time
 from types import SimpleNamespace
@@ -234,6 +235,42 @@ def test_the_connection_is_closed_in_the_thread_that_opened_it(arrive, monkeypat
     first_event(trigger())
     assert closed
     assert set(opened) == set(closed)
+
+
+def test_no_connection_stays_open_between_counts(arrive, monkeypatch):
+    # A connection held for the whole wait (hours) per waiting campaign would exhaust the database's.
+    arrive("completed")
+    opened, open_when_counting, earlier_ones_closed = [], [], []
+    original_connection, original_summary = ResultsTable._connection, ResultsTable.summary
+
+    def is_closed(connection) -> bool:
+        try:
+            connection.execute("SELECT 1")
+        except sqlite3.ProgrammingError as error:
+            return "closed" in str(error)
+        return False
+
+    def connection(self):
+        connection = original_connection(self)
+        if not any(connection is seen for seen in opened):
+            opened.append(connection)
+        return connection
+
+    def summary(self, *args):
+        # In the trigger's thread, which SQLite requires to touch its connections.
+        open_when_counting.append(len(self._connections))
+        earlier_ones_closed.append(all(is_closed(each) for each in opened))
+        return original_summary(self, *args)
+
+    monkeypatch.setattr(ResultsTable, "_connection", connection)
+    monkeypatch.setattr(ResultsTable, "summary", summary)
+    event = first_event(trigger(calls_queued=3, deadline=time.time() + 0.4, poll_interval=0.05))
+
+    assert event["status"] == "done"
+    assert len(open_when_counting) >= 3
+    assert open_when_counting == [0] * len(open_when_counting)
+    assert all(earlier_ones_closed)
+    assert len(opened) == len(open_when_counting)  # each count connects anew
 
 
 # --- Reading the connection in a real triggerer -------------------------------------------------------
