@@ -33,7 +33,10 @@ def parse_answer(body: bytes) -> dict[str, Any] | None:
             return None
         if root.tag != "result":
             return None
-        fields = _xml_value(root)
+        try:
+            fields = _xml_value(root)
+        except RecursionError:  # nested deeper than any answer of Fuse's: not one
+            return None
         return fields if isinstance(fields, dict) else {}
     return None
 

@@ -452,6 +452,13 @@ def test_xml_error_text_is_read(fuse_connection, requests_mock, contacts_csv):
         make_hook().bulk_queue(12, 34, contacts_csv)
 
 
+def test_an_answer_nested_deeper_than_python_recurses_is_not_fuses():
+    from airflow_provider_fuse.hooks.fuse import parse_answer
+
+    deep = b"<result>" + b"<a>" * 5000 + b"x" + b"</a>" * 5000 + b"</result>"
+    assert parse_answer(deep) is None
+
+
 def test_429_is_a_retryable_rejection(fuse_connection, requests_mock, contacts_csv):
     requests_mock.post(BULK_URL, status_code=429, json={"error": "slow down"})
     with pytest.raises(FuseTooManyRequestsError) as caught:
