@@ -178,15 +178,24 @@ def _from_json(text: str) -> dict[str, Any]:
     return _details_of(value)
 
 
-def _from_xml(text: str) -> dict[str, Any]:
+def _parse_xml(text: str, what: str) -> ElementTree.Element:
+    """The root element of ``text``; no DOCTYPE (and so no entity) is read.
+
+    :param what: what the text is, for the error (``"the callback body"``).
+    """
     parser = ElementTree.XMLParser(target=_NoDoctype())
     try:
         parser.feed(text.encode("utf-8"))
-        root = parser.close()
+        root: ElementTree.Element = parser.close()
     except _DoctypeFound:
         raise CallbackError("XML with a DOCTYPE (or entities) is not accepted") from None
     except (ElementTree.ParseError, RecursionError, ValueError):
-        raise CallbackError("the callback body is not well-formed XML") from None
+        raise CallbackError(f"{what} is not well-formed XML") from None
+    return root
+
+
+def _from_xml(text: str) -> dict[str, Any]:
+    root = _parse_xml(text, "the callback body")
     if root.tag == "call_details":
         value = _element_value(root, "the callback body")
         return value if isinstance(value, dict) else _no_call_details()
@@ -410,15 +419,7 @@ def _events_text(text: str) -> Any:
 
 
 def _xml_events(text: str) -> Any:
-    parser = ElementTree.XMLParser(target=_NoDoctype())
-    try:
-        parser.feed(text.encode("utf-8"))
-        root = parser.close()
-    except _DoctypeFound:
-        raise CallbackError("XML with a DOCTYPE (or entities) is not accepted") from None
-    except (ElementTree.ParseError, RecursionError, ValueError):
-        raise CallbackError("the events field is not well-formed XML") from None
-    return _element_value(root, "the events field")
+    return _element_value(_parse_xml(text, "the events field"), "the events field")
 
 
 # --- call_details ------------------------------------------------------------------------------------

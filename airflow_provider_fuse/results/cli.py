@@ -14,7 +14,6 @@ or put a TLS-terminating proxy in front.
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import sys
 from typing import TYPE_CHECKING
 
@@ -96,15 +95,6 @@ def _check_setup() -> str | None:
     return None
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``fuse-results``; returns the exit status (1: the setup is broken, nothing served)."""
     args = build_parser().parse_args(argv)
@@ -115,7 +105,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if problem is not None:
         print(f"fuse-results: {problem}", file=sys.stderr)
         return 1
-    if not args.ssl_certfile and not _is_loopback(args.host):
+    from airflow_provider_fuse.results.config import is_loopback
+
+    if not args.ssl_certfile and not is_loopback(args.host):
         print(
             f"fuse-results: WARNING: serving plain http on {args.host}: call outcomes carry phone "
             "numbers; use --ssl-certfile/--ssl-keyfile or a TLS-terminating proxy",

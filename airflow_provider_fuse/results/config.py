@@ -24,6 +24,7 @@ __all__ = [
     "ResultsConfigError",
     "check_base_url",
     "check_table_name",
+    "is_loopback",
 ]
 
 SECTION = "fuse"
@@ -218,14 +219,15 @@ def check_base_url(url: str | None) -> str:
         raise ResultsConfigError("[fuse] results_base_url must be an absolute http(s) URL")
     if "@" in parts.netloc or parts.query or parts.fragment:
         raise ResultsConfigError("[fuse] results_base_url must have no userinfo, query or fragment")
-    if parts.scheme == "http" and not _is_loopback(host):
+    if parts.scheme == "http" and not is_loopback(host):
         raise ResultsConfigError(
             "[fuse] results_base_url must use https off loopback: call outcomes carry phone numbers"
         )
     return url.rstrip("/")
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is ``localhost`` or a loopback address (127.0.0.0/8, ::1)."""
     import ipaddress
 
     if host == "localhost":
