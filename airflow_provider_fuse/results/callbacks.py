@@ -189,6 +189,8 @@ def _parse_xml(text: str, what: str) -> ElementTree.Element:
         root: ElementTree.Element = parser.close()
     except _DoctypeFound:
         raise CallbackError("XML with a DOCTYPE (or entities) is not accepted") from None
+    except _TooDeep:
+        raise CallbackError(f"{what} is XML nested too deep") from None
     except (ElementTree.ParseError, RecursionError, ValueError):
         raise CallbackError(f"{what} is not well-formed XML") from None
     return root
@@ -206,15 +208,24 @@ def _from_xml(text: str) -> dict[str, Any]:
 
 
 def _element_value(root: ElementTree.Element, what: str) -> Any:
-    """:func:`_xml_value` of a parsed tree. It recurses once per level: the parser takes ~2,000
-    levels in a few KiB, deeper than Python's recursion limit, so that depth is refused here."""
+    """:func:`_xml_value` of a parsed tree (no deeper than :data:`MAX_XML_DEPTH`: the parser refuses
+    more; the recursion guard is a second line)."""
     try:
         return _xml_value(root)
     except RecursionError:
         raise CallbackError(f"{what} is XML nested too deep") from None
 
 
+#: The deepest XML element accepted: ``<result><call_details><events><event><timestamp>`` is five
+#: levels. Deeper is refused while parsing, whatever Python's recursion limit is set to.
+MAX_XML_DEPTH = 32
+
+
 class _DoctypeFound(Exception):
+    pass
+
+
+class _TooDeep(Exception):
     pass
 
 
@@ -222,8 +233,22 @@ class _NoDoctype(ElementTree.TreeBuilder):
     """A tree builder that stops at a DOCTYPE: the only place an XML document can declare entities
     (expanding them is how "billion laughs" and external-entity reads start)."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._depth = 0
+
     def doctype(self, name: str, pubid: str, system: str) -> None:
         raise _DoctypeFound
+
+    def start(self, tag: Any, attrs: Any) -> ElementTree.Element:
+        self._depth += 1
+        if self._depth > MAX_XML_DEPTH:
+            raise _TooDeep
+        return super().start(tag, attrs)
+
+    def end(self, tag: Any) -> ElementTree.Element:
+        self._depth -= 1
+        return super().end(tag)
 
 
 def _details_of(answer: dict[str, Any]) -> dict[str, Any]:
