@@ -65,7 +65,7 @@ test-wheel: dist
 	$(PYTHON) -m venv $(WHEEL_VENV)
 	$(WHEEL_VENV)/bin/python -m pip --quiet --quiet --disable-pip-version-check install \
 		"apache-airflow==$(AIRFLOW_VERSION)" "$$(ls dist/*.whl)[test]"
-	suite=$$(mktemp -d) && cp -r tests example_dags docs README.md pyproject.toml "$$suite"/ && cd "$$suite" && \
+	suite=$$(mktemp -d) && cp -r tests example_dags docs scripts README.md pyproject.toml "$$suite"/ && cd "$$suite" && \
 		FUSE_TEST_INSTALLED_WHEEL=1 $(abspath $(WHEEL_VENV))/bin/python -m pytest -p no:cacheprovider \
 		tests $(PARALLEL) $(PYTEST_ARGS); status=$$?; rm -rf "$$suite"; exit $$status
 
