@@ -158,14 +158,7 @@ def delivery_key(part: UploadPart, details: CallDetails) -> str:
         part.map_index,
         part.part,
         destination,
-        details.status.value,
-        details.attempts,
-        details.max_attempts,
-        details.reattempt_wait,
-        details.queued_timestamp,
-        details.start_timestamp,
-        details.end_timestamp,
-        details.duration,
+        *_reported(details),
         [[event.event, event.timestamp] for event in details.events],
     ]
     text = json.dumps(identity, separators=(",", ":"), ensure_ascii=True)
@@ -385,14 +378,7 @@ class ResultsTable:
             part.part,
             destination,
             canonical_destination(destination),
-            details.status.value,
-            details.attempts,
-            details.max_attempts,
-            details.reattempt_wait,
-            details.queued_timestamp,
-            details.start_timestamp,
-            details.end_timestamp,
-            details.duration,
+            *_reported(details),
             json.dumps([{"event": event.event, "timestamp": event.timestamp} for event in details.events]),
             float(received),
         )
@@ -530,6 +516,21 @@ class ResultsTable:
             self._discard()
             raise self._error("cannot read outcomes", error) from None
         return result
+
+
+def _reported(details: CallDetails) -> tuple[Any, ...]:
+    """The scalar fields of ``call_details``, in the table's column order (status to duration): what
+    a row stores and what a delivery's identity covers, besides the ids, destination and events."""
+    return (
+        details.status.value,
+        details.attempts,
+        details.max_attempts,
+        details.reattempt_wait,
+        details.queued_timestamp,
+        details.start_timestamp,
+        details.end_timestamp,
+        details.duration,
+    )
 
 
 def _wal_if_new(connection: sqlite3.Connection) -> None:
