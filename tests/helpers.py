@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
+import urllib.parse
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
@@ -14,6 +16,19 @@ from requests_toolbelt.multipart.decoder import MultipartDecoder
 EMAIL = "ops@example.com"
 DEVELOPER_KEY = "dk-4f1c9e2a7b3d5e6f"
 BASE_URL = "https://fuse.example.com/api"
+
+
+# A path below /fuse in an access log, up to the end of the path (a space, a quote or the query).
+FUSE_PATH = re.compile(r"(/fuse/[^\s\"?]*)")
+#: What the receiver's paths must read as once logged: the token (or any unknown path) replaced.
+MASKED_FUSE_PATHS = frozenset({"/fuse/results/***", "/fuse/***"})
+
+
+def logged_fuse_paths(log: str) -> list[str]:
+    """Every path below /fuse in ``log``, percent-decoded: servers spell a logged ``*`` differently
+    (uvicorn up to 0.54 quoted it, ``%2A``; 0.55 and Airflow 3.3's access log write it as is), and
+    what matters is what the path says, not how one release formats it."""
+    return [urllib.parse.unquote(path) for path in FUSE_PATH.findall(log)]
 
 
 def connection_json(**fields: object) -> str:

@@ -7,6 +7,8 @@ import importlib.util
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "demo.py"
 
@@ -33,6 +35,22 @@ def test_a_hidden_token_counts_as_hidden_in_both_access_logs(demo):
     )
     uvicorn = 'INFO:     127.0.0.1:41700 - "POST /fuse/results/%2A%2A%2A HTTP/1.1" 200 OK\n'
     assert demo.receiver_paths(airflow_3_3 + uvicorn) == (2, 0)
+
+
+# Each * as a server may write it: as is, or percent-encoded in either case.
+STAR_SPELLINGS = st.lists(st.sampled_from(["*", "%2A", "%2a"]), min_size=3, max_size=3).map("".join)
+
+
+@given(spelling=STAR_SPELLINGS)
+def test_the_hidden_token_counts_as_hidden_in_any_spelling_a_server_may_log(demo, spelling):
+    line = f'INFO:     127.0.0.1:41700 - "POST /fuse/results/{spelling} HTTP/1.1" 200 OK\n'
+    assert demo.receiver_paths(line) == (1, 0)
+
+
+@given(token=st.text("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.", min_size=1))
+def test_any_token_is_caught_however_it_is_spelled(demo, token):
+    for spelling in (token, token.replace(".", "%2E")):
+        assert demo.receiver_paths(f"path=/fuse/results/{spelling} status_code=403") == (0, 1)
 
 
 @pytest.mark.parametrize(

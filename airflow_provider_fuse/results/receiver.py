@@ -37,8 +37,8 @@ api-server, and ``fuse-results serve``) logs ``scope["path"]`` when the response
 ASGI layer of this app (:class:`MaskTokenMiddleware`) moves the token into the scope and rewrites
 ``scope["path"]`` and ``scope["raw_path"]`` to ``<prefix>/results/***`` *in place* before routing —
 the very dict those loggers hold, as Starlette's ``Mount`` updates the scope it was given
-(``scope.update(child_scope)``) rather than copying it. Airflow 3.3 logs ``path=/fuse/results/***``;
-uvicorn URL-quotes it, ``/fuse/results/%2A%2A%2A``. Every other path below the app becomes
+(``scope.update(child_scope)``) rather than copying it. The logs show ``/fuse/results/***`` (uvicorn
+before 0.55 URL-quoted it, ``%2A%2A%2A``). Every other path below the app becomes
 ``<prefix>/***``, so a 404 or 405 (a mangled URL, a GET) logs no token either. The end-to-end tests
 read a real api-server's whole output, on both Airflow versions, for every token they sent.
 """

@@ -29,6 +29,7 @@ import pytest
 from airflow_provider_fuse.results.tokens import UploadPart, sign
 from tests.e2e.api_server import ApiServer, Post, post_many
 from tests.e2e.conftest import AirflowEnv
+from tests.helpers import MASKED_FUSE_PATHS, logged_fuse_paths
 
 pytestmark = pytest.mark.e2e
 
@@ -318,11 +319,7 @@ def wait_for_access_lines(server: ApiServer, count: int, timeout: float = 10) ->
         if len(lines) >= count or time.monotonic() > deadline:
             break
         time.sleep(0.1)
-    masked = [
-        line
-        for line in lines
-        if re.search(r"/fuse/results/(\*\*\*|%2A%2A%2A)|/fuse/(\*\*\*|%2A%2A%2A)", line)
-    ]
+    masked = [line for line in lines if set(logged_fuse_paths(line)) <= MASKED_FUSE_PATHS]
     assert len(lines) >= count, output[-3000:]
     assert masked == lines
     return output
