@@ -2,9 +2,10 @@
 
 Fuse cannot log in to Airflow, so the URL it POSTs a call's outcome to carries its own credential:
 ``<base64url payload>.<base64url HMAC-SHA256>``. The payload is an :class:`UploadPart` — dag id, run
-id, task id, map index, part, the rows the part sent (the most outcomes it may store) and when it
-expires — as compact JSON. The MAC is over a fixed context string and the encoded payload, with the
-``[fuse] results_signing_key``; it is checked in constant time before the payload is decoded.
+id, task id, map index, the campaign, part, the rows the part sent (the most outcomes it may store)
+and when it expires — as compact JSON. The MAC is over a fixed context string and the encoded
+payload, with the ``[fuse] results_signing_key``; it is checked in constant time before the
+payload is decoded.
 
 A token is readable (its payload is not secret: ids and counts, no personal data) and unforgeable
 without the key. What it authorises: storing at most ``rows`` call outcomes for its one part of one
@@ -18,6 +19,7 @@ import binascii
 import hashlib
 import hmac
 import json
+import secrets
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -28,6 +30,7 @@ __all__ = [
     "UploadPart",
     "as_dict",
     "check_key",
+    "new_campaign",
     "sign",
     "verify",
 ]
@@ -37,8 +40,10 @@ MIN_KEY_LENGTH = 32
 #: Tokens longer than this are refused before anything else is done with them.
 MAX_TOKEN_LENGTH = 2048
 # Domain separation: a MAC made for another purpose with the same key is never a results token.
-_CONTEXT = b"airflow-provider-fuse/results-token/v1."
-_FIELDS = ("dag_id", "run_id", "task_id", "map_index", "part", "rows", "expires")
+_CONTEXT = b"airflow-provider-fuse/results-token/v2."
+_FIELDS = ("dag_id", "run_id", "task_id", "map_index", "campaign", "part", "rows", "expires")
+#: What a campaign id may hold: URL-safe characters, 8 to 64 of them (the operator makes 32 hex digits).
+_CAMPAIGN_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
 
 
 class TokenError(ValueError):
@@ -56,6 +61,10 @@ class TokenExpired(TokenError):
 class UploadPart:
     """One part of one upload: the task instance that sent it, which part, and its bounds.
 
+    :param campaign: the campaign id: made afresh when a task instance first sends its list, and kept
+        in the duplicate guard's ledger, so a retry or clear answered from the ledger keeps it while a
+        run deleted and triggered again under the same run id (a new list, new calls) gets another.
+        The dag, run and task ids alone cannot tell those two apart.
     :param part: the part's index, from 0 (a list sent whole is part 0).
     :param rows: the rows the part sent: the most outcomes the receiver stores for it.
     :param expires: unix seconds after which outcomes for the part are refused.
@@ -65,6 +74,7 @@ class UploadPart:
     run_id: str
     task_id: str
     map_index: int
+    campaign: str
     part: int
     rows: int
     expires: int
@@ -74,6 +84,13 @@ class UploadPart:
             value = getattr(self, name)
             if not isinstance(value, str) or not value:
                 raise ValueError(f"{name} must be a non-empty string")
+        campaign = self.campaign
+        if (
+            not isinstance(campaign, str)
+            or not 8 <= len(campaign) <= 64
+            or not set(campaign) <= _CAMPAIGN_CHARACTERS
+        ):
+            raise ValueError("campaign must be 8 to 64 letters, digits, '-' or '_'")
         for name in ("map_index", "part", "rows", "expires"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
@@ -94,6 +111,11 @@ def _unb64(text: str) -> bytes:
 
 def _mac(key: str, payload: str) -> bytes:
     return hmac.new(key.encode("utf-8"), _CONTEXT + payload.encode("ascii"), hashlib.sha256).digest()
+
+
+def new_campaign() -> str:
+    """A new campaign id (:attr:`UploadPart.campaign`): 32 random hex digits, never made twice."""
+    return secrets.token_hex(16)
 
 
 def check_key(key: object) -> str:

@@ -35,6 +35,7 @@ from airflow_provider_fuse.results.tokens import (
     UploadPart,
     as_dict,
     check_key,
+    new_campaign,
     sign,
     verify,
 )
@@ -42,6 +43,7 @@ from airflow_provider_fuse.results.tokens import (
 KEY = "k3y-" + "0123456789abcdef" * 2
 OTHER_KEY = "0th3r-" + "fedcba9876543210" * 2
 TOKEN_ALPHABET = string.ascii_letters + string.digits + "-_."
+CAMPAIGN_ALPHABET = string.ascii_letters + string.digits + "-_"
 
 
 def now() -> float:
@@ -54,6 +56,7 @@ def a_part(**fields: object) -> UploadPart:
         "run_id": "scheduled__2026-01-01T00:00:00+00:00",
         "task_id": "bulk_queue",
         "map_index": -1,
+        "campaign": "0123456789abcdef0123456789abcdef",
         "part": 0,
         "rows": 3,
         "expires": int(now()) + 86400,
@@ -70,6 +73,7 @@ parts = st.builds(
     run_id=ids,
     task_id=ids,
     map_index=st.integers(-1, 2**31),
+    campaign=st.text(CAMPAIGN_ALPHABET, min_size=8, max_size=64),
     part=st.integers(0, 2**31),
     rows=st.integers(1, 2**31),
     expires=st.integers(0, 2**40),
@@ -93,6 +97,18 @@ def test_a_token_is_url_safe(part, key):
     token = sign(part, key)
     assert set(token) <= set(TOKEN_ALPHABET)
     assert token.count(".") == 1
+
+
+def test_new_campaigns_are_valid_and_never_repeat():
+    campaigns = {new_campaign() for _ in range(1000)}
+    assert len(campaigns) == 1000
+    for campaign in campaigns:
+        assert a_part(campaign=campaign).campaign == campaign
+
+
+def test_two_campaigns_of_one_run_sign_different_tokens():
+    # A run deleted and triggered again under the same run id is another campaign: its tokens differ.
+    assert sign(a_part(campaign=new_campaign()), KEY) != sign(a_part(campaign=new_campaign()), KEY)
 
 
 def test_signing_is_deterministic():
@@ -289,6 +305,11 @@ def test_a_short_or_missing_key_is_refused_without_quoting_it(key):
         {"dag_id": ""},
         {"run_id": 5},
         {"map_index": -2},
+        {"campaign": ""},
+        {"campaign": "short"},
+        {"campaign": "x" * 65},
+        {"campaign": "has a space!"},
+        {"campaign": 12345678},
         {"part": -1},
         {"rows": 0},
         {"expires": -1},
@@ -304,7 +325,16 @@ def test_an_upload_part_out_of_bounds_is_refused(fields):
 def test_as_dict_has_the_part_fields_and_nothing_else():
     part = a_part()
     assert as_dict(part) == dataclasses.asdict(part)
-    assert set(as_dict(part)) == {"dag_id", "run_id", "task_id", "map_index", "part", "rows", "expires"}
+    assert set(as_dict(part)) == {
+        "dag_id",
+        "run_id",
+        "task_id",
+        "map_index",
+        "campaign",
+        "part",
+        "rows",
+        "expires",
+    }
 
 
 # --- The table name: a grammar ----------------------------------------------------------------------
