@@ -53,9 +53,14 @@ def clock_moves_after_each_poll(sandbox: FuseSandbox, *steps: float) -> Iterator
     def advance() -> None:
         # One step per question seen since the last step: on a loaded machine this thread may
         # notice two questions at once, and must not then take two steps before the next one.
+        # A question counts once answered: a request is logged as it arrives, and moving the clock
+        # before the sandbox has read the call's state would answer that very question ahead of time.
         moved, seen = 0, 0
         while not done.is_set() and moved < len(steps):
-            polls = sum(request.path.startswith("/api/outbound/") for request in sandbox.requests())
+            polls = sum(
+                request.path.startswith("/api/outbound/") and request.status_code is not None
+                for request in sandbox.requests()
+            )
             if polls > seen:
                 sandbox.advance(steps[moved])
                 moved, seen = moved + 1, polls
