@@ -36,6 +36,8 @@ from airflow_provider_fuse.preflight import destination_number
 from airflow_provider_fuse.results.config import check_table_name
 
 if TYPE_CHECKING:
+    from collections.abc import Collection
+
     from airflow_provider_fuse.calls import CallDetails
     from airflow_provider_fuse.results.tokens import UploadPart
 
@@ -55,6 +57,7 @@ COLUMNS = (
     "run_id",
     "task_id",
     "map_index",
+    "campaign_id",
     "part",
     "destination",
     "destination_number",
@@ -86,6 +89,7 @@ _SCHEMA = """CREATE TABLE IF NOT EXISTS {table} (
     run_id TEXT NOT NULL,
     task_id TEXT NOT NULL,
     map_index INTEGER NOT NULL,
+    campaign_id TEXT NOT NULL,
     part INTEGER NOT NULL,
     destination TEXT,
     destination_number TEXT,
@@ -101,6 +105,8 @@ _SCHEMA = """CREATE TABLE IF NOT EXISTS {table} (
     received_timestamp DOUBLE PRECISION NOT NULL
 )"""
 _INDEX_SUFFIX = "_upload_part"
+#: Campaign ids one read names at most (SQLite allowed 999 placeholders before 3.32).
+_CAMPAIGNS_PER_QUERY = 500
 
 
 class Stored(str, enum.Enum):
@@ -122,12 +128,16 @@ class ResultsStoreError(Exception):
 
     The message names the connection and the kind of failure; it never holds a phone number or
     any value of an outcome. ``retryable`` is ``False`` when trying again cannot help: the connection
-    is not defined, or it is not a SQL database.
+    is not defined, or it is not a SQL database. ``final`` is ``True`` when this outcome can never be
+    stored, however often it is sent (the database refuses its values: a NUL or a lone surrogate in
+    a text field); the receiver answers such a callback 400, not 503. ``final`` implies not
+    ``retryable``.
     """
 
-    def __init__(self, message: str, *, retryable: bool = True) -> None:
+    def __init__(self, message: str, *, retryable: bool = True, final: bool = False) -> None:
         super().__init__(message)
-        self.retryable = retryable
+        self.retryable = retryable and not final
+        self.final = final
 
 
 def canonical_destination(value: str | None) -> str | None:
@@ -147,8 +157,8 @@ def canonical_destination(value: str | None) -> str | None:
 
 def delivery_key(part: UploadPart, details: CallDetails) -> str:
     """The hex SHA-256 that names one outcome: equal for two deliveries exactly when their upload
-    part (dag id, run id, task id, map index, part), canonical destination and every ``call_details``
-    field are equal. (``rows`` and ``expires`` of the part, and when it was received, are not part of
+    part (dag id, run id, task id, map index, campaign, part), canonical destination and every
+    ``call_details`` field are equal. (``rows`` and ``expires`` of the part, and when it was received, are not part of
     it.)"""
     destination = canonical_destination(details.phone_number) or details.phone_number
     identity = [
@@ -156,6 +166,7 @@ def delivery_key(part: UploadPart, details: CallDetails) -> str:
         part.run_id,
         part.task_id,
         part.map_index,
+        part.campaign,
         part.part,
         destination,
         *_reported(details),
@@ -225,7 +236,7 @@ class ResultsTable:
         self.table = check_table_name(table)
         # Per part: (the rows it held when last counted in SQL, this process's stores since, when).
         # See the class docstring.
-        self._counts: dict[tuple[str, str, str, int, int], tuple[int, int, float]] = {}
+        self._counts: dict[tuple[str, str, str, str, int, int], tuple[int, int, float]] = {}
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._local = threading.local()
@@ -375,6 +386,7 @@ class ResultsTable:
             part.run_id,
             part.task_id,
             part.map_index,
+            part.campaign,
             part.part,
             destination,
             canonical_destination(destination),
@@ -387,7 +399,8 @@ class ResultsTable:
         insert = f"INSERT INTO {self.table} ({', '.join(COLUMNS)}) VALUES ({', '.join([p] * len(COLUMNS))})"
         count = (
             f"SELECT COUNT(*) FROM {self.table} "
-            f"WHERE dag_id = {p} AND run_id = {p} AND task_id = {p} AND map_index = {p} AND part = {p}"
+            f"WHERE dag_id = {p} AND run_id = {p} AND task_id = {p} AND campaign_id = {p} "
+            f"AND map_index = {p} AND part = {p}"
         )
         # SQLite has one writer at a time anyway; taking turns on a lock here, rather than in
         # SQLite's busy handler (which polls, and lets a waiting thread starve for seconds), keeps
@@ -421,7 +434,7 @@ class ResultsTable:
                 if found is None:
                     raise
                 return Stored.DUPLICATE
-            where = (part.dag_id, part.run_id, part.task_id, part.map_index, part.part)
+            where = (part.dag_id, part.run_id, part.task_id, part.campaign, part.map_index, part.part)
             now = time.monotonic()
             with self._lock:
                 base, since, counted = self._counts.get(where, (-1, 0, 0.0))
@@ -446,7 +459,7 @@ class ResultsTable:
             self._remember(where, (base, since, counted))
         return Stored.STORED
 
-    def _remember(self, where: tuple[str, str, str, int, int], count: tuple[int, int, float]) -> None:
+    def _remember(self, where: tuple[str, str, str, str, int, int], count: tuple[int, int, float]) -> None:
         """Keep a part's count (under ``self._lock``); the parts of long-finished runs are forgotten."""
         if len(self._counts) >= _MAX_COUNTED_PARTS and where not in self._counts:
             self._counts.clear()
@@ -454,53 +467,66 @@ class ResultsTable:
 
     # --- Reading -------------------------------------------------------------------------------------
 
-    def summary(self, dag_id: str, run_id: str, task_id: str) -> dict[str, int]:
-        """The outcomes stored for one task of one run (all its map indexes and parts), counted.
+    def summary(self, dag_id: str, run_id: str, task_id: str, campaigns: Collection[str]) -> dict[str, int]:
+        """The outcomes stored for one task of one run, in the given campaigns, counted.
 
+        :param campaigns: the campaign ids to count (one per map index of the task, from its
+            ``fuse_results`` XComs); rows of any other campaign — a deleted run's, under the same run
+            id — are not counted. None: all zeros, nothing read.
         :return: ``{"completed", "failed", "canceled", "rejected", "other", "received"}`` — ``other``
-            is any status but those four, ``received`` all of them. No personal data.
-        :raises ResultsStoreError: the database could not be read. (A missing table is created.)
+            is any status but those four, ``received`` all of them (so ``received`` is the sum of the
+            other five). No personal data.
+        :raises ResultsStoreError: the database could not be read.
         """
-        self.ensure()
-        p = self._placeholder
-        query = (
-            f"SELECT status, COUNT(*) FROM {self.table} "
-            f"WHERE dag_id = {p} AND run_id = {p} AND task_id = {p} GROUP BY status"
-        )
         counts = dict.fromkeys((*SUMMARY_STATUSES, "other", "received"), 0)
-        for status, number in self._read(query, (dag_id, run_id, task_id)):
-            key = status if status in SUMMARY_STATUSES else "other"
-            counts[key] += int(number)
-            counts["received"] += int(number)
+        for chosen in _chunks(campaigns):
+            p = self._placeholder
+            query = (
+                f"SELECT status, COUNT(*) FROM {self.table} "
+                f"WHERE dag_id = {p} AND run_id = {p} AND task_id = {p} "
+                f"AND campaign_id IN ({', '.join([p] * len(chosen))}) GROUP BY status"
+            )
+            for status, number in self._read(query, (dag_id, run_id, task_id, *chosen)):
+                key = status if status in SUMMARY_STATUSES else "other"
+                counts[key] += int(number)
+                counts["received"] += int(number)
         return counts
 
-    def rows(self, dag_id: str, run_id: str, task_id: str) -> list[dict[str, Any]]:
-        """Every outcome stored for one task of one run, for a downstream task (the warehouse, the
-        CRM, tomorrow's retry list).
+    def rows(
+        self, dag_id: str, run_id: str, task_id: str, campaigns: Collection[str]
+    ) -> list[dict[str, Any]]:
+        """Every outcome stored for one task of one run in the given campaigns, for a downstream task
+        (the warehouse, the CRM, tomorrow's retry list).
 
+        :param campaigns: the campaign ids to read (as for :meth:`summary`); rows of any other
+            campaign are not returned. None: an empty list, nothing read.
         :return: one dict per row, keyed by :data:`COLUMNS` (``events`` decoded into a list of
             ``{"event", "timestamp"}``), ordered by map index, part and time received. Holds phone
             numbers: never log it or push it to XCom.
         :raises ResultsStoreError: the database could not be read.
         """
-        self.ensure()
-        p = self._placeholder
-        query = (
-            f"SELECT {', '.join(COLUMNS)} FROM {self.table} "
-            f"WHERE dag_id = {p} AND run_id = {p} AND task_id = {p} "
-            "ORDER BY map_index, part, received_timestamp, delivery_key"
-        )
         rows = []
-        for values in self._read(query, (dag_id, run_id, task_id)):
-            row = dict(zip(COLUMNS, values, strict=True))
-            try:
-                row["events"] = json.loads(row["events"]) if row["events"] else []
-            except ValueError:
-                row["events"] = []
-            rows.append(row)
+        for chosen in _chunks(campaigns):
+            p = self._placeholder
+            query = (
+                f"SELECT {', '.join(COLUMNS)} FROM {self.table} "
+                f"WHERE dag_id = {p} AND run_id = {p} AND task_id = {p} "
+                f"AND campaign_id IN ({', '.join([p] * len(chosen))})"
+            )
+            for values in self._read(query, (dag_id, run_id, task_id, *chosen)):
+                row = dict(zip(COLUMNS, values, strict=True))
+                try:
+                    row["events"] = json.loads(row["events"]) if row["events"] else []
+                except ValueError:
+                    row["events"] = []
+                rows.append(row)
+        rows.sort(
+            key=lambda row: (row["map_index"], row["part"], row["received_timestamp"], row["delivery_key"])
+        )
         return rows
 
     def _read(self, query: str, parameters: tuple[Any, ...]) -> list[Any]:
+        self.ensure()
         connection = self._connection()
         try:
             cursor = connection.cursor()
@@ -516,6 +542,17 @@ class ResultsTable:
             self._discard()
             raise self._error("cannot read outcomes", error) from None
         return result
+
+
+def _chunks(campaigns: Collection[str]) -> list[tuple[str, ...]]:
+    """The distinct campaign ids, sorted, in groups small enough for one query's placeholders."""
+    if isinstance(campaigns, str):
+        raise TypeError("campaigns is a collection of campaign ids, not one string")
+    distinct = sorted(set(campaigns))
+    return [
+        tuple(distinct[start : start + _CAMPAIGNS_PER_QUERY])
+        for start in range(0, len(distinct), _CAMPAIGNS_PER_QUERY)
+    ]
 
 
 def _reported(details: CallDetails) -> tuple[Any, ...]:

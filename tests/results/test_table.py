@@ -37,6 +37,8 @@ from airflow_provider_fuse.results.tokens import UploadPart
 PHONE = "6173720293"
 CONN_ID = "fuse_results_test"
 TABLE = "fuse_call_results"
+CAMPAIGN = "c0ffee00c0ffee00c0ffee00c0ffee00"
+CAMPAIGNS = (CAMPAIGN,)
 
 
 def a_part(rows: int = 3, **fields: object) -> UploadPart:
@@ -45,6 +47,7 @@ def a_part(rows: int = 3, **fields: object) -> UploadPart:
         "run_id": "manual__1",
         "task_id": "bulk_queue",
         "map_index": -1,
+        "campaign": CAMPAIGN,
         "part": 0,
         "rows": rows,
         # Expiry plays no part in storing: derived from the clock all the same.
@@ -158,13 +161,14 @@ def test_a_table_name_that_is_not_an_identifier_is_refused(name):
 def test_an_outcome_is_stored_with_every_column(table, database):
     received = time.time()
     assert table.store(a_part(), an_outcome(phone=f"1{PHONE}"), received=received) is Stored.STORED
-    (row,) = table.rows("campaign", "manual__1", "bulk_queue")
+    (row,) = table.rows("campaign", "manual__1", "bulk_queue", CAMPAIGNS)
     assert row == {
         "delivery_key": delivery_key(a_part(), an_outcome(phone=f"1{PHONE}")),
         "dag_id": "campaign",
         "run_id": "manual__1",
         "task_id": "bulk_queue",
         "map_index": -1,
+        "campaign_id": CAMPAIGN,
         "part": 0,
         "destination": f"1{PHONE}",
         "destination_number": f"+1{PHONE}",
@@ -280,7 +284,7 @@ def test_other_parts_do_not_count_towards_a_part_being_full(table):
 def test_a_destination_outside_the_grammar_is_stored_without_a_number(table):
     table.store(a_part(), an_outcome(phone="+44 20 7946 0018"), received=time.time())
     table.store(a_part(), an_outcome(phone=None), received=time.time())
-    rows = table.rows("campaign", "manual__1", "bulk_queue")
+    rows = table.rows("campaign", "manual__1", "bulk_queue", CAMPAIGNS)
     assert sorted((row["destination"] or "", row["destination_number"]) for row in rows) == [
         ("", None),
         ("+44 20 7946 0018", None),
@@ -413,7 +417,7 @@ def test_summary_counts_every_map_index_and_part_of_the_task(table):
     ]
     for number, (part, status) in enumerate(outcomes):
         table.store(part, an_outcome(phone=f"617555{number:04d}", status=status), received=time.time())
-    summary = table.summary("campaign", "manual__1", "bulk_queue")
+    summary = table.summary("campaign", "manual__1", "bulk_queue", CAMPAIGNS)
     assert summary == {
         "completed": 2,
         "failed": 1,
@@ -426,7 +430,7 @@ def test_summary_counts_every_map_index_and_part_of_the_task(table):
 
 
 def test_summary_of_a_task_with_no_outcomes_is_zeros(table):
-    assert table.summary("campaign", "manual__1", "bulk_queue") == dict.fromkeys(
+    assert table.summary("campaign", "manual__1", "bulk_queue", CAMPAIGNS) == dict.fromkeys(
         ("completed", "failed", "canceled", "rejected", "other", "received"), 0
     )
 
@@ -436,15 +440,59 @@ def test_rows_are_those_of_the_task_in_part_order(table):
     table.store(a_part(map_index=0, part=1), an_outcome(phone="6175550001"), received=time.time())
     table.store(a_part(map_index=0), an_outcome(phone="6175550000"), received=time.time())
     table.store(a_part(task_id="other"), an_outcome(phone="6175550009"), received=time.time())
-    rows = table.rows("campaign", "manual__1", "bulk_queue")
+    rows = table.rows("campaign", "manual__1", "bulk_queue", CAMPAIGNS)
     assert [row["destination"] for row in rows] == ["6175550000", "6175550001", "6175550002"]
+
+
+def test_a_run_id_used_again_is_another_campaign(table):
+    # A run deleted and triggered again under the same run id dials a new list: its outcomes are
+    # stored beside the first campaign's (even identical ones), and counted and read apart.
+    first, second = a_part(rows=1), a_part(rows=1, campaign="5ec0nd00" * 4)
+    assert table.store(first, an_outcome(status="failed"), received=time.time()) is Stored.STORED
+    assert table.store(second, an_outcome(status="failed"), received=time.time()) is Stored.STORED
+    assert table.store(second, an_outcome(phone="6175550001"), received=time.time()) is Stored.FULL
+    assert table.summary("campaign", "manual__1", "bulk_queue", [second.campaign])["failed"] == 1
+    assert table.summary("campaign", "manual__1", "bulk_queue", [first.campaign, second.campaign]) == {
+        "completed": 0,
+        "failed": 2,
+        "canceled": 0,
+        "rejected": 0,
+        "other": 0,
+        "received": 2,
+    }
+    (row,) = table.rows("campaign", "manual__1", "bulk_queue", {second.campaign})
+    assert row["campaign_id"] == second.campaign
+
+
+def test_no_campaigns_is_nothing_read(table):
+    assert table.summary("campaign", "manual__1", "bulk_queue", []) == dict.fromkeys(
+        ("completed", "failed", "canceled", "rejected", "other", "received"), 0
+    )
+    assert table.rows("campaign", "manual__1", "bulk_queue", ()) == []
+    with pytest.raises(TypeError):
+        table.summary("campaign", "manual__1", "bulk_queue", CAMPAIGN)
+
+
+def test_many_campaigns_are_read_in_several_queries(table):
+    # A task mapped over 1,200 lists has 1,200 campaigns: more than one query's placeholders.
+    campaigns = [f"campaign{number:04d}" for number in range(1200)]
+    for number in (0, 700, 1199):
+        table.store(a_part(campaign=campaigns[number]), an_outcome(), received=time.time())
+    assert table.summary("campaign", "manual__1", "bulk_queue", campaigns)["received"] == 3
+    assert len(table.rows("campaign", "manual__1", "bulk_queue", campaigns)) == 3
+
+
+def test_a_store_error_that_is_final_is_never_retryable():
+    assert ResultsStoreError("x").retryable and not ResultsStoreError("x").final
+    final = ResultsStoreError("x", final=True)
+    assert final.final and not final.retryable
 
 
 def test_a_reader_sees_outcomes_stored_after_its_last_read(database):
     writer, reader = ResultsTable(CONN_ID, TABLE), ResultsTable(CONN_ID, TABLE)
-    assert reader.summary("campaign", "manual__1", "bulk_queue")["received"] == 0
+    assert reader.summary("campaign", "manual__1", "bulk_queue", CAMPAIGNS)["received"] == 0
     writer.store(a_part(), an_outcome(), received=time.time())
-    assert reader.summary("campaign", "manual__1", "bulk_queue")["received"] == 1
+    assert reader.summary("campaign", "manual__1", "bulk_queue", CAMPAIGNS)["received"] == 1
     writer.close()
     reader.close()
 
@@ -516,7 +564,7 @@ from airflow_provider_fuse.calls import CallDetails, CallStatus
 from airflow_provider_fuse.results.table import ResultsStoreError, ResultsTable
 from airflow_provider_fuse.results.tokens import UploadPart
 table = ResultsTable("fuse_results_in_db", "fuse_call_results")
-part = UploadPart("d", "r", "t", -1, 0, 5, int(time.time()) + 60)
+part = UploadPart("d", "r", "t", -1, "campaign1", 0, 5, int(time.time()) + 60)
 try:
     print(table.store(part, CallDetails(status=CallStatus.COMPLETED), received=time.time()).value)
 except ResultsStoreError as error:
@@ -583,6 +631,7 @@ def outcomes(draw: st.DrawFn) -> tuple[UploadPart, CallDetails]:
         run_id=draw(st.sampled_from(["r", "r2"])),
         task_id=draw(st.sampled_from(["t", "t2"])),
         map_index=draw(st.integers(-1, 0)),
+        campaign=draw(st.sampled_from(["campaign1", "campaign2"])),
         part=draw(st.integers(0, 1)),
         rows=draw(st.integers(1, 3)),
         expires=draw(st.integers(0, 3)),
@@ -613,6 +662,7 @@ def identity(part: UploadPart, details: CallDetails) -> tuple:
         part.run_id,
         part.task_id,
         part.map_index,
+        part.campaign,
         part.part,
         destination,
         *(getattr(details, name) for name in IDENTITY_FIELDS),
@@ -704,8 +754,8 @@ def check_store_dedup_and_bound(conn_id: str, name: str) -> None:
     assert table.store(part, an_outcome(phone="6175550001"), received=time.time()) is Stored.DUPLICATE
     assert table.store(part, an_outcome(phone="6175550002"), received=time.time()) is Stored.STORED
     assert table.store(part, an_outcome(phone="6175550003"), received=time.time()) is Stored.FULL
-    assert table.summary("campaign", "manual__1", "bulk_queue")["completed"] == 2
-    rows = table.rows("campaign", "manual__1", "bulk_queue")
+    assert table.summary("campaign", "manual__1", "bulk_queue", CAMPAIGNS)["completed"] == 2
+    rows = table.rows("campaign", "manual__1", "bulk_queue", CAMPAIGNS)
     assert [row["destination_number"] for row in rows] == ["+16175550001", "+16175550002"]
     assert rows[0]["events"] == [
         {"event": "queued", "timestamp": 1430769441},
@@ -727,7 +777,7 @@ def check_store_dedup_and_bound(conn_id: str, name: str) -> None:
         thread.join()
     assert results.count(Stored.STORED) == 400
     assert results.count(Stored.DUPLICATE) == 400
-    assert table.summary("campaign", "manual__1", "bulk_queue")["received"] == 402
+    assert table.summary("campaign", "manual__1", "bulk_queue", CAMPAIGNS)["received"] == 402
     table.close()
 
 
@@ -736,6 +786,7 @@ CHANGES = {
     "run_id": lambda part, details: (dataclasses.replace(part, run_id=part.run_id + "x"), details),
     "task_id": lambda part, details: (dataclasses.replace(part, task_id=part.task_id + "x"), details),
     "map_index": lambda part, details: (dataclasses.replace(part, map_index=part.map_index + 1), details),
+    "campaign": lambda part, details: (dataclasses.replace(part, campaign=part.campaign + "x"), details),
     "part": lambda part, details: (dataclasses.replace(part, part=part.part + 1), details),
     "destination": lambda part, details: (part, dataclasses.replace(details, phone_number="6175559999")),
     "status": lambda part, details: (part, dataclasses.replace(details, status=CallStatus("rejected"))),
