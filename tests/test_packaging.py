@@ -238,3 +238,73 @@ def test_a_warning_from_the_package_is_an_error_in_the_suite():
         warnings.warn_explicit(
             "ours", UserWarning, "hooks/fuse.py", 1, module="airflow_provider_fuse.hooks.fuse"
         )
+
+
+# --- The version and the changelog -----------------------------------------------------------------
+
+CHANGELOG = PACKAGE_DIR.parent / "CHANGELOG.md"
+
+
+def version_disagreement(package_version: str, changelog: str) -> str | None:
+    """Why ``package_version`` does not say what ``changelog`` says the package is; ``None``: it does.
+
+    With anything under "Unreleased", the package is a development or pre-release of a version after
+    the newest release listed; with nothing there, it is that release.
+    """
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        current = Version(package_version)
+    except InvalidVersion:
+        return f"{package_version!r} is not a PEP 440 version"
+    sections: list[tuple[str, list[str]]] = []
+    for line in changelog.splitlines():
+        if line.startswith("## "):
+            sections.append((line[3:].strip(), []))
+        elif sections and line.strip():
+            sections[-1][1].append(line)
+    names = [(title[1:].partition("]")[0], lines) for title, lines in sections if title.startswith("[")]
+    released = [Version(name) for name, _ in names if name[:1].isdigit()]
+    unreleased = [lines for name, lines in names if name.lower() == "unreleased"]
+    latest = max(released, default=None)
+    if unreleased and unreleased[0]:
+        if not current.is_prerelease:
+            return f"CHANGELOG has unreleased changes, so {current} must be a dev or pre-release"
+        if latest is not None and Version(current.base_version) <= latest:
+            return f"{current} is not a release of a version after {latest}, the newest in CHANGELOG"
+        return None
+    if latest is None or current != latest:
+        return f"{current} is not the newest release in CHANGELOG ({latest})"
+    return None
+
+
+def test_the_version_says_what_the_changelog_says():
+    if not CHANGELOG.is_file():
+        pytest.skip("CHANGELOG.md is not beside the package (an installed wheel)")
+    assert version_disagreement(airflow_provider_fuse.__version__, CHANGELOG.read_text()) is None
+
+
+@pytest.mark.parametrize(
+    ("package_version", "agrees"),
+    [
+        ("0.1.0", False),  # what main called itself with a large Unreleased section
+        ("0.1.1.dev0", True),
+        ("0.2.0.dev0", True),
+        ("0.2.0rc1", True),
+        ("0.1.0.dev0", False),  # a development release of what is already released
+        ("0.2.0", False),  # claims a release the changelog does not list
+        ("not a version", False),
+    ],
+)
+def test_the_version_and_changelog_check_tells_them_apart(package_version, agrees):
+    changelog = "# Changelog\n\n## [Unreleased]\n\n### Fixed\n- a fix\n\n## [0.1.0] - 2026-11-26\n\n- first\n"
+    assert (version_disagreement(package_version, changelog) is None) is agrees
+
+
+def test_a_released_changelog_needs_exactly_that_version():
+    changelog = (
+        "# Changelog\n\n## [Unreleased]\n\n## [0.2.0] - 2027-01-01\n\n- more\n\n## [0.1.0] - 2026-11-26\n"
+    )
+    assert version_disagreement("0.2.0", changelog) is None
+    assert version_disagreement("0.2.1.dev0", changelog) is not None
+    assert version_disagreement("0.1.0", changelog) is not None
