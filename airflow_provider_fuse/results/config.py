@@ -114,15 +114,25 @@ class ResultsConfig:
     def load(cls) -> ResultsConfig:
         """Read ``[fuse]`` from Airflow's configuration (environment variables, ``_cmd``, ``_secret``).
 
-        :raises ResultsConfigError: a table name that is not an identifier, or a lifetime that is not
-            a positive number of seconds.
+        :raises ResultsConfigError: a table name that is not an identifier, a lifetime that is not
+            a positive number of seconds, or an option that could not be read at all (a
+            ``results_signing_key_cmd`` that failed, a secrets backend out of reach, ...). The last
+            names the option and the exception's type only, and carries no cause: Airflow's error
+            for a failing ``_cmd`` quotes the command's output, which may be the key itself.
         """
         from airflow_provider_fuse._compat import conf
 
         _know_the_section(conf)
 
         def option(key: str, fallback: str | None) -> str | None:
-            value = conf.get(SECTION, key, fallback=fallback)
+            try:
+                value = conf.get(SECTION, key, fallback=fallback)
+            except Exception as error:
+                # Never the message (nor the exception as a cause): it may quote a _cmd's output.
+                raise ResultsConfigError(
+                    f"[fuse] {key} could not be read: {type(error).__name__} (its message is not "
+                    "shown: it may quote the value, or the output of the option's _cmd)"
+                ) from None
             return value.strip() if isinstance(value, str) and value.strip() else fallback
 
         lifetime = option("results_token_lifetime", str(DEFAULT_TOKEN_LIFETIME))
@@ -181,6 +191,11 @@ def _know_the_section(conf: Any) -> None:
         ProvidersManager().initialize_providers_configuration()  # type: ignore[no-untyped-call]
     except (AttributeError, ImportError):  # a conf without the notion: plain options still work
         return
+    except Exception as error:
+        # Type only, no cause: what a provider's configuration raises may quote anything.
+        raise ResultsConfigError(
+            f"the providers' configuration could not be loaded to read [fuse] ({type(error).__name__})"
+        ) from None
 
 
 def check_table_name(name: str) -> str:

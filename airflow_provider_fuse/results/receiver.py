@@ -47,9 +47,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import queue
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
@@ -71,8 +72,12 @@ if TYPE_CHECKING:
     from airflow_provider_fuse.calls import CallDetails
 
 __all__ = [
+    "BODY_TIMEOUT",
+    "CONFIG_RETRY_INTERVAL",
     "MASK",
+    "MAX_WAITING_STORES",
     "REFUSAL_LOG_INTERVAL",
+    "STORE_TIMEOUT",
     "TOKEN_SCOPE_KEY",
     "MaskTokenMiddleware",
     "RefusalLog",
@@ -89,10 +94,23 @@ TOKEN_SCOPE_KEY = "fuse_results.token"
 _RESULTS = "/results/"
 #: Threads storing outcomes (see :class:`_Receiver`).
 STORE_THREADS = 4
+#: The longest (seconds) a callback waits for the results database — or for the ``[fuse]`` section
+#: to be read — before it is answered 503 with ``Retry-After``, whatever the database does (a table
+#: lock, a frozen server, a held SQLite lock): the wait is bounded here, around the store thread.
+STORE_TIMEOUT = 10.0
+#: Stores waiting for a thread or running, beyond which a callback is answered 503 at once.
+MAX_WAITING_STORES = 256
+#: The longest (seconds) a callback's body may take to arrive, in total; a slower one is answered
+#: 408 and its connection closed.
+BODY_TIMEOUT = 10.0
+#: After the ``[fuse]`` section failed to load, callbacks are answered 503 for this many seconds
+#: without trying again (each try may run a ``_cmd`` or ask a secrets backend).
+CONFIG_RETRY_INTERVAL = 5.0
 _T = TypeVar("_T")
 #: A 503 asks the sender to wait this long (seconds) before retrying.
 _RETRY = {"Retry-After": "60"}
-#: At most one log line per kind of refused token in this many seconds (per process).
+#: At most one log line per kind (a refused token, a store that failed, ...) in this many seconds
+#: (per process).
 REFUSAL_LOG_INTERVAL = 10.0
 
 
@@ -138,13 +156,15 @@ class MaskTokenMiddleware:
 
 
 class RefusalLog:
-    """WARNING lines for refused tokens, at most one per kind ("malformed token", "token not signed
-    with this key", "the results token has expired", ...) per ``interval`` seconds.
+    """The receiver's log lines, at most one per kind ("malformed token", "token not signed with this
+    key", "the results token has expired", a store that failed, a part that is full, ...) per
+    ``interval`` seconds.
 
-    A forged token costs its sender nothing, so unthrottled lines would let anyone fill the log. The
-    first refusal of a kind is logged at once; the ones after it within ``interval`` are only counted,
-    and the next line of that kind says how many were refused since the last one (no timer: a burst's
-    count is logged by the next refusal of its kind). The kinds are fixed messages (this module's and
+    A forged token costs its sender nothing, and a misconfigured or unreachable receiver refuses every
+    callback, so unthrottled lines would let anyone (or any flood) fill the log. The first refusal of
+    a kind is logged at once; the ones after it within ``interval`` are only counted, and the next
+    line of that kind says how many there were since the last one (no timer: a burst's count is
+    logged by the next refusal of its kind). The kinds are fixed messages (this module's and
     :mod:`.tokens`'s): never the token, never anything the sender chose.
 
     :param clock: monotonic seconds.
@@ -157,8 +177,16 @@ class RefusalLog:
         self._last: dict[str, float] = {}  # kind -> when its last line was logged
         self._unlogged: dict[str, int] = {}  # kind -> refusals since that line, not logged
 
-    def refused(self, kind: str) -> None:
-        """Count one refusal of ``kind``; log a line unless one was logged within the interval."""
+    def refused(
+        self, kind: str, message: str | None = None, *args: object, level: int = logging.WARNING
+    ) -> None:
+        """Count one refusal of ``kind``; log a line unless one of its kind was logged within the
+        interval.
+
+        :param message: the line, a ``%`` format of ``args`` (ids and fixed text only); by default
+            ``Refused a call outcome: <kind>``. A line after unlogged ones says how many there were.
+        :param level: the line's level.
+        """
         now = self._clock()
         with self._lock:
             last = self._last.get(kind)
@@ -167,16 +195,116 @@ class RefusalLog:
                 return
             unlogged = self._unlogged.pop(kind, 0)
             self._last[kind] = now
-        if unlogged and last is not None:
-            log.warning(
-                "Refused %d call outcomes in the last %.0f s: %s (one line per %.0f s)",
-                unlogged + 1,
+        if message is None:
+            if unlogged and last is not None:
+                log.log(
+                    level,
+                    "Refused %d call outcomes in the last %.0f s: %s (one line per %.0f s)",
+                    unlogged + 1,
+                    now - last,
+                    kind,
+                    self._interval,
+                )
+            else:
+                log.log(level, "Refused a call outcome: %s", kind)
+        elif unlogged and last is not None:
+            log.log(
+                level,
+                message + " (and %d more like it in the last %.0f s, not logged: one line per %.0f s)",
+                *args,
+                unlogged,
                 now - last,
-                kind,
                 self._interval,
             )
         else:
-            log.warning("Refused a call outcome: %s", kind)
+            log.log(level, message, *args)
+
+
+class ReceiverBusy(Exception):
+    """The store (or the config's load) did not finish within :data:`STORE_TIMEOUT`, or too many are
+    waiting or every thread is stuck: answered 503, the sender retries."""
+
+
+class _StoreThreads:
+    """A few daemon threads running blocking jobs, and what they are doing.
+
+    Not a ``ThreadPoolExecutor``: its threads are joined when the interpreter exits, so one stuck on a
+    frozen database would hold the api-server worker's exit. These are daemon threads, and the pool
+    knows how many jobs wait (:attr:`waiting`) and since when each thread runs its job
+    (:meth:`all_stuck`).
+    """
+
+    def __init__(self, size: int, name: str) -> None:
+        self._size = size
+        self._name = name
+        self._jobs: queue.SimpleQueue[tuple[Future[Any], Callable[..., Any], tuple[Any, ...]] | None] = (
+            queue.SimpleQueue()
+        )
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+        self._running: dict[int, float] = {}  # thread id -> when its job started (monotonic)
+        self.waiting = 0  # jobs submitted and not done (queued or running)
+
+    def submit(self, function: Callable[..., _T], *args: Any) -> Future[_T]:
+        """Run ``function(*args)`` in one of the threads; cancelling the future before it starts
+        means it never runs."""
+        future: Future[_T] = Future()
+        with self._lock:
+            if not self._threads:
+                for index in range(self._size):
+                    thread = threading.Thread(target=self._work, name=f"{self._name}-{index}", daemon=True)
+                    thread.start()
+                    self._threads.append(thread)
+            self.waiting += 1
+        future.add_done_callback(self._done)  # run once, on completion or cancellation
+        self._jobs.put((future, function, args))
+        return future
+
+    def _done(self, _: Future[Any]) -> None:
+        with self._lock:
+            self.waiting -= 1
+
+    def all_stuck(self, longer_than: float) -> bool:
+        """Whether every thread has been on its current job for more than ``longer_than`` seconds."""
+        now = time.monotonic()
+        with self._lock:
+            running = list(self._running.values())
+        return len(running) >= self._size and all(now - started > longer_than for started in running)
+
+    def _work(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            future, function, args = job
+            if not future.set_running_or_notify_cancel():
+                continue  # cancelled while it waited: its sender was answered already
+            ident = threading.get_ident()
+            with self._lock:
+                self._running[ident] = time.monotonic()
+            try:
+                result = function(*args)
+            except BaseException as error:
+                future.set_exception(error)
+            else:
+                future.set_result(result)
+            finally:
+                with self._lock:
+                    self._running.pop(ident, None)
+
+    def shutdown(self, timeout: float) -> bool:
+        """Stop the threads after their current jobs, waiting at most ``timeout`` seconds in all.
+
+        :return: whether every thread stopped (``False``: one is still stuck in its job).
+        """
+        with self._lock:
+            threads, self._threads = self._threads, []
+        for _ in threads:
+            self._jobs.put(None)
+        deadline = time.monotonic() + timeout
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        return not any(thread.is_alive() for thread in threads)
 
 
 class _Receiver:
@@ -186,20 +314,30 @@ class _Receiver:
     the server's shared threadpool: a burst of callbacks never takes the threads the api-server's own
     endpoints run in, and the threads live as long as the app (each keeps its database connection: no
     connection is left behind by a thread that ends). On SQLite the table has them take turns.
+
+    Every wait on them is bounded (:meth:`in_thread`): a database that hangs holds a thread, never a
+    request beyond :data:`STORE_TIMEOUT`.
     """
 
     def __init__(
-        self, load_config: Callable[[], ResultsConfig], clock: Callable[[], float], store_threads: int
+        self,
+        load_config: Callable[[], ResultsConfig],
+        clock: Callable[[], float],
+        store_threads: int,
+        *,
+        store_timeout: float = STORE_TIMEOUT,
+        max_waiting: int = MAX_WAITING_STORES,
     ) -> None:
         self._load_config = load_config
         self.clock = clock
-        self._store_threads = store_threads
+        self._store_timeout = store_timeout
+        self._max_waiting = max_waiting
         self._settings_lock = threading.Lock()
         self._table_lock = threading.Lock()
-        self._executor_lock = threading.Lock()
         self._settings: tuple[ResultsConfig, str] | None = None
+        self._failed: tuple[float, ResultsConfigError] | None = None  # when the last load failed, why
         self._table: ResultsTable | None = None
-        self._executor: ThreadPoolExecutor | None = None
+        self._threads = _StoreThreads(store_threads, "fuse-results")
 
     @property
     def loaded(self) -> tuple[ResultsConfig, str] | None:
@@ -207,28 +345,42 @@ class _Receiver:
         return self._settings
 
     async def in_thread(self, function: Callable[..., _T], *args: Any) -> _T:
-        """``function(*args)`` in one of the receiver's threads, awaited."""
-        executor = self._executor
-        if executor is None:
-            with self._executor_lock:
-                if self._executor is None:
-                    self._executor = ThreadPoolExecutor(
-                        self._store_threads, thread_name_prefix="fuse-results"
-                    )
-                executor = self._executor
-        return await asyncio.get_running_loop().run_in_executor(executor, function, *args)
+        """``function(*args)`` in one of the receiver's threads, awaited at most :data:`STORE_TIMEOUT`.
+
+        :raises ReceiverBusy: it did not finish in time (if it had not started, it never will; if it
+            had, it goes on in its thread and the sender's retry finds what it did), or it was not
+            even queued: :data:`MAX_WAITING_STORES` already wait, or every thread has been stuck
+            longer than the bound (a frozen database), so it could not finish in time anyway.
+        """
+        threads = self._threads
+        if threads.waiting >= self._max_waiting or threads.all_stuck(self._store_timeout):
+            raise ReceiverBusy
+        future = threads.submit(function, *args)
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(future), self._store_timeout)
+        except TimeoutError:
+            future.cancel()
+            raise ReceiverBusy from None
 
     def settings(self) -> tuple[ResultsConfig, str]:
         """The config and its signing key (blocking: ``_cmd``/``_secret`` options may run or fetch).
 
-        :raises ResultsConfigError: naming the option; nothing is kept, the next request tries again.
+        :raises ResultsConfigError: naming the option; nothing is kept, and the next request after
+            :data:`CONFIG_RETRY_INTERVAL` seconds tries again (those before it get the same error).
         """
         settings = self._settings
         if settings is None:
             with self._settings_lock:
                 if self._settings is None:
-                    config = self._load_config()
-                    self._settings = (config, config.require_signing_key())
+                    failed = self._failed
+                    if failed is not None and time.monotonic() - failed[0] < CONFIG_RETRY_INTERVAL:
+                        raise failed[1].with_traceback(None)
+                    try:
+                        config = self._load_config()
+                        self._settings = (config, config.require_signing_key())
+                    except ResultsConfigError as error:
+                        self._failed = (time.monotonic(), error)
+                        raise
                 settings = self._settings
         return settings
 
@@ -254,15 +406,19 @@ class _Receiver:
         return table.store(part, details, received=received)
 
     def close(self) -> None:
-        """Stop the store threads (after what they are doing) and close the table's connections."""
-        with self._executor_lock:
-            executor, self._executor = self._executor, None
+        """Stop the store threads (after what they are doing, waiting at most :data:`STORE_TIMEOUT`)
+        and close the table's connections — unless a thread is still stuck in one (a frozen database):
+        then they are left to the process's exit."""
+        stopped = self._threads.shutdown(self._store_timeout)
         with self._table_lock:
             table, self._table = self._table, None
-        if executor is not None:
-            executor.shutdown(wait=True)
-        if table is not None:
+        if table is not None and stopped:
             table.close()
+        elif not stopped:
+            log.warning(
+                "A Fuse results store thread was still waiting for the database after %.0f s at shutdown",
+                self._store_timeout,
+            )
 
 
 def _detail(status_code: int, detail: str, **headers: str) -> JSONResponse:
@@ -297,16 +453,20 @@ def create_app(
     clock: Callable[[], float] = time.time,
     store_threads: int = STORE_THREADS,
     monotonic: Callable[[], float] = time.monotonic,
+    store_timeout: float = STORE_TIMEOUT,
+    body_timeout: float = BODY_TIMEOUT,
 ) -> FastAPI:
     """The receiver app: ``POST /results/{token}`` (mount it under ``/fuse``). See the module docstring.
 
     :param load_config: reads the ``[fuse]`` section; called on the first request (again after a
-        failure), never at import or here.
+        failure, at most every :data:`CONFIG_RETRY_INTERVAL` seconds), never at import or here.
     :param clock: unix seconds, for token expiry and ``received_timestamp``.
     :param store_threads: how many outcomes are stored at once (each thread its own connection).
-    :param monotonic: monotonic seconds, for rate-limiting the refused-token log lines.
+    :param monotonic: monotonic seconds, for rate-limiting the log lines.
+    :param store_timeout: the bound on a wait for the database (:data:`STORE_TIMEOUT`).
+    :param body_timeout: the bound on the body's arrival (:data:`BODY_TIMEOUT`).
     """
-    receiver = _Receiver(load_config, clock, store_threads)
+    receiver = _Receiver(load_config, clock, store_threads, store_timeout=store_timeout)
     refusals = RefusalLog(monotonic)
 
     @asynccontextmanager
@@ -326,17 +486,35 @@ def create_app(
     # The path the route sees is the masked one (MaskTokenMiddleware); the token is in the scope.
     async def receive_result(request: Request) -> Response:
         token: str = request.scope.get(TOKEN_SCOPE_KEY) or ""
+        # Before the token is checked nothing is known of the sender: every line logged up to there
+        # is rate-limited (a flood against an unconfigured receiver logs a line per interval).
         try:
             # Loaded once: only the first requests pay the thread hop.
             loaded = receiver.loaded
             _, key = loaded if loaded is not None else await receiver.in_thread(receiver.settings)
         except ResultsConfigError as error:
-            log.error("The Fuse results receiver cannot accept call outcomes: %s", error)
+            refusals.refused(
+                "not configured",
+                "The Fuse results receiver cannot accept call outcomes (answered 503): %s",
+                error,
+                level=logging.ERROR,
+            )
+            return _detail(503, "the results receiver is not configured", **_RETRY)
+        except ReceiverBusy:
+            refusals.refused(
+                "config slow",
+                "The Fuse results receiver could not read the [fuse] config section within %.0f s "
+                "(answered 503)",
+                store_timeout,
+                level=logging.ERROR,
+            )
             return _detail(503, "the results receiver is not configured", **_RETRY)
         except Exception as error:  # a _cmd that failed, a secrets backend out of reach, ...
-            log.error(
+            refusals.refused(
+                "config unreadable",
                 "The Fuse results receiver cannot read the [fuse] config section (answered 503): %s",
                 type(error).__name__,
+                level=logging.ERROR,
             )
             return _detail(503, "the results receiver is not configured", **_RETRY)
         try:
@@ -349,9 +527,17 @@ def create_app(
             return _detail(403, "invalid or expired results token")
 
         try:
-            body = await _read_body(request)
+            body = await asyncio.wait_for(_read_body(request), body_timeout)
         except ClientDisconnect:
             return Response(status_code=400)
+        except TimeoutError:
+            refusals.refused(
+                "body timed out",
+                "Dropped a call outcome for %s: its body did not arrive within %.0f s (answered 408)",
+                _where(part),
+                body_timeout,
+            )
+            return _detail(408, "the body did not arrive in time", Connection="close")
         if body is None:
             return _detail(413, f"the body exceeds {MAX_BODY_BYTES} bytes", Connection="close")
         try:
@@ -363,24 +549,68 @@ def create_app(
         except Exception as error:
             # A bug of ours met by the sender's text: still the sender's body that is unreadable, so
             # 400 and no traceback (it might quote the body). Type only, as for the store below.
-            log.error(
-                "Could not read a call outcome for %s (answered 400): %s", _where(part), type(error).__name__
+            refusals.refused(
+                "read failed",
+                "Could not read a call outcome for %s (answered 400): %s",
+                _where(part),
+                type(error).__name__,
+                level=logging.ERROR,
             )
             return _detail(400, "the callback body is unreadable")
 
         try:
             outcome = await receiver.in_thread(receiver.store, part, details, receiver.clock())
-        except (ResultsStoreError, ResultsConfigError) as error:
-            log.error("Could not store a call outcome for %s (answered 503): %s", _where(part), error)
+        except ReceiverBusy:
+            refusals.refused(
+                "store timed out",
+                "Could not store a call outcome for %s within %.0f s (answered 503): the results "
+                "database is not answering",
+                _where(part),
+                store_timeout,
+                level=logging.ERROR,
+            )
+            return _detail(503, "the outcome could not be stored; retry later", **_RETRY)
+        except ResultsStoreError as error:
+            if getattr(error, "final", False):
+                # This outcome can never be stored (the database refuses its values): a retry would
+                # fail the same way for ever.
+                refusals.refused(
+                    "store refused",
+                    "Refused a call outcome for %s that the database cannot store (answered 400): %s",
+                    _where(part),
+                    error,
+                )
+                return _detail(400, "the outcome cannot be stored: the database refuses its values")
+            refusals.refused(
+                "store failed",
+                "Could not store a call outcome for %s (answered 503): %s",
+                _where(part),
+                error,
+                level=logging.ERROR,
+            )
+            return _detail(503, "the outcome could not be stored; retry later", **_RETRY)
+        except ResultsConfigError as error:
+            refusals.refused(
+                "store failed",
+                "Could not store a call outcome for %s (answered 503): %s",
+                _where(part),
+                error,
+                level=logging.ERROR,
+            )
             return _detail(503, "the outcome could not be stored; retry later", **_RETRY)
         except Exception as error:
             # Type only: an unexpected error's message might quote what it was given.
-            log.error(
-                "Could not store a call outcome for %s (answered 503): %s", _where(part), type(error).__name__
+            refusals.refused(
+                "store failed",
+                "Could not store a call outcome for %s (answered 503): %s",
+                _where(part),
+                type(error).__name__,
+                level=logging.ERROR,
             )
             return _detail(503, "the outcome could not be stored; retry later", **_RETRY)
         if outcome is Stored.FULL:
-            log.warning(
+            refusals.refused(
+                "part full",
                 "Refused a call outcome for %s: the part already holds as many outcomes as it sent rows (%d)",
                 _where(part),
                 part.rows,

@@ -26,7 +26,7 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 
-from airflow_provider_fuse.results.tokens import UploadPart, sign
+from airflow_provider_fuse.results.tokens import UploadPart, new_campaign, sign
 from tests.e2e.api_server import ApiServer, Post, post_many
 from tests.e2e.conftest import AirflowEnv
 from tests.helpers import MASKED_FUSE_PATHS, logged_fuse_paths
@@ -51,6 +51,7 @@ class Receiver:
         self.tokens: list[str] = []
         self.numbers: set[str] = set()
         self._runs = itertools.count()
+        self.campaign = new_campaign()
 
     def run_id(self, name: str) -> str:
         return f"{name}__{next(self._runs)}"
@@ -63,6 +64,7 @@ class Receiver:
             run_id=run_id,
             task_id="queue_calls",
             map_index=-1,
+            campaign=self.campaign,
             part=part,
             rows=rows,
             expires=int(time.time()) + 3600 if expires is None else expires,

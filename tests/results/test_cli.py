@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from airflow_provider_fuse.results.cli import DEFAULT_PORT, build_app, build_parser, main
-from airflow_provider_fuse.results.tokens import UploadPart, sign
+from airflow_provider_fuse.results.tokens import UploadPart, new_campaign, sign
 from tests.helpers import MASKED_FUSE_PATHS, logged_fuse_paths
 
 FUSE_RESULTS = str(Path(sys.executable).parent / "fuse-results")
@@ -38,6 +38,7 @@ def token(**fields: object) -> str:
         "run_id": "manual__cli",
         "task_id": "queue_calls",
         "map_index": -1,
+        "campaign": new_campaign(),
         "part": 0,
         "rows": 10,
         "expires": int(time.time()) + 3600,
@@ -190,3 +191,28 @@ def test_the_standalone_app_mounts_the_receiver_at_fuse(
             return await client.post(f"/fuse/results/{token()}", json=callback())
 
     assert asyncio.run(post()).json() == {"stored": "stored"}
+
+
+def test_serve_with_a_failing_signing_key_command_exits_1_and_prints_none_of_its_output(
+    tmp_path: Path,
+) -> None:
+    printed = "k3y-PRINTED-by-a-failing-command-0123456789"
+    command = tmp_path / "signing-key.sh"
+    command.write_text(f"#!/bin/sh\necho {printed}\necho 'backend said {printed}' >&2\nexit 1\n")
+    command.chmod(0o755)
+    env = serve_env(tmp_path, tmp_path / "results.db", AIRFLOW__FUSE__RESULTS_SIGNING_KEY_CMD=str(command))
+    del env["AIRFLOW__FUSE__RESULTS_SIGNING_KEY"]
+
+    done = subprocess.run(
+        [FUSE_RESULTS, "serve", "--port", str(free_port())],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert done.returncode == 1
+    assert "results_signing_key" in done.stderr
+    assert printed not in done.stdout + done.stderr

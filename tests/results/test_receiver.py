@@ -7,6 +7,7 @@ import json
 import logging
 import secrets
 import sqlite3
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -20,14 +21,15 @@ from starlette.routing import Mount
 
 from airflow_provider_fuse.results.callbacks import MAX_BODY_BYTES
 from airflow_provider_fuse.results.config import ResultsConfig
-from airflow_provider_fuse.results.receiver import MASK, create_app, mask_path
+from airflow_provider_fuse.results.receiver import MASK, STORE_THREADS, create_app, mask_path
 from airflow_provider_fuse.results.table import ResultsStoreError, ResultsTable
-from airflow_provider_fuse.results.tokens import UploadPart, sign
+from airflow_provider_fuse.results.tokens import UploadPart, new_campaign, sign
 
 KEY = secrets.token_hex(24)
 CONN_ID = "fuse_results_test"
 TABLE = "fuse_call_results"
 PHONE = "6175550123"
+CAMPAIGN = new_campaign()
 
 
 def details(status: str = "completed", attempts: int = 1, phone: str = PHONE) -> dict[str, Any]:
@@ -53,6 +55,7 @@ def part(**fields: Any) -> UploadPart:
         "run_id": "manual__receiver",
         "task_id": "queue_calls",
         "map_index": -1,
+        "campaign": CAMPAIGN,
         "part": 0,
         "rows": 100,
         "expires": int(time.time()) + 3600,
@@ -709,3 +712,205 @@ def test_a_masked_path_is_one_of_two_and_the_token_is_all_that_was_cut(route: st
         assert scope["path"] == "/fuse/" + MASK
     else:
         assert path == "/fuse/results/" + found
+
+
+# --- Every wait is bounded: the database, the body -------------------------------------------------
+
+
+class Stuck:
+    """ResultsTable.store replaced by a wait for ``release`` (a database that does not answer)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.release = threading.Event()
+        self.entered = 0
+        release, stuck = self.release, self
+
+        def store(table: ResultsTable, *args: Any, **kwargs: Any) -> Any:
+            stuck.entered += 1
+            release.wait(30)
+            raise ResultsStoreError("the database did not answer")
+
+        monkeypatch.setattr(ResultsTable, "store", store)
+
+
+async def _post_all(app: Any, tokens: list[str]) -> list[tuple[int, str | None, float]]:
+    """POST one outcome (each its own number) with each token, all at once: (status, Retry-After,
+    seconds taken) of each."""
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+
+        async def one(index: int, tok: str) -> tuple[int, str | None, float]:
+            started = time.monotonic()
+            body = {"call_details": details(phone=f"617556{index:04d}")}
+            answer = await client.post(f"/fuse/results/{tok}", json=body)
+            return answer.status_code, answer.headers.get("retry-after"), time.monotonic() - started
+
+        return await asyncio.gather(*(one(index, tok) for index, tok in enumerate(tokens)))
+
+
+def test_a_database_that_does_not_answer_is_answered_503_within_the_bound(
+    database: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    stuck = Stuck(monkeypatch)
+    app = Starlette(routes=[Mount("/fuse", app=create_app(load_config=config, store_timeout=0.5))])
+    try:
+        # Twice as many requests as threads: the ones queued behind the stuck threads too.
+        answers = asyncio.run(_post_all(app, [token()] * (2 * STORE_THREADS)))
+        assert [(status, retry) for status, retry, _ in answers] == [(503, "60")] * (2 * STORE_THREADS)
+        assert max(took for *_, took in answers) < 2.0
+        # Every thread is stuck now: the next request is answered at once, not after the bound.
+        [(status, _, took)] = asyncio.run(_post_all(app, [token()]))
+        assert status == 503
+        assert took < 0.4
+        # The queued requests were answered and never run afterwards.
+        assert stuck.entered == STORE_THREADS
+    finally:
+        stuck.release.set()
+    assert PHONE not in caplog.text
+
+
+def test_a_held_sqlite_lock_is_answered_503_within_the_bound(database: Path) -> None:
+    app = Starlette(routes=[Mount("/fuse", app=create_app(load_config=config, store_timeout=1.0))])
+    assert post(Client(app), token(), {"call_details": details(phone="6175550001")}).status_code == 200
+    holder = sqlite3.connect(database, timeout=0)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        answers = asyncio.run(_post_all(app, [token()] * 6))
+    finally:
+        holder.rollback()
+        holder.close()
+    assert [status for status, *_ in answers] == [503] * 6
+    assert max(took for *_, took in answers) < 3.0
+
+
+def test_a_config_that_does_not_load_in_time_is_answered_503(database: Path) -> None:
+    release = threading.Event()
+
+    def slow_config() -> ResultsConfig:
+        release.wait(30)
+        return config()
+
+    app = Starlette(routes=[Mount("/fuse", app=create_app(load_config=slow_config, store_timeout=0.3))])
+    try:
+        [(status, retry, took)] = asyncio.run(_post_all(app, [token()]))
+    finally:
+        release.set()
+    assert (status, retry) == (503, "60")
+    assert took < 2.0
+
+
+def test_a_body_that_stalls_is_answered_408_within_the_bound(database: Path) -> None:
+    app = Starlette(routes=[Mount("/fuse", app=create_app(load_config=config, body_timeout=0.3))])
+    status: list[int] = []
+    headers: list[Any] = []
+    reads = 0
+
+    async def receive() -> dict[str, Any]:
+        nonlocal reads
+        reads += 1
+        if reads == 1:
+            return {"type": "http.request", "body": b'{"call_', "more_body": True}
+        await asyncio.sleep(60)  # the sender stalls
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            status.append(message["status"])
+            headers.extend(message["headers"])
+
+    path = f"/fuse/results/{token()}"
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"content-type", b"application/json"), (b"content-length", b"400")],
+        "client": ("127.0.0.1", 5000),
+        "server": ("127.0.0.1", 8080),
+    }
+    started = time.monotonic()
+    asyncio.run(asyncio.wait_for(app(scope, receive, send), 10))
+
+    assert status == [408]
+    assert (b"connection", b"close") in headers
+    assert time.monotonic() - started < 3
+    assert rows(database) == []
+
+
+# --- An outcome that can never be stored is final (400), not retried ---------------------------------
+
+
+@pytest.mark.parametrize("character", ["\x00", "\ud800", "\x1f"], ids=repr)
+def test_a_number_no_database_stores_is_refused_with_400(
+    client: Client, database: Path, character: str
+) -> None:
+    body = json.dumps({"call_details": details(phone=f"617555{character}0123")})
+
+    answer = post(client, token(), None, content=body, headers={"content-type": "application/json"})
+
+    assert answer.status_code == 400
+    assert "retry-after" not in answer.headers
+    assert rows(database) == []
+
+
+def test_a_store_error_marked_final_is_a_400(
+    client: Client, database: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def refusing_store(self: ResultsTable, *args: Any, **kwargs: Any) -> Any:
+        error = ResultsStoreError("the database refuses a value of this outcome")
+        error.final = True  # type: ignore[attr-defined]
+        raise error
+
+    monkeypatch.setattr(ResultsTable, "store", refusing_store)
+
+    answer = post(client, token())
+
+    assert answer.status_code == 400
+    assert "retry-after" not in answer.headers
+    assert PHONE not in caplog.text
+
+
+# --- Logs stay bounded under a flood ----------------------------------------------------------------
+
+
+def test_a_flood_against_an_unconfigured_receiver_logs_a_bounded_number_of_lines(
+    database: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    loads: list[int] = []
+
+    def unconfigured() -> ResultsConfig:
+        loads.append(1)
+        return config(signing_key=None)
+
+    app = Starlette(routes=[Mount("/fuse", app=create_app(load_config=unconfigured))])
+    caplog.set_level(logging.DEBUG, logger="airflow_provider_fuse")
+    forged = [flipped(token()) for _ in range(500)]
+
+    answers = asyncio.run(_post_all(app, forged))
+
+    assert {status for status, *_ in answers} == {503}
+    lines = [record for record in caplog.records if record.name.startswith("airflow_provider_fuse")]
+    assert 1 <= len(lines) <= 2
+    assert "results_signing_key" in lines[0].getMessage()
+    assert len(loads) <= 2  # a failed load is not tried again for every request
+
+
+def test_a_flood_of_outcomes_for_a_full_part_logs_a_bounded_number_of_lines(
+    client: Client, database: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    full = token(rows=1)
+    assert post(client, full).status_code == 200
+    caplog.set_level(logging.DEBUG, logger="airflow_provider_fuse")
+    app = Starlette(routes=[Mount("/fuse", app=create_app(load_config=config))])
+
+    answers = asyncio.run(_post_all(app, [full] * 300))
+
+    assert {status for status, *_ in answers} == {409}
+    warnings = [record for record in caplog.records if record.levelno >= logging.WARNING]
+    assert len(warnings) <= 2
+    assert "already holds" in warnings[0].getMessage()
