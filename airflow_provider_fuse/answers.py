@@ -1,14 +1,20 @@
 """Reading Fuse's answers and callbacks: JSON, or XML ``<result>...</result>``, as plain dicts.
 
 Shared by the hook (Fuse's answers to our requests) and the results receiver (the ``call_details``
-Fuse POSTs to a ``result_url``). Nothing here knows HTTP, Airflow, or ``requests``.
+Fuse POSTs to a ``result_url``). XML is read by :func:`~airflow_provider_fuse.safe_xml.read_xml`, the
+reader callbacks use too: no DOCTYPE (so no entity), bounded depth and size. Nothing here knows HTTP,
+Airflow, or ``requests``.
 """
 
 from __future__ import annotations
 
 import json
-import xml.etree.ElementTree as ElementTree
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_fuse.safe_xml import XmlRefused, read_xml
+
+if TYPE_CHECKING:
+    import xml.etree.ElementTree as ElementTree
 
 __all__ = ["parse_answer"]
 
@@ -17,7 +23,9 @@ def parse_answer(body: bytes) -> dict[str, Any] | None:
     """Read one of Fuse's answers: JSON, or XML ``<result>...</result>``.
 
     :return: the answer's fields (nested XML elements become dicts, repeated ones lists), or
-        ``None`` when the body is neither (an HTML proxy page, an empty body).
+        ``None`` when the body is neither (an HTML proxy page, an empty body), or is XML that
+        :func:`~airflow_provider_fuse.safe_xml.read_xml` refuses (a DOCTYPE or entity, nesting
+        deeper than its bound, more than 1 MiB): such XML is not Fuse's, and is never expanded.
     """
     text = body.strip()
     if text.startswith(b"{"):
@@ -28,8 +36,8 @@ def parse_answer(body: bytes) -> dict[str, Any] | None:
         return value if isinstance(value, dict) else None
     if text.startswith(b"<?xml") or text.startswith(b"<result"):
         try:
-            root = ElementTree.fromstring(text)
-        except (ElementTree.ParseError, RecursionError):
+            root = read_xml(text)
+        except XmlRefused:
             return None
         if root.tag != "result":
             return None
