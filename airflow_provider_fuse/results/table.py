@@ -22,11 +22,13 @@ from __future__ import annotations
 import contextlib
 import enum
 import hashlib
+import importlib
 import json
+import os
 import sqlite3
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow.providers.common.compat.sdk import BaseHook
 from airflow.providers.common.sql.hooks.sql import DbApiHook
@@ -36,13 +38,20 @@ from airflow_provider_fuse.preflight import destination_number
 from airflow_provider_fuse.results.config import check_table_name
 
 if TYPE_CHECKING:
-    from collections.abc import Collection
+    from collections.abc import Callable, Collection
 
     from airflow_provider_fuse.calls import CallDetails
     from airflow_provider_fuse.results.tokens import UploadPart
 
+_T = TypeVar("_T")
+
 __all__ = [
     "COLUMNS",
+    "CONNECT_TIMEOUT_SECONDS",
+    "DATABASE_WAIT_SECONDS",
+    "PART_COLUMNS",
+    "SLOT_TRIES",
+    "SQLITE_BUSY_TIMEOUT_MS",
     "ResultsStoreError",
     "ResultsTable",
     "Stored",
@@ -59,6 +68,7 @@ COLUMNS = (
     "map_index",
     "campaign_id",
     "part",
+    "slot",
     "destination",
     "destination_number",
     "status",
@@ -72,16 +82,24 @@ COLUMNS = (
     "events",
     "received_timestamp",
 )
+#: The columns that name one upload part: its outcomes hold the slots 1 to ``rows`` of it.
+PART_COLUMNS = ("dag_id", "run_id", "task_id", "campaign_id", "map_index", "part")
 #: The statuses :meth:`ResultsTable.summary` counts by name; any other is counted as ``other``.
 SUMMARY_STATUSES = ("completed", "failed", "canceled", "rejected")
-#: Milliseconds a SQLite writer waits for another (another thread, another api-server worker)
-#: before giving up; the per-connection ``PRAGMA busy_timeout``, not a setting of the database.
-SQLITE_BUSY_TIMEOUT_MS = 15_000
-#: Seconds after which a part's row count is taken again in SQL rather than carried forward in
-#: memory (other processes store for the same part: between counts their rows are not seen).
-RECOUNT_SECONDS = 10.0
-#: Parts whose counts one table object keeps (their runs' callbacks have mostly ended long since).
-_MAX_COUNTED_PARTS = 10_000
+#: Seconds any one wait on the results database may last: for a lock (a SQLite writer of another
+#: process, this process's own SQLite writers, a Postgres row, table or advisory lock) or for a
+#: statement (Postgres ``statement_timeout``). Below the receiver's answer bound (about 10 s), so a
+#: locked database fails a store with a retryable :class:`ResultsStoreError` (answered 503) in time.
+DATABASE_WAIT_SECONDS = 5.0
+#: Seconds a new Postgres connection may take (libpq's ``connect_timeout``, unless the connection's
+#: extra sets its own).
+CONNECT_TIMEOUT_SECONDS = 3
+#: The per-connection SQLite ``PRAGMA busy_timeout``, in milliseconds: how long a SQLite writer waits
+#: for another (another api-server worker, a reading task) before giving up.
+SQLITE_BUSY_TIMEOUT_MS = int(DATABASE_WAIT_SECONDS * 1000)
+#: How often one store tries again when another writer took the slot it read as free (writers that
+#: take the part's lock never collide; this covers those that do not).
+SLOT_TRIES = 8
 
 _SCHEMA = """CREATE TABLE IF NOT EXISTS {table} (
     delivery_key VARCHAR(64) NOT NULL PRIMARY KEY,
@@ -91,6 +109,7 @@ _SCHEMA = """CREATE TABLE IF NOT EXISTS {table} (
     map_index INTEGER NOT NULL,
     campaign_id TEXT NOT NULL,
     part INTEGER NOT NULL,
+    slot INTEGER NOT NULL,
     destination TEXT,
     destination_number TEXT,
     status TEXT NOT NULL,
@@ -102,11 +121,22 @@ _SCHEMA = """CREATE TABLE IF NOT EXISTS {table} (
     end_timestamp BIGINT,
     duration BIGINT,
     events TEXT NOT NULL,
-    received_timestamp DOUBLE PRECISION NOT NULL
+    received_timestamp DOUBLE PRECISION NOT NULL,
+    CONSTRAINT {constraint} UNIQUE (dag_id, run_id, task_id, campaign_id, map_index, part, slot)
 )"""
-_INDEX_SUFFIX = "_upload_part"
+_CONSTRAINT_SUFFIX = "_part_slot"
 #: Campaign ids one read names at most (SQLite allowed 999 placeholders before 3.32).
 _CAMPAIGNS_PER_QUERY = 500
+#: The package that brings each tested connection type's hook (Airflow itself brings neither).
+_PROVIDER_PACKAGES = {
+    "sqlite": ("apache-airflow-providers-sqlite", "airflow.providers.sqlite.hooks.sqlite"),
+    "postgres": ("apache-airflow-providers-postgres", "airflow.providers.postgres.hooks.postgres"),
+}
+#: Postgres SQLSTATEs: a table or column that is not there; a connection the server ended; a wait
+#: that ran out (``lock_timeout``, ``statement_timeout``).
+_PG_UNDEFINED = frozenset({"42P01", "42703", "3F000"})
+_PG_ENDED = frozenset({"57P01", "57P02", "57P03", "08000", "08003", "08006"})
+_PG_TIMED_OUT = frozenset({"55P03", "57014"})
 
 
 class Stored(str, enum.Enum):
@@ -158,8 +188,8 @@ def canonical_destination(value: str | None) -> str | None:
 def delivery_key(part: UploadPart, details: CallDetails) -> str:
     """The hex SHA-256 that names one outcome: equal for two deliveries exactly when their upload
     part (dag id, run id, task id, map index, campaign, part), canonical destination and every
-    ``call_details`` field are equal. (``rows`` and ``expires`` of the part, and when it was received, are not part of
-    it.)"""
+    ``call_details`` field are equal. (``rows`` and ``expires`` of the part, and when it was
+    received, are not part of it.)"""
     destination = canonical_destination(details.phone_number) or details.phone_number
     identity = [
         part.dag_id,
@@ -185,7 +215,10 @@ class ResultsTable:
     ``delivery_key``             primary key: the outcome's identity (:func:`delivery_key`), hex
     ``dag_id``, ``run_id``,      the task instance that queued the call
     ``task_id``, ``map_index``
+    ``campaign_id``              the campaign (:attr:`UploadPart.campaign`): tells a run id used
+                                 again after a delete from the first run of that id
     ``part``                     which part of that task's list (0 when sent whole)
+    ``slot``                     the outcome's place in its part, 1 to the part's ``rows``
     ``destination``              the phone number as Fuse sent it back, without its quotes
     ``destination_number``       ``+`` and its E.164 digits (:func:`canonical_destination`): the join
                                  key to the contact list; ``NULL`` when it is not a destination
@@ -203,28 +236,43 @@ class ResultsTable:
     ============================ ====================================================================
 
     ``destination`` and ``destination_number`` are personal data: they are stored here and nowhere
-    else (no log line, exception or XCom holds them). An index on (dag_id, run_id, task_id,
-    map_index, part) serves the per-part bound, :meth:`summary` and :meth:`rows`.
+    else (no log line, exception or XCom holds them). A unique constraint on (dag_id, run_id,
+    task_id, campaign_id, map_index, part, slot) is the per-part bound and the index that serves
+    :meth:`summary` and :meth:`rows`. :meth:`ddl` is the table's DDL, for a DBA.
 
-    Thread-safe: each thread uses its own database connection, opened on first use and reused. On
-    SQLite, which has one writer at a time, the threads of one process take turns on a lock (fair,
-    where SQLite's own busy handler polls and can starve a waiting writer for seconds), and each
-    connection sets ``PRAGMA busy_timeout`` (:data:`SQLITE_BUSY_TIMEOUT_MS`), so that other processes
-    (api-server workers, a reading task) are waited for instead of failing the store. In the default
-    rollback journal every commit syncs the journal and the file, and a busy disk makes that slow;
-    WAL syncs once per commit and lets readers run beside the writer. :meth:`ensure` switches a SQLite
-    database that holds no table yet (a new results database) to WAL, which persists in the file; a
-    database that already holds tables keeps the journal mode its owner chose.
+    **The per-part bound is the database's own.** A part may hold ``rows`` outcomes, in the slots 1
+    to ``rows``; the unique constraint lets no two outcomes share a slot, so the table can never hold
+    more, whatever number of processes (api-server workers, standalone receivers) store at once. A
+    store takes the part's next slot, one more than its highest (an indexed read of one entry, not a
+    count), inside the transaction of its ``INSERT``; the writers of one part take turns on a lock so
+    that they do not read the same slot: on SQLite the database's write lock (``BEGIN IMMEDIATE``),
+    on Postgres ``pg_advisory_xact_lock`` on a 64-bit hash of the part (no privilege needed; other
+    parts are not held up). A writer that takes the slot anyway (a database with neither) finds it
+    taken by the constraint and reads again, :data:`SLOT_TRIES` times at most.
 
-    The bound of a part (:attr:`Stored.FULL`) needs the part's row count, and an indexed count costs
-    in proportion to the part (on SQLite about a millisecond per 10,000 rows it holds: 6 ms a store
-    late in a 100,000-row part). So the table counts a part in SQL when this process first stores for
-    it, after storing a quarter of the room the last count left, every :data:`RECOUNT_SECONDS`, and at
-    every store once fewer than four places are left; in between it adds its own stores to the last
-    count. A part is refused only on a count made in SQL. One process never overfills a part, and up
-    to four storing at once cannot either (each stores at most a quarter of the room between counts);
-    more can, by at most what they store before their next count. A 100,000-row part is counted
-    about forty times, not 100,000.
+    **Every wait is bounded** (:data:`DATABASE_WAIT_SECONDS`): on Postgres by the session's
+    ``statement_timeout`` and ``lock_timeout`` and libpq's ``connect_timeout``
+    (:data:`CONNECT_TIMEOUT_SECONDS`), given as connection options; on SQLite by ``PRAGMA
+    busy_timeout`` and a timeout on the lock this process's threads take turns on (fair, where
+    SQLite's own busy handler polls and can starve a waiting writer for seconds). A wait that runs
+    out is a retryable :class:`ResultsStoreError`.
+
+    **Least privilege.** The table is created only where it is missing: it is looked for first (a
+    ``SELECT`` of its columns that reads no row), so a receiver needs ``SELECT`` and ``INSERT`` on a
+    table a DBA created, and a reader ``SELECT``. A missing table that the connection may not create
+    is a :class:`ResultsStoreError` that says so.
+
+    **Recovery.** The table is looked for again after any failure (dropped, it is created again where
+    allowed); a connection the server ended (a Postgres restart) is replaced and the statement tried
+    once more within the same call; on SQLite a store is not committed into a file that is no longer
+    the configured database (moved or replaced: the path's device and inode are compared with the
+    file opened, one ``stat`` a store) — it is stored in the configured one instead.
+
+    Thread-safe: each thread uses its own database connection, opened on first use and reused. In
+    SQLite's default rollback journal every commit syncs the journal and the file, and a busy disk
+    makes that slow; WAL syncs once per commit and lets readers run beside the writer. Creating the
+    table in a SQLite database that holds no table yet (a new results database) switches it to WAL,
+    which persists in the file; a database that already holds tables keeps its journal mode.
 
     :param conn_id: the Airflow connection; its hook must be a ``DbApiHook``.
     :param table: ``name`` or ``schema.name`` (letters, digits, underscores).
@@ -234,18 +282,29 @@ class ResultsTable:
     def __init__(self, conn_id: str, table: str) -> None:
         self.conn_id = conn_id
         self.table = check_table_name(table)
-        # Per part: (the rows it held when last counted in SQL, this process's stores since, when).
-        # See the class docstring.
-        self._counts: dict[tuple[str, str, str, str, int, int], tuple[int, int, float]] = {}
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._local = threading.local()
         self._generation = 0
         self._connections: list[Any] = []
         self._hook: DbApiHook | None = None
+        self._kind = ""
         self._placeholder = "?"
         self._ensured = False
         self._secrets: tuple[str, ...] = ()
+
+    @staticmethod
+    def ddl(table: str = "fuse_call_results") -> str:
+        """The ``CREATE TABLE`` statement of a results table named ``table``, for a DBA who creates it
+        (SQLite and Postgres; the table's creator grants the receiver's role ``SELECT, INSERT`` and
+        the readers' ``SELECT`` on it, see docs/results.md).
+
+        :raises ResultsConfigError: ``table`` is not a (schema-qualified) name.
+        """
+        table = check_table_name(table)
+        name = table.rpartition(".")[2]
+        constraint = f"{name[: 63 - len(_CONSTRAINT_SUFFIX)]}{_CONSTRAINT_SUFFIX}"
+        return _SCHEMA.format(table=table, constraint=constraint)
 
     # --- Connections ---------------------------------------------------------------------------------
 
@@ -256,25 +315,40 @@ class ResultsTable:
             return local.connection
         with self._lock:
             hook = self._get_hook()
-            try:
-                connection = hook.get_conn()
-                if isinstance(connection, sqlite3.Connection):
-                    connection.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
-            except Exception as error:
-                raise self._error("cannot connect", error, detail=True) from None
+            generation = self._generation
+        try:
+            connection = hook.get_conn()
+            local.file = None
+            if isinstance(connection, sqlite3.Connection):
+                connection.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+                local.file = _file_of(connection)
+        except Exception as error:
+            raise self._error("cannot connect", error, detail=True) from None
+        with self._lock:
             self._connections.append(connection)
-            local.connection = connection
-            local.generation = self._generation
+        local.connection = connection
+        local.generation = generation
         return connection
 
     def _get_hook(self) -> DbApiHook:
+        """The connection's hook, read once (under ``self._lock``)."""
         if self._hook is not None:
             return self._hook
+        kind = ""
         try:
             connection = BaseHook.get_connection(self.conn_id)
+            kind = str(connection.conn_type or "").lower()
             self._secrets = tuple(secret for secret in (connection.password,) if secret)
             hook = connection.get_hook()  # type: ignore[no-untyped-call]
         except Exception as error:
+            missing = _missing_provider(kind)
+            if missing:
+                raise ResultsStoreError(
+                    f"results connection {self.conn_id!r}: its type {kind!r} needs the package "
+                    f"{missing}, which is not installed here (Airflow does not include it): install "
+                    "it where the api-server, the workers and the triggerer run",
+                    retryable=False,
+                ) from None
             failure = self._error("cannot read the connection", error, detail=True)
             # A connection that is not defined stays undefined however often it is asked for.
             failure.retryable = type(error).__name__ != "AirflowNotFoundException"
@@ -287,8 +361,11 @@ class ResultsTable:
             )
         try:
             self._placeholder = hook.placeholder
+            if kind in ("postgres", "postgresql"):
+                _bound_postgres_waits(hook)
         except Exception as error:
             raise self._error("cannot read the connection", error, detail=True) from None
+        self._kind = kind
         self._hook = hook
         return hook
 
@@ -305,13 +382,16 @@ class ResultsTable:
 
     def _error(self, what: str, error: BaseException, *, detail: bool = False) -> ResultsStoreError:
         # Only errors raised before any outcome is in flight (reading the connection, connecting,
-        # creating the table) carry their message, scrubbed of numbers and the connection's password.
-        # A failed INSERT's message may quote the values: only its kind is told.
+        # looking for or creating the table) carry their message, scrubbed of numbers and the
+        # connection's password. A failed INSERT's message may quote the values: only its kind is told.
         message = f"results connection {self.conn_id!r}: {what} ({type(error).__name__}"
         if detail:
             text = redact(str(error), 200, secrets=self._secrets)
             message += f": {text}" if text else ""
-        return ResultsStoreError(message + ")")
+        message += ")"
+        if _timed_out(error):
+            message += f": the database was locked or busy for more than {DATABASE_WAIT_SECONDS:g} s"
+        return ResultsStoreError(message)
 
     def close(self) -> None:
         """Close every connection this table opened (a thread's next use opens a new one)."""
@@ -324,61 +404,115 @@ class ResultsTable:
                 connection.close()
         self._local.connection = None
 
-    # --- Writing -------------------------------------------------------------------------------------
+    def _with_recovery(self, what: str, work: Callable[[Any], _T]) -> _T:
+        """``work(connection)`` after the table is found (or created), on this thread's connection.
+
+        A failure forgets the connection and that the table was found. A connection the server ended,
+        a table that is gone, or a SQLite file that is no longer the configured one is tried once more
+        at once (a new connection; the table looked for, and created where allowed).
+        """
+        for attempt in (1, 2):
+            connection = None
+            try:
+                connection = self._connection()
+                self._ensure(connection)
+                return work(connection)
+            except ResultsStoreError:
+                raise
+            except Exception as error:
+                again = attempt == 1 and _recoverable(connection, error)
+                if connection is not None:
+                    _rollback(connection)
+                self._discard()
+                self._ensured = False
+                if _cannot_hold(error):
+                    raise ResultsStoreError(
+                        f"results connection {self.conn_id!r}: {what}: the database cannot hold one of "
+                        f"its values ({type(error).__name__}); sending it again cannot help",
+                        final=True,
+                    ) from None
+                if not again:
+                    raise self._error(what, error) from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # --- The table -----------------------------------------------------------------------------------
 
     def ensure(self) -> None:
-        """Create the table and its index when missing (idempotent; done once per instance).
+        """Find the table, and create it when it is missing and the connection may.
 
-        :raises ResultsStoreError: no such connection, not a SQL database, or the DDL failed.
+        Looked for with a ``SELECT`` of its columns that reads no row: a role with ``SELECT`` on a
+        table a DBA created needs nothing more. Checked again after any failure of a store or a read.
+
+        :raises ResultsStoreError: no such connection, not a SQL database, or the table is missing and
+            cannot be created, or exists without the results table's columns.
         """
+        self._with_recovery("cannot find the table", lambda connection: None)
+
+    def _ensure(self, connection: Any) -> None:
         if self._ensured:
             return
-        connection = self._connection()
-        schema, _, name = self.table.rpartition(".")
-        index = f"{name[: 63 - len(_INDEX_SUFFIX)]}{_INDEX_SUFFIX}"
-        if isinstance(connection, sqlite3.Connection) and schema:
-            # SQLite qualifies the index's name with the schema (an attached database), not the table.
-            index_sql = f"CREATE INDEX IF NOT EXISTS {schema}.{index} ON {name}"
+        probe = f"SELECT {', '.join(COLUMNS)} FROM {self.table} WHERE 1 = 0"
+        try:
+            _execute(connection, probe)
+        except Exception as error:
+            _rollback(connection)
+            if _recoverable(connection, error) and not _undefined(error):
+                raise  # a connection the server ended: the caller connects again
+            if not _undefined(error):
+                raise self._error(f"cannot read the table {self.table}", error, detail=True) from None
         else:
-            index_sql = f"CREATE INDEX IF NOT EXISTS {index} ON {self.table}"
-        index_sql += " (dag_id, run_id, task_id, map_index, part)"
+            _rollback(connection)
+            self._ensured = True
+            return
+        schema = self.table.rpartition(".")[0]
         if isinstance(connection, sqlite3.Connection) and not schema:
             _wal_if_new(connection)
-        for attempt in (1, 2):
-            try:
-                cursor = connection.cursor()
-                try:
-                    cursor.execute(_SCHEMA.format(table=self.table))
-                    cursor.execute(index_sql)
-                finally:
-                    cursor.close()
-                connection.commit()
-                break
-            except Exception as error:
-                _rollback(connection)
-                # Two processes creating the table at once: Postgres refuses one of them (its
-                # catalog's unique index) even with IF NOT EXISTS. The second try finds it there.
-                if attempt == 2:
-                    self._discard()
-                    raise self._error(f"cannot create the table {self.table}", error, detail=True) from None
+        refused: BaseException | None = None
+        try:
+            _execute(connection, self.ddl(self.table))
+            connection.commit()
+        except Exception as error:
+            # Missing and not ours to create (a role without CREATE), or created at the same instant
+            # by another process (Postgres refuses one of two concurrent creators): looked for again.
+            _rollback(connection)
+            refused = error
+        try:
+            _execute(connection, probe)
+        except Exception as error:
+            _rollback(connection)
+            if refused is not None:
+                raise ResultsStoreError(
+                    f"results connection {self.conn_id!r}: the table {self.table} is missing and "
+                    f"cannot be created with this connection ({type(refused).__name__}: "
+                    f"{redact(str(refused), 200, secrets=self._secrets)}); have it created with the "
+                    "statement of ResultsTable.ddl() and granted as docs/results.md says"
+                ) from None
+            raise ResultsStoreError(
+                f"results connection {self.conn_id!r}: the table {self.table} exists without the "
+                f"results table's columns ({type(error).__name__}: "
+                f"{redact(str(error), 200, secrets=self._secrets)}); see ResultsTable.ddl()"
+            ) from None
+        _rollback(connection)
         self._ensured = True
+
+    # --- Writing -------------------------------------------------------------------------------------
 
     def store(self, part: UploadPart, details: CallDetails, *, received: float) -> Stored:
         """Store one outcome of ``part`` (committed before this returns).
 
-        One ``INSERT`` (the primary key refuses a repeated delivery, which a look-up of the key then
-        confirms), one indexed count of the part's rows, one commit. The bound is checked inside the
-        insert's transaction: on SQLite, whose writers take turns, a part never holds more than
-        ``rows`` outcomes; on a database with concurrent writers (Postgres), outcomes arriving at the
-        same instant for a part's last place may each be stored — the bound guards against a leaked
-        token, it is not a count.
+        In one transaction: the part's lock (see the class docstring), an indexed read of its highest
+        slot, one ``INSERT`` into the next slot, the commit. A slot above ``part.rows`` is refused
+        (:attr:`Stored.FULL`), so a part never holds more than ``rows`` outcomes, however many
+        processes store at once; the primary key refuses a repeated delivery, which a look-up of the
+        key then confirms (:attr:`Stored.DUPLICATE`).
 
         :param received: unix seconds the callback was received.
         :return: :attr:`Stored.STORED`, :attr:`Stored.DUPLICATE` (already there: nothing changed) or
             :attr:`Stored.FULL` (the part already has ``part.rows`` outcomes: nothing stored).
-        :raises ResultsStoreError: the database could not be reached or refused the write.
+        :raises ResultsStoreError: the database could not be reached, did not answer within
+            :data:`DATABASE_WAIT_SECONDS`, or refused the write (``retryable``); or can never hold
+            this outcome (``final``: a value the database refuses, such as a NUL on Postgres).
         """
-        self.ensure()
         destination = details.phone_number
         values = (
             delivery_key(part, details),
@@ -394,76 +528,91 @@ class ResultsTable:
             json.dumps([{"event": event.event, "timestamp": event.timestamp} for event in details.events]),
             float(received),
         )
-        connection = self._connection()
-        p = self._placeholder
-        insert = f"INSERT INTO {self.table} ({', '.join(COLUMNS)}) VALUES ({', '.join([p] * len(COLUMNS))})"
-        count = (
-            f"SELECT COUNT(*) FROM {self.table} "
-            f"WHERE dag_id = {p} AND run_id = {p} AND task_id = {p} AND campaign_id = {p} "
-            f"AND map_index = {p} AND part = {p}"
-        )
-        # SQLite has one writer at a time anyway; taking turns on a lock here, rather than in
-        # SQLite's busy handler (which polls, and lets a waiting thread starve for seconds), keeps
-        # every store's wait short and fair. Other databases write concurrently.
-        turn = self._write_lock if isinstance(connection, sqlite3.Connection) else contextlib.nullcontext()
-        try:
-            with turn:
-                return self._insert(connection, insert, values, count, part)
-        except Exception as error:
-            _rollback(connection)
-            self._discard()
-            raise self._error("cannot store an outcome", error) from None
+        where = (part.dag_id, part.run_id, part.task_id, part.campaign, part.map_index, part.part)
 
-    def _insert(
-        self, connection: Any, insert: str, values: tuple[Any, ...], count: str, part: UploadPart
-    ) -> Stored:
+        def work(connection: Any) -> Stored:
+            if not isinstance(connection, sqlite3.Connection):
+                return self._place(connection, values, where, part.rows)
+            # SQLite has one writer at a time anyway; this process's threads take turns on a lock
+            # (fair, and bounded), and wait for other processes in SQLite's busy handler for what is
+            # left of the bound.
+            deadline = time.monotonic() + DATABASE_WAIT_SECONDS
+            if not self._write_lock.acquire(timeout=DATABASE_WAIT_SECONDS):
+                raise ResultsStoreError(
+                    f"results connection {self.conn_id!r}: cannot store an outcome: this process's "
+                    f"other stores held the database for more than {DATABASE_WAIT_SECONDS:g} s"
+                )
+            try:
+                left = max(1, int((deadline - time.monotonic()) * 1000))
+                connection.execute(f"PRAGMA busy_timeout = {left}")
+                return self._place(connection, values, where, part.rows)
+            finally:
+                self._write_lock.release()
+
+        return self._with_recovery("cannot store an outcome", work)
+
+    def _place(self, connection: Any, values: tuple[Any, ...], where: tuple[Any, ...], rows: int) -> Stored:
+        """Insert ``values`` into the next free slot of the part ``where`` (see :meth:`store`)."""
+        p = self._placeholder
+        in_part = " AND ".join(f"{column} = {p}" for column in PART_COLUMNS)
+        highest = f"SELECT slot FROM {self.table} WHERE {in_part} ORDER BY slot DESC LIMIT 1"
+        taken = f"SELECT 1 FROM {self.table} WHERE {in_part} AND slot = {p}"
+        stored = f"SELECT 1 FROM {self.table} WHERE delivery_key = {p}"
+        insert = f"INSERT INTO {self.table} ({', '.join(COLUMNS)}) VALUES ({', '.join([p] * len(COLUMNS))})"
+        position = COLUMNS.index("slot")
         cursor = connection.cursor()
         try:
-            try:
-                cursor.execute(insert, values)
-            except Exception as error:
-                if not _is_integrity_error(connection, error):
-                    raise
-                _rollback(connection)
-                # The primary key, almost surely; a constraint or trigger of the user's raises the
-                # same error, and must not pass for a duplicate (the outcome would be lost).
-                p = self._placeholder
-                cursor.execute(f"SELECT 1 FROM {self.table} WHERE delivery_key = {p}", values[:1])
-                found = cursor.fetchone()
-                _rollback(connection)
-                if found is None:
-                    raise
-                return Stored.DUPLICATE
-            where = (part.dag_id, part.run_id, part.task_id, part.campaign, part.map_index, part.part)
-            now = time.monotonic()
-            with self._lock:
-                base, since, counted = self._counts.get(where, (-1, 0, 0.0))
-            room = part.rows - base
-            if base < 0 or since + 1 >= max(1, room // 4) or now - counted > RECOUNT_SECONDS:
-                cursor.execute(count, where)
-                (stored,) = cursor.fetchone()
-                base, since, counted = int(stored), 0, now  # this insert included
-                stored = base
-            else:
-                since += 1
-                stored = base + since  # this insert included; other processes' rows unseen
+            for _ in range(SLOT_TRIES):
+                self._take_part(connection, cursor, where)
+                cursor.execute(highest, where)
+                top = cursor.fetchone()
+                slot = (int(top[0]) if top else 0) + 1
+                if slot > rows:
+                    cursor.execute(stored, values[:1])
+                    repeated = cursor.fetchone() is not None
+                    _rollback(connection)
+                    return Stored.DUPLICATE if repeated else Stored.FULL
+                try:
+                    cursor.execute(insert, (*values[:position], slot, *values[position:]))
+                except Exception as error:
+                    if not _is_integrity_error(connection, error):
+                        raise
+                    _rollback(connection)
+                    # The primary key (a repeated delivery) or the slot (another writer took it);
+                    # a constraint or trigger of the user's raises the same error, and must pass
+                    # for neither (the outcome would be lost, or tried again for nothing).
+                    cursor.execute(stored, values[:1])
+                    repeated = cursor.fetchone() is not None
+                    cursor.execute(taken, (*where, slot))
+                    collided = cursor.fetchone() is not None
+                    _rollback(connection)
+                    if repeated:
+                        return Stored.DUPLICATE
+                    if not collided:
+                        raise
+                    continue
+                if isinstance(connection, sqlite3.Connection):
+                    _check_file(getattr(self._local, "file", None))
+                connection.commit()
+                return Stored.STORED
         finally:
             cursor.close()
-        if stored > part.rows:
-            _rollback(connection)
-            with self._lock:
-                self._remember(where, (base - 1, 0, counted))
-            return Stored.FULL
-        connection.commit()
-        with self._lock:
-            self._remember(where, (base, since, counted))
-        return Stored.STORED
+        raise ResultsStoreError(
+            f"results connection {self.conn_id!r}: cannot store an outcome: its part's next slot was "
+            f"taken by another writer {SLOT_TRIES} times"
+        )
 
-    def _remember(self, where: tuple[str, str, str, str, int, int], count: tuple[int, int, float]) -> None:
-        """Keep a part's count (under ``self._lock``); the parts of long-finished runs are forgotten."""
-        if len(self._counts) >= _MAX_COUNTED_PARTS and where not in self._counts:
-            self._counts.clear()
-        self._counts[where] = count
+    def _take_part(self, connection: Any, cursor: Any, where: tuple[Any, ...]) -> None:
+        """Begin the store's transaction holding the part's lock: no other writer reads its slots."""
+        if isinstance(connection, sqlite3.Connection):
+            if connection.in_transaction:
+                connection.rollback()
+            cursor.execute("BEGIN IMMEDIATE")
+        elif self._kind in ("postgres", "postgresql"):
+            cursor.execute(
+                f"SELECT pg_advisory_xact_lock({self._placeholder})", (_lock_key(self.table, where),)
+            )
+            cursor.fetchone()
 
     # --- Reading -------------------------------------------------------------------------------------
 
@@ -526,9 +675,7 @@ class ResultsTable:
         return rows
 
     def _read(self, query: str, parameters: tuple[Any, ...]) -> list[Any]:
-        self.ensure()
-        connection = self._connection()
-        try:
+        def work(connection: Any) -> list[Any]:
             cursor = connection.cursor()
             try:
                 cursor.execute(query, parameters)
@@ -537,11 +684,9 @@ class ResultsTable:
                 cursor.close()
             # End the read's transaction (Postgres opens one): no "idle in transaction" between polls.
             _rollback(connection)
-        except Exception as error:
-            _rollback(connection)
-            self._discard()
-            raise self._error("cannot read outcomes", error) from None
-        return result
+            return result
+
+        return self._with_recovery("cannot read outcomes", work)
 
 
 def _chunks(campaigns: Collection[str]) -> list[tuple[str, ...]]:
@@ -581,6 +726,120 @@ def _wal_if_new(connection: sqlite3.Connection) -> None:
             connection.execute("PRAGMA journal_mode=WAL").fetchone()
     except sqlite3.Error:
         pass  # the mode is a matter of speed: a database that refuses it still works
+
+
+def _execute(connection: Any, statement: str) -> None:
+    cursor = connection.cursor()
+    try:
+        cursor.execute(statement)
+    finally:
+        cursor.close()
+
+
+def _lock_key(table: str, where: tuple[Any, ...]) -> int:
+    """The Postgres advisory lock of one part of one table: a signed 64-bit hash of its identity."""
+    text = json.dumps([table, *where], separators=(",", ":"), ensure_ascii=True)
+    return int.from_bytes(hashlib.sha256(text.encode("ascii")).digest()[:8], "big", signed=True)
+
+
+def _bound_postgres_waits(hook: DbApiHook) -> None:
+    """Give the hook's Postgres connections a connect timeout and the session's statement and lock
+    timeouts (:data:`DATABASE_WAIT_SECONDS`), through the connection's extra as the Postgres hook
+    reads it (``connect_timeout``, ``options``); values the connection's own extra sets are kept."""
+    connection = hook.connection
+    extra = dict(connection.extra_dejson)
+    extra.setdefault("connect_timeout", CONNECT_TIMEOUT_SECONDS)
+    options = str(extra.get("options") or "")
+    milliseconds = int(DATABASE_WAIT_SECONDS * 1000)
+    for setting in ("statement_timeout", "lock_timeout"):
+        if setting not in options:
+            options = f"{options} -c {setting}={milliseconds}".strip()
+    extra["options"] = options
+    connection.extra = json.dumps(extra)
+
+
+def _missing_provider(kind: str) -> str | None:
+    """The package a connection of type ``kind`` needs and is missing here, if that is the case."""
+    package = _PROVIDER_PACKAGES.get(kind)
+    if package is None:
+        return None
+    try:
+        importlib.import_module(package[1])
+    except ImportError:
+        return package[0]
+    return None
+
+
+def _file_of(connection: sqlite3.Connection) -> tuple[str, int, int] | None:
+    """The main database file a SQLite connection opened: its path, device and inode (``None`` for a
+    database in memory)."""
+    for _, name, path in connection.execute("PRAGMA database_list").fetchall():
+        if name == "main" and path:
+            status = os.stat(path)
+            return str(path), status.st_dev, status.st_ino
+    return None
+
+
+class _MovedDatabase(Exception):
+    """The configured SQLite path no longer names the file the connection has open."""
+
+
+def _check_file(opened: tuple[str, int, int] | None) -> None:
+    """Raise :class:`_MovedDatabase` when the configured path is no longer the file opened."""
+    if opened is None:
+        return
+    path, device, inode = opened
+    try:
+        status = os.stat(path)
+    except OSError:
+        raise _MovedDatabase from None
+    if (status.st_dev, status.st_ino) != (device, inode):
+        raise _MovedDatabase
+
+
+def _sqlstate(error: BaseException) -> str | None:
+    """A Postgres error's SQLSTATE (psycopg2's ``pgcode``, psycopg 3's ``sqlstate``)."""
+    for name in ("pgcode", "sqlstate"):
+        value = getattr(error, name, None)
+        if isinstance(value, str):
+            return value
+    return None
+
+
+def _undefined(error: BaseException) -> bool:
+    """Whether ``error`` says the table (or a column of it) is not there."""
+    if isinstance(error, sqlite3.OperationalError):
+        return str(error).startswith(("no such table", "no such column"))
+    return _sqlstate(error) in _PG_UNDEFINED
+
+
+def _timed_out(error: BaseException) -> bool:
+    """Whether ``error`` is a wait that ran out (a lock held too long, a statement too slow)."""
+    if isinstance(error, sqlite3.OperationalError):
+        return "locked" in str(error) or "busy" in str(error)
+    return _sqlstate(error) in _PG_TIMED_OUT
+
+
+def _recoverable(connection: Any, error: BaseException) -> bool:
+    """Whether trying once more at once, on a new connection, can help: the server ended the
+    connection (closed, or a SQLSTATE of class 08 or 57P0x), the table is gone, or the SQLite file
+    was moved. Never a wait that ran out: that would double the wait."""
+    if isinstance(error, _MovedDatabase) or _undefined(error):
+        return True
+    if _timed_out(error):
+        return False
+    if _sqlstate(error) in _PG_ENDED:
+        return True
+    return bool(getattr(connection, "closed", False))  # psycopg: set once the server ended it
+
+
+def _cannot_hold(error: BaseException) -> bool:
+    """Whether ``error`` says the database can never hold the values given: a driver's
+    ``DataError`` (Postgres: a NUL or an invalid character, a number out of range), or the driver
+    refusing a value before sending it (a NUL for psycopg, a lone surrogate, an integer too large)."""
+    if isinstance(error, (ValueError, OverflowError)):
+        return True
+    return any(cls.__name__ == "DataError" for cls in type(error).__mro__)
 
 
 def _rollback(connection: Any) -> None:
