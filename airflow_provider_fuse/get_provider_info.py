@@ -12,13 +12,19 @@ from airflow_provider_fuse.results.config import CONFIG
 
 #: The connection form's standard fields: the same dict serves the declarative form (Airflow >= 3.2)
 #: and ``FuseHook.get_ui_field_behaviour()`` (Airflow 3.1).
+#:
+#: ``port`` is shown: Airflow 3.3.2's *Test* button sends a connection without a port as port 0 and
+#: its API then refuses the stored (masked) developer key (apache/airflow#73298, fixed after 3.3.2).
+#: With 443 stored, as docs/connection.md says, the button works; the hook leaves the scheme's own
+#: port out of the URL and a host with a port of its own keeps it.
 UI_FIELD_BEHAVIOUR: dict[str, Any] = {
-    "hidden-fields": ["port", "schema"],
+    "hidden-fields": ["schema"],
     "relabeling": {"login": "Account email", "password": "Developer key", "host": "API base URL"},
     "placeholders": {
         "login": "you@example.com",
         "password": "the developer key from My Account → Developer keys",
         "host": "https://fuse.plumvoice.com/api",
+        "port": "443 (the API base URL's port; Airflow 3.3.2's Test button needs it)",
     },
 }
 

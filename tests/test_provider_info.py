@@ -99,7 +99,10 @@ def test_connection_form_as_airflow_serves_it(served_form):
     assert fields["password"]["title"] == "Developer key"
     assert fields["host"]["title"] == "API base URL"
     assert fields["host"]["placeholder"] == "https://fuse.plumvoice.com/api"
-    assert fields["port"]["hidden"] is True
+    # Shown, with 443 as its placeholder: Airflow 3.3.2's Test button needs a stored port
+    # (docs/connection.md, tests/e2e/test_connection_form.py).
+    assert fields["port"]["hidden"] is False
+    assert "443" in fields["port"]["placeholder"]
     assert fields["url_schema"]["hidden"] is True
     assert fields["login"]["hidden"] is False
 
@@ -144,7 +147,7 @@ def test_declarative_form_is_read_by_the_providers_manager_on_3_2_and_later(serv
     if airflow.__version__.startswith("3.1."):
         pytest.skip("Airflow 3.1 reads the form from FuseHook.get_ui_field_behaviour(), checked above")
     behaviours = served_form["field_behaviours"]
-    assert behaviours["hidden_fields"] == ["port", "schema"]
+    assert behaviours["hidden_fields"] == ["schema"]
     assert behaviours["relabeling"]["password"] == "Developer key"
 
 
@@ -163,3 +166,24 @@ def test_airflow_providers_list_shows_the_provider(tmp_path):
     assert {"connection_type": "fuse", "class": "airflow_provider_fuse.hooks.fuse.FuseHook"}.items() <= next(
         hook for hook in hooks if hook["connection_type"] == "fuse"
     ).items()
+
+
+@pytest.mark.parametrize(
+    ("host", "port", "expected"),
+    [
+        # What the form stores as the docs say: the host empty, port 443 → Fuse's public API.
+        ("", 443, "https://fuse.plumvoice.com/api"),
+        (None, "443", "https://fuse.plumvoice.com/api"),
+        ("", 8443, "https://fuse.plumvoice.com:8443/api"),
+        ("fuse.example.com", 443, "https://fuse.example.com/api"),
+        ("http://127.0.0.1", 80, "http://127.0.0.1/api"),
+        ("http://127.0.0.1", 8123, "http://127.0.0.1:8123/api"),
+        # A host with a port of its own keeps it.
+        ("http://127.0.0.1:8123/api", 8123, "http://127.0.0.1:8123/api"),
+        ("http://127.0.0.1:8123/api", 443, "http://127.0.0.1:8123/api"),
+    ],
+)
+def test_the_port_the_form_stores_is_read_with_the_host(host, port, expected):
+    from airflow_provider_fuse.hooks.fuse import base_url
+
+    assert base_url(host, port) == expected

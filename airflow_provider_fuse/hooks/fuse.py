@@ -11,12 +11,19 @@ means that nothing left the machine. What can be checked is checked when the con
 a request that cannot be made is a :class:`~airflow_provider_fuse.exceptions.FuseRequestError`.
 Every request has an overall deadline (``timeout.total``) and reads at most
 :data:`MAX_ANSWER_BYTES` of an answer, so a slow or huge answer cannot hold a worker.
+
+The sync path (requests) and the async one (httpx) read the same answers, by one rule: interim 1xx
+answers (``100 Continue``, ``103 Early Hints``, ...) before the final answer are skipped, as RFC 9110
+asks of every client; a final answer whose head has more than :data:`MAX_ANSWER_HEADERS` header
+fields or :data:`MAX_ANSWER_HEAD_BYTES` of them is not read: an unknown outcome
+(:class:`~airflow_provider_fuse.exceptions.FuseInvalidResponseError`), whatever its status.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import http.client
 import importlib.util
 import ipaddress
 import json
@@ -107,6 +114,16 @@ MAX_TIMEOUT = 86400.0
 #: The most bytes read of an answer. Fuse's answers are a few hundred bytes; the rest of a bigger one
 #: is never read (a 2xx that big is not Fuse's answer, a 4xx/5xx is classified by its status).
 MAX_ANSWER_BYTES = 1 << 20
+#: The most header fields of an answer that is read: http.client's own bound (the sync path refuses
+#: more itself), held on the async path too. Fuse's answers have about ten.
+MAX_ANSWER_HEADERS = 100
+#: The most bytes of an answer's header fields (``name: value`` and a line end each, as parsed) that
+#: are read: below both clients' own bounds (a 64 KiB line for http.client, a 100 KiB head for
+#: httpx's h11), so both refuse the same heads.
+MAX_ANSWER_HEAD_BYTES = 64 * 1024
+#: The most bytes of an interim (1xx) answer's head that the sync path skips: httpx's own bound
+#: (httpcore's ``MAX_INCOMPLETE_EVENT_SIZE``); interim answers are never read, only skipped.
+MAX_INTERIM_HEAD_BYTES = 100 * 1024
 #: The most characters of a call id (from an answer) that is taken as one.
 MAX_CALL_ID_CHARS = 256
 #: The most ``connect_retries`` a hook takes: more tries of a request that was not sent do not help.
@@ -201,17 +218,18 @@ class ConnectionSettings:
 def base_url(host: str | None, port: int | str | None = None, schema: str | None = None) -> str:
     """Form the API base URL from a connection's host, port and schema.
 
-    Empty host → Fuse's public API. A host without a scheme gets ``https://``. A host without a
-    path gets ``/<schema>`` when the schema is set, else ``/api``. A host without a port gets
-    ``port`` when it is set. A host with a path is taken as it is.
+    Empty host → Fuse's public API, ``https://fuse.plumvoice.com/api``, read by the same rules as a
+    host. A host without a scheme gets ``https://``. A host without a path gets ``/<schema>`` when
+    the schema is set, else ``/api``. A host without a port gets ``port`` when it is set, left out
+    of the URL when it is the scheme's own (443 for https, 80 for http: the connection form stores
+    443 for Fuse, which Airflow 3.3.2's *Test* button needs); a host with a port keeps its own. A
+    host with a path is taken as it is.
 
     :raises FuseValidationError: naming ``host`` when it is not an http(s) URL, carries a user name
         or password, or has a port outside 1–65535; naming ``port`` when that is outside 1–65535.
         The message never quotes the host.
     """
-    text = (host or "").strip()
-    if not text:
-        return DEFAULT_BASE_URL
+    text = (host or "").strip() or DEFAULT_BASE_URL
     if any(char.isspace() or not char.isprintable() for char in text):
         raise FuseValidationError("host", "the API base URL must not contain spaces or control characters")
     if "://" not in text:
@@ -241,7 +259,7 @@ def base_url(host: str | None, port: int | str | None = None, schema: str | None
         raise FuseValidationError("host", "the port in the API base URL must be a number from 1 to 65535")
     netloc = parts.netloc
     field_port = _port(port)
-    if field_port and host_port is None:
+    if field_port and host_port is None and field_port != _DEFAULT_PORTS[scheme]:
         netloc = f"{netloc}:{field_port}"
     path = parts.path.rstrip("/")
     if not path:
@@ -255,6 +273,10 @@ def base_url(host: str | None, port: int | str | None = None, schema: str | None
             "host", "the API base URL is not a valid URL (check its host name, port and path)"
         ) from None
     return url
+
+
+#: The port a scheme's URL means without one: a ``port`` field naming it adds nothing to the URL.
+_DEFAULT_PORTS = {"https": 443, "http": 80}
 
 
 def _port(value: object) -> int | None:
@@ -444,7 +466,8 @@ def classify_answer(
     * 4xx → the :class:`FuseRejectedError` subtype of :func:`rejection_class`, with Fuse's error text;
     * 5xx → :class:`FuseServerError` (unknown outcome);
     * 1xx/3xx → :class:`FuseRedirectError` (unknown outcome: a POST answered 303 is often one that
-      was processed; redirects are never followed);
+      was processed; redirects are never followed). Interim 1xx answers before the final one never
+      get here: both clients skip them (a 101, never asked for, is final);
     * a 2xx whose body is not Fuse's, or was cut at :data:`MAX_ANSWER_BYTES` → an unknown outcome
       (:class:`FuseInvalidResponseError`) naming status and an excerpt.
 
@@ -497,6 +520,8 @@ def classify_network_error(error: BaseException) -> FuseApiError:
     """
     from urllib3.exceptions import MaxRetryError, NewConnectionError
 
+    if _head_too_large(error):
+        return _head_refused()
     if isinstance(error, (httpx.HTTPError, httpx.InvalidURL)):
         return _classify_httpx_error(error)
     if isinstance(
@@ -584,6 +609,56 @@ def asking_again_can_help(error: FuseError) -> bool:
     if not isinstance(error, FuseApiError):
         return False
     return error.retryable or error.outcome is Outcome.UNKNOWN
+
+
+def _head_within_bounds(fields: Iterable[tuple[str | bytes, str | bytes]]) -> bool:
+    """Whether an answer's header fields, as its client parsed them, are within
+    :data:`MAX_ANSWER_HEADERS` and :data:`MAX_ANSWER_HEAD_BYTES` (``name: value`` and CRLF each)."""
+    size = 0
+    for count, (name, value) in enumerate(fields, 1):
+        size += len(name) + len(value) + 4
+        if count > MAX_ANSWER_HEADERS or size > MAX_ANSWER_HEAD_BYTES:
+            return False
+    return True
+
+
+def _head_refused() -> FuseInvalidResponseError:
+    """The one error for an answer whose head is beyond the bounds, sync or async. Its status is not
+    given: the sync client refuses such a head before it says the status."""
+    return FuseInvalidResponseError(
+        f"an answer with more than {MAX_ANSWER_HEADERS} header fields or "
+        f"{MAX_ANSWER_HEAD_BYTES // 1024} KiB of them is not Fuse's and was not read; Fuse may have "
+        "queued some or all calls"
+    )
+
+
+def _head_too_large(error: BaseException) -> bool:
+    """Whether a client refused an answer's head as too large, anywhere in ``error``'s chain: the
+    sync path's :class:`_HeadTooLarge`, or httpx's h11 refusing a head over its bound (its 431 hint)."""
+    import h11  # httpx's HTTP/1.1 parser (through httpcore): always there with httpx
+
+    return _in_chain(
+        error,
+        lambda item: (
+            isinstance(item, _HeadTooLarge)
+            or (isinstance(item, h11.RemoteProtocolError) and item.error_status_hint == 431)
+        ),
+    )
+
+
+def _in_chain(error: BaseException, found: Callable[[BaseException], bool]) -> bool:
+    """Whether ``found`` holds for ``error`` or any exception in its args, causes or contexts."""
+    seen: set[int] = set()
+    pending: list[object] = [error]
+    while pending:
+        item = pending.pop()
+        if not isinstance(item, BaseException) or id(item) in seen:
+            continue
+        seen.add(id(item))
+        if found(item):
+            return True
+        pending.extend([*item.args, item.__cause__, item.__context__, getattr(item, "reason", None)])
+    return False
 
 
 def _certificate_refused(error: BaseException) -> bool:
@@ -1389,6 +1464,8 @@ async def _aread_answer(
     (status, headers, the bytes, whether that was all of it). The rest of a bigger answer is never
     read: the connection is closed instead."""
     async with client.stream(method, url, extensions={"trace": trace}) as response:
+        if not _head_within_bounds(response.headers.raw):
+            raise _head_refused()  # as the sync path's _FuseHTTPResponse refuses it
         status_code, headers = response.status_code, dict(response.headers)
         inflate = _Inflater(response.headers.get("Content-Encoding"))
         body = bytearray()
@@ -1532,10 +1609,54 @@ def _watch_pools(manager: Any, watchdog: _Watchdog) -> None:
     manager.pool_classes_by_scheme = watched
 
 
+class _HeadTooLarge(http.client.HTTPException):
+    """An answer's head beyond :data:`MAX_ANSWER_HEADERS` or :data:`MAX_ANSWER_HEAD_BYTES` (or an
+    interim head beyond :data:`MAX_INTERIM_HEAD_BYTES`): raised while the sync client reads it, so
+    that urllib3 drops the connection; :func:`classify_network_error` finds it in the chain."""
+
+
+class _FuseHTTPResponse(http.client.HTTPResponse):
+    """http.client's response, reading heads as httpx does on the async path: interim 1xx answers
+    (but a 101, which ends HTTP/1.1 and is final) skipped, up to :data:`MAX_INTERIM_HEAD_BYTES` of
+    head each (http.client skips a 100 only, and takes a 103 for the answer); the final head held to
+    :data:`MAX_ANSWER_HEADERS` and :data:`MAX_ANSWER_HEAD_BYTES`."""
+
+    def begin(self) -> None:
+        try:
+            super().begin()
+        except http.client.LineTooLong:  # a status or header line over 64 KiB
+            raise _HeadTooLarge from None
+        except http.client.HTTPException as error:
+            if type(error) is not http.client.HTTPException:  # http.client's "more than 100 headers"
+                raise
+            raise _HeadTooLarge from None
+        if not _head_within_bounds(self.msg.items()):
+            raise _HeadTooLarge
+
+    def _read_status(self) -> tuple[str, int, str]:
+        while True:
+            version, status, reason = super()._read_status()  # type: ignore[misc]
+            if not 100 <= status < 200 or status == 101:
+                return version, status, reason
+            self._skip_interim_head()
+
+    def _skip_interim_head(self) -> None:
+        size = 0
+        while True:
+            line = self.fp.readline(MAX_INTERIM_HEAD_BYTES + 1 - size)
+            size += len(line)
+            if size > MAX_INTERIM_HEAD_BYTES:
+                raise _HeadTooLarge
+            if line in (b"\r\n", b"\n", b""):  # the end of the head, or of the connection
+                return
+
+
 class _WatchedConnection(_ConnectionBase):
-    """A urllib3 connection that hands its socket to the watchdog and says when it is connected."""
+    """A urllib3 connection that hands its socket to the watchdog and says when it is connected,
+    and reads answers with :class:`_FuseHTTPResponse`."""
 
     watchdog: _Watchdog
+    response_class = _FuseHTTPResponse
 
     def _new_conn(self) -> socket.socket:
         sock = super()._new_conn()

@@ -666,7 +666,7 @@ def test_the_developer_key_is_not_in_the_settings_repr(fuse_connection):
 
 def test_get_ui_field_behaviour_needs_no_wtforms():
     behaviour = FuseHook.get_ui_field_behaviour()
-    assert behaviour["hidden_fields"] == ["port", "schema"]
+    assert behaviour["hidden_fields"] == ["schema"]
     assert behaviour["relabeling"] == {
         "login": "Account email",
         "password": "Developer key",
