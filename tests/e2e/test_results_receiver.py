@@ -11,11 +11,13 @@ when the server stops).
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import random
 import re
 import secrets
+import socket
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -26,6 +28,7 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 
+from airflow_provider_fuse.results.receiver import BODY_TIMEOUT, STORE_THREADS, STORE_TIMEOUT
 from airflow_provider_fuse.results.tokens import UploadPart, new_campaign, sign
 from tests.e2e.api_server import ApiServer, Post, post_many
 from tests.e2e.conftest import AirflowEnv
@@ -363,3 +366,154 @@ def test_a_burst_of_10000_callbacks_loses_nothing_and_stores_nothing_twice(recei
     assert [(answer.status, answer.body) for answer in replayed] == [(200, b'{"stored":"duplicate"}')] * 1000
     assert refused.status == 409
     assert len(receiver.rows(run_id)) == BURST
+
+
+# --- Every wait is bounded (issue 18, items 8 and 9) ------------------------------------------------
+
+#: What the tests allow beyond the receiver's bound (STORE_TIMEOUT, BODY_TIMEOUT): the server's own
+#: scheduling on a small, shared machine.
+SLACK = 4.0
+
+
+async def _timed_posts(url: str, requests: list[tuple[str, dict[str, Any]]]) -> list[tuple[int, float]]:
+    """POST them all at once; (status, seconds to the answer) of each."""
+    async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=len(requests))) as client:
+
+        async def one(token: str, body: dict[str, Any]) -> tuple[int, float]:
+            started = time.monotonic()
+            answer = await client.post(f"{url}/fuse/results/{token}", json=body)
+            return answer.status_code, time.monotonic() - started
+
+        return await asyncio.gather(*(one(token, body) for token, body in requests))
+
+
+def test_a_held_sqlite_write_lock_is_answered_503_within_the_bound(receiver: Receiver) -> None:
+    run_id = receiver.run_id("locked")
+    token = receiver.token(run_id)
+    bodies = [{"call_details": details(receiver.number())} for _ in range(2 * STORE_THREADS)]
+    holder = sqlite3.connect(receiver.database, timeout=0, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # the write lock, held as long as this test needs
+    try:
+        answers = asyncio.run(_timed_posts(receiver.server.url, [(token, body) for body in bodies]))
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+
+    took = sorted(seconds for _, seconds in answers)
+    print(f"\nSQLite write lock held: {len(answers)} callbacks answered {[s for s, _ in answers]} in {took}")
+    assert {status for status, _ in answers} == {503}
+    assert took[-1] < STORE_TIMEOUT + SLACK
+    # The lock gone, the sender's retries are stored (or found stored by a thread that outlived its
+    # request), each once.
+    deadline = time.monotonic() + 30
+    while True:
+        retried = [receiver.post(token, json=body).status_code for body in bodies]
+        if retried == [200] * len(bodies) or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert retried == [200] * len(bodies)
+    assert len(receiver.rows(run_id)) == len(bodies)
+
+
+def test_a_body_that_stalls_is_dropped_within_the_bound(receiver: Receiver) -> None:
+    token = receiver.token(receiver.run_id("stalled"))
+    host, port = receiver.server.url.removeprefix("http://").split(":")
+    started = time.monotonic()
+    with socket.create_connection((host, int(port)), timeout=BODY_TIMEOUT + 30) as sock:
+        sock.sendall(
+            f"POST /fuse/results/{token} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+            "Content-Length: 200\r\n\r\n".encode()
+            + b'{"call_'  # 7 bytes, then nothing
+        )
+        received = b""
+        while chunk := sock.recv(65536):  # until the server closes the connection
+            received += chunk
+    took = time.monotonic() - started
+
+    print(f"\nA body stalled after 7 bytes: answered and closed after {took:.1f} s")
+    assert received.startswith(b"HTTP/1.1 408 ")
+    assert took < BODY_TIMEOUT + SLACK
+
+
+# --- Refused for good, never quoted, never flooding the log (items 12, 14, 15) ----------------------
+
+
+@pytest.mark.parametrize("character", ["\u0000", "\ud800"], ids=["NUL", "lone surrogate"])
+def test_a_number_no_database_stores_is_refused_with_400(receiver: Receiver, character: str) -> None:
+    run_id = receiver.run_id("unstorable")
+    number = receiver.number()
+    body = {"call_details": {**details(number), "phone_number": f"'{number[:3]}{character}{number[3:]}'"}}
+
+    answer = receiver.post(
+        receiver.token(run_id),
+        content=json.dumps(body).encode(),  # ASCII: \u0000, \ud800
+        headers={"content-type": "application/json"},
+    )
+
+    assert answer.status_code == 400
+    assert "retry-after" not in answer.headers
+    assert receiver.rows(run_id) == []
+
+
+def test_a_form_field_named_with_a_number_is_never_quoted(receiver: Receiver) -> None:
+    number = receiver.number()
+    body = urlencode([("status", "completed"), (number, "1"), (number, "2")])
+
+    answer = receiver.post(
+        receiver.token(receiver.run_id("quoted")),
+        content=body,
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+
+    assert answer.status_code == 400
+    assert number not in answer.text
+    assert "given twice" in answer.text
+
+
+def test_a_flood_for_a_full_part_logs_a_bounded_number_of_lines(receiver: Receiver) -> None:
+    run_id = receiver.run_id("full")
+    token = receiver.token(run_id, rows=1)
+    assert receiver.post(token, json={"call_details": details(receiver.number())}).status_code == 200
+    before = receiver.server.output().count("already holds as many outcomes")
+    posts = [
+        Post(f"/fuse/results/{token}", json.dumps({"call_details": details(receiver.number())}).encode())
+        for _ in range(500)
+    ]
+
+    answers = post_many(receiver.server.url, posts, concurrency=16)
+
+    assert {answer.status for answer in answers} == {409}
+    time.sleep(1)  # the last lines reach the captured output
+    assert 1 <= receiver.server.output().count("already holds as many outcomes") - before <= 3
+
+
+def test_a_flood_against_an_unconfigured_receiver_logs_a_bounded_number_of_lines(
+    airflow_env: AirflowEnv,
+) -> None:
+    env = {**airflow_env.env, "PYTHONUNBUFFERED": "1"}  # no [fuse] signing key
+    server = ApiServer(env, workers=1).start()
+    try:
+        token = sign(
+            UploadPart(
+                dag_id="campaign",
+                run_id="unconfigured",
+                task_id="queue_calls",
+                map_index=-1,
+                campaign=new_campaign(),
+                part=0,
+                rows=10,
+                expires=int(time.time()) + 3600,
+            ),
+            KEY,
+        )
+        posts = [Post(f"/fuse/results/{token}", b'{"call_details": {"status": "completed"}}')] * 500
+        answers = post_many(server.url, posts, concurrency=16)
+        time.sleep(1)
+        output = server.output()
+    finally:
+        server.close()
+
+    assert {answer.status for answer in answers} == {503}
+    lines = [line for line in output.splitlines() if "cannot accept call outcomes" in line]
+    assert 1 <= len(lines) <= 3, lines
+    assert token not in output
