@@ -31,7 +31,7 @@ from airflow_provider_fuse.answers import _xml_value
 from airflow_provider_fuse.calls import CallDetails
 from airflow_provider_fuse.exceptions import FuseInvalidResponseError
 
-__all__ = ["MAX_BODY_BYTES", "CallbackError", "read_callback"]
+__all__ = ["FIELD_NAMES", "MAX_BODY_BYTES", "CallbackError", "read_callback"]
 
 #: The largest callback body read: 64 KiB. A ``call_details`` is a few hundred bytes.
 MAX_BODY_BYTES = 64 * 1024
@@ -56,6 +56,32 @@ _NUMBERS = (
 _INDEX = re.compile(r"[0-9]{1,9}")
 # A status is a word or two (``completed``, ``no answer``): anything else is not Fuse's.
 _STATUS = re.compile(r"[A-Za-z][A-Za-z0-9 _-]{0,63}")
+#: The names an error message may show: ``call_details``, its fields, and an event's fields. Any
+#: other text of the body (a value, a field name the sender chose) is never quoted.
+FIELD_NAMES = frozenset(
+    {
+        "call_details",
+        "result",
+        "status",
+        "attempts",
+        "max_attempts",
+        "reattempt_wait",
+        "queued_timestamp",
+        "start_timestamp",
+        "end_timestamp",
+        "duration",
+        "events",
+        "event",
+        "timestamp",
+        "phone_number",
+        "call_id",
+    }
+)
+_SHOWN_INDEX = re.compile(r"[0-9]{1,3}")
+# What no database stores as text: NUL and the other C0 controls but tab, line feed and carriage
+# return (XML 1.0 refuses the same), and lone surrogates (no UTF-8 for them: Postgres and SQLite
+# refuse the value, so the store would fail on every retry).
+_UNSTORABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
 _NOT_A_NUMBER = re.compile(r"call_details\.([a-z_]{1,32}) is not a number")
 _FIELD_NAME = re.compile(r"([^\[\]]+)((?:\[[^\[\]]*\])*)")
 _JSON_TYPES = frozenset({"application/json", "text/json"})
@@ -394,19 +420,25 @@ def _put(tree: dict[str, Any], path: list[str], value: str) -> None:
             key = str(len(node))
         if last:
             if key in node:
-                raise CallbackError(f"the form field {_safe_name(path)} is given twice")
+                raise CallbackError(f"{_safe_name(path)} is given twice")
             node[key] = value
         else:
             child = node.setdefault(key, {})
             if not isinstance(child, dict):
-                raise CallbackError(f"the form field {_safe_name(path)} is both a value and a group")
+                raise CallbackError(f"{_safe_name(path)} is both a value and a group")
             node = child
 
 
 def _safe_name(path: list[str]) -> str:
-    # Field names are the sender's, not personal data, but keep them short and plain in messages.
-    name = path[0] + "".join(f"[{key}]" for key in path[1:])
-    return name if re.fullmatch(r"[A-Za-z0-9_\[\]]{1,80}", name) else "(a field)"
+    """A form field's name for an error message, only if it is made of documented names.
+
+    Field names are the sender's text: one may be a phone number (``6175550100=x&6175550100=y``).
+    A name is shown only when each of its keys is one of :data:`FIELD_NAMES` or a list index of at
+    most three digits; any other name is "a form field".
+    """
+    if all(key in FIELD_NAMES or _SHOWN_INDEX.fullmatch(key) for key in path):
+        return "the form field " + path[0] + "".join(f"[{key}]" for key in path[1:])
+    return "a form field"
 
 
 def _lists(node: dict[str, Any]) -> dict[str, Any]:
@@ -451,6 +483,7 @@ def _xml_events(text: str) -> Any:
 
 
 def _call_details(details: dict[str, Any]) -> CallDetails:
+    _check_storable(details)
     status = details.get("status")
     if not isinstance(status, str) or not status.strip():
         raise CallbackError("call_details has no status")
@@ -476,3 +509,32 @@ def _call_details(details: dict[str, Any]) -> CallDetails:
         if event.timestamp is not None and event.timestamp not in _BIGINT:
             raise CallbackError("call_details.events[].timestamp is out of range")
     return call
+
+
+def _check_storable(details: dict[str, Any]) -> None:
+    """Refuse text no database can store (see :data:`_UNSTORABLE`), in any key or value, at any depth.
+
+    Such an outcome would fail to store on every try: it is refused as unreadable (400, final), not
+    answered 503 (which the sender retries). The message names a field of ``call_details`` when it
+    is a documented one (:data:`FIELD_NAMES`), and never quotes the text.
+    """
+    # (value, the documented field it is in, or "") — a loop, not recursion: a parsed JSON body
+    # may be nested as deep as the JSON reader allowed.
+    pending: list[tuple[Any, str]] = [
+        (value, key if isinstance(key, str) and key in FIELD_NAMES else "") for key, value in details.items()
+    ]
+    pending.extend((key, "") for key in details)
+    while pending:
+        value, field = pending.pop()
+        if isinstance(value, str):
+            if _UNSTORABLE.search(value):
+                where = f"call_details.{field}" if field else "a field of call_details"
+                raise CallbackError(
+                    f"{where} holds a character no database stores (NUL, a control character or a "
+                    "lone surrogate)"
+                )
+        elif isinstance(value, dict):
+            pending.extend((item, field) for item in value.values())
+            pending.extend((key, field) for key in value)
+        elif isinstance(value, list):
+            pending.extend((item, field) for item in value)

@@ -562,3 +562,122 @@ def test_no_refusal_quotes_the_phone_number(phone, name):
 def test_any_content_type_header_is_read_or_refused_with_a_callback_error(content_type):
     error = refusal(FORMATS["json"][0], content_type)
     assert error is None or error.status_code in (400, 415)
+
+
+# --- Outcomes no database can store: refused as unreadable (400), never retried ---------------------
+
+UNSTORABLE = ["\x00", "\x01", "\x1b", "\x7f\x00", "\ud800", "\udfff"]
+
+
+@pytest.mark.parametrize("character", UNSTORABLE, ids=repr)
+@pytest.mark.parametrize("field", ["phone_number", "status_detail", "events"])
+def test_a_character_no_database_stores_is_refused_in_any_field(character: str, field: str) -> None:
+    details: dict[str, Any] = {**SAMPLE}
+    if field == "events":
+        details["events"] = [{"event": "queued" + character, "timestamp": "1430769441"}]
+    else:
+        details[field] = f"'617{character}3720293'"
+    body = json.dumps({"call_details": details}).encode()  # \u0000 and \ud800 escapes: valid JSON
+
+    error = refused(body, "application/json")
+
+    assert error.status_code == 400
+    assert "617" not in str(error)
+    if field == "phone_number":
+        assert "call_details.phone_number" in str(error)
+
+
+@pytest.mark.parametrize("body", [b"status=completed&phone_number=617%00", b"status=completed&x%01=1"])
+def test_a_control_character_in_a_form_field_or_its_name_is_refused(body: bytes) -> None:
+    assert refused(body, "application/x-www-form-urlencoded").status_code == 400
+
+
+@pytest.mark.parametrize("allowed", ["\t", "\n", "\r", "é", "\u2028"], ids=repr)
+def test_tabs_newlines_and_any_other_character_are_read(allowed: str) -> None:
+    body = json.dumps({"call_details": {**SAMPLE, "status_detail": f"a{allowed}b"}}).encode()
+
+    assert read_callback(body, "application/json").status is CallStatus.COMPLETED
+
+
+# --- Errors never quote the body, field names included -----------------------------------------------
+
+
+def test_a_form_field_named_with_a_number_given_twice_is_not_named() -> None:
+    body = urlencode([("status", "completed"), (PHONE, "1"), (PHONE, "2")]).encode()
+
+    error = refused(body, None)
+
+    assert str(error) == "a form field is given twice"
+
+
+def test_a_documented_form_field_given_twice_is_named() -> None:
+    body = urlencode([("call_details[status]", "completed"), ("call_details[events][0][event]", "a")] * 2)
+
+    assert str(refused(body.encode(), None)) == "the form field call_details[status] is given twice"
+
+
+# Text a sender chooses (field names, values), from an alphabet none of the error messages' own words
+# are made of: digits, a few letters no message uses, and non-ASCII characters. Four characters in a
+# row are "a quote".
+_SENDER_TEXT = st.text(alphabet="0123456789+'QWKZVéß中²", min_size=4, max_size=12)
+_QUOTE = 4
+
+
+def _quotes(message: str, chosen: list[str]) -> list[str]:
+    return [
+        text[start : start + _QUOTE]
+        for text in chosen
+        for start in range(len(text) - _QUOTE + 1)
+        if text[start : start + _QUOTE] in message
+    ]
+
+
+def _structures(
+    names: list[str], values: list[str], documented: list[str], kind: int
+) -> tuple[bytes, str | None]:
+    """A hostile body mixing documented names with the sender's text, in one of several forms."""
+    fields = list(zip([*names, *documented], [*values, *values], strict=False))
+    if kind == 0:  # form fields, duplicates and groups included
+        pairs = [*fields, *fields[:1], *[(f"{name}[{value}]", value) for name, value in fields[:2]]]
+        return urlencode(pairs).encode(), "application/x-www-form-urlencoded"
+    if kind == 1:  # form fields under call_details[...]
+        pairs = [(f"call_details[{name}]", value) for name, value in fields] + [
+            (f"call_details[{names[0]}]", "")
+        ]
+        return urlencode(pairs).encode(), None
+    if kind == 2:  # JSON with the sender's names and values
+        return json.dumps({"call_details": dict(fields)}).encode(), "application/json"
+    if kind == 3:  # XML, tags of the sender's choosing
+        inner = "".join(f"<{name}>{value}</{name}>" for name, value in fields)
+        return f"<result><call_details>{inner}</call_details></result>".encode(), "application/xml"
+    if kind == 4:  # JSON numbers that are not
+        return json.dumps(
+            {"call_details": {"status": "completed", **dict.fromkeys(documented, values[0])}}
+        ).encode(), None
+    # events as text
+    return urlencode([("status", "completed"), ("events", values[0]), *fields]).encode(), None
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    names=st.lists(_SENDER_TEXT, min_size=1, max_size=4),
+    values=st.lists(_SENDER_TEXT, min_size=1, max_size=4),
+    documented=st.lists(
+        st.sampled_from(
+            ["status", "attempts", "duration", "phone_number", "events", "call_details", "timestamp"]
+        ),
+        max_size=3,
+    ),
+    kind=st.integers(0, 5),
+)
+@example(names=[PHONE], values=["1", "2"], documented=[], kind=0)
+def test_no_error_quotes_the_body(
+    names: list[str], values: list[str], documented: list[str], kind: int
+) -> None:
+    body, content_type = _structures(names, values, documented, kind)
+    message = ""
+    try:
+        read_callback(body, content_type)
+    except CallbackError as error:
+        message = str(error)
+    assert _quotes(message, [*names, *values]) == [], message
