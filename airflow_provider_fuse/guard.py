@@ -15,12 +15,19 @@ On a later try:
   fingerprint block sending unless a resend was asked for, and sending resumes at the first part
   not queued.
 
+With ``collect_results`` the ledger also keeps the campaign (:class:`CampaignRecord`): the campaign
+id the results tokens are signed with, the rows sent and when they were sent. It is made when a task
+instance first sends its list and kept from then on, so a retry, a resumed upload or a clear answered
+from the ledger belongs to the same campaign and reports the first send's times; a run deleted and
+triggered again under the same run id starts with no ledger, and so with a new campaign.
+
 What the ledger stores, and so what someone who can read Airflow's database learns: part counts,
 rows per part, ``calls_queued`` per part (the call id, for a single call), whether an outcome is
-unknown, and the fingerprint *sealed* by :func:`seal`: scrypt (N=2**14, r=8, p=1, 32 bytes) keyed
-with 16 random bytes drawn for each task instance's ledger. No phone number, no CSV value, no
-unsalted hash: to test one guess of a list or a call against a record costs one scrypt run (about
-50 ms of CPU and 16 MiB here), and nothing computed for one record helps with another.
+unknown, the campaign record (an id, a row count, times), and the fingerprint *sealed* by
+:func:`seal`: scrypt (N=2**14, r=8, p=1, 32 bytes) keyed with 16 random bytes drawn for each task
+instance's ledger. No phone number, no CSV value, no unsalted hash: to test one guess of a list or a
+call against a record costs one scrypt run (about 50 ms of CPU and 16 MiB here), and nothing computed
+for one record helps with another.
 """
 
 from __future__ import annotations
@@ -42,6 +49,7 @@ __all__ = [
     "LEDGER_KEY",
     "QUEUE_CALL_KEY",
     "BulkQueueLedger",
+    "CampaignRecord",
     "Fingerprint",
     "GuardError",
     "ListChanged",
@@ -153,6 +161,61 @@ class Plan:
     resumed: bool
 
 
+@dataclass(frozen=True)
+class CampaignRecord:
+    """The campaign a ``collect_results`` list belongs to, as the ledger keeps it (no personal data).
+
+    :param campaign: the campaign id every part's results token is signed with
+        (:func:`airflow_provider_fuse.results.tokens.new_campaign`).
+    :param rows: the rows of the list being sent (all its parts): the most outcomes it can get.
+    :param queued_timestamp: unix seconds when the list was last sent (a resumed upload's try).
+    :param window_end: the dialing window's end (``end_timestamp``), if given.
+    :param start_timestamp: when dialing may begin, if given.
+    :param last_attempt_timestamp: the earliest start of the last attempt of a call.
+    """
+
+    campaign: str
+    rows: int
+    queued_timestamp: int
+    window_end: int | None = None
+    start_timestamp: int | None = None
+    last_attempt_timestamp: int | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.campaign, str) or not self.campaign:
+            raise ValueError("campaign must be a non-empty string")
+        for name in ("rows", "queued_timestamp", "window_end", "start_timestamp", "last_attempt_timestamp"):
+            value = getattr(self, name)
+            required = name in ("rows", "queued_timestamp")
+            if value is None and not required:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be a non-negative integer")
+
+    def as_dict(self) -> dict[str, Any]:
+        """The stored (and XCom) form: JSON-serialisable ids, counts and times."""
+        return {
+            "campaign": self.campaign,
+            "rows": self.rows,
+            "queued_timestamp": self.queued_timestamp,
+            "window_end": self.window_end,
+            "start_timestamp": self.start_timestamp,
+            "last_attempt_timestamp": self.last_attempt_timestamp,
+        }
+
+    @classmethod
+    def from_dict(cls, value: Any) -> CampaignRecord:
+        """Read :meth:`as_dict`'s form. :raises ValueError: (or ``KeyError``/``TypeError``) not one."""
+        return cls(
+            campaign=value["campaign"],
+            rows=value["rows"],
+            queued_timestamp=value["queued_timestamp"],
+            window_end=value.get("window_end"),
+            start_timestamp=value.get("start_timestamp"),
+            last_attempt_timestamp=value.get("last_attempt_timestamp"),
+        )
+
+
 @dataclass
 class Record:
     """What earlier tries of one task instance recorded under one state-store key.
@@ -164,6 +227,7 @@ class Record:
         ``"sending"`` or ``"queued"`` with ``rows`` and ``calls_queued`` (bulk) or ``call_id`` (call).
     :param history: the lists this task instance queued (in whole or in part) before a resend
         replaced them: each ``{"salt", "fingerprint", "calls_queued", "complete"}``, sealed as above.
+    :param campaign: the campaign of a ``collect_results`` list (``None`` without, or before 0.2).
     """
 
     version: int
@@ -171,6 +235,7 @@ class Record:
     hashes: dict[str, str]
     entries: list[dict[str, Any] | None]
     history: list[dict[str, Any]] = field(default_factory=list)
+    campaign: CampaignRecord | None = None
     _seen: dict[Fingerprint, dict[str, str]] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -205,12 +270,13 @@ class Record:
                 }
                 for item in value.get("history", [])
             ]
+            campaign = CampaignRecord.from_dict(value["campaign"]) if value.get("campaign") else None
         except (AttributeError, KeyError, TypeError, ValueError):
             raise GuardError(
                 f"the task state store holds something under {key!r} that is not this provider's ledger; "
                 "inspect and delete it before sending"
             ) from None
-        return cls(version, salt, hashes, entries, history)
+        return cls(version, salt, hashes, entries, history, campaign)
 
     def stored_form(self, fingerprint: Fingerprint) -> dict[str, str]:
         """``fingerprint`` in the form this record stores (sealed with its salt, or 0.1.0's hashes)."""
@@ -284,6 +350,7 @@ class _Ledger:
         self._sealed: dict[str, str] = {}
         self._entries: list[dict[str, Any] | None] = []
         self._history: list[dict[str, Any]] = list(self.record.history) if self.record else []
+        self._campaign: CampaignRecord | None = self.record.campaign if self.record else None
 
     def _start(self, fingerprint: Fingerprint, entries: list[dict[str, Any] | None]) -> None:
         """Write from now on under ``fingerprint``: the record's salt when it is kept, else a new one."""
@@ -308,6 +375,8 @@ class _Ledger:
         }
         if self._history:
             value["history"] = self._history
+        if self._campaign is not None:
+            value["campaign"] = self._campaign.as_dict()
         self.store.set(self.key, value, retention=self.retention)
 
 
@@ -390,6 +459,18 @@ class BulkQueueLedger(_Ledger):
         start = next((index for index, entry in enumerate(kept) if entry is None), parts)
         calls = record.calls_queued(list(range(start)))
         return Plan(start=start, calls_queued=calls, resumed=start > 0)
+
+    @property
+    def campaign(self) -> CampaignRecord | None:
+        """The campaign of this task instance's list: recorded by an earlier try, or set by this one
+        (:meth:`set_campaign`); ``None`` when neither."""
+        return self._campaign
+
+    def set_campaign(self, campaign: CampaignRecord) -> None:
+        """Keep ``campaign`` with the record; written with the next part's intent (:meth:`sending`),
+        so it is in the ledger before anything is sent. Keep the recorded campaign id when there is
+        one: a retry, a resume and a clear are the same campaign."""
+        self._campaign = campaign
 
     def sending(self, index: int, rows: int) -> None:
         """Record the intent: part ``index`` is about to be sent. Call just before the request."""

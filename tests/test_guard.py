@@ -12,6 +12,7 @@ from airflow_provider_fuse.guard import (
     LEDGER_KEY,
     QUEUE_CALL_KEY,
     BulkQueueLedger,
+    CampaignRecord,
     Fingerprint,
     GuardError,
     ListChanged,
@@ -300,3 +301,49 @@ def test_a_resend_refuses_a_list_that_was_partly_queued_before_it_was_replaced()
     second.queued(0, 5)
     with pytest.raises(ListChanged, match="already queued 3 calls of this very list"):
         BulkQueueLedger(store).plan(LIST, 2, resend=True)
+
+
+# --- The campaign of a collect_results list -----------------------------------------------------------
+
+CAMPAIGN = CampaignRecord(campaign="c" * 32, rows=4, queued_timestamp=1_000, last_attempt_timestamp=1_600)
+
+
+def test_the_campaign_is_written_with_the_first_intent_and_kept_by_later_tries():
+    store = MemoryStore()
+    ledger = BulkQueueLedger(store)
+    ledger.plan(LIST, 2)
+    ledger.set_campaign(CAMPAIGN)
+    ledger.sending(0, 2)
+    assert store.values[LEDGER_KEY]["campaign"] == CAMPAIGN.as_dict()
+    ledger.queued(0, 2)
+    # A retry (resuming part 2) and a clear read the same campaign back.
+    again = BulkQueueLedger(store)
+    assert again.campaign == CAMPAIGN
+    again.plan(LIST, 2)
+    again.sending(1, 2)
+    again.queued(1, 2)
+    assert BulkQueueLedger(store).campaign == CAMPAIGN
+    assert BulkQueueLedger(store).answer(PARAMETERS) == 4
+
+
+def test_a_ledger_without_a_campaign_has_none():
+    store = MemoryStore()
+    record_success(store)
+    assert BulkQueueLedger(store).campaign is None
+    assert "campaign" not in store.values[LEDGER_KEY]
+
+
+@pytest.mark.parametrize(
+    "campaign",
+    [
+        {"campaign": "", "rows": 1, "queued_timestamp": 1},
+        {"campaign": "c" * 32, "rows": -1, "queued_timestamp": 1},
+        7,
+    ],
+)
+def test_a_campaign_that_is_not_one_blocks_sending(campaign):
+    store = MemoryStore()
+    record_success(store)
+    store.values[LEDGER_KEY]["campaign"] = campaign
+    with pytest.raises(GuardError, match="not this provider's ledger"):
+        BulkQueueLedger(store)

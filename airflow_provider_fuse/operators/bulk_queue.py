@@ -28,15 +28,20 @@ if TYPE_CHECKING:
     from airflow.sdk import Asset, Context, ObjectStoragePath
 
     from airflow_provider_fuse.fields import QueueFields
-    from airflow_provider_fuse.guard import BulkQueueLedger, Fingerprint
+    from airflow_provider_fuse.guard import BulkQueueLedger, CampaignRecord, Fingerprint
     from airflow_provider_fuse.preflight import CsvPart
     from airflow_provider_fuse.results.config import ResultsConfig
 
-__all__ = ["RESULTS_XCOM_KEY", "FuseBulkQueueOperator", "dialing_window_end"]
+__all__ = ["RESULTS_XCOM_KEY", "FuseBulkQueueOperator", "dialing_window_end", "probe_receiver"]
 
 #: The XCom key of what ``collect_results=True`` records for the results sensor (no personal data):
-#: ``{"calls_queued", "window_end", "queued_timestamp", "start_timestamp", "last_attempt_timestamp"}``.
+#: ``{"campaign", "confirmed", "calls_queued", "rows", "window_end", "queued_timestamp",
+#: "start_timestamp", "last_attempt_timestamp"}``. Pushed before the list is sent (``confirmed``
+#: false, ``calls_queued`` ``None``: Fuse has not answered yet), and again once Fuse queued it.
 RESULTS_XCOM_KEY = "fuse_results"
+#: Seconds the check of the results receiver before dialing (:func:`probe_receiver`) waits to
+#: connect, and then for the answer.
+PROBE_TIMEOUT = (5.0, 10.0)
 
 
 class FuseBulkQueueOperator(_FuseQueueingOperator):
@@ -73,11 +78,23 @@ class FuseBulkQueueOperator(_FuseQueueingOperator):
     the dialing window (:func:`dialing_window_end`). Before anything is recorded or sent, the signing
     key, ``results_base_url`` and the results table's connection are checked: any of them unusable
     fails the task without retries, naming the option. Tokens and the key are registered with the
-    secret masker; they are never logged, rendered or pushed to XCom. On success (and when a retry
-    or clear is answered from the duplicate guard's ledger) the XCom ``fuse_results`` records what
-    :class:`~airflow_provider_fuse.sensors.campaign_results.FuseCampaignResultsSensor` needs:
-    ``{"calls_queued": n, "window_end": end_timestamp or None, "queued_timestamp": when this try
-    queued (or answered), "start_timestamp": start_timestamp or None}`` — no personal data.
+    secret masker; they are never logged, rendered or pushed to XCom. Each token also names the
+    campaign: an id made when the task instance first sends its list and kept in the duplicate
+    guard's ledger, so a retry, a resumed upload or a clear keeps it while a run deleted and
+    triggered again under the same run id gets a new one (on Airflow < 3.3, with no ledger, every try
+    that sends is a new campaign). Before dialing, the operator POSTs an empty body to the first
+    part's own ``result_url`` (:func:`probe_receiver`): a receiver that refuses the token (403: it
+    has another signing key) fails the task before any call is made; one out of this worker's reach
+    is a warning.
+
+    The XCom ``fuse_results`` records what
+    :class:`~airflow_provider_fuse.sensors.campaign_results.FuseCampaignResultsSensor` needs — no
+    personal data: ``{"campaign", "confirmed", "calls_queued", "rows", "window_end",
+    "queued_timestamp", "start_timestamp", "last_attempt_timestamp"}``. It is pushed before the list
+    is sent (``confirmed: false``, ``calls_queued: null``), so that after an unknown outcome, checked
+    in Fuse and marked success, the sensor still waits (for up to ``rows`` outcomes); again on
+    success with Fuse's count; and when a retry or clear is answered from the ledger, with the
+    campaign and the times of the send it recorded.
 
     :param application_id: the outbound deployment's application id, a positive integer. (templated)
     :param deployment_id: the outbound deployment's deployment id, a positive integer. (templated)
@@ -176,6 +193,8 @@ class FuseBulkQueueOperator(_FuseQueueingOperator):
         """
         from airflow_provider_fuse.guard import LEDGER_KEY, GuardError
 
+        # The campaign this try sends under, once set (collect_results): pushed with the count.
+        self._campaign: CampaignRecord | None = None
         try:
             application_id, deployment_id, fields = self._validated_arguments()
         except FuseValidationError as error:
@@ -204,7 +223,7 @@ class FuseBulkQueueOperator(_FuseQueueingOperator):
                 # The calls are queued: the sensor needs the record, and nothing else is checked here
                 # (a results database down now must not fail a task whose list Fuse already has).
                 if self.collect_results:
-                    self._push_results(context, recorded, fields)
+                    self._push_results(context, self._recorded_campaign(ledger, fields, recorded), recorded)
                 return recorded
         # With nothing recorded, a stale run or a closed window stops here, before the CSV is read;
         # otherwise only once the plan says something is left to send.
@@ -258,13 +277,14 @@ class FuseBulkQueueOperator(_FuseQueueingOperator):
                 (application_id, deployment_id),
                 fields,
                 ready,
-                results.signer(fields, time.time()) if results is not None else None,
+                results,
             )
             self._best_effort(
                 "the summary log line", lambda: self._log_summary(sent, queued_now, calls_queued, at, fields)
             )
         if results is not None:
-            self._push_results(context, calls_queued, fields)
+            campaign = self._campaign or self._recorded_campaign(ledger, fields, calls_queued)
+            self._push_results(context, campaign, calls_queued)
         return calls_queued
 
     @staticmethod
@@ -304,12 +324,13 @@ class FuseBulkQueueOperator(_FuseQueueingOperator):
         ids: tuple[int, int],
         fields: QueueFields,
         ready: bool,
-        result_url: Callable[[int, int], str] | None = None,
+        results: _Results | None = None,
     ) -> tuple[int, int, int]:
         """Send each part not yet queued, recording intent and result.
 
-        ``ready``: the pre-send checks (:meth:`_ready_to_send`) already passed. ``result_url``: the
-        ``result_url`` of part ``index`` of ``rows`` rows, with ``collect_results``.
+        ``ready``: the pre-send checks (:meth:`_ready_to_send`) already passed. ``results``: where the
+        outcomes go, with ``collect_results``: the campaign is set (:attr:`_campaign`), kept in the
+        ledger, pushed to XCom unconfirmed and the receiver checked before the first request.
 
         :return: the total calls queued (earlier tries' parts included), the rows sent by this try, and
             the calls this try's requests queued.
@@ -317,7 +338,8 @@ class FuseBulkQueueOperator(_FuseQueueingOperator):
         from airflow_provider_fuse.guard import LEDGER_KEY, GuardError, Plan
 
         at = where(*ids)
-        if result_url is not None and ledger is not None:
+        result_url: Callable[[int, int], str] | None = None
+        if results is not None and ledger is not None:
             self._refuse_a_second_list_with_results(ledger, fingerprint, len(parts))
         try:
             plan = (
@@ -358,6 +380,8 @@ class FuseBulkQueueOperator(_FuseQueueingOperator):
             # The connection is read and checked before any intent is recorded: a missing or broken
             # connection must not leave an intent behind for a request that never left.
             self._read_connection(hook)
+            if results is not None:
+                result_url = self._start_campaign(context, results, ledger, parts, plan.start, fields)
             for index in range(plan.start, len(parts)):
                 part = parts[index]
                 sent_fields = request_fields(fields)
@@ -405,6 +429,78 @@ class FuseBulkQueueOperator(_FuseQueueingOperator):
         finally:
             self._best_effort("closing the connection to Fuse", hook.close)
         return total, sent, total - plan.calls_queued
+
+    def _start_campaign(
+        self,
+        context: Context,
+        results: _Results,
+        ledger: BulkQueueLedger | None,
+        parts: list[CsvPart],
+        start: int,
+        fields: QueueFields,
+    ) -> Callable[[int, int], str]:
+        """Before the first request of this try: the campaign (the ledger's, or a new one), kept in
+        the ledger (written with the first intent), checked at the receiver, and pushed to XCom as
+        not yet confirmed. :return: the ``result_url`` of part ``index`` of ``rows`` rows."""
+        from airflow_provider_fuse.guard import CampaignRecord
+        from airflow_provider_fuse.results.tokens import new_campaign
+
+        now = time.time()
+        recorded = ledger.campaign if ledger is not None else None
+        campaign = CampaignRecord(
+            campaign=recorded.campaign if recorded is not None else new_campaign(),
+            rows=sum(part.rows for part in parts),
+            queued_timestamp=int(now),
+            window_end=fields.end_timestamp,
+            start_timestamp=fields.start_timestamp,
+            last_attempt_timestamp=dialing_window_end(fields, now),
+        )
+        result_url = results.signer(fields, now, campaign.campaign)
+        self._check_receiver(result_url(start, parts[start].rows), results, start)
+        if ledger is not None:
+            ledger.set_campaign(campaign)
+        self._campaign = campaign
+        self._push_results(context, campaign, None)
+        return result_url
+
+    def _check_receiver(self, url: str, results: _Results, start: int) -> None:
+        """The check before dialing (:func:`probe_receiver`): a receiver that refuses this task's
+        token fails the task now; one that cannot be asked from here is a warning."""
+        status = probe_receiver(url)
+        shown = results.shown_url()
+        stopped = (
+            "Nothing more was sent to Fuse (earlier tries of this task instance queued the parts before "
+            f"part {start + 1})"
+            if start
+            else "Nothing was sent to Fuse"
+        )
+        if status == 403:
+            raise AirflowFailException(
+                f"{stopped}: the results receiver at {shown} refused this task's results token (403), "
+                "so it would refuse every call outcome. Its [fuse] results_signing_key differs from this "
+                "worker's (or a server other than the receiver answers there). Give the api-server (or "
+                "fuse-results serve) and the workers the same key, restart the receiver, and clear "
+                "this task."
+            )
+        if status is None:
+            self.log.warning(
+                "Could not reach the results receiver at %s from this worker to check its signing key; "
+                "sending anyway (Fuse, not this worker, must reach it).",
+                shown,
+            )
+        elif status == 503:
+            self.log.warning(
+                "The results receiver at %s answered 503: it is not configured, or cannot reach the "
+                "results database now. Fuse retries a 503; check the receiver's log.",
+                shown,
+            )
+        elif status != 400:
+            self.log.warning(
+                "The results receiver at %s answered %d to the check of its signing key (expected 400 "
+                "for an empty body): outcomes may not be stored. Check [fuse] results_base_url.",
+                shown,
+                status,
+            )
 
     @staticmethod
     def _refuse_a_second_list_with_results(
@@ -547,19 +643,37 @@ class FuseBulkQueueOperator(_FuseQueueingOperator):
         task = None if self.preflight_only else _task_identity(context)
         return _Results(config, key, task)
 
-    def _push_results(self, context: Context, calls_queued: int, fields: QueueFields) -> None:
-        """Push :data:`RESULTS_XCOM_KEY`; a failure is logged, never raised (Fuse has queued the calls)."""
+    def _recorded_campaign(
+        self, ledger: BulkQueueLedger | None, fields: QueueFields, calls_queued: int
+    ) -> CampaignRecord:
+        """The campaign the ledger recorded when the list was sent (its times, not now's); for a
+        ledger written before campaigns existed, a new one, whose outcomes are counted from now on."""
+        from airflow_provider_fuse.guard import CampaignRecord
+        from airflow_provider_fuse.results.tokens import new_campaign
+
+        if ledger is not None and ledger.campaign is not None:
+            return ledger.campaign
+        now = time.time()
+        return CampaignRecord(
+            campaign=new_campaign(),
+            rows=calls_queued,
+            queued_timestamp=int(now),
+            window_end=fields.end_timestamp,
+            start_timestamp=fields.start_timestamp,
+            last_attempt_timestamp=dialing_window_end(fields, now),
+        )
+
+    def _push_results(self, context: Context, campaign: CampaignRecord, calls_queued: int | None) -> None:
+        """Push :data:`RESULTS_XCOM_KEY`: ``campaign`` and Fuse's count (``None``: not confirmed yet).
+        A failure is logged, never raised (before sending: the sensor is all that misses it; after:
+        Fuse has queued the calls)."""
         ti = context.get("ti")
         if ti is None:
             return
-        now = time.time()
         value = {
+            **campaign.as_dict(),
+            "confirmed": calls_queued is not None,
             "calls_queued": calls_queued,
-            "window_end": fields.end_timestamp,
-            "queued_timestamp": int(now),
-            "start_timestamp": fields.start_timestamp,
-            # A call reports only once its attempts are used up: not before the last one starts.
-            "last_attempt_timestamp": dialing_window_end(fields, now),
         }
         self._best_effort(
             f"pushing the {RESULTS_XCOM_KEY} XCom (the results sensor needs it)",
@@ -582,6 +696,35 @@ def dialing_window_end(fields: QueueFields, now: float) -> int:
         return fields.end_timestamp
     start = max(int(now), fields.start_timestamp or 0)
     return start + ((fields.max_attempts or 1) - 1) * (fields.reattempt_wait or 0)
+
+
+def probe_receiver(url: str, timeout: tuple[float, float] = PROBE_TIMEOUT) -> int | None:
+    """Ask our own results receiver whether it accepts a token, before Fuse is given it.
+
+    POSTs an empty JSON body to ``url`` (a ``result_url`` this task signed; not Fuse: every request
+    to Fuse goes through :class:`~airflow_provider_fuse.hooks.fuse.FuseHook`). The receiver checks
+    the token before it reads a body: **403** means it refuses the token (another signing key, an
+    expired token, or another server at that path); **400** means it accepted the token and refused
+    the empty body — nothing is stored. No redirect is followed; proxies and CA bundles come from the
+    environment, as for any ``requests`` call.
+
+    :return: the HTTP status, or ``None`` when the receiver could not be reached from here (the
+        exception, whose text holds the URL and so the token, is dropped).
+    """
+    import requests
+
+    try:
+        response = requests.post(
+            url,
+            data=b"",
+            headers={"Content-Type": "application/json"},
+            timeout=timeout,
+            allow_redirects=False,
+        )
+    except requests.RequestException:
+        return None
+    response.close()
+    return int(response.status_code)
 
 
 def _task_identity(context: Context) -> tuple[str, str, str, int]:
@@ -615,9 +758,9 @@ class _Results:
         """The result URL as it may be shown: ``<results_base_url>/fuse/results/***``."""
         return self.config.result_url(_HIDDEN)
 
-    def signer(self, fields: QueueFields, now: float) -> Callable[[int, int], str]:
-        """The ``result_url`` of each part of this try: tokens expire ``token_lifetime`` seconds after
-        the dialing window (:func:`dialing_window_end`, from ``now``)."""
+    def signer(self, fields: QueueFields, now: float, campaign: str) -> Callable[[int, int], str]:
+        """The ``result_url`` of each part of this try, its token naming ``campaign``: tokens expire
+        ``token_lifetime`` seconds after the dialing window (:func:`dialing_window_end`, from ``now``)."""
         from airflow.sdk.log import mask_secret
 
         from airflow_provider_fuse.results.tokens import UploadPart, sign
@@ -628,7 +771,17 @@ class _Results:
         expires = dialing_window_end(fields, now) + self.config.token_lifetime
 
         def result_url(index: int, rows: int) -> str:
-            token = sign(UploadPart(dag_id, run_id, task_id, map_index, index, rows, expires), self.key)
+            part = UploadPart(
+                dag_id=dag_id,
+                run_id=run_id,
+                task_id=task_id,
+                map_index=map_index,
+                campaign=campaign,
+                part=index,
+                rows=rows,
+                expires=expires,
+            )
+            token = sign(part, self.key)
             mask_secret(token)
             return self.config.result_url(token)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from concurrent.futures import Future, wait
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -26,9 +27,13 @@ if TYPE_CHECKING:
 
 __all__ = ["SUMMARY_KEYS", "FuseCampaignResultsSensor"]
 
-#: The keys of the sensor's XCom: how many calls were queued, how each one that was reported ended,
-#: and how many were never reported.
-SUMMARY_KEYS = ("calls_queued", "completed", "failed", "canceled", "rejected", "missing")
+#: The keys of the sensor's XCom: how many calls were queued, how each one that was reported ended
+#: (``other``: any status but the four named, e.g. ``no answer`` or ``busy``), and how many were never
+#: reported. Every outcome received is in exactly one status field; while no more outcomes arrive
+#: than calls were queued, the status fields and ``missing`` add up to ``calls_queued``.
+SUMMARY_KEYS = ("calls_queued", "completed", "failed", "canceled", "rejected", "other", "missing")
+#: The statuses named in the summary; any other status is counted under ``other``.
+NAMED_STATUSES = ("completed", "failed", "canceled", "rejected")
 #: Under this XCom key the summary is pushed before a threshold fails or skips the task.
 SUMMARY_XCOM_KEY = "campaign_results"
 
@@ -37,22 +42,28 @@ SUMMARY_XCOM_KEY = "campaign_results"
 class Campaign:
     """What the bulk task recorded for the wait (its ``fuse_results`` XComs, summed over map indexes).
 
-    :param calls_queued: the calls Fuse queued.
+    :param calls_queued: the calls Fuse queued; for a map index whose count Fuse never confirmed (an
+        unknown outcome, checked in Fuse and marked success), the rows it sent.
     :param deadline: unix seconds after which the wait ends with what has arrived.
+    :param campaigns: the campaign ids of the map indexes: only their outcomes are counted.
+    :param unconfirmed: how many map indexes sent a list whose count Fuse never confirmed.
     """
 
     calls_queued: int
     deadline: float
+    campaigns: tuple[str, ...] = ()
+    unconfirmed: int = 0
 
 
 class FuseCampaignResultsSensor(BaseSensorOperator):
     """Wait until the outcome of every call a ``FuseBulkQueueOperator(collect_results=True)`` task of
     the same run queued is in the results table, or its dialing window has passed; push the counts.
 
-    The bulk task's XCom ``fuse_results`` says how many calls were queued and when dialing ends
-    (summed over its map indexes, when it is mapped). The sensor counts that task's rows in the
-    results table (the ``[fuse]`` config section: ``results_conn_id``, ``results_table``) every
-    ``poke_interval`` seconds, until either
+    The bulk task's XCom ``fuse_results`` says which campaign it sent, how many calls were queued and
+    when dialing ends (summed over its map indexes, when it is mapped). The sensor counts that task's
+    rows of those campaigns in the results table (the ``[fuse]`` config section:
+    ``results_conn_id``, ``results_table``; a run deleted and triggered again under the same run id is
+    another campaign, whose rows are not counted) every ``poke_interval`` seconds, until either
 
     * an outcome has arrived for every call queued, or
     * the deadline has passed: the dialing window's end (``end_timestamp``; without one, the time
@@ -63,7 +74,12 @@ class FuseCampaignResultsSensor(BaseSensorOperator):
 
     Its XCom (``return_value``) is a summary without personal data::
 
-        {"calls_queued": 3, "completed": 2, "failed": 1, "canceled": 0, "rejected": 0, "missing": 0}
+        {"calls_queued": 3, "completed": 2, "failed": 1, "canceled": 0, "rejected": 0, "other": 0,
+         "missing": 0}
+
+    ``other`` counts outcomes of any other status (``no answer``, ``busy``, ...). When outcomes are
+    missing, the log says why when the sensor can tell (the receiver refuses this worker's signing
+    key, or cannot be reached from here; Fuse never confirmed the count).
 
     A downstream task reads the rows themselves from the table
     (:meth:`ResultsTable.rows <airflow_provider_fuse.results.table.ResultsTable.rows>`).
@@ -73,9 +89,15 @@ class FuseCampaignResultsSensor(BaseSensorOperator):
     first under the XCom key ``campaign_results``. One method, :meth:`settle`, applies this, whichever
     path ended the wait: a poke, the check before deferring, or :meth:`execute_complete`.
 
+    The bulk task pushes ``fuse_results`` before it sends its list, so after an unknown outcome that
+    was checked in Fuse and marked success the sensor still waits: for up to the rows sent, as Fuse's
+    count was never confirmed.
+
     Failures: the bulk task left no ``fuse_results`` XCom (it did not run with
-    ``collect_results=True``, or did not succeed), or a ``[fuse]`` option is unusable: fails without
-    retries. The table cannot be read (a database error): left to the task's retries.
+    ``collect_results=True``, or stopped before sending anything), or a ``[fuse]`` option is
+    unusable: fails without retries. The table cannot be read (a database error): left to the task's
+    retries. A count is waited for at most ``count_timeout``: in poke mode a database that does not
+    answer is logged and the poke says "not yet" until the deadline, then the task fails with retries.
 
     With ``deferrable=True`` the sensor counts once and, if the wait goes on, frees its worker slot
     and waits in the triggerer
@@ -93,6 +115,7 @@ class FuseCampaignResultsSensor(BaseSensorOperator):
         default ``None``, no threshold. A list that queued no calls meets any threshold.
     :param deferrable: wait in the triggerer instead of a worker slot.
     :param poke_interval: seconds between counts; default 60.
+    :param count_timeout: how long one count of the results table is waited for; default 30 seconds.
     """
 
     template_fields: Sequence[str] = ("bulk_task_id",)
@@ -107,11 +130,14 @@ class FuseCampaignResultsSensor(BaseSensorOperator):
         min_completed_ratio: float | None = None,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         poke_interval: float | timedelta = 60,
+        count_timeout: timedelta = timedelta(seconds=30),
         **kwargs: Any,
     ) -> None:
         super().__init__(poke_interval=poke_interval, **kwargs)
         if not isinstance(bulk_task_id, str) or not bulk_task_id.strip():
             raise ValueError(f"bulk_task_id must name a task, got {bulk_task_id!r}")
+        if not isinstance(count_timeout, timedelta) or count_timeout <= timedelta(0):
+            raise ValueError(f"count_timeout must be a positive timedelta, got {count_timeout!r}")
         for name, value in (("grace_period", grace_period), ("dialing_timeout", dialing_timeout)):
             if not isinstance(value, timedelta) or value < timedelta(0):
                 raise ValueError(f"{name} must be a timedelta of zero or more, got {value!r}")
@@ -128,11 +154,16 @@ class FuseCampaignResultsSensor(BaseSensorOperator):
         self.dialing_timeout = dialing_timeout
         self.min_completed_ratio = min_completed_ratio
         self.deferrable = deferrable
+        self.count_timeout = count_timeout
+        # A count still running (a database that did not answer in time): waited for again by the
+        # next poke, never started twice. Not serialized: a new process starts afresh.
+        self._pending: Future[dict[str, int]] | None = None
 
     # --- what is waited for ---------------------------------------------------------------------
 
     def campaign(self, context: Context) -> Campaign:
-        """The calls the bulk task queued and the deadline, from its ``fuse_results`` XComs.
+        """The campaigns the bulk task sent, the calls queued and the deadline, from its
+        ``fuse_results`` XComs (one per map index).
 
         :raises AirflowFailException: the bulk task left none (or something that is not one).
         """
@@ -141,11 +172,19 @@ class FuseCampaignResultsSensor(BaseSensorOperator):
         ti = context["ti"]
         pulled = ti.xcom_pull(task_ids=[self.bulk_task_id], key=RESULTS_XCOM_KEY)
         records = [record for record in (pulled or []) if record is not None]
-        if not records or not all(_is_record(record) for record in records):
+        if not records:
             raise AirflowFailException(
-                f"Task {self.bulk_task_id!r} of this run left no {RESULTS_XCOM_KEY!r} XCom to wait for: "
-                "give it collect_results=True (a FuseBulkQueueOperator), and let it succeed before this "
-                "sensor runs."
+                f"Task {self.bulk_task_id!r} of this run left no {RESULTS_XCOM_KEY!r} XCom to wait for: it "
+                "sent no list with collect_results=True. Either it is not a FuseBulkQueueOperator with "
+                "collect_results=True, or it stopped before sending anything (then Fuse dialed nothing "
+                "for it: clear it to send)."
+            )
+        if not all(_is_record(record) for record in records):
+            raise AirflowFailException(
+                f"Task {self.bulk_task_id!r} of this run left a {RESULTS_XCOM_KEY!r} XCom this sensor "
+                "cannot read: not one this provider's FuseBulkQueueOperator pushes (or one an earlier "
+                "version pushed, without a campaign id). Clear the bulk task: its duplicate guard "
+                "answers from its ledger without dialing again."
             )
         dialing = self.dialing_timeout.total_seconds()
         # Without an end_timestamp: dialing_timeout from when dialing could start, and never before
@@ -160,8 +199,10 @@ class FuseCampaignResultsSensor(BaseSensorOperator):
             for record in records
         ]
         return Campaign(
-            calls_queued=sum(int(record["calls_queued"]) for record in records),
+            calls_queued=sum(_expected(record) for record in records),
             deadline=max(ends) + self.grace_period.total_seconds(),
+            campaigns=tuple(sorted({record["campaign"] for record in records})),
+            unconfirmed=sum(1 for record in records if not record["confirmed"]),
         )
 
     @staticmethod
@@ -173,20 +214,57 @@ class FuseCampaignResultsSensor(BaseSensorOperator):
         except ResultsConfigError as error:
             raise AirflowFailException(f"Cannot read the call outcomes: {error}") from None
 
-    def _count(self, context: Context, config: ResultsConfig) -> dict[str, int]:
-        """The bulk task's outcomes in the results table, by status (:meth:`ResultsTable.summary`)."""
+    def _count(self, context: Context, config: ResultsConfig, campaign: Campaign) -> dict[str, int] | None:
+        """The bulk task's outcomes in its campaigns, by status (:meth:`ResultsTable.summary`), or
+        ``None`` when the database answered nothing within ``count_timeout``.
+
+        The count runs in a daemon thread of its own and is waited for at most ``count_timeout``: a
+        locked or frozen database never holds the worker longer. A count still running is waited for
+        again by the next call, never started beside it.
+
+        :raises AirflowException: the table cannot be read (retryable; names the connection and the
+            kind of failure, never a value read).
+        """
         from airflow_provider_fuse.results.table import ResultsStoreError, ResultsTable
+        from airflow_provider_fuse.triggers.campaign_results import DaemonThreadExecutor
 
         ti = context["ti"]
-        table = ResultsTable(config.conn_id, config.table)
+        if self._pending is None:
+            table = ResultsTable(config.conn_id, config.table)
+
+            def count() -> dict[str, int]:
+                try:
+                    return dict(table.summary(ti.dag_id, ti.run_id, self.bulk_task_id, campaign.campaigns))
+                finally:
+                    table.close()
+
+            self._pending = DaemonThreadExecutor("fuse-campaign-results").submit(count)
+        pending = self._pending
+        wait([pending], timeout=self.count_timeout.total_seconds())
+        if not pending.done():
+            return None
+        self._pending = None
         try:
-            return dict(table.summary(ti.dag_id, ti.run_id, self.bulk_task_id))
+            return pending.result()
         except ResultsStoreError as error:
-            # Names the connection and the kind of failure (missing, not a database, a database
-            # error), never a value read: left to the task's retries.
             raise AirflowException(f"Cannot read the call outcomes: {error}") from None
-        finally:
-            table.close()
+
+    def _no_count(self, campaign: Campaign) -> bool:
+        """A count that did not come in time: ``False`` (poke again) before the deadline, after it a
+        retryable failure."""
+        seconds = self.count_timeout.total_seconds()
+        if time.time() >= campaign.deadline:
+            raise AirflowException(
+                f"Cannot read the call outcomes: the results database answered no count within {seconds:g} s "
+                "after the deadline"
+            )
+        self.log.warning(
+            "Fuse results of %s: the results database did not answer a count within %g s; trying again "
+            "at the next poke.",
+            self.bulk_task_id,
+            seconds,
+        )
+        return False
 
     # --- poke mode ------------------------------------------------------------------------------
 
@@ -195,7 +273,9 @@ class FuseCampaignResultsSensor(BaseSensorOperator):
         from airflow_provider_fuse.triggers.campaign_results import waiting_is_over
 
         campaign = self.campaign(context)
-        counts = self._count(context, self._config())
+        counts = self._count(context, self._config(), campaign)
+        if counts is None:
+            return self._no_count(campaign)
         if not waiting_is_over(counts, campaign.calls_queued, campaign.deadline, time.time()):
             self._log_progress(counts, campaign)
             return False
@@ -222,18 +302,15 @@ class FuseCampaignResultsSensor(BaseSensorOperator):
             queued (skips instead with ``soft_fail``); the summary is pushed under
             ``campaign_results`` first.
         """
-        summary = {"calls_queued": int(calls_queued)}
-        for status in ("completed", "failed", "canceled", "rejected"):
-            summary[status] = int(counts.get(status, 0))
-        summary["missing"] = max(0, summary["calls_queued"] - int(counts.get("received", 0)))
+        summary = summarize(counts, calls_queued)
         described = _describe(summary)
         self.log.info("Fuse results of %s: %s", self.bulk_task_id, described)
         if summary["missing"]:
             self.log.warning(
-                "%d of %d calls have no outcome after the dialing window and grace period: Fuse did not "
-                "report them (or could not reach the receiver at [fuse] results_base_url).",
+                "%d of %d calls have no outcome after the dialing window and grace period: %s",
                 summary["missing"],
                 summary["calls_queued"],
+                self._why_missing(context, summary),
             )
         ratio, queued = self.min_completed_ratio, summary["calls_queued"]
         if ratio is not None and queued and summary["completed"] < ratio * queued:
@@ -246,6 +323,31 @@ class FuseCampaignResultsSensor(BaseSensorOperator):
             )
             raise self._fails(message)
         return summary
+
+    def _why_missing(self, context: Context, summary: Mapping[str, int]) -> str:
+        """Why outcomes are missing, as far as this worker can tell (best effort, never raises)."""
+        reasons = []
+        try:
+            campaign = self.campaign(context)
+        except Exception:
+            campaign = None
+        if campaign is not None and campaign.unconfirmed:
+            reasons.append(
+                f"Fuse never confirmed how many calls it queued for {campaign.unconfirmed} of the bulk "
+                "task's lists (an unknown outcome, marked success): the rows sent were waited for, and "
+                "Fuse may have queued fewer"
+            )
+        if campaign is not None and summary["missing"] == summary["calls_queued"]:
+            receiver = _receiver_check(context, self.bulk_task_id, campaign)
+            if receiver:
+                reasons.append(receiver)
+        if not reasons:
+            reasons.append(
+                "Fuse did not report them, or could not reach the receiver at [fuse] results_base_url "
+                "(the receiver's log names the refusals: a 403 is a signing key that differs between "
+                "the workers and the receiver)"
+            )
+        return "; ".join(reasons) + "."
 
     def _fails(self, message: str) -> AirflowException:
         """A failure that retrying cannot help: skips with ``soft_fail``, else fails without retries."""
@@ -266,21 +368,25 @@ class FuseCampaignResultsSensor(BaseSensorOperator):
 
         campaign = self.campaign(context)
         config = self._config()
-        counts = self._count(context, config)
-        if waiting_is_over(counts, campaign.calls_queued, campaign.deadline, time.time()):
-            return self.settle(context, counts, campaign.calls_queued)
-        self._log_progress(counts, campaign)
+        counts = self._count(context, config, campaign)
+        # No count in time: the triggerer counts instead (its waits are bounded too).
+        if counts is not None:
+            if waiting_is_over(counts, campaign.calls_queued, campaign.deadline, time.time()):
+                return self.settle(context, counts, campaign.calls_queued)
+            self._log_progress(counts, campaign)
         ti = context["ti"]
         self.defer(
             trigger=FuseCampaignResultsTrigger(
                 dag_id=ti.dag_id,
                 run_id=ti.run_id,
                 bulk_task_id=self.bulk_task_id,
+                campaigns=list(campaign.campaigns),
                 calls_queued=campaign.calls_queued,
                 deadline=campaign.deadline,
                 results_conn_id=config.conn_id,
                 results_table=config.table,
                 poll_interval=_seconds(self.poke_interval),
+                count_timeout=self.count_timeout.total_seconds(),
             ),
             method_name="execute_complete",
             timeout=None if self.timeout is None else timedelta(seconds=_seconds(self.timeout)),
@@ -298,14 +404,86 @@ class FuseCampaignResultsSensor(BaseSensorOperator):
         return self.settle(context, dict(event["counts"]), int(event["calls_queued"]))
 
 
+def summarize(counts: Mapping[str, int], calls_queued: int) -> dict[str, int]:
+    """The summary (:data:`SUMMARY_KEYS`) of ``counts`` (:meth:`ResultsTable.summary`: by status and
+    ``received``) for ``calls_queued`` calls.
+
+    Every outcome received lands in exactly one field: the four named statuses, ``other`` for the
+    rest (counted from ``received`` so that no status is lost, whatever the table calls it).
+    ``missing`` is ``calls_queued`` minus the outcomes received (never below 0).
+    """
+    summary = {"calls_queued": int(calls_queued)}
+    for status in NAMED_STATUSES:
+        summary[status] = int(counts.get(status, 0))
+    received = int(counts.get("received", 0))
+    summary["other"] = max(0, received - sum(summary[status] for status in NAMED_STATUSES))
+    summary["missing"] = max(0, summary["calls_queued"] - received)
+    return summary
+
+
+def _receiver_check(context: Context, bulk_task_id: str, campaign: Campaign) -> str:
+    """Ask the receiver, with a token this worker signs for the bulk task's campaign, whether it
+    accepts it (:func:`~airflow_provider_fuse.operators.bulk_queue.probe_receiver`): the reason no
+    outcome arrived, or ``""`` when none is found. Never raises."""
+    try:
+        from airflow.sdk.log import mask_secret
+
+        from airflow_provider_fuse.operators.bulk_queue import probe_receiver
+        from airflow_provider_fuse.results.config import ResultsConfig
+        from airflow_provider_fuse.results.tokens import UploadPart, sign
+
+        config = ResultsConfig.load()
+        if not config.signing_key or not config.base_url or not campaign.campaigns:
+            return ""
+        ti = context["ti"]
+        part = UploadPart(
+            dag_id=str(ti.dag_id),
+            run_id=str(ti.run_id),
+            task_id=bulk_task_id,
+            map_index=-1,
+            campaign=campaign.campaigns[0],
+            part=0,
+            rows=1,
+            expires=int(time.time()) + 300,
+        )
+        token = sign(part, config.require_signing_key())
+        mask_secret(token)
+        status = probe_receiver(config.result_url(token))
+        shown = config.result_url("***")
+    except Exception:
+        return ""
+    if status == 403:
+        return (
+            f"the results receiver at {shown} refuses tokens signed with this worker's [fuse] "
+            "results_signing_key (403): the receiver has another key, so it refused every outcome. "
+            "Give the api-server (or fuse-results serve) and the workers the same key"
+        )
+    if status is None:
+        return f"the results receiver at {shown} cannot be reached from this worker"
+    if status == 503:
+        return f"the results receiver at {shown} answers 503 (not configured, or its database is down)"
+    return ""
+
+
+def _expected(record: Mapping[str, Any]) -> int:
+    """The outcomes one map index waits for: Fuse's count, or the rows sent when never confirmed."""
+    return int(record["calls_queued"]) if record["confirmed"] else int(record["rows"])
+
+
 def _is_record(value: object) -> bool:
     """Whether ``value`` is a ``fuse_results`` record this provider's bulk operator pushes."""
     if not isinstance(value, dict):
         return False
-    numbers = [value.get("calls_queued"), value.get("queued_timestamp")]
+    campaign, confirmed = value.get("campaign"), value.get("confirmed")
+    if not isinstance(campaign, str) or not campaign or not isinstance(confirmed, bool):
+        return False
+    count = value.get("calls_queued")
+    numbers = [value.get("rows"), value.get("queued_timestamp")]
     optional = [value.get("window_end"), value.get("start_timestamp"), value.get("last_attempt_timestamp")]
-    return all(_natural(number) for number in numbers) and all(
-        item is None or _natural(item) for item in optional
+    return (
+        (_natural(count) if confirmed else count is None or _natural(count))
+        and all(_natural(number) for number in numbers)
+        and all(item is None or _natural(item) for item in optional)
     )
 
 
@@ -316,9 +494,7 @@ def _natural(value: object) -> bool:
 def _describe(summary: Mapping[str, int]) -> str:
     """``3 queued → 2 completed, 1 failed``: the statuses that occurred, and what is missing."""
     ended = [
-        f"{summary[status]} {status}"
-        for status in ("completed", "failed", "canceled", "rejected", "missing")
-        if summary[status]
+        f"{summary[status]} {status}" for status in (*NAMED_STATUSES, "other", "missing") if summary[status]
     ]
     return f"{summary['calls_queued']} queued → {', '.join(ended) or 'no outcomes'}"
 

@@ -10,6 +10,15 @@ there with ``async_to_sync``, which finds the loop only from a thread asgiref st
 ``asyncio.to_thread`` would start a second loop on the same socket); Airflow 3.3 with
 ``run_coroutine_threadsafe`` from any thread other than the loop's.
 
+Every wait on the database is bounded, whatever the database does (locked, frozen, gone): a count is
+waited for at most ``count_timeout`` seconds, and never more than :data:`LAST_COUNT_SECONDS` past the
+deadline, and then the trigger goes on without it (the next poll waits for the same count again
+rather than start another). The deadline is kept: if no count could be made by then, the event is a
+retryable error naming the bound. Cancelling
+the trigger (the sensor's timeout) returns at once: a count still running is left to finish in its own
+daemon thread, never awaited (asgiref's ``sync_to_async`` awaits its thread when cancelled, so the
+count runs as a task of its own, watched with ``asyncio.wait``, which cancels nothing).
+
 Its class path, ``airflow_provider_fuse.triggers.campaign_results.FuseCampaignResultsTrigger``, is
 stored with every deferred task instance: it stays importable (and importable from
 ``airflow_provider_fuse.triggers.fuse``).
@@ -18,17 +27,54 @@ stored with every deferred task instance: it stays importable (and importable fr
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Mapping
 
-__all__ = ["FuseCampaignResultsTrigger", "waiting_is_over"]
+__all__ = ["DEFAULT_COUNT_TIMEOUT", "DaemonThreadExecutor", "FuseCampaignResultsTrigger", "waiting_is_over"]
+
+#: Seconds a count of the results table is waited for, by the trigger and the poking sensor.
+DEFAULT_COUNT_TIMEOUT = 30.0
+#: Seconds the trigger's last count, made when the deadline passes, may take: its event comes no
+#: later than this after the deadline (or ``count_timeout``, if shorter), whatever the database does.
+LAST_COUNT_SECONDS = 2.0
+
+_T = TypeVar("_T")
+
+
+class DaemonThreadExecutor(ThreadPoolExecutor):
+    """Runs each call in a new daemon thread of its own (a ``ThreadPoolExecutor`` in type only, for
+    asgiref's ``sync_to_async``: it starts no pool).
+
+    For database reads that may never return: a pool's threads are joined when the interpreter exits
+    (and a busy worker delays the next call); a daemon thread stuck on a frozen database delays
+    nothing and is dropped when the process ends. Callers run one call at a time.
+    """
+
+    def __init__(self, name: str) -> None:
+        super().__init__(max_workers=1, thread_name_prefix=name)
+        self.name = name
+
+    def submit(self, fn: Callable[..., _T], /, *args: Any, **kwargs: Any) -> Future[_T]:
+        """Start ``fn(*args, **kwargs)`` in a new daemon thread; its future."""
+        future: Future[_T] = Future()
+
+        def run() -> None:
+            if not future.set_running_or_notify_cancel():
+                return
+            try:
+                future.set_result(fn(*args, **kwargs))
+            except BaseException as error:  # handed to whoever waits on the future
+                future.set_exception(error)
+
+        threading.Thread(target=run, name=self.name, daemon=True).start()
+        return future
 
 
 def waiting_is_over(counts: Mapping[str, int], calls_queued: int, deadline: float, now: float) -> bool:
@@ -44,27 +90,32 @@ class FuseCampaignResultsTrigger(BaseTrigger):
     """Fire once the results table holds an outcome for every call one bulk task queued, or the
     deadline has passed.
 
-    Counts the task's outcomes (:meth:`ResultsTable.summary`) every ``poll_interval`` seconds, and
-    once more at ``deadline``. Events hold counts and ids only — no phone number, no credential (an
-    event is stored in Airflow's database):
+    Counts the task's outcomes in the given campaigns (:meth:`ResultsTable.summary`) every
+    ``poll_interval`` seconds, and once more at ``deadline``; each count is waited for at most
+    ``count_timeout`` seconds (see the module docstring). Events hold counts and ids only — no phone
+    number, no credential (an event is stored in Airflow's database):
 
     * ``{"status": "done", "counts": {...}, "calls_queued": n, "deadline": t}`` — the wait is over
       (:func:`waiting_is_over`); ``counts`` is :meth:`ResultsTable.summary`. What the counts do to
       the task is the sensor's decision
       (:meth:`~airflow_provider_fuse.sensors.campaign_results.FuseCampaignResultsSensor.settle`).
     * ``{"status": "error", "message": str, "retryable": True}`` — the table could not be read
-      (``ResultsStoreError``: the connection is missing or not a database, or a database error); the
-      message names the connection and the kind of failure. Left to the task's retries.
+      (``ResultsStoreError``: the connection is missing or not a database, or a database error; or no
+      count answered by the deadline); the message names the connection and the kind of failure, or
+      the bound. Left to the task's retries.
 
     :param dag_id: the DAG of the bulk task.
     :param run_id: the run of the bulk task.
     :param bulk_task_id: the bulk task (all its map indexes and parts are counted). Not ``task_id``:
         the triggerer sets a trigger's ``task_id`` to the deferred task's own (the sensor's).
+    :param campaigns: the campaign ids of its map indexes (their ``fuse_results`` XComs): outcomes
+        of any other campaign (a deleted run's, under the same run id) are not counted.
     :param calls_queued: the calls it queued (summed over map indexes).
     :param deadline: unix seconds after which the wait ends whatever has arrived.
     :param results_conn_id: the connection of the results table, read in the triggerer.
     :param results_table: the results table's name (checked when read).
     :param poll_interval: seconds between counts.
+    :param count_timeout: seconds one count is waited for.
     """
 
     def __init__(
@@ -73,21 +124,25 @@ class FuseCampaignResultsTrigger(BaseTrigger):
         dag_id: str,
         run_id: str,
         bulk_task_id: str,
+        campaigns: list[str],
         calls_queued: int,
         deadline: float,
         results_conn_id: str,
         results_table: str,
         poll_interval: float = 60.0,
+        count_timeout: float = DEFAULT_COUNT_TIMEOUT,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.dag_id = dag_id
         self.run_id = run_id
         self.bulk_task_id = bulk_task_id
+        self.campaigns = sorted(set(campaigns))
         self.calls_queued = int(calls_queued)
         self.deadline = float(deadline)
         self.results_conn_id = results_conn_id
         self.results_table = results_table
         self.poll_interval = float(poll_interval)
+        self.count_timeout = float(count_timeout)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """The class path and the keyword arguments: ids, counts, times; no credentials."""
@@ -97,11 +152,13 @@ class FuseCampaignResultsTrigger(BaseTrigger):
                 "dag_id": self.dag_id,
                 "run_id": self.run_id,
                 "bulk_task_id": self.bulk_task_id,
+                "campaigns": list(self.campaigns),
                 "calls_queued": self.calls_queued,
                 "deadline": self.deadline,
                 "results_conn_id": self.results_conn_id,
                 "results_table": self.results_table,
                 "poll_interval": self.poll_interval,
+                "count_timeout": self.count_timeout,
             },
         )
 
@@ -117,31 +174,37 @@ class FuseCampaignResultsTrigger(BaseTrigger):
 
         from airflow_provider_fuse.results.table import ResultsStoreError, ResultsTable
 
-        # One thread for this trigger: the table keeps one database connection per thread, opened by
-        # a count and closed right after it, in that thread. A connection kept between counts would be
-        # held for the whole wait (hours): a hundred waiting campaigns would take a hundred of the
-        # database's connections (Postgres allows 100 by default). A count a minute can afford a new one.
-        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fuse-campaign-results")
-
-        def in_thread(function: Callable[..., Any]) -> Callable[..., Any]:
-            return sync_to_async(function, thread_sensitive=False, executor=executor)
-
+        # A count runs in a daemon thread of its own, opens its connection there and closes it right
+        # after: a connection kept between counts would be held for the whole wait (hours), and a
+        # hundred waiting campaigns would take a hundred of the database's connections (Postgres
+        # allows 100 by default). A count a minute can afford a new one.
+        executor = DaemonThreadExecutor("fuse-campaign-results")
         table = ResultsTable(self.results_conn_id, self.results_table)  # reads nothing yet
 
         def count() -> dict[str, int]:
             try:
-                return table.summary(self.dag_id, self.run_id, self.bulk_task_id)
+                return table.summary(self.dag_id, self.run_id, self.bulk_task_id, self.campaigns)
             finally:
                 table.close()  # the next count reconnects
 
-        try:
-            while True:
+        counting = sync_to_async(count, thread_sensitive=False, executor=executor)
+        pending: asyncio.Task[dict[str, int]] | None = None
+        while True:
+            if pending is None:
+                pending = asyncio.ensure_future(counting())
+                pending.add_done_callback(_retrieve)
+            # Never wait for a count longer than count_timeout, nor more than LAST_COUNT_SECONDS past
+            # the deadline (the last count, made when the deadline passes, needs a moment).
+            bound = min(self.count_timeout, max(0.0, self.deadline - time.time()) + LAST_COUNT_SECONDS)
+            await asyncio.wait({pending}, timeout=bound)
+            now = time.time()
+            if pending.done():
                 try:
-                    counts = await in_thread(count)()
+                    counts = pending.result()
                 except ResultsStoreError as error:
                     # Its message names the connection and the kind of failure, never a value read.
                     return {"status": "error", "message": str(error), "retryable": True}
-                now = time.time()
+                pending = None
                 self.log.info(
                     "Fuse results of %s: %d of %d calls in",
                     self.bulk_task_id,
@@ -155,13 +218,33 @@ class FuseCampaignResultsTrigger(BaseTrigger):
                         "calls_queued": self.calls_queued,
                         "deadline": self.deadline,
                     }
-                # Never sleep past the deadline: the last count is made when it passes.
-                await asyncio.sleep(max(0.0, min(self.poll_interval, self.deadline - now)))
-        finally:
-            # Also when the trigger is cancelled (the sensor's timeout): closing is best effort then.
-            with contextlib.suppress(Exception):
-                await in_thread(table.close)()
-            executor.shutdown(wait=False)
+            elif now >= self.deadline:
+                return {
+                    "status": "error",
+                    "message": (
+                        f"the results database ([fuse] results_conn_id {self.results_conn_id!r}) "
+                        "answered no count by the deadline"
+                    ),
+                    "retryable": True,
+                }
+            else:
+                # The same count is waited for again at the next poll; none is started beside it.
+                self.log.warning(
+                    "Fuse results of %s: the results database did not answer a count within %g s; "
+                    "waiting on.",
+                    self.bulk_task_id,
+                    bound,
+                )
+                if bound >= self.poll_interval:
+                    continue
+            # Never sleep past the deadline: the last count is made when it passes.
+            await asyncio.sleep(max(0.0, min(self.poll_interval, self.deadline - now)))
+
+
+def _retrieve(task: asyncio.Task[Any]) -> None:
+    """Collect a count's outcome nobody awaits any more (the trigger was cancelled or moved on)."""
+    if not task.cancelled():
+        task.exception()
 
 
 def _event(payload: dict[str, Any]) -> TriggerEvent:

@@ -16,11 +16,14 @@ import pytest
 from airflow_provider_fuse._compat import AirflowException, AirflowFailException
 from airflow_provider_fuse.fields import QueueFields
 from airflow_provider_fuse.guard import LEDGER_KEY
+from airflow_provider_fuse.operators import bulk_queue
 from airflow_provider_fuse.operators.bulk_queue import RESULTS_XCOM_KEY, dialing_window_end
 from airflow_provider_fuse.operators.fuse import FuseBulkQueueOperator
 from airflow_provider_fuse.results.config import DEFAULT_TABLE, DEFAULT_TOKEN_LIFETIME
 from airflow_provider_fuse.results.tokens import UploadPart, verify
 from tests.helpers import BASE_URL, MemoryStore, decode_multipart
+
+real_probe_receiver = bulk_queue.probe_receiver  # before the autouse fixture replaces it
 
 BULK_URL = f"{BASE_URL}/apps/12/34/bulk_queue"
 RESULTS_BASE = "http://127.0.0.1:8080"
@@ -44,6 +47,20 @@ class FakeTaskInstance:
 @pytest.fixture(autouse=True)
 def _no_connect_backoff(monkeypatch):
     monkeypatch.setattr("airflow_provider_fuse.hooks.fuse.time.sleep", lambda seconds: None)
+
+
+@pytest.fixture(autouse=True)
+def receiver_checks(monkeypatch) -> list[str]:
+    """The check of the receiver before dialing answers 400 (the token accepted, the empty body
+    refused); the URLs checked are kept. Tests of the check itself use a real server."""
+    checked: list[str] = []
+
+    def probe(url, timeout=None):
+        checked.append(url)
+        return 400
+
+    monkeypatch.setattr("airflow_provider_fuse.operators.bulk_queue.probe_receiver", probe)
+    return checked
 
 
 @pytest.fixture
@@ -427,7 +444,10 @@ def test_fuse_results_records_the_count_and_the_window_without_personal_data(
     record = ti.xcom[RESULTS_XCOM_KEY]
     assert before <= record.pop("queued_timestamp") <= int(time.time())
     assert record == {
+        "campaign": verify(token_of(sent_urls(fuse)[0]), signing_key, now=time.time()).campaign,
+        "confirmed": True,
         "calls_queued": 3,
+        "rows": 3,
         "window_end": end,
         "start_timestamp": start,
         "last_attempt_timestamp": end,
@@ -512,6 +532,256 @@ def test_the_result_url_sent_is_https_off_loopback(results, fuse, contacts_csv, 
     assert (parts.scheme, parts.netloc) == ("https", "airflow.example.com")
     assert parts.path.startswith("/base/fuse/results/")
     token = parts.path.removeprefix("/base/fuse/results/")
-    assert verify(token, signing_key, now=time.time()) == UploadPart(
-        "campaign", RUN_ID, "queue_calls", -1, 0, 3, verify(token, signing_key, now=time.time()).expires
+    part = verify(token, signing_key, now=time.time())
+    assert part == UploadPart(
+        dag_id="campaign",
+        run_id=RUN_ID,
+        task_id="queue_calls",
+        map_index=-1,
+        campaign=part.campaign,
+        part=0,
+        rows=3,
+        expires=part.expires,
     )
+
+
+# --- The campaign: a run id used again is a new campaign; a retry or clear is the same one ------------
+
+
+def campaigns_sent(fuse, signing_key) -> list[str]:
+    return [verify(token_of(url), signing_key, now=time.time()).campaign for url in sent_urls(fuse)]
+
+
+def test_every_part_is_signed_with_one_campaign_and_the_xcom_names_it(results, fuse, signing_key, tmp_path):
+    ti = FakeTaskInstance()
+    operator(numbered_csv(tmp_path, 10), chunk_size=4).execute({"ti": ti, "task_state_store": MemoryStore()})
+    (campaign,) = set(campaigns_sent(fuse, signing_key))
+    assert ti.xcom[RESULTS_XCOM_KEY]["campaign"] == campaign
+
+
+def test_a_run_id_used_again_with_a_new_ledger_is_a_new_campaign(results, fuse, signing_key, contacts_csv):
+    # A DAG run deleted and triggered again under the same run id: its ledger went with the deleted
+    # run, so the list is dialed again, and its outcomes must not be taken for the first campaign's.
+    first, second = FakeTaskInstance(), FakeTaskInstance()
+    operator(contacts_csv).execute({"ti": first, "task_state_store": MemoryStore()})
+    operator(contacts_csv).execute({"ti": second, "task_state_store": MemoryStore()})
+    assert fuse.call_count == 2
+    one, two = campaigns_sent(fuse, signing_key)
+    assert one != two
+    assert (first.xcom[RESULTS_XCOM_KEY]["campaign"], second.xcom[RESULTS_XCOM_KEY]["campaign"]) == (one, two)
+
+
+def test_without_a_ledger_every_try_that_sends_is_a_new_campaign(results, fuse, signing_key, contacts_csv):
+    # Airflow 3.1: no task state store, nothing remembers the first try's campaign.
+    operator(contacts_csv).execute({"ti": FakeTaskInstance()})
+    operator(contacts_csv).execute({"ti": FakeTaskInstance()})
+    assert len(set(campaigns_sent(fuse, signing_key))) == 2
+
+
+def test_a_clear_answered_from_the_ledger_keeps_the_campaign_and_the_first_sends_times(
+    results, fuse, signing_key, contacts_csv, monkeypatch
+):
+    store = MemoryStore()
+    first, second = FakeTaskInstance(), FakeTaskInstance()
+    operator(contacts_csv, max_attempts=3, reattempt_wait=600).execute(
+        {"ti": first, "task_state_store": store}
+    )
+    # The clear comes an hour later: the record must still say when the list was sent.
+    later = time.time() + 3600
+    monkeypatch.setattr("airflow_provider_fuse.operators.bulk_queue.time.time", lambda: later)
+    operator(contacts_csv, max_attempts=3, reattempt_wait=600).execute(
+        {"ti": second, "task_state_store": store}
+    )
+    assert fuse.call_count == 1
+    assert second.xcom[RESULTS_XCOM_KEY] == first.xcom[RESULTS_XCOM_KEY]
+    (campaign,) = campaigns_sent(fuse, signing_key)
+    assert second.xcom[RESULTS_XCOM_KEY]["campaign"] == campaign
+
+
+def test_a_resumed_upload_keeps_the_campaign(results, requests_mock, signing_key, tmp_path):
+    forms = []
+
+    def ok(request, context):
+        forms.append(decode_multipart(request))
+        return {"calls_queued": len(forms[-1]["csv"][0].splitlines()) - 1}
+
+    requests_mock.post(
+        BULK_URL, [{"json": ok}, {"status_code": 429, "json": {"error": "slow"}}, {"json": ok}]
+    )
+    context = {"ti": FakeTaskInstance(), "task_state_store": MemoryStore()}
+    path = numbered_csv(tmp_path, 6)
+    with pytest.raises(AirflowException, match="part 2 of 2"):
+        operator(path, chunk_size=3).execute(context)
+    assert operator(path, chunk_size=3).execute(context) == 6
+    campaigns = {
+        verify(token_of(form["result_url"][0].decode()), signing_key, now=time.time()).campaign
+        for form in forms
+    }
+    assert campaigns == {context["ti"].xcom[RESULTS_XCOM_KEY]["campaign"]}
+
+
+def test_the_ledger_holds_the_campaign_before_the_request_leaves(
+    results, requests_mock, signing_key, contacts_csv
+):
+    store = MemoryStore()
+    seen = []
+
+    def answer(request, context):
+        seen.append(json.loads(json.dumps(store.values[LEDGER_KEY])))
+        seen.append(decode_multipart(request)["result_url"][0].decode())
+        return {"calls_queued": 3}
+
+    requests_mock.post(BULK_URL, json=answer)
+    operator(contacts_csv).execute({"ti": FakeTaskInstance(), "task_state_store": store})
+    url = seen[1]
+    assert seen[0]["campaign"]["campaign"] == verify(token_of(url), signing_key, now=time.time()).campaign
+    assert "5551234" not in json.dumps(store.values)
+
+
+# --- The record is pushed before sending: the recovery after an unknown outcome keeps the loop -------
+
+
+def test_an_unknown_outcome_leaves_an_unconfirmed_record_for_the_sensor(
+    results, requests_mock, signing_key, contacts_csv
+):
+    urls = []
+
+    def bad_gateway(request, context):
+        urls.append(decode_multipart(request)["result_url"][0].decode())
+        context.status_code = 502
+        return "<html>Bad Gateway</html>"
+
+    requests_mock.post(BULK_URL, text=bad_gateway)
+    ti = FakeTaskInstance()
+    before = int(time.time())
+    with pytest.raises(AirflowFailException, match="Unknown outcome"):
+        operator(contacts_csv).execute({"ti": ti, "task_state_store": MemoryStore()})
+    record = ti.xcom[RESULTS_XCOM_KEY]
+    (url,) = urls
+    assert record["campaign"] == verify(token_of(url), signing_key, now=time.time()).campaign
+    assert record["confirmed"] is False
+    assert record["calls_queued"] is None
+    assert record["rows"] == 3
+    assert before <= record["queued_timestamp"] <= int(time.time())
+
+
+def test_a_push_before_sending_that_fails_does_not_stop_the_list(results, fuse, contacts_csv, log_text):
+    class Flaky(FakeTaskInstance):
+        pushes = 0
+
+        def xcom_push(self, key, value):
+            self.pushes += 1
+            if self.pushes == 1:
+                raise RuntimeError("the API server is down")
+            super().xcom_push(key, value)
+
+    ti = Flaky()
+    assert operator(contacts_csv).execute({"ti": ti}) == 3
+    assert ti.xcom[RESULTS_XCOM_KEY]["confirmed"] is True
+
+
+# --- The receiver is asked before dialing: a signing key that differs fails before any call -------------
+
+
+def real_receiver(monkeypatch, key: str):
+    """The results receiver app, configured with ``key``, on a loopback port (a real uvicorn)."""
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+
+    from airflow_provider_fuse.results.config import ResultsConfig
+    from airflow_provider_fuse.results.receiver import create_app
+    from tests.helpers import serving
+
+    config = ResultsConfig(
+        base_url=RESULTS_BASE, conn_id="fuse_results_default", table=DEFAULT_TABLE, signing_key=key
+    )
+    app = Starlette(routes=[Mount("/fuse", app=create_app(load_config=lambda: config))])
+    return serving(monkeypatch, app)
+
+
+def a_token(key: str) -> str:
+    from airflow_provider_fuse.results.tokens import new_campaign, sign
+
+    part = UploadPart(
+        dag_id="campaign",
+        run_id=RUN_ID,
+        task_id="queue_calls",
+        map_index=-1,
+        campaign=new_campaign(),
+        part=0,
+        rows=3,
+        expires=int(time.time()) + 600,
+    )
+    return sign(part, key)
+
+
+def test_probe_receiver_tells_a_refused_token_from_an_accepted_one_and_stores_nothing(
+    results, signing_key, monkeypatch
+):
+    with real_receiver(monkeypatch, signing_key) as base:
+        assert real_probe_receiver(f"{base}/fuse/results/{a_token(signing_key)}") == 400
+        assert real_probe_receiver(f"{base}/fuse/results/{a_token(secrets.token_urlsafe(36))}") == 403
+    # The check stores nothing: the empty body is refused after the token is accepted.
+    if results.exists():
+        with contextlib.closing(sqlite3.connect(results)) as db:
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if DEFAULT_TABLE in tables:
+                assert db.execute(f"SELECT COUNT(*) FROM {DEFAULT_TABLE}").fetchone() == (0,)
+
+
+def test_probe_receiver_out_of_reach_is_none(monkeypatch):
+    import socket
+
+    with socket.socket() as sock:  # a loopback port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    assert real_probe_receiver(f"http://127.0.0.1:{port}/fuse/results/{a_token('k' * 40)}") is None
+
+
+def serve_receiver_to(monkeypatch, requests_mock, key: str):
+    """The real probe, against a real receiver holding ``key``; Fuse stays mocked."""
+    import re
+
+    monkeypatch.setattr("airflow_provider_fuse.operators.bulk_queue.probe_receiver", real_probe_receiver)
+    server = real_receiver(monkeypatch, key)
+    base = server.__enter__()
+    monkeypatch.setenv("AIRFLOW__FUSE__RESULTS_BASE_URL", base)
+    requests_mock.post(re.compile(re.escape(base)), real_http=True)
+    return server
+
+
+def test_a_receiver_with_another_signing_key_fails_the_task_before_dialing(
+    results, fuse, signing_key, contacts_csv, monkeypatch
+):
+    store = MemoryStore()
+    server = serve_receiver_to(monkeypatch, fuse, secrets.token_urlsafe(36))
+    try:
+        with pytest.raises(
+            AirflowFailException, match=r"refused this task's results token \(403\)"
+        ) as caught:
+            operator(contacts_csv).execute({"ti": FakeTaskInstance(), "task_state_store": store})
+    finally:
+        server.__exit__(None, None, None)
+    assert str(caught.value).startswith("Nothing was sent to Fuse")
+    assert signing_key not in str(caught.value)
+    assert not [request for request in fuse.request_history if request.url == BULK_URL]
+    assert store.values == {}  # no intent recorded: a clear may send
+
+
+def test_a_receiver_with_the_same_key_lets_the_list_go(results, fuse, signing_key, contacts_csv, monkeypatch):
+    server = serve_receiver_to(monkeypatch, fuse, signing_key)
+    try:
+        assert operator(contacts_csv).execute({"ti": FakeTaskInstance()}) == 3
+    finally:
+        server.__exit__(None, None, None)
+    assert len(fuse.forms) == 1
+
+
+def test_a_receiver_out_of_this_workers_reach_is_a_warning(
+    results, fuse, contacts_csv, monkeypatch, log_text
+):
+    monkeypatch.setattr("airflow_provider_fuse.operators.bulk_queue.probe_receiver", lambda url: None)
+    assert operator(contacts_csv).execute({"ti": FakeTaskInstance()}) == 3
+    assert "Could not reach the results receiver" in log_text()

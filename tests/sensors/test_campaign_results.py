@@ -7,15 +7,21 @@ receiver stores them.
 from __future__ import annotations
 
 import json
+import os
+import secrets
+import threading
 import time
 from datetime import timedelta
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from airflow_provider_fuse._compat import AirflowException, AirflowFailException, AirflowSkipException
 from airflow_provider_fuse.calls import CallDetails, CallStatus
 from airflow_provider_fuse.results.table import ResultsTable
 from airflow_provider_fuse.results.tokens import UploadPart
+from airflow_provider_fuse.sensors.campaign_results import NAMED_STATUSES, SUMMARY_KEYS, summarize
 from airflow_provider_fuse.sensors.fuse import FuseCampaignResultsSensor
 from airflow_provider_fuse.triggers.fuse import FuseCampaignResultsTrigger
 
@@ -26,6 +32,8 @@ except ImportError:  # Airflow 3.1
 
 DAG_ID, RUN_ID, BULK = "campaign", "manual__2026-11-29T02:00:00+00:00", "queue_calls"
 TABLE = "fuse_call_results"
+#: The bulk task's campaign (map index -1, or 0), and another map index's.
+CAMPAIGN, SECOND = "c" * 32, "d" * 32
 
 
 class FakeTaskInstance:
@@ -49,22 +57,34 @@ class FakeTaskInstance:
         self.xcom[key] = json.loads(json.dumps(value))
 
 
-def record(calls_queued: int = 3, *, window_end: int | None = None, queued_ago: int = 0, start=None) -> dict:
-    """A fuse_results XCom as the bulk operator pushes it; times derived from the clock."""
+def record(
+    calls_queued: int = 3,
+    *,
+    window_end: int | None = None,
+    queued_ago: int = 0,
+    start=None,
+    campaign: str = CAMPAIGN,
+) -> dict:
+    """A fuse_results XCom as the bulk operator pushes it once Fuse queued the list; times derived
+    from the clock."""
     return {
+        "campaign": campaign,
+        "confirmed": True,
         "calls_queued": calls_queued,
+        "rows": calls_queued,
         "window_end": window_end,
         "queued_timestamp": int(time.time()) - queued_ago,
         "start_timestamp": start,
+        "last_attempt_timestamp": None,
     }
 
 
-def open_window(calls_queued: int = 3) -> dict:
-    return record(calls_queued, window_end=int(time.time()) + 3600)
+def open_window(calls_queued: int = 3, campaign: str = CAMPAIGN) -> dict:
+    return record(calls_queued, window_end=int(time.time()) + 3600, campaign=campaign)
 
 
-def closed_window(calls_queued: int = 3) -> dict:
-    return record(calls_queued, window_end=int(time.time()) - 7200, queued_ago=9000)
+def closed_window(calls_queued: int = 3, campaign: str = CAMPAIGN) -> dict:
+    return record(calls_queued, window_end=int(time.time()) - 7200, queued_ago=9000, campaign=campaign)
 
 
 @pytest.fixture
@@ -81,8 +101,19 @@ def arrive(database):
     table = ResultsTable("fuse_results_default", TABLE)
     counter = iter(range(10**6))
 
-    def store(*statuses: str, map_index: int = -1, part: int = 0, task_id: str = BULK) -> None:
-        upload = UploadPart(DAG_ID, RUN_ID, task_id, map_index, part, 1000, int(time.time()) + 86400)
+    def store(
+        *statuses: str, map_index: int = -1, part: int = 0, task_id: str = BULK, campaign: str = CAMPAIGN
+    ) -> None:
+        upload = UploadPart(
+            dag_id=DAG_ID,
+            run_id=RUN_ID,
+            task_id=task_id,
+            map_index=map_index,
+            campaign=campaign,
+            part=part,
+            rows=1000,
+            expires=int(time.time()) + 86400,
+        )
         for status in statuses:
             number = next(counter)
             details = CallDetails(
@@ -153,6 +184,7 @@ def test_it_is_done_when_every_call_has_an_outcome(arrive, log_text):
         "failed": 1,
         "canceled": 0,
         "rejected": 0,
+        "other": 0,
         "missing": 0,
     }
     assert "Fuse results of queue_calls: 3 queued → 2 completed, 1 failed" in log_text()
@@ -202,9 +234,9 @@ def test_outcomes_of_other_tasks_and_runs_are_not_counted(arrive):
 
 def test_a_mapped_bulk_task_is_summed_over_its_map_indexes(arrive):
     arrive("completed", "failed", map_index=0)
-    arrive("completed", "rejected", "completed", map_index=1, part=0)
-    arrive("canceled", map_index=1, part=1)
-    ti = FakeTaskInstance(open_window(2), open_window(4))
+    arrive("completed", "rejected", "completed", map_index=1, part=0, campaign=SECOND)
+    arrive("canceled", map_index=1, part=1, campaign=SECOND)
+    ti = FakeTaskInstance(open_window(2), open_window(4, campaign=SECOND))
     result = sensor().poke({"ti": ti})
     assert result.is_done
     assert result.xcom_value == {
@@ -213,6 +245,7 @@ def test_a_mapped_bulk_task_is_summed_over_its_map_indexes(arrive):
         "failed": 1,
         "canceled": 1,
         "rejected": 1,
+        "other": 0,
         "missing": 0,
     }
     assert ti.pulls[0][2] == {}  # every map index: no map_indexes argument
@@ -231,9 +264,20 @@ def test_a_bulk_task_without_collected_results_fails_clearly(database):
     assert "collect_results=True" in message
 
 
-def test_something_else_under_the_key_fails_clearly(database):
-    with pytest.raises(AirflowFailException, match="left no 'fuse_results' XCom"):
-        sensor().poke({"ti": FakeTaskInstance({"calls_queued": "3"})})
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"calls_queued": "3"},
+        # What 0.1's operator pushed: no campaign, so no way to tell this run's outcomes from another's.
+        {"calls_queued": 3, "window_end": None, "queued_timestamp": 1, "start_timestamp": None},
+        record() | {"confirmed": "yes"},
+        record() | {"campaign": ""},
+        record() | {"confirmed": True, "calls_queued": None},
+    ],
+)
+def test_something_else_under_the_key_fails_clearly(database, value):
+    with pytest.raises(AirflowFailException, match="left a 'fuse_results' XCom this sensor cannot read"):
+        sensor().poke({"ti": FakeTaskInstance(value)})
 
 
 def test_nothing_queued_is_done_at_once(database):
@@ -249,6 +293,7 @@ def test_the_summary_holds_no_personal_data(arrive):
         "failed",
         "canceled",
         "rejected",
+        "other",
         "missing",
     }
     assert "617555" not in json.dumps(result.xcom_value)
@@ -278,7 +323,16 @@ def test_the_table_and_connection_come_from_the_config(database, monkeypatch, tm
     monkeypatch.setenv("AIRFLOW__FUSE__RESULTS_TABLE", "outcomes")
     monkeypatch.setenv("AIRFLOW_CONN_CAMPAIGN_OUTCOMES", f"sqlite://{other}")
     table = ResultsTable("campaign_outcomes", "outcomes")
-    upload = UploadPart(DAG_ID, RUN_ID, BULK, -1, 0, 1, int(time.time()) + 60)
+    upload = UploadPart(
+        dag_id=DAG_ID,
+        run_id=RUN_ID,
+        task_id=BULK,
+        map_index=-1,
+        campaign=CAMPAIGN,
+        part=0,
+        rows=1,
+        expires=int(time.time()) + 60,
+    )
     table.store(upload, CallDetails(status=CallStatus("completed"), phone_number="6175550000"), received=0.0)
     table.close()
     assert sensor().poke({"ti": FakeTaskInstance(open_window(1))}).xcom_value["completed"] == 1
@@ -340,6 +394,7 @@ def test_below_the_threshold_pushes_the_summary_first(one_of_four_completed, end
         "failed": 2,
         "canceled": 0,
         "rejected": 0,
+        "other": 0,
         "missing": 1,
     }
 
@@ -360,6 +415,7 @@ def test_without_a_threshold_the_summary_is_the_result(one_of_four_completed, en
         "failed": 2,
         "canceled": 0,
         "rejected": 0,
+        "other": 0,
         "missing": 1,
     }
 
@@ -384,11 +440,13 @@ def test_deferrable_defers_to_the_trigger_with_ids_counts_and_the_deadline(arriv
         "dag_id": DAG_ID,
         "run_id": RUN_ID,
         "bulk_task_id": BULK,
+        "campaigns": [CAMPAIGN],
         "calls_queued": 3,
         "deadline": float(window["window_end"] + 600),
         "results_conn_id": "fuse_results_default",
         "results_table": TABLE,
         "poll_interval": 5.0,
+        "count_timeout": 30.0,
     }
 
 
@@ -430,3 +488,186 @@ def test_the_default_follows_default_deferrable():
 
     default = inspect.signature(FuseCampaignResultsSensor.__init__).parameters["deferrable"].default
     assert default is conf.getboolean("operators", "default_deferrable", fallback=False)
+
+
+# --- A run id used again is another campaign -------------------------------------------------------------
+
+
+def test_a_deleted_runs_outcomes_under_the_same_run_id_are_not_counted(arrive, log_text):
+    # The first run (deleted) and the second (triggered again with the same run id) share dag, run
+    # and task ids; only the campaign tells their outcomes apart.
+    arrive("completed", "completed", "completed", campaign=SECOND)
+    arrive("failed")
+    result = sensor(grace_period=timedelta(0)).poke({"ti": FakeTaskInstance(closed_window(3))})
+    assert result.xcom_value["completed"] == 0
+    assert (result.xcom_value["failed"], result.xcom_value["missing"]) == (1, 2)
+
+
+# --- The summary adds up ----------------------------------------------------------------------------------
+
+
+def test_a_status_besides_the_four_lands_in_other(arrive, log_text):
+    arrive("completed", "no answer", "busy", "canceled")
+    result = sensor().poke({"ti": FakeTaskInstance(open_window(4))})
+    assert result.is_done
+    assert (result.xcom_value["other"], result.xcom_value["missing"]) == (2, 0)
+    assert "4 queued → 1 completed, 1 canceled, 2 other" in log_text()
+
+
+STATUS_TEXT = st.sampled_from(
+    [
+        "completed",
+        "failed",
+        "canceled",
+        "cancelled",
+        "rejected",
+        "no answer",
+        "busy",
+        "queued",
+        "dialing",
+        "Voicemail",
+    ]
+)
+
+
+@given(
+    counts=st.dictionaries(
+        st.one_of(
+            st.sampled_from(["completed", "failed", "canceled", "rejected", "other"]), st.text(max_size=8)
+        ),
+        st.integers(0, 10**6),
+        max_size=8,
+    ),
+    extra=st.integers(0, 10**6),
+)
+def test_the_summary_fields_add_up_to_the_calls_queued_whatever_the_counts_say(counts, extra):
+    named = sum(counts.get(status, 0) for status in NAMED_STATUSES)
+    received = named + counts.get("other", 0)
+    summary = summarize({**counts, "received": received}, received + extra)
+    assert set(summary) == set(SUMMARY_KEYS)
+    assert sum(summary[key] for key in SUMMARY_KEYS if key != "calls_queued") == summary["calls_queued"]
+    assert summary["missing"] == extra
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(statuses=st.lists(STATUS_TEXT, max_size=12), unanswered=st.integers(0, 3))
+def test_every_outcome_received_through_the_table_lands_in_a_field(database, statuses, unanswered):
+    table = ResultsTable("fuse_results_default", TABLE)
+    campaign = secrets.token_hex(16)  # a fresh campaign per example: the table is shared
+    upload = UploadPart(
+        dag_id=DAG_ID,
+        run_id=RUN_ID,
+        task_id=BULK,
+        map_index=-1,
+        campaign=campaign,
+        part=0,
+        rows=1000,
+        expires=int(time.time()) + 86400,
+    )
+    try:
+        for index, status in enumerate(statuses):
+            details = CallDetails(status=CallStatus(status), attempts=1, phone_number=f"617555{index:04d}")
+            table.store(upload, details, received=time.time())
+    finally:
+        table.close()
+    queued = len(statuses) + unanswered
+    result = sensor(grace_period=timedelta(0)).poke(
+        {"ti": FakeTaskInstance(closed_window(queued, campaign=campaign))}
+    )
+    summary = result.xcom_value
+    assert sum(summary[key] for key in SUMMARY_KEYS if key != "calls_queued") == queued
+    assert summary["missing"] == unanswered
+
+
+# --- After an unknown outcome, checked in Fuse and marked success ----------------------------------------
+
+
+def unconfirmed(rows: int = 3) -> dict:
+    """The record the bulk task pushed before sending, when Fuse's answer never came."""
+    return open_window(rows) | {"confirmed": False, "calls_queued": None, "rows": rows}
+
+
+def test_an_unconfirmed_list_is_waited_for_up_to_its_rows(arrive):
+    arrive("completed", "failed")
+    assert sensor().poke({"ti": FakeTaskInstance(unconfirmed(3))}) is False
+    arrive("completed")
+    result = sensor().poke({"ti": FakeTaskInstance(unconfirmed(3))})
+    assert result.is_done
+    assert result.xcom_value["calls_queued"] == 3
+
+
+def test_missing_outcomes_of_an_unconfirmed_list_say_why(arrive, log_text):
+    arrive("completed")
+    ended = unconfirmed(3) | {"window_end": int(time.time()) - 60, "queued_timestamp": int(time.time()) - 600}
+    sensor(grace_period=timedelta(0)).poke({"ti": FakeTaskInstance(ended)})
+    assert "Fuse never confirmed how many calls it queued" in log_text()
+
+
+# --- Every wait on the database is bounded ------------------------------------------------------------------
+
+
+@pytest.fixture
+def frozen_database(database, monkeypatch):
+    """Counts that never return until the test ends (a locked or frozen database); how many began."""
+    release = threading.Event()
+    started = []
+
+    def frozen(self, *args, **kwargs):
+        started.append(time.monotonic())
+        release.wait(60)
+        raise AssertionError("released")
+
+    monkeypatch.setattr(ResultsTable, "summary", frozen)
+    yield started
+    release.set()
+
+
+def test_a_poke_on_a_frozen_database_returns_within_the_count_timeout(frozen_database, log_text):
+    waiting = sensor(count_timeout=timedelta(seconds=0.3))
+    context = {"ti": FakeTaskInstance(open_window())}
+    began = time.monotonic()
+    assert waiting.poke(context) is False
+    assert waiting.poke(context) is False
+    assert time.monotonic() - began < 3
+    assert len(frozen_database) == 1  # the next poke waits for the same count, none beside it
+    assert "did not answer a count within 0.3 s" in log_text()
+
+
+def test_a_frozen_database_after_the_deadline_is_left_to_the_task_retries(frozen_database):
+    with pytest.raises(AirflowException, match="answered no count within 0.3 s") as caught:
+        sensor(count_timeout=timedelta(seconds=0.3)).poke({"ti": FakeTaskInstance(closed_window())})
+    assert not isinstance(caught.value, (AirflowFailException, AirflowSkipException))
+
+
+def test_deferrable_defers_when_the_first_count_does_not_come(frozen_database):
+    with pytest.raises(TaskDeferred):
+        sensor(deferrable=True, count_timeout=timedelta(seconds=0.3)).execute(
+            {"ti": FakeTaskInstance(open_window())}
+        )
+
+
+# --- Why outcomes are missing: a receiver with another signing key ----------------------------------------
+
+
+def test_no_outcome_at_all_from_a_receiver_with_another_key_says_so(database, monkeypatch, log_text):
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+
+    from airflow_provider_fuse.results.config import ResultsConfig
+    from airflow_provider_fuse.results.receiver import create_app
+    from tests.helpers import serving
+
+    monkeypatch.setenv("AIRFLOW__FUSE__RESULTS_SIGNING_KEY", secrets.token_urlsafe(36))
+    other = ResultsConfig(
+        base_url="http://127.0.0.1",
+        conn_id="fuse_results_default",
+        table=TABLE,
+        signing_key=secrets.token_urlsafe(36),
+    )
+    app = Starlette(routes=[Mount("/fuse", app=create_app(load_config=lambda: other))])
+    with serving(monkeypatch, app) as base:
+        monkeypatch.setenv("AIRFLOW__FUSE__RESULTS_BASE_URL", base)
+        sensor(grace_period=timedelta(0)).poke({"ti": FakeTaskInstance(closed_window(3))})
+    logs = log_text()
+    assert "refuses tokens signed with this worker's [fuse] results_signing_key (403)" in logs
+    assert os.environ["AIRFLOW__FUSE__RESULTS_SIGNING_KEY"] not in logs

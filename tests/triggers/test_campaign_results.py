@@ -23,6 +23,7 @@ from airflow_provider_fuse.triggers.campaign_results import FuseCampaignResultsT
 DAG_ID, RUN_ID, BULK = "campaign", "manual__2026-11-29T02:00:00+00:00", "queue_calls"
 CONN_ID, TABLE = "fuse_results_default", "fuse_call_results"
 CLASSPATH = "airflow_provider_fuse.triggers.campaign_results.FuseCampaignResultsTrigger"
+CAMPAIGN, OTHER = "c" * 32, "e" * 32
 
 
 @pytest.fixture
@@ -38,8 +39,17 @@ def arrive(database):
     table = ResultsTable(CONN_ID, TABLE)
     counter = iter(range(10**6))
 
-    def store(*statuses: str) -> None:
-        upload = UploadPart(DAG_ID, RUN_ID, BULK, -1, 0, 1000, int(time.time()) + 86400)
+    def store(*statuses: str, campaign: str = CAMPAIGN) -> None:
+        upload = UploadPart(
+            dag_id=DAG_ID,
+            run_id=RUN_ID,
+            task_id=BULK,
+            map_index=-1,
+            campaign=campaign,
+            part=0,
+            rows=1000,
+            expires=int(time.time()) + 86400,
+        )
         for status in statuses:
             details = CallDetails(status=CallStatus(status), phone_number=f"617555{next(counter):04d}")
             table.store(upload, details, received=time.time())
@@ -48,11 +58,19 @@ def arrive(database):
     table.close()
 
 
-def trigger(calls_queued: int = 3, *, deadline: float | None = None, poll_interval: float = 0.05):
+def trigger(
+    calls_queued: int = 3,
+    *,
+    deadline: float | None = None,
+    poll_interval: float = 0.05,
+    count_timeout: float = 30.0,
+):
     return FuseCampaignResultsTrigger(
         dag_id=DAG_ID,
         run_id=RUN_ID,
         bulk_task_id=BULK,
+        campaigns=[CAMPAIGN],
+        count_timeout=count_timeout,
         calls_queued=calls_queued,
         deadline=time.time() + 3600 if deadline is None else deadline,
         results_conn_id=CONN_ID,
@@ -82,11 +100,13 @@ def test_serialize_holds_ids_counts_and_times_only():
         "dag_id": DAG_ID,
         "run_id": RUN_ID,
         "bulk_task_id": BULK,
+        "campaigns": [CAMPAIGN],
         "calls_queued": 3,
         "deadline": 1_900_000_000.5,
         "results_conn_id": CONN_ID,
         "results_table": TABLE,
         "poll_interval": 60.0,
+        "count_timeout": 30.0,
     }
     json.dumps(kwargs)  # stored as JSON
     assert FuseCampaignResultsTrigger(**kwargs).serialize() == (classpath, kwargs)
@@ -379,3 +399,64 @@ def test_the_results_connection_is_read_through_the_triggerers_supervisor(arrive
     assert all(event["counts"]["received"] == 3 for event in events)
     assert supervisor.asked
     assert set(supervisor.asked) == {CONN_ID}
+
+
+# --- Another campaign under the same run id ----------------------------------------------------------------
+
+
+def test_outcomes_of_another_campaign_under_the_same_run_id_are_not_counted(arrive):
+    arrive("completed", "completed", "completed", campaign=OTHER)
+    arrive("failed")
+    event = first_event(trigger(deadline=time.time() + 0.3))
+    assert event["counts"]["received"] == 1
+
+
+# --- Every wait on the database is bounded ---------------------------------------------------------------
+
+
+@pytest.fixture
+def frozen_database(database, monkeypatch):
+    """Counts that do not return until the test ends (a locked or frozen database); when each began."""
+    release = threading.Event()
+    started = []
+
+    def frozen(self, *args, **kwargs):
+        started.append(time.monotonic())
+        release.wait(60)
+        raise AssertionError("released")
+
+    monkeypatch.setattr(ResultsTable, "summary", frozen)
+    yield started
+    release.set()
+
+
+def test_the_deadline_holds_while_the_database_is_frozen(frozen_database):
+    began = time.monotonic()
+    event = first_event(trigger(deadline=time.time() + 1.0, count_timeout=0.3, poll_interval=0.1))
+    took = time.monotonic() - began
+    assert event["status"] == "error"
+    assert event["retryable"] is True
+    assert "answered no count by the deadline" in event["message"]
+    assert took < 2.5
+    assert len(frozen_database) == 1  # one count waited for, none started beside it
+
+
+def test_a_cancelled_trigger_returns_at_once_while_a_count_hangs(frozen_database):
+    async def scenario() -> float:
+        waiting = asyncio.ensure_future(first(trigger(count_timeout=30.0)))
+        while not frozen_database:
+            await asyncio.sleep(0.01)
+        began = time.monotonic()
+        waiting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await waiting
+        return time.monotonic() - began
+
+    assert asyncio.run(asyncio.wait_for(scenario(), 10)) < 1.0
+
+
+def test_the_counts_threads_never_hold_the_process(frozen_database):
+    first_event(trigger(deadline=time.time() + 0.3, count_timeout=0.1))
+    hung = [thread for thread in threading.enumerate() if thread.name.startswith("fuse-campaign-results")]
+    assert hung
+    assert all(thread.daemon for thread in hung)
