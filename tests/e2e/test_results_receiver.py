@@ -12,15 +12,23 @@ when the server stops).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import itertools
 import json
+import os
 import random
 import re
 import secrets
+import shutil
+import signal
 import socket
 import sqlite3
+import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -30,7 +38,7 @@ import pytest
 
 from airflow_provider_fuse.results.receiver import BODY_TIMEOUT, STORE_THREADS, STORE_TIMEOUT
 from airflow_provider_fuse.results.tokens import UploadPart, new_campaign, sign
-from tests.e2e.api_server import ApiServer, Post, post_many
+from tests.e2e.api_server import ApiServer, Post, free_port, post_many
 from tests.e2e.conftest import AirflowEnv
 from tests.helpers import MASKED_FUSE_PATHS, logged_fuse_paths
 
@@ -517,3 +525,149 @@ def test_a_flood_against_an_unconfigured_receiver_logs_a_bounded_number_of_lines
     lines = [line for line in output.splitlines() if "cannot accept call outcomes" in line]
     assert 1 <= len(lines) <= 3, lines
     assert token not in output
+
+
+# --- A real Postgres, locked and frozen (item 8) ----------------------------------------------------
+
+POSTGRES_BINARIES = Path("/usr/lib/postgresql/15/bin")
+
+
+@dataclass
+class Postgres:
+    """A throwaway Postgres cluster on loopback: its URI and its data directory."""
+
+    uri: str
+    data: Path
+
+    def processes(self) -> list[int]:
+        """The postmaster and its children (the backends, the checkpointer, ...)."""
+        postmaster = int((self.data / "postmaster.pid").read_text().split()[0])
+        children = Path(f"/proc/{postmaster}/task/{postmaster}/children").read_text().split()
+        return [postmaster, *map(int, children)]
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[Postgres]:
+    """As tests/results/test_table.py's fixture (as the postgres user when root: Postgres refuses
+    root), with the data directory known, to freeze the cluster."""
+    if not (POSTGRES_BINARIES / "initdb").exists():
+        pytest.skip("Postgres binaries (initdb, pg_ctl) are not installed")
+    pytest.importorskip("airflow.providers.postgres.hooks.postgres")
+    user = "postgres" if os.geteuid() == 0 else None
+    home = Path(tempfile.mkdtemp(prefix="fuse-e2e-postgres-"))
+    if user:
+        shutil.chown(home, user, user)
+    data = home / "data"
+    run = functools.partial(subprocess.run, user=user, group=user, capture_output=True, timeout=120)
+    run([POSTGRES_BINARIES / "initdb", "-D", data, "-U", "fuse", "-A", "trust", "--no-sync"], check=True)
+    port = free_port()
+    options = f"-h 127.0.0.1 -p {port} -k {home} -c fsync=off"
+    run(
+        [POSTGRES_BINARIES / "pg_ctl", "-D", data, "-o", options, "-l", home / "log", "-w", "start"],
+        check=True,
+    )
+    try:
+        yield Postgres(f"postgres://fuse@127.0.0.1:{port}/postgres", data)
+    finally:
+        run([POSTGRES_BINARIES / "pg_ctl", "-D", data, "-m", "immediate", "-w", "stop"])
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def postgres_receiver(airflow_env: AirflowEnv, postgres: Postgres) -> Iterator[ApiServer]:
+    env = {
+        **airflow_env.env,
+        "AIRFLOW__FUSE__RESULTS_SIGNING_KEY": KEY,
+        "AIRFLOW_CONN_FUSE_RESULTS_DEFAULT": postgres.uri,
+        "PYTHONUNBUFFERED": "1",
+    }
+    server = ApiServer(env, workers=1).start()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+def _postgres_part(run_id: str) -> str:
+    upload = UploadPart(
+        dag_id="campaign",
+        run_id=run_id,
+        task_id="queue_calls",
+        map_index=-1,
+        campaign=new_campaign(),
+        part=0,
+        rows=100,
+        expires=int(time.time()) + 3600,
+    )
+    return sign(upload, KEY)
+
+
+def _outcomes(count: int, first: int) -> list[dict[str, Any]]:
+    return [{"call_details": details(f"617{first + index:07d}")} for index in range(count)]
+
+
+def test_a_postgres_table_lock_is_answered_503_within_the_bound(
+    postgres: Postgres, postgres_receiver: ApiServer
+) -> None:
+    import psycopg2
+
+    token = _postgres_part("pg_locked")
+    [first, *bodies] = _outcomes(1 + 2 * STORE_THREADS, 3_000_000)
+    assert (
+        httpx.post(f"{postgres_receiver.url}/fuse/results/{token}", json=first, timeout=30).status_code == 200
+    )
+    locker = psycopg2.connect(postgres.uri)
+    try:
+        with locker.cursor() as cursor:
+            cursor.execute("LOCK TABLE fuse_call_results IN ACCESS EXCLUSIVE MODE")
+            answers = asyncio.run(_timed_posts(postgres_receiver.url, [(token, body) for body in bodies]))
+        locker.rollback()
+    finally:
+        locker.close()
+
+    took = sorted(seconds for _, seconds in answers)
+    print(f"\nPostgres LOCK TABLE: {len(answers)} callbacks answered {[s for s, _ in answers]} in {took}")
+    assert {status for status, _ in answers} == {503}
+    assert took[-1] < STORE_TIMEOUT + SLACK
+
+
+def test_a_frozen_postgres_is_answered_503_within_the_bound(
+    postgres: Postgres, postgres_receiver: ApiServer
+) -> None:
+    token = _postgres_part("pg_frozen")
+    [first, *bodies] = _outcomes(1 + 2 * STORE_THREADS, 4_000_000)
+    assert (
+        httpx.post(f"{postgres_receiver.url}/fuse/results/{token}", json=first, timeout=30).status_code == 200
+    )
+    frozen = postgres.processes()
+    try:
+        for pid in frozen:
+            os.kill(pid, signal.SIGSTOP)
+        answers = asyncio.run(_timed_posts(postgres_receiver.url, [(token, body) for body in bodies]))
+        # Every store thread may be stuck now: a later callback is answered at once.
+        [(later, later_took)] = asyncio.run(_timed_posts(postgres_receiver.url, [(token, bodies[0])]))
+    finally:
+        for pid in frozen:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+
+    took = sorted(seconds for _, seconds in answers)
+    print(
+        f"\nPostgres frozen (SIGSTOP): {len(answers)} callbacks answered {[s for s, _ in answers]} in "
+        f"{took}; one more: {later} in {later_took:.2f} s"
+    )
+    assert {status for status, _ in answers} == {503}
+    assert took[-1] < STORE_TIMEOUT + SLACK
+    assert later == 503
+    assert later_took < STORE_TIMEOUT + SLACK
+    # Thawed: the retries are stored, each once, within a bounded time.
+    deadline = time.monotonic() + 60
+    while True:
+        retried = [
+            httpx.post(f"{postgres_receiver.url}/fuse/results/{token}", json=body, timeout=30).status_code
+            for body in bodies
+        ]
+        if retried == [200] * len(bodies) or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert retried == [200] * len(bodies)
