@@ -9,7 +9,9 @@ What one request goes through, in this order:
 
 1. The ``[fuse]`` config (signing key, connection, table), loaded on the first request and then kept
    for the life of the process (a changed key takes effect when the server restarts). Missing or
-   unusable: **503**, and an ERROR log line naming the option; the next request tries again.
+   unusable, or not read within :data:`STORE_TIMEOUT`: **503**, and an ERROR log line naming the
+   option (rate-limited: nothing is known of the sender yet); a request after
+   :data:`CONFIG_RETRY_INTERVAL` seconds tries again.
 2. The token, checked in constant time with the signing key (:func:`.tokens.verify`) before anything
    else is read. Malformed, forged (another key) or expired: **403**, the body is not read, nothing
    is stored, and a WARNING line says which kind — never the token. Anyone can send forged tokens,
@@ -17,16 +19,26 @@ What one request goes through, in this order:
    per process, the next one counting the refusals not logged in between (:class:`RefusalLog`).
 3. The body, read as it streams in, at most :data:`.callbacks.MAX_BODY_BYTES`: a larger one is
    answered **413** (``Connection: close``) without reading the rest; a ``Content-Length`` over the
-   cap is refused before reading anything.
+   cap is refused before reading anything. A body that has not arrived within
+   :data:`BODY_TIMEOUT` seconds (a stalled or trickling sender) is answered **408** (``Connection:
+   close``).
 4. The body parsed (:func:`.callbacks.read_callback`: JSON, XML or form fields): **400** unreadable,
-   **415** an unsupported media type. The error names what is wrong; the body is never quoted. Any
+   **415** an unsupported media type — and 400 for a value no database stores as text (a NUL, a
+   control character, a lone surrogate): it would fail on every retry. The error names what is
+   wrong (a documented field name at most); the body is never quoted, field names included. Any
    other exception while parsing is a bug of ours met by the sender's text: also **400**, and an
    ERROR line naming the exception's type only (its message might quote the body).
 5. The outcome stored in one of the receiver's threads (:meth:`.ResultsTable.store`, which commits
    before returning; the table is created on first use): **200** ``{"stored": "stored"}``, or
    ``{"stored": "duplicate"}`` for a repeated delivery (stored once); **409** when the part already
-   holds as many outcomes as it sent rows; and **503** with ``Retry-After`` when it cannot be stored
-   (so a sender that retries, retries), with an ERROR line naming the upload part (ids, no values).
+   holds as many outcomes as it sent rows; **400** when the table says the outcome can never be
+   stored (``ResultsStoreError.final``); and **503** with ``Retry-After`` when it cannot be stored
+   now — including when the database has not answered within :data:`STORE_TIMEOUT`, whatever it is
+   doing (locked, frozen) — so a sender that retries, retries; with an ERROR line naming the upload
+   part (ids, no values).
+
+Every log line is rate-limited per kind (:class:`RefusalLog`): a flood of any refusal logs a line
+per :data:`REFUSAL_LOG_INTERVAL` seconds.
 
 There is nothing to read here: no GET route, no ``/docs``, ``/redoc`` or ``/openapi.json``. A token
 authorises storing outcomes for its one upload part, nothing else.
