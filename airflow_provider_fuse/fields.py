@@ -196,7 +196,16 @@ class QueueFields:
         start = None if start_timestamp is None else to_unix_timestamp("start_timestamp", start_timestamp)
         end = None if end_timestamp is None else to_unix_timestamp("end_timestamp", end_timestamp)
         if start is not None and end is not None and end <= start:
-            raise FuseValidationError("end_timestamp", f"must be after start_timestamp ({end} <= {start})")
+            same = (
+                " (they are the same time: on Airflow 3 a scheduled run's data interval may have no "
+                "length, data_interval_start equal to data_interval_end; give an end later than the start)"
+                if end == start
+                else ""
+            )
+            raise FuseValidationError(
+                "end_timestamp",
+                f"must be after start_timestamp ({_iso(end)} is not after {_iso(start)}){same}",
+            )
 
         attempts = (
             None if max_attempts is None else _in_range("max_attempts", max_attempts, MAX_ATTEMPTS_RANGE)
@@ -229,7 +238,8 @@ class QueueFields:
         if self.end_timestamp is not None and self.end_timestamp <= current:
             raise FuseValidationError(
                 "end_timestamp",
-                f"is already past ({self.end_timestamp} <= now {int(current)}): no call could be made",
+                f"is already past ({_iso(self.end_timestamp)}, now {_iso(int(current))}): no call could be "
+                "made",
             )
 
     def form_fields(self) -> dict[str, str]:
@@ -295,7 +305,7 @@ def to_phone_number(value: object) -> str:
 
     :raises FuseValidationError: naming ``phone_number``.
     """
-    from airflow_provider_fuse.preflight import DESTINATION_FORMAT
+    from airflow_provider_fuse.preflight import ACCEPTED_FORMS, DESTINATION_FORMAT
 
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
@@ -304,12 +314,7 @@ def to_phone_number(value: object) -> str:
         raise FuseValidationError("phone_number", f"must be a phone number string, got {shown}")
     number = value.strip()
     if DESTINATION_FORMAT.fullmatch(number) is None:
-        raise FuseValidationError(
-            "phone_number",
-            "is not in one of Fuse's formats: 6175551234, 16175551234 or tel:+16175551234, optionally "
-            "followed by ;ani=<caller id> and/or ;postd=<digits> (ASCII digits; no spaces, dashes or "
-            "brackets)",
-        )
+        raise FuseValidationError("phone_number", f"is not in one of Fuse's formats: {ACCEPTED_FORMS}")
     return number
 
 

@@ -39,12 +39,13 @@ from dataclasses import dataclass
 from itertools import chain, islice, pairwise
 from typing import IO, TYPE_CHECKING
 
-from airflow_provider_fuse.exceptions import FuseCsvError
+from airflow_provider_fuse.exceptions import FuseCsvError, redact
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
 
 __all__ = [
+    "ACCEPTED_FORMS",
     "DEFAULT_BLOCK_SIZE",
     "DESTINATION",
     "DESTINATION_FORMAT",
@@ -69,6 +70,18 @@ _OPTIONS = rf"(?:{_ANI}(?:{_POSTD})?|{_POSTD}(?:{_ANI})?)?"
 #: not 0); then optionally ``;ani=`` (caller id: 10 to 15 digits, ``+`` allowed) and ``;postd=``
 #: (DTMF digits, ``*`` and ``#`` sent after connect), each at most once, in either order.
 DESTINATION_FORMAT = re.compile(rf"(?:{_NUMBER}){_OPTIONS}")
+
+#: :data:`DESTINATION_FORMAT` in words, for an error about a destination that does not match it.
+ACCEPTED_FORMS = (
+    "10 digits, 11 digits starting with 1, or tel:+ and 8 to 15 digits, optionally followed by "
+    ";ani=<caller id> and/or ;postd=<digits> (ASCII digits; no spaces, dashes or brackets; "
+    "docs/destinations.md)"
+)
+
+#: How many of the header's names an error about a missing ``destination`` column lists, and how
+#: many characters of each.
+_SHOWN_NAMES = 10
+_SHOWN_NAME_CHARS = 40
 
 #: How many bad rows are named in an error; the count always covers them all.
 REPORTED_ROWS = 5
@@ -330,9 +343,10 @@ class _RowScan:
                 if self.bad_rows <= len(self.reported)
                 else f"; and {self.bad_rows - len(self.reported)} more"
             )
+            forms = f". Accepted forms: {ACCEPTED_FORMS}" if _NOT_A_FORM in details else ""
             raise FuseCsvError(
                 f"{self.bad_rows} of {self.data_rows} data rows are invalid (the header is row 1): "
-                f"{details}{more}",
+                f"{details}{more}{forms}",
                 bad_rows=self.bad_rows,
                 row_numbers=tuple(number for number, _ in self.reported),
             )
@@ -432,11 +446,25 @@ def _destination_index(header: list[str]) -> int:
     if len(positions) > 1:
         columns = ", ".join(str(index + 1) for index in positions)
         raise FuseCsvError(f"the header names 'destination' more than once (columns {columns})")
+    if any(redact(name) != " ".join(name.split()) for name in header):
+        # A phone number in the first row: it is a contact, not a header, and none of it is shown.
+        raise FuseCsvError(
+            f"the header row holds a phone number ({len(header)} columns): the first row must be a "
+            "header with a 'destination' column, the contacts below it"
+        )
     near = [index + 1 for index, name in enumerate(header) if name.strip().lower() == DESTINATION]
-    hint = (
-        f"; column {near[0]} is close (check case and spaces)" if near else "; is the first row a header row?"
+    hint = f"; column {near[0]} is close (check case and spaces)" if near else ""
+    raise FuseCsvError(
+        f"the header row has no 'destination' column; its columns are {_header_names(header)}{hint}"
     )
-    raise FuseCsvError(f"the header row has no 'destination' column ({len(header)} columns){hint}")
+
+
+def _header_names(header: list[str]) -> str:
+    """The header's names, for an error (names of columns, not personal data; a first row with a
+    phone number is not shown at all): the first :data:`_SHOWN_NAMES`, each cut short."""
+    names = [repr(redact(name, _SHOWN_NAME_CHARS)) for name in header[:_SHOWN_NAMES]]
+    more = f", and {len(header) - _SHOWN_NAMES} more" if len(header) > _SHOWN_NAMES else ""
+    return ", ".join(names) + more
 
 
 def _row_problem(row: list[str], destination: int, width: int) -> str:
@@ -447,7 +475,10 @@ def _row_problem(row: list[str], destination: int, width: int) -> str:
         return f"{len(row)} fields where the header has {width}"
     if not row[destination]:
         return "destination is empty"
-    return "destination is not in one of Fuse's formats"
+    return _NOT_A_FORM
+
+
+_NOT_A_FORM = "destination is not in one of Fuse's formats"
 
 
 def _key(number: int) -> int:

@@ -232,3 +232,66 @@ def test_validated_fields_always_describe_their_window(start, end):
     for timestamp in (fields.start_timestamp, fields.end_timestamp):
         assert timestamp is None or TIMESTAMP_RANGE[0] <= timestamp < TIMESTAMP_RANGE[1]
     assert "→" in fields.describe_window()
+
+
+# --- Times in errors, and Airflow 3's data intervals ------------------------------------------------
+
+
+def _daily_run_interval() -> tuple[datetime, datetime]:
+    """The data interval Airflow gives the next scheduled run of an ``@daily`` DAG (its own timetable)."""
+    from airflow.timetables.base import TimeRestriction
+    from airflow.timetables.trigger import CronTriggerTimetable
+
+    timetable = CronTriggerTimetable("@daily", timezone="UTC")
+    earliest = datetime.now(timezone.utc) - timedelta(days=2)
+    info = timetable.next_dagrun_info(
+        last_automated_data_interval=None,
+        restriction=TimeRestriction(earliest=earliest, latest=None, catchup=True),
+    )
+    assert info is not None
+    return info.data_interval.start, info.data_interval.end
+
+
+# From 2001 on: unix seconds then have 10 digits, which no ISO time holds in a row.
+@given(seconds=st.integers(1_000_000_001, TIMESTAMP_RANGE[1] - 3600))
+@settings(max_examples=50, deadline=None)
+def test_an_end_not_after_the_start_is_shown_as_times_not_unix_seconds(seconds):
+    with pytest.raises(FuseValidationError) as caught:
+        QueueFields.validate(start_timestamp=seconds, end_timestamp=seconds - 1, check_open=False)
+    message = str(caught.value)
+    assert str(seconds) not in message
+    assert str(seconds - 1) not in message
+    assert datetime.fromtimestamp(seconds, tz=timezone.utc).isoformat() in message
+
+
+def test_a_past_end_is_shown_as_times_not_unix_seconds():
+    now = datetime.now(timezone.utc).timestamp()
+    end = int(now) - 3600
+    with pytest.raises(FuseValidationError) as caught:
+        QueueFields.validate(end_timestamp=end, now=now)
+    message = str(caught.value)
+    assert str(end) not in message
+    assert str(int(now)) not in message
+    assert datetime.fromtimestamp(end, tz=timezone.utc).isoformat() in message
+
+
+def test_data_interval_end_of_a_scheduled_daily_run_works_as_the_docs_use_it():
+    """docs/operators.md: ``start_timestamp="{{ data_interval_end }}"``. On Airflow 3 a cron schedule's
+    run has a data interval without length, due when the task runs (so a moment in the past)."""
+    _start, end = _daily_run_interval()
+    rendered = str(end)  # what Jinja renders for {{ data_interval_end }}
+    runs_at = end.timestamp() + 5
+    fields = QueueFields.validate(start_timestamp=rendered, max_attempts=1, now=runs_at)
+    assert fields.start_timestamp == int(end.timestamp())
+    later = str(end + timedelta(hours=10))
+    assert QueueFields.validate(start_timestamp=rendered, end_timestamp=later, now=runs_at).end_timestamp
+
+
+def test_an_interval_without_length_as_start_and_end_says_why():
+    start, end = _daily_run_interval()
+    if start != end:
+        pytest.skip("this Airflow gives @daily runs a data interval with a length")
+    with pytest.raises(FuseValidationError) as caught:
+        QueueFields.validate(start_timestamp=str(start), end_timestamp=str(end), check_open=False)
+    assert caught.value.parameter == "end_timestamp"
+    assert "data_interval_start" in str(caught.value)

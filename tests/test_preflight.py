@@ -366,3 +366,42 @@ def test_a_unix_socket_is_refused(tmp_path):
         server.bind(str(path))
         message = refused_at_once(path)
     assert "s.csv" in message
+
+
+def test_a_missing_destination_column_lists_the_header_names_found(tmp_path):
+    with pytest.raises(FuseCsvError) as caught:
+        preflight_csv(write(tmp_path, "phone,first name,city\n6175551234,Ada,Boston\n"))
+    message = str(caught.value)
+    for name in ("phone", "first name", "city"):
+        assert repr(name) in message
+    assert "Ada" not in message
+    assert "Boston" not in message
+
+
+def test_a_long_header_is_listed_in_part(tmp_path):
+    header = ",".join(f"column_{index}" for index in range(30))
+    with pytest.raises(FuseCsvError) as caught:
+        preflight_csv(write(tmp_path, header + "\n" + ",".join("x" * 30) + "\n"))
+    message = str(caught.value)
+    assert "'column_0'" in message
+    assert "20 more" in message
+    assert "'column_29'" not in message
+
+
+def test_a_bad_destination_lists_the_accepted_forms_once(tmp_path):
+    from airflow_provider_fuse.preflight import ACCEPTED_FORMS
+
+    with pytest.raises(FuseCsvError) as caught:
+        preflight_csv(write(tmp_path, "destination\n617-555-1234\n(617) 555 1235\n6175551236\n"))
+    message = str(caught.value)
+    assert message.count(ACCEPTED_FORMS) == 1
+    assert "tel:+" in ACCEPTED_FORMS
+    assert ";ani=" in ACCEPTED_FORMS
+
+
+def test_rows_that_are_only_empty_do_not_list_the_forms(tmp_path):
+    from airflow_provider_fuse.preflight import ACCEPTED_FORMS
+
+    with pytest.raises(FuseCsvError) as caught:
+        preflight_csv(write(tmp_path, "destination,name\n,Ada\n6175551236,b\n"))
+    assert ACCEPTED_FORMS not in str(caught.value)

@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 
 from airflow_provider_fuse.exceptions import FuseCsvError
 from airflow_provider_fuse.preflight import (
+    ACCEPTED_FORMS,
     DESTINATION_FORMAT,
     REPORTED_ROWS,
     destination_number,
@@ -92,7 +93,10 @@ def reference(data: bytes) -> tuple:
     if bad_rows:
         details = "; ".join(f"row {number}: {problem}" for number, problem in bad[:REPORTED_ROWS])
         more = "" if bad_rows <= REPORTED_ROWS else f"; and {bad_rows - REPORTED_ROWS} more"
-        message = f"{bad_rows} of {records - 1} data rows are invalid (the header is row 1): {details}{more}"
+        forms = f". Accepted forms: {ACCEPTED_FORMS}" if "not in one of Fuse's formats" in details else ""
+        message = (
+            f"{bad_rows} of {records - 1} data rows are invalid (the header is row 1): {details}{more}{forms}"
+        )
         return ("bad rows", bad_rows, tuple(number for number, _ in bad[:REPORTED_ROWS]), message)
     return (
         "ok",
