@@ -914,3 +914,24 @@ def test_a_flood_of_outcomes_for_a_full_part_logs_a_bounded_number_of_lines(
     warnings = [record for record in caplog.records if record.levelno >= logging.WARNING]
     assert len(warnings) <= 2
     assert "already holds" in warnings[0].getMessage()
+
+
+def test_a_signing_key_command_that_fails_leaks_nothing_to_the_receiver_log(
+    database: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_provider_fuse import _compat
+
+    printed = "k3y-PRINTED-by-a-failing-command-0123456789"
+
+    def failing_get(*args: object, **kwargs: object) -> str:
+        # What Airflow's AirflowConfigException says of a failing _cmd: its output.
+        raise RuntimeError(f"Cannot run the command: output {printed!r}, error ''")
+
+    monkeypatch.setattr(_compat.conf, "get", failing_get)
+    caplog.set_level(logging.DEBUG)
+
+    answer = post(mounted(create_app(load_config=ResultsConfig.load)), token())
+
+    assert answer.status_code == 503
+    assert "could not be read: RuntimeError" in caplog.text
+    assert printed not in caplog.text
