@@ -171,19 +171,47 @@ def test_the_retry_list_task_reads_the_runs_rows_and_logs_and_returns_no_number(
     monkeypatch.setenv("AIRFLOW_VAR_FUSE_EXAMPLE_EXPORT_BASE", (tmp_path / "exports").as_uri())
     dag = campaign_example()
     run_id = "manual__2026-01-01T00:00:00+00:00"
+    campaign, deleted_runs = "c" * 32, "d" * 32
     table = ResultsTable("fuse_results_default", "fuse_call_results")
-    for run, status, number in [
-        (run_id, "completed", "6175550100"),
-        (run_id, "completed", "16175550104"),
-        (run_id, "failed", "tel:+16175550109"),
-        ("another_run", "failed", "6175550105"),
+    for run, status, number, sent_by in [
+        (run_id, "completed", "6175550100", campaign),
+        (run_id, "completed", "16175550104", campaign),
+        (run_id, "failed", "tel:+16175550109", campaign),
+        ("another_run", "failed", "6175550105", campaign),
+        # A run deleted before this one was triggered under the same run id: another campaign.
+        (run_id, "failed", "6175550106", deleted_runs),
     ]:
-        part = UploadPart(dag.dag_id, run, "queue_calls", -1, 0, rows=3, expires=2**40)
+        part = UploadPart(
+            dag_id=dag.dag_id,
+            run_id=run,
+            task_id="queue_calls",
+            map_index=-1,
+            campaign=sent_by,
+            part=0,
+            rows=3,
+            expires=2**40,
+        )
         table.store(part, CallDetails.from_answer({"call_details": outcome(status, number)}), received=1.0)
     table.close()
-    monkeypatch.setattr(airflow.sdk, "get_current_context", lambda: {"dag": dag, "run_id": run_id})
 
-    summary = {"calls_queued": 3, "completed": 2, "failed": 1, "canceled": 0, "rejected": 0, "missing": 0}
+    class TaskInstance:
+        def xcom_pull(self, task_ids=None, key="return_value", **kwargs):
+            assert (task_ids, key) == (["queue_calls"], "fuse_results")
+            return [{"campaign": campaign}]
+
+    monkeypatch.setattr(
+        airflow.sdk, "get_current_context", lambda: {"dag": dag, "run_id": run_id, "ti": TaskInstance()}
+    )
+
+    summary = {
+        "calls_queued": 3,
+        "completed": 2,
+        "failed": 1,
+        "canceled": 0,
+        "rejected": 0,
+        "other": 0,
+        "missing": 0,
+    }
     with caplog.at_level(logging.INFO):
         returned = dag.get_task("write_retry_list").python_callable(summary)
 
@@ -196,5 +224,5 @@ def test_the_retry_list_task_reads_the_runs_rows_and_logs_and_returns_no_number(
         ]
     said = caplog.text + repr(returned)
     assert "3 outcomes" in caplog.text
-    for digits in ("5550100", "5550104", "5550109", "5550105"):
+    for digits in ("5550100", "5550104", "5550109", "5550105", "5550106"):
         assert digits not in said

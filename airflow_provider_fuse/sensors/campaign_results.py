@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
     from airflow_provider_fuse.results.config import ResultsConfig
 
-__all__ = ["SUMMARY_KEYS", "FuseCampaignResultsSensor"]
+__all__ = ["NAMED_STATUSES", "SUMMARY_KEYS", "FuseCampaignResultsSensor", "bulk_campaigns", "summarize"]
 
 #: The keys of the sensor's XCom: how many calls were queued, how each one that was reported ended
 #: (``other``: any status but the four named, e.g. ``no answer`` or ``busy``), and how many were never
@@ -402,6 +402,27 @@ class FuseCampaignResultsSensor(BaseSensorOperator):
                 raise AirflowException(message)
             raise self._fails(message)
         return self.settle(context, dict(event["counts"]), int(event["calls_queued"]))
+
+
+def bulk_campaigns(ti: Any, bulk_task_id: str) -> list[str]:
+    """The campaign ids a bulk task sent in this run (one per map index), from its ``fuse_results``
+    XComs: what :meth:`ResultsTable.rows <airflow_provider_fuse.results.table.ResultsTable.rows>` and
+    ``summary`` take to read this run's outcomes and no other's (a run deleted and triggered again
+    under the same run id is another campaign).
+
+    :param ti: the running task instance (``context["ti"]``) of a task of the same run.
+    :return: the distinct ids, sorted; empty when the bulk task pushed none.
+    """
+    from airflow_provider_fuse.operators.bulk_queue import RESULTS_XCOM_KEY
+
+    pulled = ti.xcom_pull(task_ids=[bulk_task_id], key=RESULTS_XCOM_KEY) or []
+    return sorted(
+        {
+            record["campaign"]
+            for record in pulled
+            if isinstance(record, dict) and isinstance(record.get("campaign"), str) and record["campaign"]
+        }
+    )
 
 
 def summarize(counts: Mapping[str, int], calls_queued: int) -> dict[str, int]:
