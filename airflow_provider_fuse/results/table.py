@@ -330,6 +330,12 @@ class ResultsTable:
         local.generation = generation
         return connection
 
+    def _parameter(self) -> str:
+        """The connection's placeholder (``?``, ``%s``): its hook read first, where it was not yet."""
+        with self._lock:
+            self._get_hook()
+        return self._placeholder
+
     def _get_hook(self) -> DbApiHook:
         """The connection's hook, read once (under ``self._lock``)."""
         if self._hook is not None:
@@ -411,6 +417,7 @@ class ResultsTable:
         a table that is gone, or a SQLite file that is no longer the configured one is tried once more
         at once (a new connection; the table looked for, and created where allowed).
         """
+        failure: ResultsStoreError | None = None
         for attempt in (1, 2):
             connection = None
             try:
@@ -426,13 +433,17 @@ class ResultsTable:
                 self._discard()
                 self._ensured = False
                 if _cannot_hold(error):
-                    raise ResultsStoreError(
+                    failure = ResultsStoreError(
                         f"results connection {self.conn_id!r}: {what}: the database cannot hold one of "
                         f"its values ({type(error).__name__}); sending it again cannot help",
                         final=True,
-                    ) from None
-                if not again:
-                    raise self._error(what, error) from None
+                    )
+                elif not again:
+                    failure = self._error(what, error)
+            if failure is not None:
+                # Raised outside the except block: the driver's error, which may quote a value, is
+                # not even the new one's context.
+                raise failure
         raise AssertionError("unreachable")  # pragma: no cover
 
     # --- The table -----------------------------------------------------------------------------------
@@ -629,7 +640,7 @@ class ResultsTable:
         """
         counts = dict.fromkeys((*SUMMARY_STATUSES, "other", "received"), 0)
         for chosen in _chunks(campaigns):
-            p = self._placeholder
+            p = self._parameter()
             query = (
                 f"SELECT status, COUNT(*) FROM {self.table} "
                 f"WHERE dag_id = {p} AND run_id = {p} AND task_id = {p} "
@@ -656,7 +667,7 @@ class ResultsTable:
         """
         rows = []
         for chosen in _chunks(campaigns):
-            p = self._placeholder
+            p = self._parameter()
             query = (
                 f"SELECT {', '.join(COLUMNS)} FROM {self.table} "
                 f"WHERE dag_id = {p} AND run_id = {p} AND task_id = {p} "
