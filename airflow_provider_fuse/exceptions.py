@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
 
 __all__ = [
+    "MAY_HAVE_QUEUED",
     "REJECTION_BY_STATUS",
     "FuseApiError",
     "FuseAuthenticationError",
@@ -65,9 +66,11 @@ __all__ = [
     "FuseUnknownOutcomeError",
     "FuseValidationError",
     "Outcome",
+    "end_sentence",
     "nothing_queued",
     "redact",
     "rejection_class",
+    "without_may_have_queued",
 ]
 
 # What may stand between the digits of one phone number as people and systems write it: spaces,
@@ -118,6 +121,27 @@ def redact(text: str, limit: int = _EXCERPT_CHARS, *, secrets: Iterable[str] = (
     text = _NUMBER.sub(_mask_phone_number, text)
     # Scrub before cutting: a cut through a number or a secret would leave its first part readable.
     return text[:limit] + "…" if len(text) > limit else text
+
+
+#: How the hook ends the message of an unknown outcome of a request that queues calls; a task's
+#: failure, which says it in the operator's own words, leaves it out (:func:`without_may_have_queued`).
+MAY_HAVE_QUEUED = "Fuse may have queued some or all calls"
+
+
+def end_sentence(text: str) -> str:
+    """``text`` ending with one full stop: none is added after ``.``, ``!``, ``?`` or ``…`` (Fuse's
+    own text often ends with one already: ``A database error occurred.``)."""
+    text = text.rstrip()
+    return text if text.endswith((".", "!", "?", "…")) else f"{text}."
+
+
+def without_may_have_queued(text: str) -> str:
+    """``text`` without a closing clause saying :data:`MAY_HAVE_QUEUED`, for a message that says it once
+    in its own words."""
+    for ending in (f"; {MAY_HAVE_QUEUED}", f". {MAY_HAVE_QUEUED}", MAY_HAVE_QUEUED):
+        if text.endswith(ending) and text != ending:
+            return text[: -len(ending)].rstrip()
+    return text
 
 
 def _mask_secrets(text: str, secrets: set[str]) -> str:
@@ -280,7 +304,32 @@ class FuseBadRequestError(FuseRejectedError, AirflowFailException):
 
 
 class FuseAuthenticationError(FuseRejectedError, AirflowFailException):
-    """401: the account email or developer key is wrong, or the account is inactive. Fails the task."""
+    """401: the account email or developer key is wrong, or the account is inactive. Fails the task.
+
+    Its message says what to check: the connection (``conn_id``, when the hook that was refused set
+    it with :meth:`naming`) and its fields, by the connection form's labels.
+
+    :param conn_id: the Airflow connection whose credentials Fuse refused, when known.
+    """
+
+    def __init__(self, error: str, status_code: int | None = 401, conn_id: str | None = None) -> None:
+        self.conn_id = conn_id
+        super().__init__(error, status_code)
+
+    def serialize(self) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
+        return self._class_path(), (self.error, self.status_code, self.conn_id), {}
+
+    def _message(self) -> str:
+        where = f"the connection {self.conn_id!r}" if self.conn_id else "the fuse connection"
+        return (
+            f"{end_sentence(super()._message())} Fuse refused the credentials of {where}: check its "
+            "Developer key (the password; made in Fuse under My Account) and its Account email (the "
+            "login), and that the Fuse account is active"
+        )
+
+    def naming(self, conn_id: str | None) -> FuseAuthenticationError:
+        """The same refusal, naming the connection ``conn_id`` (``None``: no connection id)."""
+        return type(self)(self.error, self.status_code, conn_id)
 
 
 class FusePermissionError(FuseRejectedError, AirflowFailException):

@@ -432,3 +432,60 @@ def test_redact_is_idempotent(data, secrets, limit):
     once = redact(text, limit, secrets=secrets)
 
     assert redact(once, limit, secrets=secrets) == once
+
+
+# --- Messages said once, ending once, with the next steps --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        pytest.param(
+            "FuseServerError('A database error occurred.', 500)", id="Fuse's text ends with a full stop"
+        ),
+        pytest.param(
+            "FuseConnectionLostError('the request failed after it was sent (reset); "
+            "Fuse may have queued some or all calls')",
+            id="the hook's text says Fuse may have queued",
+        ),
+        pytest.param("FuseInvalidResponseError('not an answer of Fuse: <html>', 200)", id="not Fuse's"),
+    ],
+)
+@pytest.mark.parametrize("kind", ["bulk", "call", "cancel"])
+def test_an_unknown_outcome_fails_saying_each_thing_once_with_the_next_steps(error, kind):
+    from airflow_provider_fuse import exceptions
+    from airflow_provider_fuse.operators.outcomes import NEXT_STEPS, bulk_queue_failure, task_failure
+
+    failure = eval(error, vars(exceptions))  # the parameters above
+    if kind == "bulk":
+        outcome = bulk_queue_failure(failure, "application 1, deployment 2", on_unknown_outcome="fail")
+    else:
+        outcome = task_failure(failure, unknown_outcome="Fuse may have queued the call. Check it in Fuse.")
+    message = str(outcome)
+    assert ".." not in message
+    assert message.lower().count("may have queued") == 1
+    assert message.endswith(NEXT_STEPS)
+    assert "docs/safety.md" in message
+    sentences = [part.strip() for part in message.replace(";", ".").split(". ") if part.strip()]
+    assert len(sentences) == len(set(sentences)), message
+
+
+def test_end_sentence_adds_one_full_stop_only_where_none_is():
+    from airflow_provider_fuse.exceptions import end_sentence
+
+    assert end_sentence("occurred.") == "occurred."
+    assert end_sentence("occurred") == "occurred."
+    assert end_sentence("really?") == "really?"
+    assert end_sentence("cut…") == "cut…"
+
+
+def test_a_401_says_which_fields_to_check_once_whatever_fuse_wrote():
+    from airflow_provider_fuse.exceptions import FuseAuthenticationError
+
+    for text in ("Authentication failed.", "Authentication failed", "inactive account!"):
+        message = str(FuseAuthenticationError(text, 401).naming("fuse_default"))
+        assert ".." not in message
+        assert "!." not in message
+        assert "'fuse_default'" in message
+        assert message.count("Developer key") == 1
+        assert "Account email" in message

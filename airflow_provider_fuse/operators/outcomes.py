@@ -19,7 +19,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Literal
 
 from airflow_provider_fuse._compat import AirflowException, AirflowFailException
-from airflow_provider_fuse.exceptions import FuseApiError, FuseUnknownOutcomeError, FuseValidationError
+from airflow_provider_fuse.exceptions import (
+    FuseApiError,
+    FuseUnknownOutcomeError,
+    FuseValidationError,
+    end_sentence,
+    without_may_have_queued,
+)
 
 if TYPE_CHECKING:
     from airflow_provider_fuse.exceptions import FuseError
@@ -29,6 +35,13 @@ __all__ = ["ON_UNKNOWN_OUTCOME", "bulk_queue_failure", "nothing_sent", "task_fai
 
 #: What ``on_unknown_outcome`` may say.
 ON_UNKNOWN_OUTCOME = ("fail", "retry")
+
+#: What a person does after an unknown outcome, ending every such failure of a task.
+NEXT_STEPS = (
+    "Next steps: look for these calls in Fuse (the deployment's outbound calls, or the outcomes your "
+    "result_url received), then follow docs/safety.md, 'After an unknown outcome', for what to do when "
+    "they are there and when they are not."
+)
 
 
 def nothing_sent(error: ValueError) -> AirflowFailException:
@@ -57,10 +70,12 @@ def task_failure(
     if isinstance(error, FuseValidationError):
         return nothing_sent(error)
     if isinstance(error, FuseUnknownOutcomeError):
-        message = f"Unknown outcome{part}: {error}. {unknown_outcome}"
+        # What happened, then what it may mean in the operator's words (said once), then what to do.
+        what = end_sentence(without_may_have_queued(str(error)))
+        message = f"Unknown outcome{part}: {what} {end_sentence(unknown_outcome)}"
         if on_unknown_outcome == "retry":
             return AirflowException(message + " (on_unknown_outcome='retry': retrying)")
-        return AirflowFailException(message)
+        return AirflowFailException(f"{message} {NEXT_STEPS}")
     if isinstance(error, FuseApiError) and error.retryable:
         return AirflowException(f"{error}{part}")
     return AirflowFailException(f"{error}{part}" if part else str(error))

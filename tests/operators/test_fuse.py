@@ -177,7 +177,7 @@ def test_a_rejection_fails_without_retries_in_fuses_words(
     requests_mock.post(BULK_URL, status_code=status, json={"error": "No deployment was found."})
     with pytest.raises(AirflowFailException) as caught:
         operator(contacts_csv, retries=3).execute({})
-    assert str(caught.value) == f"Fuse API answered {status}: No deployment was found."
+    assert str(caught.value).startswith(f"Fuse API answered {status}: No deployment was found.")
     assert requests_mock.call_count == 1
 
 

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import inspect
 import math
+import re
 
 import pytest
 import requests
+from requests_mock import ANY
 
 from airflow_provider_fuse._compat import AirflowException, AirflowFailException
 from airflow_provider_fuse.guard import LEDGER_KEY, QUEUE_CALL_KEY
@@ -23,6 +25,14 @@ from airflow_provider_fuse.operators.fuse import (
     FuseQueueCallOperator,
 )
 from tests.helpers import BASE_URL, MemoryStore, connection_json
+
+requests_mock_any = ANY  # requests-mock's wildcard: every method
+
+
+def re_any(base: str) -> re.Pattern[str]:
+    """Every URL below ``base``."""
+    return re.compile(re.escape(base) + "/.*")
+
 
 OTHER_URL = "https://other-fuse.example.com/api"
 IDS = {"application_id": 12, "deployment_id": 34}
@@ -271,3 +281,44 @@ def test_a_call_cleared_with_another_connection_is_answered_from_the_ledger(
     assert call().execute(context) == "77"
     assert call(fuse_conn_id="fuse_other").execute(context) == "77"
     assert requests_mock.call_count == 1
+
+
+# --- What a 401 tells the user to check ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", OPERATORS)
+def test_a_401_names_the_connection_and_the_developer_key(monkeypatch, requests_mock, build, kind):
+    monkeypatch.setenv("AIRFLOW_CONN_FUSE_OTHER", connection_json(host=OTHER_URL))
+    requests_mock.register_uri(
+        requests_mock_any, re_any(OTHER_URL), status_code=401, json={"error": "Authentication failed."}
+    )
+    with pytest.raises(AirflowFailException) as caught:
+        build[kind](fuse_conn_id="fuse_other").execute({})
+    message = str(caught.value)
+    assert "'fuse_other'" in message
+    assert "Developer key" in message
+    assert "401" in message
+    assert ".." not in message
+
+
+def test_a_401_from_the_hook_survives_pickling_with_its_connection(monkeypatch, requests_mock):
+    import pickle
+
+    from airflow_provider_fuse.exceptions import FuseAuthenticationError
+
+    monkeypatch.setenv("AIRFLOW_CONN_FUSE_OTHER", connection_json(host=OTHER_URL))
+    requests_mock.register_uri(requests_mock_any, re_any(OTHER_URL), status_code=401, json={"error": "no"})
+    with pytest.raises(FuseAuthenticationError) as caught:
+        FuseHook("fuse_other", connect_retries=0).get_call_status("123")
+    assert caught.value.conn_id == "fuse_other"
+    again = pickle.loads(pickle.dumps(caught.value))
+    assert (again.conn_id, str(again)) == ("fuse_other", str(caught.value))
+
+
+def test_test_connection_does_not_name_the_uis_temporary_connection_id(monkeypatch, requests_mock):
+    monkeypatch.setenv("AIRFLOW_CONN_XK2P9QTEMPORARY", connection_json(host=OTHER_URL))
+    requests_mock.register_uri(requests_mock_any, re_any(OTHER_URL), status_code=401, json={"error": "no"})
+    ok, message = FuseHook("xk2p9qtemporary").test_connection()
+    assert ok is False
+    assert "xk2p9qtemporary" not in message
+    assert "Developer key" in message
