@@ -353,3 +353,80 @@ def test_the_readmes_minimal_dag_loads_and_hands_the_export_to_the_bulk_operator
     assert isinstance(queue_calls, FuseBulkQueueOperator)
     assert queue_calls.upstream_task_ids == {"export_contacts"}
     assert queue_calls.downstream_task_ids == {"report"}
+
+
+# --- Promises of the README and the getting-started page -------------------------------------------
+
+#: What names a file after the logical date: a manual run has none (``ds`` renders ``None``).
+_DS_FILE_NAME = re.compile(r"\{\{\s*ds(_nodash)?\s*\}\}|\{ds(_nodash)?\}|\bds(_nodash)?\s*:\s*str")
+
+
+def _docs_and_examples() -> list[Path]:
+    return [*markdown_files(), *(ROOT / "example_dags").glob("*.py")]
+
+
+def test_no_doc_or_example_names_a_file_after_the_logical_date():
+    found = [
+        f"{path.relative_to(ROOT)}:{number}"
+        for path in _docs_and_examples()
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if _DS_FILE_NAME.search(line)
+    ]
+    assert found == []
+
+
+def test_the_readmes_export_is_named_after_the_run_and_safe_for_a_file_name(tmp_path):
+    (snippet,) = [
+        block for block in fenced_blocks((ROOT / "README.md").read_text(), "python") if "@dag" in block
+    ]
+    (tmp_path / "readme_dag.py").write_text(snippet)
+    (dag,) = load_dag_file(tmp_path).dags.values()
+    export = dag.get_task("export_contacts").python_callable
+    runs = ["manual__2026-12-06T10:00:00.123456+00:00", "manual__2026-12-06T10:05:00+00:00", "scheduled__x"]
+    uris = [export(run_id=run_id) for run_id in runs]
+    assert len(set(uris)) == len(runs)
+    for uri in uris:
+        name = uri.rsplit("/", 1)[1]
+        assert re.fullmatch(r"[A-Za-z0-9._-]+\.csv", name), name
+        assert "None" not in name
+
+
+def test_the_readme_says_how_to_install_until_a_release_is_published():
+    from packaging.version import Version
+
+    import airflow_provider_fuse
+
+    readme = (ROOT / "README.md").read_text()
+    if Version(airflow_provider_fuse.__version__).is_prerelease:
+        assert "make dist" in readme
+        assert "pip install dist/" in readme
+
+
+@pytest.mark.parametrize(
+    ("stale", "why"),
+    [
+        ("Admin → Connections → +", "Airflow 3 calls it Add Connection"),
+        ("%2A%2A%2A", "uvicorn 0.55 writes the masked path as ***"),
+        ("the other three", "there are three operators and two sensors"),
+    ],
+)
+def test_no_page_says_what_is_no_longer_so(stale, why):
+    pages = [path.relative_to(ROOT) for path in markdown_files() if stale in path.read_text()]
+    assert pages == [], why
+
+
+def test_getting_started_is_one_short_page_linked_from_the_readme():
+    page = ROOT / "docs" / "getting-started.md"
+    text = page.read_text()
+    assert len(text.splitlines()) <= 80
+    assert "docs/getting-started.md" in (ROOT / "README.md").read_text()
+    assert "getting-started.md" in (ROOT / "docs" / "README.md").read_text()
+    for step in ("Install", "sandbox", "connection", "`[fuse]` options", "results connection"):
+        assert re.search(rf"^## \d\. .*{re.escape(step)}", text, flags=re.MULTILINE | re.IGNORECASE), step
+
+
+def test_sqlite_results_name_the_provider_airflow_does_not_include():
+    results = (ROOT / "docs" / "results.md").read_text()
+    assert "apache-airflow-providers-sqlite" in results
+    # `sqlite://` then the absolute path: three slashes, never four.
+    assert "sqlite:///var/" in results
