@@ -54,6 +54,26 @@ STOP = "example_fuse_stop_campaign"
 RESULTS = "example_fuse_campaign_results"
 # The database the results receiver writes call outcomes to: a database of its own beside Airflow's.
 RESULTS_DATABASE = "fuse_results"
+# The results table (the [fuse] results_table default), created by the harness as the DBA with
+# ResultsTable.ddl(), and the least-privilege role every component's results connection logs in as:
+# LOGIN, a password (checked: scram-sha-256 on loopback), SELECT and INSERT on the table, nothing else.
+RESULTS_TABLE = "fuse_call_results"
+RESULTS_ROLE = "fuse_results"
+# The api-server's uvicorn workers: the receiver runs in each, so a part's bound must hold across them.
+# On the 2-CPU development machine the api-server answered after 9 s with 1 worker, 32 s with 4 and
+# 80 s with 6 (about 240 MiB each); the harness waits longer than that for the DAGs to be parsed.
+API_WORKERS = 4
+# A burst through the receiver: distinct outcomes posted at once under one token of a small part.
+BURST_ROWS = 20
+BURST_OUTCOMES = 200
+BURST_THREADS = 32
+# The locked database: callbacks posted in two waves, the second this many seconds after the first,
+# while a superuser holds LOCK TABLE ... IN ACCESS EXCLUSIVE MODE (about 15 s in all).
+LOCK_WAVE = 6
+LOCK_SECOND_WAVE_AFTER = 5.0
+# What a 503's time may exceed the receiver's STORE_TIMEOUT by on a loaded 2-CPU machine (HTTP,
+# scheduling); the e2e tests allow 4 s.
+SLACK = 3.0
 RESULTS_SENSOR = "wait_for_outcomes"
 # The campaign-results example's numbers: the sandbox answers every number but the one ending in 9.
 RESULTS_NUMBERS = ("6175550100", "16175550104", "tel:+16175550109")
@@ -187,6 +207,33 @@ def session_of(pid: int) -> int | None:
     return None if fields[0] == "Z" else int(fields[3])
 
 
+def api_workers(pid: int) -> list[int]:
+    """The api-server's uvicorn worker processes: its children started by multiprocessing's spawn
+    (not its resource tracker)."""
+    workers = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[1]) == pid and b"spawn_main" in cmdline and b"resource_tracker" not in cmdline:
+            workers.append(int(entry.name))
+    return sorted(workers)
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User and system CPU seconds a live process has used, from /proc; None if it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def session_members(sessions: set[int]) -> list[int]:
     """Every live process whose session is one of ``sessions``."""
     pids = (int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit())
@@ -287,6 +334,10 @@ def start_postgres(processes: Processes, home: Path) -> str:
     )
     if initdb.returncode != 0:
         raise Failed(f"initdb failed: {initdb.stdout[-2000:]}{initdb.stderr[-2000:]}")
+    # Trust on loopback for the harness's own users, but the results role must give its password:
+    # the first matching line wins.
+    hba = data / "pg_hba.conf"
+    hba.write_text(f"host all {RESULTS_ROLE} 127.0.0.1/32 scram-sha-256\n" + hba.read_text())
     port = free_port()
     processes.start(
         "postgres",
@@ -319,9 +370,63 @@ def start_postgres(processes: Processes, home: Path) -> str:
     return f"postgresql+psycopg2://airflow@127.0.0.1:{port}/airflow"
 
 
-def results_connection(database: str) -> str:
-    """The results connection's URI: the harness's Postgres, the results database."""
-    return f"postgres://airflow@127.0.0.1:{urllib.parse.urlsplit(database).port}/{RESULTS_DATABASE}"
+def results_connection(database: str, password: str) -> str:
+    """The results connection's URI: the least-privilege role on the harness's results database."""
+    port = urllib.parse.urlsplit(database).port
+    return f"postgres://{RESULTS_ROLE}:{password}@127.0.0.1:{port}/{RESULTS_DATABASE}"
+
+
+def results_db(deployment: Deployment, *, autocommit: bool = True) -> Any:
+    """A connection to the results database as the DBA (the superuser ``airflow``), not the role."""
+    import psycopg2
+
+    port = urllib.parse.urlsplit(deployment.env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]).port
+    db = psycopg2.connect(
+        host="127.0.0.1", port=port, user="airflow", dbname=RESULTS_DATABASE, connect_timeout=10
+    )
+    db.autocommit = autocommit
+    return db
+
+
+@dataclass(frozen=True)
+class ReceiverFacts:
+    """What the installed provider says of its results table and receiver (read in a child process,
+    with the deployment's environment: importing it imports Airflow, which the harness does not)."""
+
+    ddl: str
+    store_timeout: float
+
+
+def read_receiver_facts(deployment: Deployment) -> ReceiverFacts:
+    code = (
+        "import json, sys\n"
+        "from airflow_provider_fuse.results import receiver\n"
+        "from airflow_provider_fuse.results.table import ResultsTable\n"
+        "print(json.dumps({'ddl': ResultsTable.ddl(sys.argv[1]), 'store_timeout': receiver.STORE_TIMEOUT}))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, RESULTS_TABLE],
+        env=deployment.env,
+        cwd=deployment.run,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    if done.returncode != 0:
+        raise Failed(f"cannot read ResultsTable.ddl() from the installed provider:\n{done.stderr[-3000:]}")
+    facts = json.loads(done.stdout.strip().splitlines()[-1])
+    return ReceiverFacts(str(facts["ddl"]), float(facts["store_timeout"]))
+
+
+def prepare_results_database(deployment: Deployment, facts: ReceiverFacts) -> None:
+    """As the DBA: the results table from ``ResultsTable.ddl()``, and the role with only ``SELECT,
+    INSERT`` on it (what docs/results.md gives a DBA), before any Airflow component starts."""
+    password = urllib.parse.urlsplit(deployment.env["AIRFLOW_CONN_FUSE_RESULTS_DEFAULT"]).password
+    with contextlib.closing(results_db(deployment)) as db, db.cursor() as cursor:
+        cursor.execute(facts.ddl)
+        cursor.execute(f"CREATE ROLE {RESULTS_ROLE} LOGIN PASSWORD %s", (password,))
+        cursor.execute(f"GRANT SELECT, INSERT ON {RESULTS_TABLE} TO {RESULTS_ROLE}")
+    say(f"results table {RESULTS_TABLE} created by the DBA; role {RESULTS_ROLE}: SELECT, INSERT on it only")
 
 
 def start_redis(processes: Processes, run: Path) -> str:
@@ -365,6 +470,11 @@ class Deployment:
     admin_password: str
     worker_tmps: dict[str, Path]
     token: str = ""
+    api_pid: int = 0
+    api_startup: float = 0.0
+    # What the harness itself sent the receiver: tokens and phone numbers that must reach no log.
+    harness_tokens: list[str] = field(default_factory=list)
+    harness_numbers: dict[str, str] = field(default_factory=dict)
 
     # REST API ---------------------------------------------------------------------------------------
     def login(self) -> None:
@@ -424,6 +534,7 @@ def airflow_env(
     password: str,
     export_base: str,
     signing_key: str,
+    results_password: str,
 ) -> dict[str, str]:
     from cryptography.fernet import Fernet
 
@@ -474,7 +585,8 @@ def airflow_env(
             # key every worker signs tokens with and the api-server checks them with, the table.
             "AIRFLOW__FUSE__RESULTS_BASE_URL": f"http://127.0.0.1:{api_port}",
             "AIRFLOW__FUSE__RESULTS_SIGNING_KEY": signing_key,
-            "AIRFLOW_CONN_FUSE_RESULTS_DEFAULT": results_connection(database),
+            "AIRFLOW__FUSE__RESULTS_TABLE": RESULTS_TABLE,
+            "AIRFLOW_CONN_FUSE_RESULTS_DEFAULT": results_connection(database, results_password),
             # Only loopback: no proxy, no instance-metadata lookups by boto.
             "NO_PROXY": "127.0.0.1,localhost",
             "no_proxy": "127.0.0.1,localhost",
@@ -516,7 +628,10 @@ def start_airflow(processes: Processes, deployment: Deployment) -> None:
     if migrated.returncode != 0:
         raise Failed(f"airflow db migrate failed:\n{migrated.stdout[-3000:]}{migrated.stderr[-3000:]}")
     cwd = deployment.run
-    processes.start("api-server", [AIRFLOW, "api-server", "--workers", "1"], env=env, cwd=cwd)
+    api_started = time.monotonic()
+    api = processes.start(
+        "api-server", [AIRFLOW, "api-server", "--workers", str(API_WORKERS)], env=env, cwd=cwd
+    )
     processes.start("scheduler", [AIRFLOW, "scheduler"], env=env, cwd=cwd)
     processes.start("dag-processor", [AIRFLOW, "dag-processor"], env=env, cwd=cwd)
     processes.start("triggerer", [AIRFLOW, "triggerer"], env=env, cwd=cwd)
@@ -558,8 +673,16 @@ def start_airflow(processes: Processes, deployment: Deployment) -> None:
     wait_for(
         "the api-server to answer",
         lambda: requests.get(f"{deployment.api}/api/v2/version", timeout=5).ok,
+        180,
+    )
+    wait_for(
+        f"the api-server's {API_WORKERS} workers",
+        lambda: len(api_workers(api.popen.pid)) == API_WORKERS,
         120,
     )
+    deployment.api_pid = api.popen.pid
+    deployment.api_startup = time.monotonic() - api_started
+    say(f"api-server answering with {API_WORKERS} workers after {deployment.api_startup:.0f} s")
     deployment.login()
 
     def parsed() -> bool:
@@ -594,6 +717,7 @@ class RunRow:
 class Report:
     rows: list[RunRow] = field(default_factory=list)
     checks: list[str] = field(default_factory=list)
+    measured: list[str] = field(default_factory=list)
 
     def check(self, condition: bool, what: str) -> None:
         if not condition:
@@ -824,22 +948,22 @@ def single_calls(deployment: Deployment, sandbox: Any, report: Report) -> None:
 
 
 def results_rows(deployment: Deployment, run_id: str) -> list[tuple[Any, ...]]:
-    """This run's rows of the results table, read straight from Postgres (status, attempts, part)."""
-    import psycopg2
-
-    uri = urllib.parse.urlsplit(deployment.env["AIRFLOW_CONN_FUSE_RESULTS_DEFAULT"])
-    with (
-        contextlib.closing(
-            psycopg2.connect(host=uri.hostname, port=uri.port, user=uri.username, dbname=uri.path.lstrip("/"))
-        ) as db,
-        db.cursor() as cursor,
-    ):
+    """This run's rows of the results table, read straight from Postgres by the DBA (status, attempts,
+    part, destination)."""
+    with contextlib.closing(results_db(deployment)) as db, db.cursor() as cursor:
         cursor.execute(
-            "SELECT status, attempts, part, destination FROM fuse_call_results "
+            f"SELECT status, attempts, part, destination FROM {RESULTS_TABLE} "
             "WHERE dag_id = %s AND run_id = %s",
             (RESULTS, run_id),
         )
         return list(cursor.fetchall())
+
+
+def campaign_slots(deployment: Deployment, campaign: str) -> list[int]:
+    """The slots one campaign's rows hold in the results table, read by the DBA."""
+    with contextlib.closing(results_db(deployment)) as db, db.cursor() as cursor:
+        cursor.execute(f"SELECT slot FROM {RESULTS_TABLE} WHERE campaign_id = %s ORDER BY slot", (campaign,))
+        return [int(slot) for (slot,) in cursor.fetchall()]
 
 
 def result_tokens(sandbox: Any) -> list[str]:
@@ -867,7 +991,15 @@ def campaign_results(deployment: Deployment, sandbox: Any, report: Report) -> No
         f"({[(call.status, call.result_delivery, call.result_status_code) for call in calls]})",
     )
     summary = deployment.xcom(RESULTS, run_id, RESULTS_SENSOR)
-    expected = {"calls_queued": 3, "completed": 2, "failed": 1, "canceled": 0, "rejected": 0, "missing": 0}
+    expected = {
+        "calls_queued": 3,
+        "completed": 2,
+        "failed": 1,
+        "canceled": 0,
+        "rejected": 0,
+        "other": 0,
+        "missing": 0,
+    }
     report.check(summary == expected, f"the sensor's summary is 3 queued → 2 completed, 1 failed: {summary}")
     rows = results_rows(deployment, run_id)
     report.check(
@@ -892,6 +1024,231 @@ def campaign_results(deployment: Deployment, sandbox: Any, report: Report) -> No
     )
 
 
+def check_least_privilege(deployment: Deployment, report: Report) -> None:
+    """What the results role may do, and who the results database's connections came as."""
+    with contextlib.closing(results_db(deployment)) as db, db.cursor() as cursor:
+        cursor.execute(
+            "SELECT privilege_type FROM information_schema.role_table_grants WHERE grantee = %s",
+            (RESULTS_ROLE,),
+        )
+        granted = sorted(privilege for (privilege,) in cursor.fetchall())
+        cursor.execute(
+            "SELECT rolsuper OR rolcreatedb OR rolcreaterole OR rolbypassrls, "
+            "has_schema_privilege(%s, 'public', 'CREATE'), has_database_privilege(%s, %s, 'CREATE') "
+            "FROM pg_roles WHERE rolname = %s",
+            (RESULTS_ROLE, RESULTS_ROLE, RESULTS_DATABASE, RESULTS_ROLE),
+        )
+        ((powers, create_in_schema, create_in_database),) = cursor.fetchall()
+        cursor.execute(
+            "SELECT DISTINCT usename FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            (RESULTS_DATABASE,),
+        )
+        users = sorted(user for (user,) in cursor.fetchall())
+    report.check(
+        granted == ["INSERT", "SELECT"] and not (powers or create_in_schema or create_in_database),
+        f"the results role {RESULTS_ROLE} has {granted} on {RESULTS_TABLE} and nothing else "
+        f"(no role attribute: {not powers}, no CREATE in the schema or the database: "
+        f"{not (create_in_schema or create_in_database)})",
+    )
+    configured = urllib.parse.urlsplit(deployment.env["AIRFLOW_CONN_FUSE_RESULTS_DEFAULT"]).username
+    report.check(
+        configured == RESULTS_ROLE and users == [RESULTS_ROLE],
+        f"every component's results connection logs in as {configured}, and so does every open "
+        f"connection to the results database ({users})",
+    )
+
+
+def callback(number: str, status: str = "completed") -> dict[str, Any]:
+    """One outcome's body, as Fuse's documented sample has it: numbers as strings, the number quoted."""
+    now = int(time.time())
+    return {
+        "call_details": {
+            "status": status,
+            "attempts": "1",
+            "max_attempts": "3",
+            "reattempt_wait": "60",
+            "queued_timestamp": str(now - 90),
+            "start_timestamp": str(now - 60),
+            "end_timestamp": str(now),
+            "duration": "31" if status == "completed" else "",
+            "events": [
+                {"event": "queued", "timestamp": str(now - 90)},
+                {"event": status, "timestamp": str(now)},
+            ],
+            "phone_number": f"'{number}'",
+        }
+    }
+
+
+def harness_part(deployment: Deployment, dag_id: str, rows: int) -> tuple[str, str]:
+    """A fresh campaign of one part of ``rows`` rows, and its token signed with the deployment's key."""
+    from airflow_provider_fuse.results.tokens import UploadPart, new_campaign, sign
+
+    campaign = new_campaign()
+    part = UploadPart(
+        dag_id=dag_id,
+        run_id=f"manual__{campaign[:12]}",
+        task_id="queue_calls",
+        map_index=-1,
+        campaign=campaign,
+        part=0,
+        rows=rows,
+        expires=int(time.time()) + 3600,
+    )
+    token = sign(part, deployment.env["AIRFLOW__FUSE__RESULTS_SIGNING_KEY"])
+    deployment.harness_tokens.append(token)
+    return campaign, token
+
+
+def harness_numbers(deployment: Deployment, what: str, exchanges: tuple[str, ...], count: int) -> list[str]:
+    """``count`` fictional numbers (555-0100 to 555-0199 of the given area codes), for the leak scan."""
+    numbers = [f"{exchange}5550{100 + index % 100}" for exchange in exchanges for index in range(100)][:count]
+    for index, number in enumerate(numbers):
+        deployment.harness_numbers[f"{what} number {index + 1}"] = number
+    return numbers
+
+
+@dataclass(frozen=True)
+class Posted:
+    status: int
+    seconds: float
+    stored: str | None
+    retry_after: str | None
+
+
+def post_callback(deployment: Deployment, token: str, body: dict[str, Any]) -> Posted:
+    """POST one outcome on a connection of its own (any api-server worker may take it); timed."""
+    started = time.monotonic()
+    answer = requests.post(f"{deployment.api}/fuse/results/{token}", json=body, timeout=(5, 60))
+    seconds = time.monotonic() - started
+    stored = None
+    if answer.status_code == 200:
+        stored = answer.json().get("stored")
+    return Posted(answer.status_code, seconds, stored, answer.headers.get("Retry-After"))
+
+
+def receiver_burst(deployment: Deployment, report: Report) -> None:
+    """Many distinct outcomes at once under one token of a small part, through every api-server worker."""
+    from collections import Counter
+    from concurrent.futures import ThreadPoolExecutor
+
+    workers = api_workers(deployment.api_pid)
+    before = {pid: cpu_seconds(pid) for pid in workers}
+    campaign, token = harness_part(deployment, "fuse_deployment_burst", BURST_ROWS)
+    numbers = harness_numbers(deployment, "burst", ("617", "212"), BURST_OUTCOMES)
+    say(
+        f"receiver burst: {BURST_OUTCOMES} distinct outcomes at once ({BURST_THREADS} threads) under one "
+        f"token of a {BURST_ROWS}-row part, api-server on {len(workers)} workers"
+    )
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=BURST_THREADS) as pool:
+        futures = [pool.submit(post_callback, deployment, token, callback(number)) for number in numbers]
+        answers = [future.result(timeout=120) for future in futures]
+    took = time.monotonic() - started
+    busy = 0
+    for pid, cpu in before.items():
+        after = cpu_seconds(pid)
+        busy += cpu is not None and after is not None and after - cpu >= 0.05
+    statuses = Counter(answer.status for answer in answers)
+    slots = campaign_slots(deployment, campaign)
+    report.measured.append(
+        f"burst: {BURST_OUTCOMES} outcomes for a {BURST_ROWS}-row part through {len(workers)} workers "
+        f"({busy} busy) in {took:.1f} s: {statuses.get(200, 0)} × 200, {statuses.get(409, 0)} × 409, "
+        f"{len(slots)} rows stored"
+    )
+    report.check(
+        len(workers) == API_WORKERS and busy >= 2,
+        f"the burst was answered by {busy} of the api-server's {len(workers)} worker processes "
+        f"(each that used CPU for it), in {took:.1f} s",
+    )
+    report.check(
+        statuses == {200: BURST_ROWS, 409: BURST_OUTCOMES - BURST_ROWS}
+        and sum(answer.stored == "stored" for answer in answers) == BURST_ROWS,
+        f"{BURST_OUTCOMES} distinct outcomes at once for a {BURST_ROWS}-row part: "
+        f"{statuses.get(200, 0)} stored (200), {statuses.get(409, 0)} refused as the part is full (409); "
+        f"all answers {dict(statuses)}",
+    )
+    report.check(
+        slots == list(range(1, BURST_ROWS + 1)),
+        f"Postgres holds exactly {BURST_ROWS} rows of the burst's campaign, in slots 1 to {BURST_ROWS} "
+        f"({len(slots)} rows)",
+    )
+
+
+def locked_database(deployment: Deployment, facts: ReceiverFacts, report: Report) -> None:
+    """Callbacks while a superuser holds the results table's ACCESS EXCLUSIVE lock: each is answered 503
+    with Retry-After within the receiver's bound; once it is released, the same callbacks are stored once."""
+    import statistics
+    from concurrent.futures import ThreadPoolExecutor
+
+    campaign, token = harness_part(deployment, "fuse_deployment_locked", 4 * LOCK_WAVE)
+    numbers = harness_numbers(deployment, "locked", ("646",), 2 * LOCK_WAVE)
+    bodies = [
+        callback(number, "failed" if index % 3 == 0 else "completed") for index, number in enumerate(numbers)
+    ]
+    say(
+        f"locked database: LOCK TABLE {RESULTS_TABLE} IN ACCESS EXCLUSIVE MODE, "
+        f"{len(bodies)} callbacks in two waves"
+    )
+    locker = results_db(deployment, autocommit=False)
+    try:
+        with locker.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '10s'")
+            cursor.execute(f"LOCK TABLE {RESULTS_TABLE} IN ACCESS EXCLUSIVE MODE")
+        locked = time.monotonic()
+        with ThreadPoolExecutor(max_workers=len(bodies)) as pool:
+            first = [pool.submit(post_callback, deployment, token, body) for body in bodies[:LOCK_WAVE]]
+            time.sleep(LOCK_SECOND_WAVE_AFTER)
+            second = [pool.submit(post_callback, deployment, token, body) for body in bodies[LOCK_WAVE:]]
+            answers = [future.result(timeout=120) for future in (*first, *second)]
+        held = time.monotonic() - locked
+        locker.rollback()  # releases the lock
+    finally:
+        locker.close()
+    waits = sorted(answer.seconds for answer in answers)
+    median, longest = statistics.median(waits), waits[-1]
+    report.measured.append(
+        f"locked table ({held:.0f} s): {len(answers)} callbacks, time to the answer median {median:.1f} s, "
+        f"max {longest:.1f} s ({[round(wait, 1) for wait in waits]})"
+    )
+    report.check(
+        all(answer.status == 503 and (answer.retry_after or "").isdigit() for answer in answers),
+        f"with the table locked for {held:.0f} s, {len(answers)} callbacks were answered "
+        f"{sorted({answer.status for answer in answers})} with Retry-After",
+    )
+    report.check(
+        longest < facts.store_timeout + SLACK,
+        f"each within the receiver's bound of {facts.store_timeout:g} s: time to the 503 median "
+        f"{median:.1f} s, max {longest:.1f} s",
+    )
+    report.check(campaign_slots(deployment, campaign) == [], "nothing was stored while the table was locked")
+
+    # Released: the sender's retries are stored (or found stored by a store that outlived its 503).
+    deadline = time.monotonic() + 60
+    pending = list(range(len(bodies)))
+    resent: dict[int, Posted] = {}
+    while pending and time.monotonic() < deadline:
+        for index in pending:
+            resent[index] = post_callback(deployment, token, bodies[index])
+        pending = [index for index in pending if resent[index].status != 200]
+        if pending:
+            time.sleep(1)
+    again = [post_callback(deployment, token, body) for body in bodies]
+    slots = campaign_slots(deployment, campaign)
+    report.check(
+        not pending and all(answer.stored in ("stored", "duplicate") for answer in resent.values()),
+        f"the lock released, the same {len(bodies)} callbacks re-sent were answered 200 "
+        f"({sum(a.stored == 'stored' for a in resent.values())} stored, "
+        f"{sum(a.stored == 'duplicate' for a in resent.values())} found stored by a store that outlived "
+        "its 503)",
+    )
+    report.check(
+        all(answer.stored == "duplicate" for answer in again) and slots == list(range(1, len(bodies) + 1)),
+        f"each stored exactly once: Postgres holds {len(slots)} rows for the {len(bodies)} callbacks, "
+        "and sending them a third time stores nothing (duplicate)",
+    )
+
+
 # -- what Airflow kept --------------------------------------------------------------------------------
 
 
@@ -901,18 +1258,25 @@ def phone_numbers() -> dict[str, str]:
     return {f"phone number …{number[-4:]}": number[-10:] for number in numbers}
 
 
-def needles(sandbox: Any, env: dict[str, str]) -> dict[str, str]:
-    """What must not appear anywhere: every phone number dialed, the developer key, the auth header,
-    the results signing key and every results token (a token in a log is a credential in a log)."""
+def needles(sandbox: Any, deployment: Deployment) -> dict[str, str]:
+    """What must not appear anywhere: every phone number dialed or posted, the developer key, the auth
+    header, the results signing key, the results role's password and every results token (a token in a
+    log is a credential in a log)."""
     import base64
 
+    env = deployment.env
     basic = base64.b64encode(f"{sandbox.email}:{sandbox.developer_key}".encode()).decode()
-    tokens = result_tokens(sandbox)
+    tokens = [*result_tokens(sandbox), *deployment.harness_tokens]
     return {
         **phone_numbers(),
+        **deployment.harness_numbers,
         "the developer key": sandbox.developer_key,
         "the Authorization header": basic,
         "the results signing key": env["AIRFLOW__FUSE__RESULTS_SIGNING_KEY"],
+        "the results role's password": urllib.parse.urlsplit(
+            env["AIRFLOW_CONN_FUSE_RESULTS_DEFAULT"]
+        ).password
+        or "",
         **{f"results token {index + 1}": token for index, token in enumerate(tokens)},
     }
 
@@ -922,7 +1286,7 @@ def scan(text: str, where: str, secrets_: dict[str, str]) -> list[str]:
 
 
 def check_nothing_leaked(deployment: Deployment, sandbox: Any, report: Report) -> None:
-    secrets_ = needles(sandbox, deployment.env)
+    secrets_ = needles(sandbox, deployment)
     leaks: list[str] = []
     log_files = sorted((deployment.run / "logs").glob("*.log"))
     task_logs = sorted(p for p in (Path(deployment.env["AIRFLOW_HOME"]) / "logs").rglob("*") if p.is_file())
@@ -1043,6 +1407,10 @@ def print_table(report: Report, started: float) -> None:
     print(f"{len(report.checks)} checks passed:")
     for check in report.checks:
         print(f"  - {check}")
+    if report.measured:
+        print("\nmeasured:")
+        for line in report.measured:
+            print(f"  - {line}")
     print(f"\nwall time of the deployment test: {time.monotonic() - started:.0f} s")
 
 
@@ -1106,6 +1474,7 @@ def main(argv: list[str] | None = None) -> int:
             password=password,
             export_base=args.export_base,
             signing_key=secrets.token_hex(32),
+            results_password=secrets.token_hex(16),
         )
         worker_tmps = {}
         for name in ("fuse-worker-1", "fuse-worker-2"):
@@ -1113,8 +1482,14 @@ def main(argv: list[str] | None = None) -> int:
             worker_tmps[name].mkdir(mode=0o1777)
             worker_tmps[name].chmod(0o1777)
         deployment = Deployment(run, env, f"http://127.0.0.1:{api_port}", password, worker_tmps)
+        facts = read_receiver_facts(deployment)
+        prepare_results_database(deployment, facts)
         start_airflow(processes, deployment)
         say(f"deployment up after {time.monotonic() - started:.0f} s")
+        report.measured.append(
+            f"api-server: {API_WORKERS} uvicorn workers, all started and answering "
+            f"{deployment.api_startup:.0f} s after it was started"
+        )
         check_connection_form(deployment, report)
         run_ids = bulk_runs(deployment, sandbox, s3, report)
         handover_run(deployment, sandbox, s3, report)
@@ -1122,6 +1497,9 @@ def main(argv: list[str] | None = None) -> int:
         clear_successful_upload(deployment, sandbox, s3, report, run_ids[0])
         single_calls(deployment, sandbox, report)
         campaign_results(deployment, sandbox, report)
+        check_least_privilege(deployment, report)
+        receiver_burst(deployment, report)
+        locked_database(deployment, facts, report)
         processes.check_alive()
         check_worker_disks(deployment, report)
         check_nothing_leaked(deployment, sandbox, report)
