@@ -22,14 +22,17 @@ from __future__ import annotations
 
 import json
 import re
-import xml.etree.ElementTree as ElementTree
 from email.message import Message
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import parse_qsl
 
 from airflow_provider_fuse.answers import _xml_value
 from airflow_provider_fuse.calls import CallDetails
 from airflow_provider_fuse.exceptions import FuseInvalidResponseError
+from airflow_provider_fuse.safe_xml import XmlDoctypeRefused, XmlRefused, XmlTooDeep, read_xml
+
+if TYPE_CHECKING:
+    import xml.etree.ElementTree as ElementTree
 
 __all__ = ["FIELD_NAMES", "MAX_BODY_BYTES", "CallbackError", "read_callback"]
 
@@ -205,21 +208,21 @@ def _from_json(text: str) -> dict[str, Any]:
 
 
 def _parse_xml(text: str, what: str) -> ElementTree.Element:
-    """The root element of ``text``; no DOCTYPE (and so no entity) is read.
+    """The root element of ``text``, read by :func:`~airflow_provider_fuse.safe_xml.read_xml` (the
+    reader of Fuse's answers too): no DOCTYPE (and so no entity), no deeper than
+    :data:`~airflow_provider_fuse.safe_xml.MAX_XML_DEPTH`.
 
     :param what: what the text is, for the error (``"the callback body"``).
     """
-    parser = ElementTree.XMLParser(target=_NoDoctype())
     try:
-        parser.feed(text.encode("utf-8"))
-        root: ElementTree.Element = parser.close()
-    except _DoctypeFound:
-        raise CallbackError("XML with a DOCTYPE (or entities) is not accepted") from None
-    except _TooDeep:
-        raise CallbackError(f"{what} is XML nested too deep") from None
-    except (ElementTree.ParseError, RecursionError, ValueError):
-        raise CallbackError(f"{what} is not well-formed XML") from None
-    return root
+        return read_xml(text)
+    except XmlDoctypeRefused:
+        message = "XML with a DOCTYPE (or entities) is not accepted"
+    except XmlTooDeep:
+        message = f"{what} is XML nested too deep"
+    except XmlRefused:
+        message = f"{what} is not well-formed XML"
+    raise CallbackError(message)  # outside the except block: no chain
 
 
 def _from_xml(text: str) -> dict[str, Any]:
@@ -234,47 +237,13 @@ def _from_xml(text: str) -> dict[str, Any]:
 
 
 def _element_value(root: ElementTree.Element, what: str) -> Any:
-    """:func:`_xml_value` of a parsed tree (no deeper than :data:`MAX_XML_DEPTH`: the parser refuses
+    """:func:`_xml_value` of a parsed tree (no deeper than
+    :data:`~airflow_provider_fuse.safe_xml.MAX_XML_DEPTH`: the parser refuses
     more; the recursion guard is a second line)."""
     try:
         return _xml_value(root)
     except RecursionError:
         raise CallbackError(f"{what} is XML nested too deep") from None
-
-
-#: The deepest XML element accepted: ``<result><call_details><events><event><timestamp>`` is five
-#: levels. Deeper is refused while parsing, whatever Python's recursion limit is set to.
-MAX_XML_DEPTH = 32
-
-
-class _DoctypeFound(Exception):
-    pass
-
-
-class _TooDeep(Exception):
-    pass
-
-
-class _NoDoctype(ElementTree.TreeBuilder):
-    """A tree builder that stops at a DOCTYPE: the only place an XML document can declare entities
-    (expanding them is how "billion laughs" and external-entity reads start)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._depth = 0
-
-    def doctype(self, name: str, pubid: str, system: str) -> None:
-        raise _DoctypeFound
-
-    def start(self, tag: Any, attrs: Any) -> ElementTree.Element:
-        self._depth += 1
-        if self._depth > MAX_XML_DEPTH:
-            raise _TooDeep
-        return super().start(tag, attrs)
-
-    def end(self, tag: Any) -> ElementTree.Element:
-        self._depth -= 1
-        return super().end(tag)
 
 
 def _details_of(answer: dict[str, Any]) -> dict[str, Any]:
