@@ -115,9 +115,10 @@ MAX_TIMEOUT = 86400.0
 #: The most bytes read of an answer. Fuse's answers are a few hundred bytes; the rest of a bigger one
 #: is never read (a 2xx that big is not Fuse's answer, a 4xx/5xx is classified by its status).
 MAX_ANSWER_BYTES = 1 << 20
-#: The most header fields of an answer that is read: http.client's own bound (the sync path refuses
-#: more itself), held on the async path too. Fuse's answers have about ten.
-MAX_ANSWER_HEADERS = 100
+#: The most header fields of an answer that is read, on both paths: below http.client's own bound
+#: (100 lines, the blank one that ends the head included), which the sync path cannot raise. Fuse's
+#: answers have about ten; proxies add a few.
+MAX_ANSWER_HEADERS = 96
 #: The most bytes of an answer's header fields (``name: value`` and a line end each, as parsed) that
 #: are read: below both clients' own bounds (a 64 KiB line for http.client, a 100 KiB head for
 #: httpx's h11), so both refuse the same heads.
@@ -468,7 +469,8 @@ def classify_answer(
     * 5xx → :class:`FuseServerError` (unknown outcome);
     * 1xx/3xx → :class:`FuseRedirectError` (unknown outcome: a POST answered 303 is often one that
       was processed; redirects are never followed). Interim 1xx answers before the final one never
-      get here: both clients skip them (a 101, never asked for, is final);
+      get here: both clients skip them; a ``101 Switching Protocols``, never asked for, is a broken
+      answer to both (a lost connection, unknown outcome);
     * a 2xx whose body is not Fuse's, or was cut at :data:`MAX_ANSWER_BYTES` → an unknown outcome
       (:class:`FuseInvalidResponseError`) naming status and an excerpt.
 
@@ -612,10 +614,13 @@ def asking_again_can_help(error: FuseError) -> bool:
     return error.retryable or error.outcome is Outcome.UNKNOWN
 
 
-def _head_within_bounds(fields: Iterable[tuple[str | bytes, str | bytes]]) -> bool:
-    """Whether an answer's header fields, as its client parsed them, are within
-    :data:`MAX_ANSWER_HEADERS` and :data:`MAX_ANSWER_HEAD_BYTES` (``name: value`` and CRLF each)."""
-    size = 0
+def _head_within_bounds(fields: Iterable[tuple[str | bytes, str | bytes]], reason: str | bytes) -> bool:
+    """Whether an answer's head, as its client parsed it, is within :data:`MAX_ANSWER_HEADERS`
+    header fields and :data:`MAX_ANSWER_HEAD_BYTES` (the reason phrase, and ``name: value`` and
+    CRLF for each field)."""
+    size = len(reason)
+    if size > MAX_ANSWER_HEAD_BYTES:
+        return False
     for count, (name, value) in enumerate(fields, 1):
         size += len(name) + len(value) + 4
         if count > MAX_ANSWER_HEADERS or size > MAX_ANSWER_HEAD_BYTES:
@@ -1472,7 +1477,7 @@ async def _aread_answer(
     (status, headers, the bytes, whether that was all of it). The rest of a bigger answer is never
     read: the connection is closed instead."""
     async with client.stream(method, url, extensions={"trace": trace}) as response:
-        if not _head_within_bounds(response.headers.raw):
+        if not _head_within_bounds(response.headers.raw, response.extensions.get("reason_phrase", b"")):
             raise _head_refused()  # as the sync path's _FuseHTTPResponse refuses it
         status_code, headers = response.status_code, dict(response.headers)
         inflate = _Inflater(response.headers.get("Content-Encoding"))
@@ -1623,11 +1628,16 @@ class _HeadTooLarge(http.client.HTTPException):
     that urllib3 drops the connection; :func:`classify_network_error` finds it in the chain."""
 
 
+class _UnaskedSwitch(http.client.HTTPException):
+    """A ``101 Switching Protocols`` the request never asked for (it sends no ``Upgrade``): a broken
+    answer, as httpx's h11 holds it on the async path."""
+
+
 class _FuseHTTPResponse(http.client.HTTPResponse):
     """http.client's response, reading heads as httpx does on the async path: interim 1xx answers
-    (but a 101, which ends HTTP/1.1 and is final) skipped, up to :data:`MAX_INTERIM_HEAD_BYTES` of
-    head each (http.client skips a 100 only, and takes a 103 for the answer); the final head held to
-    :data:`MAX_ANSWER_HEADERS` and :data:`MAX_ANSWER_HEAD_BYTES`."""
+    skipped, up to :data:`MAX_INTERIM_HEAD_BYTES` of head each (http.client skips a 100 only, and
+    takes a 103 for the answer); a 101 refused; the final head held to :data:`MAX_ANSWER_HEADERS`
+    and :data:`MAX_ANSWER_HEAD_BYTES`."""
 
     def begin(self) -> None:
         try:
@@ -1638,13 +1648,15 @@ class _FuseHTTPResponse(http.client.HTTPResponse):
             if type(error) is not http.client.HTTPException:  # http.client's "more than 100 headers"
                 raise
             raise _HeadTooLarge from None
-        if not _head_within_bounds(self.msg.items()):
+        if not _head_within_bounds(self.msg.items(), self.reason):
             raise _HeadTooLarge
 
     def _read_status(self) -> tuple[str, int, str]:
         while True:
             version, status, reason = super()._read_status()  # type: ignore[misc]
-            if not 100 <= status < 200 or status == 101:
+            if status == 101:
+                raise _UnaskedSwitch
+            if not 100 <= status < 200:
                 return version, status, reason
             self._skip_interim_head()
 
