@@ -125,6 +125,8 @@ _SCHEMA = """CREATE TABLE IF NOT EXISTS {table} (
     CONSTRAINT {constraint} UNIQUE (dag_id, run_id, task_id, campaign_id, map_index, part, slot)
 )"""
 _CONSTRAINT_SUFFIX = "_part_slot"
+#: A wait for a part's lock shorter than this (seconds) leaves the store's own bounds as they are.
+_UNBOUNDED_WAIT_SECONDS = 0.05
 #: Campaign ids one read names at most (SQLite allowed 999 placeholders before 3.32).
 _CAMPAIGNS_PER_QUERY = 500
 #: The package that brings each tested connection type's hook (Airflow itself brings neither).
@@ -542,12 +544,12 @@ class ResultsTable:
         where = (part.dag_id, part.run_id, part.task_id, part.campaign, part.map_index, part.part)
 
         def work(connection: Any) -> Stored:
+            deadline = time.monotonic() + DATABASE_WAIT_SECONDS
             if not isinstance(connection, sqlite3.Connection):
-                return self._place(connection, values, where, part.rows)
+                return self._place(connection, values, where, part.rows, deadline)
             # SQLite has one writer at a time anyway; this process's threads take turns on a lock
             # (fair, and bounded), and wait for other processes in SQLite's busy handler for what is
             # left of the bound.
-            deadline = time.monotonic() + DATABASE_WAIT_SECONDS
             if not self._write_lock.acquire(timeout=DATABASE_WAIT_SECONDS):
                 raise ResultsStoreError(
                     f"results connection {self.conn_id!r}: cannot store an outcome: this process's "
@@ -556,14 +558,17 @@ class ResultsTable:
             try:
                 left = max(1, int((deadline - time.monotonic()) * 1000))
                 connection.execute(f"PRAGMA busy_timeout = {left}")
-                return self._place(connection, values, where, part.rows)
+                return self._place(connection, values, where, part.rows, deadline)
             finally:
                 self._write_lock.release()
 
         return self._with_recovery("cannot store an outcome", work)
 
-    def _place(self, connection: Any, values: tuple[Any, ...], where: tuple[Any, ...], rows: int) -> Stored:
-        """Insert ``values`` into the next free slot of the part ``where`` (see :meth:`store`)."""
+    def _place(
+        self, connection: Any, values: tuple[Any, ...], where: tuple[Any, ...], rows: int, deadline: float
+    ) -> Stored:
+        """Insert ``values`` into the next free slot of the part ``where`` (see :meth:`store`), by
+        ``deadline`` (``time.monotonic()``)."""
         p = self._placeholder
         in_part = " AND ".join(f"{column} = {p}" for column in PART_COLUMNS)
         highest = f"SELECT slot FROM {self.table} WHERE {in_part} ORDER BY slot DESC LIMIT 1"
@@ -574,7 +579,7 @@ class ResultsTable:
         cursor = connection.cursor()
         try:
             for _ in range(SLOT_TRIES):
-                self._take_part(connection, cursor, where)
+                self._take_part(connection, cursor, where, deadline)
                 cursor.execute(highest, where)
                 top = cursor.fetchone()
                 slot = (int(top[0]) if top else 0) + 1
@@ -613,8 +618,12 @@ class ResultsTable:
             f"taken by another writer {SLOT_TRIES} times"
         )
 
-    def _take_part(self, connection: Any, cursor: Any, where: tuple[Any, ...]) -> None:
-        """Begin the store's transaction holding the part's lock: no other writer reads its slots."""
+    def _take_part(self, connection: Any, cursor: Any, where: tuple[Any, ...], deadline: float) -> None:
+        """Begin the store's transaction holding the part's lock: no other writer reads its slots.
+
+        On Postgres, a store that waited for the part's lock (behind another store of the part,
+        itself waiting on a locked table, say) gives its next statements only what is left of its
+        bound (``SET LOCAL``: this transaction only), so that waits in turn never add up."""
         if isinstance(connection, sqlite3.Connection):
             if connection.in_transaction:
                 connection.rollback()
@@ -624,6 +633,18 @@ class ResultsTable:
                 f"SELECT pg_advisory_xact_lock({self._placeholder})", (_lock_key(self.table, where),)
             )
             cursor.fetchone()
+            left = deadline - time.monotonic()
+            if left < DATABASE_WAIT_SECONDS - _UNBOUNDED_WAIT_SECONDS:
+                if left <= 0:
+                    _rollback(connection)
+                    raise ResultsStoreError(
+                        f"results connection {self.conn_id!r}: cannot store an outcome: the database "
+                        f"was locked or busy for more than {DATABASE_WAIT_SECONDS:g} s"
+                    )
+                milliseconds = max(1, int(left * 1000))
+                cursor.execute(
+                    f"SET LOCAL lock_timeout = {milliseconds}; SET LOCAL statement_timeout = {milliseconds}"
+                )
 
     # --- Reading -------------------------------------------------------------------------------------
 
