@@ -343,7 +343,10 @@ def test_an_entity_that_would_make_a_valid_status_is_refused_by_both_paths(peer)
 
 
 def test_an_entity_that_would_make_a_valid_count_is_an_unknown_outcome_sent_once(peer, contacts_csv):
-    xml = b'<!DOCTYPE result [<!ENTITY n "3">]><result><calls_queued>&n;</calls_queued></result>'
+    xml = (
+        b'<?xml version="1.0"?><!DOCTYPE result [<!ENTITY n "3">]>'
+        b"<result><calls_queued>&n;</calls_queued></result>"
+    )
     peer.answer = answer(xml, content_type="application/xml")
     with pytest.raises(FuseInvalidResponseError) as caught:
         make_hook(connect_retries=2).bulk_queue(12, 34, contacts_csv)
