@@ -99,10 +99,12 @@ def stand_in_receiver(
     when: Callable[[], bool] = lambda: True,
     store: int = 3,
     calls: int = 3,
+    skip: frozenset[str] = frozenset(),
 ) -> Iterator[list]:
     """Once ``when()`` holds and the sandbox has ``calls`` calls, store ``store`` outcomes as the
     receiver would: the token of each call's ``result_url`` verified, then its outcome (completed;
-    failed for the number that never answers) stored for the upload part the token names.
+    failed for the number that never answers) stored for the upload part the token names. Calls
+    whose ``result_url`` is in ``skip`` (an earlier campaign's) are left alone.
 
     Yields the upload parts the tokens named, in the order stored.
     """
@@ -120,7 +122,8 @@ def stand_in_receiver(
                 done.wait(0.1)
             else:
                 return
-            for call in sorted(queued, key=lambda call: call.destination)[:store]:
+            fresh = [call for call in queued if call.result_url not in skip]
+            for call in sorted(fresh, key=lambda call: call.destination)[:store]:
                 token = call.result_url.rpartition("/fuse/results/")[2]
                 part = verify(token, key, now=time.time())
                 status = "failed" if call.destination.endswith("9") else "completed"
@@ -166,6 +169,7 @@ def test_outcomes_come_back_and_the_deferred_sensor_counts_them(
         "failed": 1,
         "canceled": 0,
         "rejected": 0,
+        "other": 0,
         "missing": 0,
     }
 
@@ -212,6 +216,7 @@ def test_the_poking_sensor_ends_after_the_window_counting_what_never_came(
         "failed": 0,
         "canceled": 0,
         "rejected": 0,
+        "other": 0,
         "missing": 1,
     }
     assert time.monotonic() - started >= 10  # the dialing timeout, from the upload
@@ -270,6 +275,7 @@ def test_a_mapped_bulk_task_is_waited_for_across_its_map_indexes(
         "failed": 1,
         "canceled": 0,
         "rejected": 0,
+        "other": 0,
         "missing": 0,
     }
     # Each map index signed its own tokens: its index, and the rows of its own list.
@@ -278,3 +284,175 @@ def test_a_mapped_bulk_task_is_waited_for_across_its_map_indexes(
         (0, 0, 2),
         (1, 0, 1),
     ]
+
+
+# --- A run id used again: the sandbox dials, the real receiver stores, the sensor counts ---------------
+
+
+class _TaskInstance:
+    """What the bulk operator and the sensor read of a task instance: ids and XComs (kept here, as
+    Airflow keeps them per task instance; a deleted run's go with it)."""
+
+    def __init__(self, run_id: str, xcoms: dict) -> None:
+        self.dag_id, self.run_id, self.task_id, self.map_index = "campaign", run_id, "queue_calls", -1
+        self.xcoms = xcoms
+
+    def xcom_push(self, key, value):
+        self.xcoms[key] = json.loads(json.dumps(value))
+
+    def xcom_pull(self, task_ids=None, key="return_value", **kwargs):
+        return [self.xcoms.get(key)]
+
+
+def _delivered(sandbox: FuseSandbox, calls: int) -> list:
+    """The sandbox's calls once ``calls`` of them had their outcome POSTed (bounded: 60 s)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        done = [call for call in sandbox.calls() if call.result_delivery in ("delivered", "failed")]
+        if len(done) >= calls:
+            return sandbox.calls()
+        time.sleep(0.2)
+    raise AssertionError(f"{calls} outcomes were not POSTed within 60 s")
+
+
+def test_a_run_id_used_again_is_a_new_campaign_and_a_clear_is_the_same(tmp_path, monkeypatch, contacts):
+    """The sandbox (as Fuse) dials and POSTs each outcome to the real receiver, which stores it in a
+    real SQLite table. A run deleted and triggered again under the same run id has no ledger and no
+    XComs: its list is dialed again, every outcome is stored (none refused 409) and the sensor counts
+    only its own. A clear of that run is answered from the ledger: same campaign, same times."""
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+
+    from airflow_provider_fuse.operators.fuse import FuseBulkQueueOperator
+    from airflow_provider_fuse.results.config import ResultsConfig
+    from airflow_provider_fuse.results.receiver import create_app
+    from airflow_provider_fuse.sensors.fuse import FuseCampaignResultsSensor
+    from tests.helpers import MemoryStore, serving
+
+    key = secrets.token_urlsafe(36)
+    monkeypatch.setenv("AIRFLOW__FUSE__RESULTS_SIGNING_KEY", key)
+    monkeypatch.setenv(f"AIRFLOW_CONN_{RESULTS_CONN.upper()}", f"sqlite://{tmp_path / 'results.db'}")
+    app = Starlette(routes=[Mount("/fuse", app=create_app(load_config=ResultsConfig.load))])
+    run_id = "manual__2026-11-29T02:00:00+00:00"
+
+    def bulk(context: dict) -> int:
+        task = FuseBulkQueueOperator(
+            task_id="queue_calls",
+            application_id=101,
+            deployment_id=202,
+            csv_path=str(contacts),
+            collect_results=True,
+        )
+        return task.execute(context)
+
+    def counted(ti: _TaskInstance) -> dict:
+        sensor = FuseCampaignResultsSensor(task_id="wait_for_outcomes", bulk_task_id="queue_calls")
+        result = sensor.poke({"ti": ti})
+        assert result, "the sensor is still waiting"
+        return result.xcom_value
+
+    with FuseSandbox(time_scale=600) as sandbox, serving(monkeypatch, app) as base:
+        monkeypatch.setenv("AIRFLOW__FUSE__RESULTS_BASE_URL", base)
+        monkeypatch.setenv("AIRFLOW_CONN_FUSE_DEFAULT", sandbox.connection_json())
+        first_xcoms: dict = {}
+        assert bulk({"ti": _TaskInstance(run_id, first_xcoms), "task_state_store": MemoryStore()}) == 3
+        _delivered(sandbox, 3)
+        assert counted(_TaskInstance(run_id, first_xcoms))["completed"] == 2
+
+        # Deleted and triggered again: a new ledger, no XComs, the same run id.
+        store, second_xcoms = MemoryStore(), {}
+        assert bulk({"ti": _TaskInstance(run_id, second_xcoms), "task_state_store": store}) == 3
+        calls = _delivered(sandbox, 6)
+        assert [call.result_status_code for call in calls] == [200] * 6, [
+            call.result_detail for call in calls
+        ]
+        summary = counted(_TaskInstance(run_id, second_xcoms))
+        assert summary == {
+            "calls_queued": 3,
+            "completed": 2,
+            "failed": 1,
+            "canceled": 0,
+            "rejected": 0,
+            "other": 0,
+            "missing": 0,
+        }
+        campaigns = {
+            verify(call.result_url.rpartition("/")[2], key, now=time.time()).campaign for call in calls
+        }
+        assert campaigns == {
+            first_xcoms["fuse_results"]["campaign"],
+            second_xcoms["fuse_results"]["campaign"],
+        }
+        assert len(campaigns) == 2
+
+        # A clear of the second run: answered from its ledger, nothing dialed, the same record.
+        cleared: dict = {}
+        assert bulk({"ti": _TaskInstance(run_id, cleared), "task_state_store": store}) == 3
+        assert len(sandbox.calls()) == 6
+        assert cleared["fuse_results"] == second_xcoms["fuse_results"]
+        assert counted(_TaskInstance(run_id, cleared)) == summary
+
+
+# --- The recovery after an unknown outcome: mark success, and the sensor still counts ---------------------
+
+
+def test_after_an_unknown_outcome_marked_success_the_sensor_still_counts(
+    airflow_env, still_sandbox, results, contacts, tmp_path
+):
+    """docs/safety.md: look in Fuse, mark the task success. Fuse queued the list and the answer was
+    lost: the task failed (unknown outcome). Marked success through the REST API, it keeps the
+    `fuse_results` XCom it pushed before sending, and the sensor counts the outcomes arriving."""
+    import httpx
+
+    from tests.e2e.api_server import ApiServer
+
+    sandbox, key = still_sandbox, results["AIRFLOW__FUSE__RESULTS_SIGNING_KEY"]
+    dag_id = "e2e_campaign_results_deadline"
+    sandbox.inject_fault(endpoint="bulk_queue", count=5, drop=True, after_queue=True)
+    run = airflow_env.dags_test(
+        dag_id, connection=sandbox.connection_json(), conf={"csv_path": str(contacts)}, env=results
+    )
+    assert (run.task_state, run.try_number) == ("failed", 1), run.output[-4000:]
+    assert len(sandbox.calls()) == 3  # Fuse has them
+    record = xcom(airflow_env, dag_id, run.run_id, "queue_calls", "fuse_results")
+    assert (record["confirmed"], record["calls_queued"], record["rows"]) == (False, None, 3)
+
+    password = secrets.token_urlsafe(16)
+    passwords = tmp_path / "passwords.json"
+    passwords.write_text(json.dumps({"admin": password}))
+    env = {
+        **airflow_env.env,
+        **results,
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+    }
+    server = ApiServer(env).start()
+    try:
+        token = httpx.post(
+            f"{server.url}/auth/token", json={"username": "admin", "password": password}, timeout=30
+        ).json()["access_token"]
+        answer = httpx.patch(
+            f"{server.url}/api/v2/dags/{dag_id}/dagRuns/{run.run_id}/taskInstances/queue_calls",
+            json={"new_state": "success"},
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=60,
+        )
+        assert answer.status_code == 200, answer.text
+    finally:
+        server.close()  # stops it and removes its captured output
+    assert airflow_env.task_states(dag_id, run.run_id)["queue_calls"] == "success"
+    assert xcom(airflow_env, dag_id, run.run_id, "queue_calls", "fuse_results") == record
+
+    with stand_in_receiver(sandbox, key, store=3):
+        waited = airflow_env.run(
+            "tasks",
+            "test",
+            dag_id,
+            "wait_for_outcomes",
+            run.run_id,
+            connection=sandbox.connection_json(),
+            env=results,
+        )
+    output = waited.stdout + waited.stderr
+    assert "3 queued → 2 completed, 1 failed" in output, output[-4000:]
+    assert "left no 'fuse_results' XCom" not in output
