@@ -11,11 +11,11 @@ there with ``async_to_sync``, which finds the loop only from a thread asgiref st
 ``run_coroutine_threadsafe`` from any thread other than the loop's.
 
 Every wait on the database is bounded, whatever the database does (locked, frozen, gone): a count is
-waited for at most ``count_timeout`` seconds, and never more than :data:`LAST_COUNT_SECONDS` past the
-deadline, and then the trigger goes on without it (the next poll waits for the same count again
-rather than start another). The deadline is kept: if no count could be made by then, the event is a
-retryable error naming the bound. Cancelling
-the trigger (the sensor's timeout) returns at once: a count still running is left to finish in its own
+waited for at most ``count_timeout`` seconds and never past the deadline, except the count made when
+the deadline passes, which gets :data:`LAST_COUNT_SECONDS`; then the trigger goes on without it (the
+next poll waits for the same count again rather than start another). The deadline is kept: if no
+count could be made by then, the event is a retryable error naming the bound. Cancelling the trigger
+(the sensor's timeout) returns at once: a count still running is left to finish in its own
 daemon thread, never awaited (asgiref's ``sync_to_async`` awaits its thread when cancelled, so the
 count runs as a task of its own, watched with ``asyncio.wait``, which cancels nothing).
 
@@ -189,13 +189,20 @@ class FuseCampaignResultsTrigger(BaseTrigger):
 
         counting = sync_to_async(count, thread_sensitive=False, executor=executor)
         pending: asyncio.Task[dict[str, int]] | None = None
+        started = 0.0
+        last_count = min(self.count_timeout, LAST_COUNT_SECONDS)
         while True:
             if pending is None:
-                pending = asyncio.ensure_future(counting())
+                pending, started = asyncio.ensure_future(counting()), time.time()
                 pending.add_done_callback(_retrieve)
-            # Never wait for a count longer than count_timeout, nor more than LAST_COUNT_SECONDS past
-            # the deadline (the last count, made when the deadline passes, needs a moment).
-            bound = min(self.count_timeout, max(0.0, self.deadline - time.time()) + LAST_COUNT_SECONDS)
+            now = time.time()
+            # Before the deadline: wait for a count at most count_timeout, and not past the deadline.
+            # After it: a count gets LAST_COUNT_SECONDS from its start (the last count, made when the
+            # deadline passes, needs a moment); one already stuck before the deadline gets no more.
+            if now < self.deadline:
+                bound = min(self.count_timeout, self.deadline - now)
+            else:
+                bound = max(0.0, started + last_count - now)
             await asyncio.wait({pending}, timeout=bound)
             now = time.time()
             if pending.done():
@@ -218,7 +225,7 @@ class FuseCampaignResultsTrigger(BaseTrigger):
                         "calls_queued": self.calls_queued,
                         "deadline": self.deadline,
                     }
-            elif now >= self.deadline:
+            elif now >= self.deadline and now >= started + last_count:
                 return {
                     "status": "error",
                     "message": (
@@ -227,6 +234,8 @@ class FuseCampaignResultsTrigger(BaseTrigger):
                     ),
                     "retryable": True,
                 }
+            elif now >= self.deadline:
+                continue  # the last count's moment is not over yet
             else:
                 # The same count is waited for again at the next poll; none is started beside it.
                 self.log.warning(

@@ -437,7 +437,7 @@ def test_the_deadline_holds_while_the_database_is_frozen(frozen_database):
     assert event["status"] == "error"
     assert event["retryable"] is True
     assert "answered no count by the deadline" in event["message"]
-    assert took < 2.5
+    assert took < 1.6  # the deadline: the count stuck since before it gets no extra time
     assert len(frozen_database) == 1  # one count waited for, none started beside it
 
 
