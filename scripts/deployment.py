@@ -573,6 +573,12 @@ def airflow_env(
             "AIRFLOW__CELERY__BROKER_URL": broker,
             "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + database.replace("+psycopg2", ""),
             "AIRFLOW__CELERY__WORKER_CONCURRENCY": "2",
+            # A task's supervisor waits this long for each execution-API call (Airflow's default 5 s,
+            # which its docs say to raise under high load). With the api-server on 4 workers on a
+            # 2-CPU machine shared with other work, every api-server worker once stopped answering
+            # for 32 s while six bulk runs started: the supervisor's retried "run" call was then
+            # refused (400, the first one had started the task) and the task failed.
+            "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "60",
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "10",
             "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
             # The connections and Variables come from the environment of every component, as a
@@ -1249,6 +1255,18 @@ def locked_database(deployment: Deployment, facts: ReceiverFacts, report: Report
     )
 
 
+def slowest_requests(deployment: Deployment) -> str:
+    """The api-server's slowest requests, from its access log (how long the app took, in seconds)."""
+    import re
+
+    log = (deployment.run / "logs" / "api-server.log").read_text(errors="replace")
+    found = re.findall(r"duration_us=(\d+) .*? path=(\S+)", log)
+    times = sorted(((int(us) / 1e6, path.split("/")[1]) for us, path in found), reverse=True)
+    over = sum(seconds > 10 for seconds, _ in times)
+    slowest = ", ".join(f"{seconds:.1f} s ({where})" for seconds, where in times[:3])
+    return f"api-server: {len(times)} requests, {over} over 10 s; the slowest {slowest}"
+
+
 # -- what Airflow kept --------------------------------------------------------------------------------
 
 
@@ -1501,6 +1519,7 @@ def main(argv: list[str] | None = None) -> int:
         receiver_burst(deployment, report)
         locked_database(deployment, facts, report)
         processes.check_alive()
+        report.measured.append(slowest_requests(deployment))
         check_worker_disks(deployment, report)
         check_nothing_leaked(deployment, sandbox, report)
     except (Exception, KeyboardInterrupt) as error:
