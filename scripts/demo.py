@@ -68,7 +68,7 @@ HIDDEN = "***"
 # No proxy for loopback, whatever the environment says.
 LOCAL = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 #: The sensor summary's outcome counts, in the order the summary line names them.
-ENDS = ("completed", "failed", "canceled", "rejected", "missing")
+ENDS = ("completed", "failed", "canceled", "rejected", "other", "missing")
 
 
 def airflow(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

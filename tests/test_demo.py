@@ -28,6 +28,11 @@ def test_the_summary_line_names_the_counts_that_are_not_zero_in_the_sensors_orde
     assert demo.summary_line({"calls_queued": 0}) == "0 queued → no outcome"
 
 
+def test_the_summary_line_names_outcomes_of_other_statuses(demo):
+    summary = {"calls_queued": 4, "completed": 1, "canceled": 1, "other": 2, "missing": 0}
+    assert demo.summary_line(summary) == "4 queued → 1 completed, 1 canceled, 2 other"
+
+
 def test_a_hidden_token_counts_as_hidden_in_both_access_logs(demo):
     airflow_3_3 = (
         "[info] request finished [http.access] client_addr=127.0.0.1:48034 duration_us=6490 "

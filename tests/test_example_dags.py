@@ -50,6 +50,18 @@ def test_the_bulk_queue_examples_run_state_is_decided_by_report_and_the_teardown
     assert dag.get_task("remove_export").on_failure_fail_dagrun
 
 
+def test_the_bulk_queue_examples_report_says_there_is_no_count_after_a_mark_success(caplog):
+    """After an unknown outcome the documented recovery marks the upload success: no count in XCom."""
+    report = dag_bag().dags["example_fuse_bulk_queue"].get_task("report").python_callable
+    with caplog.at_level("INFO"):
+        report(None)
+        report(3)
+    messages = [record.getMessage() for record in caplog.records]
+    assert not any("None" in message for message in messages)
+    assert any("no count" in message for message in messages)
+    assert "Fuse queued 3 calls" in messages
+
+
 def test_clearing_the_bulk_queue_examples_upload_clears_its_export_and_teardown_too():
     dag = dag_bag().dags["example_fuse_bulk_queue"]
     cleared = dag.partial_subset("queue_calls", include_upstream=False, include_downstream=False)
