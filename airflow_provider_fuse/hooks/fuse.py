@@ -669,19 +669,12 @@ def _in_chain(error: BaseException, found: Callable[[BaseException], bool]) -> b
 
 def _certificate_refused(error: BaseException) -> bool:
     """Whether a certificate verification failure is anywhere in ``error``'s chain of causes."""
-    import ssl
-
-    seen: set[int] = set()
-    pending: list[object] = [error]
-    while pending:
-        item = pending.pop()
-        if not isinstance(item, BaseException) or id(item) in seen:
-            continue
-        seen.add(id(item))
-        if isinstance(item, ssl.SSLCertVerificationError) or type(item).__name__ == "CertificateError":
-            return True
-        pending.extend([*item.args, item.__cause__, item.__context__, getattr(item, "reason", None)])
-    return False
+    return _in_chain(
+        error,
+        lambda item: (
+            isinstance(item, ssl.SSLCertVerificationError) or type(item).__name__ == "CertificateError"
+        ),
+    )
 
 
 def _cause(error: BaseException) -> str:
