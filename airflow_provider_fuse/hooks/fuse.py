@@ -833,7 +833,9 @@ class FuseHook(BaseHook):
 
     Every endpoint is synchronous, over one ``requests.Session``; :meth:`aget_call_status` is the
     status read for the triggerer's event loop, over httpx, with the same connection settings,
-    answer classification, retry rule, deadline and read cap.
+    answer classification, retry rule, deadline and read cap, and the same rule for an answer's head
+    (interim 1xx answers skipped, at most :data:`MAX_ANSWER_HEADERS` fields and
+    :data:`MAX_ANSWER_HEAD_BYTES` of them).
 
     One hook serves one thread at a time (as its ``requests.Session`` does).
 

@@ -212,6 +212,14 @@ def test_interim_answers_before_the_final_one_are_skipped_by_both_paths(peer, in
     assert same(read_sync(), read_async()) == "completed"
 
 
+def test_a_flood_of_interim_answers_is_skipped_by_both_paths_within_the_deadline(peer):
+    # 20,000 interim answers (1.2 MB) before the 200: neither path keeps them, both read the 200.
+    peer.answer = answer(interim=b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n" * 20_000)
+    started = time.monotonic()
+    assert same(read_sync(), read_async()) == "completed"
+    assert time.monotonic() - started < 30
+
+
 def test_a_post_answered_103_then_200_is_read_not_an_unknown_outcome(peer, contacts_csv):
     peer.answer = answer(QUEUED, interim=EARLY_HINTS)
     assert make_hook().bulk_queue(12, 34, contacts_csv) == 3
