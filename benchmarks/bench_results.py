@@ -11,12 +11,12 @@ tables keeps; ``wal``: what ResultsTable gives a new results database), it start
 
 * **api-server**: ``airflow api-server`` (one worker) with the plugin: ``POST /fuse/results/{token}``
   through Airflow's middlewares and access log, the token checked, the body parsed, the outcome
-  stored by ``ResultsTable`` (INSERT, the part's count, COMMIT);
+  stored by ``ResultsTable`` (the part's lock, its highest slot, INSERT, COMMIT);
 * **standalone**: ``fuse-results serve``, the same app on bare uvicorn (its access log on): the
   difference to the api-server is Airflow's own cost;
 * **reference**: a bare FastAPI app on uvicorn (no access log) that reads the JSON body and does the
   same INSERT of the same row into a table of the same schema and commits, from one thread: no token,
-  no parsing rules, no count — what storing a callback costs at the least.
+  no parsing rules, no per-part bound — what storing a callback costs at the least.
 
 Each round sends every server ``--callbacks`` distinct outcomes of one new upload part (a list sent
 whole), ``--concurrency`` at a time over keep-alive connections, servers taking turns so that noise
@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
+import itertools
 import json
 import os
 import platform
@@ -59,6 +60,7 @@ sys.path.insert(0, str(ROOT))
 from tests.e2e.api_server import ApiServer, Post, free_port, post_many  # noqa: E402
 
 KEY = "bench-" + "0123456789abcdef" * 3
+BENCH_CAMPAIGN = "bench-campaign-0001"
 TARGET = 500.0
 SERVERS = ("api-server", "standalone", "reference")
 
@@ -77,6 +79,7 @@ def reference_app(database: str) -> Any:
     insert = f"INSERT INTO fuse_call_results ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
     local = threading.local()
     writer = ThreadPoolExecutor(1)
+    slots = itertools.count(1)  # each row its own slot: the table's unique (part, slot)
 
     def store(values: tuple[Any, ...]) -> str:
         connection = getattr(local, "connection", None)
@@ -107,7 +110,9 @@ def reference_app(database: str) -> Any:
             token[:32],
             "queue_calls",
             -1,
+            BENCH_CAMPAIGN,
             0,
+            next(slots),
             number,
             f"+1{number}",
             details["status"],
@@ -249,7 +254,10 @@ def callbacks(run_id: str, count: int, first_number: int) -> list[Post]:
     """``count`` distinct outcomes of one part of one upload (numbers as strings, the number quoted)."""
     from airflow_provider_fuse.results.tokens import UploadPart, sign
 
-    token = sign(UploadPart("campaign", run_id, "queue_calls", -1, 0, count, int(time.time()) + 86400), KEY)
+    token = sign(
+        UploadPart("campaign", run_id, "queue_calls", -1, BENCH_CAMPAIGN, 0, count, int(time.time()) + 86400),
+        KEY,
+    )
     now = int(time.time())
     posts = []
     for index in range(count):
@@ -351,7 +359,14 @@ def step_costs(workdir: Path, journal: str, prefill: int) -> dict[str, float]:
     table.ensure()
     for label, rows_before in (("store (empty part)", 0), (f"store ({prefill:,} rows in the part)", prefill)):
         part = UploadPart(
-            "campaign", f"steps-{rows_before}", "queue_calls", -1, 0, 10**9, int(time.time()) + 3600
+            "campaign",
+            f"steps-{rows_before}",
+            "queue_calls",
+            -1,
+            BENCH_CAMPAIGN,
+            0,
+            10**9,
+            int(time.time()) + 3600,
         )
         if rows_before:
             with sqlite3.connect(database) as db:
@@ -365,7 +380,9 @@ def step_costs(workdir: Path, journal: str, prefill: int) -> dict[str, float]:
                             part.run_id,
                             part.task_id,
                             -1,
+                            part.campaign,
                             0,
+                            index + 1,
                             None,
                             None,
                             "completed",

@@ -1,20 +1,21 @@
 """The table of call outcomes: where the results receiver stores each callback, and what reads them.
 
 A SQL database behind an Airflow ``DbApiHook`` connection, the one ``[fuse] results_conn_id`` names,
-in the table ``[fuse] results_table``, created when missing. The SQL is the portable subset
-(``CREATE TABLE IF NOT EXISTS``, ``CREATE INDEX IF NOT EXISTS``, ``BIGINT``, ``TEXT``, ``DOUBLE
-PRECISION``, the connection's own placeholder), tested on SQLite and Postgres. (Not MySQL: it has no
-``CREATE INDEX IF NOT EXISTS``, and indexes no ``TEXT`` column without a prefix length.)
+in the table ``[fuse] results_table``, created where it is missing and the connection may
+(:meth:`ResultsTable.ddl` is the statement, for a DBA). The SQL is the portable subset (``CREATE
+TABLE IF NOT EXISTS`` with a unique constraint, ``BIGINT``, ``TEXT``, ``DOUBLE PRECISION``, the
+connection's own placeholder), tested on SQLite and Postgres. (Not MySQL: it indexes no ``TEXT``
+column without a prefix length.)
 
 What makes two deliveries the same call's outcome: Fuse's ``call_details`` carries no call id, so
 the identity of an outcome is the upload part it belongs to (dag id, run id, task id, map index,
-part), the destination (canonical: ``6175551234`` and ``16175551234`` are one number) and every field
-of ``call_details`` (status, attempts, max_attempts, reattempt_wait, the three timestamps, duration,
-events). Its SHA-256 is the table's primary key, ``delivery_key``: a repeated delivery is refused by
-the database itself and stored once. One list that dials the same number twice gets two rows when the
-two calls' outcomes differ in any field (they were queued at different times, so they nearly always
-do); two calls with identical outcomes cannot be told apart and are stored once — the limit of a
-format without a call id.
+campaign, part), the destination (canonical: ``6175551234`` and ``16175551234`` are one number) and
+every field of ``call_details`` (status, attempts, max_attempts, reattempt_wait, the three
+timestamps, duration, events). Its SHA-256 is the table's primary key, ``delivery_key``: a repeated
+delivery is refused by the database itself and stored once. One list that dials the same number
+twice gets two rows when the two calls' outcomes differ in any field (they were queued at different
+times, so they nearly always do); two calls with identical outcomes cannot be told apart and are
+stored once — the limit of a format without a call id.
 """
 
 from __future__ import annotations
@@ -556,8 +557,13 @@ class ResultsTable:
                     f"other stores held the database for more than {DATABASE_WAIT_SECONDS:g} s"
                 )
             try:
-                left = max(1, int((deadline - time.monotonic()) * 1000))
-                connection.execute(f"PRAGMA busy_timeout = {left}")
+                # What is left of the bound, where the turn took a while (a pragma costs a statement).
+                left = deadline - time.monotonic()
+                shortened = left < DATABASE_WAIT_SECONDS - _UNBOUNDED_WAIT_SECONDS
+                if shortened or getattr(self._local, "shortened", False):
+                    milliseconds = max(1, int(left * 1000)) if shortened else SQLITE_BUSY_TIMEOUT_MS
+                    connection.execute(f"PRAGMA busy_timeout = {milliseconds}")
+                    self._local.shortened = shortened
                 return self._place(connection, values, where, part.rows, deadline)
             finally:
                 self._write_lock.release()

@@ -946,9 +946,10 @@ def store_from_processes(
     processes: int,
     rows: int,
     each: int,
-) -> list[tuple[int, int]]:
+) -> tuple[str, list[tuple[int, int]]]:
     """``processes`` Python processes (as many api-server workers) store ``each`` distinct outcomes
-    for one part of ``rows`` rows, starting together; each one's (stored, full) answers."""
+    for one part of ``rows`` rows, starting together: the part's campaign, and each process's
+    (stored, full) answers."""
     campaign = "b0und" + f"{time.time_ns():x}"[-16:]
     go = tmp_path / "go"
     children = []
@@ -979,7 +980,7 @@ def store_from_processes(
             assert child.returncode == 0, err[-3000:]
             stored, full = out.strip().splitlines()[-1].split()
             answers.append((int(stored), int(full)))
-        return answers
+        return campaign, answers
     finally:
         for child in children:
             if child.poll() is None:
@@ -993,13 +994,17 @@ def test_several_processes_storing_for_one_part_store_exactly_its_rows(kind, tmp
     # each add its own stores; the database's unique slots hold it for any number of processes.
     uri = request.getfixturevalue("postgres") if kind == "postgres" else f"sqlite://{tmp_path}/results.db"
     environment = {**os.environ, "AIRFLOW_CONN_FUSE_RESULTS_MANY": uri}
-    answers = store_from_processes("fuse_results_many", environment, tmp_path, processes=4, rows=40, each=30)
+    campaign, answers = store_from_processes(
+        "fuse_results_many", environment, tmp_path, processes=4, rows=40, each=30
+    )
     assert sum(stored for stored, _ in answers) == 40
     assert sum(full for _, full in answers) == 4 * 30 - 40
     os.environ["AIRFLOW_CONN_FUSE_RESULTS_MANY"] = uri
     try:
         table = ResultsTable("fuse_results_many", TABLE)
-        (row,) = table._read(f"SELECT COUNT(*), MIN(slot), MAX(slot) FROM {TABLE}", ())
+        p = table._parameter()
+        query = f"SELECT COUNT(*), MIN(slot), MAX(slot) FROM {TABLE} WHERE campaign_id = {p}"
+        (row,) = table._read(query, (campaign,))
         table.close()
     finally:
         del os.environ["AIRFLOW_CONN_FUSE_RESULTS_MANY"]
@@ -1037,7 +1042,7 @@ def test_writers_that_take_no_lock_still_never_overfill_a_part(postgres, monkeyp
     monkeypatch.setenv("AIRFLOW_CONN_FUSE_RESULTS_PG", postgres)
     table = ResultsTable("fuse_results_pg", "unlocked_results")
     table.ensure()
-    monkeypatch.setattr(table, "_take_part", lambda connection, cursor, where: None)
+    monkeypatch.setattr(table, "_take_part", lambda connection, cursor, where, deadline: None)
     part = a_part(rows=20, campaign=f"unlocked{time.time_ns()}")
     answers: list[object] = []
     lock = threading.Lock()
