@@ -67,10 +67,11 @@ API_WORKERS = 4
 BURST_ROWS = 20
 BURST_OUTCOMES = 200
 BURST_THREADS = 32
-# The locked database: callbacks posted in two waves, the second this many seconds after the first,
-# while a superuser holds LOCK TABLE ... IN ACCESS EXCLUSIVE MODE (about 15 s in all).
-LOCK_WAVE = 6
-LOCK_SECOND_WAVE_AFTER = 5.0
+# The locked database: a superuser holds LOCK TABLE ... IN ACCESS EXCLUSIVE MODE while callbacks arrive
+# in waves, one every LOCK_WAVE_EVERY seconds, and until every one is answered (about 15 s in all).
+LOCK_WAVES = 3
+LOCK_WAVE = 4
+LOCK_WAVE_EVERY = 5.0
 # What a 503's time may exceed the receiver's STORE_TIMEOUT by on a loaded 2-CPU machine (HTTP,
 # scheduling); the e2e tests allow 4 s.
 SLACK = 3.0
@@ -1187,14 +1188,14 @@ def locked_database(deployment: Deployment, facts: ReceiverFacts, report: Report
     import statistics
     from concurrent.futures import ThreadPoolExecutor
 
-    campaign, token = harness_part(deployment, "fuse_deployment_locked", 4 * LOCK_WAVE)
-    numbers = harness_numbers(deployment, "locked", ("646",), 2 * LOCK_WAVE)
+    campaign, token = harness_part(deployment, "fuse_deployment_locked", 2 * LOCK_WAVES * LOCK_WAVE)
+    numbers = harness_numbers(deployment, "locked", ("646",), LOCK_WAVES * LOCK_WAVE)
     bodies = [
         callback(number, "failed" if index % 3 == 0 else "completed") for index, number in enumerate(numbers)
     ]
     say(
         f"locked database: LOCK TABLE {RESULTS_TABLE} IN ACCESS EXCLUSIVE MODE, "
-        f"{len(bodies)} callbacks in two waves"
+        f"{len(bodies)} callbacks in {LOCK_WAVES} waves, {LOCK_WAVE_EVERY:g} s apart"
     )
     locker = results_db(deployment, autocommit=False)
     try:
@@ -1203,10 +1204,15 @@ def locked_database(deployment: Deployment, facts: ReceiverFacts, report: Report
             cursor.execute(f"LOCK TABLE {RESULTS_TABLE} IN ACCESS EXCLUSIVE MODE")
         locked = time.monotonic()
         with ThreadPoolExecutor(max_workers=len(bodies)) as pool:
-            first = [pool.submit(post_callback, deployment, token, body) for body in bodies[:LOCK_WAVE]]
-            time.sleep(LOCK_SECOND_WAVE_AFTER)
-            second = [pool.submit(post_callback, deployment, token, body) for body in bodies[LOCK_WAVE:]]
-            answers = [future.result(timeout=120) for future in (*first, *second)]
+            futures = []
+            for wave in range(LOCK_WAVES):
+                if wave:
+                    time.sleep(max(0.0, locked + wave * LOCK_WAVE_EVERY - time.monotonic()))
+                futures += [
+                    pool.submit(post_callback, deployment, token, body)
+                    for body in bodies[wave * LOCK_WAVE : (wave + 1) * LOCK_WAVE]
+                ]
+            answers = [future.result(timeout=120) for future in futures]
         held = time.monotonic() - locked
         locker.rollback()  # releases the lock
     finally:
