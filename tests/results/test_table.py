@@ -1446,3 +1446,9 @@ def test_a_sqlite_connection_without_the_sqlite_provider_says_what_to_install(da
     with pytest.raises(ResultsStoreError, match="apache-airflow-providers-sqlite") as caught:
         ResultsTable(CONN_ID, TABLE).store(a_part(), an_outcome(), received=time.time())
     assert not caught.value.retryable
+
+
+def test_the_ddl_in_the_docs_is_the_tables():
+    # docs/results.md gives a DBA the statement: it must be the one the receiver expects.
+    docs = (Path(__file__).parents[2] / "docs" / "results.md").read_text()
+    assert ResultsTable.ddl("fuse_call_results") + ";" in docs
