@@ -109,7 +109,7 @@ constraints/.generated-airflow-%:
 	$(FREEZE_VENV)/bin/python -m pip $(PIP_FLAGS) install --no-build-isolation \
 		"apache-airflow==$(FREEZE_AIRFLOW)" -e ".[dev]"
 	{ $(call CONSTRAINTS_HEADER,apache-airflow==$(FREEZE_AIRFLOW) and airflow-provider-fuse[dev]); \
-		$(FREEZE_VENV)/bin/python -m pip freeze --all --exclude-editable | grep -viE '^airflow[-_]provider[-_]fuse=='; \
+		$(FREEZE_VENV)/bin/python -m pip freeze --all --exclude-editable | grep -viE '^airflow[-_]provider[-_]fuse( @|==)'; \
 	} > constraints/airflow-$*.txt
 	rm -rf $(FREEZE_VENV)
 
@@ -122,7 +122,7 @@ constraints/.generated-deployment-%:
 	$(FREEZE_VENV)/bin/python -m pip $(PIP_FLAGS) install --no-build-isolation \
 		-r scripts/deployment-requirements.txt ".[sandbox]"
 	{ $(call CONSTRAINTS_HEADER,scripts/deployment-requirements.txt and airflow-provider-fuse[sandbox]); \
-		$(FREEZE_VENV)/bin/python -m pip freeze --all | grep -viE '^airflow[-_]provider[-_]fuse=='; \
+		$(FREEZE_VENV)/bin/python -m pip freeze --all | grep -viE '^airflow[-_]provider[-_]fuse( @|==)'; \
 	} > constraints/deployment-$*.txt
 	rm -rf $(FREEZE_VENV)
 
@@ -142,7 +142,7 @@ test-wheel: dist
 	$(WHEEL_VENV)/bin/python -m pip $(PIP_FLAGS) install -c $(CONSTRAINTS) pip
 	$(WHEEL_VENV)/bin/python -m pip $(PIP_FLAGS) install -c $(CONSTRAINTS) \
 		"apache-airflow==$(AIRFLOW_VERSION)" "$$(ls dist/*.whl)[test]"
-	suite=$$(mktemp -d) && cp -r tests example_dags docs scripts README.md pyproject.toml "$$suite"/ && cd "$$suite" && \
+	suite=$$(mktemp -d) && cp -r tests example_dags docs scripts constraints Makefile README.md pyproject.toml "$$suite"/ && cd "$$suite" && \
 		FUSE_TEST_INSTALLED_WHEEL=1 $(abspath $(WHEEL_VENV))/bin/python -m pytest -p no:cacheprovider \
 		tests $(PARALLEL) $(PYTEST_ARGS); status=$$?; rm -rf "$$suite"; exit $$status
 
