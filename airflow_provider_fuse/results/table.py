@@ -24,8 +24,10 @@ import contextlib
 import enum
 import hashlib
 import importlib
+import itertools
 import json
 import os
+import socket
 import sqlite3
 import threading
 import time
@@ -53,6 +55,7 @@ __all__ = [
     "PART_COLUMNS",
     "SLOT_TRIES",
     "SQLITE_BUSY_TIMEOUT_MS",
+    "WATCHDOG_GRACE_SECONDS",
     "ResultsStoreError",
     "ResultsTable",
     "Stored",
@@ -126,6 +129,10 @@ _SCHEMA = """CREATE TABLE IF NOT EXISTS {table} (
     CONSTRAINT {constraint} UNIQUE (dag_id, run_id, task_id, campaign_id, map_index, part, slot)
 )"""
 _CONSTRAINT_SUFFIX = "_part_slot"
+#: Seconds beyond :data:`DATABASE_WAIT_SECONDS` after which a Postgres connection whose statement
+#: has not returned is closed from this side: a server that does not run (frozen, its host gone) never
+#: applies its own timeouts. The store or read fails, retryable, and a new connection is opened.
+WATCHDOG_GRACE_SECONDS = 2.0
 #: A wait for a part's lock shorter than this (seconds) leaves the store's own bounds as they are.
 _UNBOUNDED_WAIT_SECONDS = 0.05
 #: Campaign ids one read names at most (SQLite allowed 999 placeholders before 3.32).
@@ -423,19 +430,33 @@ class ResultsTable:
         failure: ResultsStoreError | None = None
         for attempt in (1, 2):
             connection = None
+            ticket = None
             try:
                 connection = self._connection()
+                ticket = _WATCHDOG.watch(connection)
                 self._ensure(connection)
-                return work(connection)
+                result = work(connection)
+                if _WATCHDOG.release(ticket):
+                    self._discard()  # done just in time, and its connection ended: not reused
+                return result
             except ResultsStoreError:
+                if _WATCHDOG.release(ticket):
+                    self._discard()
                 raise
             except Exception as error:
-                again = attempt == 1 and _recoverable(connection, error)
-                if connection is not None:
+                ended = _WATCHDOG.release(ticket)
+                again = attempt == 1 and not ended and _recoverable(connection, error)
+                if connection is not None and not ended:
                     _rollback(connection)
                 self._discard()
                 self._ensured = False
-                if _cannot_hold(error):
+                if ended:
+                    failure = ResultsStoreError(
+                        f"results connection {self.conn_id!r}: {what}: the database did not answer "
+                        f"within {DATABASE_WAIT_SECONDS + WATCHDOG_GRACE_SECONDS:g} s (the connection "
+                        "was closed)"
+                    )
+                elif _cannot_hold(error):
                     failure = ResultsStoreError(
                         f"results connection {self.conn_id!r}: {what}: the database cannot hold one of "
                         f"its values ({type(error).__name__}); sending it again cannot help",
@@ -714,6 +735,8 @@ class ResultsTable:
 
     def _read(self, query: str, parameters: tuple[Any, ...]) -> list[Any]:
         def work(connection: Any) -> list[Any]:
+            if isinstance(connection, sqlite3.Connection):
+                _check_file(getattr(self._local, "file", None))  # not the counts of a moved file
             cursor = connection.cursor()
             try:
                 cursor.execute(query, parameters)
@@ -725,6 +748,76 @@ class ResultsTable:
             return result
 
         return self._with_recovery("cannot read outcomes", work)
+
+
+class _Watchdog:
+    """Closes, from this side, the socket of a network connection whose statement overran its bound.
+
+    One daemon thread for the process, started on first use, waking at most every second: watching
+    a statement costs a dict entry under a lock. Shutting the socket down makes the driver's blocked
+    read return (an error, at once); SQLite connections are not watched (their waits are bounded by
+    ``busy_timeout`` and the write lock's timeout)."""
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._watched: dict[int, tuple[float, int]] = {}
+        self._ended: set[int] = set()
+        self._tickets = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def watch(self, connection: Any) -> int | None:
+        """Watch ``connection`` until :meth:`release`: a ticket, or ``None`` when it is not watched."""
+        if isinstance(connection, sqlite3.Connection):
+            return None
+        try:
+            descriptor = int(connection.fileno())
+        except Exception:
+            return None
+        deadline = time.monotonic() + DATABASE_WAIT_SECONDS + WATCHDOG_GRACE_SECONDS
+        with self._condition:
+            ticket = next(self._tickets)
+            self._watched[ticket] = (deadline, descriptor)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="fuse-results-watchdog", daemon=True)
+                self._thread.start()
+        return ticket
+
+    def release(self, ticket: int | None) -> bool:
+        """Stop watching; whether the watchdog had closed the connection meanwhile."""
+        if ticket is None:
+            return False
+        with self._condition:
+            self._watched.pop(ticket, None)
+            if ticket in self._ended:
+                self._ended.discard(ticket)
+                return True
+        return False
+
+    def _run(self) -> None:
+        while True:
+            with self._condition:
+                now = time.monotonic()
+                for ticket, (deadline, descriptor) in list(self._watched.items()):
+                    if deadline <= now:
+                        del self._watched[ticket]
+                        self._ended.add(ticket)
+                        _shut_down(descriptor)
+                nearest = min((deadline for deadline, _ in self._watched.values()), default=now + 1.0)
+                self._condition.wait(min(1.0, max(0.01, nearest - now)))
+
+
+def _shut_down(descriptor: int) -> None:
+    """Shut a connected socket down for both directions, given the driver's descriptor (which the
+    driver still owns: a duplicate is closed here)."""
+    with contextlib.suppress(OSError):
+        duplicate = socket.socket(fileno=os.dup(descriptor))
+        try:
+            duplicate.shutdown(socket.SHUT_RDWR)
+        finally:
+            duplicate.close()
+
+
+_WATCHDOG = _Watchdog()
 
 
 def _chunks(campaigns: Collection[str]) -> list[tuple[str, ...]]:

@@ -9,6 +9,7 @@ import functools
 import json
 import os
 import shutil
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -30,6 +31,7 @@ from airflow_provider_fuse.results.table import (
     DATABASE_WAIT_SECONDS,
     PART_COLUMNS,
     SQLITE_BUSY_TIMEOUT_MS,
+    WATCHDOG_GRACE_SECONDS,
     ResultsStoreError,
     ResultsTable,
     Stored,
@@ -770,6 +772,23 @@ class PostgresCluster:
     def stop(self) -> None:
         self._pg_ctl("-m", "immediate", "-w", "stop", check=False)
 
+    @contextlib.contextmanager
+    def frozen(self):
+        """The whole cluster stopped (SIGSTOP: connections stay open, nothing answers), then resumed."""
+        postmaster = int((self.data / "postmaster.pid").read_text().split()[0])
+        children = subprocess.run(
+            ["pgrep", "-P", str(postmaster)], capture_output=True, text=True, check=False
+        )
+        processes = [postmaster, *(int(pid) for pid in children.stdout.split())]
+        for pid in processes:
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            for pid in processes:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGCONT)
+
     def sql(self, *statements: str) -> list[tuple]:
         """Run ``statements`` as the superuser, autocommitted; the last one's rows."""
         import psycopg2
@@ -1452,3 +1471,37 @@ def test_the_ddl_in_the_docs_is_the_tables():
     # docs/results.md gives a DBA the statement: it must be the one the receiver expects.
     docs = (Path(__file__).parents[2] / "docs" / "results.md").read_text()
     assert ResultsTable.ddl("fuse_call_results") + ";" in docs
+
+
+def test_a_moved_sqlite_file_is_never_read_from(table, database):
+    reader = ResultsTable(CONN_ID, TABLE)
+    try:
+        table.store(a_part(), an_outcome(), received=time.time())
+        assert reader.summary("campaign", "manual__1", "bulk_queue", CAMPAIGNS)["received"] == 1
+        database.rename(database.with_name("moved.db"))
+        # The configured path holds no outcomes now: the reader says so, not the moved file's count.
+        assert reader.summary("campaign", "manual__1", "bulk_queue", CAMPAIGNS)["received"] == 0
+    finally:
+        reader.close()
+
+
+def test_a_frozen_postgres_fails_a_store_in_time_and_is_used_again_once_it_runs(
+    postgres_cluster, monkeypatch
+):
+    # A server that does not run applies none of its own timeouts: the connection is closed from this
+    # side once the bound and a grace have passed, and the next store opens a new one.
+    monkeypatch.setenv("AIRFLOW_CONN_FUSE_RESULTS_PG", postgres_cluster.uri)
+    table = ResultsTable("fuse_results_pg", "frozen_results")
+    part = a_part(rows=9, campaign=f"frozen{time.time_ns()}")
+    try:
+        assert table.store(part, an_outcome(), received=time.time()) is Stored.STORED
+        with postgres_cluster.frozen():
+            started = time.monotonic()
+            with pytest.raises(ResultsStoreError, match="did not answer") as caught:
+                table.store(part, an_outcome(phone="6175550001"), received=time.time())
+            waited = time.monotonic() - started
+        assert caught.value.retryable
+        assert waited < DATABASE_WAIT_SECONDS + WATCHDOG_GRACE_SECONDS + 1.5
+        assert table.store(part, an_outcome(phone="6175550002"), received=time.time()) is Stored.STORED
+    finally:
+        table.close()
