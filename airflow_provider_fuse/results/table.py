@@ -264,8 +264,10 @@ class ResultsTable:
     ``statement_timeout`` and ``lock_timeout`` and libpq's ``connect_timeout``
     (:data:`CONNECT_TIMEOUT_SECONDS`), given as connection options; on SQLite by ``PRAGMA
     busy_timeout`` and a timeout on the lock this process's threads take turns on (fair, where
-    SQLite's own busy handler polls and can starve a waiting writer for seconds). A wait that runs
-    out is a retryable :class:`ResultsStoreError`.
+    SQLite's own busy handler polls and can starve a waiting writer for seconds). A server that does
+    not run applies none of its timeouts: a Postgres statement still running
+    :data:`WATCHDOG_GRACE_SECONDS` after the bound has its connection closed from this side. A wait
+    that runs out is a retryable :class:`ResultsStoreError`.
 
     **Least privilege.** The table is created only where it is missing: it is looked for first (a
     ``SELECT`` of its columns that reads no row), so a receiver needs ``SELECT`` and ``INSERT`` on a
