@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -94,7 +94,9 @@ class FuseBulkQueueOperator(_FuseQueueingOperator):
     is sent (``confirmed: false``, ``calls_queued: null``), so that after an unknown outcome, checked
     in Fuse and marked success, the sensor still waits (for up to ``rows`` outcomes); again on
     success with Fuse's count; and when a retry or clear is answered from the ledger, with the
-    campaign and the times of the send it recorded.
+    campaign and the times of the send it recorded. A try that sends nothing and fails (the ledger
+    refuses it after an unknown outcome, or a check stops it) pushes what earlier tries sent, as the
+    ledger recorded it: its XComs were cleared when it started, and a mark success may follow.
 
     :param application_id: the outbound deployment's application id, a positive integer. (templated)
     :param deployment_id: the outbound deployment's deployment id, a positive integer. (templated)
@@ -191,10 +193,22 @@ class FuseBulkQueueOperator(_FuseQueueingOperator):
 
         :return: ``calls_queued`` in total (what earlier tries of this task instance queued included).
         """
-        from airflow_provider_fuse.guard import LEDGER_KEY, GuardError
-
         # The campaign this try sends under, once set (collect_results): pushed with the count.
         self._campaign: CampaignRecord | None = None
+        # The ledger as this try read it: what earlier tries sent, for a try that fails before sending.
+        self._read_ledger: BulkQueueLedger | None = None
+        try:
+            return self._execute(context)
+        except Exception:
+            # A try stopped before sending (the guard refused it, or a check failed) starts with its
+            # XComs wiped: what earlier tries sent must still reach the sensor (a mark success follows).
+            if self.collect_results and self._campaign is None and self._read_ledger is not None:
+                self._push_what_was_sent(context, self._read_ledger)
+            raise
+
+    def _execute(self, context: Context) -> int:
+        from airflow_provider_fuse.guard import LEDGER_KEY, GuardError
+
         try:
             application_id, deployment_id, fields = self._validated_arguments()
         except FuseValidationError as error:
@@ -202,6 +216,7 @@ class FuseBulkQueueOperator(_FuseQueueingOperator):
         at = where(application_id, deployment_id)
         parameters = self._parameters(application_id, deployment_id, fields)
         ledger = None if self.preflight_only else self._ledger(context, at)
+        self._read_ledger = ledger
         resend = self._resend(context)
         # A retry or clear after success is answered from the ledger first: the CSV may be gone by now.
         if ledger is not None:
@@ -662,6 +677,28 @@ class FuseBulkQueueOperator(_FuseQueueingOperator):
             start_timestamp=fields.start_timestamp,
             last_attempt_timestamp=dialing_window_end(fields, now),
         )
+
+    def _push_what_was_sent(self, context: Context, ledger: BulkQueueLedger) -> None:
+        """Push :data:`RESULTS_XCOM_KEY` for what earlier tries of this task instance sent, as the ledger
+        recorded it, when this try sends nothing: the ledger's campaign (the times of its send) and the
+        rows of the parts that may have been queued; confirmed, with Fuse's count, when every one of
+        them was queued; unconfirmed when one's outcome is unknown. Nothing when the ledger records no
+        campaign or no part sent. Never raises."""
+        record, campaign = ledger.record, ledger.campaign
+        if record is None or campaign is None:
+            return
+        try:
+            sent = [entry for entry in record.entries if entry is not None]
+            rows = [entry.get("rows") for entry in sent]
+            counts = [count for count in rows if isinstance(count, int) and not isinstance(count, bool)]
+            if counts and len(counts) == len(rows) and min(counts) >= 0:
+                campaign = replace(campaign, rows=sum(counts))
+            calls_queued = None if record.sending else record.calls_queued()
+        except Exception as error:  # the type only: the task fails with the refusal, not this
+            self.log.warning("Reading what earlier tries sent failed (%s).", type(error).__name__)
+            return
+        if sent:
+            self._push_results(context, campaign, calls_queued)
 
     def _push_results(self, context: Context, campaign: CampaignRecord, calls_queued: int | None) -> None:
         """Push :data:`RESULTS_XCOM_KEY`: ``campaign`` and Fuse's count (``None``: not confirmed yet).

@@ -94,10 +94,13 @@ class FuseCampaignResultsSensor(BaseSensorOperator):
     count was never confirmed.
 
     Failures: the bulk task left no ``fuse_results`` XCom (it did not run with
-    ``collect_results=True``, or stopped before sending anything), or a ``[fuse]`` option is
-    unusable: fails without retries. The table cannot be read (a database error): left to the task's
-    retries. A count is waited for at most ``count_timeout``: in poke mode a database that does not
-    answer is logged and the poke says "not yet" until the deadline, then the task fails with retries.
+    ``collect_results=True``, or no try of it recorded a campaign; whether Fuse dialed is not known
+    here), left one it cannot read (a field out of range: times are whole unix seconds up to the
+    year 9999, counts whole numbers up to 10**9; the message names the task and the field), or a
+    ``[fuse]`` option is unusable: fails without retries. The table cannot be read (a database
+    error): left to the task's retries. A count is waited for at most ``count_timeout``: in poke
+    mode a database that does not answer is logged and the poke says "not yet" until the deadline,
+    then the task fails with retries.
 
     With ``deferrable=True`` the sensor counts once and, if the wait goes on, frees its worker slot
     and waits in the triggerer
@@ -171,21 +174,28 @@ class FuseCampaignResultsSensor(BaseSensorOperator):
 
         ti = context["ti"]
         pulled = ti.xcom_pull(task_ids=[self.bulk_task_id], key=RESULTS_XCOM_KEY)
-        records = [record for record in (pulled or []) if record is not None]
+        if not isinstance(pulled, (list, tuple)):
+            pulled = [pulled]
+        records = [record for record in pulled if record is not None]
         if not records:
+            # Whether Fuse dialed is not known here: a task that failed after sending (an unknown
+            # outcome) and whose record was lost looks the same as one that never sent.
             raise AirflowFailException(
-                f"Task {self.bulk_task_id!r} of this run left no {RESULTS_XCOM_KEY!r} XCom to wait for: it "
-                "sent no list with collect_results=True. Either it is not a FuseBulkQueueOperator with "
-                "collect_results=True, or it stopped before sending anything (then Fuse dialed nothing "
-                "for it: clear it to send)."
+                f"Task {self.bulk_task_id!r} of this run left no {RESULTS_XCOM_KEY!r} XCom to wait for. "
+                "Either it is not a FuseBulkQueueOperator with collect_results=True, or no try of it "
+                "recorded a campaign (it stopped before sending, or its record was lost). Its log says "
+                "whether it sent anything. Check the outbound calls of its deployment in Fuse before "
+                "clearing it: its duplicate guard answers from its ledger without dialing again."
             )
-        if not all(_is_record(record) for record in records):
-            raise AirflowFailException(
-                f"Task {self.bulk_task_id!r} of this run left a {RESULTS_XCOM_KEY!r} XCom this sensor "
-                "cannot read: not one this provider's FuseBulkQueueOperator pushes (or one an earlier "
-                "version pushed, without a campaign id). Clear the bulk task: its duplicate guard "
-                "answers from its ledger without dialing again."
-            )
+        for record in records:
+            unreadable = _unreadable(record)
+            if unreadable:
+                raise AirflowFailException(
+                    f"Task {self.bulk_task_id!r} of this run left a {RESULTS_XCOM_KEY!r} XCom this sensor "
+                    f"cannot read: {unreadable}. It is not one this provider's FuseBulkQueueOperator "
+                    "pushes (or one an earlier version pushed, without a campaign id). Clear the bulk "
+                    "task: its duplicate guard answers from its ledger without dialing again."
+                )
         dialing = self.dialing_timeout.total_seconds()
         # Without an end_timestamp: dialing_timeout from when dialing could start, and never before
         # the earliest start of the last attempt (a call reports only once its attempts are used up).
@@ -491,25 +501,63 @@ def _expected(record: Mapping[str, Any]) -> int:
     return int(record["calls_queued"]) if record["confirmed"] else int(record["rows"])
 
 
+#: The latest time a ``fuse_results`` record may hold, in unix seconds: the end of the year 9999
+#: (what a ``datetime`` can show). Milliseconds, or anything later, are refused.
+MAX_TIMESTAMP = 253_402_300_799
+#: The most calls or rows a ``fuse_results`` record may count.
+MAX_COUNT = 10**9
+_TIMES = ("queued_timestamp", "window_end", "start_timestamp", "last_attempt_timestamp")
+
+
 def _is_record(value: object) -> bool:
     """Whether ``value`` is a ``fuse_results`` record this provider's bulk operator pushes."""
+    return not _unreadable(value)
+
+
+def _unreadable(value: object) -> str:
+    """What makes ``value`` not a ``fuse_results`` record this provider's bulk operator pushes (the
+    field and the rule it breaks, never the value), or ``""`` when it is one.
+
+    A record holds a campaign id (what :class:`~airflow_provider_fuse.results.tokens.UploadPart`
+    takes), ``confirmed`` (a bool), ``rows`` and ``calls_queued`` (whole numbers from 0 to
+    :data:`MAX_COUNT`; ``calls_queued`` may be ``None`` when not confirmed), and times in whole unix
+    seconds from 0 to :data:`MAX_TIMESTAMP` (``queued_timestamp`` required, the others optional).
+    """
+    from airflow_provider_fuse.results.tokens import _CAMPAIGN_CHARACTERS
+
     if not isinstance(value, dict):
-        return False
-    campaign, confirmed = value.get("campaign"), value.get("confirmed")
-    if not isinstance(campaign, str) or not campaign or not isinstance(confirmed, bool):
-        return False
-    count = value.get("calls_queued")
-    numbers = [value.get("rows"), value.get("queued_timestamp")]
-    optional = [value.get("window_end"), value.get("start_timestamp"), value.get("last_attempt_timestamp")]
-    return (
-        (_natural(count) if confirmed else count is None or _natural(count))
-        and all(_natural(number) for number in numbers)
-        and all(item is None or _natural(item) for item in optional)
-    )
+        return "it is not a record (a JSON object)"
+    campaign = value.get("campaign")
+    if (
+        not isinstance(campaign, str)
+        or not 8 <= len(campaign) <= 64
+        or not set(campaign) <= _CAMPAIGN_CHARACTERS
+    ):
+        return "its field 'campaign' is not a campaign id (8 to 64 letters, digits, '-' or '_')"
+    confirmed = value.get("confirmed")
+    if not isinstance(confirmed, bool):
+        return "its field 'confirmed' is not true or false"
+    for name in ("rows", "calls_queued"):
+        number = value.get(name)
+        if name == "calls_queued" and number is None and not confirmed:
+            continue
+        if not _whole(number, MAX_COUNT):
+            return f"its field {name!r} is not a whole number from 0 to {MAX_COUNT}"
+    for name in _TIMES:
+        number = value.get(name)
+        if number is None and name != "queued_timestamp":
+            continue
+        if not _whole(number, MAX_TIMESTAMP):
+            return (
+                f"its field {name!r} is not a time in whole unix seconds from 0 to {MAX_TIMESTAMP} "
+                "(the year 9999)"
+            )
+    return ""
 
 
-def _natural(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+def _whole(value: object, most: int) -> bool:
+    """Whether ``value`` is an ``int`` (not a bool) from 0 to ``most``."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= most
 
 
 def _describe(summary: Mapping[str, int]) -> str:
@@ -523,9 +571,10 @@ def _describe(summary: Mapping[str, int]) -> str:
 def _iso(seconds: float) -> str:
     from datetime import datetime, timezone
 
-    if not math.isfinite(seconds):
-        return str(seconds)
-    return datetime.fromtimestamp(seconds, tz=timezone.utc).isoformat(timespec="seconds")
+    try:
+        return datetime.fromtimestamp(seconds, tz=timezone.utc).isoformat(timespec="seconds")
+    except (OverflowError, ValueError, OSError):  # past the year 9999, or not finite
+        return f"{seconds:.0f} unix seconds" if math.isfinite(seconds) else str(seconds)
 
 
 def _seconds(value: float | timedelta) -> float:

@@ -680,6 +680,99 @@ def test_a_push_before_sending_that_fails_does_not_stop_the_list(results, fuse, 
     assert ti.xcom[RESULTS_XCOM_KEY]["confirmed"] is True
 
 
+def waited_for(record: dict):
+    """What the results sensor makes of ``record`` (its campaign(): counts, deadline, campaigns)."""
+    from airflow_provider_fuse.sensors.campaign_results import FuseCampaignResultsSensor
+
+    class Reader:
+        dag_id, run_id = "campaign", RUN_ID
+
+        def xcom_pull(self, task_ids=None, key=None, **kwargs):
+            return [record]
+
+    sensor = FuseCampaignResultsSensor(task_id="wait_for_outcomes", bulk_task_id="queue_calls")
+    return sensor.campaign({"ti": Reader()})
+
+
+def test_a_clear_refused_after_an_unknown_outcome_pushes_the_record_again(
+    results, requests_mock, signing_key, contacts_csv, monkeypatch
+):
+    """Unknown outcome, then a clear: the new try starts with no XComs, and the guard refuses it. The
+    ledger still holds the campaign and the rows sent: the refusal pushes them (unconfirmed, the first
+    send's times), so a mark success that follows keeps the results loop."""
+    requests_mock.post(BULK_URL, status_code=502, text="<html>Bad Gateway</html>")
+    store, first, cleared = MemoryStore(), FakeTaskInstance(), FakeTaskInstance()
+    with pytest.raises(AirflowFailException, match="Unknown outcome"):
+        operator(contacts_csv).execute({"ti": first, "task_state_store": store})
+    later = time.time() + 3600  # the clear comes an hour later
+    monkeypatch.setattr("airflow_provider_fuse.operators.bulk_queue.time.time", lambda: later)
+    with pytest.raises(AirflowFailException, match="outcome of an earlier try is unknown"):
+        operator(contacts_csv).execute({"ti": cleared, "task_state_store": store})
+    assert requests_mock.call_count == 1
+    record = cleared.xcom[RESULTS_XCOM_KEY]
+    assert record == first.xcom[RESULTS_XCOM_KEY]
+    assert (record["confirmed"], record["calls_queued"], record["rows"]) == (False, None, 3)
+    assert record["campaign"] == store.values[LEDGER_KEY]["campaign"]["campaign"]
+    campaign = waited_for(record)
+    assert (campaign.calls_queued, campaign.unconfirmed) == (3, 1)
+
+
+def test_a_refusal_after_part_of_the_list_was_queued_pushes_what_the_ledger_knows(
+    results, requests_mock, signing_key, tmp_path
+):
+    """Part 1 of 3 queued, part 2 unknown, part 3 never sent: the refusal's record waits for the rows
+    of the parts that may have been queued, not the whole list."""
+    requests_mock.post(
+        BULK_URL, [{"json": {"calls_queued": 2}}, {"status_code": 502, "text": "<html>Bad Gateway</html>"}]
+    )
+    store, path = MemoryStore(), numbered_csv(tmp_path, 7)
+    with pytest.raises(AirflowFailException, match="Unknown outcome"):
+        operator(path, chunk_size=3).execute({"ti": FakeTaskInstance(), "task_state_store": store})
+    cleared = FakeTaskInstance()
+    with pytest.raises(AirflowFailException, match="outcome of an earlier try is unknown"):
+        operator(path, chunk_size=3).execute({"ti": cleared, "task_state_store": store})
+    assert requests_mock.call_count == 2
+    record = cleared.xcom[RESULTS_XCOM_KEY]
+    assert (record["confirmed"], record["calls_queued"], record["rows"]) == (False, None, 6)
+
+
+def test_a_changed_list_refused_after_a_queued_part_pushes_the_confirmed_count(
+    results, requests_mock, signing_key, tmp_path
+):
+    """Part 1 of 2 queued (2 calls), part 2 refused 429 (not queued); then the list changes: the
+    refusal pushes the count Fuse confirmed for what it has."""
+    requests_mock.post(
+        BULK_URL, [{"json": {"calls_queued": 2}}, {"status_code": 429, "json": {"error": "slow"}}]
+    )
+    store, path = MemoryStore(), numbered_csv(tmp_path, 6)
+    first = FakeTaskInstance()
+    with pytest.raises(AirflowException, match="part 2 of 2"):
+        operator(path, chunk_size=3).execute({"ti": first, "task_state_store": store})
+    path.write_text(path.read_text() + "16175559999,99\n")
+    cleared = FakeTaskInstance()
+    with pytest.raises(AirflowFailException, match="Nothing more was sent"):
+        operator(path, chunk_size=3).execute({"ti": cleared, "task_state_store": store})
+    assert requests_mock.call_count == 2
+    record = cleared.xcom[RESULTS_XCOM_KEY]
+    assert (record["confirmed"], record["calls_queued"], record["rows"]) == (True, 2, 3)
+    assert record["campaign"] == first.xcom[RESULTS_XCOM_KEY]["campaign"]
+    assert record["queued_timestamp"] == first.xcom[RESULTS_XCOM_KEY]["queued_timestamp"]
+
+
+def test_a_refusal_of_a_ledger_without_a_campaign_pushes_nothing(results, requests_mock, contacts_csv):
+    """A ledger written without collect_results names no campaign: nothing could be counted."""
+    requests_mock.post(BULK_URL, status_code=502, text="<html>Bad Gateway</html>")
+    store = MemoryStore()
+    with pytest.raises(AirflowFailException, match="Unknown outcome"):
+        operator(contacts_csv, collect_results=False).execute(
+            {"ti": FakeTaskInstance(), "task_state_store": store}
+        )
+    cleared = FakeTaskInstance()
+    with pytest.raises(AirflowFailException, match="outcome of an earlier try is unknown"):
+        operator(contacts_csv).execute({"ti": cleared, "task_state_store": store})
+    assert RESULTS_XCOM_KEY not in cleared.xcom
+
+
 # --- The receiver is asked before dialing: a signing key that differs fails before any call -------------
 
 

@@ -21,7 +21,7 @@ from airflow_provider_fuse._compat import AirflowException, AirflowFailException
 from airflow_provider_fuse.calls import CallDetails, CallStatus
 from airflow_provider_fuse.results.table import ResultsTable
 from airflow_provider_fuse.results.tokens import UploadPart
-from airflow_provider_fuse.sensors.campaign_results import NAMED_STATUSES, SUMMARY_KEYS, summarize
+from airflow_provider_fuse.sensors.campaign_results import NAMED_STATUSES, SUMMARY_KEYS, _is_record, summarize
 from airflow_provider_fuse.sensors.fuse import FuseCampaignResultsSensor
 from airflow_provider_fuse.triggers.fuse import FuseCampaignResultsTrigger
 
@@ -278,6 +278,116 @@ def test_a_bulk_task_without_collected_results_fails_clearly(database):
 def test_something_else_under_the_key_fails_clearly(database, value):
     with pytest.raises(AirflowFailException, match="left a 'fuse_results' XCom this sensor cannot read"):
         sensor().poke({"ti": FakeTaskInstance(value)})
+
+
+def test_no_record_does_not_claim_that_nothing_was_dialed(database):
+    """The sensor cannot tell "stopped before sending" from "its record was lost": it says neither
+    that Fuse dialed nothing nor that the bulk task should be cleared to send."""
+    with pytest.raises(AirflowFailException) as caught:
+        sensor().poke({"ti": FakeTaskInstance()})
+    message = str(caught.value)
+    assert "dialed nothing" not in message
+    assert "clear it to send" not in message
+    assert "Check the outbound calls" in message
+
+
+NOW = int(time.time())
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("window_end", NOW * 1000),  # milliseconds
+        ("window_end", 10**30),
+        ("window_end", 10**400),
+        ("window_end", 1e30),
+        ("window_end", float("nan")),
+        ("window_end", -1),
+        ("window_end", True),
+        ("queued_timestamp", 10**17),
+        ("queued_timestamp", 1.5),
+        ("start_timestamp", 253_402_300_800),
+        ("last_attempt_timestamp", 10**12),
+        ("rows", 10**400),
+        ("rows", 10**9 + 1),
+        ("calls_queued", 10**20),
+        ("calls_queued", False),
+        ("campaign", "6175551234" * 10),
+        ("campaign", "c" * 31 + "/"),
+        ("confirmed", 1),
+    ],
+    ids=lambda value: str(value)[:24],
+)
+def test_a_number_out_of_range_is_refused_naming_the_task_and_the_field(database, log_text, field, value):
+    hostile = open_window() | {field: value}
+    with pytest.raises(AirflowFailException) as caught:
+        sensor().poke({"ti": FakeTaskInstance(hostile)})
+    message = str(caught.value)
+    assert "Task 'queue_calls' of this run left a 'fuse_results' XCom this sensor cannot read" in message
+    assert f"'{field}'" in message
+    assert "6175551234" not in message + log_text()
+
+
+def test_an_unconfirmed_record_with_rows_out_of_range_is_refused(database):
+    hostile = unconfirmed(3) | {"rows": 10**400}
+    with pytest.raises(AirflowFailException, match="'rows'"):
+        sensor().poke({"ti": FakeTaskInstance(hostile)})
+
+
+def test_the_largest_times_and_counts_are_read_and_logged(database, log_text):
+    """Year 9999 and 10**9 calls are in range: a deadline that far is waited for and logged; so is a
+    deadline past the year 9999 (a huge grace period), without a traceback."""
+    far = open_window(10**9) | {"window_end": 253_402_300_799}
+    assert sensor().poke({"ti": FakeTaskInstance(far)}) is False
+    assert sensor(grace_period=timedelta(days=10**6)).poke({"ti": FakeTaskInstance(far)}) is False
+    assert "0 of 1000000000 calls in; waiting until" in log_text()
+
+
+JSONISH = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.integers(min_value=-(10**500), max_value=10**500)
+    | st.floats()
+    | st.text(max_size=70),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=8,
+)
+FIELDS = (
+    "campaign",
+    "confirmed",
+    "calls_queued",
+    "rows",
+    "window_end",
+    "queued_timestamp",
+    "start_timestamp",
+    "last_attempt_timestamp",
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    changes=st.dictionaries(st.sampled_from(FIELDS), JSONISH, max_size=4),
+    removed=st.sets(st.sampled_from(FIELDS), max_size=2),
+    whole=st.one_of(st.none(), JSONISH),
+    confirmed=st.booleans(),
+)
+def test_any_json_under_the_key_is_read_or_refused_clearly(changes, removed, whole, confirmed):
+    """Whatever the XCom holds, the sensor reads it (a deadline it can log) or fails with the one
+    documented message, never another exception."""
+    base = record() | ({} if confirmed else {"confirmed": False, "calls_queued": None})
+    value = whole if whole is not None else {k: v for k, v in (base | changes).items() if k not in removed}
+    task = sensor()
+    if value is None or not _is_record(value):
+        with pytest.raises(
+            AirflowFailException, match="^Task 'queue_calls' of this run left (no|a) 'fuse_resu"
+        ):
+            task.campaign({"ti": FakeTaskInstance(value)})
+        return
+    campaign = task.campaign({"ti": FakeTaskInstance(value)})
+    assert 0 <= campaign.calls_queued <= 10**9
+    assert campaign.deadline == campaign.deadline  # not NaN
+    task._log_progress({"received": 0}, campaign)
 
 
 def test_nothing_queued_is_done_at_once(database):
