@@ -16,7 +16,12 @@ The sync path (requests) and the async one (httpx) read the same answers, by one
 answers (``100 Continue``, ``103 Early Hints``, ...) before the final answer are skipped, as RFC 9110
 asks of every client; a final answer whose head has more than :data:`MAX_ANSWER_HEADERS` header
 fields or :data:`MAX_ANSWER_HEAD_BYTES` of them is not read: an unknown outcome
-(:class:`~airflow_provider_fuse.exceptions.FuseInvalidResponseError`), whatever its status.
+(:class:`~airflow_provider_fuse.exceptions.FuseInvalidResponseError`), whatever its status; a head
+that httpx's parser (h11) refuses — a line without a colon, a space before it, a NUL, two different
+``Content-Length`` values — is a broken answer on both (an unknown outcome,
+:class:`~airflow_provider_fuse.exceptions.FuseConnectionLostError`). Once a connection was made for a
+request, any failure is an unknown outcome, whatever the client calls it: only a failure proven to
+come before sending is "not sent".
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import http.client
 import importlib.util
 import ipaddress
 import json
+import logging
 import math
 import os
 import re
@@ -510,7 +516,7 @@ def classify_answer(
     raise FuseServerError(text, status_code)
 
 
-def classify_network_error(error: BaseException) -> FuseApiError:
+def classify_network_error(error: BaseException, *, connected: bool | None = None) -> FuseApiError:
     """Map a failure to get any answer, from requests (sync) or httpx (async), onto the outcome it means.
 
     Could not be made (:class:`FuseRequestError`, not sent and not retryable): an invalid URL, scheme
@@ -520,13 +526,40 @@ def classify_network_error(error: BaseException) -> FuseApiError:
     timeout, a connection reset or closed after the request went out, any other TLS failure, a
     broken answer — and, conservatively, errors that are not about the network at all) is an
     unknown outcome. Messages name exception types only: an exception's text may quote the answer.
+
+    Only a failure proven to come before sending is "not sent": with ``connected`` true (a
+    connection was made for this request, so it may have left), every failure is an unknown outcome
+    (:class:`FuseConnectionLostError`), whatever its class — urllib3 reads an answer with two
+    different ``Content-Length`` headers by raising the ``InvalidHeader`` that requests also raises
+    for a header it refuses to send. Without that word (``None``), the class decides, and a
+    "could not be made" class caused by urllib3 reading an answer is an unknown outcome too.
     """
+    classified = _classify_network_error(error)
+    if connected and classified.outcome is not Outcome.UNKNOWN:
+        return FuseConnectionLostError(
+            f"the request failed once a connection was made for it ({_cause(error)}); Fuse may have "
+            "queued some or all calls"
+        )
+    return classified
+
+
+def _classify_network_error(error: BaseException) -> FuseApiError:
+    """:func:`classify_network_error` by the error's class and chain alone."""
+    from urllib3.exceptions import HTTPError as Urllib3Error
     from urllib3.exceptions import MaxRetryError, NewConnectionError
 
     if _head_too_large(error):
         return _head_refused()
     if isinstance(error, (httpx.HTTPError, httpx.InvalidURL)):
         return _classify_httpx_error(error)
+    if isinstance(error, requests.exceptions.InvalidHeader) and _in_chain(
+        error, lambda item: isinstance(item, Urllib3Error)
+    ):
+        # Not a header requests refused to send: urllib3 refusing the answer's (two different
+        # Content-Lengths), raised while reading it, after the request was sent.
+        return FuseConnectionLostError(
+            f"the answer could not be read ({_cause(error)}); Fuse may have queued some or all calls"
+        )
     if isinstance(
         error,
         (
@@ -968,6 +1001,7 @@ class FuseHook(BaseHook):
         session.verify = settings.verify
         session.proxies.update(settings.proxies)
         adapter = _FuseAdapter(self._watchdog)
+        _keep_answers_out_of_urllib3_logs()
         session.mount("https://", adapter)
         session.mount("http://", adapter)
         return session
@@ -1409,7 +1443,7 @@ class FuseHook(BaseHook):
         if isinstance(
             error, (requests.RequestException, LocationParseError, httpx.HTTPError, httpx.InvalidURL)
         ):
-            return classify_network_error(error)
+            return classify_network_error(error, connected=connected)
         if not connected:
             # Raised before any connection was made: a missing CA bundle, a proxy scheme urllib3
             # does not know, a file that cannot be read... Trying again cannot help.
@@ -1628,13 +1662,101 @@ class _UnaskedSwitch(http.client.HTTPException):
     answer, as httpx's h11 holds it on the async path."""
 
 
+class _NoAnswerText(logging.Filter):
+    """Keeps an answer's text out of what urllib3's connections log.
+
+    urllib3 logs a head it could not fully parse at WARNING, with the unparsed text of the head (a
+    header may quote a phone number) and a traceback quoting it again, and the request's URL (a
+    results receiver's URL holds its token). Each such record keeps its message; its exceptions are
+    named by type only, a URL by scheme and host only, and the traceback is dropped.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(_log_safe(arg) for arg in record.args)
+        elif isinstance(record.args, Mapping):
+            record.args = {key: _log_safe(arg) for key, arg in record.args.items()}
+        record.exc_info = record.exc_text = None
+        return True
+
+
+def _log_safe(value: object) -> object:
+    """A log argument without an answer's text: an exception's type name, a URL's scheme and host."""
+    if isinstance(value, BaseException):
+        return type(value).__name__
+    if isinstance(value, str) and re.match(r"(?i)https?://", value):
+        parts = urlsplit(value)
+        return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}/…"
+    return value
+
+
+def _keep_answers_out_of_urllib3_logs() -> None:
+    """Put :class:`_NoAnswerText` on the logger of urllib3's connections, once per process."""
+    logger = logging.getLogger("urllib3.connection")
+    if not any(isinstance(item, _NoAnswerText) for item in logger.filters):
+        logger.addFilter(_NoAnswerText())
+
+
+class _MalformedHead(http.client.HTTPException):
+    """An answer's head that httpx's parser (h11) refuses: a header line without a colon, a space
+    before the colon, a NUL or other control character, two different ``Content-Length`` values...
+    Raised while the sync client reads it, so that urllib3 drops the connection and reports a broken
+    answer (an unknown outcome), as the async path does; it quotes nothing of the head."""
+
+
+class _HeadParser:
+    """The file the sync client reads an answer's head from, handing every line it reads to h11 —
+    the parser of the async path — so that the sync path refuses exactly the heads the async one
+    refuses. Sizes are not h11's to judge here (:func:`_head_within_bounds` is, on both paths)."""
+
+    def __init__(self, fp: Any) -> None:
+        import h11
+
+        self.fp = fp
+        self._h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=1 << 40)
+        self._h11.send(h11.Request(method="GET", target="/", headers=[("Host", "fuse")]))
+        self._h11.send(h11.EndOfMessage())
+        self._answered = self._closed = False
+
+    def readline(self, limit: int = -1) -> bytes:
+        line: bytes = self.fp.readline(limit)
+        if self._answered or self._closed:
+            return line
+        self._h11.receive_data(line)  # b"": the connection ended
+        self._closed = not line
+        if line in (b"\r\n", b"\n", b""):  # the end of a head: parse it now
+            self.check(final=False)
+        return line
+
+    def check(self, *, final: bool = True) -> None:
+        """Parse the heads read so far; with ``final``, the answer's head must be among them.
+
+        :raises _MalformedHead: h11 refuses a head (or, with ``final``, has none whole).
+        """
+        import h11
+
+        try:
+            while not self._answered:
+                event = self._h11.next_event()
+                if event is h11.NEED_DATA:
+                    break
+                self._answered = isinstance(event, h11.Response)
+        except h11.RemoteProtocolError:
+            raise _MalformedHead from None
+        if final and not self._answered:
+            raise _MalformedHead
+
+
 class _FuseHTTPResponse(http.client.HTTPResponse):
     """http.client's response, reading heads as httpx does on the async path: interim 1xx answers
     skipped, up to :data:`MAX_INTERIM_HEAD_BYTES` of head each (http.client skips a 100 only, and
-    takes a 103 for the answer); a 101 refused; the final head held to :data:`MAX_ANSWER_HEADERS`
-    and :data:`MAX_ANSWER_HEAD_BYTES`."""
+    takes a 103 for the answer); a 101 refused; every head refused that h11 refuses
+    (:class:`_HeadParser`); the final head held to :data:`MAX_ANSWER_HEADERS` and
+    :data:`MAX_ANSWER_HEAD_BYTES`."""
 
     def begin(self) -> None:
+        parser = _HeadParser(self.fp)
+        self.fp = parser  # type: ignore[assignment]  # read by readline only, in begin()
         try:
             super().begin()
         except http.client.LineTooLong:  # a status or header line over 64 KiB
@@ -1643,6 +1765,9 @@ class _FuseHTTPResponse(http.client.HTTPResponse):
             if type(error) is not http.client.HTTPException:  # http.client's "more than 100 headers"
                 raise
             raise _HeadTooLarge from None
+        finally:
+            self.fp = parser.fp
+        parser.check()
         if not _head_within_bounds(self.msg.items(), self.reason):
             raise _HeadTooLarge
 
