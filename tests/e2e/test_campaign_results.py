@@ -402,10 +402,6 @@ def test_after_an_unknown_outcome_marked_success_the_sensor_still_counts(
     """docs/safety.md: look in Fuse, mark the task success. Fuse queued the list and the answer was
     lost: the task failed (unknown outcome). Marked success through the REST API, it keeps the
     `fuse_results` XCom it pushed before sending, and the sensor counts the outcomes arriving."""
-    import httpx
-
-    from tests.e2e.api_server import ApiServer
-
     sandbox, key = still_sandbox, results["AIRFLOW__FUSE__RESULTS_SIGNING_KEY"]
     dag_id = "e2e_campaign_results_deadline"
     sandbox.inject_fault(endpoint="bulk_queue", count=5, drop=True, after_queue=True)
@@ -417,29 +413,7 @@ def test_after_an_unknown_outcome_marked_success_the_sensor_still_counts(
     record = xcom(airflow_env, dag_id, run.run_id, "queue_calls", "fuse_results")
     assert (record["confirmed"], record["calls_queued"], record["rows"]) == (False, None, 3)
 
-    password = secrets.token_urlsafe(16)
-    passwords = tmp_path / "passwords.json"
-    passwords.write_text(json.dumps({"admin": password}))
-    env = {
-        **airflow_env.env,
-        **results,
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
-    }
-    server = ApiServer(env).start()
-    try:
-        token = httpx.post(
-            f"{server.url}/auth/token", json={"username": "admin", "password": password}, timeout=30
-        ).json()["access_token"]
-        answer = httpx.patch(
-            f"{server.url}/api/v2/dags/{dag_id}/dagRuns/{run.run_id}/taskInstances/queue_calls",
-            json={"new_state": "success"},
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=60,
-        )
-        assert answer.status_code == 200, answer.text
-    finally:
-        server.close()  # stops it and removes its captured output
+    mark_success(airflow_env, results, tmp_path, dag_id, run.run_id)
     assert airflow_env.task_states(dag_id, run.run_id)["queue_calls"] == "success"
     assert xcom(airflow_env, dag_id, run.run_id, "queue_calls", "fuse_results") == record
 
@@ -456,3 +430,89 @@ def test_after_an_unknown_outcome_marked_success_the_sensor_still_counts(
     output = waited.stdout + waited.stderr
     assert "3 queued → 2 completed, 1 failed" in output, output[-4000:]
     assert "left no 'fuse_results' XCom" not in output
+
+
+def test_a_clear_refused_after_an_unknown_outcome_keeps_the_results_loop(
+    airflow_env, still_sandbox, results, contacts, tmp_path
+):
+    """Unknown outcome, then a clear before anyone looked in Fuse: the new try starts with its XComs
+    wiped, and the duplicate guard refuses it. The refusal pushes `fuse_results` again from the
+    ledger (the same campaign, rows and times), so the mark success that follows still leads the
+    sensor to count the outcomes arriving. Nothing is dialed twice."""
+    sandbox, key = still_sandbox, results["AIRFLOW__FUSE__RESULTS_SIGNING_KEY"]
+    dag_id = "e2e_campaign_results_deadline"
+    sandbox.inject_fault(endpoint="bulk_queue", count=5, drop=True, after_queue=True)
+    connection = sandbox.connection_json()
+    run = airflow_env.dags_test(dag_id, connection=connection, conf={"csv_path": str(contacts)}, env=results)
+    assert (run.task_state, run.try_number) == ("failed", 1), run.output[-4000:]
+    record = xcom(airflow_env, dag_id, run.run_id, "queue_calls", "fuse_results")
+    assert (record["confirmed"], record["calls_queued"], record["rows"]) == (False, None, 3)
+
+    (logical_date,) = airflow_db(
+        airflow_env, "SELECT logical_date FROM dag_run WHERE run_id = ?", run.run_id
+    )[0]
+    cleared = airflow_env.run(
+        "tasks",
+        "clear",
+        dag_id,
+        "-t",
+        "queue_calls",
+        "-s",
+        str(logical_date),
+        "-e",
+        str(logical_date),
+        "-y",
+        connection=connection,
+        env=results,
+    )
+    assert cleared.returncode == 0, (cleared.stdout + cleared.stderr)[-3000:]
+    refused = airflow_env.run(
+        "tasks", "test", dag_id, "queue_calls", run.run_id, connection=connection, env=results
+    )
+    output = refused.stdout + refused.stderr
+    assert "the outcome of an earlier try is unknown" in output, output[-4000:]
+    assert len(sandbox.uploads()) == 1  # nothing sent again
+    assert len(sandbox.calls()) == 3
+    assert xcom(airflow_env, dag_id, run.run_id, "queue_calls", "fuse_results") == record
+
+    mark_success(airflow_env, results, tmp_path, dag_id, run.run_id)
+    with stand_in_receiver(sandbox, key, store=3):
+        waited = airflow_env.run(
+            "tasks", "test", dag_id, "wait_for_outcomes", run.run_id, connection=connection, env=results
+        )
+    output = waited.stdout + waited.stderr
+    assert "3 queued → 2 completed, 1 failed" in output, output[-4000:]
+    assert "left no 'fuse_results' XCom" not in output
+
+
+def mark_success(airflow_env, results: dict[str, str], tmp_path: Path, dag_id: str, run_id: str) -> None:
+    """Mark the run's bulk task success as an operator would: through the REST API of a real
+    api-server (stopped afterwards)."""
+    import httpx
+
+    from tests.e2e.api_server import ApiServer
+
+    password = secrets.token_urlsafe(16)
+    passwords = tmp_path / "passwords.json"
+    passwords.write_text(json.dumps({"admin": password}))
+    env = {
+        **airflow_env.env,
+        **results,
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+    }
+    server = ApiServer(env).start()
+    try:
+        token = httpx.post(
+            f"{server.url}/auth/token", json={"username": "admin", "password": password}, timeout=30
+        ).json()["access_token"]
+        answer = httpx.patch(
+            f"{server.url}/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/queue_calls",
+            json={"new_state": "success"},
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=60,
+        )
+        assert answer.status_code == 200, answer.text
+    finally:
+        server.close()  # stops it and removes its captured output
+    assert airflow_env.task_states(dag_id, run_id)["queue_calls"] == "success"
