@@ -234,7 +234,15 @@ class RefusalLog:
 
 class ReceiverBusy(Exception):
     """The store (or the config's load) did not finish within :data:`STORE_TIMEOUT`, or too many are
-    waiting or every thread is stuck: answered 503, the sender retries."""
+    waiting or every thread is stuck: answered 503, the sender retries.
+
+    ``queue_full`` tells the two apart for the log: ``True`` when the job was never queued (the
+    receiver is full), ``False`` when it was and the database did not answer in time.
+    """
+
+    def __init__(self, *, queue_full: bool = False) -> None:
+        super().__init__("too many stores waiting" if queue_full else "the store did not finish in time")
+        self.queue_full = queue_full
 
 
 class _StoreThreads:
@@ -365,7 +373,9 @@ class _Receiver:
             longer than the bound (a frozen database), so it could not finish in time anyway.
         """
         threads = self._threads
-        if threads.waiting >= self._max_waiting or threads.all_stuck(self._store_timeout):
+        if threads.waiting >= self._max_waiting:
+            raise ReceiverBusy(queue_full=True)
+        if threads.all_stuck(self._store_timeout):
             raise ReceiverBusy
         future = threads.submit(function, *args)
         try:
@@ -572,15 +582,25 @@ def create_app(
 
         try:
             outcome = await receiver.in_thread(receiver.store, part, details, receiver.clock())
-        except ReceiverBusy:
-            refusals.refused(
-                "store timed out",
-                "Could not store a call outcome for %s within %.0f s (answered 503): the results "
-                "database is not answering",
-                _where(part),
-                store_timeout,
-                level=logging.ERROR,
-            )
+        except ReceiverBusy as busy:
+            if busy.queue_full:
+                refusals.refused(
+                    "store queue full",
+                    "Could not queue a call outcome for %s (answered 503): %d stores are already "
+                    "waiting for the results database",
+                    _where(part),
+                    MAX_WAITING_STORES,
+                    level=logging.WARNING,
+                )
+            else:
+                refusals.refused(
+                    "store timed out",
+                    "Could not store a call outcome for %s within %.0f s (answered 503): the results "
+                    "database is not answering",
+                    _where(part),
+                    store_timeout,
+                    level=logging.ERROR,
+                )
             return _detail(503, "the outcome could not be stored; retry later", **_RETRY)
         except ResultsStoreError as error:
             if getattr(error, "final", False):
