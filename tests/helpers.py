@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import re
 import threading
-import urllib.parse
 import time
+import urllib.parse
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from typing import Any
