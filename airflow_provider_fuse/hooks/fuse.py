@@ -105,7 +105,9 @@ __all__ = [
     "ConnectionSettings",
     "CsvSource",
     "FuseHook",
+    "ProbeAnswer",
     "asking_again_can_help",
+    "probe_results_receiver",
 ]
 
 DEFAULT_BASE_URL = "https://fuse.plumvoice.com/api"
@@ -806,6 +808,91 @@ def _status_path(call_id: str) -> str:
     return f"outbound/{quote(call_id, safe='')}"
 
 
+# --- Our own results receiver ----------------------------------------------------------------------------
+
+#: Seconds :func:`probe_results_receiver` waits to connect to the receiver.
+PROBE_CONNECT_TIMEOUT = 5.0
+#: Seconds :func:`probe_results_receiver` takes at most, from the first byte sent to the last read.
+PROBE_DEADLINE = 10.0
+#: The most bytes of the receiver's answer :func:`probe_results_receiver` reads: its answers to the
+#: probe are a few dozen bytes.
+PROBE_READ_BYTES = 4 * 1024
+#: The ``detail`` of the results receiver's JSON answer (403) to a token it refuses: malformed,
+#: signed with another key, or expired (:mod:`airflow_provider_fuse.results.receiver`).
+RECEIVER_REFUSES_TOKEN = "invalid or expired results token"
+
+
+@dataclass(frozen=True)
+class ProbeAnswer:
+    """What our own results receiver answered to :func:`probe_results_receiver`.
+
+    :param status_code: the answer's HTTP status; ``None`` when no whole answer came (the receiver
+        out of this worker's reach, or not answering within :data:`PROBE_DEADLINE`, or a broken
+        answer). 400 is the receiver taking the token and refusing the empty body.
+    :param refuses_token: the answer is the receiver's own refusal of the token: a 403 whose body is
+        exactly its JSON ``{"detail": RECEIVER_REFUSES_TOKEN}``. A 403 of anything else (a proxy,
+        another application at that path) is not.
+    """
+
+    status_code: int | None
+    refuses_token: bool = False
+
+
+def probe_results_receiver(
+    url: str, *, connect_timeout: float = PROBE_CONNECT_TIMEOUT, deadline: float = PROBE_DEADLINE
+) -> ProbeAnswer:
+    """Ask our own results receiver whether it accepts a token, before Fuse is given it.
+
+    POSTs an empty JSON body to ``url`` (a ``result_url`` this worker signed, not Fuse's). The
+    receiver checks the token before it reads a body: it refuses it with a 403 of its own
+    (:class:`ProbeAnswer` ``refuses_token``), or takes it and refuses the empty body (400), storing
+    nothing. No redirect is followed; proxies and CA bundles come from the environment, as for any
+    ``requests`` call. The whole of it ends within ``deadline`` seconds however the answer trickles
+    (the hook's watchdog), and at most :data:`PROBE_READ_BYTES` of the answer are read.
+
+    Nothing is logged, and no failure is raised: a URL holds the token (and so do the exceptions
+    that quote it), so every failure to get a whole answer is ``ProbeAnswer(None)``.
+    """
+    watchdog = _Watchdog()
+    try:
+        with requests.Session() as session, watchdog.watch(deadline):
+            adapter = _FuseAdapter(watchdog)
+            session.mount("https://", adapter)
+            session.mount("http://", adapter)
+            _keep_answers_out_of_urllib3_logs()
+            headers = {
+                **_headers("python-requests", requests.__version__),
+                "Content-Type": "application/json",
+            }
+            response = session.post(
+                url,
+                data=b"",
+                headers=headers,
+                timeout=(connect_timeout, deadline),
+                allow_redirects=False,
+                stream=True,
+            )
+            try:
+                body, complete = _read_answer(response, PROBE_READ_BYTES)
+            finally:
+                response.close()
+            if watchdog.expired:
+                return ProbeAnswer(None)  # a body that ends with the connection reads as whole
+    except Exception:  # the text of every one of them may quote the URL: none is kept
+        return ProbeAnswer(None)
+    status = int(response.status_code)
+    return ProbeAnswer(status, refuses_token=status == 403 and complete and _is_token_refusal(body))
+
+
+def _is_token_refusal(body: bytes) -> bool:
+    """Whether ``body`` is the results receiver's JSON refusal of a token, and nothing else."""
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        return False
+    return bool(answer == {"detail": RECEIVER_REFUSES_TOKEN})
+
+
 # --- The hook ----------------------------------------------------------------------------------------
 
 
@@ -1491,7 +1578,7 @@ def _read_answer(response: requests.Response, limit: int) -> tuple[bytes, bool]:
     """Read at most ``limit`` bytes of a streamed answer: (the bytes, whether that was all of it)."""
     chunks: list[bytes] = []
     size = 0
-    for chunk in response.iter_content(chunk_size=64 * 1024):
+    for chunk in response.iter_content(chunk_size=min(64 * 1024, limit + 1)):
         chunks.append(chunk)
         size += len(chunk)
         if size > limit:

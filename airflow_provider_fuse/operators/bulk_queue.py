@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
     from airflow_provider_fuse.fields import QueueFields
     from airflow_provider_fuse.guard import BulkQueueLedger, CampaignRecord, Fingerprint
+    from airflow_provider_fuse.hooks.fuse import ProbeAnswer
     from airflow_provider_fuse.preflight import CsvPart
     from airflow_provider_fuse.results.config import ResultsConfig
 
@@ -39,9 +40,6 @@ __all__ = ["RESULTS_XCOM_KEY", "FuseBulkQueueOperator", "dialing_window_end", "p
 #: "start_timestamp", "last_attempt_timestamp"}``. Pushed before the list is sent (``confirmed``
 #: false, ``calls_queued`` ``None``: Fuse has not answered yet), and again once Fuse queued it.
 RESULTS_XCOM_KEY = "fuse_results"
-#: Seconds the check of the results receiver before dialing (:func:`probe_receiver`) waits to
-#: connect, and then for the answer.
-PROBE_TIMEOUT = (5.0, 10.0)
 
 
 class FuseBulkQueueOperator(_FuseQueueingOperator):
@@ -83,9 +81,9 @@ class FuseBulkQueueOperator(_FuseQueueingOperator):
     guard's ledger, so a retry, a resumed upload or a clear keeps it while a run deleted and
     triggered again under the same run id gets a new one (on Airflow < 3.3, with no ledger, every try
     that sends is a new campaign). Before dialing, the operator POSTs an empty body to the first
-    part's own ``result_url`` (:func:`probe_receiver`): a receiver that refuses the token (403: it
-    has another signing key) fails the task before any call is made; one out of this worker's reach
-    is a warning.
+    part's own ``result_url`` (:func:`probe_receiver`): a receiver that refuses the token (its own
+    403: it has another signing key) fails the task before any call is made; one out of this
+    worker's reach, or any other answer (a proxy's 403 too), is a warning.
 
     The XCom ``fuse_results`` records what
     :class:`~airflow_provider_fuse.sensors.campaign_results.FuseCampaignResultsSensor` needs — no
@@ -481,7 +479,8 @@ class FuseBulkQueueOperator(_FuseQueueingOperator):
     def _check_receiver(self, url: str, results: _Results, start: int) -> None:
         """The check before dialing (:func:`probe_receiver`): a receiver that refuses this task's
         token fails the task now; one that cannot be asked from here is a warning."""
-        status = probe_receiver(url)
+        answer = probe_receiver(url)
+        status = answer.status_code
         shown = results.shown_url()
         stopped = (
             "Nothing more was sent to Fuse (earlier tries of this task instance queued the parts before "
@@ -489,24 +488,31 @@ class FuseBulkQueueOperator(_FuseQueueingOperator):
             if start
             else "Nothing was sent to Fuse"
         )
-        if status == 403:
+        if answer.refuses_token:
             raise AirflowFailException(
                 f"{stopped}: the results receiver at {shown} refused this task's results token (403), "
                 "so it would refuse every call outcome. Its [fuse] results_signing_key differs from this "
-                "worker's (or a server other than the receiver answers there). Give the api-server (or "
-                "fuse-results serve) and the workers the same key, restart the receiver, and clear "
-                "this task."
+                "worker's. Give the api-server (or fuse-results serve) and the workers the same key, "
+                "restart the receiver, and clear this task."
             )
         if status is None:
             self.log.warning(
-                "Could not reach the results receiver at %s from this worker to check its signing key; "
-                "sending anyway (Fuse, not this worker, must reach it).",
+                "Could not reach the results receiver at %s from this worker to check its signing key "
+                "(no answer, or none whole within 10 s); sending anyway (Fuse, not this worker, must "
+                "reach it).",
                 shown,
             )
         elif status == 503:
             self.log.warning(
                 "The results receiver at %s answered 503: it is not configured, or cannot reach the "
                 "results database now. Fuse retries a 503; check the receiver's log.",
+                shown,
+            )
+        elif status == 403:
+            self.log.warning(
+                "A 403 that is not the results receiver's own answered at %s (a proxy, or another server "
+                "at that path?): outcomes may not be stored. Check [fuse] results_base_url and the proxies "
+                "between Fuse and the receiver; sending anyway.",
                 shown,
             )
         elif status != 400:
@@ -735,33 +741,14 @@ def dialing_window_end(fields: QueueFields, now: float) -> int:
     return start + ((fields.max_attempts or 1) - 1) * (fields.reattempt_wait or 0)
 
 
-def probe_receiver(url: str, timeout: tuple[float, float] = PROBE_TIMEOUT) -> int | None:
-    """Ask our own results receiver whether it accepts a token, before Fuse is given it.
+def probe_receiver(url: str) -> ProbeAnswer:
+    """Ask our own results receiver whether it accepts a token, before Fuse is given it: the hook's
+    :func:`~airflow_provider_fuse.hooks.fuse.probe_results_receiver` (all HTTP lives in the hook),
+    bounded overall (10 s) and in what it reads (4 KiB); a 403 is a refusal of the token only when
+    it is the receiver's own answer. Never raises, never logs the URL (it holds the token)."""
+    from airflow_provider_fuse.hooks.fuse import probe_results_receiver
 
-    POSTs an empty JSON body to ``url`` (a ``result_url`` this task signed; not Fuse: every request
-    to Fuse goes through :class:`~airflow_provider_fuse.hooks.fuse.FuseHook`). The receiver checks
-    the token before it reads a body: **403** means it refuses the token (another signing key, an
-    expired token, or another server at that path); **400** means it accepted the token and refused
-    the empty body — nothing is stored. No redirect is followed; proxies and CA bundles come from the
-    environment, as for any ``requests`` call.
-
-    :return: the HTTP status, or ``None`` when the receiver could not be reached from here (the
-        exception, whose text holds the URL and so the token, is dropped).
-    """
-    import requests
-
-    try:
-        response = requests.post(
-            url,
-            data=b"",
-            headers={"Content-Type": "application/json"},
-            timeout=timeout,
-            allow_redirects=False,
-        )
-    except requests.RequestException:
-        return None
-    response.close()
-    return int(response.status_code)
+    return probe_results_receiver(url)
 
 
 def _task_identity(context: Context) -> tuple[str, str, str, int]:

@@ -454,12 +454,12 @@ def summarize(counts: Mapping[str, int], calls_queued: int) -> dict[str, int]:
 
 def _receiver_check(context: Context, bulk_task_id: str, campaign: Campaign) -> str:
     """Ask the receiver, with a token this worker signs for the bulk task's campaign, whether it
-    accepts it (:func:`~airflow_provider_fuse.operators.bulk_queue.probe_receiver`): the reason no
+    accepts it (:func:`~airflow_provider_fuse.hooks.fuse.probe_results_receiver`): the reason no
     outcome arrived, or ``""`` when none is found. Never raises."""
     try:
         from airflow.sdk.log import mask_secret
 
-        from airflow_provider_fuse.operators.bulk_queue import probe_receiver
+        from airflow_provider_fuse.hooks.fuse import probe_results_receiver
         from airflow_provider_fuse.results.config import ResultsConfig
         from airflow_provider_fuse.results.tokens import UploadPart, sign
 
@@ -479,11 +479,12 @@ def _receiver_check(context: Context, bulk_task_id: str, campaign: Campaign) -> 
         )
         token = sign(part, config.require_signing_key())
         mask_secret(token)
-        status = probe_receiver(config.result_url(token))
+        answer = probe_results_receiver(config.result_url(token))
         shown = config.result_url("***")
     except Exception:
         return ""
-    if status == 403:
+    status = answer.status_code
+    if answer.refuses_token:
         return (
             f"the results receiver at {shown} refuses tokens signed with this worker's [fuse] "
             "results_signing_key (403): the receiver has another key, so it refused every outcome. "

@@ -16,6 +16,7 @@ import pytest
 from airflow_provider_fuse._compat import AirflowException, AirflowFailException
 from airflow_provider_fuse.fields import QueueFields
 from airflow_provider_fuse.guard import LEDGER_KEY
+from airflow_provider_fuse.hooks.fuse import ProbeAnswer
 from airflow_provider_fuse.operators import bulk_queue
 from airflow_provider_fuse.operators.bulk_queue import RESULTS_XCOM_KEY, dialing_window_end
 from airflow_provider_fuse.operators.fuse import FuseBulkQueueOperator
@@ -55,9 +56,9 @@ def receiver_checks(monkeypatch) -> list[str]:
     refused); the URLs checked are kept. Tests of the check itself use a real server."""
     checked: list[str] = []
 
-    def probe(url, timeout=None):
+    def probe(url):
         checked.append(url)
-        return 400
+        return ProbeAnswer(400)
 
     monkeypatch.setattr("airflow_provider_fuse.operators.bulk_queue.probe_receiver", probe)
     return checked
@@ -812,8 +813,9 @@ def test_probe_receiver_tells_a_refused_token_from_an_accepted_one_and_stores_no
     results, signing_key, monkeypatch
 ):
     with real_receiver(monkeypatch, signing_key) as base:
-        assert real_probe_receiver(f"{base}/fuse/results/{a_token(signing_key)}") == 400
-        assert real_probe_receiver(f"{base}/fuse/results/{a_token(secrets.token_urlsafe(36))}") == 403
+        assert real_probe_receiver(f"{base}/fuse/results/{a_token(signing_key)}") == ProbeAnswer(400)
+        refused = real_probe_receiver(f"{base}/fuse/results/{a_token(secrets.token_urlsafe(36))}")
+        assert refused == ProbeAnswer(403, refuses_token=True)
     # The check stores nothing: the empty body is refused after the token is accepted.
     if results.exists():
         with contextlib.closing(sqlite3.connect(results)) as db:
@@ -830,7 +832,8 @@ def test_probe_receiver_out_of_reach_is_none(monkeypatch):
         port = sock.getsockname()[1]
     for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
         monkeypatch.delenv(name, raising=False)
-    assert real_probe_receiver(f"http://127.0.0.1:{port}/fuse/results/{a_token('k' * 40)}") is None
+    unreached = real_probe_receiver(f"http://127.0.0.1:{port}/fuse/results/{a_token('k' * 40)}")
+    assert unreached == ProbeAnswer(None)
 
 
 def serve_receiver_to(monkeypatch, requests_mock, key: str):
@@ -875,6 +878,20 @@ def test_a_receiver_with_the_same_key_lets_the_list_go(results, fuse, signing_ke
 def test_a_receiver_out_of_this_workers_reach_is_a_warning(
     results, fuse, contacts_csv, monkeypatch, log_text
 ):
-    monkeypatch.setattr("airflow_provider_fuse.operators.bulk_queue.probe_receiver", lambda url: None)
+    monkeypatch.setattr(
+        "airflow_provider_fuse.operators.bulk_queue.probe_receiver", lambda url: ProbeAnswer(None)
+    )
     assert operator(contacts_csv).execute({"ti": FakeTaskInstance()}) == 3
     assert "Could not reach the results receiver" in log_text()
+
+
+def test_a_403_that_is_not_the_receivers_own_is_a_warning_not_a_failure(
+    results, fuse, contacts_csv, monkeypatch, log_text
+):
+    # A proxy between this worker and the receiver, or another server at that path: its 403 says
+    # nothing of the receiver's signing key (it failed the task without retries).
+    monkeypatch.setattr(
+        "airflow_provider_fuse.operators.bulk_queue.probe_receiver", lambda url: ProbeAnswer(403)
+    )
+    assert operator(contacts_csv).execute({"ti": FakeTaskInstance()}) == 3
+    assert "not the results receiver's own" in log_text()
