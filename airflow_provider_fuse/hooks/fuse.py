@@ -230,14 +230,22 @@ def base_url(host: str | None, port: int | str | None = None, schema: str | None
 
     Empty host → Fuse's public API, ``https://fuse.plumvoice.com/api``, read by the same rules as a
     host. A host without a scheme gets ``https://``. A host without a path gets ``/<schema>`` when
-    the schema is set, else ``/api``. A host without a port gets ``port`` when it is set, left out
-    of the URL when it is the scheme's own (443 for https, 80 for http: the connection form stores
-    443 for Fuse, which Airflow 3.3.2's *Test* button needs); a host with a port keeps its own. A
-    host with a path is taken as it is.
+    the schema is set, else ``/api``. A host with a path is taken as it is.
+
+    The ``port`` field (which Airflow 3.3.2's *Test* button needs stored; the form's placeholder
+    says 443, Fuse's port):
+
+    * the other scheme's own port (443 with an http host, 80 with an https one) is taken for that
+      placeholder copied in, not for a port: it is not used (``http://127.0.0.1`` with 443 is
+      ``http://127.0.0.1/api``, not ``http://127.0.0.1:443/api``). To reach such a port, put it in
+      the host;
+    * otherwise, for a host without a port: added to the URL, unless it is the scheme's own (443
+      for https, 80 for http);
+    * for a host with a port: it must be that port.
 
     :raises FuseValidationError: naming ``host`` when it is not an http(s) URL, carries a user name
-        or password, or has a port outside 1–65535; naming ``port`` when that is outside 1–65535.
-        The message never quotes the host.
+        or password, or has a port outside 1–65535; naming ``port`` when that is outside 1–65535,
+        or differs from the port in the host. The message never quotes the host.
     """
     text = (host or "").strip() or DEFAULT_BASE_URL
     if any(char.isspace() or not char.isprintable() for char in text):
@@ -269,6 +277,14 @@ def base_url(host: str | None, port: int | str | None = None, schema: str | None
         raise FuseValidationError("host", "the port in the API base URL must be a number from 1 to 65535")
     netloc = parts.netloc
     field_port = _port(port)
+    if field_port == _DEFAULT_PORTS["http" if scheme == "https" else "https"]:
+        field_port = None  # the form's placeholder, not this scheme's port
+    if field_port and host_port is not None and field_port != host_port:
+        raise FuseValidationError(
+            "port",
+            f"{field_port} differs from the port in the host's API base URL ({host_port}): make them the "
+            "same, or leave port empty",
+        )
     if field_port and host_port is None and field_port != _DEFAULT_PORTS[scheme]:
         netloc = f"{netloc}:{field_port}"
     path = parts.path.rstrip("/")

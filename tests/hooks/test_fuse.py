@@ -56,14 +56,54 @@ def make_hook(**kwargs: object) -> FuseHook:
         ("http://127.0.0.1:8123/api", None, None, "http://127.0.0.1:8123/api"),
         ("https://fuse.example.com/custom/api/", None, None, "https://fuse.example.com/custom/api"),
         ("fuse.example.com", 8443, None, "https://fuse.example.com:8443/api"),
-        ("https://fuse.example.com:9443", 8443, None, "https://fuse.example.com:9443/api"),
+        ("https://fuse.example.com:9443", 9443, None, "https://fuse.example.com:9443/api"),
+        ("https://fuse.example.com:443", 443, None, "https://fuse.example.com:443/api"),
         ("http://127.0.0.1", 8123, "api", "http://127.0.0.1:8123/api"),
+        # The port field equal to the other scheme's own port: the form's placeholder (443), not a port.
+        ("http://127.0.0.1", 443, None, "http://127.0.0.1/api"),
+        ("http://127.0.0.1:8123/api", 443, None, "http://127.0.0.1:8123/api"),
+        ("https://fuse.example.com", 80, None, "https://fuse.example.com/api"),
+        ("", 80, None, "https://fuse.plumvoice.com/api"),
+        # The scheme's own port adds nothing to the URL.
+        ("https://fuse.example.com", 443, None, "https://fuse.example.com/api"),
+        ("http://127.0.0.1", 80, None, "http://127.0.0.1/api"),
         ("fuse.example.com", None, "v2/api", "https://fuse.example.com/v2/api"),
         ("https://fuse.example.com/api", None, "other", "https://fuse.example.com/api"),
     ],
 )
 def test_base_url_is_formed_from_host_port_and_schema(host, port, schema, expected):
     assert base_url(host, port, schema) == expected
+
+
+@pytest.mark.parametrize(
+    ("host", "port"),
+    [
+        ("https://fuse.example.com:443", 8443),
+        ("https://fuse.example.com:9443/api", 443),
+        ("https://fuse.example.com:9443", "8443"),
+        ("http://127.0.0.1:8123/api", 80),
+        ("http://127.0.0.1:8123/api", 8124),
+    ],
+)
+def test_a_port_field_that_disagrees_with_the_hosts_port_is_refused_naming_both(host, port):
+    # It was silently dropped: the port the connection's author typed last was not the one used.
+    with pytest.raises(FuseValidationError) as caught:
+        base_url(host, port)
+    assert caught.value.parameter == "port"
+    assert "host" in caught.value.message
+    assert "fuse.example.com" not in str(caught.value)
+    assert "127.0.0.1" not in str(caught.value)
+
+
+def test_a_connection_whose_port_field_disagrees_with_its_host_fails_before_any_request(monkeypatch):
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_FUSE_DEFAULT", connection_json(host="https://fuse.example.com:443/api", port=8443)
+    )
+    with pytest.raises(FuseValidationError, match="port"):
+        make_hook().settings  # noqa: B018
+    ok, message = make_hook().test_connection()
+    assert not ok
+    assert "port" in message
 
 
 def test_base_url_refuses_a_scheme_other_than_http():
