@@ -875,7 +875,7 @@ def probe_results_receiver(
             adapter = _FuseAdapter(watchdog)
             session.mount("https://", adapter)
             session.mount("http://", adapter)
-            _keep_answers_out_of_urllib3_logs()
+            _keep_answers_out_of_client_logs()
             headers = {
                 **_headers("python-requests", requests.__version__),
                 "Content-Type": "application/json",
@@ -1104,7 +1104,7 @@ class FuseHook(BaseHook):
         session.verify = settings.verify
         session.proxies.update(settings.proxies)
         adapter = _FuseAdapter(self._watchdog)
-        _keep_answers_out_of_urllib3_logs()
+        _keep_answers_out_of_client_logs()
         session.mount("https://", adapter)
         session.mount("http://", adapter)
         return session
@@ -1324,6 +1324,7 @@ class FuseHook(BaseHook):
         raise failure  # outside the except block: no chain that could quote the error's text
 
     def _new_async_client(self, settings: ConnectionSettings) -> httpx.AsyncClient:
+        _keep_answers_out_of_client_logs()
         verify, proxy = self._route(settings)
         connect, read = settings.timeout
         return httpx.AsyncClient(
@@ -1765,39 +1766,62 @@ class _UnaskedSwitch(http.client.HTTPException):
     answer, as httpx's h11 holds it on the async path."""
 
 
-class _NoAnswerText(logging.Filter):
-    """Keeps an answer's text out of what urllib3's connections log.
+#: The loggers of the HTTP clients' own that can quote an answer: urllib3's warning about a head it
+#: could not parse (the head's text, a traceback quoting it, the URL), httpx's line per request (the
+#: reason phrase), httpcore's debug trace (every head, and each failure's text: a chunk-size line).
+_CLIENT_LOGGERS = (
+    "urllib3.connection",
+    "httpx",
+    "httpcore.connection",
+    "httpcore.http11",
+    "httpcore.http2",
+    "httpcore.proxy",
+    "httpcore.socks",
+)
+_TRACE_VALUE = re.compile(r"\b(exception|return_value)=(\w*).*", re.DOTALL)
 
-    urllib3 logs a head it could not fully parse at WARNING, with the unparsed text of the head (a
-    header may quote a phone number) and a traceback quoting it again, and the request's URL (a
-    results receiver's URL holds its token). Each such record keeps its message; its exceptions are
-    named by type only, a URL by scheme and host only, and the traceback is dropped.
+
+class _NoAnswerText(logging.Filter):
+    """Keeps an answer's text out of what the HTTP clients log (:data:`_CLIENT_LOGGERS`).
+
+    Each record keeps its message; an exception is named by its type only, a URL by its scheme and
+    host only (a results receiver's URL holds its token), other text is scrubbed of numbers
+    (:func:`redact`); a debug trace line loses what follows ``exception=`` (its type kept) or
+    ``return_value=``; the traceback is dropped.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple):
+        if isinstance(record.args, tuple) and record.args:
             record.args = tuple(_log_safe(arg) for arg in record.args)
-        elif isinstance(record.args, Mapping):
+        elif isinstance(record.args, Mapping) and record.args:
             record.args = {key: _log_safe(arg) for key, arg in record.args.items()}
+        elif isinstance(record.msg, str):  # already formatted (httpcore's trace)
+            record.msg = redact(_TRACE_VALUE.sub(r"\1=\2…", record.msg), 500)
         record.exc_info = record.exc_text = None
         return True
 
 
 def _log_safe(value: object) -> object:
-    """A log argument without an answer's text: an exception's type name, a URL's scheme and host."""
+    """A log argument without an answer's text: an exception's type name, a URL's scheme and host,
+    any other text without numbers."""
     if isinstance(value, BaseException):
         return type(value).__name__
+    if isinstance(value, httpx.URL):
+        value = str(value)
     if isinstance(value, str) and re.match(r"(?i)https?://", value):
         parts = urlsplit(value)
         return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}/…"
+    if isinstance(value, (str, bytes)):
+        return redact(value if isinstance(value, str) else value.decode("latin-1"), 200)
     return value
 
 
-def _keep_answers_out_of_urllib3_logs() -> None:
-    """Put :class:`_NoAnswerText` on the logger of urllib3's connections, once per process."""
-    logger = logging.getLogger("urllib3.connection")
-    if not any(isinstance(item, _NoAnswerText) for item in logger.filters):
-        logger.addFilter(_NoAnswerText())
+def _keep_answers_out_of_client_logs() -> None:
+    """Put :class:`_NoAnswerText` on each of :data:`_CLIENT_LOGGERS`, once per process."""
+    for name in _CLIENT_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(item, _NoAnswerText) for item in logger.filters):
+            logger.addFilter(_NoAnswerText())
 
 
 class _MalformedHead(http.client.HTTPException):

@@ -225,3 +225,21 @@ def test_urllib3s_warning_about_a_head_carries_no_answer_text_once_a_hook_is_use
     assert NUMBER not in logs
     assert "SECRET-PATH" not in logs
     assert "HeaderParsingError" in logs
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        # httpx logs the reason phrase at INFO; httpcore, at DEBUG, each head and each failure's text.
+        head(*usual_fields(), status=f"200 OK {NUMBER}".encode()),
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\nzz"
+        + NUMBER.encode()
+        + b"\r\n",
+        head(*usual_fields(), f"X-Debug : caller {NUMBER}".encode()),
+    ],
+    ids=["a reason phrase", "a chunk-size line", "a malformed header line"],
+)
+def test_the_async_clients_logs_carry_no_answer_text(peer, raw, log_text):
+    peer.answer = raw
+    read_async()
+    assert NUMBER not in log_text()
