@@ -1667,7 +1667,11 @@ class _Sent:
 
     async def trace(self, event: str, info: Any) -> None:
         if event.endswith(".send_request_headers.started"):
-            self.connected = True
+            # A proxy's tunnel is asked for with a CONNECT of its own, traced as this request's:
+            # nothing of the request has left until that tunnel stands.
+            request = info.get("request") if isinstance(info, Mapping) else None
+            if getattr(request, "method", None) not in (b"CONNECT", "CONNECT"):
+                self.connected = True
 
 
 def _headers(library: str, library_version: str) -> dict[str, str]:

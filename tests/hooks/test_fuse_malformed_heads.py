@@ -243,3 +243,21 @@ def test_the_async_clients_logs_carry_no_answer_text(peer, raw, log_text):
     peer.answer = raw
     read_async()
     assert NUMBER not in log_text()
+
+
+def test_a_proxy_refusing_the_tunnel_is_not_sent_on_both_paths(monkeypatch):
+    # The CONNECT to the proxy is a request of its own (httpx traces it as the request's): nothing
+    # reached Fuse. What is connected-for-the-request is the tunnel, not the proxy.
+    proxy = RawPeer()
+    proxy.answer = b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    extra = {"proxies": {"https": proxy.url.removesuffix("/api")}}
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_FUSE_DEFAULT", connection_json(host="https://fuse.example.com/api", extra=extra)
+    )
+    try:
+        results = [read_sync(), read_async()]
+    finally:
+        proxy.close()
+    for error in results:  # the messages name each client's own exception types
+        assert type(error) is FuseNotSentError, error
+    assert [line.split(b" ")[0] for line in proxy.request_lines] == [b"CONNECT", b"CONNECT"]
