@@ -87,6 +87,7 @@ from airflow_provider_fuse.fields import (
     to_phone_number,
     to_positive_id,
 )
+from airflow_provider_fuse.results.tokens import REFUSED_DETAIL
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable
@@ -835,7 +836,7 @@ PROBE_DEADLINE = 10.0
 PROBE_READ_BYTES = 4 * 1024
 #: The ``detail`` of the results receiver's JSON answer (403) to a token it refuses: malformed,
 #: signed with another key, or expired (:mod:`airflow_provider_fuse.results.receiver`).
-RECEIVER_REFUSES_TOKEN = "invalid or expired results token"
+RECEIVER_REFUSES_TOKEN = REFUSED_DETAIL
 
 
 @dataclass(frozen=True)

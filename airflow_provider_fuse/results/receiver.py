@@ -74,7 +74,13 @@ from starlette.responses import JSONResponse, Response
 from airflow_provider_fuse.results.callbacks import MAX_BODY_BYTES, CallbackError, read_callback
 from airflow_provider_fuse.results.config import ResultsConfig, ResultsConfigError
 from airflow_provider_fuse.results.table import ResultsStoreError, ResultsTable, Stored
-from airflow_provider_fuse.results.tokens import TokenError, TokenExpired, UploadPart, verify
+from airflow_provider_fuse.results.tokens import (
+    REFUSED_DETAIL,
+    TokenError,
+    TokenExpired,
+    UploadPart,
+    verify,
+)
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
@@ -543,10 +549,10 @@ def create_app(
             part = verify(token, key, now=receiver.clock())
         except TokenExpired:
             refusals.refused("the results token has expired")
-            return _detail(403, "invalid or expired results token")
+            return _detail(403, REFUSED_DETAIL)
         except TokenError as error:
             refusals.refused(str(error))  # one of tokens.py's fixed messages
-            return _detail(403, "invalid or expired results token")
+            return _detail(403, REFUSED_DETAIL)
 
         try:
             body = await asyncio.wait_for(_read_body(request), body_timeout)

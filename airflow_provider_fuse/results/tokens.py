@@ -25,6 +25,7 @@ from typing import Any
 
 __all__ = [
     "MIN_KEY_LENGTH",
+    "REFUSED_DETAIL",
     "TokenError",
     "TokenExpired",
     "UploadPart",
@@ -37,6 +38,10 @@ __all__ = [
 
 #: The shortest signing key accepted: 32 characters (e.g. ``openssl rand -hex 16``, or longer).
 MIN_KEY_LENGTH = 32
+#: What the results receiver answers (403, JSON ``{"detail": ...}``) to a token it refuses —
+#: malformed, signed with another key, or expired — and so what tells its refusal from another
+#: server's 403 (a proxy's) to the bulk operator's check before dialing.
+REFUSED_DETAIL = "invalid or expired results token"
 #: Tokens longer than this are refused before anything else is done with them.
 MAX_TOKEN_LENGTH = 2048
 # Domain separation: a MAC made for another purpose with the same key is never a results token.
