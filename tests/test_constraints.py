@@ -91,3 +91,24 @@ def test_the_deployment_files_pin_every_deployment_requirement_as_the_requiremen
             name = canonicalize_name(requirement.name)
             assert name in pinned, f"{path.name} does not pin {name}"
             assert requirement.specifier.contains(pinned[name], prereleases=True), path.name
+
+
+@pytest.mark.parametrize(
+    "bounds", sorted((CONSTRAINTS / "bounds").glob("airflow-*.txt")), ids=lambda p: p.name
+)
+def test_the_constraints_of_an_airflow_version_keep_its_upper_bounds(bounds):
+    """constraints/bounds/airflow-<version>.txt: releases known to break that Airflow stay out."""
+    version = bounds.stem.removeprefix("airflow-")
+    bounded = [
+        Requirement(line)
+        for line in bounds.read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert bounded
+    files = sorted(CONSTRAINTS.glob(f"airflow-{version}-python-*.txt"))
+    assert files
+    for path in files:
+        pinned = pins(path)
+        for requirement in bounded:
+            name = canonicalize_name(requirement.name)
+            assert requirement.specifier.contains(pinned[name], prereleases=True), path.name
