@@ -4,7 +4,8 @@ Adding a parameter without documenting it fails here, and so does a table in doc
 says a field is templated when it is not (or the other way round), or gives another default. So does
 a link to a file or heading that is not in the repository (a path outside it included), a path in
 backticks that names no file of it, a table or a line written twice in two pages (each topic has one
-page; the others link to it), and a README DAG that does not load.
+page; the others link to it), and a DAG of the README or the getting-started page that does not
+load.
 """
 
 from __future__ import annotations
@@ -341,14 +342,18 @@ def load_dag_file(folder: Path):
     return DagBag(dag_folder=str(folder), **({"include_examples": False} if accepts_examples else {}))
 
 
-def test_the_readmes_minimal_dag_loads_and_hands_the_export_to_the_bulk_operator(tmp_path):
-    (snippet,) = [
-        block for block in fenced_blocks((ROOT / "README.md").read_text(), "python") if "@dag" in block
-    ]
-    (tmp_path / "readme_dag.py").write_text(snippet)
-    bag = load_dag_file(tmp_path)
+def the_dag_of(page: Path, folder: Path):
+    """The one ``python`` block with a ``@dag`` of ``page``, loaded from ``folder`` in a DagBag."""
+    (snippet,) = [block for block in fenced_blocks(page.read_text(), "python") if "@dag" in block]
+    (folder / f"{page.stem.replace('-', '_').lower()}_dag.py").write_text(snippet)
+    bag = load_dag_file(folder)
     assert bag.import_errors == {}
     (dag,) = bag.dags.values()
+    return dag
+
+
+def test_the_readmes_minimal_dag_loads_and_hands_the_export_to_the_bulk_operator(tmp_path):
+    dag = the_dag_of(ROOT / "README.md", tmp_path)
     queue_calls = dag.get_task("queue_calls")
     assert isinstance(queue_calls, FuseBulkQueueOperator)
     assert queue_calls.upstream_task_ids == {"export_contacts"}
@@ -376,11 +381,7 @@ def test_no_doc_or_example_names_a_file_after_the_logical_date():
 
 
 def test_the_readmes_export_is_named_after_the_run_and_safe_for_a_file_name(tmp_path):
-    (snippet,) = [
-        block for block in fenced_blocks((ROOT / "README.md").read_text(), "python") if "@dag" in block
-    ]
-    (tmp_path / "readme_dag.py").write_text(snippet)
-    (dag,) = load_dag_file(tmp_path).dags.values()
+    dag = the_dag_of(ROOT / "README.md", tmp_path)
     export = dag.get_task("export_contacts").python_callable
     runs = ["manual__2026-12-06T10:00:00.123456+00:00", "manual__2026-12-06T10:05:00+00:00", "scheduled__x"]
     uris = [export(run_id=run_id) for run_id in runs]
@@ -389,6 +390,52 @@ def test_the_readmes_export_is_named_after_the_run_and_safe_for_a_file_name(tmp_
         name = uri.rsplit("/", 1)[1]
         assert re.fullmatch(r"[A-Za-z0-9._-]+\.csv", name), name
         assert "None" not in name
+
+
+def test_the_getting_started_dag_loads_and_closes_the_results_loop_on_a_sandbox_scale(tmp_path):
+    from airflow_provider_fuse.sensors.fuse import FuseCampaignResultsSensor
+
+    dag = the_dag_of(ROOT / "docs" / "getting-started.md", tmp_path)
+    queue_calls = dag.get_task("queue_calls")
+    assert isinstance(queue_calls, FuseBulkQueueOperator)
+    assert queue_calls.collect_results is True
+    assert queue_calls.upstream_task_ids == {"export_contacts"}
+    (wait,) = [task for task in dag.tasks if isinstance(task, FuseCampaignResultsSensor)]
+    assert wait.bulk_task_id == "queue_calls"
+    assert wait.upstream_task_ids == {"queue_calls"}
+    assert wait.downstream_task_ids == {"report"}
+    # Sandbox-sized waits: the page says so, and gives the defaults for real campaigns.
+    assert wait.dialing_timeout <= timedelta(minutes=15)
+    assert wait.grace_period <= timedelta(minutes=5)
+    assert wait.poke_interval <= 10
+    # The page names the defaults for real campaigns: they are the sensor's.
+    defaults = {name: parameter.default for name, parameter in parameters(FuseCampaignResultsSensor).items()}
+    said = {"dialing_timeout": "12 hours", "grace_period": "30 minutes", "poke_interval": "60 s"}
+    assert defaults["dialing_timeout"] == timedelta(hours=12)
+    assert defaults["grace_period"] == timedelta(minutes=30)
+    assert defaults["poke_interval"] == 60
+    text = (ROOT / "docs" / "getting-started.md").read_text()
+    for name, default in said.items():
+        assert re.search(rf"`{name}` {default}", text), name
+
+
+def test_the_getting_started_export_is_a_csv_named_after_the_run(tmp_path, monkeypatch):
+    import csv
+    import tempfile
+
+    dag = the_dag_of(ROOT / "docs" / "getting-started.md", tmp_path)
+    export = dag.get_task("export_contacts").python_callable
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the page's export writes
+    runs = ["manual__2026-12-06T10:00:00.123456+00:00", "manual__2026-12-06T10:05:00+00:00", "scheduled__x"]
+    paths = [Path(export(run_id=run_id)) for run_id in runs]
+    assert len(set(paths)) == len(runs)
+    for path in paths:
+        assert path.is_relative_to(tmp_path)
+        assert re.fullmatch(r"[A-Za-z0-9._-]+\.csv", path.name), path.name
+        with path.open(newline="") as file:
+            rows = list(csv.DictReader(file))
+        assert rows
+        assert all(row["destination"] for row in rows)
 
 
 def test_the_readme_says_how_to_install_until_a_release_is_published():
@@ -418,7 +465,14 @@ def test_no_page_says_what_is_no_longer_so(stale, why):
 def test_getting_started_is_one_short_page_linked_from_the_readme():
     page = ROOT / "docs" / "getting-started.md"
     text = page.read_text()
-    assert len(text.splitlines()) <= 80
+    # Short enough to follow without scrolling back: at most 80 lines of prose, short commands, and
+    # one DAG to copy whole.
+    assert len(prose_lines(text)) <= 80
+    blocks = re.findall(r"^```\w*\n(.*?)^```", text, flags=re.MULTILINE | re.DOTALL)
+    dags = [block for block in blocks if "@dag" in block]
+    assert len(dags) == 1
+    assert len(dags[0].splitlines()) <= 60
+    assert all(len(block.splitlines()) <= 6 for block in blocks if "@dag" not in block)
     assert "docs/getting-started.md" in (ROOT / "README.md").read_text()
     assert "getting-started.md" in (ROOT / "docs" / "README.md").read_text()
     for step in ("Install", "sandbox", "connection", "`[fuse]` options", "results connection"):
