@@ -67,6 +67,7 @@ RECEIVER_PATH = re.compile(r"/fuse/results/([^\s\"?]+)")
 HIDDEN = "***"
 # No proxy for loopback, whatever the environment says.
 LOCAL = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+NO_REAL_CALL = "No real call was placed: the Fuse sandbox on this machine stood in for Fuse."
 #: The sensor summary's outcome counts, in the order the summary line names them.
 ENDS = ("completed", "failed", "canceled", "rejected", "other", "missing")
 
@@ -215,6 +216,40 @@ def summary_line(summary: dict[str, int]) -> str:
     return f"{summary.get('calls_queued', 0)} queued → " + (", ".join(counted) or "no outcome")
 
 
+def counted(number: int, thing: str) -> str:
+    """``1 attempt``, ``2 attempts``: ``number`` and ``thing``, plural unless it is one."""
+    return f"{number} {thing}" if number == 1 else f"{number} {thing}s"
+
+
+def delivery_words(delivery: str | None, status_code: int | None) -> str:
+    """What became of a call's outcome, in plain words, from the sandbox's record of posting it."""
+    if delivery == "delivered":
+        return f"its outcome was posted to the receiver, which answered {status_code}"
+    if delivery == "failed" and status_code is not None:
+        return f"its outcome was posted to the receiver, which refused it ({status_code})"
+    if delivery == "failed":
+        return "its outcome could not be posted: the receiver did not answer"
+    if delivery == "pending":
+        return "its outcome was still being posted"
+    return "no outcome was posted"
+
+
+def receiver_requests(logged: int, leaked: int, posted: int) -> str:
+    """The api-server's access log in a sentence: requests to the receiver, and what they were.
+
+    ``posted`` of them were the sandbox posting outcomes; the rest were checks (the demo's made-up
+    token, and the bulk task's look at the receiver before it dials).
+    """
+    total = logged + leaked
+    outcomes = min(posted, total)
+    checks = total - outcomes
+    shown = "the token hidden as ***" if not leaked else f"a token visible in {leaked}"
+    return (
+        f"{counted(total, 'request')} to the receiver ({counted(outcomes, 'outcome')} from the sandbox, "
+        f"{counted(checks, 'check')} made before dialing), {shown}"
+    )
+
+
 def main() -> int:
     started = time.monotonic()
     signal.signal(signal.SIGTERM, stop_on_sigterm)
@@ -240,7 +275,10 @@ def main() -> int:
     api_server = ApiServer(env, port)
     with FuseSandbox(time_scale=60.0) as sandbox:
         env["AIRFLOW_CONN_FUSE_DEFAULT"] = sandbox.connection_json()
-        print(f"Fuse sandbox listening on {sandbox.url} (account {sandbox.email})")
+        print(
+            f"No real call will be placed: a Fuse sandbox on this machine stands in for Fuse, "
+            f"at {sandbox.url} (account {sandbox.email})."
+        )
         print(f"Migrating the demo's Airflow database in {AIRFLOW_HOME} ...")
         if airflow(env, "db", "migrate").returncode != 0:
             print("airflow db migrate failed")
@@ -265,23 +303,24 @@ def run_bulk_example(env: dict[str, str], sandbox: FuseSandbox) -> bool:
     print("What the Fuse sandbox received:")
     for upload in uploads:
         header = upload.csv.split(b"\n", 1)[0].decode("utf-8", errors="replace").strip()
-        fields = ", ".join(f"{name}={value}" for name, value in upload.fields.items()) or "(none)"
+        fields = ", ".join(f"{name}={value}" for name, value in upload.fields.items()) or "none"
         print(
-            f"  POST bulk_queue application {upload.application_id} / deployment {upload.deployment_id}: "
-            f"{upload.filename} ({len(upload.csv)} bytes, {upload.rows} rows, columns: {header}); "
-            f"fields: {fields}; answered {upload.status_code}, calls_queued={upload.calls_queued}"
+            f"  a contact list for application {upload.application_id} / deployment "
+            f"{upload.deployment_id}: {upload.filename}, {counted(upload.rows, 'row')} "
+            f"({len(upload.csv)} bytes; columns {header}); options: {fields}. "
+            f"The sandbox answered {upload.status_code}: {upload.calls_queued} calls queued"
         )
     if not uploads:
         print("  nothing")
     left_behind = contact_exports()
     print()
-    print(f"Contact exports left in {EXPORT_BASE}: {len(left_behind)}")
+    print(f"Contact lists left behind in {EXPORT_BASE} (the example deletes its own): {len(left_behind)}")
     for path in left_behind:
         print(f"  {path.relative_to(EXPORT_BASE)}")
     recorded = uploads[-1].calls_queued if uploads else None
     ok = state == "success" and isinstance(calls_queued, int) and calls_queued == recorded and not left_behind
     verdict = "the DAG run succeeded" if ok else f"DAG run state {state!r}"
-    print(f"{BULK_DAG}: {verdict} ({took:.0f} s); XCom calls_queued = {calls_queued!r}")
+    print(f"{BULK_DAG}: {verdict} ({took:.0f} s); the task returned calls_queued = {calls_queued!r}")
     print()
     return ok
 
@@ -302,8 +341,9 @@ def run_results_example(
         return 1
     forged = api_server.post("/fuse/results/not-a-token", b'{"call_details": {"status": "completed"}}')
     print(
-        f"The api-server answers on {api_server.url} ({ready_after:.0f} s after it started); "
-        f"the receiver at /fuse/results/ refuses a forged token: {forged}"
+        f"The api-server answers on {api_server.url} ({ready_after:.0f} s after it started). Its results "
+        f"receiver, {api_server.url}/fuse/results/, answered {forged} to a made-up token (403: it is there "
+        f"and refuses what it did not sign)"
     )
     uploads_before = len(sandbox.uploads())
     print(f"Running `airflow dags test {RESULTS_DAG}` ...")
@@ -317,15 +357,18 @@ def run_results_example(
 
     print(f"{RESULTS_DAG}: DAG run state {state!r} ({took:.0f} s)")
     print()
-    print(f"Callbacks the sandbox posted to {api_server.url}/fuse/results/…:")
+    print("The calls the sandbox pretended to place (numbers shortened to their last four digits):")
     for call in calls:
         print(
-            f"  call {call.call_id} to …{call.phone_number[-4:]}: {call.status} after {call.attempts} "
-            f"attempt(s); delivery {call.result_delivery}, answered {call.result_status_code}"
+            f"  call {call.call_id} to …{call.phone_number[-4:]}: {call.status} after "
+            f"{counted(call.attempts, 'attempt')}; "
+            f"{delivery_words(call.result_delivery, call.result_status_code)}"
         )
     if not calls:
         print("  none")
-    print(f"What arrived in the results table ({RESULTS_DB.name}, table {RESULTS_TABLE}):")
+    elif any(call.status == "failed" for call in calls):
+        print("  (the sandbox never answers a number ending in 9: that call ends failed)")
+    print(f"Rows in the results database, {RESULTS_DB} (SQLite), table {RESULTS_TABLE}:")
     for row in rows:
         number = row["destination_number"] or row["destination"] or ""
         print(
@@ -337,12 +380,13 @@ def run_results_example(
     log = API_SERVER_LOG.read_text(errors="replace")
     logged, leaked = receiver_paths(log)
     numbers_logged = sum(call.phone_number[-7:] in log for call in calls)
+    posted = sum(call.result_status_code is not None for call in calls)
     print(
-        f"The api-server's log shows {logged} requests to /fuse/results/*** (the token hidden) and "
-        f"{leaked} with a token in the path; the numbers called appear in it {numbers_logged} times"
+        f"The api-server's log ({API_SERVER_LOG}) shows {receiver_requests(logged, leaked, posted)}; "
+        f"the numbers called appear in it {numbers_logged} times"
     )
     if isinstance(retry, dict):
-        print(f"Retry list for another day: {retry.get('to_retry')} number(s) in {retry.get('retry_list')}")
+        print(f"Numbers to try again another day: {retry.get('to_retry')}, in {retry.get('retry_list')}")
     left_behind = contact_exports()
 
     problems = []
@@ -368,15 +412,17 @@ def run_results_example(
     print()
     if problems:
         if isinstance(summary, dict):
-            print(summary_line(summary))
+            print(f"The sensor's summary: {summary_line(summary)}")
         print(f"FAILED: {'; '.join(problems)} ({elapsed:.0f} s)")
+        print(NO_REAL_CALL)
         return 1
     print(
-        f"SUCCESS: both runs succeeded, the exports were removed, and every call's outcome came back "
-        f"through the api-server into the table ({elapsed:.0f} s)"
+        f"SUCCESS: both DAG runs succeeded, the contact lists were deleted, and every call's outcome "
+        f"came back through the api-server into the results database ({elapsed:.0f} s)."
     )
+    print(NO_REAL_CALL)
     assert isinstance(summary, dict)
-    print(summary_line(summary))
+    print(f"The sensor's summary: {summary_line(summary)}")
     return 0
 
 

@@ -1,9 +1,10 @@
-"""What `make demo` (scripts/demo.py) decides from what it reads: the summary line, and whether a
-results token reached the api-server's log."""
+"""What `make demo` (scripts/demo.py) decides from what it reads — the summary line, whether a
+results token reached the api-server's log — and how it says it to a first-timer."""
 
 from __future__ import annotations
 
 import importlib.util
+import re
 from pathlib import Path
 
 import pytest
@@ -69,3 +70,41 @@ def test_any_token_is_caught_however_it_is_spelled(demo, token):
 )
 def test_a_token_in_the_log_is_caught(demo, line):
     assert demo.receiver_paths(line)[1] == 1
+
+
+def test_counted_says_one_thing_and_many_things(demo):
+    assert [demo.counted(n, "attempt") for n in (0, 1, 2)] == ["0 attempts", "1 attempt", "2 attempts"]
+
+
+@pytest.mark.parametrize(
+    ("delivery", "status_code", "said"),
+    [
+        ("delivered", 200, "posted to the receiver, which answered 200"),
+        ("failed", 403, "refused it (403)"),
+        ("failed", None, "could not be posted"),
+        ("pending", None, "still being posted"),
+        ("not_delivered", None, "no outcome was posted"),
+        (None, None, "no outcome was posted"),
+    ],
+)
+def test_what_became_of_an_outcome_is_said_in_plain_words(demo, delivery, status_code, said):
+    words = demo.delivery_words(delivery, status_code)
+    assert said in words
+    assert "delivery" not in words  # the sandbox's field name, not a word a first-timer knows
+
+
+def test_the_receivers_requests_are_split_into_outcomes_and_checks(demo):
+    # 3 calls' outcomes, the demo's made-up token and the bulk task's check before dialing.
+    line = demo.receiver_requests(logged=5, leaked=0, posted=3)
+    assert line.startswith("5 requests to the receiver (3 outcomes from the sandbox, 2 checks")
+    assert "hidden" in line
+    assert "visible in 1" in demo.receiver_requests(logged=4, leaked=1, posted=3)
+
+
+@given(logged=st.integers(0, 50), leaked=st.integers(0, 50), posted=st.integers(0, 60))
+def test_the_receivers_requests_add_up_whatever_the_log_holds(demo, logged, leaked, posted):
+    numbers = [int(n) for n in re.findall(r"\d+", demo.receiver_requests(logged, leaked, posted))[:3]]
+    total, outcomes, checks = numbers
+    assert total == logged + leaked
+    assert outcomes + checks == total
+    assert min(outcomes, checks) >= 0
