@@ -87,7 +87,7 @@ from airflow_provider_fuse.fields import (
     to_phone_number,
     to_positive_id,
 )
-from airflow_provider_fuse.results.tokens import REFUSED_DETAIL
+from airflow_provider_fuse.results.tokens import NOT_CONFIGURED_DETAIL, REFUSED_DETAIL
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable
@@ -837,6 +837,19 @@ PROBE_READ_BYTES = 4 * 1024
 #: The ``detail`` of the results receiver's JSON answer (403) to a token it refuses: malformed,
 #: signed with another key, or expired (:mod:`airflow_provider_fuse.results.receiver`).
 RECEIVER_REFUSES_TOKEN = REFUSED_DETAIL
+#: The ``detail`` of the results receiver's JSON answer (503) while its ``[fuse]`` options are
+#: missing or unusable (:mod:`airflow_provider_fuse.results.receiver`).
+RECEIVER_NOT_CONFIGURED = NOT_CONFIGURED_DETAIL
+#: The answers that say nothing at the probed URL is the results receiver.
+NO_RECEIVER_STATUSES = frozenset({404, 405, 410})
+#: What to check when the receiver is missing or not configured: said by the bulk operator's check
+#: before dialing and by the results sensor (no value, no secret in it).
+RECEIVER_SETUP_HINT = (
+    "Check [fuse] results_base_url: the api-server's root URL as Fuse reaches it, without /fuse (the "
+    "provider adds /fuse/results/<token>); and that the api-server has this provider installed (its "
+    "plugin mounts the receiver), has the same [fuse] options as the workers, and was restarted after "
+    "they were set"
+)
 
 
 @dataclass(frozen=True)
@@ -849,10 +862,20 @@ class ProbeAnswer:
     :param refuses_token: the answer is the receiver's own refusal of the token: a 403 whose body is
         exactly its JSON ``{"detail": RECEIVER_REFUSES_TOKEN}``. A 403 of anything else (a proxy,
         another application at that path) is not.
+    :param not_configured: the answer is the receiver's own "not configured": a 503 whose body is
+        exactly its JSON ``{"detail": RECEIVER_NOT_CONFIGURED}`` (its ``[fuse]`` options missing or
+        unusable: it refuses every outcome). Any other 503 (a database briefly locked, a proxy) is not.
     """
 
     status_code: int | None
     refuses_token: bool = False
+    not_configured: bool = False
+
+    @property
+    def no_receiver(self) -> bool:
+        """Nothing at the URL is the results receiver: it answered 404, 405 or 410 (no such path,
+        or a server without the receiver's POST route), so every outcome posted there is lost."""
+        return self.status_code in NO_RECEIVER_STATUSES
 
 
 def probe_results_receiver(
@@ -868,7 +891,10 @@ def probe_results_receiver(
     (the hook's watchdog), and at most :data:`PROBE_READ_BYTES` of the answer are read.
 
     Nothing is logged, and no failure is raised: a URL holds the token (and so do the exceptions
-    that quote it), so every failure to get a whole answer is ``ProbeAnswer(None)``.
+    that quote it), so every failure to get a whole answer is ``ProbeAnswer(None)``. What the bulk
+    operator's check before dialing does with each answer: 400 sends; the receiver's own 403
+    (``refuses_token``), its own 503 (``not_configured``) and 404/405/410 (``no_receiver``) fail the
+    task before anything is sent; anything else is a warning.
     """
     watchdog = _Watchdog()
     try:
@@ -898,16 +924,20 @@ def probe_results_receiver(
     except Exception:  # the text of every one of them may quote the URL: none is kept
         return ProbeAnswer(None)
     status = int(response.status_code)
-    return ProbeAnswer(status, refuses_token=status == 403 and complete and _is_token_refusal(body))
+    return ProbeAnswer(
+        status,
+        refuses_token=status == 403 and complete and _is_receivers_own(body, RECEIVER_REFUSES_TOKEN),
+        not_configured=status == 503 and complete and _is_receivers_own(body, RECEIVER_NOT_CONFIGURED),
+    )
 
 
-def _is_token_refusal(body: bytes) -> bool:
-    """Whether ``body`` is the results receiver's JSON refusal of a token, and nothing else."""
+def _is_receivers_own(body: bytes, detail: str) -> bool:
+    """Whether ``body`` is the results receiver's JSON answer ``{"detail": detail}``, and nothing else."""
     try:
         answer = json.loads(body)
     except ValueError:
         return False
-    return bool(answer == {"detail": RECEIVER_REFUSES_TOKEN})
+    return bool(answer == {"detail": detail})
 
 
 # --- The hook ----------------------------------------------------------------------------------------

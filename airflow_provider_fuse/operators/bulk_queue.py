@@ -477,8 +477,13 @@ class FuseBulkQueueOperator(_FuseQueueingOperator):
         return result_url
 
     def _check_receiver(self, url: str, results: _Results, start: int) -> None:
-        """The check before dialing (:func:`probe_receiver`): a receiver that refuses this task's
-        token fails the task now; one that cannot be asked from here is a warning."""
+        """The check before dialing (:func:`probe_receiver`): fails the task now, without retries,
+        when the receiver could store no outcome: it refuses this task's token (its own 403), says
+        it is not configured (its own 503), or nothing at the URL is the receiver (404, 405, 410).
+        Anything else (no answer from here, another 5xx, a proxy's 403) is a warning: this worker
+        may not see the receiver the way Fuse does."""
+        from airflow_provider_fuse.hooks.fuse import RECEIVER_SETUP_HINT
+
         answer = probe_receiver(url)
         status = answer.status_code
         shown = results.shown_url()
@@ -495,6 +500,18 @@ class FuseBulkQueueOperator(_FuseQueueingOperator):
                 "worker's. Give the api-server (or fuse-results serve) and the workers the same key, "
                 "restart the receiver, and clear this task."
             )
+        if answer.no_receiver:
+            raise AirflowFailException(
+                f"{stopped}: nothing at {shown} is the Fuse results receiver (it answered {status} to the "
+                "check before dialing), so every call outcome Fuse posts there would be lost. "
+                f"{RECEIVER_SETUP_HINT}. Then clear this task."
+            )
+        if answer.not_configured:
+            raise AirflowFailException(
+                f"{stopped}: the results receiver at {shown} answered that it is not configured (503), "
+                "so it would refuse every call outcome. Its log names the option. "
+                f"{RECEIVER_SETUP_HINT}. Then clear this task."
+            )
         if status is None:
             self.log.warning(
                 "Could not reach the results receiver at %s from this worker to check its signing key "
@@ -504,8 +521,9 @@ class FuseBulkQueueOperator(_FuseQueueingOperator):
             )
         elif status == 503:
             self.log.warning(
-                "The results receiver at %s answered 503: it is not configured, or cannot reach the "
-                "results database now. Fuse retries a 503; check the receiver's log.",
+                "The results receiver at %s answered 503 (not its own 'not configured' answer: a "
+                "results database busy or out of reach now, or a proxy); sending anyway. Fuse retries "
+                "a 503; check the receiver's log.",
                 shown,
             )
         elif status == 403:

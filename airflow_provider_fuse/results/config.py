@@ -166,14 +166,18 @@ class ResultsConfig:
             return check_key(self.signing_key)
         except ValueError:
             raise ResultsConfigError(
-                f"[fuse] results_signing_key is shorter than {MIN_KEY_LENGTH} characters"
+                f"[fuse] results_signing_key is shorter than {MIN_KEY_LENGTH} characters: make a random "
+                'one, e.g. with python -c "import secrets; print(secrets.token_hex(32))", and give the '
+                "same key to the workers and the api-server"
             ) from None
 
     def result_url(self, token: str) -> str:
         """``<results_base_url>/fuse/results/<token>``.
 
         :raises ResultsConfigError: ``results_base_url`` missing, not an absolute http(s) URL, with
-            userinfo, a query or a fragment, or plain http off loopback (outcomes carry phone numbers).
+            userinfo, a query or a fragment, plain http off loopback (outcomes carry phone numbers),
+            or a path ending in ``/fuse`` or holding ``/fuse/results`` (the receiver's own path,
+            which the provider adds).
         """
         return f"{check_base_url(self.base_url)}{RESULTS_PATH}{token}"
 
@@ -237,6 +241,13 @@ def check_base_url(url: str | None) -> str:
     if parts.scheme == "http" and not is_loopback(host):
         raise ResultsConfigError(
             "[fuse] results_base_url must use https off loopback: call outcomes carry phone numbers"
+        )
+    path = parts.path.rstrip("/")
+    if path.endswith("/fuse") or "/fuse/results" in path:
+        raise ResultsConfigError(
+            "[fuse] results_base_url must be the api-server's root URL (or the standalone receiver's), "
+            f"without /fuse: the provider adds {RESULTS_PATH}<token> to it. Remove /fuse and what "
+            "follows it from the option"
         )
     return url.rstrip("/")
 

@@ -75,6 +75,7 @@ from airflow_provider_fuse.results.callbacks import MAX_BODY_BYTES, CallbackErro
 from airflow_provider_fuse.results.config import ResultsConfig, ResultsConfigError
 from airflow_provider_fuse.results.table import ResultsStoreError, ResultsTable, Stored
 from airflow_provider_fuse.results.tokens import (
+    NOT_CONFIGURED_DETAIL,
     REFUSED_DETAIL,
     TokenError,
     TokenExpired,
@@ -527,7 +528,7 @@ def create_app(
                 error,
                 level=logging.ERROR,
             )
-            return _detail(503, "the results receiver is not configured", **_RETRY)
+            return _detail(503, NOT_CONFIGURED_DETAIL, **_RETRY)
         except ReceiverBusy:
             refusals.refused(
                 "config slow",
@@ -536,7 +537,7 @@ def create_app(
                 store_timeout,
                 level=logging.ERROR,
             )
-            return _detail(503, "the results receiver is not configured", **_RETRY)
+            return _detail(503, NOT_CONFIGURED_DETAIL, **_RETRY)
         except Exception as error:  # a _cmd that failed, a secrets backend out of reach, ...
             refusals.refused(
                 "config unreadable",
@@ -544,7 +545,7 @@ def create_app(
                 type(error).__name__,
                 level=logging.ERROR,
             )
-            return _detail(503, "the results receiver is not configured", **_RETRY)
+            return _detail(503, NOT_CONFIGURED_DETAIL, **_RETRY)
         try:
             part = verify(token, key, now=receiver.clock())
         except TokenExpired:

@@ -31,6 +31,7 @@ import socket
 import sqlite3
 import threading
 import time
+import urllib.parse
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow.providers.common.compat.sdk import BaseHook
@@ -180,6 +181,18 @@ class ResultsStoreError(Exception):
         self.final = final
 
 
+def _not_defined(conn_id: str) -> str:
+    """What to do when the results connection ``conn_id`` is not defined (names it, no value)."""
+    variable = f"AIRFLOW_CONN_{conn_id.upper()}"  # Airflow's name for it
+    return (
+        f"the results connection {conn_id!r} ([fuse] results_conn_id) is not defined where this process "
+        f"looks for it: define it where the api-server, the workers and the triggerer run, e.g. with "
+        f"the environment variable {variable}=<database URI> or `airflow connections add {conn_id} "
+        "--conn-uri <database URI>` (a standalone fuse-results serve reads environment variables and "
+        "secrets backends only)"
+    )
+
+
 def canonical_destination(value: str | None) -> str | None:
     """A destination as ``+`` and its E.164 digits (``6175551234`` → ``+16175551234``), or ``None``.
 
@@ -299,6 +312,11 @@ class ResultsTable:
         self._local = threading.local()
         self._generation = 0
         self._connections: list[Any] = []
+        #: The SQLite file each connection (by ``id``) opened: its path, device and inode.
+        self._files: dict[int, tuple[str, int, int]] = {}
+        #: A SQLite database was found (or created) once: never created again by this object.
+        self._found = False
+        self._sqlite_uri: str | None = None
         self._hook: DbApiHook | None = None
         self._kind = ""
         self._placeholder = "?"
@@ -329,18 +347,88 @@ class ResultsTable:
             hook = self._get_hook()
             generation = self._generation
         try:
-            connection = hook.get_conn()
+            connection = self._open(hook)
             local.file = None
             if isinstance(connection, sqlite3.Connection):
                 connection.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
                 local.file = _file_of(connection)
+        except ResultsStoreError:
+            raise
         except Exception as error:
             raise self._error("cannot connect", error, detail=True) from None
         with self._lock:
             self._connections.append(connection)
+            if local.file is not None:
+                self._files[id(connection)] = local.file
         local.connection = connection
         local.generation = generation
         return connection
+
+    def _open(self, hook: DbApiHook) -> Any:
+        """A new DB-API connection of ``hook``.
+
+        A SQLite file is opened as :class:`~airflow.providers.sqlite.hooks.sqlite.SqliteHook` opens
+        it, but never created, except the first time this object finds no database at all and no
+        ``-wal`` or ``-shm`` file is at the path: a database moved or deleted while in use leaves
+        those behind, still in use by the connections that have it open, and a new file beside them
+        would take them over (SQLite resets the WAL: the moved file's last commits are gone). Its
+        connections may be closed from any thread (:meth:`close` checkpoints a moved one first).
+        """
+        path = _sqlite_file(self._sqlite_uri)
+        if self._sqlite_uri is None or path is None:
+            return hook.get_conn()  # not SQLite, in memory, or a URI that chooses its own mode
+        try:
+            connection = sqlite3.connect(
+                _with_mode(self._sqlite_uri, "rw"), uri=True, check_same_thread=False
+            )
+        except sqlite3.OperationalError:
+            if os.path.lexists(path):
+                raise  # there, and cannot be opened: the error says why
+            with self._lock:
+                found = self._found
+            if found:
+                raise ResultsStoreError(self._moved_message()) from None
+            if os.path.lexists(f"{path}-wal") or os.path.lexists(f"{path}-shm"):
+                raise ResultsStoreError(
+                    f"results connection {self.conn_id!r}: no SQLite database is at the connection's "
+                    "path, but a -wal or -shm file is (a database moved or deleted while in use): no "
+                    "new database is created beside them; put the database back at the path, or stop "
+                    "every process that uses it and move the -wal and -shm files away with it"
+                ) from None
+            connection = sqlite3.connect(self._sqlite_uri, uri=True, check_same_thread=False)
+        with self._lock:
+            self._found = True
+        return connection
+
+    def _moved_message(self) -> str:
+        return (
+            f"results connection {self.conn_id!r}: the SQLite database file was moved or deleted "
+            "while in use, and no new one is created in its place (the outcomes stored so far are in "
+            "the moved file): put a database back at the connection's path (the moved one, or "
+            "another); until then every store fails and may be retried"
+        )
+
+    def _keep_moved(self, connection: Any) -> None:
+        """Checkpoint the WAL of a SQLite file moved away from the configured path into that file,
+        through ``connection``, which still has it open: its last commits are in the ``-wal`` left at
+        the path, and SQLite checkpoints no moved file on close (nor deletes anything). Done only
+        where nothing is at the path: a file put there since may already use that ``-wal`` as its
+        own. Best effort: a checkpoint that cannot finish now is done by the next one."""
+        if not isinstance(connection, sqlite3.Connection):
+            return
+        with self._lock:
+            opened = self._files.get(id(connection))
+        if opened is None:
+            return
+        try:
+            os.stat(opened[0])  # one stat: where it runs after every commit, nearly always there
+        except FileNotFoundError:
+            with contextlib.suppress(Exception):
+                if connection.in_transaction:
+                    connection.rollback()
+                connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        except OSError:
+            pass
 
     def _parameter(self) -> str:
         """The connection's placeholder (``?``, ``%s``): its hook read first, where it was not yet."""
@@ -367,10 +455,10 @@ class ResultsTable:
                     "it where the api-server, the workers and the triggerer run",
                     retryable=False,
                 ) from None
-            failure = self._error("cannot read the connection", error, detail=True)
-            # A connection that is not defined stays undefined however often it is asked for.
-            failure.retryable = type(error).__name__ != "AirflowNotFoundException"
-            raise failure from None
+            if type(error).__name__ == "AirflowNotFoundException":
+                # A connection that is not defined stays undefined however often it is asked for.
+                raise ResultsStoreError(_not_defined(self.conn_id), retryable=False) from None
+            raise self._error("cannot read the connection", error, detail=True) from None
         if not isinstance(hook, DbApiHook):
             raise ResultsStoreError(
                 f"the results connection {self.conn_id!r} is not a SQL database: its hook is "
@@ -381,6 +469,9 @@ class ResultsTable:
             self._placeholder = hook.placeholder
             if kind in ("postgres", "postgresql"):
                 _bound_postgres_waits(hook)
+            if kind == "sqlite":
+                # As SqliteHook.get_conn makes it (its URI, the sqlite scheme as a file: URI).
+                self._sqlite_uri = str(hook.get_uri()).replace("sqlite:///", "file:", 1)
         except Exception as error:
             raise self._error("cannot read the connection", error, detail=True) from None
         self._kind = kind
@@ -395,6 +486,7 @@ class ResultsTable:
             with self._lock:
                 if connection in self._connections:
                     self._connections.remove(connection)
+                self._files.pop(id(connection), None)
             with contextlib.suppress(Exception):  # already failed: closing is best effort
                 connection.close()
 
@@ -412,12 +504,18 @@ class ResultsTable:
         return ResultsStoreError(message)
 
     def close(self) -> None:
-        """Close every connection this table opened (a thread's next use opens a new one)."""
+        """Close every connection this table opened (a thread's next use opens a new one).
+
+        A SQLite file moved away from the configured path has its WAL checkpointed into it first."""
         with self._lock:
             connections, self._connections = self._connections, []
             self._generation += 1
         for connection in connections:
-            # SQLite refuses to close another thread's connection: dropping the last reference does.
+            self._keep_moved(connection)
+            with self._lock:
+                self._files.pop(id(connection), None)
+            # SQLite refuses to close another thread's connection (where the hook opened it):
+            # dropping the last reference does.
             with contextlib.suppress(Exception):
                 connection.close()
         self._local.connection = None
@@ -450,6 +548,8 @@ class ResultsTable:
                 again = attempt == 1 and not ended and _recoverable(connection, error)
                 if connection is not None and not ended:
                     _rollback(connection)
+                if isinstance(error, _MovedDatabase):
+                    self._keep_moved(connection)
                 self._discard()
                 self._ensured = False
                 if ended:
@@ -639,6 +739,10 @@ class ResultsTable:
                 if isinstance(connection, sqlite3.Connection):
                     _check_file(getattr(self._local, "file", None))
                 connection.commit()
+                if isinstance(connection, sqlite3.Connection):
+                    # Moved between the check and the commit: the commit is in the -wal left at the
+                    # path, checkpointed now into the moved file (see _keep_moved).
+                    self._keep_moved(connection)
                 return Stored.STORED
         finally:
             cursor.close()
@@ -911,6 +1015,25 @@ def _file_of(connection: sqlite3.Connection) -> tuple[str, int, int] | None:
             status = os.stat(path)
             return str(path), status.st_dev, status.st_ino
     return None
+
+
+def _sqlite_file(uri: str | None) -> str | None:
+    """The file a SQLite ``file:`` URI names; ``None`` for a database in memory, a temporary one, or a
+    URI that chooses its own ``mode`` (left to SQLite as given)."""
+    if uri is None or not uri.startswith("file:"):
+        return None
+    parts = urllib.parse.urlsplit(uri)
+    if "mode" in urllib.parse.parse_qs(parts.query) or parts.netloc not in ("", "localhost"):
+        return None
+    path = urllib.parse.unquote(parts.path)
+    return None if path in ("", ":memory:") else path
+
+
+def _with_mode(uri: str, mode: str) -> str:
+    """A SQLite ``file:`` URI (with no ``mode`` of its own) with the given ``mode``."""
+    base, hash_sign, fragment = uri.partition("#")
+    separator = "&" if "?" in base else "?"
+    return f"{base}{separator}mode={mode}{hash_sign}{fragment}"
 
 
 class _MovedDatabase(Exception):

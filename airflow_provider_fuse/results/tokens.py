@@ -25,6 +25,7 @@ from typing import Any
 
 __all__ = [
     "MIN_KEY_LENGTH",
+    "NOT_CONFIGURED_DETAIL",
     "REFUSED_DETAIL",
     "TokenError",
     "TokenExpired",
@@ -42,6 +43,11 @@ MIN_KEY_LENGTH = 32
 #: malformed, signed with another key, or expired — and so what tells its refusal from another
 #: server's 403 (a proxy's) to the bulk operator's check before dialing.
 REFUSED_DETAIL = "invalid or expired results token"
+#: What the results receiver answers (503, JSON ``{"detail": ...}``) while it cannot check tokens:
+#: its ``[fuse]`` options are missing, unusable or unreadable. It refuses every outcome then, and the
+#: bulk operator's check before dialing tells this answer from any other 503 (a database briefly
+#: locked) by it.
+NOT_CONFIGURED_DETAIL = "the results receiver is not configured"
 #: Tokens longer than this are refused before anything else is done with them.
 MAX_TOKEN_LENGTH = 2048
 # Domain separation: a MAC made for another purpose with the same key is never a results token.

@@ -201,3 +201,49 @@ def test_the_real_receiver_refusing_a_token_is_told_from_one_accepting_it(monkey
         refused = probe_results_receiver(f"{base}/fuse/results/{token(secrets.token_urlsafe(36))}")
     assert accepted == ProbeAnswer(400)
     assert refused == ProbeAnswer(403, refuses_token=True)
+
+
+# --- Answers that say the receiver could store no outcome (issue 18) ----------------------------------
+
+
+def test_the_real_receivers_not_configured_answer_is_told_from_another_503(monkeypatch):
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+
+    from airflow_provider_fuse.results.config import ResultsConfigError
+    from airflow_provider_fuse.results.receiver import create_app
+    from tests.helpers import serving
+
+    def unset() -> ResultsConfig:
+        raise ResultsConfigError("[fuse] results_signing_key is not set")
+
+    app = Starlette(routes=[Mount("/fuse", app=create_app(load_config=unset))])
+    with serving(monkeypatch, app) as base:
+        answer = probe_results_receiver(f"{base}/fuse/results/{TOKEN}")
+        elsewhere = probe_results_receiver(f"{base}/api/fuse/results/{TOKEN}")  # no such path
+    assert answer == ProbeAnswer(503, not_configured=True)
+    assert not answer.no_receiver
+    assert elsewhere.no_receiver
+    assert not elsewhere.not_configured
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"detail": "the outcome could not be stored; retry later"}',  # the receiver's busy database
+        b"<html>Service Unavailable</html>",  # a proxy
+        b'{"detail": "the results receiver is not configured", "more": 1}',
+    ],
+)
+def test_a_503_that_is_not_the_receivers_not_configured_answer_is_just_a_503(body):
+    with raw_peer(answering(json_answer(b"503 Service Unavailable", body))) as (url, _):
+        assert probe_results_receiver(url) == ProbeAnswer(503)
+
+
+@pytest.mark.parametrize(("status", "no_receiver"), [(404, True), (405, True), (410, True), (400, False)])
+def test_404_405_and_410_say_nothing_there_is_the_receiver(status, no_receiver):
+    raw = json_answer(b"%d Whatever" % status, b'{"detail": "Not Found"}')
+    with raw_peer(answering(raw)) as (url, _):
+        answer = probe_results_receiver(url)
+    assert answer == ProbeAnswer(status)
+    assert answer.no_receiver is no_receiver

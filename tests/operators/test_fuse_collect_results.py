@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import secrets
 import sqlite3
 import time
@@ -895,3 +896,111 @@ def test_a_403_that_is_not_the_receivers_own_is_a_warning_not_a_failure(
     )
     assert operator(contacts_csv).execute({"ti": FakeTaskInstance()}) == 3
     assert "not the results receiver's own" in log_text()
+
+
+# --- A receiver that could store no outcome stops the list before it is sent (issue 18) ----------------
+
+
+def assert_nothing_sent(fuse, store: MemoryStore, error: BaseException, signing_key: str) -> None:
+    message = str(error)
+    assert message.startswith("Nothing was sent to Fuse")
+    # What to check next: the option, the plugin on the api-server, its options and its restart.
+    for hint in ("[fuse] results_base_url", "plugin", "same [fuse] options", "restarted"):
+        assert hint in message
+    assert signing_key not in message
+    assert "/fuse/results/***" in message  # the URL shown with its token hidden
+    assert not [request for request in fuse.request_history if request.url == BULK_URL]
+    assert store.values == {}  # no intent recorded: a clear may send
+
+
+@pytest.mark.parametrize("status", [404, 405, 410])
+def test_nothing_at_the_result_url_fails_the_task_before_dialing(
+    results, fuse, signing_key, contacts_csv, monkeypatch, status
+):
+    # Every outcome Fuse posted there would be lost: it dialed and the DAG ended green (issue 18).
+    monkeypatch.setattr(
+        "airflow_provider_fuse.operators.bulk_queue.probe_receiver", lambda url: ProbeAnswer(status)
+    )
+    store = MemoryStore()
+    with pytest.raises(AirflowFailException, match=f"answered {status}") as caught:
+        operator(contacts_csv).execute({"ti": FakeTaskInstance(), "task_state_store": store})
+    assert "would be lost" in str(caught.value)
+    assert_nothing_sent(fuse, store, caught.value, signing_key)
+
+
+def test_a_receiver_that_says_it_is_not_configured_fails_the_task_before_dialing(
+    results, fuse, signing_key, contacts_csv, monkeypatch
+):
+    monkeypatch.setattr(
+        "airflow_provider_fuse.operators.bulk_queue.probe_receiver",
+        lambda url: ProbeAnswer(503, not_configured=True),
+    )
+    store = MemoryStore()
+    with pytest.raises(AirflowFailException, match=r"not configured \(503\)") as caught:
+        operator(contacts_csv).execute({"ti": FakeTaskInstance(), "task_state_store": store})
+    assert_nothing_sent(fuse, store, caught.value, signing_key)
+
+
+def test_another_503_is_a_warning_and_the_list_goes(results, fuse, contacts_csv, monkeypatch, log_text):
+    # A results database briefly locked: Fuse retries a 503, so the calls may still report.
+    monkeypatch.setattr(
+        "airflow_provider_fuse.operators.bulk_queue.probe_receiver", lambda url: ProbeAnswer(503)
+    )
+    assert operator(contacts_csv).execute({"ti": FakeTaskInstance()}) == 3
+    assert "answered 503" in log_text()
+
+
+def test_a_real_server_without_the_receiver_at_the_base_url_fails_the_task_before_dialing(
+    results, fuse, signing_key, contacts_csv, monkeypatch
+):
+    # The receiver is mounted below /fuse; the base URL points one level off: a real 404.
+    store = MemoryStore()
+    server = serve_receiver_to(monkeypatch, fuse, signing_key)
+    try:
+        base = os.environ["AIRFLOW__FUSE__RESULTS_BASE_URL"]
+        monkeypatch.setenv("AIRFLOW__FUSE__RESULTS_BASE_URL", f"{base}/api")
+        with pytest.raises(AirflowFailException, match="answered 404") as caught:
+            operator(contacts_csv).execute({"ti": FakeTaskInstance(), "task_state_store": store})
+    finally:
+        server.__exit__(None, None, None)
+    assert_nothing_sent(fuse, store, caught.value, signing_key)
+
+
+def test_a_real_receiver_without_its_options_fails_the_task_before_dialing(
+    results, fuse, signing_key, contacts_csv, monkeypatch
+):
+    import re
+
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+
+    from airflow_provider_fuse.results.config import ResultsConfigError
+    from airflow_provider_fuse.results.receiver import create_app
+    from tests.helpers import serving
+
+    def unset():
+        raise ResultsConfigError("[fuse] results_signing_key is not set")
+
+    monkeypatch.setattr("airflow_provider_fuse.operators.bulk_queue.probe_receiver", real_probe_receiver)
+    app = Starlette(routes=[Mount("/fuse", app=create_app(load_config=unset))])
+    store = MemoryStore()
+    with serving(monkeypatch, app) as base:
+        monkeypatch.setenv("AIRFLOW__FUSE__RESULTS_BASE_URL", base)
+        fuse.post(re.compile(re.escape(base)), real_http=True)
+        with pytest.raises(AirflowFailException, match=r"not configured \(503\)") as caught:
+            operator(contacts_csv).execute({"ti": FakeTaskInstance(), "task_state_store": store})
+    assert_nothing_sent(fuse, store, caught.value, signing_key)
+
+
+@pytest.mark.parametrize("suffix", ["/fuse", "/fuse/", "/airflow/fuse", "/fuse/results", "/fuse/results/x"])
+def test_a_results_base_url_with_the_receivers_own_path_fails_before_anything_is_sent(
+    results, fuse, signing_key, contacts_csv, monkeypatch, receiver_checks, suffix
+):
+    monkeypatch.setenv("AIRFLOW__FUSE__RESULTS_BASE_URL", RESULTS_BASE + suffix)
+    store = MemoryStore()
+    with pytest.raises(AirflowFailException, match=r"\[fuse\] results_base_url must be") as caught:
+        operator(contacts_csv).execute({"ti": FakeTaskInstance(), "task_state_store": store})
+    assert "without /fuse" in str(caught.value)
+    assert receiver_checks == []  # refused when the options are read, before the receiver is asked
+    assert not fuse.request_history
+    assert store.values == {}

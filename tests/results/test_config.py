@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
 
 from airflow_provider_fuse.results.config import ResultsConfigError
 
@@ -71,3 +73,52 @@ def test_any_error_reading_an_option_becomes_a_results_config_error(monkeypatch:
     assert PRINTED_KEY not in str(caught.value)
     assert caught.value.__cause__ is None
     assert caught.value.__suppress_context__
+
+
+# --- Messages that say what to do next (issue 18) -----------------------------------------------------
+
+
+def test_a_short_signing_key_is_refused_with_how_to_make_one() -> None:
+    from airflow_provider_fuse.results.config import ResultsConfig
+
+    short = "s3cr3t-but-short"
+    config = ResultsConfig(base_url=None, conn_id="c", table="t", signing_key=short)
+    with pytest.raises(ResultsConfigError) as caught:
+        config.require_signing_key()
+    message = str(caught.value)
+    assert "[fuse] results_signing_key is shorter than" in message
+    assert 'python -c "import secrets; print(secrets.token_hex(32))"' in message
+    assert short not in message
+
+
+# --- results_base_url is the api-server's root: the provider adds /fuse/results/<token> ---------------
+
+_SEGMENT = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-_", min_size=1, max_size=8)
+
+
+@given(
+    prefix=st.lists(_SEGMENT, max_size=3),
+    receivers=st.sampled_from(["fuse", "fuse/", "fuse/results", "fuse/results/", "fuse/results/tok"]),
+)
+def test_a_base_url_holding_the_receivers_own_path_is_refused_naming_the_option(
+    prefix: list[str], receivers: str
+) -> None:
+    from airflow_provider_fuse.results.config import check_base_url
+
+    url = "https://airflow.example.com/" + "".join(f"{segment}/" for segment in prefix) + receivers
+    with pytest.raises(ResultsConfigError) as caught:
+        check_base_url(url)
+    message = str(caught.value)
+    assert message.startswith("[fuse] results_base_url must be the api-server's root URL")
+    assert "/fuse/results/<token>" in message
+    assert "airflow.example.com" not in message  # names the option, never its value
+
+
+@given(path=st.lists(_SEGMENT, max_size=3), slash=st.booleans())
+def test_a_base_url_below_another_path_is_kept(path: list[str], slash: bool) -> None:
+    from airflow_provider_fuse.results.config import check_base_url
+
+    assume(path[-1:] != ["fuse"])
+    base = "https://airflow.example.com" + "".join(f"/{segment}" for segment in path)
+    assert check_base_url(base + ("/" if slash else "")) == base
+    assert check_base_url("http://127.0.0.1:8080") == "http://127.0.0.1:8080"

@@ -537,6 +537,12 @@ def test_a_missing_connection_is_a_store_error_naming_it(monkeypatch):
     with pytest.raises(ResultsStoreError, match=CONN_ID) as caught:
         table.store(a_part(), an_outcome(), received=time.time())
     assert_no_personal_data(caught.value)
+    # It says how to define one, naming the connection (issue 18), and trying again cannot help.
+    message = str(caught.value)
+    assert f"{CONN_ID!r} ([fuse] results_conn_id) is not defined" in message
+    assert f"AIRFLOW_CONN_{CONN_ID.upper()}=" in message
+    assert f"airflow connections add {CONN_ID}" in message
+    assert not caught.value.retryable
 
 
 def test_a_connection_that_is_not_a_sql_database_is_refused(monkeypatch):
@@ -619,7 +625,10 @@ def test_a_connection_stored_in_airflows_database_is_read_in_a_server_process(tm
     )
     assert server.stdout.strip().splitlines()[-1] == "stored", server.stderr[-2000:]
     elsewhere = run([sys.executable, "-c", _STORE_ONE])
-    assert "fuse_results_in_db` isn't defined" in elsewhere.stdout.strip().splitlines()[-1]
+    assert (
+        "'fuse_results_in_db' ([fuse] results_conn_id) is not defined"
+        in elsewhere.stdout.strip().splitlines()[-1]
+    )
 
 
 # --- Identity ---------------------------------------------------------------------------------------
