@@ -47,12 +47,14 @@ class Campaign:
     :param deadline: unix seconds after which the wait ends with what has arrived.
     :param campaigns: the campaign ids of the map indexes: only their outcomes are counted.
     :param unconfirmed: how many map indexes sent a list whose count Fuse never confirmed.
+    :param queued: unix seconds when the first list was sent (the earliest ``queued_timestamp``).
     """
 
     calls_queued: int
     deadline: float
     campaigns: tuple[str, ...] = ()
     unconfirmed: int = 0
+    queued: float = 0.0
 
 
 class FuseCampaignResultsSensor(BaseSensorOperator):
@@ -161,6 +163,10 @@ class FuseCampaignResultsSensor(BaseSensorOperator):
         # A count still running (a database that did not answer in time): waited for again by the
         # next poke, never started twice. Not serialized: a new process starts afresh.
         self._pending: Future[dict[str, int]] | None = None
+        # Pokes in a row that found no outcome, and when the receiver was last asked why (poke mode:
+        # one process for the whole wait). Not serialized either.
+        self._empty_pokes = 0
+        self._diagnosed_at: float | None = None
 
     # --- what is waited for ---------------------------------------------------------------------
 
@@ -213,6 +219,7 @@ class FuseCampaignResultsSensor(BaseSensorOperator):
             deadline=max(ends) + self.grace_period.total_seconds(),
             campaigns=tuple(sorted({record["campaign"] for record in records})),
             unconfirmed=sum(1 for record in records if not record["confirmed"]),
+            queued=min(record["queued_timestamp"] for record in records),
         )
 
     @staticmethod
@@ -287,18 +294,61 @@ class FuseCampaignResultsSensor(BaseSensorOperator):
         if counts is None:
             return self._no_count(campaign)
         if not waiting_is_over(counts, campaign.calls_queued, campaign.deadline, time.time()):
-            self._log_progress(counts, campaign)
+            self._log_progress(counts, campaign, context)
             return False
         return PokeReturnValue(is_done=True, xcom_value=self.settle(context, counts, campaign.calls_queued))
 
-    def _log_progress(self, counts: Mapping[str, int], campaign: Campaign) -> None:
+    def _log_progress(
+        self, counts: Mapping[str, int], campaign: Campaign, context: Context | None = None
+    ) -> None:
+        """The poke's line; while no outcome has arrived after a few pokes, with the reason the
+        receiver check finds (:meth:`_due_for_diagnosis`: at most once per ten minutes)."""
+        received = int(counts.get("received", 0))
+        why = ""
+        if context is not None and self._due_for_diagnosis(received, campaign, time.time()):
+            why = _receiver_check(context, self.bulk_task_id, campaign)
+        if why:
+            self.log.warning(
+                "Fuse results of %s: %d of %d calls in; waiting until %s at the latest. None so far: %s.",
+                self.bulk_task_id,
+                received,
+                campaign.calls_queued,
+                _iso(campaign.deadline),
+                why,
+            )
+            return
         self.log.info(
             "Fuse results of %s: %d of %d calls in; waiting until %s at the latest.",
             self.bulk_task_id,
-            counts.get("received", 0),
+            received,
             campaign.calls_queued,
             _iso(campaign.deadline),
         )
+
+    def _due_for_diagnosis(self, received: int, campaign: Campaign, now: float) -> bool:
+        """Whether this poke asks the receiver why no outcome has arrived: none has, of calls queued,
+        and :data:`~airflow_provider_fuse.triggers.campaign_results.DIAGNOSE_AFTER_POLLS` pokes in a
+        row found none; then at most once per ``DIAGNOSE_EVERY`` seconds. In reschedule mode, where
+        each poke is a new process that remembers nothing, the pokes are told by time instead: that
+        many poke intervals after the list was sent, the first poke of each ``DIAGNOSE_EVERY`` slot
+        of the clock."""
+        from airflow_provider_fuse.triggers.campaign_results import DIAGNOSE_AFTER_POLLS, DIAGNOSE_EVERY
+
+        if received or campaign.calls_queued <= 0:
+            self._empty_pokes = 0
+            return False
+        self._empty_pokes += 1
+        interval = max(_seconds(self.poke_interval), 1.0)
+        if self.reschedule:
+            return now - campaign.queued >= DIAGNOSE_AFTER_POLLS * interval and math.floor(
+                now / DIAGNOSE_EVERY
+            ) != math.floor((now - interval) / DIAGNOSE_EVERY)
+        if self._empty_pokes < DIAGNOSE_AFTER_POLLS:
+            return False
+        if self._diagnosed_at is not None and now - self._diagnosed_at < DIAGNOSE_EVERY:
+            return False
+        self._diagnosed_at = now
+        return True
 
     # --- the one rule -----------------------------------------------------------------------------
 
@@ -315,6 +365,14 @@ class FuseCampaignResultsSensor(BaseSensorOperator):
         summary = summarize(counts, calls_queued)
         described = _describe(summary)
         self.log.info("Fuse results of %s: %s", self.bulk_task_id, described)
+        if summary["calls_queued"] and int(counts.get("received", 0)) <= 0:
+            self._push_summary(context, summary)
+            raise self._fails(
+                f"No call outcome arrived for any of the {summary['calls_queued']} calls {self.bulk_task_id} "
+                f"queued, by the end of the dialing window and grace period: "
+                f"{self._why_missing(context, summary)} Fix that, then clear this task to count again "
+                "(outcomes that arrive later, such as Fuse's retries, are counted)."
+            )
         if summary["missing"]:
             self.log.warning(
                 "%d of %d calls have no outcome after the dialing window and grace period: %s",
@@ -324,15 +382,20 @@ class FuseCampaignResultsSensor(BaseSensorOperator):
             )
         ratio, queued = self.min_completed_ratio, summary["calls_queued"]
         if ratio is not None and queued and summary["completed"] < ratio * queued:
-            ti = context.get("ti")
-            if ti is not None:
-                ti.xcom_push(key=SUMMARY_XCOM_KEY, value=summary)
+            self._push_summary(context, summary)
             message = (
                 f"{summary['completed']} of {summary['calls_queued']} calls completed, fewer than "
                 f"min_completed_ratio={ratio:g}: {described}"
             )
             raise self._fails(message)
         return summary
+
+    @staticmethod
+    def _push_summary(context: Context, summary: Mapping[str, int]) -> None:
+        """Push the summary under ``campaign_results``, before the task fails or skips."""
+        ti = context.get("ti")
+        if ti is not None:
+            ti.xcom_push(key=SUMMARY_XCOM_KEY, value=dict(summary))
 
     def _why_missing(self, context: Context, summary: Mapping[str, int]) -> str:
         """Why outcomes are missing, as far as this worker can tell (best effort, never raises)."""
@@ -383,7 +446,7 @@ class FuseCampaignResultsSensor(BaseSensorOperator):
         if counts is not None:
             if waiting_is_over(counts, campaign.calls_queued, campaign.deadline, time.time()):
                 return self.settle(context, counts, campaign.calls_queued)
-            self._log_progress(counts, campaign)
+            self._log_progress(counts, campaign, context)
         ti = context["ti"]
         self.defer(
             trigger=FuseCampaignResultsTrigger(
@@ -454,47 +517,18 @@ def summarize(counts: Mapping[str, int], calls_queued: int) -> dict[str, int]:
 
 def _receiver_check(context: Context, bulk_task_id: str, campaign: Campaign) -> str:
     """Ask the receiver, with a token this worker signs for the bulk task's campaign, whether it
-    accepts it (:func:`~airflow_provider_fuse.hooks.fuse.probe_results_receiver`): the reason no
-    outcome arrived, or ``""`` when none is found. Never raises."""
+    accepts it (:func:`~airflow_provider_fuse.triggers.campaign_results.receiver_diagnosis`, the
+    trigger's too): the reason no outcome arrived, or ``""`` when none is found. Never raises."""
+    from airflow_provider_fuse.triggers.campaign_results import receiver_diagnosis
+
+    if not campaign.campaigns:
+        return ""
     try:
-        from airflow.sdk.log import mask_secret
-
-        from airflow_provider_fuse.hooks.fuse import probe_results_receiver
-        from airflow_provider_fuse.results.config import ResultsConfig
-        from airflow_provider_fuse.results.tokens import UploadPart, sign
-
-        config = ResultsConfig.load()
-        if not config.signing_key or not config.base_url or not campaign.campaigns:
-            return ""
         ti = context["ti"]
-        part = UploadPart(
-            dag_id=str(ti.dag_id),
-            run_id=str(ti.run_id),
-            task_id=bulk_task_id,
-            map_index=-1,
-            campaign=campaign.campaigns[0],
-            part=0,
-            rows=1,
-            expires=int(time.time()) + 300,
-        )
-        token = sign(part, config.require_signing_key())
-        mask_secret(token)
-        answer = probe_results_receiver(config.result_url(token))
-        shown = config.result_url("***")
+        dag_id, run_id = str(ti.dag_id), str(ti.run_id)
     except Exception:
         return ""
-    status = answer.status_code
-    if answer.refuses_token:
-        return (
-            f"the results receiver at {shown} refuses tokens signed with this worker's [fuse] "
-            "results_signing_key (403): the receiver has another key, so it refused every outcome. "
-            "Give the api-server (or fuse-results serve) and the workers the same key"
-        )
-    if status is None:
-        return f"the results receiver at {shown} cannot be reached from this worker"
-    if status == 503:
-        return f"the results receiver at {shown} answers 503 (not configured, or its database is down)"
-    return ""
+    return receiver_diagnosis(dag_id, run_id, bulk_task_id, campaign.campaigns[0])
 
 
 def _expected(record: Mapping[str, Any]) -> int:

@@ -27,6 +27,7 @@ stored with every deferred task instance: it stays importable (and importable fr
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -37,13 +38,33 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Mapping
 
-__all__ = ["DEFAULT_COUNT_TIMEOUT", "DaemonThreadExecutor", "FuseCampaignResultsTrigger", "waiting_is_over"]
+    from airflow_provider_fuse.hooks.fuse import ProbeAnswer
+
+__all__ = [
+    "DEFAULT_COUNT_TIMEOUT",
+    "DIAGNOSE_AFTER_POLLS",
+    "DIAGNOSE_EVERY",
+    "DaemonThreadExecutor",
+    "FuseCampaignResultsTrigger",
+    "describe_receiver_answer",
+    "receiver_diagnosis",
+    "waiting_is_over",
+]
 
 #: Seconds a count of the results table is waited for, by the trigger and the poking sensor.
 DEFAULT_COUNT_TIMEOUT = 30.0
 #: Seconds the trigger's last count, made when the deadline passes, may take: its event comes no
 #: later than this after the deadline (or ``count_timeout``, if shorter), whatever the database does.
 LAST_COUNT_SECONDS = 2.0
+
+#: While no outcome has arrived, the receiver is asked why (:func:`receiver_diagnosis`) once this
+#: many counts in a row found none, by the trigger and the poking sensor ...
+DIAGNOSE_AFTER_POLLS = 3
+#: ... and then at most once per this many seconds (10 minutes): a wait of hours logs a few lines.
+DIAGNOSE_EVERY = 600.0
+#: Seconds the trigger waits for :func:`receiver_diagnosis` (the probe's own bound is 15 s); past
+#: it the poll goes on without the diagnosis.
+DIAGNOSIS_SECONDS = 20.0
 
 _T = TypeVar("_T")
 
@@ -75,6 +96,75 @@ class DaemonThreadExecutor(ThreadPoolExecutor):
 
         threading.Thread(target=run, name=self.name, daemon=True).start()
         return future
+
+
+def describe_receiver_answer(answer: ProbeAnswer, shown: str) -> str:
+    """Why no outcome arrives, as far as the receiver's answer to a token this process signed tells
+    (``shown``: its URL with the token hidden); ``""`` when it tells nothing (400: the token
+    accepted)."""
+    from airflow_provider_fuse.hooks.fuse import RECEIVER_SETUP_HINT
+
+    status = answer.status_code
+    if answer.refuses_token:
+        return (
+            f"the results receiver at {shown} refuses tokens signed with this worker's [fuse] "
+            "results_signing_key (403): the receiver has another key, so it refused every outcome. "
+            "Give the api-server (or fuse-results serve) and the workers the same key"
+        )
+    if answer.no_receiver:
+        return (
+            f"nothing at {shown} is the results receiver (it answers {status}): every outcome Fuse "
+            f"posted there was lost. {RECEIVER_SETUP_HINT}"
+        )
+    if answer.not_configured:
+        return (
+            f"the results receiver at {shown} answers that it is not configured (503): it refuses every "
+            f"outcome (its log names the option). {RECEIVER_SETUP_HINT}"
+        )
+    if status is None:
+        return f"the results receiver at {shown} cannot be reached from this worker"
+    if status == 503:
+        return f"the results receiver at {shown} answers 503 (its results database is busy or down?)"
+    return ""
+
+
+def receiver_diagnosis(dag_id: str, run_id: str, bulk_task_id: str, campaign: str) -> str:
+    """Ask the results receiver, with a token this process signs for ``campaign`` of the bulk task
+    (part 0, one row, valid for five minutes), whether it would store an outcome
+    (:func:`~airflow_provider_fuse.hooks.fuse.probe_results_receiver`): the reason no outcome
+    arrives (:func:`describe_receiver_answer`), or ``""`` when none is found or this process cannot
+    ask (no ``[fuse]`` signing key or base URL here). Synchronous (up to 15 s); never raises; the
+    token is masked and never shown."""
+    try:
+        from airflow.sdk.log import mask_secret
+
+        from airflow_provider_fuse.hooks.fuse import probe_results_receiver
+        from airflow_provider_fuse.results.config import ResultsConfig, ResultsConfigError
+        from airflow_provider_fuse.results.tokens import UploadPart, sign
+
+        config = ResultsConfig.load()
+        if not config.signing_key or not config.base_url:
+            return ""
+        try:
+            shown = config.result_url("***")
+        except ResultsConfigError as error:  # names the option and the fix, never its value
+            return str(error)
+        part = UploadPart(
+            dag_id=dag_id,
+            run_id=run_id,
+            task_id=bulk_task_id,
+            map_index=-1,
+            campaign=campaign,
+            part=0,
+            rows=1,
+            expires=int(time.time()) + 300,
+        )
+        token = sign(part, config.require_signing_key())
+        mask_secret(token)
+        answer = probe_results_receiver(config.result_url(token))
+    except Exception:
+        return ""
+    return describe_receiver_answer(answer, shown)
 
 
 def waiting_is_over(counts: Mapping[str, int], calls_queued: int, deadline: float, now: float) -> bool:
@@ -191,6 +281,8 @@ class FuseCampaignResultsTrigger(BaseTrigger):
         pending: asyncio.Task[dict[str, int]] | None = None
         started = 0.0
         last_count = min(self.count_timeout, LAST_COUNT_SECONDS)
+        # Counts in a row that found no outcome, and when the receiver was last asked why.
+        empty_polls, diagnosed = 0, -math.inf
         while True:
             if pending is None:
                 pending, started = asyncio.ensure_future(counting()), time.time()
@@ -212,13 +304,29 @@ class FuseCampaignResultsTrigger(BaseTrigger):
                     # Its message names the connection and the kind of failure, never a value read.
                     return {"status": "error", "message": str(error), "retryable": True}
                 pending = None
-                self.log.info(
-                    "Fuse results of %s: %d of %d calls in",
-                    self.bulk_task_id,
-                    counts.get("received", 0),
-                    self.calls_queued,
-                )
-                if waiting_is_over(counts, self.calls_queued, self.deadline, now):
+                over = waiting_is_over(counts, self.calls_queued, self.deadline, now)
+                received = int(counts.get("received", 0))
+                empty_polls = empty_polls + 1 if received == 0 and self.calls_queued > 0 else 0
+                why = ""
+                if not over and empty_polls >= DIAGNOSE_AFTER_POLLS and now - diagnosed >= DIAGNOSE_EVERY:
+                    diagnosed = now
+                    why = await self._diagnose()
+                if why:
+                    self.log.warning(
+                        "Fuse results of %s: %d of %d calls in; none so far: %s.",
+                        self.bulk_task_id,
+                        received,
+                        self.calls_queued,
+                        why,
+                    )
+                else:
+                    self.log.info(
+                        "Fuse results of %s: %d of %d calls in",
+                        self.bulk_task_id,
+                        received,
+                        self.calls_queued,
+                    )
+                if over:
                     return {
                         "status": "done",
                         "counts": dict(counts),
@@ -248,6 +356,27 @@ class FuseCampaignResultsTrigger(BaseTrigger):
                     continue
             # Never sleep past the deadline: the last count is made when it passes.
             await asyncio.sleep(max(0.0, min(self.poll_interval, self.deadline - now)))
+
+    async def _diagnose(self) -> str:
+        """:func:`receiver_diagnosis` for the first campaign, in a daemon thread of its own, waited
+        for at most :data:`DIAGNOSIS_SECONDS` and never past the deadline (``""`` then); a
+        cancelled trigger leaves it to finish on its own."""
+        from asgiref.sync import sync_to_async
+
+        if not self.campaigns:
+            return ""
+        bound = min(DIAGNOSIS_SECONDS, self.deadline - time.time())
+        if bound <= 0:
+            return ""
+        asking = sync_to_async(
+            receiver_diagnosis,
+            thread_sensitive=False,
+            executor=DaemonThreadExecutor("fuse-receiver-check"),
+        )
+        task = asyncio.ensure_future(asking(self.dag_id, self.run_id, self.bulk_task_id, self.campaigns[0]))
+        task.add_done_callback(_retrieve)
+        await asyncio.wait({task}, timeout=bound)
+        return task.result() if task.done() and not task.cancelled() and task.exception() is None else ""
 
 
 def _retrieve(task: asyncio.Task[Any]) -> None:

@@ -6,6 +6,7 @@ receiver stores them.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import secrets
@@ -202,12 +203,14 @@ def test_it_is_done_once_the_window_and_grace_period_have_passed_counting_the_mi
 
 
 def test_the_grace_period_extends_the_wait_past_the_window(arrive):
+    arrive("completed")  # some outcome arrived: the end of the wait is a summary, not a failure
     ended_a_minute_ago = record(3, window_end=int(time.time()) - 60, queued_ago=3600)
     assert sensor().poke({"ti": FakeTaskInstance(ended_a_minute_ago)}) is False
     assert sensor(grace_period=timedelta(0)).poke({"ti": FakeTaskInstance(ended_a_minute_ago)}).is_done
 
 
 def test_without_an_end_timestamp_the_wait_is_the_dialing_timeout_from_when_the_list_was_queued(arrive):
+    arrive("failed")
     queued_two_hours_ago = record(3, queued_ago=7200)
     context = {"ti": FakeTaskInstance(queued_two_hours_ago)}
     assert sensor(grace_period=timedelta(0), dialing_timeout=timedelta(hours=3)).poke(context) is False
@@ -699,10 +702,13 @@ def test_every_outcome_received_through_the_table_lands_in_a_field(database, sta
     finally:
         table.close()
     queued = len(statuses) + unanswered
-    result = sensor(grace_period=timedelta(0)).poke(
-        {"ti": FakeTaskInstance(closed_window(queued, campaign=campaign))}
-    )
-    summary = result.xcom_value
+    ti = FakeTaskInstance(closed_window(queued, campaign=campaign))
+    if queued and not statuses:  # no outcome at all: the task fails, the summary pushed first
+        with pytest.raises(AirflowFailException, match="No call outcome arrived"):
+            sensor(grace_period=timedelta(0)).poke({"ti": ti})
+        summary = ti.xcom["campaign_results"]
+    else:
+        summary = sensor(grace_period=timedelta(0)).poke({"ti": ti}).xcom_value
     assert sum(summary[key] for key in SUMMARY_KEYS if key != "calls_queued") == queued
     assert summary["missing"] == unanswered
 
@@ -795,7 +801,157 @@ def test_no_outcome_at_all_from_a_receiver_with_another_key_says_so(database, mo
     app = Starlette(routes=[Mount("/fuse", app=create_app(load_config=lambda: other))])
     with serving(monkeypatch, app) as base:
         monkeypatch.setenv("AIRFLOW__FUSE__RESULTS_BASE_URL", base)
-        sensor(grace_period=timedelta(0)).poke({"ti": FakeTaskInstance(closed_window(3))})
-    logs = log_text()
-    assert "refuses tokens signed with this worker's [fuse] results_signing_key (403)" in logs
-    assert os.environ["AIRFLOW__FUSE__RESULTS_SIGNING_KEY"] not in logs
+        with pytest.raises(AirflowFailException) as caught:
+            sensor(grace_period=timedelta(0)).poke({"ti": FakeTaskInstance(closed_window(3))})
+    message = str(caught.value)
+    assert "No call outcome arrived for any of the 3 calls" in message
+    assert "refuses tokens signed with this worker's [fuse] results_signing_key (403)" in message
+    assert os.environ["AIRFLOW__FUSE__RESULTS_SIGNING_KEY"] not in message + log_text()
+
+
+# --- No outcome at all by the deadline fails the task, on every path (issue 18) ---------------------------
+
+
+def nothing_arrived_by_poke(context, **kwargs):
+    return sensor(**kwargs).poke(context)
+
+
+def nothing_arrived_before_deferring(context, **kwargs):
+    return sensor(deferrable=True, **kwargs).execute(context)
+
+
+def nothing_arrived_after_deferring(context, **kwargs):
+    counts = {"completed": 0, "failed": 0, "canceled": 0, "rejected": 0, "other": 0, "received": 0}
+    event = {"status": "done", "counts": counts, "calls_queued": 3, "deadline": time.time() - 1}
+    return sensor(deferrable=True, **kwargs).execute_complete(context, event)
+
+
+NOTHING_PATHS = pytest.mark.parametrize(
+    "ends", [nothing_arrived_by_poke, nothing_arrived_before_deferring, nothing_arrived_after_deferring]
+)
+ALL_MISSING = {
+    "calls_queued": 3,
+    "completed": 0,
+    "failed": 0,
+    "canceled": 0,
+    "rejected": 0,
+    "other": 0,
+    "missing": 3,
+}
+
+
+@NOTHING_PATHS
+def test_no_outcome_at_all_by_the_deadline_fails_without_retries_and_pushes_the_summary(database, ends):
+    ti = FakeTaskInstance(closed_window(3))
+    with pytest.raises(
+        AirflowFailException, match="No call outcome arrived for any of the 3 calls"
+    ) as caught:
+        ends({"ti": ti})
+    assert "clear this task to count again" in str(caught.value)
+    assert ti.xcom["campaign_results"] == ALL_MISSING
+
+
+@NOTHING_PATHS
+def test_no_outcome_at_all_skips_with_soft_fail(database, ends):
+    with pytest.raises(AirflowSkipException, match="No call outcome arrived"):
+        ends({"ti": FakeTaskInstance(closed_window(3))}, soft_fail=True)
+
+
+@PATHS
+def test_some_outcomes_by_the_deadline_still_end_green_with_the_missing_counted(one_of_four_completed, ends):
+    result = ends({"ti": FakeTaskInstance(closed_window(4))})
+    summary = result.xcom_value if hasattr(result, "xcom_value") else result
+    assert summary["missing"] == 1
+
+
+def serve_a_server_without_the_receiver(monkeypatch):
+    """A real server whose receiver is mounted below /fuse, with the base URL one level off."""
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+
+    from airflow_provider_fuse.results.config import ResultsConfig
+    from airflow_provider_fuse.results.receiver import create_app
+    from tests.helpers import serving
+
+    key = secrets.token_urlsafe(36)
+    monkeypatch.setenv("AIRFLOW__FUSE__RESULTS_SIGNING_KEY", key)
+    config = ResultsConfig(
+        base_url="http://127.0.0.1", conn_id="fuse_results_default", table=TABLE, signing_key=key
+    )
+    app = Starlette(routes=[Mount("/fuse", app=create_app(load_config=lambda: config))])
+    return serving(monkeypatch, app)
+
+
+def test_no_outcome_at_all_says_nothing_at_the_base_url_is_the_receiver(database, monkeypatch):
+    with serve_a_server_without_the_receiver(monkeypatch) as base:
+        monkeypatch.setenv("AIRFLOW__FUSE__RESULTS_BASE_URL", f"{base}/api")
+        with pytest.raises(AirflowFailException) as caught:
+            sensor(grace_period=timedelta(0)).poke({"ti": FakeTaskInstance(closed_window(3))})
+    message = str(caught.value)
+    assert "is the results receiver (it answers 404)" in message
+    assert "[fuse] results_base_url" in message
+    assert "restarted" in message
+    assert os.environ["AIRFLOW__FUSE__RESULTS_SIGNING_KEY"] not in message
+
+
+# --- While none has arrived, the pokes say why (bounded) ---------------------------------------------------
+
+
+@pytest.fixture
+def receiver_checks(monkeypatch) -> list[str]:
+    """The receiver check finds a reason; each campaign asked about is kept."""
+    asked: list[str] = []
+
+    def check(context, bulk_task_id, campaign):
+        asked.append(campaign.campaigns[0])
+        return "the results receiver at http://127.0.0.1/fuse/results/*** answers 404"
+
+    monkeypatch.setattr("airflow_provider_fuse.sensors.campaign_results._receiver_check", check)
+    return asked
+
+
+def test_pokes_that_find_nothing_say_why_after_a_few_then_at_most_every_ten_minutes(
+    database, receiver_checks, log_text
+):
+    from airflow_provider_fuse.triggers.campaign_results import DIAGNOSE_AFTER_POLLS, DIAGNOSE_EVERY
+
+    waiting = sensor()
+    context = {"ti": FakeTaskInstance(open_window(3))}
+    for _ in range(DIAGNOSE_AFTER_POLLS - 1):
+        assert waiting.poke(context) is False
+    assert receiver_checks == []
+    for _ in range(5):
+        assert waiting.poke(context) is False
+    assert receiver_checks == [CAMPAIGN]  # once, not at every poke
+    assert "0 of 3 calls in; waiting until" in log_text()
+    assert "None so far: the results receiver at http://127.0.0.1/fuse/results/*** answers 404." in log_text()
+    waiting._diagnosed_at -= DIAGNOSE_EVERY  # ten minutes on
+    assert waiting.poke(context) is False
+    assert receiver_checks == [CAMPAIGN, CAMPAIGN]
+
+
+def test_pokes_do_not_ask_once_an_outcome_has_arrived(arrive, receiver_checks):
+    arrive("completed")
+    waiting = sensor()
+    for _ in range(6):
+        assert waiting.poke({"ti": FakeTaskInstance(open_window(3))}) is False
+    assert receiver_checks == []
+
+
+def test_in_reschedule_mode_each_new_poke_process_asks_at_most_once_per_interval(database):
+    from airflow_provider_fuse.sensors.campaign_results import Campaign
+    from airflow_provider_fuse.triggers.campaign_results import DIAGNOSE_AFTER_POLLS, DIAGNOSE_EVERY
+
+    interval = 60.0
+    queued = time.time()
+    campaign = Campaign(calls_queued=3, deadline=queued + 86400, campaigns=(CAMPAIGN,), queued=queued)
+    pokes = [queued + interval * (index + 1) for index in range(120)]  # two hours of pokes
+    asked = [
+        now
+        for now in pokes  # a fresh sensor for each poke: reschedule mode remembers nothing
+        if sensor(mode="reschedule", poke_interval=interval)._due_for_diagnosis(0, campaign, now)
+    ]
+    assert asked
+    assert asked[0] - queued >= DIAGNOSE_AFTER_POLLS * interval
+    assert all(later - earlier >= DIAGNOSE_EVERY - interval for earlier, later in itertools.pairwise(asked))
+    assert len(asked) <= 2 * 3600 / DIAGNOSE_EVERY + 1

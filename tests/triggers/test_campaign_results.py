@@ -190,7 +190,10 @@ def test_a_connection_that_is_not_defined_is_an_error_event(monkeypatch):
     monkeypatch.delenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", raising=False)
     event = first_event(trigger())
     assert event["status"] == "error"
-    assert "cannot read the connection" in event["message"]
+    # Says how to define it, naming the connection and its environment variable.
+    assert f"{CONN_ID!r} ([fuse] results_conn_id) is not defined" in event["message"]
+    assert f"AIRFLOW_CONN_{CONN_ID.upper()}=" in event["message"]
+    assert f"airflow connections add {CONN_ID}" in event["message"]
 
 
 def test_events_hold_no_personal_data(arrive):
@@ -460,3 +463,46 @@ def test_the_counts_threads_never_hold_the_process(frozen_database):
     hung = [thread for thread in threading.enumerate() if thread.name.startswith("fuse-campaign-results")]
     assert hung
     assert all(thread.daemon for thread in hung)
+
+
+# --- While no outcome arrives, the receiver is asked why, as the poking sensor does (issue 18) ----------
+
+
+@pytest.fixture
+def diagnoses(monkeypatch) -> list[tuple]:
+    """The receiver check answers a reason; each call's arguments are kept."""
+    calls: list[tuple] = []
+
+    def diagnose(*args: object) -> str:
+        calls.append(args)
+        return "the receiver answers nothing useful"
+
+    monkeypatch.setattr("airflow_provider_fuse.triggers.campaign_results.receiver_diagnosis", diagnose)
+    return calls
+
+
+def test_while_nothing_arrives_the_trigger_logs_why_after_a_few_polls_at_most_once_per_interval(
+    database, diagnoses, log_text
+):
+    from airflow_provider_fuse.triggers.campaign_results import DIAGNOSE_AFTER_POLLS, DIAGNOSE_EVERY
+
+    event = first_event(trigger(deadline=time.time() + 1.0, poll_interval=0.05))
+    assert event["status"] == "done"
+    assert event["counts"]["received"] == 0
+    assert DIAGNOSE_EVERY > 1.0  # so one diagnosis in the second of polls
+    assert diagnoses == [(DAG_ID, RUN_ID, BULK, CAMPAIGN)]
+    logs = log_text()
+    assert "0 of 3 calls in; none so far: the receiver answers nothing useful." in logs
+    assert DIAGNOSE_AFTER_POLLS >= 2
+
+
+def test_the_trigger_asks_again_once_the_interval_has_passed(database, diagnoses, monkeypatch):
+    monkeypatch.setattr("airflow_provider_fuse.triggers.campaign_results.DIAGNOSE_EVERY", 0.4)
+    first_event(trigger(deadline=time.time() + 1.5, poll_interval=0.05))
+    assert 2 <= len(diagnoses) <= 5  # about one per 0.4 s of 1.5 s, never one per poll (~30)
+
+
+def test_the_trigger_does_not_ask_once_an_outcome_has_arrived(arrive, diagnoses):
+    arrive("completed")
+    first_event(trigger(deadline=time.time() + 0.6, poll_interval=0.05))
+    assert diagnoses == []
