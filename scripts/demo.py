@@ -243,7 +243,7 @@ def receiver_requests(logged: int, leaked: int, posted: int) -> str:
     total = logged + leaked
     outcomes = min(posted, total)
     checks = total - outcomes
-    shown = "the token hidden as ***" if not leaked else f"a token visible in {leaked}"
+    shown = "each with its token hidden as ***" if not leaked else f"a token visible in {leaked}"
     return (
         f"{counted(total, 'request')} to the receiver ({counted(outcomes, 'outcome')} from the sandbox, "
         f"{counted(checks, 'check')} made before dialing), {shown}"
@@ -342,8 +342,12 @@ def run_results_example(
     forged = api_server.post("/fuse/results/not-a-token", b'{"call_details": {"status": "completed"}}')
     print(
         f"The api-server answers on {api_server.url} ({ready_after:.0f} s after it started). Its results "
-        f"receiver, {api_server.url}/fuse/results/, answered {forged} to a made-up token (403: it is there "
-        f"and refuses what it did not sign)"
+        f"receiver, {api_server.url}/fuse/results/, "
+        + (
+            "refused a made-up token (403): it is there and configured"
+            if forged == 403
+            else f"answered {forged} to a made-up token, not 403"
+        )
     )
     uploads_before = len(sandbox.uploads())
     print(f"Running `airflow dags test {RESULTS_DAG}` ...")
@@ -383,7 +387,11 @@ def run_results_example(
     posted = sum(call.result_status_code is not None for call in calls)
     print(
         f"The api-server's log ({API_SERVER_LOG}) shows {receiver_requests(logged, leaked, posted)}; "
-        f"the numbers called appear in it {numbers_logged} times"
+        + (
+            f"the numbers called appear in it {numbers_logged} times"
+            if numbers_logged
+            else "no number called appears in it"
+        )
     )
     if isinstance(retry, dict):
         print(f"Numbers to try again another day: {retry.get('to_retry')}, in {retry.get('retry_list')}")
