@@ -24,10 +24,12 @@ run id is made path-safe as in the bulk example.
 
 The run's state is decided by ``write_retry_list`` and by the teardown. A failed upload leaves the
 sensor and ``write_retry_list`` ``upstream_failed``; fewer answered calls than
-``min_completed_ratio`` fails the sensor, and so the run. The teardown hangs off ``queue_calls``
-(not the last task), for two reasons: the export is deleted as soon as Fuse has it, not hours later
-when the calls have ended; and a teardown below ``write_retry_list`` would take its place as the
-only leaf that counts, so a failed wait would show ``success``. Nothing here logs or returns a
+``min_completed_ratio`` fails the sensor, and so the run; so does no outcome at all by the deadline
+(whatever the ratio: a receiver Fuse could not reach or that stored nothing), the log saying why.
+The teardown hangs off ``queue_calls`` (not the last task), for two reasons: the export is deleted
+as soon as Fuse has it, not hours later when the calls have ended; and a teardown below
+``write_retry_list`` would take its place as the only leaf that counts, so a failed wait would show
+``success``. Nothing here logs or returns a
 phone number: the tasks log counts, the XComs hold counts and the retry list's URI.
 
 Run it against the local Fuse sandbox with ``make demo``, which also starts the api-server with the

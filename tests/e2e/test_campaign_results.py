@@ -539,3 +539,85 @@ def mark_success(airflow_env, results: dict[str, str], tmp_path: Path, dag_id: s
     finally:
         server.close()  # stops it and removes its captured output
     assert airflow_env.task_states(dag_id, run_id)["queue_calls"] == "success"
+
+
+# --- A receiver that stores nothing: never green with every outcome missing (issue 18) ------------------
+
+
+def test_no_outcome_at_all_fails_the_poking_sensor_after_the_window(
+    airflow_env, still_sandbox, results, contacts
+):
+    # The base URL answers nothing (no receiver on that port): dialing goes on (only a warning: the
+    # worker may not see the receiver as Fuse does), but the run must not end green with nothing in.
+    sandbox = still_sandbox
+    dag_id = "e2e_campaign_results_deadline"
+    run = airflow_env.dags_test(
+        dag_id, connection=sandbox.connection_json(), conf={"csv_path": str(contacts)}, env=results
+    )
+    waited = airflow_env.last_run(dag_id, run.output, task_id="wait_for_outcomes")
+    assert (run.dag_state, waited.task_state) == ("failed", "failed"), run.output[-4000:]
+    assert "Could not reach the results receiver" in run.output
+    assert "No call outcome arrived for any of the 3 calls queue_calls queued" in run.output
+    assert "cannot be reached from this worker" in run.output  # the receiver check's diagnosis
+    assert results["AIRFLOW__FUSE__RESULTS_SIGNING_KEY"] not in run.output
+
+
+@contextlib.contextmanager
+def answering_404() -> Iterator[str]:
+    """A loopback HTTP server that answers every request 404 (an api-server without the plugin);
+    yields its base URL."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class NotFound(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            return None
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), NotFound)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+def test_nothing_at_the_result_url_stops_the_list_before_it_is_dialed(
+    airflow_env, still_sandbox, results, contacts
+):
+    sandbox = still_sandbox
+    dag_id = "e2e_campaign_results_deadline"
+    with answering_404() as base:
+        run = airflow_env.dags_test(
+            dag_id,
+            connection=sandbox.connection_json(),
+            conf={"csv_path": str(contacts)},
+            env={**results, "AIRFLOW__FUSE__RESULTS_BASE_URL": base},
+        )
+    queued = airflow_env.last_run(dag_id, run.output)
+    assert (run.dag_state, queued.task_state) == ("failed", "failed"), run.output[-4000:]
+    assert "Nothing was sent to Fuse: nothing at" in run.output
+    assert "[fuse] results_base_url" in run.output
+    assert sandbox.calls() == []  # nobody was dialed
+
+
+def test_a_results_base_url_ending_in_fuse_is_refused_before_anything_is_sent(
+    airflow_env, still_sandbox, results, contacts
+):
+    # The newcomer's mistake: the base URL with /fuse, so outcomes went to /fuse/fuse/results/.
+    sandbox = still_sandbox
+    dag_id = "e2e_campaign_results_deadline"
+    env = {**results, "AIRFLOW__FUSE__RESULTS_BASE_URL": results["AIRFLOW__FUSE__RESULTS_BASE_URL"] + "/fuse"}
+    run = airflow_env.dags_test(
+        dag_id, connection=sandbox.connection_json(), conf={"csv_path": str(contacts)}, env=env
+    )
+    queued = airflow_env.last_run(dag_id, run.output)
+    assert (run.dag_state, queued.task_state) == ("failed", "failed"), run.output[-4000:]
+    assert "[fuse] results_base_url must be the api-server's root URL" in run.output
+    assert sandbox.calls() == []
