@@ -375,15 +375,14 @@ def test_concurrent_stores_never_overfill_a_part(database):
 
 def test_each_thread_reuses_one_connection(table, monkeypatch):
     table.ensure()  # opens this thread's connection
-    hook = table._hook
     opened: list[object] = []
-    get_conn = hook.get_conn
+    open_one = ResultsTable._open
 
-    def recording():
-        opened.append(get_conn())
+    def recording(self, hook):
+        opened.append(open_one(self, hook))
         return opened[-1]
 
-    monkeypatch.setattr(hook, "get_conn", recording)
+    monkeypatch.setattr(ResultsTable, "_open", recording)
     for number in range(20):
         table.store(a_part(rows=100), an_outcome(phone=f"617555{number:04d}"), received=time.time())
     assert opened == []
@@ -1382,19 +1381,206 @@ def test_a_postgres_restart_costs_no_store(postgres_cluster, monkeypatch):
         table.close()
 
 
-def test_a_moved_sqlite_file_is_never_stored_into(table, database):
-    assert table.store(a_part(), an_outcome(), received=time.time()) is Stored.STORED
+def alone(path: Path, tmp_path: Path) -> list[str]:
+    """The destinations in the SQLite file ``path`` read alone: copied without any -wal or -shm (what
+    the file itself holds)."""
+    copy = Path(tempfile.mkdtemp(dir=tmp_path)) / "alone.db"
+    shutil.copyfile(path, copy)
+    return sorted(row[COLUMNS.index("destination")] for row in rows_in(copy))
+
+
+def sqlite_files(directory: Path) -> list[str]:
+    return sorted(path.name for path in directory.iterdir() if ".db" in path.name)
+
+
+def test_a_moved_sqlite_file_is_never_stored_into(table, database, tmp_path):
+    # Review r2, 1: the store after a move created a new database at the path, beside the -wal the
+    # moved file's connections still used; SQLite reset that WAL and every outcome stored was gone.
+    phones = [f"617555{number:04d}" for number in range(30)]
+    for phone in phones:
+        assert table.store(a_part(rows=99), an_outcome(phone=phone), received=time.time()) is Stored.STORED
+    moved = database.with_name("moved.db")
+    database.rename(moved)  # alone: its -wal and -shm stay at the path
+    for _ in range(2):  # the connection that noticed, then a new one: neither creates a database
+        with pytest.raises(ResultsStoreError, match="moved or deleted") as caught:
+            table.store(a_part(rows=99), an_outcome(phone="6175550999"), received=time.time())
+        assert caught.value.retryable
+        assert_no_personal_data(caught.value)
+        assert not database.exists()
+    # Everything committed before the move is in the moved file itself (checkpointed into it).
+    assert alone(moved, tmp_path) == phones
+    # Put back, it is used again, with what it held.
+    moved.rename(database)
+    assert table.store(a_part(rows=99), an_outcome(phone="6175550999"), received=time.time()) is Stored.STORED
+    assert len(rows_in(database)) == 31
+
+
+def test_a_deleted_sqlite_file_is_not_created_again(table, database):
+    table.store(a_part(), an_outcome(), received=time.time())
+    database.unlink()
+    with pytest.raises(ResultsStoreError, match="moved or deleted") as caught:
+        table.store(a_part(), an_outcome(phone="6175550001"), received=time.time())
+    assert caught.value.retryable
+    reader = ResultsTable(CONN_ID, TABLE)
+    try:
+        # A new table object does not create one beside the -wal and -shm left there either.
+        with pytest.raises(ResultsStoreError, match="-wal or -shm") as caught:
+            reader.summary("campaign", "manual__1", "bulk_queue", CAMPAIGNS)
+        assert caught.value.retryable
+    finally:
+        reader.close()
+    assert not database.exists()
+
+
+def test_a_new_table_object_creates_a_database_where_none_ever_was(database):
+    # The very first time, with nothing at the path: created (and the table in it).
+    table = ResultsTable(CONN_ID, TABLE)
+    try:
+        assert table.store(a_part(), an_outcome(), received=time.time()) is Stored.STORED
+    finally:
+        table.close()
+    assert len(rows_in(database)) == 1
+
+
+def test_another_database_put_at_the_path_after_a_move_is_used(table, database, tmp_path):
+    table.store(a_part(), an_outcome(), received=time.time())
     moved = database.with_name("moved.db")
     database.rename(moved)
-    with contextlib.suppress(FileNotFoundError):
-        database.with_name("results.db-wal").rename(moved.with_name("moved.db-wal"))
-    with contextlib.suppress(FileNotFoundError):
-        database.with_name("results.db-shm").rename(moved.with_name("moved.db-shm"))
-    other = an_outcome(phone="6175550001")
-    assert table.store(a_part(), other, received=time.time()) is Stored.STORED
-    # Stored in the configured database (a new file, the table created again), not the moved one.
+    with pytest.raises(ResultsStoreError, match="moved or deleted"):
+        table.store(a_part(), an_outcome(phone="6175550001"), received=time.time())
+    # An empty database (no table yet) is put there: used, the table looked for and created in it.
+    another = tmp_path / "another.db"
+    sqlite3.connect(another).close()
+    another.rename(database)
+    assert table.store(a_part(), an_outcome(phone="6175550001"), received=time.time()) is Stored.STORED
     assert [row[COLUMNS.index("destination")] for row in rows_in(database)] == ["6175550001"]
-    assert [row[COLUMNS.index("destination")] for row in rows_in(moved)] == [PHONE]
+    assert alone(moved, tmp_path) == [PHONE]
+
+
+def test_a_database_moved_while_threads_store_loses_no_outcome_answered_stored(database, tmp_path):
+    table = ResultsTable(CONN_ID, TABLE)
+    table.ensure()
+    part = a_part(rows=100_000)
+    stored: list[str] = []
+    refused: list[ResultsStoreError] = []
+    other: list[BaseException] = []
+    moved_at = threading.Event()
+    stop = threading.Event()
+
+    def worker(index: int) -> None:
+        try:
+            for number in range(5000):
+                if stop.is_set():
+                    return
+                phone = f"617{index}{number:06d}"
+                try:
+                    if table.store(part, an_outcome(phone=phone), received=time.time()) is Stored.STORED:
+                        stored.append(phone)
+                except ResultsStoreError as error:
+                    refused.append(error)
+                    time.sleep(0.005)
+        except BaseException as error:  # pragma: no cover - reported below
+            other.append(error)
+
+    workers = [threading.Thread(target=worker, args=(index,)) for index in range(6)]
+    for thread in workers:
+        thread.start()
+    deadline = time.monotonic() + 30
+    while len(stored) < 300 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    moved = database.with_name("moved.db")
+    database.rename(moved)
+    moved_at.set()
+    time.sleep(0.5)
+    stop.set()
+    for thread in workers:
+        thread.join(timeout=60)
+    table.close()
+    assert other == []
+    assert len(stored) >= 300
+    assert refused, "nothing was refused after the move"
+    assert all(error.retryable and "moved or deleted" in str(error) for error in refused)
+    assert not database.exists()
+    assert alone(moved, tmp_path) == sorted(stored)
+
+
+_STORE_UNTIL_STOPPED = """
+import sys, time
+from pathlib import Path
+from airflow_provider_fuse.calls import CallDetails, CallStatus
+from airflow_provider_fuse.results.table import ResultsStoreError, ResultsTable
+from airflow_provider_fuse.results.tokens import UploadPart
+conn_id, name, index, ready, stop = sys.argv[1:6]
+table = ResultsTable(conn_id, name)
+table.ensure()
+part = UploadPart("campaign", "manual__1", "bulk_queue", -1, "m0vedm0ved", 0, 100000, int(time.time()) + 600)
+Path(ready).touch()
+stored, refused = [], []
+deadline = time.monotonic() + 120
+for number in range(20000):
+    if Path(stop).exists() or time.monotonic() > deadline:
+        break
+    phone = f"617{index}{number:06d}"
+    try:
+        if table.store(part, CallDetails(status=CallStatus.COMPLETED, phone_number=phone),
+                       received=time.time()).value == "stored":
+            stored.append(phone)
+    except ResultsStoreError as error:
+        refused.append("moved or deleted" in str(error) and error.retryable)
+        time.sleep(0.005)
+table.close()
+print(" ".join(stored))
+print(len(refused), all(refused))
+"""
+
+
+def test_a_database_moved_while_processes_store_loses_no_outcome_answered_stored(database, tmp_path):
+    # Each process stands for an api-server worker, each with its connections to the moved file.
+    environment = {**os.environ}
+    children = []
+    for index in range(3):
+        arguments = [CONN_ID, TABLE, str(index), str(tmp_path / f"ready-{index}"), str(tmp_path / "stop")]
+        children.append(
+            subprocess.Popen(
+                [sys.executable, "-c", _STORE_UNTIL_STOPPED, *arguments],
+                env=environment,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
+    try:
+        deadline = time.monotonic() + 180
+        while not all((tmp_path / f"ready-{index}").exists() for index in range(3)):
+            assert time.monotonic() < deadline, "the storing processes did not start"
+            assert all(child.poll() is None for child in children), [
+                c.stderr.read()[-2000:] for c in children
+            ]
+            time.sleep(0.05)
+        while len(rows_in(database)) < 300:
+            assert time.monotonic() < deadline, "the processes stored too little"
+            time.sleep(0.05)
+        moved = database.with_name("moved.db")
+        database.rename(moved)
+        time.sleep(1.0)
+        (tmp_path / "stop").touch()
+        stored: list[str] = []
+        for child in children:
+            out, err = child.communicate(timeout=120)
+            assert child.returncode == 0, err[-3000:]
+            phones, refusals = out.strip().splitlines()[-2:]
+            stored.extend(phones.split())
+            count, all_moved = refusals.split()
+            assert int(count) > 0, "a process was never refused after the move"
+            assert all_moved == "True"
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+    assert len(stored) >= 300
+    assert not database.exists()
+    assert alone(moved, tmp_path) == sorted(stored)
 
 
 def test_a_sqlite_file_replaced_under_its_path_is_stored_into_anew(table, database):
@@ -1488,8 +1674,11 @@ def test_a_moved_sqlite_file_is_never_read_from(table, database):
         table.store(a_part(), an_outcome(), received=time.time())
         assert reader.summary("campaign", "manual__1", "bulk_queue", CAMPAIGNS)["received"] == 1
         database.rename(database.with_name("moved.db"))
-        # The configured path holds no outcomes now: the reader says so, not the moved file's count.
-        assert reader.summary("campaign", "manual__1", "bulk_queue", CAMPAIGNS)["received"] == 0
+        # Nothing is at the configured path now: the reader says so (not the moved file's count, nor
+        # a new empty database's zero).
+        with pytest.raises(ResultsStoreError, match="moved or deleted") as caught:
+            reader.summary("campaign", "manual__1", "bulk_queue", CAMPAIGNS)
+        assert caught.value.retryable
     finally:
         reader.close()
 
