@@ -197,11 +197,40 @@ def _sniff(text: str) -> str:
 # --- JSON and XML ------------------------------------------------------------------------------------
 
 
-def _from_json(text: str) -> dict[str, Any]:
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object's keys and values (``json.loads``'s ``object_pairs_hook``), refused when a key
+    is given twice: the last would win silently, as form fields given twice never do. The key is
+    named only when it is one of :data:`FIELD_NAMES`."""
+    value = dict(pairs)
+    if len(value) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise CallbackError(
+                    f"the JSON key {key} is given twice"
+                    if key in FIELD_NAMES
+                    else "a JSON key is given twice"
+                )
+            seen.add(key)
+    return value
+
+
+def _json(text: str, what: str) -> Any:
+    """``text`` read as JSON, at any depth no object with a key given twice.
+
+    :param what: what the text is, for the error (``"the callback body"``).
+    """
     try:
-        value = json.loads(text)
+        return json.loads(text, object_pairs_hook=_unique_keys)
+    except CallbackError:
+        raise
     except (ValueError, RecursionError):
-        raise CallbackError("the callback body is not valid JSON") from None
+        pass
+    raise CallbackError(f"{what} is not valid JSON")  # outside the except block: no chain
+
+
+def _from_json(text: str) -> dict[str, Any]:
+    value = _json(text, "the callback body")
     if not isinstance(value, dict):
         raise CallbackError("the callback body is not a JSON object")
     return _details_of(value)
@@ -225,8 +254,25 @@ def _parse_xml(text: str, what: str) -> ElementTree.Element:
     raise CallbackError(message)  # outside the except block: no chain
 
 
+def _refuse_repeats(root: ElementTree.Element) -> None:
+    """Refuse an element of a documented name (:data:`FIELD_NAMES`) given twice in one parent (two
+    ``<status>``: which one is the outcome's?) — but the ``<event>`` items of ``<events>``, a list.
+    Other repeated elements are lists of the sender's own, read as such."""
+    pending = [root]
+    while pending:
+        node = pending.pop()
+        seen: set[str] = set()
+        for child in node:
+            tag = child.tag
+            if tag in seen and tag in FIELD_NAMES and not (node.tag == "events" and tag == "event"):
+                raise CallbackError(f"the XML element {tag} is duplicated")
+            seen.add(tag)
+            pending.append(child)
+
+
 def _from_xml(text: str) -> dict[str, Any]:
     root = _parse_xml(text, "the callback body")
+    _refuse_repeats(root)
     if root.tag == "call_details":
         value = _element_value(root, "the callback body")
         return value if isinstance(value, dict) else _no_call_details()
@@ -428,16 +474,10 @@ def _events_text(text: str) -> Any:
     if not text:
         return []
     if text.startswith("["):
-        try:
-            return json.loads(text)
-        except (ValueError, RecursionError):
-            raise CallbackError("the events field is not valid JSON") from None
+        return _json(text, "the events field")
     if text.startswith("{"):
-        # {"events": [...]} or {"event": ...}: whatever it holds, CallDetails reads.
-        try:
-            value = json.loads(text)
-        except (ValueError, RecursionError):
-            raise CallbackError("the events field is not valid JSON") from None
+        # {"events": [...]} or {"event": ...}: whatever it holds, _typed checks.
+        value = _json(text, "the events field")
         return value.get("events", value) if isinstance(value, dict) else value
     if text.startswith("<"):
         return _xml_events(text)
@@ -445,7 +485,9 @@ def _events_text(text: str) -> Any:
 
 
 def _xml_events(text: str) -> Any:
-    return _element_value(_parse_xml(text, "the events field"), "the events field")
+    root = _parse_xml(text, "the events field")
+    _refuse_repeats(root)
+    return _element_value(root, "the events field")
 
 
 # --- call_details ------------------------------------------------------------------------------------
@@ -454,10 +496,13 @@ def _xml_events(text: str) -> Any:
 def _call_details(details: dict[str, Any]) -> CallDetails:
     _check_storable(details)
     status = details.get("status")
+    if status is not None and not isinstance(status, str):
+        raise CallbackError("call_details.status is not text")
     if not isinstance(status, str) or not status.strip():
         raise CallbackError("call_details has no status")
     if not _STATUS.fullmatch(status.strip()):
         raise CallbackError("call_details.status is not a status word")
+    details = _typed(details)
     try:
         call = CallDetails.from_answer({"call_details": details})
     except FuseInvalidResponseError as error:
@@ -478,6 +523,96 @@ def _call_details(details: dict[str, Any]) -> CallDetails:
         if event.timestamp is not None and event.timestamp not in _BIGINT:
             raise CallbackError("call_details.events[].timestamp is out of range")
     return call
+
+
+def _typed(details: dict[str, Any]) -> dict[str, Any]:
+    """``details`` with each documented field checked against its type and written in it: refused
+    (naming the field, never quoting the value) when it is not of that type, never converted.
+
+    - the numbers (:data:`_NUMBERS`, an event's ``timestamp``): a JSON integer, a JSON number with a
+      whole value (``35.0``), or text of ASCII digits (a ``-`` before, a fraction of zeros after,
+      Fuse's quotes around: ``"'35'"``); ``null`` or empty text is no value. Not ``1.5``, not
+      ``true``, not other scripts' digits (``"٣"``), not a list or an object;
+    - ``phone_number``: text (a JSON integer is taken as its digits); not a list, an object, a
+      fraction or ``true``;
+    - ``events``: a list whose items are each an event object (``event`` text, ``timestamp`` a
+      number, either absent) or an event's name as text; XML's ``{"event": item or [items]}``;
+      ``null`` or empty text is none. Not a list of lists, a number or other text.
+
+    Other fields are the sender's own and are not read.
+    """
+    typed = dict(details)
+    for name in _NUMBERS:
+        typed[name] = _whole_number(details.get(name), f"call_details.{name}")
+    phone = details.get("phone_number")
+    if phone is not None and (isinstance(phone, bool) or not isinstance(phone, (str, int))):
+        raise CallbackError("call_details.phone_number is not text")
+    typed["phone_number"] = str(phone) if isinstance(phone, int) else phone
+    typed["events"] = _typed_events(details.get("events"))
+    return typed
+
+
+_WHOLE_NUMBER_TEXT = re.compile(r"-?[0-9]+(?:\.0*)?")
+_FRACTION_TEXT = re.compile(r"-?[0-9]*\.[0-9]+")
+
+
+def _whole_number(value: Any, where: str) -> int | None:
+    """A number of ``call_details`` (see :func:`_typed`) as an ``int``; ``None`` when absent."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise CallbackError(f"{where} is not a number")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise CallbackError(f"{where} is not a number")
+        if not value.is_integer():
+            raise CallbackError(f"{where} is not a whole number")
+        return int(value)
+    if not isinstance(value, str):
+        raise CallbackError(f"{where} is not a number")
+    text = value.strip().strip("'\"").strip()
+    if not text:
+        return None
+    if _WHOLE_NUMBER_TEXT.fullmatch(text):
+        try:
+            return int(text.partition(".")[0])
+        except ValueError:  # more digits than int() reads (4,300): no BIGINT either
+            raise CallbackError(f"{where} is out of range") from None
+    if _FRACTION_TEXT.fullmatch(text):
+        raise CallbackError(f"{where} is not a whole number")
+    raise CallbackError(f"{where} is not a number")
+
+
+def _typed_events(value: Any) -> list[dict[str, Any]]:
+    """``events`` (see :func:`_typed`) as a list of ``{"event": text, "timestamp": int or None}``."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return []
+    if isinstance(value, dict):  # XML: <events><event>...</event>...</events>
+        if set(value) - {"event"}:
+            raise CallbackError("call_details.events is not a list of events")
+        value = value.get("event")
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return []
+        if not isinstance(value, list):
+            value = [value]
+    if not isinstance(value, list):
+        raise CallbackError("call_details.events is not a list of events")
+    events: list[dict[str, Any]] = []
+    for item in value:
+        if isinstance(item, str):
+            if item:
+                events.append({"event": item, "timestamp": None})
+        elif isinstance(item, dict):
+            name = item.get("event")
+            if name is not None and not isinstance(name, str):
+                raise CallbackError("call_details.events[].event is not text")
+            timestamp = _whole_number(item.get("timestamp"), "call_details.events[].timestamp")
+            events.append({"event": name or "", "timestamp": timestamp})
+        else:
+            raise CallbackError("call_details.events is not a list of events")
+    return events
 
 
 def _check_storable(details: dict[str, Any]) -> None:

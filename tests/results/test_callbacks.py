@@ -681,3 +681,188 @@ def test_no_error_quotes_the_body(
     except CallbackError as error:
         message = str(error)
     assert _quotes(message, [*names, *values]) == [], message
+
+
+# --- Keys given twice, values of the wrong type (review r2, 2 and 3) ----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b'{"status": "completed", "status": "failed"}', "the JSON key status is given twice"),
+        (
+            b'{"call_details": {"status": "completed", "attempts": "1", "attempts": "2"}}',
+            "the JSON key attempts is given twice",
+        ),
+        (
+            b'{"call_details": {"status": "failed"}, "call_details": {"status": "completed"}}',
+            "the JSON key call_details is given twice",
+        ),
+        (
+            b'{"status": "failed", "events": [{"event": "queued", "timestamp": 1, "timestamp": 2}]}',
+            "the JSON key timestamp is given twice",
+        ),
+        (b'{"status": "failed", "x": {"6173720293": 1, "6173720293": 2}}', "a JSON key is given twice"),
+    ],
+)
+def test_a_json_key_given_twice_is_refused_at_any_depth(body: bytes, message: str) -> None:
+    assert str(refused(body, "application/json")) == message
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        [("call_details", '{"status": "completed", "status": "failed"}')],
+        [("status", "failed"), ("events", '[{"event": "queued", "event": "dialing"}]')],
+        [("status", "failed"), ("events", '{"events": [], "events": [{"event": "queued"}]}')],
+    ],
+)
+def test_a_json_key_given_twice_inside_a_form_field_is_refused(fields: list[tuple[str, str]]) -> None:
+    assert "is given twice" in str(refused(urlencode(fields).encode(), None))
+
+
+@pytest.mark.parametrize(
+    ("body", "tag"),
+    [
+        (b"<call_details><status>completed</status><status>failed</status></call_details>", "status"),
+        (
+            b"<result><call_details><status>failed</status></call_details>"
+            b"<call_details><status>completed</status></call_details></result>",
+            "call_details",
+        ),
+        (
+            b"<call_details><status>failed</status><events><event><event>queued</event>"
+            b"<timestamp>1</timestamp><timestamp>2</timestamp></event></events></call_details>",
+            "timestamp",
+        ),
+        (
+            b"<call_details><status>failed</status><phone_number>6173720293</phone_number>"
+            b"<phone_number>6173720294</phone_number></call_details>",
+            "phone_number",
+        ),
+    ],
+)
+def test_a_documented_xml_element_given_twice_is_said_to_be_duplicated(body: bytes, tag: str) -> None:
+    assert str(refused(body, "application/xml")) == f"the XML element {tag} is duplicated"
+
+
+def test_the_events_of_xml_are_still_a_list_and_other_repeated_elements_are_read() -> None:
+    body = (
+        b"<call_details><status>failed</status><extra><x>1</x><x>2</x></extra><events>"
+        b"<event><event>queued</event><timestamp>1</timestamp></event>"
+        b"<event><event>failed</event><timestamp>2</timestamp></event></events></call_details>"
+    )
+    assert read_callback(body, None).events == (CallEvent("queued", 1), CallEvent("failed", 2))
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("attempts", 1.5, "call_details.attempts is not a whole number"),
+        ("attempts", "1.5", "call_details.attempts is not a whole number"),
+        ("attempts", "\u0663", "call_details.attempts is not a number"),  # ARABIC-INDIC DIGIT THREE
+        ("duration", "\uff13\uff15", "call_details.duration is not a number"),  # fullwidth 35
+        ("max_attempts", True, "call_details.max_attempts is not a number"),
+        ("queued_timestamp", {"t": 1}, "call_details.queued_timestamp is not a number"),
+        ("phone_number", [[[[PHONE]]]], "call_details.phone_number is not text"),
+        ("phone_number", {"n": PHONE}, "call_details.phone_number is not text"),
+        ("phone_number", 6173720293.5, "call_details.phone_number is not text"),
+        ("status", ["completed"], "call_details.status is not text"),
+        ("events", [[{"event": "queued", "timestamp": 1}]], "call_details.events is not a list of events"),
+        ("events", [["queued", 1]], "call_details.events is not a list of events"),
+        ("events", 7, "call_details.events is not a list of events"),
+        ("events", PHONE, "call_details.events is not a list of events"),
+        ("events", [{"event": 7, "timestamp": 1}], "call_details.events[].event is not text"),
+        (
+            "events",
+            [{"event": "queued", "timestamp": "\u0663"}],
+            "call_details.events[].timestamp is not a number",
+        ),
+    ],
+)
+def test_a_value_of_the_wrong_type_is_refused_naming_its_field(field: str, value: Any, message: str) -> None:
+    body = json.dumps({"call_details": {**SAMPLE, field: value}}).encode()
+    assert str(refused(body, "application/json")) == message
+
+
+@pytest.mark.parametrize(
+    ("value", "number"),
+    [(35, 35), (35.0, 35), ("35", 35), ("'35'", 35), (" 35.00 ", 35), ("", None), (None, None)],
+)
+def test_a_whole_number_in_any_documented_form_is_read(value: Any, number: int | None) -> None:
+    body = json.dumps({"call_details": {**SAMPLE, "duration": value}}).encode()
+    assert read_callback(body, None).duration == number
+
+
+def test_a_phone_number_given_as_a_json_integer_is_its_digits() -> None:
+    assert read_callback(b'{"status": "failed", "phone_number": 6173720293}', None).phone_number == PHONE
+
+
+# Values that are not of a field's documented type, each holding text that must never be quoted.
+_NOT_TEXT = st.one_of(
+    st.booleans(),
+    st.floats(allow_nan=False, allow_infinity=False).filter(lambda value: not value.is_integer()),
+    st.lists(st.just(PHONE), min_size=0, max_size=2).map(lambda inner: [inner]),
+    st.dictionaries(st.sampled_from(["n", PHONE]), st.just(PHONE), min_size=1, max_size=2),
+)
+_NOT_A_NUMBER = st.one_of(
+    _NOT_TEXT,
+    st.text(alphabet="٠١٢٣٤٥٦٧٨٩０１２３４５６７８９²³¹", min_size=1, max_size=6),
+    st.from_regex(r"[0-9]{1,4}\.[0-9]*[1-9]", fullmatch=True),
+    st.just(PHONE + "x"),
+)
+_NOT_EVENTS = st.one_of(
+    st.booleans(),
+    st.integers(),
+    st.just(PHONE),
+    st.lists(st.lists(st.just(PHONE), max_size=2), min_size=1, max_size=2),
+    st.lists(st.one_of(st.integers(), st.booleans(), st.none()), min_size=1, max_size=2),
+    st.builds(lambda name: [{"event": name, "timestamp": 1}], _NOT_TEXT),
+    st.builds(lambda stamp: [{"event": "queued", "timestamp": stamp}], _NOT_A_NUMBER),
+)
+_WRONG = {
+    "status": _NOT_TEXT,
+    "attempts": _NOT_A_NUMBER,
+    "max_attempts": _NOT_A_NUMBER,
+    "reattempt_wait": _NOT_A_NUMBER,
+    "queued_timestamp": _NOT_A_NUMBER,
+    "start_timestamp": _NOT_A_NUMBER,
+    "end_timestamp": _NOT_A_NUMBER,
+    "duration": _NOT_A_NUMBER,
+    "phone_number": _NOT_TEXT,
+    "events": _NOT_EVENTS,
+}
+
+
+@st.composite
+def wrongly_typed(draw: st.DrawFn) -> tuple[dict[str, Any], str, Any]:
+    """A call_details of documented types but one field, whose value is of another type."""
+    raw, _ = draw(call_details())
+    field = draw(st.sampled_from(sorted(_WRONG)))
+    value = draw(_WRONG[field])
+    return {**raw, field: value}, field, value
+
+
+@given(wrongly_typed(), st.sampled_from(["json", "bare json", "form json", "multipart json"]))
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@example(({**SAMPLE, "attempts": 1.5}, "attempts", 1.5), "json")
+@example(({**SAMPLE, "attempts": "\u0663"}, "attempts", "\u0663"), "form json")
+@example(({**SAMPLE, "phone_number": [[[[PHONE]]]]}, "phone_number", [[[[PHONE]]]]), "json")
+@example(({**SAMPLE, "events": [[{"event": "queued"}]]}, "events", [[{"event": "queued"}]]), "json")
+def test_any_field_not_of_its_documented_type_is_a_400_naming_it(case, encoding) -> None:
+    details, field, value = case
+    text = json.dumps(details)
+    body, content_type = {
+        "json": (json.dumps({"call_details": details}).encode(), "application/json"),
+        "bare json": (text.encode(), None),
+        "form json": (urlencode({"call_details": text}).encode(), None),
+        "multipart json": multipart([("call_details", text)]),
+    }[encoding]
+    error = refusal(body, content_type)  # any other exception than CallbackError fails: a 500
+    assert error is not None, "read, not refused: a 200"
+    assert error.status_code == 400
+    message = str(error)
+    assert f"call_details.{field}" in message or (field == "status" and "status" in message)
+    assert PHONE not in message
+    if isinstance(value, str):
+        assert value not in message
