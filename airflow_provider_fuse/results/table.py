@@ -290,8 +290,15 @@ class ResultsTable:
     **Recovery.** The table is looked for again after any failure (dropped, it is created again where
     allowed); a connection the server ended (a Postgres restart) is replaced and the statement tried
     once more within the same call; on SQLite a store is not committed into a file that is no longer
-    the configured database (moved or replaced: the path's device and inode are compared with the
-    file opened, one ``stat`` a store) — it is stored in the configured one instead.
+    the configured database (moved, deleted or replaced: the path's device and inode are compared
+    with the file opened, one ``stat`` a store). A SQLite database is created only the first time
+    this object finds none at the path, and never beside a ``-wal`` or ``-shm`` file left there
+    without its database (a file moved while in use leaves them, still in use: a new database would
+    take them over, and SQLite would reset the WAL that holds the moved file's last commits). After
+    a move, a database put at the path is used (the table looked for again); with nothing there,
+    every store and read fails retryable, saying the file was moved or deleted, and the moved file's
+    ``-wal`` is checkpointed into it through the connection that still has it open (also on
+    :meth:`close`), so the moved file holds every outcome answered stored.
 
     Thread-safe: each thread uses its own database connection, opened on first use and reused. In
     SQLite's default rollback journal every commit syncs the journal and the file, and a busy disk
