@@ -21,8 +21,8 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_fuse.results.receiver import STORE_THREADS
-from airflow_provider_fuse.results.table import DATABASE_WAIT_SECONDS, ResultsTable
+from airflow_provider_fuse.results.receiver import STORE_THREADS, STORE_TIMEOUT
+from airflow_provider_fuse.results.table import ResultsTable
 from airflow_provider_fuse.results.tokens import UploadPart, new_campaign, sign
 from tests.e2e.api_server import Answer, ApiServer, Post, post_many
 from tests.e2e.conftest import AirflowEnv
@@ -196,7 +196,10 @@ def test_a_locked_postgres_table_is_answered_503_within_the_bound(
         holder.rollback()
         holder.close()
     assert statuses(answers) == Counter({503: STORE_THREADS})
-    assert waited < DATABASE_WAIT_SECONDS + 3
+    # What the receiver promises: each callback answered within its bound, whatever the database
+    # does (the table's own 5 s wait usually answers first; stores of one part queued behind each
+    # other's lock reach the receiver's bound). Slack for a loaded machine, not a speed claim.
+    assert waited < STORE_TIMEOUT + 5
     # Unlocked: the same server stores again at once.
     assert statuses(post_many(postgres_receiver.server.url, postgres_receiver.posts(token, 4))) == Counter(
         {200: 4}
@@ -224,8 +227,9 @@ def test_a_locked_sqlite_database_is_answered_503_within_the_bound(
         holder.execute("ROLLBACK")
         holder.close()
     assert statuses(answers) == Counter({503: 4})
-    # Four callbacks, possibly on one worker whose threads take turns: each is bounded on its own.
-    assert waited < 4 * (DATABASE_WAIT_SECONDS + 1)
+    # Four callbacks, possibly on one worker whose threads take turns: each is answered within the
+    # receiver's bound all the same.
+    assert waited < STORE_TIMEOUT + 5
     assert statuses(post_many(sqlite_receiver.server.url, sqlite_receiver.posts(token, 4))) == Counter(
         {200: 4}
     )
@@ -250,6 +254,62 @@ def test_a_dropped_sqlite_table_is_created_again_without_a_restart(sqlite_receiv
     answers = post_many(sqlite_receiver.server.url, sqlite_receiver.posts(token, 40), concurrency=16)
     assert statuses(answers) == Counter({200: 40})
     assert sqlite_receiver.count(campaign) == 40
+
+
+def test_a_sqlite_database_moved_while_four_workers_store_keeps_every_outcome_answered_stored(
+    sqlite_receiver: Receiver, tmp_path: Path
+) -> None:
+    # Review r2, 1: a store after the move created a new database beside the -wal the other workers'
+    # connections still used; SQLite reset it and ~2,100 outcomes answered 200 were gone.
+    import shutil
+    import sqlite3
+
+    database = Path(_sqlite_path(sqlite_receiver))
+    moved = database.with_name("moved.db")
+    token, campaign = sqlite_receiver.token(rows=5000)
+    posts = sqlite_receiver.posts(token, 1500)
+    answers: list[Answer] = []
+    sending = threading.Thread(
+        target=lambda: answers.extend(
+            post_many(sqlite_receiver.server.url, posts, concurrency=32, timeout=60)
+        )
+    )
+    sending.start()
+    try:
+        deadline = time.monotonic() + 60
+        while sqlite_receiver.count(campaign) < 300 and sending.is_alive():
+            assert time.monotonic() < deadline, "the workers stored too little"
+            time.sleep(0.02)
+        database.rename(moved)  # alone: its -wal and -shm stay at the path
+        sending.join(timeout=120)
+        assert not sending.is_alive()
+        assert not database.exists(), "a new database was created at the path"
+        stored = {
+            json.loads(post.body)["call_details"]["phone_number"].strip("'")
+            for post, answer in zip(posts, answers, strict=True)
+            if answer.body == b'{"stored":"stored"}'
+        }
+        counted = statuses(answers)
+        assert set(counted) <= {200, 503}, counted
+        assert counted[503] > 0, counted
+        assert len(stored) >= 300, counted
+        # The moved file alone (no -wal, no -shm) holds every outcome answered stored.
+        alone = tmp_path / "alone.db"
+        shutil.copyfile(moved, alone)
+        with sqlite3.connect(alone) as db:
+            rows = db.execute(
+                f"SELECT destination FROM {TABLE} WHERE campaign_id = ?", (campaign,)
+            ).fetchall()
+        assert stored <= {row[0] for row in rows}
+    finally:
+        sending.join(timeout=120)
+        if moved.exists() and not database.exists():
+            moved.rename(database)
+    # Put back, it is stored into again by the same workers.
+    assert statuses(post_many(sqlite_receiver.server.url, sqlite_receiver.posts(token, 4))) == Counter(
+        {200: 4}
+    )
+    assert sqlite_receiver.count(campaign) >= len(stored) + 4
 
 
 def test_a_dropped_postgres_table_is_found_again_once_the_dba_recreates_it(
