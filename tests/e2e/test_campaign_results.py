@@ -569,7 +569,7 @@ def answering_404() -> Iterator[str]:
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
     class NotFound(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        def do_POST(self) -> None:
             self.send_response(404)
             self.send_header("Content-Length", "0")
             self.end_headers()
