@@ -651,7 +651,11 @@ class FuseBulkQueueOperator(_FuseQueueingOperator):
         """
         from airflow.sdk.log import mask_secret
 
-        from airflow_provider_fuse.results.config import ResultsConfig, ResultsConfigError
+        from airflow_provider_fuse.results.config import (
+            ResultsConfig,
+            ResultsConfigError,
+            ResultsConfigUnreadable,
+        )
         from airflow_provider_fuse.results.table import ResultsStoreError, ResultsTable
 
         stopped = (
@@ -665,6 +669,9 @@ class FuseBulkQueueOperator(_FuseQueueingOperator):
                 mask_secret(config.signing_key)
             key = config.require_signing_key()
             config.result_url(_HIDDEN)  # the check of results_base_url
+        except ResultsConfigUnreadable as error:
+            # A failed _cmd or an unreachable secrets backend may pass: nothing sent, left to the retries.
+            raise AirflowException(f"{stopped}: {error}") from None
         except ResultsConfigError as error:
             raise AirflowFailException(f"{stopped}: {error}") from None
         table = ResultsTable(config.conn_id, config.table)

@@ -22,6 +22,7 @@ __all__ = [
     "SECTION",
     "ResultsConfig",
     "ResultsConfigError",
+    "ResultsConfigUnreadable",
     "check_base_url",
     "check_table_name",
     "is_loopback",
@@ -95,6 +96,12 @@ class ResultsConfigError(ValueError):
     """An option of ``[fuse]`` is missing or unusable; the message names it (never its value)."""
 
 
+class ResultsConfigUnreadable(ResultsConfigError):
+    """An option of ``[fuse]`` could not be read at all: its ``_cmd`` failed, its secrets backend was
+    out of reach. Unlike a missing or unusable option this may pass: a task meeting it is left to its
+    retries."""
+
+
 @dataclass(frozen=True)
 class ResultsConfig:
     """The ``[fuse]`` options, read and checked.
@@ -129,7 +136,7 @@ class ResultsConfig:
                 value = conf.get(SECTION, key, fallback=fallback)
             except Exception as error:
                 # Never the message (nor the exception as a cause): it may quote a _cmd's output.
-                raise ResultsConfigError(
+                raise ResultsConfigUnreadable(
                     f"[fuse] {key} could not be read: {type(error).__name__} (its message is not "
                     "shown: it may quote the value, or the output of the option's _cmd)"
                 ) from None

@@ -224,10 +224,17 @@ class FuseCampaignResultsSensor(BaseSensorOperator):
 
     @staticmethod
     def _config() -> ResultsConfig:
-        from airflow_provider_fuse.results.config import ResultsConfig, ResultsConfigError
+        from airflow_provider_fuse.results.config import (
+            ResultsConfig,
+            ResultsConfigError,
+            ResultsConfigUnreadable,
+        )
 
         try:
             return ResultsConfig.load()
+        except ResultsConfigUnreadable as error:
+            # A failed _cmd or an unreachable secrets backend may pass: left to the retries.
+            raise AirflowException(f"Cannot read the call outcomes: {error}") from None
         except ResultsConfigError as error:
             raise AirflowFailException(f"Cannot read the call outcomes: {error}") from None
 

@@ -306,6 +306,26 @@ def test_an_unusable_results_option_fails_before_anything_is_recorded_or_sent(
     assert store.values == {}
 
 
+def test_a_signing_key_command_that_fails_sends_nothing_and_is_left_to_the_retries(
+    results, fuse, contacts_csv, monkeypatch, tmp_path
+):
+    # A failed _cmd (a secrets backend briefly out of reach) may pass by the next try (review r2, 2).
+    command = tmp_path / "key.sh"
+    command.write_text("#!/bin/sh\necho k3y-printed-by-the-failing-command-0123456789\nexit 3\n")
+    command.chmod(0o755)
+    monkeypatch.delenv("AIRFLOW__FUSE__RESULTS_SIGNING_KEY", raising=False)
+    monkeypatch.setenv("AIRFLOW__FUSE__RESULTS_SIGNING_KEY_CMD", str(command))
+    store = MemoryStore()
+    with pytest.raises(AirflowException) as caught:
+        operator(contacts_csv, retries=3).execute({"ti": FakeTaskInstance(), "task_state_store": store})
+    assert not isinstance(caught.value, AirflowFailException)
+    message = str(caught.value)
+    assert message.startswith("Nothing was sent to Fuse: [fuse] results_signing_key could not be read")
+    assert "k3y-printed" not in message
+    assert not fuse.called
+    assert store.values == {}
+
+
 def test_a_results_database_out_of_reach_is_left_to_the_tasks_retries(
     results, fuse, contacts_csv, monkeypatch
 ):

@@ -442,6 +442,20 @@ def test_an_unreadable_table_is_left_to_the_task_retries(arrive, monkeypatch, tm
     assert not isinstance(caught.value, (AirflowFailException, AirflowSkipException))
 
 
+def test_a_signing_key_command_that_fails_is_left_to_the_task_retries(arrive, monkeypatch, tmp_path):
+    """A failed _cmd (a secrets backend briefly out of reach) may pass: the outcomes are all in, and
+    one blip must not fail the run for good (review r2, 2). Its output is never shown."""
+    command = tmp_path / "key.sh"
+    command.write_text("#!/bin/sh\necho k3y-printed-by-the-failing-command-0123456789\nexit 3\n")
+    command.chmod(0o755)
+    monkeypatch.delenv("AIRFLOW__FUSE__RESULTS_SIGNING_KEY", raising=False)
+    monkeypatch.setenv("AIRFLOW__FUSE__RESULTS_SIGNING_KEY_CMD", str(command))
+    with pytest.raises(AirflowException, match=r"\[fuse\] results_signing_key could not be read") as caught:
+        sensor().poke({"ti": FakeTaskInstance(open_window())})
+    assert not isinstance(caught.value, (AirflowFailException, AirflowSkipException))
+    assert "k3y-printed" not in str(caught.value)
+
+
 def test_an_unusable_results_option_fails_naming_it(arrive, monkeypatch):
     monkeypatch.setenv("AIRFLOW__FUSE__RESULTS_TABLE", "outcomes; drop table x")
     with pytest.raises(AirflowFailException, match=r"\[fuse\] results_table must be a table name"):
