@@ -609,8 +609,8 @@ def create_app(
                     level=logging.ERROR,
                 )
             return _detail(503, "the outcome could not be stored; retry later", **_RETRY)
-        except ResultsStoreError as error:
-            if getattr(error, "final", False):
+        except Exception as error:
+            if isinstance(error, ResultsStoreError) and error.final:
                 # This outcome can never be stored (the database refuses its values): a retry would
                 # fail the same way for ever.
                 refusals.refused(
@@ -620,30 +620,14 @@ def create_app(
                     error,
                 )
                 return _detail(400, "the outcome cannot be stored: the database refuses its values")
+            # Our own errors name the connection or option, scrubbed; any other error by its type
+            # only, since its message might quote what it was given.
+            reason = error if isinstance(error, (ResultsStoreError, ResultsConfigError)) else None
             refusals.refused(
                 "store failed",
                 "Could not store a call outcome for %s (answered 503): %s",
                 _where(part),
-                error,
-                level=logging.ERROR,
-            )
-            return _detail(503, "the outcome could not be stored; retry later", **_RETRY)
-        except ResultsConfigError as error:
-            refusals.refused(
-                "store failed",
-                "Could not store a call outcome for %s (answered 503): %s",
-                _where(part),
-                error,
-                level=logging.ERROR,
-            )
-            return _detail(503, "the outcome could not be stored; retry later", **_RETRY)
-        except Exception as error:
-            # Type only: an unexpected error's message might quote what it was given.
-            refusals.refused(
-                "store failed",
-                "Could not store a call outcome for %s (answered 503): %s",
-                _where(part),
-                type(error).__name__,
+                reason or type(error).__name__,
                 level=logging.ERROR,
             )
             return _detail(503, "the outcome could not be stored; retry later", **_RETRY)
