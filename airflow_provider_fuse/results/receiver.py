@@ -529,15 +529,25 @@ def create_app(
                 level=logging.ERROR,
             )
             return _detail(503, NOT_CONFIGURED_DETAIL, **_RETRY)
-        except ReceiverBusy:
-            refusals.refused(
-                "config slow",
-                "The Fuse results receiver could not read the [fuse] config section within %.0f s "
-                "(answered 503)",
-                store_timeout,
-                level=logging.ERROR,
-            )
-            return _detail(503, NOT_CONFIGURED_DETAIL, **_RETRY)
+        except ReceiverBusy as busy:
+            # Busy, not unconfigured: not the answer the check before dialing fails a task on.
+            if busy.queue_full:
+                refusals.refused(
+                    "store queue full",
+                    "The Fuse results receiver is busy (answered 503): %d reads and stores are already "
+                    "waiting",
+                    MAX_WAITING_STORES,
+                    level=logging.WARNING,
+                )
+            else:
+                refusals.refused(
+                    "config slow",
+                    "The Fuse results receiver could not read the [fuse] config section within %.0f s "
+                    "(answered 503)",
+                    store_timeout,
+                    level=logging.ERROR,
+                )
+            return _detail(503, "the results receiver is busy; retry later", **_RETRY)
         except Exception as error:  # a _cmd that failed, a secrets backend out of reach, ...
             refusals.refused(
                 "config unreadable",

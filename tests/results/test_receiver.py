@@ -29,7 +29,7 @@ from airflow_provider_fuse.results.receiver import (
     mask_path,
 )
 from airflow_provider_fuse.results.table import ResultsStoreError, ResultsTable
-from airflow_provider_fuse.results.tokens import UploadPart, new_campaign, sign
+from airflow_provider_fuse.results.tokens import NOT_CONFIGURED_DETAIL, UploadPart, new_campaign, sign
 
 KEY = secrets.token_hex(24)
 CONN_ID = "fuse_results_test"
@@ -805,6 +805,25 @@ def test_a_config_that_does_not_load_in_time_is_answered_503(database: Path) -> 
     assert took < 2.0
 
 
+def test_a_receiver_too_slow_to_read_its_config_does_not_answer_that_it_is_not_configured(
+    database: Path,
+) -> None:
+    # The bulk task's check before dialing fails a task on the receiver's own "not configured": a
+    # receiver merely busy or slow must not give that answer (a plain 503, a warning there).
+    release = threading.Event()
+
+    def slow_config() -> ResultsConfig:
+        release.wait(30)
+        return config()
+
+    try:
+        answer = post(mounted(create_app(load_config=slow_config, store_timeout=0.3)), token())
+    finally:
+        release.set()
+    assert answer.status_code == 503
+    assert answer.json()["detail"] != NOT_CONFIGURED_DETAIL
+
+
 def test_a_body_that_stalls_is_answered_408_within_the_bound(database: Path) -> None:
     app = Starlette(routes=[Mount("/fuse", app=create_app(load_config=config, body_timeout=0.3))])
     status: list[int] = []
@@ -900,9 +919,14 @@ def test_a_flood_against_an_unconfigured_receiver_logs_a_bounded_number_of_lines
     answers = asyncio.run(_post_all(app, forged))
 
     assert {status for status, *_ in answers} == {503}
-    lines = [record for record in caplog.records if record.name.startswith("airflow_provider_fuse")]
+    lines = [
+        record.getMessage() for record in caplog.records if record.name.startswith("airflow_provider_fuse")
+    ]
+    # One line per kind in the rate limit's window: not configured, and (when more arrive at once
+    # than may wait for the config's first read) busy.
     assert 1 <= len(lines) <= 2
-    assert "results_signing_key" in lines[0].getMessage()
+    assert any("results_signing_key" in line for line in lines)
+    assert not any("within" in line for line in lines)  # busy is not told as a slow config
     assert len(loads) <= 2  # a failed load is not tried again for every request
 
 
