@@ -329,6 +329,8 @@ class ResultsTable:
         self._placeholder = "?"
         self._ensured = False
         self._secrets: tuple[str, ...] = ()
+        # Held while a SQLite file is looked for and, the first time, created (see _open).
+        self._creating = threading.Lock()
 
     @staticmethod
     def ddl(table: str = "fuse_call_results") -> str:
@@ -389,20 +391,30 @@ class ResultsTable:
                 _with_mode(self._sqlite_uri, "rw"), uri=True, check_same_thread=False
             )
         except sqlite3.OperationalError:
-            if os.path.lexists(path):
-                raise  # there, and cannot be opened: the error says why
-            with self._lock:
-                found = self._found
-            if found:
-                raise ResultsStoreError(self._moved_message()) from None
-            if os.path.lexists(f"{path}-wal") or os.path.lexists(f"{path}-shm"):
-                raise ResultsStoreError(
-                    f"results connection {self.conn_id!r}: no SQLite database is at the connection's "
-                    "path, but a -wal or -shm file is (a database moved or deleted while in use): no "
-                    "new database is created beside them; put the database back at the path, or stop "
-                    "every process that uses it and move the -wal and -shm files away with it"
-                ) from None
-            connection = sqlite3.connect(self._sqlite_uri, uri=True, check_same_thread=False)
+            # One thread of this object creates the file; the others wait for it and open it.
+            with self._creating:
+                if os.path.lexists(path):
+                    # Made meanwhile (another thread or process created it first), or there and
+                    # unreadable: opened once more, and the error says why.
+                    return self._opened(
+                        sqlite3.connect(_with_mode(self._sqlite_uri, "rw"), uri=True, check_same_thread=False)
+                    )
+                with self._lock:
+                    found = self._found
+                if found:
+                    raise ResultsStoreError(self._moved_message()) from None
+                if os.path.lexists(f"{path}-wal") or os.path.lexists(f"{path}-shm"):
+                    raise ResultsStoreError(
+                        f"results connection {self.conn_id!r}: no SQLite database is at the connection's "
+                        "path, but a -wal or -shm file is (a database moved or deleted while in use): no "
+                        "new database is created beside them; put the database back at the path, or stop "
+                        "every process that uses it and move the -wal and -shm files away with it"
+                    ) from None
+                return self._opened(sqlite3.connect(self._sqlite_uri, uri=True, check_same_thread=False))
+        return self._opened(connection)
+
+    def _opened(self, connection: Any) -> Any:
+        """``connection``, noting that this object has found its database (see :meth:`_open`)."""
         with self._lock:
             self._found = True
         return connection
