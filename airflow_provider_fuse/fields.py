@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from urllib.parse import urlsplit
 
+from airflow_provider_fuse.destinations import ACCEPTED_FORMS, DESTINATION_FORMAT
 from airflow_provider_fuse.exceptions import FuseValidationError
 
 __all__ = [
@@ -298,15 +299,13 @@ CallParameterValue = str | int | float | bool | None
 def to_phone_number(value: object) -> str:
     """Return ``value`` as a destination in one of Fuse's formats (surrounding whitespace removed).
 
-    The formats are the CSV's, one grammar (:data:`airflow_provider_fuse.preflight.DESTINATION_FORMAT`,
+    The formats are the CSV's, one grammar (:data:`~airflow_provider_fuse.destinations.DESTINATION_FORMAT`,
     docs/destinations.md): ``6175551234``, ``16175551234``, ``tel:+16175551234``, optionally with
     ``;ani=`` and ``;postd=``; ASCII digits only. An int is read as its decimal digits (so 10 digits,
     or 11 starting with 1). The number itself never appears in the error.
 
     :raises FuseValidationError: naming ``phone_number``.
     """
-    from airflow_provider_fuse.preflight import ACCEPTED_FORMS, DESTINATION_FORMAT
-
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
     if not isinstance(value, str) or not value.strip() or value.strip() == "None":
