@@ -13,7 +13,8 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_fuse.exceptions import FuseInvalidResponseError, redact
+from airflow_provider_fuse.exceptions import FuseInvalidResponseError
+from airflow_provider_fuse.masking import redact
 
 if TYPE_CHECKING:
     from collections.abc import Iterable

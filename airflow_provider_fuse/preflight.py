@@ -42,7 +42,8 @@ from airflow_provider_fuse.destinations import (
     KEYED_DESTINATION_FORMAT,
     destination_number,
 )
-from airflow_provider_fuse.exceptions import FuseCsvError, redact
+from airflow_provider_fuse.exceptions import FuseCsvError
+from airflow_provider_fuse.masking import redact
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
