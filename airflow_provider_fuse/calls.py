@@ -114,7 +114,8 @@ class CallDetails:
         :param secrets: every form of the connection's credential, scrubbed (with phone numbers) from
             any text of the answer an error quotes.
         :raises FuseInvalidResponseError: no ``call_details`` object, no status, or a value that is
-            not a number where one is documented.
+            not a number where one is documented (then its ``field`` names it:
+            ``call_details.attempts``, ``call_details.events[].timestamp``).
         """
         secrets = tuple(secrets)
         details = answer.get("call_details")
@@ -168,7 +169,13 @@ class CallDetails:
         return self.as_dict(include_phone_number=False)
 
 
-def _number(details: dict[str, Any], name: str, status_code: int, secrets: tuple[str, ...]) -> int | None:
+def _number(
+    details: dict[str, Any], name: str, status_code: int, secrets: tuple[str, ...], *, field: str = ""
+) -> int | None:
+    """``details[name]`` as an int (``None`` when absent or empty).
+
+    :param field: the field's path for the error (default ``call_details.<name>``).
+    """
     value = details.get(name)
     if value is None or isinstance(value, bool):
         return None
@@ -184,7 +191,9 @@ def _number(details: dict[str, Any], name: str, status_code: int, secrets: tuple
         pass
     # Raised outside the except block: the conversion error quotes the text unscrubbed.
     raise FuseInvalidResponseError(
-        f"call_details.{name} is not a number: {redact(text, 40, secrets=secrets)}", status_code
+        f"call_details.{name} is not a number: {redact(text, 40, secrets=secrets)}",
+        status_code,
+        field=field or f"call_details.{name}",
     )
 
 
@@ -200,9 +209,10 @@ def _events(value: object, status_code: int, secrets: tuple[str, ...]) -> tuple[
     events = []
     for item in value:
         if isinstance(item, dict):
-            events.append(
-                CallEvent(str(item.get("event") or ""), _number(item, "timestamp", status_code, secrets))
+            timestamp = _number(
+                item, "timestamp", status_code, secrets, field="call_details.events[].timestamp"
             )
+            events.append(CallEvent(str(item.get("event") or ""), timestamp))
         elif isinstance(item, str) and item:
             events.append(CallEvent(item, None))
     return tuple(events)

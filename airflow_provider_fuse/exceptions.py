@@ -289,7 +289,19 @@ class FuseServerError(FuseUnknownOutcomeError):
 
 
 class FuseInvalidResponseError(FuseUnknownOutcomeError):
-    """The answer is not one of Fuse's (an HTML proxy page, an empty body, a 200 without a count)."""
+    """The answer is not one of Fuse's (an HTML proxy page, an empty body, a 200 without a count).
+
+    :param field: the field of the answer that is not what Fuse documents, when one is to blame
+        (``call_details.attempts``, ``call_details.events[].timestamp``): its name, never its value.
+    """
+
+    def __init__(self, error: str, status_code: int | None = None, *, field: str | None = None) -> None:
+        self.field = field
+        super().__init__(error, status_code)
+
+    def serialize(self) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
+        classpath, args, kwargs = super().serialize()
+        return classpath, args, kwargs if self.field is None else {**kwargs, "field": self.field}
 
 
 class FuseConnectionLostError(FuseUnknownOutcomeError):
