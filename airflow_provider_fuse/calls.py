@@ -19,7 +19,7 @@ from airflow_provider_fuse.masking import redact
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-__all__ = ["TERMINAL_STATUSES", "CallDetails", "CallEvent", "CallStatus"]
+__all__ = ["NUMBER_FIELDS", "TERMINAL_STATUSES", "CallDetails", "CallEvent", "CallStatus"]
 
 
 class CallStatus(str, enum.Enum):
@@ -63,6 +63,18 @@ class CallStatus(str, enum.Enum):
 
 #: The statuses after which a call changes no more.
 TERMINAL_STATUSES = frozenset({"completed", "failed", "canceled", "rejected"})
+
+#: The numbers of a ``call_details``, by Fuse's names, in the order Fuse lists them: the one list of
+#: them (the int fields of :class:`CallDetails`); timestamps are unix seconds, ``duration`` seconds.
+NUMBER_FIELDS = (
+    "attempts",
+    "max_attempts",
+    "reattempt_wait",
+    "queued_timestamp",
+    "start_timestamp",
+    "end_timestamp",
+    "duration",
+)
 
 
 @dataclass(frozen=True)
@@ -129,18 +141,10 @@ class CallDetails:
         if not isinstance(status, str) or not status.strip():
             raise FuseInvalidResponseError("call_details without a status", status_code)
 
-        def number(name: str, fields: dict[str, Any] = details) -> int | None:
-            return _number(fields, name, status_code, secrets)
-
+        numbers = {name: _number(details, name, status_code, secrets) for name in NUMBER_FIELDS}
         return cls(
             status=CallStatus(status),
-            attempts=number("attempts"),
-            max_attempts=number("max_attempts"),
-            reattempt_wait=number("reattempt_wait"),
-            queued_timestamp=number("queued_timestamp"),
-            start_timestamp=number("start_timestamp"),
-            end_timestamp=number("end_timestamp"),
-            duration=number("duration"),
+            **numbers,
             events=_events(details.get("events"), status_code, secrets),
             phone_number=_phone(details.get("phone_number")),
             call_id=call_id,
@@ -151,13 +155,7 @@ class CallDetails:
         value: dict[str, Any] = {
             "call_id": self.call_id,
             "status": self.status.value,
-            "attempts": self.attempts,
-            "max_attempts": self.max_attempts,
-            "reattempt_wait": self.reattempt_wait,
-            "queued_timestamp": self.queued_timestamp,
-            "start_timestamp": self.start_timestamp,
-            "end_timestamp": self.end_timestamp,
-            "duration": self.duration,
+            **{name: getattr(self, name) for name in NUMBER_FIELDS},
             "events": [{"event": item.event, "timestamp": item.timestamp} for item in self.events],
         }
         if include_phone_number:
