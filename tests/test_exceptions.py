@@ -478,7 +478,7 @@ def test_redact_is_idempotent(data, secrets, limit):
 @pytest.mark.parametrize("kind", ["bulk", "call", "cancel"])
 def test_an_unknown_outcome_fails_saying_each_thing_once_with_the_next_steps(error, kind):
     from airflow_provider_fuse import exceptions
-    from airflow_provider_fuse.operators.outcomes import NEXT_STEPS, bulk_queue_failure, task_failure
+    from airflow_provider_fuse.operators.task_failures import NEXT_STEPS, bulk_queue_failure, task_failure
 
     failure = eval(error, vars(exceptions))  # the parameters above
     if kind == "bulk":

@@ -17,13 +17,13 @@ from airflow_provider_fuse.exceptions import FuseError, FuseValidationError, not
 from airflow_provider_fuse.masking import shown_url
 from airflow_provider_fuse.operators import contact_list
 from airflow_provider_fuse.operators.base import where
-from airflow_provider_fuse.operators.outcomes import bulk_queue_failure, nothing_sent, rows_of
 from airflow_provider_fuse.operators.queueing import (
     QUEUE_TEMPLATE_FIELDS,
     BaseFuseQueueingOperator,
     request_fields,
 )
 from airflow_provider_fuse.operators.reruns import RESEND_CONF_KEY, guard_refusal
+from airflow_provider_fuse.operators.task_failures import bulk_queue_failure, nothing_sent, rows_of
 
 if TYPE_CHECKING:
     import os

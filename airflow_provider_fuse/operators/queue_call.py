@@ -7,13 +7,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from airflow_provider_fuse.exceptions import FuseError, FuseValidationError, nothing_queued
 from airflow_provider_fuse.masking import mask_personal_data, sealed_call_parameters, sealed_phone_number
 from airflow_provider_fuse.operators.base import where
-from airflow_provider_fuse.operators.outcomes import nothing_sent, task_failure
 from airflow_provider_fuse.operators.queueing import (
     QUEUE_TEMPLATE_FIELDS,
     BaseFuseQueueingOperator,
     request_fields,
 )
 from airflow_provider_fuse.operators.reruns import guard_refusal
+from airflow_provider_fuse.operators.task_failures import nothing_sent, task_failure
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

@@ -17,9 +17,9 @@ from airflow_provider_fuse.exceptions import FuseValidationError
 from airflow_provider_fuse.fields import QUEUE_FIELD_NAMES, QueueFields, TimestampLike, to_positive_id
 from airflow_provider_fuse.masking import sealed_result_url
 from airflow_provider_fuse.operators.base import _FuseOperator
-from airflow_provider_fuse.operators.outcomes import ON_UNKNOWN_OUTCOME, nothing_sent, timed_out
 from airflow_provider_fuse.operators.reruns import resend_allowed, state_store
 from airflow_provider_fuse.operators.staleness import staleness
+from airflow_provider_fuse.operators.task_failures import ON_UNKNOWN_OUTCOME, nothing_sent, timed_out
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -135,12 +135,12 @@ class BaseFuseQueueingOperator(_FuseOperator):
         except FuseValidationError as error:
             raise nothing_sent(error) from None
 
-    #: Set just before a request to Fuse leaves (see :func:`~.outcomes.timed_out`).
+    #: Set just before a request to Fuse leaves (see :func:`~.task_failures.timed_out`).
     _request_left = False
 
     @contextmanager
     def _failing_timeouts(self, *, guarded: bool) -> Iterator[None]:
-        """Within this block, an ``execution_timeout`` goes through :func:`~.outcomes.timed_out`."""
+        """Within this block, an ``execution_timeout`` goes through :func:`~.task_failures.timed_out`."""
         try:
             yield
         except AirflowTaskTimeout:
