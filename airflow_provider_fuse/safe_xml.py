@@ -4,7 +4,7 @@ The parser is the standard library's (expat, through :mod:`xml.etree.ElementTree
 module adds are the three rules every reader of untrusted XML needs, checked while parsing:
 
 - **no DOCTYPE**: a document can declare entities only in its DOCTYPE, so refusing it refuses every
-  entity, internal ("billion laughs": a few hundred bytes expanding to megabytes, seconds of CPU)
+  entity, internal ("billion laughs": a few hundred bytes expanding to megabytes)
   and external (XXE: a file or URL read into the document). It is refused as soon as the parser
   meets it, before any declaration in it is read. Only XML's five predefined entities (``&amp;``,
   ...) and character references remain, which expand to one character each;
