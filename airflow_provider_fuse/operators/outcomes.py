@@ -7,29 +7,18 @@
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
-from airflow_provider_fuse.operators.task_failures import (
-    NEXT_STEPS,
-    ON_UNKNOWN_OUTCOME,
-    bulk_queue_failure,
-    nothing_sent,
-    rows_of,
-    task_failure,
-    timed_out,
-)
+from airflow_provider_fuse.operators import task_failures
 
-__all__ = [
-    "NEXT_STEPS",
-    "ON_UNKNOWN_OUTCOME",
-    "bulk_queue_failure",
-    "nothing_sent",
-    "rows_of",
-    "task_failure",
-    "timed_out",
-]
+__all__ = task_failures.__all__
 
 warnings.warn(
     "airflow_provider_fuse.operators.outcomes is renamed airflow_provider_fuse.operators.task_failures",
     DeprecationWarning,
     stacklevel=2,
 )
+
+
+def __getattr__(name: str) -> Any:
+    return getattr(task_failures, name)
