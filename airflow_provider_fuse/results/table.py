@@ -39,6 +39,7 @@ from airflow.providers.common.sql.hooks.sql import DbApiHook
 
 from airflow_provider_fuse.exceptions import redact
 from airflow_provider_fuse.preflight import destination_number
+from airflow_provider_fuse.results.campaign import NAMED_STATUSES
 from airflow_provider_fuse.results.config import check_table_name
 
 if TYPE_CHECKING:
@@ -89,8 +90,6 @@ COLUMNS = (
 )
 #: The columns that name one upload part: its outcomes hold the slots 1 to ``rows`` of it.
 PART_COLUMNS = ("dag_id", "run_id", "task_id", "campaign_id", "map_index", "part")
-#: The statuses :meth:`ResultsTable.summary` counts by name; any other is counted as ``other``.
-SUMMARY_STATUSES = ("completed", "failed", "canceled", "rejected")
 #: Seconds any one wait on the results database may last: for a lock (a SQLite writer of another
 #: process, this process's own SQLite writers, a Postgres row, table or advisory lock) or for a
 #: statement (Postgres ``statement_timeout``). Below the receiver's answer bound (about 10 s), so a
@@ -811,7 +810,7 @@ class ResultsTable:
             other five). No personal data.
         :raises ResultsStoreError: the database could not be read.
         """
-        counts = dict.fromkeys((*SUMMARY_STATUSES, "other", "received"), 0)
+        counts = dict.fromkeys((*NAMED_STATUSES, "other", "received"), 0)
         for chosen in _chunks(campaigns):
             p = self._parameter()
             query = (
@@ -820,7 +819,7 @@ class ResultsTable:
                 f"AND campaign_id IN ({', '.join([p] * len(chosen))}) GROUP BY status"
             )
             for status, number in self._read(query, (dag_id, run_id, task_id, *chosen)):
-                key = status if status in SUMMARY_STATUSES else "other"
+                key = status if status in NAMED_STATUSES else "other"
                 counts[key] += int(number)
                 counts["received"] += int(number)
         return counts

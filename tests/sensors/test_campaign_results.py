@@ -20,9 +20,10 @@ from hypothesis import strategies as st
 
 from airflow_provider_fuse._compat import AirflowException, AirflowFailException, AirflowSkipException
 from airflow_provider_fuse.calls import CallDetails, CallStatus
+from airflow_provider_fuse.results.campaign import is_sent_list as _is_record
 from airflow_provider_fuse.results.table import ResultsTable
 from airflow_provider_fuse.results.tokens import UploadPart
-from airflow_provider_fuse.sensors.campaign_results import NAMED_STATUSES, SUMMARY_KEYS, _is_record, summarize
+from airflow_provider_fuse.sensors.campaign_results import NAMED_STATUSES, SUMMARY_KEYS, summarize
 from airflow_provider_fuse.sensors.fuse import FuseCampaignResultsSensor
 from airflow_provider_fuse.triggers.fuse import FuseCampaignResultsTrigger
 

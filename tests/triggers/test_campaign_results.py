@@ -121,6 +121,28 @@ def test_the_class_path_imports_and_the_public_path_is_the_same_class():
     assert getattr(importlib.import_module(module), name) is public is FuseCampaignResultsTrigger
 
 
+#: A trigger as a deferred task instance of an earlier release stored it (classpath and JSON kwargs).
+STORED_TRIGGER = (
+    CLASSPATH,
+    '{"dag_id": "campaign", "run_id": "manual__2026-11-29T02:00:00+00:00", "bulk_task_id": "queue_calls", '
+    '"campaigns": ["' + CAMPAIGN + '"], "calls_queued": 3, "deadline": 1000.0, '
+    '"results_conn_id": "fuse_results_default", "results_table": "fuse_call_results", '
+    '"poll_interval": 60.0, "count_timeout": 30.0}',
+)
+
+
+def test_a_trigger_stored_by_an_earlier_release_loads_and_fires(arrive):
+    import importlib
+
+    classpath, stored = STORED_TRIGGER
+    module, _, name = classpath.rpartition(".")
+    loaded = getattr(importlib.import_module(module), name)(**json.loads(stored))
+    assert loaded.serialize() == (classpath, json.loads(stored))
+    arrive("completed", "failed")
+    event = first_event(loaded)
+    assert (event["status"], event["counts"]["received"], event["calls_queued"]) == ("done", 2, 3)
+
+
 @pytest.mark.parametrize(
     ("received", "deadline_offset", "over"),
     [(3, 60, True), (4, 60, True), (2, 60, False), (2, 0, True), (0, -1, True), (0, 1, False)],
