@@ -661,9 +661,8 @@ class FuseBulkQueueOperator(_FuseQueueingOperator):
             raise AirflowException(f"{stopped}: {error}") from None
         except ResultsConfigError as error:
             raise AirflowFailException(f"{stopped}: {error}") from None
-        table = ResultsTable(config.conn_id, config.table)
         try:
-            table.ensure()
+            ResultsTable.ready(config.conn_id, config.table).close()
         except ResultsStoreError as error:
             # Names the connection and the kind of failure, scrubbed: never a secret.
             message = (
@@ -671,8 +670,6 @@ class FuseBulkQueueOperator(_FuseQueueingOperator):
                 f"used: {error}"
             )
             raise (AirflowException if error.retryable else AirflowFailException)(message) from None
-        finally:
-            table.close()
         task = None if self.preflight_only else _task_identity(context)
         return _Results(config, key, task)
 

@@ -592,8 +592,27 @@ class ResultsTable:
 
     # --- The table -----------------------------------------------------------------------------------
 
+    @classmethod
+    def ready(cls, conn_id: str, table: str) -> ResultsTable:
+        """A results table found, or created where it is missing and the connection may
+        (:meth:`ensure`): what the receiver, the bulk operator's check before dialing and
+        ``fuse-results serve`` call before they rely on it. Readers need not: every read looks for
+        the table first.
+
+        :raises ResultsStoreError: as :meth:`ensure`; the connections it opened are closed then.
+        :raises ResultsConfigError: ``table`` is not a table name.
+        """
+        results = cls(conn_id, table)
+        try:
+            results.ensure()
+        except BaseException:
+            results.close()
+            raise
+        return results
+
     def ensure(self) -> None:
-        """Find the table, and create it when it is missing and the connection may.
+        """Find the table, and create it when it is missing and the connection may: the one place
+        the table's DDL runs (also on the first store or read of this object, and after a failure).
 
         Looked for with a ``SELECT`` of its columns that reads no row: a role with ``SELECT`` on a
         table a DBA created needs nothing more. Checked again after any failure of a store or a read.
