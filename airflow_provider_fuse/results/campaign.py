@@ -14,6 +14,7 @@ beyond the standard library and the token module, so DAG parsing pays nothing fo
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypedDict
 
@@ -126,17 +127,8 @@ class SentList:
         )
 
     def to_xcom(self) -> dict[str, Any]:
-        """The JSON object pushed under :data:`RESULTS_XCOM_KEY`."""
-        return {
-            "campaign": self.campaign,
-            "rows": self.rows,
-            "queued_timestamp": self.queued_timestamp,
-            "window_end": self.window_end,
-            "start_timestamp": self.start_timestamp,
-            "last_attempt_timestamp": self.last_attempt_timestamp,
-            "confirmed": self.confirmed,
-            "calls_queued": self.calls_queued,
-        }
+        """The JSON object pushed under :data:`RESULTS_XCOM_KEY`: every field, by name."""
+        return dataclasses.asdict(self)
 
     @classmethod
     def from_xcom(cls, value: object) -> SentList:
@@ -174,16 +166,8 @@ class SentList:
                     f"its field {name!r} is not a time in whole unix seconds from 0 to {MAX_TIMESTAMP} "
                     "(the year 9999)"
                 )
-        return cls(
-            campaign=value["campaign"],
-            confirmed=confirmed,
-            calls_queued=value.get("calls_queued"),
-            rows=value["rows"],
-            queued_timestamp=value["queued_timestamp"],
-            window_end=value.get("window_end"),
-            start_timestamp=value.get("start_timestamp"),
-            last_attempt_timestamp=value.get("last_attempt_timestamp"),
-        )
+        known: dict[str, Any] = {field.name: value.get(field.name) for field in dataclasses.fields(cls)}
+        return cls(**known)
 
     @property
     def expected(self) -> int:
