@@ -85,7 +85,7 @@ def get_provider_info() -> dict[str, Any]:
         "hooks": [
             {
                 "integration-name": "Plum Fuse",
-                "python-modules": ["airflow_provider_fuse.hooks.fuse"],
+                "python-modules": ["airflow_provider_fuse.hooks.fuse", "airflow_provider_fuse.hooks.results"],
             }
         ],
         "operators": [

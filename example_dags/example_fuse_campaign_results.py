@@ -5,11 +5,11 @@
 ``collect_results=True``, so each call's outcome is POSTed back to the results receiver on Airflow's
 api-server and stored in the results table; ``wait_for_outcomes`` (a deferrable
 ``FuseCampaignResultsSensor``) waits until every queued call has an outcome there and pushes the
-counts by status; ``write_retry_list`` reads this run's rows from the table (its campaign's only,
-``bulk_campaigns``: a run deleted and triggered again under the same run id is another campaign) and
-writes the numbers to try again (no answer, or canceled) as a CSV object that can be the next
-campaign's list; ``remove_export`` (the setup's teardown) deletes the contact export once the upload
-is done.
+counts by status; ``write_retry_list`` reads this run's rows from the table with ``FuseResultsHook``
+(its campaign's only, ``bulk_campaigns``: a run deleted and triggered again under the same run id is
+another campaign) and writes the numbers to try again (no answer, or canceled) as a CSV object that
+can be the next campaign's list; ``remove_export`` (the setup's teardown) deletes the contact export
+once the upload is done.
 
 What it needs besides the example's own Variable (``fuse_example_export_base``, see
 ``example_fuse_bulk_queue``): the ``[fuse]`` options ``results_base_url`` (where Fuse reaches the
@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import Param, dag, task
 
 from airflow_provider_fuse.operators.fuse import FuseBulkQueueOperator
-from airflow_provider_fuse.sensors.campaign_results import bulk_campaigns
+from airflow_provider_fuse.results.campaign import bulk_campaigns
 from airflow_provider_fuse.sensors.fuse import FuseCampaignResultsSensor
 
 if TYPE_CHECKING:
@@ -154,24 +154,19 @@ def example_fuse_campaign_results() -> None:
     def write_retry_list(outcomes: dict[str, int]) -> dict[str, Any]:
         """Read this run's outcomes from the results table; write the numbers to call again.
 
-        ``outcomes`` is the sensor's summary (counts only). The rows come through the results
-        connection's DbApiHook; only counts and the retry list's URI are logged and returned.
+        ``outcomes`` is the sensor's summary (counts only). The rows come through
+        ``FuseResultsHook`` (the table ``[fuse]`` names, behind its connection's DbApiHook); only
+        counts and the retry list's URI are logged and returned.
         """
         from airflow.sdk import get_current_context
 
-        from airflow_provider_fuse.results.config import ResultsConfig
-        from airflow_provider_fuse.results.table import ResultsTable
+        from airflow_provider_fuse.hooks.results import FuseResultsHook
 
         context = get_current_context()
         dag_id, run_id = context["dag"].dag_id, context["run_id"]
         # This run's campaign: a run deleted and triggered again under the same run id is another.
         campaigns = bulk_campaigns(context["ti"], "queue_calls")
-        config = ResultsConfig.load()
-        table = ResultsTable(config.conn_id, config.table)
-        try:
-            rows = table.rows(dag_id, run_id, "queue_calls", campaigns)
-        finally:
-            table.close()
+        rows = FuseResultsHook().get_outcomes(dag_id, run_id, "queue_calls", campaigns)
         retry = retry_list(rows)
 
         text = io.StringIO(newline="")

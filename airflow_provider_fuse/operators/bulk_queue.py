@@ -24,6 +24,7 @@ from airflow_provider_fuse.operators.queueing import (
 )
 from airflow_provider_fuse.operators.reruns import RESEND_CONF_KEY, guard_refusal
 from airflow_provider_fuse.operators.task_failures import bulk_queue_failure, nothing_sent, rows_of
+from airflow_provider_fuse.results.campaign import RESULTS_XCOM_KEY, SentList, dialing_window_end
 
 if TYPE_CHECKING:
     import os
@@ -38,12 +39,6 @@ if TYPE_CHECKING:
     from airflow_provider_fuse.results.config import ResultsConfig
 
 __all__ = ["RESULTS_XCOM_KEY", "FuseBulkQueueOperator", "dialing_window_end", "probe_receiver"]
-
-#: The XCom key of what ``collect_results=True`` records for the results sensor (no personal data):
-#: ``{"campaign", "confirmed", "calls_queued", "rows", "window_end", "queued_timestamp",
-#: "start_timestamp", "last_attempt_timestamp"}``. Pushed before the list is sent (``confirmed``
-#: false, ``calls_queued`` ``None``: Fuse has not answered yet), and again once Fuse queued it.
-RESULTS_XCOM_KEY = "fuse_results"
 
 
 class FuseBulkQueueOperator(BaseFuseQueueingOperator):
@@ -455,18 +450,10 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
         """Before the first request of this try: the campaign (the ledger's, or a new one), kept in
         the ledger (written with the first intent), checked at the receiver, and pushed to XCom as
         not yet confirmed. :return: the ``result_url`` of part ``index`` of ``rows`` rows."""
-        from airflow_provider_fuse.guard import CampaignRecord
-        from airflow_provider_fuse.results.tokens import new_campaign
-
         now = time.time()
         recorded = ledger.campaign if ledger is not None else None
-        campaign = CampaignRecord(
-            campaign=recorded.campaign if recorded is not None else new_campaign(),
-            rows=sum(part.rows for part in parts),
-            queued_timestamp=int(now),
-            window_end=fields.end_timestamp,
-            start_timestamp=fields.start_timestamp,
-            last_attempt_timestamp=dialing_window_end(fields, now),
+        campaign = _campaign_record(
+            recorded.campaign if recorded is not None else None, sum(part.rows for part in parts), fields, now
         )
         result_url = results.signer(fields, now, campaign.campaign)
         self._check_receiver(result_url(start, parts[start].rows), results, start)
@@ -674,9 +661,8 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
             raise AirflowException(f"{stopped}: {error}") from None
         except ResultsConfigError as error:
             raise AirflowFailException(f"{stopped}: {error}") from None
-        table = ResultsTable(config.conn_id, config.table)
         try:
-            table.ensure()
+            ResultsTable.ready(config.conn_id, config.table).close()
         except ResultsStoreError as error:
             # Names the connection and the kind of failure, scrubbed: never a secret.
             message = (
@@ -684,8 +670,6 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
                 f"used: {error}"
             )
             raise (AirflowException if error.retryable else AirflowFailException)(message) from None
-        finally:
-            table.close()
         task = None if self.preflight_only else _task_identity(context)
         return _Results(config, key, task)
 
@@ -694,20 +678,9 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
     ) -> CampaignRecord:
         """The campaign the ledger recorded when the list was sent (its times, not now's); for a
         ledger written before campaigns existed, a new one, whose outcomes are counted from now on."""
-        from airflow_provider_fuse.guard import CampaignRecord
-        from airflow_provider_fuse.results.tokens import new_campaign
-
         if ledger is not None and ledger.campaign is not None:
             return ledger.campaign
-        now = time.time()
-        return CampaignRecord(
-            campaign=new_campaign(),
-            rows=calls_queued,
-            queued_timestamp=int(now),
-            window_end=fields.end_timestamp,
-            start_timestamp=fields.start_timestamp,
-            last_attempt_timestamp=dialing_window_end(fields, now),
-        )
+        return _campaign_record(None, calls_queued, fields, time.time())
 
     def _push_what_was_sent(self, context: Context, ledger: BulkQueueLedger) -> None:
         """Push :data:`RESULTS_XCOM_KEY` for what earlier tries of this task instance sent, as the ledger
@@ -738,11 +711,7 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
         ti = context.get("ti")
         if ti is None:
             return
-        value = {
-            **campaign.as_dict(),
-            "confirmed": calls_queued is not None,
-            "calls_queued": calls_queued,
-        }
+        value = SentList.of(campaign, calls_queued).to_xcom()
         self._best_effort(
             f"pushing the {RESULTS_XCOM_KEY} XCom (the results sensor needs it)",
             partial(ti.xcom_push, key=RESULTS_XCOM_KEY, value=value),
@@ -750,20 +719,6 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
 
 
 _HIDDEN = "***"
-
-
-def dialing_window_end(fields: QueueFields, now: float) -> int:
-    """When Fuse stops dialing this list, as far as the fields say (unix seconds).
-
-    ``end_timestamp`` when given; otherwise the earliest start of the last attempt: the start (or
-    ``now``, when the start is not given or already past) plus ``max_attempts - 1`` waits of
-    ``reattempt_wait``. Fuse may start some calls later than that on a long list, which the token's
-    lifetime after the window (``[fuse] results_token_lifetime``, two days by default) covers.
-    """
-    if fields.end_timestamp is not None:
-        return fields.end_timestamp
-    start = max(int(now), fields.start_timestamp or 0)
-    return start + ((fields.max_attempts or 1) - 1) * (fields.reattempt_wait or 0)
 
 
 def probe_receiver(url: str) -> ProbeAnswer:
@@ -774,6 +729,22 @@ def probe_receiver(url: str) -> ProbeAnswer:
     from airflow_provider_fuse.hooks.fuse import probe_results_receiver
 
     return probe_results_receiver(url)
+
+
+def _campaign_record(campaign: str | None, rows: int, fields: QueueFields, now: float) -> CampaignRecord:
+    """The campaign of a list of ``rows`` rows sent with ``fields`` at ``now``: ``campaign``, or a new
+    id when ``None``, and the times of its dialing window (:func:`dialing_window_end`)."""
+    from airflow_provider_fuse.guard import CampaignRecord
+    from airflow_provider_fuse.results.tokens import new_campaign
+
+    return CampaignRecord(
+        campaign=campaign if campaign is not None else new_campaign(),
+        rows=rows,
+        queued_timestamp=int(now),
+        window_end=fields.end_timestamp,
+        start_timestamp=fields.start_timestamp,
+        last_attempt_timestamp=dialing_window_end(fields, now),
+    )
 
 
 def _task_identity(context: Context) -> tuple[str, str, str, int]:

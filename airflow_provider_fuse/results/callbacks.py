@@ -26,14 +26,14 @@ from email.message import Message
 from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import parse_qsl
 
-from airflow_provider_fuse.calls import CallDetails
+from airflow_provider_fuse.calls import NUMBER_FIELDS, CallDetails
 from airflow_provider_fuse.exceptions import FuseInvalidResponseError
 from airflow_provider_fuse.safe_xml import XmlDoctypeRefused, XmlRefused, XmlTooDeep, read_xml, xml_value
 
 if TYPE_CHECKING:
     import xml.etree.ElementTree as ElementTree
 
-__all__ = ["FIELD_NAMES", "MAX_BODY_BYTES", "CallbackError", "read_callback"]
+__all__ = ["CALL_DETAILS_NUMBERS", "FIELD_NAMES", "MAX_BODY_BYTES", "CallbackError", "read_callback"]
 
 #: The largest callback body read: 64 KiB. A ``call_details`` is a few hundred bytes.
 MAX_BODY_BYTES = 64 * 1024
@@ -44,15 +44,10 @@ MAX_NAME_DEPTH = 6
 
 # Numbers are stored as BIGINT: anything outside it is not one of Fuse's.
 _BIGINT = range(-(2**63), 2**63)
-_NUMBERS = (
-    "attempts",
-    "max_attempts",
-    "reattempt_wait",
-    "queued_timestamp",
-    "start_timestamp",
-    "end_timestamp",
-    "duration",
-)
+#: The numeric fields of ``call_details`` (:data:`~airflow_provider_fuse.calls.NUMBER_FIELDS`), in the
+#: results table's column order. The order is part of every stored outcome's ``delivery_key``:
+#: never reorder it.
+CALL_DETAILS_NUMBERS = NUMBER_FIELDS
 # A list index in a form field name: ASCII digits only ("²".isdigit() is true, int("²") fails), and
 # few of them (int() refuses more than 4,300 digits; a list of 256 fields needs 3).
 _INDEX = re.compile(r"[0-9]{1,9}")
@@ -65,13 +60,7 @@ FIELD_NAMES = frozenset(
         "call_details",
         "result",
         "status",
-        "attempts",
-        "max_attempts",
-        "reattempt_wait",
-        "queued_timestamp",
-        "start_timestamp",
-        "end_timestamp",
-        "duration",
+        *CALL_DETAILS_NUMBERS,
         "events",
         "event",
         "timestamp",
@@ -509,7 +498,7 @@ def _call_details(details: dict[str, Any]) -> CallDetails:
         if error.field is None:
             raise CallbackError("call_details is not readable") from None
         raise CallbackError(f"{error.field} is not a number") from None
-    for name in _NUMBERS:
+    for name in CALL_DETAILS_NUMBERS:
         value = getattr(call, name)
         if value is not None and value not in _BIGINT:
             raise CallbackError(f"call_details.{name} is out of range")
@@ -523,10 +512,10 @@ def _typed(details: dict[str, Any]) -> dict[str, Any]:
     """``details`` with each documented field checked against its type and written in it: refused
     (naming the field, never quoting the value) when it is not of that type, never converted.
 
-    - the numbers (:data:`_NUMBERS`, an event's ``timestamp``): a JSON integer, a JSON number with a
-      whole value (``35.0``), or text of ASCII digits (a ``-`` before, a fraction of zeros after,
-      Fuse's quotes around: ``"'35'"``); ``null`` or empty text is no value. Not ``1.5``, not
-      ``true``, not other scripts' digits (``"٣"``), not a list or an object;
+    - the numbers (:data:`CALL_DETAILS_NUMBERS`, an event's ``timestamp``): a JSON integer, a JSON
+      number with a whole value (``35.0``), or text of ASCII digits (a ``-`` before, a fraction of
+      zeros after, Fuse's quotes around: ``"'35'"``); ``null`` or empty text is no value. Not
+      ``1.5``, not ``true``, not other scripts' digits (``"٣"``), not a list or an object;
     - ``phone_number``: text (a JSON integer is taken as its digits); not a list, an object, a
       fraction or ``true``;
     - ``events``: a list whose items are each an event object (``event`` text, ``timestamp`` a
@@ -536,7 +525,7 @@ def _typed(details: dict[str, Any]) -> dict[str, Any]:
     Other fields are the sender's own and are not read.
     """
     typed = dict(details)
-    for name in _NUMBERS:
+    for name in CALL_DETAILS_NUMBERS:
         typed[name] = _whole_number(details.get(name), f"call_details.{name}")
     phone = details.get("phone_number")
     if phone is not None and (isinstance(phone, bool) or not isinstance(phone, (str, int))):

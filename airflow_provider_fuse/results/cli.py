@@ -85,13 +85,10 @@ def _check_setup() -> str | None:
         config.require_signing_key()
     except ResultsConfigError as error:
         return str(error)
-    table = ResultsTable(config.conn_id, config.table)
     try:
-        table.ensure()
+        ResultsTable.ready(config.conn_id, config.table).close()
     except (ResultsStoreError, ValueError) as error:
         return f"the results table ({config.conn_id!r} connection) is not usable: {error}"
-    finally:
-        table.close()
     return None
 
 

@@ -424,13 +424,7 @@ class _Receiver:
             config, _ = self.settings()
             with self._table_lock:
                 if self._table is None:
-                    candidate = ResultsTable(config.conn_id, config.table)
-                    try:
-                        candidate.ensure()
-                    except BaseException:
-                        candidate.close()
-                        raise
-                    self._table = candidate
+                    self._table = ResultsTable.ready(config.conn_id, config.table)
                 table = self._table
         return table.store(part, details, received=received)
 

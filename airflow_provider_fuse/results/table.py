@@ -39,6 +39,8 @@ from airflow.providers.common.sql.hooks.sql import DbApiHook
 
 from airflow_provider_fuse.destinations import destination_number
 from airflow_provider_fuse.masking import redact
+from airflow_provider_fuse.results.callbacks import CALL_DETAILS_NUMBERS
+from airflow_provider_fuse.results.campaign import NAMED_STATUSES
 from airflow_provider_fuse.results.config import check_table_name
 
 if TYPE_CHECKING:
@@ -77,20 +79,12 @@ COLUMNS = (
     "destination",
     "destination_number",
     "status",
-    "attempts",
-    "max_attempts",
-    "reattempt_wait",
-    "queued_timestamp",
-    "start_timestamp",
-    "end_timestamp",
-    "duration",
+    *CALL_DETAILS_NUMBERS,
     "events",
     "received_timestamp",
 )
 #: The columns that name one upload part: its outcomes hold the slots 1 to ``rows`` of it.
 PART_COLUMNS = ("dag_id", "run_id", "task_id", "campaign_id", "map_index", "part")
-#: The statuses :meth:`ResultsTable.summary` counts by name; any other is counted as ``other``.
-SUMMARY_STATUSES = ("completed", "failed", "canceled", "rejected")
 #: Seconds any one wait on the results database may last: for a lock (a SQLite writer of another
 #: process, this process's own SQLite writers, a Postgres row, table or advisory lock) or for a
 #: statement (Postgres ``statement_timeout``). Below the receiver's answer bound (about 10 s), so a
@@ -593,8 +587,27 @@ class ResultsTable:
 
     # --- The table -----------------------------------------------------------------------------------
 
+    @classmethod
+    def ready(cls, conn_id: str, table: str) -> ResultsTable:
+        """A results table found, or created where it is missing and the connection may
+        (:meth:`ensure`): what the receiver, the bulk operator's check before dialing and
+        ``fuse-results serve`` call before they rely on it. Readers need not: every read looks for
+        the table first.
+
+        :raises ResultsStoreError: as :meth:`ensure`; the connections it opened are closed then.
+        :raises ResultsConfigError: ``table`` is not a table name.
+        """
+        results = cls(conn_id, table)
+        try:
+            results.ensure()
+        except BaseException:
+            results.close()
+            raise
+        return results
+
     def ensure(self) -> None:
-        """Find the table, and create it when it is missing and the connection may.
+        """Find the table, and create it when it is missing and the connection may: the one place
+        the table's DDL runs (also on the first store or read of this object, and after a failure).
 
         Looked for with a ``SELECT`` of its columns that reads no row: a role with ``SELECT`` on a
         table a DBA created needs nothing more. Checked again after any failure of a store or a read.
@@ -811,18 +824,13 @@ class ResultsTable:
             other five). No personal data.
         :raises ResultsStoreError: the database could not be read.
         """
-        counts = dict.fromkeys((*SUMMARY_STATUSES, "other", "received"), 0)
-        for chosen in _chunks(campaigns):
-            p = self._parameter()
-            query = (
-                f"SELECT status, COUNT(*) FROM {self.table} "
-                f"WHERE dag_id = {p} AND run_id = {p} AND task_id = {p} "
-                f"AND campaign_id IN ({', '.join([p] * len(chosen))}) GROUP BY status"
-            )
-            for status, number in self._read(query, (dag_id, run_id, task_id, *chosen)):
-                key = status if status in SUMMARY_STATUSES else "other"
-                counts[key] += int(number)
-                counts["received"] += int(number)
+        counts = dict.fromkeys((*NAMED_STATUSES, "other", "received"), 0)
+        for status, number in self._read_task(
+            "status, COUNT(*)", "GROUP BY status", dag_id, run_id, task_id, campaigns
+        ):
+            key = status if status in NAMED_STATUSES else "other"
+            counts[key] += int(number)
+            counts["received"] += int(number)
         return counts
 
     def rows(
@@ -839,24 +847,33 @@ class ResultsTable:
         :raises ResultsStoreError: the database could not be read.
         """
         rows = []
-        for chosen in _chunks(campaigns):
-            p = self._parameter()
-            query = (
-                f"SELECT {', '.join(COLUMNS)} FROM {self.table} "
-                f"WHERE dag_id = {p} AND run_id = {p} AND task_id = {p} "
-                f"AND campaign_id IN ({', '.join([p] * len(chosen))})"
-            )
-            for values in self._read(query, (dag_id, run_id, task_id, *chosen)):
-                row = dict(zip(COLUMNS, values, strict=True))
-                try:
-                    row["events"] = json.loads(row["events"]) if row["events"] else []
-                except ValueError:
-                    row["events"] = []
-                rows.append(row)
+        for values in self._read_task(", ".join(COLUMNS), "", dag_id, run_id, task_id, campaigns):
+            row = dict(zip(COLUMNS, values, strict=True))
+            try:
+                row["events"] = json.loads(row["events"]) if row["events"] else []
+            except ValueError:
+                row["events"] = []
+            rows.append(row)
         rows.sort(
             key=lambda row: (row["map_index"], row["part"], row["received_timestamp"], row["delivery_key"])
         )
         return rows
+
+    def _read_task(
+        self, select: str, then: str, dag_id: str, run_id: str, task_id: str, campaigns: Collection[str]
+    ) -> list[Any]:
+        """``SELECT <select>`` of one task's rows in ``campaigns`` (``then``: a ``GROUP BY``, or
+        ``""``), one query per group of campaign ids; the result rows of all of them."""
+        result = []
+        for chosen in _chunks(campaigns):
+            p = self._parameter()
+            query = (
+                f"SELECT {select} FROM {self.table} "
+                f"WHERE dag_id = {p} AND run_id = {p} AND task_id = {p} "
+                f"AND campaign_id IN ({', '.join([p] * len(chosen))}) {then}"
+            ).rstrip()
+            result.extend(self._read(query, (dag_id, run_id, task_id, *chosen)))
+        return result
 
     def _read(self, query: str, parameters: tuple[Any, ...]) -> list[Any]:
         def work(connection: Any) -> list[Any]:
@@ -959,16 +976,7 @@ def _chunks(campaigns: Collection[str]) -> list[tuple[str, ...]]:
 def _reported(details: CallDetails) -> tuple[Any, ...]:
     """The scalar fields of ``call_details``, in the table's column order (status to duration): what
     a row stores and what a delivery's identity covers, besides the ids, destination and events."""
-    return (
-        details.status.value,
-        details.attempts,
-        details.max_attempts,
-        details.reattempt_wait,
-        details.queued_timestamp,
-        details.start_timestamp,
-        details.end_timestamp,
-        details.duration,
-    )
+    return (details.status.value, *(getattr(details, name) for name in CALL_DETAILS_NUMBERS))
 
 
 def _wal_if_new(connection: sqlite3.Connection) -> None:

@@ -32,6 +32,7 @@ __all__ = [
     "UploadPart",
     "as_dict",
     "check_key",
+    "is_campaign_id",
     "new_campaign",
     "sign",
     "verify",
@@ -95,12 +96,7 @@ class UploadPart:
             value = getattr(self, name)
             if not isinstance(value, str) or not value:
                 raise ValueError(f"{name} must be a non-empty string")
-        campaign = self.campaign
-        if (
-            not isinstance(campaign, str)
-            or not 8 <= len(campaign) <= 64
-            or not set(campaign) <= _CAMPAIGN_CHARACTERS
-        ):
+        if not is_campaign_id(self.campaign):
             raise ValueError("campaign must be 8 to 64 letters, digits, '-' or '_'")
         for name in ("map_index", "part", "rows", "expires"):
             value = getattr(self, name)
@@ -108,6 +104,11 @@ class UploadPart:
                 raise ValueError(f"{name} must be an integer")
         if self.map_index < -1 or self.part < 0 or self.rows < 1 or self.expires < 0:
             raise ValueError("map_index >= -1, part >= 0, rows >= 1 and expires >= 0 are required")
+
+
+def is_campaign_id(value: object) -> bool:
+    """Whether ``value`` is a campaign id: 8 to 64 letters, digits, ``-`` or ``_``."""
+    return isinstance(value, str) and 8 <= len(value) <= 64 and set(value) <= _CAMPAIGN_CHARACTERS
 
 
 def _b64(data: bytes) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import time
 from concurrent.futures import Future, wait
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +16,23 @@ from airflow_provider_fuse._compat import (
     AirflowSkipException,
     conf,
 )
+from airflow_provider_fuse.results.campaign import MAX_COUNT as MAX_COUNT
+from airflow_provider_fuse.results.campaign import MAX_TIMESTAMP as MAX_TIMESTAMP
+from airflow_provider_fuse.results.campaign import (
+    NAMED_STATUSES,
+    RESULTS_XCOM_KEY,
+    SUMMARY_KEYS,
+    SUMMARY_XCOM_KEY,
+    Campaign,
+    CampaignSummary,
+    SentList,
+    UnreadableRecord,
+    bulk_campaigns,
+    describe,
+    sent_records,
+    summarize,
+    waiting_is_over,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -26,35 +42,6 @@ if TYPE_CHECKING:
     from airflow_provider_fuse.results.config import ResultsConfig
 
 __all__ = ["NAMED_STATUSES", "SUMMARY_KEYS", "FuseCampaignResultsSensor", "bulk_campaigns", "summarize"]
-
-#: The keys of the sensor's XCom: how many calls were queued, how each one that was reported ended
-#: (``other``: any status but the four named, e.g. ``no answer`` or ``busy``), and how many were never
-#: reported. Every outcome received is in exactly one status field; while no more outcomes arrive
-#: than calls were queued, the status fields and ``missing`` add up to ``calls_queued``.
-SUMMARY_KEYS = ("calls_queued", "completed", "failed", "canceled", "rejected", "other", "missing")
-#: The statuses named in the summary; any other status is counted under ``other``.
-NAMED_STATUSES = ("completed", "failed", "canceled", "rejected")
-#: Under this XCom key the summary is pushed before a threshold fails or skips the task.
-SUMMARY_XCOM_KEY = "campaign_results"
-
-
-@dataclass(frozen=True)
-class Campaign:
-    """What the bulk task recorded for the wait (its ``fuse_results`` XComs, summed over map indexes).
-
-    :param calls_queued: the calls Fuse queued; for a map index whose count Fuse never confirmed (an
-        unknown outcome, checked in Fuse and marked success), the rows it sent.
-    :param deadline: unix seconds after which the wait ends with what has arrived.
-    :param campaigns: the campaign ids of the map indexes: only their outcomes are counted.
-    :param unconfirmed: how many map indexes sent a list whose count Fuse never confirmed.
-    :param queued: unix seconds when the first list was sent (the earliest ``queued_timestamp``).
-    """
-
-    calls_queued: int
-    deadline: float
-    campaigns: tuple[str, ...] = ()
-    unconfirmed: int = 0
-    queued: float = 0.0
 
 
 class FuseCampaignResultsSensor(BaseSensorOperator):
@@ -176,13 +163,7 @@ class FuseCampaignResultsSensor(BaseSensorOperator):
 
         :raises AirflowFailException: the bulk task left none (or something that is not one).
         """
-        from airflow_provider_fuse.operators.bulk_queue import RESULTS_XCOM_KEY
-
-        ti = context["ti"]
-        pulled = ti.xcom_pull(task_ids=[self.bulk_task_id], key=RESULTS_XCOM_KEY)
-        if not isinstance(pulled, (list, tuple)):
-            pulled = [pulled]
-        records = [record for record in pulled if record is not None]
+        records = sent_records(context["ti"], self.bulk_task_id)
         if not records:
             # Whether Fuse dialed is not known here: a task that failed after sending (an unknown
             # outcome) and whose record was lost looks the same as one that never sent.
@@ -193,34 +174,16 @@ class FuseCampaignResultsSensor(BaseSensorOperator):
                 "whether it sent anything. Check the outbound calls of its deployment in Fuse before "
                 "clearing it: its duplicate guard answers from its ledger without dialing again."
             )
-        for record in records:
-            unreadable = _unreadable(record)
-            if unreadable:
-                raise AirflowFailException(
-                    f"Task {self.bulk_task_id!r} of this run left a {RESULTS_XCOM_KEY!r} XCom this sensor "
-                    f"cannot read: {unreadable}. It is not one this provider's FuseBulkQueueOperator "
-                    "pushes (or one an earlier version pushed, without a campaign id). Clear the bulk "
-                    "task: its duplicate guard answers from its ledger without dialing again."
-                )
-        dialing = self.dialing_timeout.total_seconds()
-        # Without an end_timestamp: dialing_timeout from when dialing could start, and never before
-        # the earliest start of the last attempt (a call reports only once its attempts are used up).
-        ends = [
-            record["window_end"]
-            if record.get("window_end") is not None
-            else max(
-                max(record["queued_timestamp"], record.get("start_timestamp") or 0) + dialing,
-                record.get("last_attempt_timestamp") or 0,
-            )
-            for record in records
-        ]
-        return Campaign(
-            calls_queued=sum(_expected(record) for record in records),
-            deadline=max(ends) + self.grace_period.total_seconds(),
-            campaigns=tuple(sorted({record["campaign"] for record in records})),
-            unconfirmed=sum(1 for record in records if not record["confirmed"]),
-            queued=min(record["queued_timestamp"] for record in records),
-        )
+        try:
+            sent = [SentList.from_xcom(record) for record in records]
+        except UnreadableRecord as unreadable:
+            raise AirflowFailException(
+                f"Task {self.bulk_task_id!r} of this run left a {RESULTS_XCOM_KEY!r} XCom this sensor "
+                f"cannot read: {unreadable}. It is not one this provider's FuseBulkQueueOperator "
+                "pushes (or one an earlier version pushed, without a campaign id). Clear the bulk "
+                "task: its duplicate guard answers from its ledger without dialing again."
+            ) from None
+        return Campaign.of(sent, dialing_timeout=self.dialing_timeout, grace_period=self.grace_period)
 
     @staticmethod
     def _config() -> ResultsConfig:
@@ -294,8 +257,6 @@ class FuseCampaignResultsSensor(BaseSensorOperator):
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
         """Count once; done (with the summary as XCom) when the wait is over."""
-        from airflow_provider_fuse.triggers.campaign_results import waiting_is_over
-
         campaign = self.campaign(context)
         counts = self._count(context, self._config(), campaign)
         if counts is None:
@@ -359,7 +320,7 @@ class FuseCampaignResultsSensor(BaseSensorOperator):
 
     # --- the one rule -----------------------------------------------------------------------------
 
-    def settle(self, context: Context, counts: Mapping[str, int], calls_queued: int) -> dict[str, int]:
+    def settle(self, context: Context, counts: Mapping[str, int], calls_queued: int) -> CampaignSummary:
         """What the counts at the end of the wait do to the task: the one rule for every path.
 
         :param counts: the bulk task's outcomes by status (:meth:`ResultsTable.summary`).
@@ -370,7 +331,7 @@ class FuseCampaignResultsSensor(BaseSensorOperator):
             ``campaign_results`` first.
         """
         summary = summarize(counts, calls_queued)
-        described = _describe(summary)
+        described = describe(summary)
         self.log.info("Fuse results of %s: %s", self.bulk_task_id, described)
         if summary["calls_queued"] and int(counts.get("received", 0)) <= 0:
             self._push_summary(context, summary)
@@ -398,13 +359,13 @@ class FuseCampaignResultsSensor(BaseSensorOperator):
         return summary
 
     @staticmethod
-    def _push_summary(context: Context, summary: Mapping[str, int]) -> None:
+    def _push_summary(context: Context, summary: CampaignSummary) -> None:
         """Push the summary under ``campaign_results``, before the task fails or skips."""
         ti = context.get("ti")
         if ti is not None:
             ti.xcom_push(key=SUMMARY_XCOM_KEY, value=dict(summary))
 
-    def _why_missing(self, context: Context, summary: Mapping[str, int]) -> str:
+    def _why_missing(self, context: Context, summary: CampaignSummary) -> str:
         """Why outcomes are missing, as far as this worker can tell (best effort, never raises)."""
         reasons = []
         try:
@@ -441,10 +402,7 @@ class FuseCampaignResultsSensor(BaseSensorOperator):
         """Poke as usual; or, deferrable, count once and wait in the triggerer if the wait goes on."""
         if not self.deferrable:
             return super().execute(context)
-        from airflow_provider_fuse.triggers.campaign_results import (
-            FuseCampaignResultsTrigger,
-            waiting_is_over,
-        )
+        from airflow_provider_fuse.triggers.campaign_results import FuseCampaignResultsTrigger
 
         campaign = self.campaign(context)
         config = self._config()
@@ -472,7 +430,7 @@ class FuseCampaignResultsSensor(BaseSensorOperator):
             timeout=None if self.timeout is None else timedelta(seconds=_seconds(self.timeout)),
         )
 
-    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, int]:
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> CampaignSummary:
         """Resume after the trigger fired: the wait is over (:meth:`settle`), or counting failed."""
         if not event or event.get("status") not in ("done", "error"):
             raise AirflowException(f"Unexpected event from FuseCampaignResultsTrigger: {event!r}")
@@ -482,44 +440,6 @@ class FuseCampaignResultsSensor(BaseSensorOperator):
                 raise AirflowException(message)
             raise self._fails(message)
         return self.settle(context, dict(event["counts"]), int(event["calls_queued"]))
-
-
-def bulk_campaigns(ti: Any, bulk_task_id: str) -> list[str]:
-    """The campaign ids a bulk task sent in this run (one per map index), from its ``fuse_results``
-    XComs: what :meth:`ResultsTable.rows <airflow_provider_fuse.results.table.ResultsTable.rows>` and
-    ``summary`` take to read this run's outcomes and no other's (a run deleted and triggered again
-    under the same run id is another campaign).
-
-    :param ti: the running task instance (``context["ti"]``) of a task of the same run.
-    :return: the distinct ids, sorted; empty when the bulk task pushed none.
-    """
-    from airflow_provider_fuse.operators.bulk_queue import RESULTS_XCOM_KEY
-
-    pulled = ti.xcom_pull(task_ids=[bulk_task_id], key=RESULTS_XCOM_KEY) or []
-    return sorted(
-        {
-            record["campaign"]
-            for record in pulled
-            if isinstance(record, dict) and isinstance(record.get("campaign"), str) and record["campaign"]
-        }
-    )
-
-
-def summarize(counts: Mapping[str, int], calls_queued: int) -> dict[str, int]:
-    """The summary (:data:`SUMMARY_KEYS`) of ``counts`` (:meth:`ResultsTable.summary`: by status and
-    ``received``) for ``calls_queued`` calls.
-
-    Every outcome received lands in exactly one field: the four named statuses, ``other`` for the
-    rest (counted from ``received`` so that no status is lost, whatever the table calls it).
-    ``missing`` is ``calls_queued`` minus the outcomes received (never below 0).
-    """
-    summary = {"calls_queued": int(calls_queued)}
-    for status in NAMED_STATUSES:
-        summary[status] = int(counts.get(status, 0))
-    received = int(counts.get("received", 0))
-    summary["other"] = max(0, received - sum(summary[status] for status in NAMED_STATUSES))
-    summary["missing"] = max(0, summary["calls_queued"] - received)
-    return summary
 
 
 def _receiver_check(context: Context, bulk_task_id: str, campaign: Campaign) -> str:
@@ -536,78 +456,6 @@ def _receiver_check(context: Context, bulk_task_id: str, campaign: Campaign) -> 
     except Exception:
         return ""
     return receiver_diagnosis(dag_id, run_id, bulk_task_id, campaign.campaigns[0])
-
-
-def _expected(record: Mapping[str, Any]) -> int:
-    """The outcomes one map index waits for: Fuse's count, or the rows sent when never confirmed."""
-    return int(record["calls_queued"]) if record["confirmed"] else int(record["rows"])
-
-
-#: The latest time a ``fuse_results`` record may hold, in unix seconds: the end of the year 9999
-#: (what a ``datetime`` can show). Milliseconds, or anything later, are refused.
-MAX_TIMESTAMP = 253_402_300_799
-#: The most calls or rows a ``fuse_results`` record may count.
-MAX_COUNT = 10**9
-_TIMES = ("queued_timestamp", "window_end", "start_timestamp", "last_attempt_timestamp")
-
-
-def _is_record(value: object) -> bool:
-    """Whether ``value`` is a ``fuse_results`` record this provider's bulk operator pushes."""
-    return not _unreadable(value)
-
-
-def _unreadable(value: object) -> str:
-    """What makes ``value`` not a ``fuse_results`` record this provider's bulk operator pushes (the
-    field and the rule it breaks, never the value), or ``""`` when it is one.
-
-    A record holds a campaign id (what :class:`~airflow_provider_fuse.results.tokens.UploadPart`
-    takes), ``confirmed`` (a bool), ``rows`` and ``calls_queued`` (whole numbers from 0 to
-    :data:`MAX_COUNT`; ``calls_queued`` may be ``None`` when not confirmed), and times in whole unix
-    seconds from 0 to :data:`MAX_TIMESTAMP` (``queued_timestamp`` required, the others optional).
-    """
-    from airflow_provider_fuse.results.tokens import _CAMPAIGN_CHARACTERS
-
-    if not isinstance(value, dict):
-        return "it is not a record (a JSON object)"
-    campaign = value.get("campaign")
-    if (
-        not isinstance(campaign, str)
-        or not 8 <= len(campaign) <= 64
-        or not set(campaign) <= _CAMPAIGN_CHARACTERS
-    ):
-        return "its field 'campaign' is not a campaign id (8 to 64 letters, digits, '-' or '_')"
-    confirmed = value.get("confirmed")
-    if not isinstance(confirmed, bool):
-        return "its field 'confirmed' is not true or false"
-    for name in ("rows", "calls_queued"):
-        number = value.get(name)
-        if name == "calls_queued" and number is None and not confirmed:
-            continue
-        if not _whole(number, MAX_COUNT):
-            return f"its field {name!r} is not a whole number from 0 to {MAX_COUNT}"
-    for name in _TIMES:
-        number = value.get(name)
-        if number is None and name != "queued_timestamp":
-            continue
-        if not _whole(number, MAX_TIMESTAMP):
-            return (
-                f"its field {name!r} is not a time in whole unix seconds from 0 to {MAX_TIMESTAMP} "
-                "(the year 9999)"
-            )
-    return ""
-
-
-def _whole(value: object, most: int) -> bool:
-    """Whether ``value`` is an ``int`` (not a bool) from 0 to ``most``."""
-    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= most
-
-
-def _describe(summary: Mapping[str, int]) -> str:
-    """``3 queued → 2 completed, 1 failed``: the statuses that occurred, and what is missing."""
-    ended = [
-        f"{summary[status]} {status}" for status in (*NAMED_STATUSES, "other", "missing") if summary[status]
-    ]
-    return f"{summary['calls_queued']} queued → {', '.join(ended) or 'no outcomes'}"
 
 
 def _iso(seconds: float) -> str:

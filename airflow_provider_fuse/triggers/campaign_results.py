@@ -35,8 +35,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from airflow_provider_fuse.results.campaign import waiting_is_over
+
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable, Mapping
+    from collections.abc import AsyncIterator, Callable
 
     from airflow_provider_fuse.hooks.fuse import ProbeAnswer
 
@@ -165,15 +167,6 @@ def receiver_diagnosis(dag_id: str, run_id: str, bulk_task_id: str, campaign: st
     except Exception:
         return ""
     return describe_receiver_answer(answer, shown)
-
-
-def waiting_is_over(counts: Mapping[str, int], calls_queued: int, deadline: float, now: float) -> bool:
-    """Whether the wait for a list's outcomes is over: one has arrived for every call queued, or the
-    dialing window and grace period (``deadline``, unix seconds) have passed.
-
-    The one rule for the sensor's pokes and this trigger's polls.
-    """
-    return int(counts.get("received", 0)) >= calls_queued or now >= deadline
 
 
 class FuseCampaignResultsTrigger(BaseTrigger):

@@ -41,6 +41,7 @@ from airflow_provider_fuse.results.tokens import UploadPart, new_campaign, sign
 from tests.e2e.api_server import ApiServer, Post, free_port, post_many
 from tests.e2e.conftest import AirflowEnv
 from tests.helpers import MASKED_FUSE_PATHS, logged_fuse_paths
+from tests.results.outcomes import signed_token
 
 pytestmark = pytest.mark.e2e
 
@@ -589,17 +590,7 @@ def postgres_receiver(airflow_env: AirflowEnv, postgres: Postgres) -> Iterator[A
 
 
 def _postgres_part(run_id: str) -> str:
-    upload = UploadPart(
-        dag_id="campaign",
-        run_id=run_id,
-        task_id="queue_calls",
-        map_index=-1,
-        campaign=new_campaign(),
-        part=0,
-        rows=100,
-        expires=int(time.time()) + 3600,
-    )
-    return sign(upload, KEY)
+    return signed_token(KEY, run_id=run_id, rows=100, lifetime=3600)
 
 
 def _outcomes(count: int, first: int) -> list[dict[str, Any]]:

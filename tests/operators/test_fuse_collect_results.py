@@ -24,6 +24,7 @@ from airflow_provider_fuse.operators.fuse import FuseBulkQueueOperator
 from airflow_provider_fuse.results.config import DEFAULT_TABLE, DEFAULT_TOKEN_LIFETIME
 from airflow_provider_fuse.results.tokens import UploadPart, verify
 from tests.helpers import BASE_URL, MemoryStore, decode_multipart
+from tests.results.outcomes import signed_token
 
 real_probe_receiver = bulk_queue.probe_receiver  # before the autouse fixture replaces it
 
@@ -815,19 +816,7 @@ def real_receiver(monkeypatch, key: str):
 
 
 def a_token(key: str) -> str:
-    from airflow_provider_fuse.results.tokens import new_campaign, sign
-
-    part = UploadPart(
-        dag_id="campaign",
-        run_id=RUN_ID,
-        task_id="queue_calls",
-        map_index=-1,
-        campaign=new_campaign(),
-        part=0,
-        rows=3,
-        expires=int(time.time()) + 600,
-    )
-    return sign(part, key)
+    return signed_token(key, run_id=RUN_ID, rows=3, lifetime=600)
 
 
 def test_probe_receiver_tells_a_refused_token_from_an_accepted_one_and_stores_nothing(

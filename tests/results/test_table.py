@@ -1704,3 +1704,111 @@ def test_a_frozen_postgres_fails_a_store_in_time_and_is_used_again_once_it_runs(
         assert table.store(part, an_outcome(phone="6175550002"), received=time.time()) is Stored.STORED
     finally:
         table.close()
+
+
+# --- FuseResultsHook: a downstream task reads a run's outcomes ------------------------------------------
+
+
+class BulkTaskXComs:
+    """The task instance a downstream task has: its run's ids and the bulk task's ``fuse_results``."""
+
+    def __init__(self, *records: object) -> None:
+        self.dag_id, self.run_id = "campaign", "manual__1"
+        self.records = list(records)
+
+    def xcom_pull(self, task_ids=None, key="return_value", **kwargs):
+        assert (task_ids, key) == (["bulk_queue"], "fuse_results")
+        return list(self.records) or [None]
+
+
+def sent(campaign: str = CAMPAIGN, calls_queued: int = 3) -> dict:
+    return {
+        "campaign": campaign,
+        "rows": calls_queued,
+        "queued_timestamp": int(time.time()),
+        "window_end": None,
+        "start_timestamp": None,
+        "last_attempt_timestamp": None,
+        "confirmed": True,
+        "calls_queued": calls_queued,
+    }
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_the_results_hook_reads_what_the_table_holds(kind, database, request, monkeypatch, caplog):
+    from airflow_provider_fuse.hooks.results import FuseResultsHook
+
+    if kind == "postgres":
+        monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", request.getfixturevalue("postgres"))
+    table = ResultsTable(CONN_ID, "hook_results")
+    try:
+        table.store(a_part(), an_outcome(phone="6175550001"), received=time.time())
+        table.store(
+            a_part(map_index=1), an_outcome(phone="6175550002", status="failed"), received=time.time()
+        )
+        expected_rows = table.rows("campaign", "manual__1", "bulk_queue", CAMPAIGNS)
+        expected_counts = table.summary("campaign", "manual__1", "bulk_queue", CAMPAIGNS)
+    finally:
+        table.close()
+    hook = FuseResultsHook(results_conn_id=CONN_ID, table="hook_results")
+    caplog.set_level("DEBUG")
+    assert hook.get_outcomes("campaign", "manual__1", "bulk_queue", CAMPAIGNS) == expected_rows
+    assert hook.get_summary("campaign", "manual__1", "bulk_queue", CAMPAIGNS) == expected_counts
+    second = hook.get_outcomes("campaign", "manual__1", "bulk_queue", CAMPAIGNS, map_index=1)
+    assert [row["destination_number"] for row in second] == ["+16175550002"]
+    assert "617555" not in caplog.text
+
+
+def test_the_results_hook_reads_the_table_the_fuse_section_names(database, monkeypatch):
+    from airflow_provider_fuse.hooks.results import FuseResultsHook
+
+    monkeypatch.setenv("AIRFLOW__FUSE__RESULTS_CONN_ID", CONN_ID)
+    monkeypatch.setenv("AIRFLOW__FUSE__RESULTS_TABLE", "configured_results")
+    table = ResultsTable(CONN_ID, "configured_results")
+    try:
+        table.store(a_part(), an_outcome(), received=time.time())
+    finally:
+        table.close()
+    assert len(FuseResultsHook().get_outcomes("campaign", "manual__1", "bulk_queue", CAMPAIGNS)) == 1
+
+
+def test_the_results_hook_reads_a_bulk_tasks_outcomes_from_its_xcoms(table):
+    from airflow_provider_fuse.hooks.results import FuseResultsHook
+    from airflow_provider_fuse.results.campaign import SUMMARY_KEYS
+
+    other = "d0ffee00d0ffee00d0ffee00d0ffee00"
+    table.store(a_part(), an_outcome(phone="6175550001"), received=time.time())
+    table.store(a_part(), an_outcome(phone="6175550002", status="rejected"), received=time.time())
+    table.store(a_part(campaign=other), an_outcome(phone="6175550003"), received=time.time())
+    hook = FuseResultsHook(results_conn_id=CONN_ID, table=TABLE)
+    assert len(hook.get_task_outcomes(BulkTaskXComs(sent(calls_queued=3)), "bulk_queue")) == 2
+    # A record it cannot read (a count out of range) counts neither its calls nor its campaign.
+    summary = hook.get_task_summary(
+        BulkTaskXComs(sent(calls_queued=3), {"campaign": other, "calls_queued": 10**30}), "bulk_queue"
+    )
+    assert tuple(summary) == SUMMARY_KEYS
+    assert summary == {
+        "calls_queued": 3,
+        "completed": 1,
+        "failed": 0,
+        "canceled": 0,
+        "rejected": 1,
+        "other": 0,
+        "missing": 1,
+    }
+    assert hook.get_task_outcomes(BulkTaskXComs(), "bulk_queue") == []
+
+
+def test_a_select_only_role_reads_through_the_results_hook(postgres_cluster, monkeypatch):
+    from airflow_provider_fuse.hooks.results import FuseResultsHook
+
+    name = "hook_reader_results"
+    postgres_cluster.sql(
+        ResultsTable.ddl(name),
+        "DROP ROLE IF EXISTS fuse_hook_reader",
+        "CREATE ROLE fuse_hook_reader LOGIN",
+        f"GRANT SELECT ON {name} TO fuse_hook_reader",
+    )
+    monkeypatch.setenv("AIRFLOW_CONN_FUSE_HOOK_READER", postgres_cluster.uri_as("fuse_hook_reader"))
+    hook = FuseResultsHook(results_conn_id="fuse_hook_reader", table=name)
+    assert hook.get_summary("campaign", "manual__1", "bulk_queue", CAMPAIGNS)["received"] == 0

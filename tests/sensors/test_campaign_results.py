@@ -10,7 +10,6 @@ import itertools
 import json
 import os
 import secrets
-import threading
 import time
 from datetime import timedelta
 
@@ -20,19 +19,18 @@ from hypothesis import strategies as st
 
 from airflow_provider_fuse._compat import AirflowException, AirflowFailException, AirflowSkipException
 from airflow_provider_fuse.calls import CallDetails, CallStatus
+from airflow_provider_fuse.results.campaign import is_sent_list as _is_record
 from airflow_provider_fuse.results.table import ResultsTable
-from airflow_provider_fuse.results.tokens import UploadPart
-from airflow_provider_fuse.sensors.campaign_results import NAMED_STATUSES, SUMMARY_KEYS, _is_record, summarize
+from airflow_provider_fuse.sensors.campaign_results import NAMED_STATUSES, SUMMARY_KEYS, summarize
 from airflow_provider_fuse.sensors.fuse import FuseCampaignResultsSensor
 from airflow_provider_fuse.triggers.fuse import FuseCampaignResultsTrigger
+from tests.results.outcomes import BULK, DAG_ID, RUN_ID, TABLE, frozen_counts, storing, upload_part
 
 try:
     from airflow.sdk.exceptions import TaskDeferred
 except ImportError:  # Airflow 3.1
     from airflow.exceptions import TaskDeferred
 
-DAG_ID, RUN_ID, BULK = "campaign", "manual__2026-11-29T02:00:00+00:00", "queue_calls"
-TABLE = "fuse_call_results"
 #: The bulk task's campaign (map index -1, or 0), and another map index's.
 CAMPAIGN, SECOND = "c" * 32, "d" * 32
 
@@ -99,34 +97,8 @@ def database(tmp_path, monkeypatch):
 @pytest.fixture
 def arrive(database):
     """Store outcomes of the bulk task as the receiver would: ``arrive("completed", map_index=0)``."""
-    table = ResultsTable("fuse_results_default", TABLE)
-    counter = iter(range(10**6))
-
-    def store(
-        *statuses: str, map_index: int = -1, part: int = 0, task_id: str = BULK, campaign: str = CAMPAIGN
-    ) -> None:
-        upload = UploadPart(
-            dag_id=DAG_ID,
-            run_id=RUN_ID,
-            task_id=task_id,
-            map_index=map_index,
-            campaign=campaign,
-            part=part,
-            rows=1000,
-            expires=int(time.time()) + 86400,
-        )
-        for status in statuses:
-            number = next(counter)
-            details = CallDetails(
-                status=CallStatus(status),
-                attempts=1,
-                queued_timestamp=int(time.time()) - 60,
-                phone_number=f"617555{number:04d}",
-            )
-            table.store(upload, details, received=time.time())
-
-    yield store
-    table.close()
+    with storing("fuse_results_default", CAMPAIGN) as store:
+        yield store
 
 
 def sensor(**kwargs) -> FuseCampaignResultsSensor:
@@ -468,17 +440,11 @@ def test_the_table_and_connection_come_from_the_config(database, monkeypatch, tm
     monkeypatch.setenv("AIRFLOW__FUSE__RESULTS_TABLE", "outcomes")
     monkeypatch.setenv("AIRFLOW_CONN_CAMPAIGN_OUTCOMES", f"sqlite://{other}")
     table = ResultsTable("campaign_outcomes", "outcomes")
-    upload = UploadPart(
-        dag_id=DAG_ID,
-        run_id=RUN_ID,
-        task_id=BULK,
-        map_index=-1,
-        campaign=CAMPAIGN,
-        part=0,
-        rows=1,
-        expires=int(time.time()) + 60,
+    table.store(
+        upload_part(CAMPAIGN, rows=1),
+        CallDetails(status=CallStatus("completed"), phone_number="6175550000"),
+        received=0.0,
     )
-    table.store(upload, CallDetails(status=CallStatus("completed"), phone_number="6175550000"), received=0.0)
     table.close()
     assert sensor().poke({"ti": FakeTaskInstance(open_window(1))}).xcom_value["completed"] == 1
 
@@ -503,10 +469,25 @@ def end_before_deferring(context, **kwargs):
     return sensor(deferrable=True, **kwargs).execute(context)
 
 
-def end_after_deferring(context, **kwargs):
-    counts = {"completed": 1, "failed": 2, "canceled": 0, "rejected": 0, "other": 0, "received": 3}
-    event = {"status": "done", "counts": counts, "calls_queued": 4, "deadline": time.time() - 1}
-    return sensor(deferrable=True, **kwargs).execute_complete(context, event)
+def ending_after_deferring(name: str, calls_queued: int, **received: int):
+    """The path through the trigger: ``execute_complete`` with its event for these outcomes."""
+
+    def end(context, **kwargs):
+        counts = {status: received.get(status, 0) for status in (*NAMED_STATUSES, "other")}
+        counts["received"] = sum(counts.values())
+        event = {
+            "status": "done",
+            "counts": counts,
+            "calls_queued": calls_queued,
+            "deadline": time.time() - 1,
+        }
+        return sensor(deferrable=True, **kwargs).execute_complete(context, event)
+
+    end.__name__ = name
+    return end
+
+
+end_after_deferring = ending_after_deferring("end_after_deferring", 4, completed=1, failed=2)
 
 
 PATHS = pytest.mark.parametrize("ends", [end_by_poke, end_before_deferring, end_after_deferring])
@@ -699,16 +680,7 @@ def test_the_summary_fields_add_up_to_the_calls_queued_whatever_the_counts_say(c
 def test_every_outcome_received_through_the_table_lands_in_a_field(database, statuses, unanswered):
     table = ResultsTable("fuse_results_default", TABLE)
     campaign = secrets.token_hex(16)  # a fresh campaign per example: the table is shared
-    upload = UploadPart(
-        dag_id=DAG_ID,
-        run_id=RUN_ID,
-        task_id=BULK,
-        map_index=-1,
-        campaign=campaign,
-        part=0,
-        rows=1000,
-        expires=int(time.time()) + 86400,
-    )
+    upload = upload_part(campaign)
     try:
         for index, status in enumerate(statuses):
             details = CallDetails(status=CallStatus(status), attempts=1, phone_number=f"617555{index:04d}")
@@ -757,17 +729,8 @@ def test_missing_outcomes_of_an_unconfirmed_list_say_why(arrive, log_text):
 @pytest.fixture
 def frozen_database(database, monkeypatch):
     """Counts that never return until the test ends (a locked or frozen database); how many began."""
-    release = threading.Event()
-    started = []
-
-    def frozen(self, *args, **kwargs):
-        started.append(time.monotonic())
-        release.wait(60)
-        raise AssertionError("released")
-
-    monkeypatch.setattr(ResultsTable, "summary", frozen)
-    yield started
-    release.set()
+    with frozen_counts(monkeypatch) as started:
+        yield started
 
 
 def test_a_poke_on_a_frozen_database_returns_within_the_count_timeout(frozen_database, log_text):
@@ -826,22 +789,8 @@ def test_no_outcome_at_all_from_a_receiver_with_another_key_says_so(database, mo
 # --- No outcome at all by the deadline fails the task, on every path (issue 18) ---------------------------
 
 
-def nothing_arrived_by_poke(context, **kwargs):
-    return sensor(**kwargs).poke(context)
-
-
-def nothing_arrived_before_deferring(context, **kwargs):
-    return sensor(deferrable=True, **kwargs).execute(context)
-
-
-def nothing_arrived_after_deferring(context, **kwargs):
-    counts = {"completed": 0, "failed": 0, "canceled": 0, "rejected": 0, "other": 0, "received": 0}
-    event = {"status": "done", "counts": counts, "calls_queued": 3, "deadline": time.time() - 1}
-    return sensor(deferrable=True, **kwargs).execute_complete(context, event)
-
-
 NOTHING_PATHS = pytest.mark.parametrize(
-    "ends", [nothing_arrived_by_poke, nothing_arrived_before_deferring, nothing_arrived_after_deferring]
+    "ends", [end_by_poke, end_before_deferring, ending_after_deferring("nothing_arrived_after_deferring", 3)]
 )
 ALL_MISSING = {
     "calls_queued": 3,

@@ -15,13 +15,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from airflow_provider_fuse.calls import CallDetails, CallStatus
 from airflow_provider_fuse.results.table import ResultsTable
-from airflow_provider_fuse.results.tokens import UploadPart
 from airflow_provider_fuse.triggers.campaign_results import FuseCampaignResultsTrigger, waiting_is_over
+from tests.results.outcomes import BULK, DAG_ID, RUN_ID, TABLE, frozen_counts, storing
 
-DAG_ID, RUN_ID, BULK = "campaign", "manual__2026-11-29T02:00:00+00:00", "queue_calls"
-CONN_ID, TABLE = "fuse_results_default", "fuse_call_results"
+CONN_ID = "fuse_results_default"
 CLASSPATH = "airflow_provider_fuse.triggers.campaign_results.FuseCampaignResultsTrigger"
 CAMPAIGN, OTHER = "c" * 32, "e" * 32
 
@@ -36,26 +34,8 @@ def database(tmp_path, monkeypatch):
 @pytest.fixture
 def arrive(database):
     """Store outcomes of the bulk task as the receiver would."""
-    table = ResultsTable(CONN_ID, TABLE)
-    counter = iter(range(10**6))
-
-    def store(*statuses: str, campaign: str = CAMPAIGN) -> None:
-        upload = UploadPart(
-            dag_id=DAG_ID,
-            run_id=RUN_ID,
-            task_id=BULK,
-            map_index=-1,
-            campaign=campaign,
-            part=0,
-            rows=1000,
-            expires=int(time.time()) + 86400,
-        )
-        for status in statuses:
-            details = CallDetails(status=CallStatus(status), phone_number=f"617555{next(counter):04d}")
-            table.store(upload, details, received=time.time())
-
-    yield store
-    table.close()
+    with storing(CONN_ID, CAMPAIGN) as store:
+        yield store
 
 
 def trigger(
@@ -119,6 +99,28 @@ def test_the_class_path_imports_and_the_public_path_is_the_same_class():
 
     module, _, name = CLASSPATH.rpartition(".")
     assert getattr(importlib.import_module(module), name) is public is FuseCampaignResultsTrigger
+
+
+#: A trigger as a deferred task instance of an earlier release stored it (classpath and JSON kwargs).
+STORED_TRIGGER = (
+    CLASSPATH,
+    '{"dag_id": "campaign", "run_id": "manual__2026-11-29T02:00:00+00:00", "bulk_task_id": "queue_calls", '
+    '"campaigns": ["' + CAMPAIGN + '"], "calls_queued": 3, "deadline": 1000.0, '
+    '"results_conn_id": "fuse_results_default", "results_table": "fuse_call_results", '
+    '"poll_interval": 60.0, "count_timeout": 30.0}',
+)
+
+
+def test_a_trigger_stored_by_an_earlier_release_loads_and_fires(arrive):
+    import importlib
+
+    classpath, stored = STORED_TRIGGER
+    module, _, name = classpath.rpartition(".")
+    loaded = getattr(importlib.import_module(module), name)(**json.loads(stored))
+    assert loaded.serialize() == (classpath, json.loads(stored))
+    arrive("completed", "failed")
+    event = first_event(loaded)
+    assert (event["status"], event["counts"]["received"], event["calls_queued"]) == ("done", 2, 3)
 
 
 @pytest.mark.parametrize(
@@ -420,17 +422,8 @@ def test_outcomes_of_another_campaign_under_the_same_run_id_are_not_counted(arri
 @pytest.fixture
 def frozen_database(database, monkeypatch):
     """Counts that do not return until the test ends (a locked or frozen database); when each began."""
-    release = threading.Event()
-    started = []
-
-    def frozen(self, *args, **kwargs):
-        started.append(time.monotonic())
-        release.wait(60)
-        raise AssertionError("released")
-
-    monkeypatch.setattr(ResultsTable, "summary", frozen)
-    yield started
-    release.set()
+    with frozen_counts(monkeypatch) as started:
+        yield started
 
 
 def test_the_deadline_holds_while_the_database_is_frozen(frozen_database):
