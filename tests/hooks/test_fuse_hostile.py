@@ -32,7 +32,7 @@ from airflow_provider_fuse.exceptions import (
     FuseValidationError,
     nothing_queued,
 )
-from airflow_provider_fuse.hooks import fuse as fuse_module
+from airflow_provider_fuse.hooks import requests_client
 from airflow_provider_fuse.hooks.fuse import FuseHook
 from tests.helpers import BASE_URL, DEVELOPER_KEY, EMAIL, connection_json
 
@@ -101,7 +101,7 @@ def test_credentials_in_the_host_are_refused_without_echoing_them(monkeypatch, h
 
 @pytest.mark.parametrize("scheme", ["socks5", "socks5h", "socks4"])
 def test_a_socks_proxy_is_refused_when_socks_support_is_not_installed(monkeypatch, scheme):
-    monkeypatch.setattr("airflow_provider_fuse.hooks.fuse._socks_available", lambda: False)
+    monkeypatch.setattr("airflow_provider_fuse.hooks.connection._socks_available", lambda: False)
     error = settings_error(monkeypatch, extra={"proxies": {"https": f"{scheme}://u:proxy-pw@127.0.0.1:1080"}})
     assert error.parameter == "extra.proxies.https"
     assert "PySocks" in str(error)
@@ -109,7 +109,7 @@ def test_a_socks_proxy_is_refused_when_socks_support_is_not_installed(monkeypatc
 
 
 def test_a_socks_proxy_is_accepted_when_socks_support_imports(monkeypatch):
-    monkeypatch.setattr("airflow_provider_fuse.hooks.fuse._socks_available", lambda: True)
+    monkeypatch.setattr("airflow_provider_fuse.hooks.connection._socks_available", lambda: True)
     connection(monkeypatch, extra={"proxies": {"https": "socks5h://127.0.0.1:1080"}})
     assert make_hook().settings.proxies == {"https": "socks5h://127.0.0.1:1080"}
 
@@ -192,14 +192,14 @@ def _body_cannot_be_opened(monkeypatch: pytest.MonkeyPatch) -> None:
         raise OSError(errno.EMFILE, "Too many open files")
         yield  # pragma: no cover
 
-    monkeypatch.setattr(fuse_module, "_open_csv", open_csv)
+    monkeypatch.setattr(requests_client, "_open_csv", open_csv)
 
 
 def _session_cannot_be_built(monkeypatch: pytest.MonkeyPatch) -> None:
     def adapter(watchdog: object) -> None:
         raise OSError(errno.ENOMEM, "Cannot allocate memory")
 
-    monkeypatch.setattr(fuse_module, "_FuseAdapter", adapter)
+    monkeypatch.setattr(requests_client, "FuseAdapter", adapter)
 
 
 @pytest.mark.parametrize(

@@ -216,7 +216,7 @@ def test_a_request_that_cannot_be_made_is_not_asked_again(fuse_connection, monke
     no_backoff(monkeypatch)
     monkeypatch.setattr(
         FuseHook,
-        "_new_async_client",
+        "_async_client",
         lambda self, settings: httpx.AsyncClient(transport=httpx.MockTransport(refuse)),
     )
     payload = first_event(FuseCallStatusTrigger(call_id="77", poll_interval=0.05))
