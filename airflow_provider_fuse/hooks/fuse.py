@@ -1,9 +1,10 @@
 """FuseHook: Plum Fuse's outbound-calling API over HTTP, for Airflow.
 
-The hook owns everything HTTP, in five modules beside this one, each answering one question:
+The hook owns everything HTTP, in the modules beside this one, each answering one question:
 
-* :mod:`~airflow_provider_fuse.hooks.connection`: what does the ``fuse`` connection say (its form,
-  its fields and extras, checked)?
+* :mod:`~airflow_provider_fuse.hooks.connection` and :mod:`~airflow_provider_fuse.hooks.settings`:
+  what is the ``fuse`` connection (its type, default id and form), and what does a stored one say
+  (its fields and extras, checked)?
 * :mod:`~airflow_provider_fuse.hooks.limits`: how much is read, how long is waited, which settings
   are taken (standard library only: the operators check ``hook_params`` with it when a DAG is
   parsed)?
@@ -11,7 +12,8 @@ The hook owns everything HTTP, in five modules beside this one, each answering o
   :mod:`airflow_provider_fuse.exceptions` is an answer, or a failure to get one, in?
 * :mod:`~airflow_provider_fuse.hooks.requests_client` and
   :mod:`~airflow_provider_fuse.hooks.httpx_client`: one try of a request, sync (one
-  ``requests.Session`` per hook) or async (httpx, for the triggerer).
+  ``requests.Session`` per hook) or async (httpx, for the triggerer); what those clients may log
+  is :mod:`~airflow_provider_fuse.hooks.client_logs`'s rule.
 
 :class:`FuseHook` holds the endpoints, the connection read once (:attr:`FuseHook.settings`,
 :meth:`FuseHook.asettings`) and the one request path of each kind, with the one retry rule both
@@ -86,8 +88,6 @@ from airflow_provider_fuse.hooks.connection import (
     DEFAULT_CONN_NAME,
     HOOK_NAME,
     KNOWN_EXTRAS,
-    ConnectionSettings,
-    base_url,
     connection_form_widgets,
     ui_field_behaviour,
 )
@@ -121,6 +121,7 @@ from airflow_provider_fuse.hooks.receiver_probe import (
     probe_results_receiver,
 )
 from airflow_provider_fuse.hooks.requests_client import CsvSource, Watchdog, check_csv, rewinder
+from airflow_provider_fuse.hooks.settings import ConnectionSettings, base_url
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping

@@ -37,7 +37,7 @@ from airflow_provider_fuse.hooks.connection import request_headers
 from airflow_provider_fuse.hooks.limits import MAX_ANSWER_BYTES
 
 if TYPE_CHECKING:
-    from airflow_provider_fuse.hooks.connection import ConnectionSettings
+    from airflow_provider_fuse.hooks.settings import ConnectionSettings
 
 __all__ = ["check_async_proxy", "new_client", "send"]
 

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
     from urllib3.connection import HTTPConnection
 
-    from airflow_provider_fuse.hooks.connection import ConnectionSettings
+    from airflow_provider_fuse.hooks.settings import ConnectionSettings
 
     _ConnectionBase = HTTPConnection
 else:

@@ -101,7 +101,7 @@ def test_credentials_in_the_host_are_refused_without_echoing_them(monkeypatch, h
 
 @pytest.mark.parametrize("scheme", ["socks5", "socks5h", "socks4"])
 def test_a_socks_proxy_is_refused_when_socks_support_is_not_installed(monkeypatch, scheme):
-    monkeypatch.setattr("airflow_provider_fuse.hooks.connection._socks_available", lambda: False)
+    monkeypatch.setattr("airflow_provider_fuse.hooks.settings._socks_available", lambda: False)
     error = settings_error(monkeypatch, extra={"proxies": {"https": f"{scheme}://u:proxy-pw@127.0.0.1:1080"}})
     assert error.parameter == "extra.proxies.https"
     assert "PySocks" in str(error)
@@ -109,7 +109,7 @@ def test_a_socks_proxy_is_refused_when_socks_support_is_not_installed(monkeypatc
 
 
 def test_a_socks_proxy_is_accepted_when_socks_support_imports(monkeypatch):
-    monkeypatch.setattr("airflow_provider_fuse.hooks.connection._socks_available", lambda: True)
+    monkeypatch.setattr("airflow_provider_fuse.hooks.settings._socks_available", lambda: True)
     connection(monkeypatch, extra={"proxies": {"https": "socks5h://127.0.0.1:1080"}})
     assert make_hook().settings.proxies == {"https": "socks5h://127.0.0.1:1080"}
 
