@@ -15,7 +15,7 @@ import requests
 from airflow_provider_fuse.hooks.client_logs import keep_answers_out_of_client_logs
 from airflow_provider_fuse.hooks.connection import request_headers
 from airflow_provider_fuse.hooks.limits import PROBE_CONNECT_TIMEOUT, PROBE_DEADLINE, PROBE_READ_BYTES
-from airflow_provider_fuse.hooks.requests_client import FuseAdapter, Watchdog, read_answer
+from airflow_provider_fuse.hooks.requests_client import FuseAdapter, Watchdog, request_and_read
 from airflow_provider_fuse.results.tokens import NOT_CONFIGURED_DETAIL, REFUSED_DETAIL
 
 __all__ = [
@@ -103,21 +103,17 @@ def probe_results_receiver(
                 **request_headers("python-requests", requests.__version__),
                 "Content-Type": "application/json",
             }
-            response = session.post(
+            response, body, complete = request_and_read(
+                session,
+                watchdog,
+                "POST",
                 url,
+                limit=PROBE_READ_BYTES,
                 data=b"",
                 headers=headers,
                 timeout=(connect_timeout, deadline),
-                allow_redirects=False,
-                stream=True,
             )
-            try:
-                body, complete = read_answer(response, PROBE_READ_BYTES)
-            finally:
-                response.close()
-            if watchdog.expired:
-                return ProbeAnswer(None)  # a body that ends with the connection reads as whole
-    except Exception:  # the text of every one of them may quote the URL: none is kept
+    except Exception:  # the deadline passed, or a failure whose text may quote the URL: none is kept
         return ProbeAnswer(None)
     status = int(response.status_code)
     return ProbeAnswer(

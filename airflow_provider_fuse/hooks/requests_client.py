@@ -48,11 +48,13 @@ else:
 
 __all__ = [
     "CsvSource",
+    "DeadlinePassed",
     "FuseAdapter",
     "Watchdog",
     "check_csv",
     "new_session",
     "read_answer",
+    "request_and_read",
     "rewinder",
     "send",
 ]
@@ -113,9 +115,12 @@ def send(
             try:
                 size = f" ({headers['Content-Length']} bytes)" if data is not None else ""
                 log.info("%s %s%s", method, url, size)
-                response = requests_session.request(
+                response, body, complete = request_and_read(
+                    requests_session,
+                    watchdog,
                     method,
                     url,
+                    limit=MAX_ANSWER_BYTES,
                     data=data,
                     headers=headers,
                     timeout=settings.timeout,
@@ -123,16 +128,7 @@ def send(
                     # HTTPS_PROXY override session-level settings, but not these.
                     verify=settings.verify,
                     proxies=dict(settings.proxies),
-                    allow_redirects=False,
-                    stream=True,
                 )
-                try:
-                    body, complete = read_answer(response, MAX_ANSWER_BYTES)
-                finally:
-                    response.close()
-                if watchdog.expired:
-                    # A body that ends with the connection reads as whole when the watchdog cut it.
-                    raise _DeadlinePassed
             except FuseError:
                 raise
             except Exception as raised:  # the contract: only FuseErrors leave the hook
@@ -175,9 +171,28 @@ def _multipart_body(
         yield monitor, {"Content-Type": encoder.content_type, "Content-Length": str(encoder.len)}
 
 
-class _DeadlinePassed(Exception):
+class DeadlinePassed(Exception):
     """The watchdog cut the request; :func:`~airflow_provider_fuse.hooks.classify.failure` says
     what that means."""
+
+
+def request_and_read(
+    session: requests.Session, watchdog: Watchdog, method: str, url: str, *, limit: int, **kwargs: Any
+) -> tuple[requests.Response, bytes, bool]:
+    """Send over ``session`` (no redirect followed) and read at most ``limit`` bytes of the answer,
+    closing it: (the response, the bytes, whether that was all of it).
+
+    :raises DeadlinePassed: ``watchdog`` cut the request (a body that ends with the connection reads
+        as whole when the watchdog cut it).
+    """
+    response = session.request(method, url, allow_redirects=False, stream=True, **kwargs)
+    try:
+        body, complete = read_answer(response, limit)
+    finally:
+        response.close()
+    if watchdog.expired:
+        raise DeadlinePassed
+    return response, body, complete
 
 
 def read_answer(response: requests.Response, limit: int) -> tuple[bytes, bool]:
