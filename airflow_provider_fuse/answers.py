@@ -1,20 +1,18 @@
 """Reading Fuse's answers and callbacks: JSON, or XML ``<result>...</result>``, as plain dicts.
 
 Shared by the hook (Fuse's answers to our requests) and the results receiver (the ``call_details``
-Fuse POSTs to a ``result_url``). XML is read by :func:`~airflow_provider_fuse.safe_xml.read_xml`, the
-reader callbacks use too: no DOCTYPE (so no entity), bounded depth and size. Nothing here knows HTTP,
+Fuse POSTs to a ``result_url``). XML is read, and turned into values, by
+:mod:`airflow_provider_fuse.safe_xml`, as callbacks are: no DOCTYPE (so no entity), bounded depth
+and size. Nothing here knows HTTP,
 Airflow, or ``requests``.
 """
 
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from airflow_provider_fuse.safe_xml import XmlRefused, read_xml
-
-if TYPE_CHECKING:
-    import xml.etree.ElementTree as ElementTree
+from airflow_provider_fuse.safe_xml import XmlRefused, read_xml, xml_value
 
 __all__ = ["parse_answer"]
 
@@ -42,30 +40,8 @@ def parse_answer(body: bytes) -> dict[str, Any] | None:
         if root.tag != "result":
             return None
         try:
-            fields = _xml_value(root)
+            fields = xml_value(root)
         except RecursionError:  # nested deeper than any answer of Fuse's: not one
             return None
         return fields if isinstance(fields, dict) else {}
     return None
-
-
-def _xml_value(element: ElementTree.Element) -> Any:
-    """An element's value: its text when it has no children, else a dict of its children's values
-    (a repeated child becomes a list, in document order)."""
-    children = list(element)
-    if not children:
-        return element.text or ""
-    value: dict[str, Any] = {}
-    repeated: set[str] = set()  # tags whose value is the list this function built
-    for child in children:
-        item = _xml_value(child)
-        if child.tag not in value:
-            value[child.tag] = item
-        elif child.tag in repeated:
-            # Appended in place: copying the list for each repeat made a body of many repeated
-            # children cost quadratic time.
-            value[child.tag].append(item)
-        else:
-            value[child.tag] = [value[child.tag], item]
-            repeated.add(child.tag)
-    return value

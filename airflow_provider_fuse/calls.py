@@ -13,12 +13,13 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_fuse.exceptions import FuseInvalidResponseError, redact
+from airflow_provider_fuse.exceptions import FuseInvalidResponseError
+from airflow_provider_fuse.masking import redact
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-__all__ = ["TERMINAL_STATUSES", "CallDetails", "CallEvent", "CallStatus"]
+__all__ = ["NUMBER_FIELDS", "TERMINAL_STATUSES", "CallDetails", "CallEvent", "CallStatus"]
 
 
 class CallStatus(str, enum.Enum):
@@ -62,6 +63,18 @@ class CallStatus(str, enum.Enum):
 
 #: The statuses after which a call changes no more.
 TERMINAL_STATUSES = frozenset({"completed", "failed", "canceled", "rejected"})
+
+#: The numbers of a ``call_details``, by Fuse's names, in the order Fuse lists them: the one list of
+#: them (the int fields of :class:`CallDetails`); timestamps are unix seconds, ``duration`` seconds.
+NUMBER_FIELDS = (
+    "attempts",
+    "max_attempts",
+    "reattempt_wait",
+    "queued_timestamp",
+    "start_timestamp",
+    "end_timestamp",
+    "duration",
+)
 
 
 @dataclass(frozen=True)
@@ -113,7 +126,8 @@ class CallDetails:
         :param secrets: every form of the connection's credential, scrubbed (with phone numbers) from
             any text of the answer an error quotes.
         :raises FuseInvalidResponseError: no ``call_details`` object, no status, or a value that is
-            not a number where one is documented.
+            not a number where one is documented (then its ``field`` names it:
+            ``call_details.attempts``, ``call_details.events[].timestamp``).
         """
         secrets = tuple(secrets)
         details = answer.get("call_details")
@@ -127,18 +141,10 @@ class CallDetails:
         if not isinstance(status, str) or not status.strip():
             raise FuseInvalidResponseError("call_details without a status", status_code)
 
-        def number(name: str, fields: dict[str, Any] = details) -> int | None:
-            return _number(fields, name, status_code, secrets)
-
+        numbers = {name: _number(details, name, status_code, secrets) for name in NUMBER_FIELDS}
         return cls(
             status=CallStatus(status),
-            attempts=number("attempts"),
-            max_attempts=number("max_attempts"),
-            reattempt_wait=number("reattempt_wait"),
-            queued_timestamp=number("queued_timestamp"),
-            start_timestamp=number("start_timestamp"),
-            end_timestamp=number("end_timestamp"),
-            duration=number("duration"),
+            **numbers,
             events=_events(details.get("events"), status_code, secrets),
             phone_number=_phone(details.get("phone_number")),
             call_id=call_id,
@@ -149,13 +155,7 @@ class CallDetails:
         value: dict[str, Any] = {
             "call_id": self.call_id,
             "status": self.status.value,
-            "attempts": self.attempts,
-            "max_attempts": self.max_attempts,
-            "reattempt_wait": self.reattempt_wait,
-            "queued_timestamp": self.queued_timestamp,
-            "start_timestamp": self.start_timestamp,
-            "end_timestamp": self.end_timestamp,
-            "duration": self.duration,
+            **{name: getattr(self, name) for name in NUMBER_FIELDS},
             "events": [{"event": item.event, "timestamp": item.timestamp} for item in self.events],
         }
         if include_phone_number:
@@ -167,7 +167,13 @@ class CallDetails:
         return self.as_dict(include_phone_number=False)
 
 
-def _number(details: dict[str, Any], name: str, status_code: int, secrets: tuple[str, ...]) -> int | None:
+def _number(
+    details: dict[str, Any], name: str, status_code: int, secrets: tuple[str, ...], *, field: str = ""
+) -> int | None:
+    """``details[name]`` as an int (``None`` when absent or empty).
+
+    :param field: the field's path for the error (default ``call_details.<name>``).
+    """
     value = details.get(name)
     if value is None or isinstance(value, bool):
         return None
@@ -183,7 +189,9 @@ def _number(details: dict[str, Any], name: str, status_code: int, secrets: tuple
         pass
     # Raised outside the except block: the conversion error quotes the text unscrubbed.
     raise FuseInvalidResponseError(
-        f"call_details.{name} is not a number: {redact(text, 40, secrets=secrets)}", status_code
+        f"call_details.{name} is not a number: {redact(text, 40, secrets=secrets)}",
+        status_code,
+        field=field or f"call_details.{name}",
     )
 
 
@@ -199,9 +207,10 @@ def _events(value: object, status_code: int, secrets: tuple[str, ...]) -> tuple[
     events = []
     for item in value:
         if isinstance(item, dict):
-            events.append(
-                CallEvent(str(item.get("event") or ""), _number(item, "timestamp", status_code, secrets))
+            timestamp = _number(
+                item, "timestamp", status_code, secrets, field="call_details.events[].timestamp"
             )
+            events.append(CallEvent(str(item.get("event") or ""), timestamp))
         elif isinstance(item, str) and item:
             events.append(CallEvent(item, None))
     return tuple(events)

@@ -14,7 +14,8 @@ exception type says which:
 
 Invalid input found before any request is a :class:`FuseValidationError` (or its CSV form,
 :class:`FuseCsvError`). No message of these errors contains a phone number or the developer key:
-text taken from Fuse's answers is redacted by :func:`redact` before it is stored here.
+text taken from Fuse's answers is redacted by :func:`~airflow_provider_fuse.masking.redact`
+(importable from here too) before it is stored here.
 
 Every error keeps its Airflow meaning wherever it is raised, so a hook called from a plain ``@task``
 fails the way the operators would:
@@ -34,13 +35,10 @@ attributes.
 from __future__ import annotations
 
 import enum
-import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from airflow_provider_fuse._compat import AirflowException, AirflowFailException
-
-if TYPE_CHECKING:
-    from collections.abc import Iterable
+from airflow_provider_fuse.masking import redact
 
 __all__ = [
     "MAY_HAVE_QUEUED",
@@ -73,56 +71,6 @@ __all__ = [
     "without_may_have_queued",
 ]
 
-# What may stand between the digits of one phone number as people and systems write it: spaces,
-# dots, slashes, underscores, hyphens and every other dash, brackets around the area code, and their
-# fullwidth forms. Up to four in a row ("(617) - 555").
-_NUMBER_SEPARATORS = (
-    "- ./_()"  # "-" first: in a character class it is then itself, not a range
-    "\u00ad\u2010-\u2015\u2212\ufe58\ufe63"  # soft hyphen, the range of dashes, minus, small dashes
-    "\uff08\uff09\uff0d\uff0e\uff0f\uff3f"  # fullwidth ( ) - . / _
-)
-# A number: an optional "+" or opening bracket, then digits of any script (``\d`` is Unicode) joined
-# by separators. Linear: separators are never digits, so there is one way to match a run.
-_NUMBER = re.compile(rf"[+\uff0b]?[(\uff08]?\d(?:[{_NUMBER_SEPARATORS}]{{0,4}}\d)*")
-# Seven digits make a number personal (a local number without its area code); fewer stay readable,
-# so status codes, row numbers and counts ("row 12", "400", "3 of 1000 rows") survive.
-_PHONE_DIGITS = 7
-_PHONE_MASK = "[redacted]"
-_SECRET_MASK = "***"
-_EXCERPT_CHARS = 200
-
-
-def redact(text: str, limit: int = _EXCERPT_CHARS, *, secrets: Iterable[str] = ()) -> str:
-    """Return ``text`` scrubbed of ``secrets`` and phone numbers, cut to ``limit`` characters.
-
-    Used on anything taken from an answer of Fuse before it reaches a log line or an exception: a
-    server (or a stand-in) that echoes the request would otherwise put the developer key into a
-    traceback. The provider scrubs the text itself rather than trusting Airflow's masker alone.
-
-    * Runs of whitespace become one space.
-    * Every part of the text covered by a secret (overlapping ones included) becomes ``***``.
-    * Every number of 7 or more digits, counted across the separators people write
-      (``(617) 555-0169``, ``617.555.0169``, ``+1 617 555 0169``, fullwidth or other scripts'
-      digits, glued to words or not) becomes ``[redacted]``, with its ``+`` or opening bracket;
-      shorter numbers (status codes, row numbers, counts) stay readable.
-    * Then, and only then, a result longer than ``limit`` is cut and ends with ``…``.
-
-    ``redact(redact(t)) == redact(t)``. A secret that is itself part of a mask's text (``*``,
-    ``redacted``) cannot be told from the mask.
-
-    :param text: the text to scrub.
-    :param limit: the most characters kept (not counting the ``…``).
-    :param secrets: every form of every credential to remove (the developer key, the Authorization
-        header value, its base64 token); empty ones are ignored. Whitespace in a secret matches any
-        whitespace in the text.
-    """
-    text = " ".join(text.split())
-    text = _mask_secrets(text, {" ".join(secret.split()) for secret in secrets} - {""})
-    text = _NUMBER.sub(_mask_phone_number, text)
-    # Scrub before cutting: a cut through a number or a secret would leave its first part readable.
-    return text[:limit] + "…" if len(text) > limit else text
-
-
 #: How the hook ends the message of an unknown outcome of a request that queues calls; a task's
 #: failure, which says it in the operator's own words, leaves it out (:func:`without_may_have_queued`).
 MAY_HAVE_QUEUED = "Fuse may have queued some or all calls"
@@ -142,36 +90,6 @@ def without_may_have_queued(text: str) -> str:
         if text.endswith(ending) and text != ending:
             return text[: -len(ending)].rstrip()
     return text
-
-
-def _mask_secrets(text: str, secrets: set[str]) -> str:
-    """Replace every stretch of ``text`` that any occurrence of any secret covers by one ``***``.
-
-    Marking characters rather than replacing secret after secret: once ``abcd`` is replaced,
-    ``cdef`` in ``abcdef`` can no longer be found and ``ef`` would stay readable.
-    """
-    if not secrets:
-        return text
-    covered = bytearray(len(text))
-    for secret in secrets:
-        start = text.find(secret)
-        while start >= 0:
-            covered[start : start + len(secret)] = b"\x01" * len(secret)
-            start = text.find(secret, start + 1)
-    pieces = []
-    position = 0
-    while position < len(text):
-        masked = covered[position]
-        end = covered.find(0 if masked else 1, position)
-        end = len(text) if end < 0 else end
-        pieces.append(_SECRET_MASK if masked else text[position:end])
-        position = end
-    return "".join(pieces)
-
-
-def _mask_phone_number(match: re.Match[str]) -> str:
-    number = match.group()
-    return _PHONE_MASK if sum(char.isdecimal() for char in number) >= _PHONE_DIGITS else number
 
 
 class Outcome(str, enum.Enum):
@@ -371,7 +289,19 @@ class FuseServerError(FuseUnknownOutcomeError):
 
 
 class FuseInvalidResponseError(FuseUnknownOutcomeError):
-    """The answer is not one of Fuse's (an HTML proxy page, an empty body, a 200 without a count)."""
+    """The answer is not one of Fuse's (an HTML proxy page, an empty body, a 200 without a count).
+
+    :param field: the field of the answer that is not what Fuse documents, when one is to blame
+        (``call_details.attempts``, ``call_details.events[].timestamp``): its name, never its value.
+    """
+
+    def __init__(self, error: str, status_code: int | None = None, *, field: str | None = None) -> None:
+        self.field = field
+        super().__init__(error, status_code)
+
+    def serialize(self) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
+        classpath, args, kwargs = super().serialize()
+        return classpath, args, kwargs if self.field is None else {**kwargs, "field": self.field}
 
 
 class FuseConnectionLostError(FuseUnknownOutcomeError):

@@ -2,22 +2,27 @@
 
 This is the one place where the rules Fuse documents for ``bulk_queue`` (and ``queue``) live. The hook
 applies them before every request and the operator before it reads the CSV, so bad input fails
-early, names the parameter, and nothing is sent. Nothing here knows HTTP or Airflow.
+early, names the parameter, and nothing is sent. :data:`QUEUE_FIELD_NAMES` is the one list of the
+queueing fields' names. Nothing here knows HTTP or Airflow.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Any
 from urllib.parse import urlsplit
 
+from airflow_provider_fuse.destinations import ACCEPTED_FORMS, DESTINATION_FORMAT
 from airflow_provider_fuse.exceptions import FuseValidationError
 
 __all__ = [
+    "QUEUE_FIELD_NAMES",
     "CallParameterValue",
     "QueueFields",
     "TimestampLike",
@@ -245,21 +250,28 @@ class QueueFields:
     def form_fields(self) -> dict[str, str]:
         """The given fields as multipart form values, in the order Fuse documents them."""
         values: dict[str, str] = {}
-        for name in ("start_timestamp", "end_timestamp", "max_attempts", "reattempt_wait"):
-            number = getattr(self, name)
-            if number is not None:
-                values[name] = str(number)
-        if self.result_url is not None:
-            values["result_url"] = self.result_url
-        if self.is_pci is not None:
-            values["is_pci"] = "1" if self.is_pci else "0"
+        for name, value in self.arguments().items():
+            if isinstance(value, bool):
+                values[name] = "1" if value else "0"
+            elif value is not None:
+                values[name] = str(value)
         return values
+
+    def arguments(self) -> dict[str, Any]:
+        """Every field by name, ``None`` for one not given: ``validate(**fields.arguments())`` gives
+        the same fields back."""
+        return {name: getattr(self, name) for name in QUEUE_FIELD_NAMES}
 
     def describe_window(self) -> str:
         """A short human description of the dialing window, for log lines."""
         start = "now" if self.start_timestamp is None else _iso(self.start_timestamp)
         end = "open" if self.end_timestamp is None else _iso(self.end_timestamp)
         return f"{start} → {end}"
+
+
+#: The optional fields of a queueing request, in the order Fuse documents them: the one list of their
+#: names (the fields of :class:`QueueFields`), which the operators' templated fields derive from.
+QUEUE_FIELD_NAMES: tuple[str, ...] = tuple(field.name for field in dataclasses.fields(QueueFields))
 
 
 def _iso(seconds: int) -> str:
@@ -298,15 +310,13 @@ CallParameterValue = str | int | float | bool | None
 def to_phone_number(value: object) -> str:
     """Return ``value`` as a destination in one of Fuse's formats (surrounding whitespace removed).
 
-    The formats are the CSV's, one grammar (:data:`airflow_provider_fuse.preflight.DESTINATION_FORMAT`,
+    The formats are the CSV's, one grammar (:data:`~airflow_provider_fuse.destinations.DESTINATION_FORMAT`,
     docs/destinations.md): ``6175551234``, ``16175551234``, ``tel:+16175551234``, optionally with
     ``;ani=`` and ``;postd=``; ASCII digits only. An int is read as its decimal digits (so 10 digits,
     or 11 starting with 1). The number itself never appears in the error.
 
     :raises FuseValidationError: naming ``phone_number``.
     """
-    from airflow_provider_fuse.preflight import ACCEPTED_FORMS, DESTINATION_FORMAT
-
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
     if not isinstance(value, str) or not value.strip() or value.strip() == "None":

@@ -26,8 +26,8 @@ rows per part, ``calls_queued`` per part (the call id, for a single call), wheth
 unknown, the campaign record (an id, a row count, times), and the fingerprint *sealed* by
 :func:`seal`: scrypt (N=2**14, r=8, p=1, 32 bytes) keyed with 16 random bytes drawn for each task
 instance's ledger. No phone number, no CSV value, no unsalted hash: to test one guess of a list or a
-call against a record costs one scrypt run (about 50 ms of CPU and 16 MiB here), and nothing computed
-for one record helps with another.
+call against a record costs one scrypt run (16 MiB of memory, by its parameters), and nothing
+computed for one record helps with another.
 """
 
 from __future__ import annotations
@@ -227,7 +227,8 @@ class Record:
         ``"sending"`` or ``"queued"`` with ``rows`` and ``calls_queued`` (bulk) or ``call_id`` (call).
     :param history: the lists this task instance queued (in whole or in part) before a resend
         replaced them: each ``{"salt", "fingerprint", "calls_queued", "complete"}``, sealed as above.
-    :param campaign: the campaign of a ``collect_results`` list (``None`` without, or before 0.2).
+    :param campaign: the campaign of a ``collect_results`` list (``None`` without one, or in a ledger
+        written before campaigns were recorded).
     """
 
     version: int

@@ -6,19 +6,102 @@ masker alone is not enough for the rendered-template view: it skips values short
 characters, and an override of ``render_template_fields`` is not on the path mapped tasks render
 through. So these template fields are :class:`Sealed`: once Airflow writes a rendered value back,
 the operator attribute shows a redacted view of it and the value itself is held apart for ``execute``.
+
+Text that comes from outside (an answer of Fuse, a database's error) is scrubbed by :func:`redact`
+before it reaches a log line or an exception: credentials and phone numbers, whatever their spelling.
 """
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable
 
-__all__ = ["Sealed", "mask_personal_data", "mask_url", "shown_call_parameters", "shown_url"]
+__all__ = ["Sealed", "mask_personal_data", "mask_url", "redact", "shown_call_parameters", "shown_url"]
 
+#: What stands in for a hidden value or a credential.
 HIDDEN = "***"
+
+# What may stand between the digits of one phone number as people and systems write it: spaces,
+# dots, slashes, underscores, hyphens and every other dash, brackets around the area code, and their
+# fullwidth forms. Up to four in a row ("(617) - 555").
+_NUMBER_SEPARATORS = (
+    "- ./_()"  # "-" first: in a character class it is then itself, not a range
+    "\u00ad\u2010-\u2015\u2212\ufe58\ufe63"  # soft hyphen, the range of dashes, minus, small dashes
+    "\uff08\uff09\uff0d\uff0e\uff0f\uff3f"  # fullwidth ( ) - . / _
+)
+# A number: an optional "+" or opening bracket, then digits of any script (``\d`` is Unicode) joined
+# by separators. Linear: separators are never digits, so there is one way to match a run.
+_NUMBER = re.compile(rf"[+\uff0b]?[(\uff08]?\d(?:[{_NUMBER_SEPARATORS}]{{0,4}}\d)*")
+# Seven digits make a number personal (a local number without its area code); fewer stay readable,
+# so status codes, row numbers and counts ("row 12", "400", "3 of 1000 rows") survive.
+_PHONE_DIGITS = 7
+_PHONE_MASK = "[redacted]"
+_EXCERPT_CHARS = 200
+
+
+def redact(text: str, limit: int = _EXCERPT_CHARS, *, secrets: Iterable[str] = ()) -> str:
+    """Return ``text`` scrubbed of ``secrets`` and phone numbers, cut to ``limit`` characters.
+
+    Used on anything taken from an answer of Fuse before it reaches a log line or an exception: a
+    server (or a stand-in) that echoes the request would otherwise put the developer key into a
+    traceback. The provider scrubs the text itself rather than trusting Airflow's masker alone.
+
+    * Runs of whitespace become one space.
+    * Every part of the text covered by a secret (overlapping ones included) becomes ``***``.
+    * Every number of 7 or more digits, counted across the separators people write
+      (``(617) 555-0169``, ``617.555.0169``, ``+1 617 555 0169``, fullwidth or other scripts'
+      digits, glued to words or not) becomes ``[redacted]``, with its ``+`` or opening bracket;
+      shorter numbers (status codes, row numbers, counts) stay readable.
+    * Then, and only then, a result longer than ``limit`` is cut and ends with ``…``.
+
+    ``redact(redact(t)) == redact(t)``. A secret that is itself part of a mask's text (``*``,
+    ``redacted``) cannot be told from the mask.
+
+    :param text: the text to scrub.
+    :param limit: the most characters kept (not counting the ``…``).
+    :param secrets: every form of every credential to remove (the developer key, the Authorization
+        header value, its base64 token); empty ones are ignored. Whitespace in a secret matches any
+        whitespace in the text.
+    """
+    text = " ".join(text.split())
+    text = _mask_secrets(text, {" ".join(secret.split()) for secret in secrets} - {""})
+    text = _NUMBER.sub(_mask_phone_number, text)
+    # Scrub before cutting: a cut through a number or a secret would leave its first part readable.
+    return text[:limit] + "…" if len(text) > limit else text
+
+
+def _mask_secrets(text: str, secrets: set[str]) -> str:
+    """Replace every stretch of ``text`` that any occurrence of any secret covers by one ``***``.
+
+    Marking characters rather than replacing secret after secret: once ``abcd`` is replaced,
+    ``cdef`` in ``abcdef`` can no longer be found and ``ef`` would stay readable.
+    """
+    if not secrets:
+        return text
+    covered = bytearray(len(text))
+    for secret in secrets:
+        start = text.find(secret)
+        while start >= 0:
+            covered[start : start + len(secret)] = b"\x01" * len(secret)
+            start = text.find(secret, start + 1)
+    pieces = []
+    position = 0
+    while position < len(text):
+        masked = covered[position]
+        end = covered.find(0 if masked else 1, position)
+        end = len(text) if end < 0 else end
+        pieces.append(HIDDEN if masked else text[position:end])
+        position = end
+    return "".join(pieces)
+
+
+def _mask_phone_number(match: re.Match[str]) -> str:
+    number = match.group()
+    return _PHONE_MASK if sum(char.isdecimal() for char in number) >= _PHONE_DIGITS else number
 
 
 def _mask(secret: str) -> None:

@@ -1,19 +1,16 @@
 """The CSV preflight: is this contact list one Fuse can dial, row by row?
 
-It knows CSV and Fuse's destination formats and nothing of HTTP or Airflow. It reads the file once,
-in blocks, and never puts a phone number or any other cell into what it returns or raises: problems
-are reported by row number and kind only.
+It knows CSV and nothing of HTTP or Airflow: a destination is what
+:mod:`airflow_provider_fuse.destinations` says it is (its names stay importable from here). It reads
+the file once, in blocks, with the stdlib ``csv`` module (``strict=True``), so every answer is the
+one a plain ``csv.reader`` pass gives; it never puts a phone number or any other cell into what it
+returns or raises: problems are reported by row number and kind only.
 
 Row numbers count the header as row 1, as a spreadsheet shows them; a quoted field with an embedded
 newline is still one row.
 
 Only a regular file is read, and no row may be longer than :data:`MAX_ROW_BYTES`: so a FIFO, a device
 or a file with no line end fails at once, and time and memory stay linear in the file's size.
-
-One parser reads every file: the stdlib ``csv`` module (``strict=True``) and
-:data:`DESTINATION_FORMAT`, so every answer is the one a plain ``csv.reader`` pass gives. (A second,
-byte-level fast path was removed: measured at 1M rows it was at most 1.5x a stdlib pass, and no
-pure-Python design reached the 3x that would pay for keeping two readings of one grammar in step.)
 
 Duplicate destinations are found exactly in bounded memory: each run of rows' numbers (as the key
 of the E.164 number they dial) is sorted and appended to one ``array('d')`` — 8 bytes per row, no
@@ -31,7 +28,6 @@ import dataclasses
 import hashlib
 import io
 import os
-import re
 from array import array
 from bisect import bisect_left
 from collections import Counter
@@ -39,7 +35,15 @@ from dataclasses import dataclass
 from itertools import chain, islice, pairwise
 from typing import IO, TYPE_CHECKING
 
-from airflow_provider_fuse.exceptions import FuseCsvError, redact
+from airflow_provider_fuse.destinations import (
+    ACCEPTED_FORMS,
+    DESTINATION,
+    DESTINATION_FORMAT,
+    KEYED_DESTINATION_FORMAT,
+    destination_number,
+)
+from airflow_provider_fuse.exceptions import FuseCsvError
+from airflow_provider_fuse.masking import redact
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
@@ -56,27 +60,6 @@ __all__ = [
     "preflight_csv",
     "write_csv_parts",
 ]
-
-#: The name of the phone-number column ("CSV Upload: destination" in Fuse's Outbound Parameters).
-DESTINATION = "destination"
-
-# ASCII digits only, spelled [0-9]: in a str pattern \d is any Unicode digit (Arabic-Indic, fullwidth...).
-_NUMBER = r"[0-9]{10}|1[0-9]{10}|tel:\+[1-9][0-9]{7,14}"
-_ANI = r";ani=\+?[0-9]{10,15}"
-_POSTD = r";postd=[0-9*#]+"
-_OPTIONS = rf"(?:{_ANI}(?:{_POSTD})?|{_POSTD}(?:{_ANI})?)?"
-#: Fuse's documented destination formats, the one grammar of this provider (docs/destinations.md):
-#: 10 digits, 11 digits starting with 1, or ``tel:+`` and an E.164 number (8 to 15 digits, the first
-#: not 0); then optionally ``;ani=`` (caller id: 10 to 15 digits, ``+`` allowed) and ``;postd=``
-#: (DTMF digits, ``*`` and ``#`` sent after connect), each at most once, in either order.
-DESTINATION_FORMAT = re.compile(rf"(?:{_NUMBER}){_OPTIONS}")
-
-#: :data:`DESTINATION_FORMAT` in words, for an error about a destination that does not match it.
-ACCEPTED_FORMS = (
-    "10 digits, 11 digits starting with 1, or tel:+ and 8 to 15 digits, optionally followed by "
-    ";ani=<caller id> and/or ;postd=<digits> (ASCII digits; no spaces, dashes or brackets; "
-    "docs/destinations.md)"
-)
 
 #: How many of the header's names an error about a missing ``destination`` column lists, and how
 #: many characters of each.
@@ -98,12 +81,6 @@ DEFAULT_BLOCK_SIZE = 1 << 20
 _NANP = 10**10
 #: Added to every other number's key, so keys of the two kinds never meet (E.164 < 10**15 < 2**50).
 _OTHER = 1 << 52
-
-# DESTINATION_FORMAT again, with the digits that make a row's key captured: group 1 holds a North
-# American number's 10 digits after its country code, group 2 any other E.164 number. Both match the
-# same strings (tests/test_destinations.py proves it through the preflight); this one saves reading
-# every destination a second time for its number.
-_KEYED_DESTINATION = re.compile(rf"(?:(?:1|tel:\+1)?([0-9]{{10}})|tel:\+([1-9][0-9]{{7,14}})){_OPTIONS}")
 
 #: Rows read between two hand-overs of their numbers (one sorted run each).
 _RUN_ROWS = 1 << 15
@@ -149,31 +126,6 @@ class CsvPart:
     rows: int
     first_row: int
     last_row: int
-
-
-def destination_number(destination: str) -> int:
-    """The number a valid destination dials, as an integer of its E.164 digits.
-
-    ``6175551234``, ``16175551234`` and ``tel:+16175551234;ani=8009957586`` all give 16175551234:
-    a 10-digit destination is a North American number without its country code 1. Two destinations
-    are "the same number" (a repeat) when this gives the same integer.
-
-    :raises ValueError: when ``destination`` is not in :data:`DESTINATION_FORMAT` (the value is not
-        repeated in the message).
-    """
-    if DESTINATION_FORMAT.fullmatch(destination) is None:
-        raise ValueError("not a destination in one of Fuse's formats")
-    return _number(destination)
-
-
-def _number(destination: str) -> int:
-    """:func:`destination_number` of a destination already known to match the grammar."""
-    number = destination.split(";", 1)[0]
-    if number.startswith("tel:+"):
-        return int(number[5:])
-    if len(number) == 10:
-        return int("1" + number)
-    return int(number)
 
 
 def preflight_csv(path: str | os.PathLike[str], *, block_size: int = DEFAULT_BLOCK_SIZE) -> CsvSummary:
@@ -360,7 +312,7 @@ class _RowScan:
         self.destination = _destination_index(header)
         self.header = header
         self.width = width = len(header)
-        column, match = self.destination, _KEYED_DESTINATION.fullmatch
+        column, match = self.destination, KEYED_DESTINATION_FORMAT.fullmatch
         while True:
             first_row = self.records + 1
             numbers: list[int] = []
@@ -600,7 +552,7 @@ def write_csv_parts(
         rows = first = last = 0
         try:
             for row_number, (row, row_text) in enumerate(records, start=2):
-                if finder is not None and finder.is_repeat(_key(_number(row[destination]))):
+                if finder is not None and finder.is_repeat(_key(destination_number(row[destination]))):
                     continue
                 if out is None or (chunk_size is not None and rows == chunk_size):
                     if out is not None:

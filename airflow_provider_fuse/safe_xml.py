@@ -4,7 +4,7 @@ The parser is the standard library's (expat, through :mod:`xml.etree.ElementTree
 module adds are the three rules every reader of untrusted XML needs, checked while parsing:
 
 - **no DOCTYPE**: a document can declare entities only in its DOCTYPE, so refusing it refuses every
-  entity, internal ("billion laughs": a few hundred bytes expanding to megabytes, seconds of CPU)
+  entity, internal ("billion laughs": a few hundred bytes expanding to megabytes)
   and external (XXE: a file or URL read into the document). It is refused as soon as the parser
   meets it, before any declaration in it is read. Only XML's five predefined entities (``&amp;``,
   ...) and character references remain, which expand to one character each;
@@ -15,7 +15,8 @@ module adds are the three rules every reader of untrusted XML needs, checked whi
 
 ``defusedxml`` refuses the DOCTYPE the same way but bounds neither depth nor size, so it would not
 replace any of this; it is not a dependency. Errors name the rule broken, never the text: the text
-may carry a phone number. Nothing here knows HTTP, Airflow or Fuse.
+may carry a phone number. :func:`xml_value` turns a tree read so into plain values (texts, dicts,
+lists). Nothing here knows HTTP, Airflow or Fuse.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ __all__ = [
     "XmlTooDeep",
     "XmlTooLarge",
     "read_xml",
+    "xml_value",
 ]
 
 #: The deepest element accepted: ``<result><call_details><events><event><timestamp>`` is five levels.
@@ -92,6 +94,31 @@ def read_xml(
     else:
         return root
     raise XmlMalformed("the XML is not well-formed")
+
+
+def xml_value(element: ElementTree.Element) -> Any:
+    """An element's value: its text when it has no children, else a dict of its children's values
+    (a repeated child becomes a list, in document order). Attributes and tails are not read.
+
+    Recursive: give it a tree :func:`read_xml` returned (no deeper than :data:`MAX_XML_DEPTH`).
+    """
+    children = list(element)
+    if not children:
+        return element.text or ""
+    value: dict[str, Any] = {}
+    repeated: set[str] = set()  # tags whose value is the list this function built
+    for child in children:
+        item = xml_value(child)
+        if child.tag not in value:
+            value[child.tag] = item
+        elif child.tag in repeated:
+            # Appended in place: copying the list for each repeat made a body of many repeated
+            # children cost quadratic time.
+            value[child.tag].append(item)
+        else:
+            value[child.tag] = [value[child.tag], item]
+            repeated.add(child.tag)
+    return value
 
 
 class _Bounded(ElementTree.TreeBuilder):

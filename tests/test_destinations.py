@@ -1,8 +1,9 @@
 """One destination grammar (docs/destinations.md), and every reader of it gives the same verdict.
 
-The readers: :data:`DESTINATION_FORMAT`; the preflight on a one-row CSV, with the row as it is and
-quoted; :func:`to_phone_number`; and the sandbox's independent :func:`parse_destination`. The
-preflight's reading of "the same number" is checked against :func:`destination_number` too.
+The readers: :data:`DESTINATION_FORMAT` and its keyed twin; the preflight on a one-row CSV, with
+the row as it is and quoted; :func:`to_phone_number`; and the sandbox's independent
+:func:`parse_destination`. The preflight's reading of "the same number" is checked against
+:func:`destination_number` too.
 Destinations are generated from the grammar's table, and near-misses from those: Unicode digits, a
 digit too many or too few, 11 digits not starting with 1, stray separators, bad options.
 """
@@ -18,13 +19,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from airflow_provider_fuse.destinations import (
+    DESTINATION_FORMAT,
+    KEYED_DESTINATION_FORMAT,
+    destination_number,
+)
 from airflow_provider_fuse.exceptions import FuseCsvError, FuseValidationError
 from airflow_provider_fuse.fields import to_phone_number
-from airflow_provider_fuse.preflight import (
-    DESTINATION_FORMAT,
-    destination_number,
-    preflight_csv,
-)
+from airflow_provider_fuse.preflight import preflight_csv
 from airflow_provider_fuse.sandbox.validation import parse_destination
 
 ASCII_DIGITS = "0123456789"
@@ -145,6 +147,7 @@ def verdicts(directory: Path, value: str) -> dict[str, bool]:
     """Every reader's answer to "is ``value`` a destination?" (to_phone_number's after its strip)."""
     found = {
         "DESTINATION_FORMAT": DESTINATION_FORMAT.fullmatch(value) is not None,
+        "KEYED_DESTINATION_FORMAT": KEYED_DESTINATION_FORMAT.fullmatch(value) is not None,
         "sandbox parse_destination": parse_destination(value) is not None,
         "preflight, the row quoted": preflight_accepts(directory, quoted(value)),
     }

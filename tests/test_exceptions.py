@@ -185,6 +185,30 @@ def test_a_pickled_api_error_keeps_fuses_status_and_text():
     assert (copy.status_code, copy.error) == (500, "database error")
 
 
+@pytest.mark.parametrize(
+    ("details", "field"),
+    [
+        ({"status": "completed", "attempts": "x1"}, "call_details.attempts"),
+        (
+            {"status": "completed", "events": [{"event": "queued", "timestamp": "x1"}]},
+            "call_details.events[].timestamp",
+        ),
+    ],
+)
+def test_a_value_that_is_not_a_number_is_named_by_the_errors_field_through_pickle_and_serialize(
+    details, field
+):
+    from airflow_provider_fuse.calls import CallDetails
+    from airflow_provider_fuse.exceptions import FuseInvalidResponseError
+
+    with pytest.raises(FuseInvalidResponseError) as caught:
+        CallDetails.from_answer({"call_details": details})
+    error = caught.value
+    _, args, kwargs = error.serialize()
+    for copy in (error, pickle.loads(pickle.dumps(error)), FuseInvalidResponseError(*args, **kwargs)):
+        assert copy.field == field
+
+
 # --- a real @task, run by Airflow ----------------------------------------------------------------------
 
 #: How many tries a ``@task`` with ``retries=1`` gets when it raises each error.
@@ -454,7 +478,7 @@ def test_redact_is_idempotent(data, secrets, limit):
 @pytest.mark.parametrize("kind", ["bulk", "call", "cancel"])
 def test_an_unknown_outcome_fails_saying_each_thing_once_with_the_next_steps(error, kind):
     from airflow_provider_fuse import exceptions
-    from airflow_provider_fuse.operators.outcomes import NEXT_STEPS, bulk_queue_failure, task_failure
+    from airflow_provider_fuse.operators.task_failures import NEXT_STEPS, bulk_queue_failure, task_failure
 
     failure = eval(error, vars(exceptions))  # the parameters above
     if kind == "bulk":

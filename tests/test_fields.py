@@ -295,3 +295,32 @@ def test_an_interval_without_length_as_start_and_end_says_why():
         QueueFields.validate(start_timestamp=str(start), end_timestamp=str(end), check_open=False)
     assert caught.value.parameter == "end_timestamp"
     assert "data_interval_start" in str(caught.value)
+
+
+def test_the_queue_field_names_are_validates_keywords_in_fuses_order():
+    import inspect
+
+    from airflow_provider_fuse.fields import QUEUE_FIELD_NAMES
+
+    keywords = [
+        name
+        for name in inspect.signature(QueueFields.validate).parameters
+        if name not in ("now", "check_open")
+    ]
+    assert tuple(keywords) == QUEUE_FIELD_NAMES
+
+
+def test_validating_a_fields_arguments_gives_the_same_fields_and_form():
+    fields = QueueFields.validate(
+        start_timestamp=NOW,
+        end_timestamp=NOW + 3600,
+        max_attempts=2,
+        reattempt_wait=60,
+        result_url="https://example.com/fuse-results",
+        is_pci=False,
+        check_open=False,
+    )
+    again = QueueFields.validate(**fields.arguments(), check_open=False)
+    assert again == fields
+    assert list(again.form_fields()) == list(fields.arguments())
+    assert again.form_fields()["is_pci"] == "0"

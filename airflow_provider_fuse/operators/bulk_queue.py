@@ -17,9 +17,13 @@ from airflow_provider_fuse.exceptions import FuseError, FuseValidationError, not
 from airflow_provider_fuse.masking import shown_url
 from airflow_provider_fuse.operators import contact_list
 from airflow_provider_fuse.operators.base import where
-from airflow_provider_fuse.operators.outcomes import bulk_queue_failure, nothing_sent, rows_of
-from airflow_provider_fuse.operators.queueing import _FuseQueueingOperator, request_fields
+from airflow_provider_fuse.operators.queueing import (
+    QUEUE_TEMPLATE_FIELDS,
+    BaseFuseQueueingOperator,
+    request_fields,
+)
 from airflow_provider_fuse.operators.reruns import RESEND_CONF_KEY, guard_refusal
+from airflow_provider_fuse.operators.task_failures import bulk_queue_failure, nothing_sent, rows_of
 
 if TYPE_CHECKING:
     import os
@@ -42,7 +46,7 @@ __all__ = ["RESULTS_XCOM_KEY", "FuseBulkQueueOperator", "dialing_window_end", "p
 RESULTS_XCOM_KEY = "fuse_results"
 
 
-class FuseBulkQueueOperator(_FuseQueueingOperator):
+class FuseBulkQueueOperator(BaseFuseQueueingOperator):
     """Queue a call to every contact of a CSV with Fuse's ``bulk_queue``; push ``calls_queued``.
 
     Before any request the operator validates every argument and runs the CSV preflight (UTF-8,
@@ -143,11 +147,7 @@ class FuseBulkQueueOperator(_FuseQueueingOperator):
         "application_id",
         "deployment_id",
         "csv_path",
-        "start_timestamp",
-        "end_timestamp",
-        "max_attempts",
-        "reattempt_wait",
-        "result_url",
+        *QUEUE_TEMPLATE_FIELDS,
         "fuse_conn_id",
     )
     ui_color = "#f4a460"

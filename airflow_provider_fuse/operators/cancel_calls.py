@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from airflow_provider_fuse.exceptions import FuseError, FuseValidationError
 from airflow_provider_fuse.fields import to_positive_id
 from airflow_provider_fuse.operators.base import _FuseOperator, where
-from airflow_provider_fuse.operators.outcomes import ON_UNKNOWN_OUTCOME, nothing_sent, task_failure
+from airflow_provider_fuse.operators.task_failures import ON_UNKNOWN_OUTCOME, nothing_sent, task_failure
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

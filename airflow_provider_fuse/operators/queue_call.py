@@ -7,9 +7,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from airflow_provider_fuse.exceptions import FuseError, FuseValidationError, nothing_queued
 from airflow_provider_fuse.masking import mask_personal_data, sealed_call_parameters, sealed_phone_number
 from airflow_provider_fuse.operators.base import where
-from airflow_provider_fuse.operators.outcomes import nothing_sent, task_failure
-from airflow_provider_fuse.operators.queueing import _FuseQueueingOperator, request_fields
+from airflow_provider_fuse.operators.queueing import (
+    QUEUE_TEMPLATE_FIELDS,
+    BaseFuseQueueingOperator,
+    request_fields,
+)
 from airflow_provider_fuse.operators.reruns import guard_refusal
+from airflow_provider_fuse.operators.task_failures import nothing_sent, task_failure
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -22,7 +26,7 @@ if TYPE_CHECKING:
 __all__ = ["FuseQueueCallOperator"]
 
 
-class FuseQueueCallOperator(_FuseQueueingOperator):
+class FuseQueueCallOperator(BaseFuseQueueingOperator):
     """Queue one outbound call with Fuse's ``queue`` endpoint; push its call id.
 
     For one urgent call, not for a list: Plum warns that looping ``queue`` over many numbers "can
@@ -82,11 +86,7 @@ class FuseQueueCallOperator(_FuseQueueingOperator):
         "deployment_id",
         "phone_number",
         "call_parameters",
-        "start_timestamp",
-        "end_timestamp",
-        "max_attempts",
-        "reattempt_wait",
-        "result_url",
+        *QUEUE_TEMPLATE_FIELDS,
         "fuse_conn_id",
     )
     template_fields_renderers: ClassVar[dict[str, str]] = {"call_parameters": "json"}

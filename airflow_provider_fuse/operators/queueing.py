@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from airflow_provider_fuse._compat import AirflowFailException, AirflowSkipException, AirflowTaskTimeout
 from airflow_provider_fuse.exceptions import FuseValidationError
-from airflow_provider_fuse.fields import QueueFields, TimestampLike, to_positive_id
+from airflow_provider_fuse.fields import QUEUE_FIELD_NAMES, QueueFields, TimestampLike, to_positive_id
 from airflow_provider_fuse.masking import sealed_result_url
 from airflow_provider_fuse.operators.base import _FuseOperator
-from airflow_provider_fuse.operators.outcomes import ON_UNKNOWN_OUTCOME, nothing_sent, timed_out
 from airflow_provider_fuse.operators.reruns import resend_allowed, state_store
 from airflow_provider_fuse.operators.staleness import staleness
+from airflow_provider_fuse.operators.task_failures import ON_UNKNOWN_OUTCOME, nothing_sent, timed_out
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -29,11 +29,14 @@ if TYPE_CHECKING:
     from airflow_provider_fuse.guard import StateStore
     from airflow_provider_fuse.hooks.fuse import FuseHook
 
-#: Optional templated fields: when given, a rendering of ``None`` or nothing is an error, not "unset".
-_OPTIONAL_TEMPLATED = ("start_timestamp", "end_timestamp", "max_attempts", "reattempt_wait", "result_url")
+__all__ = ["QUEUE_TEMPLATE_FIELDS", "BaseFuseQueueingOperator", "request_fields"]
+
+#: The queueing fields a DAG may template: every one of :data:`QUEUE_FIELD_NAMES` but ``is_pci``, a
+#: plain bool. When one is given, a rendering of ``None`` is an error, not "unset".
+QUEUE_TEMPLATE_FIELDS = tuple(name for name in QUEUE_FIELD_NAMES if name != "is_pci")
 
 
-class _FuseQueueingOperator(_FuseOperator):
+class BaseFuseQueueingOperator(_FuseOperator):
     """What the operators that make phones ring share.
 
     The request fields of Fuse's queueing endpoints and their checks, the stale-run check, and the
@@ -75,7 +78,7 @@ class _FuseQueueingOperator(_FuseOperator):
         self.on_unknown_outcome = on_unknown_outcome
         self.max_run_age = max_run_age
         self.allow_resend = allow_resend
-        self._given = frozenset(name for name in _OPTIONAL_TEMPLATED if getattr(self, name) is not None)
+        self._given = frozenset(name for name in QUEUE_TEMPLATE_FIELDS if getattr(self, name) is not None)
 
     def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
         """Render as Airflow does; the sealed fields (:mod:`airflow_provider_fuse.masking`) know it."""
@@ -99,17 +102,11 @@ class _FuseQueueingOperator(_FuseOperator):
                 raise FuseValidationError(name, "rendered None; give a value or leave the argument out")
         application_id = to_positive_id("application_id", self.application_id)
         deployment_id = to_positive_id("deployment_id", self.deployment_id)
-        fields = QueueFields.validate(
-            start_timestamp=self.start_timestamp,
-            end_timestamp=self.end_timestamp,
-            max_attempts=self.max_attempts,
-            reattempt_wait=self.reattempt_wait,
-            result_url=type(self).result_url.value(self),
-            is_pci=self.is_pci,
-            # Whether the window is still open matters only before sending (:meth:`_ready_to_send`):
-            # a clear after success must return what was recorded, even once the window has closed.
-            check_open=False,
-        )
+        given = {name: getattr(self, name) for name in QUEUE_FIELD_NAMES}
+        given["result_url"] = type(self).result_url.value(self)  # the rendered value, not its view
+        # Whether the window is still open matters only before sending (:meth:`_ready_to_send`): a
+        # clear after success must return what was recorded, even once the window has closed.
+        fields = QueueFields.validate(**given, check_open=False)
         return application_id, deployment_id, fields
 
     def _ready_to_send(self, context: Context, fields: QueueFields, queued_before: str = "") -> None:
@@ -138,12 +135,12 @@ class _FuseQueueingOperator(_FuseOperator):
         except FuseValidationError as error:
             raise nothing_sent(error) from None
 
-    #: Set just before a request to Fuse leaves (see :func:`~.outcomes.timed_out`).
+    #: Set just before a request to Fuse leaves (see :func:`~.task_failures.timed_out`).
     _request_left = False
 
     @contextmanager
     def _failing_timeouts(self, *, guarded: bool) -> Iterator[None]:
-        """Within this block, an ``execution_timeout`` goes through :func:`~.outcomes.timed_out`."""
+        """Within this block, an ``execution_timeout`` goes through :func:`~.task_failures.timed_out`."""
         try:
             yield
         except AirflowTaskTimeout:
@@ -182,12 +179,5 @@ class _FuseQueueingOperator(_FuseOperator):
 
 def request_fields(fields: QueueFields) -> dict[str, Any]:
     """The request fields as the hook's queueing methods take them."""
-    return {
-        "start_timestamp": fields.start_timestamp,
-        "end_timestamp": fields.end_timestamp,
-        "max_attempts": fields.max_attempts,
-        "reattempt_wait": fields.reattempt_wait,
-        "result_url": fields.result_url,
-        # The default (False) sends no is_pci field at all: Fuse's own default.
-        "is_pci": fields.is_pci or None,
-    }
+    # The operators' default is_pci (False) sends no is_pci field at all: Fuse's own default.
+    return {**fields.arguments(), "is_pci": fields.is_pci or None}

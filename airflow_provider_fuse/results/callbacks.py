@@ -26,10 +26,9 @@ from email.message import Message
 from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import parse_qsl
 
-from airflow_provider_fuse.answers import _xml_value
 from airflow_provider_fuse.calls import CallDetails
 from airflow_provider_fuse.exceptions import FuseInvalidResponseError
-from airflow_provider_fuse.safe_xml import XmlDoctypeRefused, XmlRefused, XmlTooDeep, read_xml
+from airflow_provider_fuse.safe_xml import XmlDoctypeRefused, XmlRefused, XmlTooDeep, read_xml, xml_value
 
 if TYPE_CHECKING:
     import xml.etree.ElementTree as ElementTree
@@ -85,7 +84,6 @@ _SHOWN_INDEX = re.compile(r"[0-9]{1,3}")
 # return (XML 1.0 refuses the same), and lone surrogates (no UTF-8 for them: Postgres and SQLite
 # refuse the value, so the store would fail on every retry).
 _UNSTORABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
-_NOT_A_NUMBER = re.compile(r"call_details\.([a-z_]{1,32}) is not a number")
 _FIELD_NAME = re.compile(r"([^\[\]]+)((?:\[[^\[\]]*\])*)")
 _JSON_TYPES = frozenset({"application/json", "text/json"})
 _XML_TYPES = frozenset({"application/xml", "text/xml"})
@@ -283,11 +281,11 @@ def _from_xml(text: str) -> dict[str, Any]:
 
 
 def _element_value(root: ElementTree.Element, what: str) -> Any:
-    """:func:`_xml_value` of a parsed tree (no deeper than
+    """:func:`~airflow_provider_fuse.safe_xml.xml_value` of a parsed tree (no deeper than
     :data:`~airflow_provider_fuse.safe_xml.MAX_XML_DEPTH`: the parser refuses
     more; the recursion guard is a second line)."""
     try:
-        return _xml_value(root)
+        return xml_value(root)
     except RecursionError:
         raise CallbackError(f"{what} is XML nested too deep") from None
 
@@ -508,13 +506,9 @@ def _call_details(details: dict[str, Any]) -> CallDetails:
     except FuseInvalidResponseError as error:
         # Its message may quote the offending text (scrubbed of numbers, but still the body's):
         # only the field's name is carried over.
-        match = _NOT_A_NUMBER.search(str(error))
-        if match is None:
+        if error.field is None:
             raise CallbackError("call_details is not readable") from None
-        field = match.group(1)
-        raise CallbackError(
-            f"call_details.{'events[].' if field == 'timestamp' else ''}{field} is not a number"
-        ) from None
+        raise CallbackError(f"{error.field} is not a number") from None
     for name in _NUMBERS:
         value = getattr(call, name)
         if value is not None and value not in _BIGINT:

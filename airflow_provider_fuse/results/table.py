@@ -37,8 +37,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from airflow.providers.common.compat.sdk import BaseHook
 from airflow.providers.common.sql.hooks.sql import DbApiHook
 
-from airflow_provider_fuse.exceptions import redact
-from airflow_provider_fuse.preflight import destination_number
+from airflow_provider_fuse.destinations import destination_number
+from airflow_provider_fuse.masking import redact
 from airflow_provider_fuse.results.config import check_table_name
 
 if TYPE_CHECKING:

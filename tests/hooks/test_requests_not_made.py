@@ -205,7 +205,7 @@ def test_a_missing_ca_bundle_is_a_request_error_against_a_real_socket(monkeypatc
 
 
 def test_a_validation_error_through_the_operator_says_nothing_was_sent_once(monkeypatch):
-    from airflow_provider_fuse.operators.fuse import task_failure
+    from airflow_provider_fuse.operators.task_failures import task_failure
 
     error = settings_error(monkeypatch, host="fuse.example.com", port=99999)
     message = str(task_failure(error, unknown_outcome="check Fuse"))

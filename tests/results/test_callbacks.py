@@ -14,9 +14,9 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from urllib3.filepost import encode_multipart_formdata
 
-from airflow_provider_fuse.answers import _xml_value
 from airflow_provider_fuse.calls import CallDetails, CallEvent, CallStatus
 from airflow_provider_fuse.results.callbacks import MAX_BODY_BYTES, CallbackError, read_callback
+from airflow_provider_fuse.safe_xml import xml_value as _xml_value
 
 PHONE = "6173720293"
 # Fuse's documented sample: numbers as strings, the phone number wrapped in its own quotes.
