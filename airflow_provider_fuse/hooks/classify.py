@@ -33,7 +33,6 @@ from airflow_provider_fuse.exceptions import (
     FuseRequestError,
     FuseServerError,
     Outcome,
-    redact,
     rejection_class,
 )
 from airflow_provider_fuse.hooks.limits import (
@@ -43,6 +42,7 @@ from airflow_provider_fuse.hooks.limits import (
     MAX_CALL_ID_CHARS,
     MAX_CALLS_QUEUED,
 )
+from airflow_provider_fuse.masking import redact
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping

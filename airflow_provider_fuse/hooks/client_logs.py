@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from airflow_provider_fuse.exceptions import redact
+from airflow_provider_fuse.masking import redact
 
 __all__ = ["keep_answers_out_of_client_logs"]
 

@@ -63,7 +63,6 @@ from airflow_provider_fuse.exceptions import (
     FuseRequestError,
     FuseUnknownOutcomeError,
     FuseValidationError,
-    redact,
 )
 from airflow_provider_fuse.fields import (
     CallParameterValue,
@@ -122,6 +121,7 @@ from airflow_provider_fuse.hooks.receiver_probe import (
 )
 from airflow_provider_fuse.hooks.requests_client import CsvSource, Watchdog, check_csv, rewinder
 from airflow_provider_fuse.hooks.settings import ConnectionSettings, base_url
+from airflow_provider_fuse.masking import redact
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping

@@ -21,9 +21,10 @@ import requests
 from urllib3.exceptions import LocationParseError
 from urllib3.util import parse_url
 
-from airflow_provider_fuse.exceptions import FuseValidationError, redact
+from airflow_provider_fuse.exceptions import FuseValidationError
 from airflow_provider_fuse.hooks.connection import DEFAULT_BASE_URL, KNOWN_EXTRAS, is_loopback
 from airflow_provider_fuse.hooks.limits import DEFAULT_TIMEOUT, DEFAULT_TOTAL_TIMEOUT, MAX_TIMEOUT
+from airflow_provider_fuse.masking import redact
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection
