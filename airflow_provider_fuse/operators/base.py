@@ -7,13 +7,23 @@ again before anything is sent) and ask it.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Protocol, TypeGuard
+from typing import TYPE_CHECKING, Any, Protocol
 
 from airflow.sdk import BaseOperator
 
 from airflow_provider_fuse.exceptions import FuseValidationError
+from airflow_provider_fuse.hooks.connection import DEFAULT_CONN_NAME
+
+# The hook's own bounds and checks, from a module that imports no HTTP client: parsing a DAG
+# checks hook_params with them without importing the hook.
+from airflow_provider_fuse.hooks.limits import (
+    MAX_CONNECT_RETRIES,
+    MAX_RETRY_BACKOFF,
+    is_connect_retries,
+    is_finite_number,
+    is_retry_backoff,
+)
 
 if TYPE_CHECKING:
     from airflow_provider_fuse.hooks.fuse import FuseHook
@@ -29,35 +39,18 @@ class Log(Protocol):
     def warning(self, msg: str, /, *args: Any) -> Any: ...
 
 
-#: The bounds of ``FuseHook``'s ``connect_retries`` and ``retry_backoff`` (``MAX_CONNECT_RETRIES``,
-#: ``MAX_RETRY_BACKOFF`` of :mod:`airflow_provider_fuse.hooks.fuse`, which checks them again):
-#: repeated here so that parsing a DAG does not import the hook's HTTP clients.
-MAX_CONNECT_RETRIES = 10
-MAX_RETRY_BACKOFF = 300.0
-
-
-def _count(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_CONNECT_RETRIES
-
-
-def _number(value: object) -> TypeGuard[float]:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _seconds(value: object) -> bool:
-    return _number(value) and 0 <= value <= MAX_RETRY_BACKOFF
-
-
 def _interval(value: object) -> bool:
-    return _number(value) and value > 0
+    # Stricter than the hook (which takes 0, a line per chunk sent): an operator's upload logs
+    # its progress at most once per interval.
+    return is_finite_number(value) and value > 0
 
 
 #: The ``FuseHook`` settings ``hook_params`` may give: each name, its check, and what it must be.
 #: A value the hook would refuse (a string, ``nan`` seconds, a backoff that overflows a sleep) is
 #: refused here, when the DAG is parsed, before a ledger records an intent for a request.
 HOOK_PARAMS: dict[str, tuple[Callable[[object], bool], str]] = {
-    "connect_retries": (_count, f"an integer from 0 to {MAX_CONNECT_RETRIES}"),
-    "retry_backoff": (_seconds, f"a finite number of seconds from 0 to {MAX_RETRY_BACKOFF:g}"),
+    "connect_retries": (is_connect_retries, f"an integer from 0 to {MAX_CONNECT_RETRIES}"),
+    "retry_backoff": (is_retry_backoff, f"a finite number of seconds from 0 to {MAX_RETRY_BACKOFF:g}"),
     "progress_interval": (_interval, "a finite number of seconds, more than 0"),
 }
 
@@ -101,7 +94,7 @@ class _FuseOperator(BaseOperator):
     def __init__(
         self,
         *,
-        fuse_conn_id: str = "fuse_default",
+        fuse_conn_id: str = DEFAULT_CONN_NAME,
         hook_params: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:

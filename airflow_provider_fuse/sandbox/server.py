@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 import socket
@@ -14,6 +13,7 @@ from urllib.parse import quote
 
 import uvicorn
 
+from airflow_provider_fuse.hooks.connection import is_loopback
 from airflow_provider_fuse.sandbox.app import create_app
 from airflow_provider_fuse.sandbox.assumptions import SandboxAssumptions
 from airflow_provider_fuse.sandbox.faults import install_log_filter
@@ -107,7 +107,7 @@ class FuseSandbox:
             self.service = FuseService(**self._service_options)
         sock = self._bind()
         self.port = sock.getsockname()[1]
-        if not _is_loopback_host(self.host):
+        if not is_loopback(self.host):
             log.warning(
                 "The Fuse sandbox listens on %s:%s, beyond loopback, and serves plain http: credentials"
                 " cross the network unencrypted (the Fuse hook accepts http only with the connection"
@@ -354,12 +354,3 @@ class FuseSandbox:
     def reset(self) -> None:
         """Forget uploads, calls, requests and pending faults (credentials and deployments stay)."""
         self._running_service().reset()
-
-
-def _is_loopback_host(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False

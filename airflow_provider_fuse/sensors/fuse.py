@@ -16,6 +16,8 @@ from airflow_provider_fuse._compat import (
 )
 from airflow_provider_fuse.calls import TERMINAL_STATUSES
 from airflow_provider_fuse.exceptions import FuseError, FuseValidationError
+from airflow_provider_fuse.hooks.connection import DEFAULT_CONN_NAME
+from airflow_provider_fuse.operators.base import checked_hook_params
 from airflow_provider_fuse.sensors.campaign_results import FuseCampaignResultsSensor
 
 if TYPE_CHECKING:
@@ -65,6 +67,11 @@ class FuseCallStatusSensor(BaseSensorOperator):
     :param on_failure_status: ``"fail"`` or ``"skip"`` for the other terminal statuses.
     :param deferrable: wait in the triggerer instead of a worker slot.
     :param fuse_conn_id: the ``fuse`` connection to use, as the operators take it. (templated)
+    :param hook_params: settings passed to ``FuseHook(...)``, as the operators take them:
+        ``connect_retries`` (how many more times a status read is asked again), ``retry_backoff``,
+        ``progress_interval`` (see :data:`~airflow_provider_fuse.operators.base.HOOK_PARAMS`).
+        Checked when the DAG is parsed; an unknown or invalid setting is a ``ValueError`` naming
+        it. With ``deferrable=True`` the trigger's hook gets them too.
     """
 
     template_fields: Sequence[str] = ("call_id", "fuse_conn_id")
@@ -77,7 +84,8 @@ class FuseCallStatusSensor(BaseSensorOperator):
         success_statuses: Iterable[str] = ("completed",),
         on_failure_status: Literal["fail", "skip"] = "fail",
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
-        fuse_conn_id: str = "fuse_default",
+        fuse_conn_id: str = DEFAULT_CONN_NAME,
+        hook_params: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -90,11 +98,13 @@ class FuseCallStatusSensor(BaseSensorOperator):
             )
         if on_failure_status not in ON_FAILURE_STATUS:
             raise ValueError(f"on_failure_status must be 'fail' or 'skip', got {on_failure_status!r}")
+        checked_hook_params(hook_params)
         self.call_id = call_id
         self.success_statuses = frozenset(statuses)
         self.on_failure_status = on_failure_status
         self.deferrable = deferrable
         self.fuse_conn_id = fuse_conn_id
+        self.hook_params = hook_params
 
     @cached_property
     def hook(self) -> FuseHook:
@@ -102,7 +112,7 @@ class FuseCallStatusSensor(BaseSensorOperator):
         # Imported here, as the trigger is: parsing a DAG needs neither (nor requests).
         from airflow_provider_fuse.hooks.fuse import FuseHook
 
-        return FuseHook(self.fuse_conn_id)
+        return FuseHook(self.fuse_conn_id, **checked_hook_params(self.hook_params))
 
     # --- poke mode ------------------------------------------------------------------------------
 
@@ -190,6 +200,7 @@ class FuseCallStatusSensor(BaseSensorOperator):
                 call_id=str(self.call_id).strip(),
                 fuse_conn_id=self.fuse_conn_id,
                 poll_interval=_seconds(self.poke_interval),
+                hook_params=checked_hook_params(self.hook_params),
             ),
             method_name="execute_complete",
             timeout=None if self.timeout is None else timedelta(seconds=_seconds(self.timeout)),

@@ -15,14 +15,15 @@ from typing import TYPE_CHECKING, Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_fuse.exceptions import FuseError
+from airflow_provider_fuse.hooks.connection import DEFAULT_CONN_NAME
 from airflow_provider_fuse.hooks.fuse import FuseHook, asking_again_can_help
 from airflow_provider_fuse.triggers.campaign_results import FuseCampaignResultsTrigger
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterable
 
-# asking_again_can_help lived here until 0.2; it is the hook's rule now, importable from both.
-# FuseCampaignResultsTrigger serializes as ...triggers.campaign_results; importable from here too.
+# asking_again_can_help is the hook's rule, importable from here too; FuseCampaignResultsTrigger
+# serializes as ...triggers.campaign_results and is importable from here too.
 __all__ = ["FuseCallStatusTrigger", "FuseCampaignResultsTrigger", "asking_again_can_help"]
 
 
@@ -50,6 +51,9 @@ class FuseCallStatusTrigger(BaseTrigger):
     :param call_id: the call to watch.
     :param fuse_conn_id: the ``fuse`` connection, read in the triggerer.
     :param poll_interval: seconds between polls.
+    :param hook_params: settings of the hook it builds (``connect_retries``, ``retry_backoff``), as
+        the sensor took them; serialized only when given, so a trigger stored without them loads
+        with none.
     :param success_statuses: ignored; accepted so that a trigger deferred by 0.1.0, whose stored
         keyword arguments include it, still loads after an upgrade.
     """
@@ -58,29 +62,37 @@ class FuseCallStatusTrigger(BaseTrigger):
         self,
         *,
         call_id: str,
-        fuse_conn_id: str = "fuse_default",
+        fuse_conn_id: str = DEFAULT_CONN_NAME,
         poll_interval: float = 60.0,
         success_statuses: Iterable[str] | None = None,
+        hook_params: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.call_id = str(call_id)
         self.fuse_conn_id = fuse_conn_id
         self.poll_interval = float(poll_interval)
+        self.hook_params = dict(hook_params or {})
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
-        """The class path and the keyword arguments: ids and interval; no credentials."""
-        return (
-            f"{type(self).__module__}.{type(self).__qualname__}",
-            {
-                "call_id": self.call_id,
-                "fuse_conn_id": self.fuse_conn_id,
-                "poll_interval": self.poll_interval,
-            },
-        )
+        """The class path and the keyword arguments: ids, interval, and the hook's settings when
+        given; no credentials."""
+        kwargs: dict[str, Any] = {
+            "call_id": self.call_id,
+            "fuse_conn_id": self.fuse_conn_id,
+            "poll_interval": self.poll_interval,
+        }
+        if self.hook_params:
+            kwargs["hook_params"] = dict(self.hook_params)
+        return f"{type(self).__module__}.{type(self).__qualname__}", kwargs
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Poll until the call ends, or asking fails; yield one event."""
-        hook = FuseHook(self.fuse_conn_id)
+        try:
+            hook = FuseHook(self.fuse_conn_id, **self.hook_params)
+        except (FuseError, TypeError) as error:  # settings the hook refuses (or does not know)
+            message = f"the trigger's hook_params cannot be used ({error})"
+            yield _event({"status": "error", "message": message, "retryable": False})
+            return
         while True:
             try:
                 details = await hook.aget_call_status(self.call_id)

@@ -31,7 +31,7 @@ from airflow_provider_fuse.exceptions import (
     Outcome,
     nothing_queued,
 )
-from airflow_provider_fuse.hooks.fuse import FuseHook, base_url
+from airflow_provider_fuse.hooks.fuse import FuseHook
 from tests.helpers import BASE_URL, DEVELOPER_KEY, EMAIL, connection_json, decode_multipart
 
 BULK_URL = f"{BASE_URL}/apps/12/34/bulk_queue"
@@ -40,230 +40,6 @@ DOCUMENTED_400 = "The reattempt_wait parameter must be supplied when max_attempt
 
 def make_hook(**kwargs: object) -> FuseHook:
     return FuseHook(retry_backoff=0.0, **kwargs)  # type: ignore[arg-type]
-
-
-# --- Connection -------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("host", "port", "schema", "expected"),
-    [
-        (None, None, None, "https://fuse.plumvoice.com/api"),
-        ("", None, None, "https://fuse.plumvoice.com/api"),
-        ("fuse.example.com", None, None, "https://fuse.example.com/api"),
-        ("https://fuse.example.com", None, None, "https://fuse.example.com/api"),
-        ("https://fuse.example.com/", None, None, "https://fuse.example.com/api"),
-        ("http://127.0.0.1:8123/api", None, None, "http://127.0.0.1:8123/api"),
-        ("https://fuse.example.com/custom/api/", None, None, "https://fuse.example.com/custom/api"),
-        ("fuse.example.com", 8443, None, "https://fuse.example.com:8443/api"),
-        ("https://fuse.example.com:9443", 9443, None, "https://fuse.example.com:9443/api"),
-        ("https://fuse.example.com:443", 443, None, "https://fuse.example.com:443/api"),
-        ("http://127.0.0.1", 8123, "api", "http://127.0.0.1:8123/api"),
-        # The port field equal to the other scheme's own port: the form's placeholder (443), not a port.
-        ("http://127.0.0.1", 443, None, "http://127.0.0.1/api"),
-        ("http://127.0.0.1:8123/api", 443, None, "http://127.0.0.1:8123/api"),
-        ("https://fuse.example.com", 80, None, "https://fuse.example.com/api"),
-        ("", 80, None, "https://fuse.plumvoice.com/api"),
-        # The scheme's own port adds nothing to the URL.
-        ("https://fuse.example.com", 443, None, "https://fuse.example.com/api"),
-        ("http://127.0.0.1", 80, None, "http://127.0.0.1/api"),
-        ("fuse.example.com", None, "v2/api", "https://fuse.example.com/v2/api"),
-        ("https://fuse.example.com/api", None, "other", "https://fuse.example.com/api"),
-    ],
-)
-def test_base_url_is_formed_from_host_port_and_schema(host, port, schema, expected):
-    assert base_url(host, port, schema) == expected
-
-
-@pytest.mark.parametrize(
-    ("host", "port"),
-    [
-        ("https://fuse.example.com:443", 8443),
-        ("https://fuse.example.com:9443/api", 443),
-        ("https://fuse.example.com:9443", "8443"),
-        ("http://127.0.0.1:8123/api", 80),
-        ("http://127.0.0.1:8123/api", 8124),
-    ],
-)
-def test_a_port_field_that_disagrees_with_the_hosts_port_is_refused_naming_both(host, port):
-    # It was silently dropped: the port the connection's author typed last was not the one used.
-    with pytest.raises(FuseValidationError) as caught:
-        base_url(host, port)
-    assert caught.value.parameter == "port"
-    assert "host" in caught.value.message
-    assert "fuse.example.com" not in str(caught.value)
-    assert "127.0.0.1" not in str(caught.value)
-
-
-def test_a_connection_whose_port_field_disagrees_with_its_host_fails_before_any_request(monkeypatch):
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_FUSE_DEFAULT", connection_json(host="https://fuse.example.com:443/api", port=8443)
-    )
-    with pytest.raises(FuseValidationError, match="port"):
-        make_hook().settings  # noqa: B018
-    ok, message = make_hook().test_connection()
-    assert not ok
-    assert "port" in message
-
-
-def test_base_url_refuses_a_scheme_other_than_http():
-    with pytest.raises(FuseValidationError, match="host"):
-        base_url("ftp://fuse.example.com")
-
-
-def test_uri_form_fills_port_and_schema(monkeypatch):
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_FUSE_DEFAULT", "fuse://http://me%40example.com:key123456@127.0.0.1:8123/api"
-    )
-    settings = make_hook().settings
-    assert settings.base_url == "http://127.0.0.1:8123/api"
-    assert settings.email == "me@example.com"
-    assert settings.developer_key == "key123456"
-
-
-def test_plain_http_off_loopback_is_refused(monkeypatch):
-    monkeypatch.setenv("AIRFLOW_CONN_FUSE_DEFAULT", connection_json(host="http://fuse.example.com/api"))
-    with pytest.raises(FuseValidationError, match="plain http") as caught:
-        make_hook().settings  # noqa: B018
-    assert caught.value.parameter == "host"
-
-
-@pytest.mark.parametrize(
-    "host", ["http://127.0.0.1:9/api", "http://127.8.9.10/api", "http://[::1]:9/api", "http://localhost/api"]
-)
-def test_plain_http_on_loopback_is_accepted(monkeypatch, host):
-    monkeypatch.setenv("AIRFLOW_CONN_FUSE_DEFAULT", connection_json(host=host))
-    assert make_hook().settings.base_url == host
-
-
-def test_plain_http_off_loopback_is_accepted_with_allow_http(monkeypatch):
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_FUSE_DEFAULT", connection_json(host="http://fuse.lan/api", extra={"allow_http": True})
-    )
-    assert make_hook().settings.base_url == "http://fuse.lan/api"
-
-
-@pytest.mark.parametrize(("field", "message"), [("login", "account email"), ("password", "developer key")])
-def test_missing_credentials_are_named(monkeypatch, field, message):
-    monkeypatch.setenv("AIRFLOW_CONN_FUSE_DEFAULT", connection_json(**{field: None}))
-    with pytest.raises(FuseValidationError, match=message) as caught:
-        make_hook().settings  # noqa: B018
-    assert caught.value.parameter == field
-
-
-def test_unknown_extras_are_named_in_a_warning_and_never_sent_as_headers(
-    monkeypatch, requests_mock, log_text
-):
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_FUSE_DEFAULT", connection_json(extra={"X-Api-Token": "sekrit-value", "timeout": 5})
-    )
-    requests_mock.get(
-        f"{BASE_URL}/outbound/airflow-provider-fuse-connection-test", status_code=404, json={"error": "x"}
-    )
-    hook = make_hook()
-    assert hook.test_connection()[0] is True
-    assert "X-Api-Token" in log_text()
-    assert "sekrit-value" not in log_text()
-    assert "X-Api-Token" not in requests_mock.last_request.headers
-    assert hook.settings.timeout == (5.0, 5.0)
-
-
-@pytest.mark.parametrize(
-    ("extra", "expected"),
-    [
-        ({}, (10.0, 300.0)),
-        ({"timeout": 7}, (7.0, 7.0)),
-        ({"timeout": [3, 60]}, (3.0, 60.0)),
-        ({"timeout": {"connect": 2, "read": 30}}, (2.0, 30.0)),
-    ],
-)
-def test_timeout_extra_forms(monkeypatch, extra, expected):
-    monkeypatch.setenv("AIRFLOW_CONN_FUSE_DEFAULT", connection_json(extra=extra))
-    assert make_hook().settings.timeout == expected
-
-
-# --- what the connection form stores (its fields are the extras) ------------------------------------
-
-#: Every field of the form left empty: null on Airflow 3.2+, "" on Airflow 3.1's text fields.
-EMPTY_FORMS = [
-    {"timeout": None, "verify": None, "proxies": None, "allow_http": None},
-    {"timeout": "", "verify": "", "proxies": "", "allow_http": False},
-]
-
-
-@pytest.mark.parametrize("extra", EMPTY_FORMS, ids=["null", "empty text"])
-def test_a_form_field_left_empty_is_an_extra_not_set(monkeypatch, extra):
-    monkeypatch.setenv("AIRFLOW_CONN_FUSE_DEFAULT", connection_json(extra=extra))
-    settings = make_hook().settings
-    assert (settings.timeout, settings.total_timeout) == ((10.0, 300.0), 3600.0)
-    assert (settings.verify, dict(settings.proxies), settings.ignored_extras) == (True, {}, ())
-
-
-@pytest.mark.parametrize(
-    "extra",
-    [
-        # Airflow 3.2+: typed values.
-        {
-            "timeout": {"connect": 2, "read": 30, "total": 90},
-            "verify": "false",
-            "allow_http": True,
-            "proxies": {"https": "http://127.0.0.1:3128"},
-        },
-        # Airflow 3.1: the form's text fields hold JSON as text.
-        {
-            "timeout": '{"connect": 2, "read": 30, "total": 90}',
-            "verify": "false",
-            "allow_http": True,
-            "proxies": '{"https": "http://127.0.0.1:3128"}',
-        },
-    ],
-    ids=["typed", "text"],
-)
-def test_the_forms_fields_are_read_as_the_extras_they_are(monkeypatch, extra):
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_FUSE_DEFAULT", connection_json(host="http://fuse.example.com/api", extra=extra)
-    )
-    settings = make_hook().settings
-    assert (settings.timeout, settings.total_timeout) == ((2.0, 30.0), 90.0)
-    assert settings.verify is False
-    assert dict(settings.proxies) == {"https": "http://127.0.0.1:3128"}
-    assert settings.base_url == "http://fuse.example.com/api"
-
-
-def test_airflow_3_1_form_widgets_are_the_provider_infos_fields(monkeypatch):
-    """Airflow 3.1 builds the form from get_connection_form_widgets() with stand-ins for wtforms."""
-    import sys
-    import types
-
-    from airflow_provider_fuse.get_provider_info import CONN_FIELDS
-
-    def field(kind: str):
-        return lambda label, **kwargs: (kind, label, kwargs.get("description"))
-
-    stand_ins = {
-        "wtforms": {"StringField": field("string"), "BooleanField": field("boolean")},
-        "flask_babel": {"lazy_gettext": str},
-        "flask_appbuilder": {},
-        "flask_appbuilder.fieldwidgets": {"BS3TextFieldWidget": object},
-    }
-    for name, attributes in stand_ins.items():
-        monkeypatch.setitem(sys.modules, name, types.SimpleNamespace(**attributes))
-    widgets = FuseHook.get_connection_form_widgets()
-    assert widgets == {
-        "timeout": ("string", "Timeouts (seconds)", CONN_FIELDS["timeout"]["description"]),
-        "verify": ("string", "Verify TLS", CONN_FIELDS["verify"]["description"]),
-        "proxies": ("string", "Proxies", CONN_FIELDS["proxies"]["description"]),
-        "allow_http": ("boolean", "Allow plain http", CONN_FIELDS["allow_http"]["description"]),
-    }
-
-
-@pytest.mark.parametrize(
-    "extra", [{"timeout": -1}, {"timeout": [1]}, {"verify": 3}, {"proxies": "x"}, {"allow_http": "yes"}]
-)
-def test_invalid_known_extras_are_refused(monkeypatch, extra):
-    monkeypatch.setenv("AIRFLOW_CONN_FUSE_DEFAULT", connection_json(extra=extra))
-    with pytest.raises(FuseValidationError, match="extra"):
-        make_hook().settings  # noqa: B018
 
 
 def test_session_sends_basic_auth_json_accept_and_user_agent(fuse_connection, requests_mock, contacts_csv):
@@ -792,3 +568,63 @@ def test_a_number_at_the_cut_is_redacted_whole():
 
     text = "x" * 195 + " 16175551234 trailing"
     assert not any(digit in redact(text) for digit in "0123456789")
+
+
+# --- The hook's public names ----------------------------------------------------------------------
+
+#: Every public name hooks/fuse.py defined before the connection, limits, classification and the two
+#: clients became modules of their own: each still imports from here.
+PUBLIC_NAMES = [
+    "DEFAULT_BASE_URL",
+    "DEFAULT_TIMEOUT",
+    "DEFAULT_TOTAL_TIMEOUT",
+    "KNOWN_EXTRAS",
+    "MAX_ANSWER_BYTES",
+    "MAX_ANSWER_HEADERS",
+    "MAX_ANSWER_HEAD_BYTES",
+    "MAX_CALLS_QUEUED",
+    "MAX_CALL_ID_CHARS",
+    "MAX_CONNECT_RETRIES",
+    "MAX_INTERIM_HEAD_BYTES",
+    "MAX_RETRY_BACKOFF",
+    "MAX_RETRY_DELAY",
+    "MAX_TIMEOUT",
+    "NO_RECEIVER_STATUSES",
+    "PROBE_CONNECT_TIMEOUT",
+    "PROBE_DEADLINE",
+    "PROBE_READ_BYTES",
+    "RECEIVER_NOT_CONFIGURED",
+    "RECEIVER_REFUSES_TOKEN",
+    "RECEIVER_SETUP_HINT",
+    "UPLOAD_BLOCK_SIZE",
+    "CallDetails",
+    "CallStatus",
+    "ConnectionSettings",
+    "CsvSource",
+    "FuseHook",
+    "ProbeAnswer",
+    "asking_again_can_help",
+    "base_url",
+    "classify_answer",
+    "classify_network_error",
+    "parse_answer",
+    "probe_results_receiver",
+]
+
+
+@pytest.mark.parametrize("name", PUBLIC_NAMES)
+def test_every_public_name_still_imports_from_the_hook_module(name):
+    from airflow_provider_fuse.hooks import fuse
+
+    assert name in fuse.__all__
+    assert getattr(fuse, name) is not None
+
+
+def test_the_hook_names_its_connection_as_the_connection_module_does():
+    from airflow_provider_fuse.hooks import connection
+
+    assert (FuseHook.default_conn_name, FuseHook.conn_type, FuseHook.hook_name) == (
+        connection.DEFAULT_CONN_NAME,
+        connection.CONN_TYPE,
+        connection.HOOK_NAME,
+    )

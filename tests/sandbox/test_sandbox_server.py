@@ -9,8 +9,8 @@ import threading
 import pytest
 import requests
 
+from airflow_provider_fuse.hooks.connection import is_loopback as _is_loopback_host
 from airflow_provider_fuse.sandbox import FuseSandbox
-from airflow_provider_fuse.sandbox.server import _is_loopback_host
 
 
 def sandbox_threads() -> list[str]:

@@ -107,6 +107,39 @@ def test_arguments_are_checked_when_the_dag_is_parsed(kwargs, match):
         sensor(**kwargs)
 
 
+@pytest.mark.parametrize(
+    ("hook_params", "match"),
+    [
+        ({"connect_retry": 3}, "'connect_retry' is not a FuseHook setting"),
+        ({"connect_retries": 11}, "connect_retries must be an integer from 0 to 10, got 11"),
+        ({"fuse_conn_id": "other"}, "fuse_conn_id"),
+        ([("connect_retries", 1)], "hook_params: must be a dict"),
+    ],
+)
+def test_hook_params_are_checked_when_the_dag_is_parsed_as_the_operators_check_them(hook_params, match):
+    with pytest.raises(ValueError, match=match):
+        sensor(hook_params=hook_params)
+
+
+def test_hook_params_are_passed_to_the_hook():
+    hook = sensor(hook_params={"connect_retries": 0, "retry_backoff": 0.25}).hook
+    assert (hook.connect_retries, hook.retry_backoff) == (0, 0.25)
+
+
+def test_without_hook_params_the_hook_keeps_its_defaults():
+    hook = sensor().hook
+    assert (hook.connect_retries, hook.retry_backoff) == (2, 1.0)
+
+
+def test_connect_retries_from_hook_params_bound_how_often_a_status_is_asked_again(
+    fuse_connection, requests_mock
+):
+    requests_mock.get(STATUS_URL, status_code=503, json={"error": "Maintenance."})
+    with pytest.raises(AirflowException, match="503"):
+        sensor(hook_params={"connect_retries": 0}).poke({})
+    assert requests_mock.call_count == 1
+
+
 @pytest.mark.parametrize("status", [401, 403, 404])
 def test_a_rejection_fails_without_retries(fuse_connection, requests_mock, status):
     requests_mock.get(STATUS_URL, status_code=status, json={"error": "No outbound call was found."})
@@ -138,6 +171,14 @@ def test_deferrable_defers_to_the_trigger_with_ids_and_interval(fuse_connection,
         "poll_interval": 1.0,
     }
     assert deferred.timeout.total_seconds() == 600
+
+
+def test_deferrable_hands_hook_params_to_the_trigger(fuse_connection, requests_mock):
+    requests_mock.get(STATUS_URL, json=details("dialing"))
+    with pytest.raises(TaskDeferred) as caught:
+        sensor(deferrable=True, hook_params={"connect_retries": 5, "retry_backoff": 0.5}).execute({})
+    trigger = caught.value.trigger
+    assert trigger.serialize()[1]["hook_params"] == {"connect_retries": 5, "retry_backoff": 0.5}
 
 
 def test_deferrable_does_not_defer_for_a_call_that_already_ended(fuse_connection, requests_mock):

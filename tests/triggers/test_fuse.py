@@ -82,6 +82,36 @@ def test_a_trigger_stored_by_0_1_0_with_success_statuses_still_loads():
     }
 
 
+def test_hook_params_are_serialized_when_given_and_reach_the_hook(fuse_connection, monkeypatch):
+    trigger = FuseCallStatusTrigger(call_id="77", poll_interval=5, hook_params={"connect_retries": 0})
+    classpath, kwargs = trigger.serialize()
+    assert kwargs["hook_params"] == {"connect_retries": 0}
+    assert FuseCallStatusTrigger(**kwargs).serialize() == (classpath, kwargs)
+    built: list[FuseHook] = []
+
+    async def status(self: FuseHook, call_id: str) -> None:
+        built.append(self)
+        raise FuseNotSentError("not sent: could not connect to Fuse (ConnectError)")
+
+    monkeypatch.setattr(FuseHook, "aget_call_status", status)
+    first_event(trigger)
+    assert built[0].connect_retries == 0
+
+
+def test_a_trigger_stored_without_hook_params_loads_with_none():
+    stored = {"call_id": "77", "fuse_conn_id": "fuse_default", "poll_interval": 5.0}
+    trigger = FuseCallStatusTrigger(**stored)
+    assert trigger.hook_params == {}
+    assert trigger.serialize()[1] == stored
+
+
+def test_hook_params_the_hook_refuses_end_the_trigger_with_an_error_not_retried():
+    trigger = FuseCallStatusTrigger(call_id="77", poll_interval=5, hook_params={"connect_retries": 99})
+    payload = first_event(trigger)
+    assert (payload["status"], payload["retryable"]) == ("error", False)
+    assert "connect_retries" in payload["message"]
+
+
 def test_a_completed_call_fires_one_event_without_the_number(connected):
     call_id = queue()
     payload = first_event(FuseCallStatusTrigger(call_id=call_id, poll_interval=0.05))
@@ -216,7 +246,7 @@ def test_a_request_that_cannot_be_made_is_not_asked_again(fuse_connection, monke
     no_backoff(monkeypatch)
     monkeypatch.setattr(
         FuseHook,
-        "_new_async_client",
+        "_async_client",
         lambda self, settings: httpx.AsyncClient(transport=httpx.MockTransport(refuse)),
     )
     payload = first_event(FuseCallStatusTrigger(call_id="77", poll_interval=0.05))

@@ -8,8 +8,8 @@
 * C: the sync path refuses exactly the heads the async one (httpx's h11) refuses, with the same
   classification.
 
-Against a raw loopback peer (:class:`tests.hooks.test_fuse_raw_answers.RawPeer`), through the hook's
-real clients.
+Against a raw loopback peer (:class:`tests.hooks.test_same_answers_both_paths.RawPeer`), through the
+hook's real clients.
 """
 
 from __future__ import annotations
@@ -34,7 +34,15 @@ from airflow_provider_fuse.exceptions import (
 from airflow_provider_fuse.hooks.fuse import classify_network_error
 from airflow_provider_fuse.operators.fuse import FuseBulkQueueOperator
 from tests.helpers import DEVELOPER_KEY, MemoryStore, connection_json
-from tests.hooks.test_fuse_raw_answers import DETAILS, QUEUED, RawPeer, make_hook, read_async, read_sync, same
+from tests.hooks.test_same_answers_both_paths import (
+    DETAILS,
+    QUEUED,
+    RawPeer,
+    make_hook,
+    read_async,
+    read_sync,
+    same,
+)
 
 NUMBER = "6175550100"
 

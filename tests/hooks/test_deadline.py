@@ -24,7 +24,8 @@ from airflow_provider_fuse.exceptions import (
     FuseServerError,
     nothing_queued,
 )
-from airflow_provider_fuse.hooks.fuse import MAX_ANSWER_BYTES, FuseHook, _Watchdog
+from airflow_provider_fuse.hooks.fuse import MAX_ANSWER_BYTES, FuseHook
+from airflow_provider_fuse.hooks.requests_client import Watchdog
 from tests.helpers import HUGE_BYTES, TRICKLE_SECONDS, Served, connection_json, serving
 
 
@@ -123,13 +124,13 @@ def test_a_late_expiry_of_the_last_request_does_not_cut_the_next(monkeypatch, se
     monkeypatch.setattr(threading, "Timer", recording_timer)
     assert hook.bulk_queue(12, 34, contacts_csv) == 3
     first = timers[0]
-    original_mark_connected = _Watchdog.mark_connected
+    original_mark_connected = Watchdog.mark_connected
 
-    def late_expiry_once_connected(watchdog: _Watchdog) -> None:
+    def late_expiry_once_connected(watchdog: Watchdog) -> None:
         original_mark_connected(watchdog)
         first.function(*first.args, **first.kwargs)
 
-    monkeypatch.setattr(_Watchdog, "mark_connected", late_expiry_once_connected)
+    monkeypatch.setattr(Watchdog, "mark_connected", late_expiry_once_connected)
     assert hook.bulk_queue(12, 34, contacts_csv) == 3
     assert len(timers) == 2
     assert not hook._watchdog.expired

@@ -432,7 +432,7 @@ def test_a_socks_proxy_the_async_path_cannot_use_is_a_request_error_naming_the_f
 ):
     import importlib.util
 
-    from airflow_provider_fuse.hooks import fuse as hook_module
+    from airflow_provider_fuse.hooks import settings as hook_module
 
     monkeypatch.setattr(hook_module, "_socks_available", lambda: True)  # PySocks: the sync path can
     find_spec = importlib.util.find_spec
