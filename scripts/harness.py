@@ -284,6 +284,33 @@ class ApiServer:
         )
         return self
 
+    def healthy(self) -> bool:
+        """Whether the health endpoint answers 200 now.
+
+        :raises OSError: it does not answer (yet).
+        """
+        with _LOCAL.open(self.url + HEALTH_PATH, timeout=2) as answer:
+            return bool(answer.status == 200)
+
+    def worker_pids(self) -> list[int]:
+        """The PIDs of its uvicorn workers: the server's children started by multiprocessing's spawn
+        (not its resource tracker); none when it is not running (Linux: read from /proc)."""
+        if self.process is None:
+            return []
+        workers = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
+            except OSError:
+                continue
+            parent = int(stat.rsplit(")", 1)[1].split()[1])
+            if parent == self.process.pid and b"spawn_main" in cmdline and b"resource_tracker" not in cmdline:
+                workers.append(int(entry.name))
+        return sorted(workers)
+
     def wait_healthy(self) -> float:
         """Seconds from :meth:`launch` until the health endpoint answered 200.
 
@@ -292,14 +319,9 @@ class ApiServer:
         """
         process = self.process
         assert process is not None, "launch() first"
-
-        def healthy() -> bool:
-            with _LOCAL.open(self.url + HEALTH_PATH, timeout=2) as answer:
-                return bool(answer.status == 200)
-
         wait_until(
             f"the api-server on {self.url}",
-            healthy,
+            self.healthy,
             max(0.0, self.started + self.startup_timeout - time.monotonic()),
             interval=0.2,
             alive=process.check_alive,
