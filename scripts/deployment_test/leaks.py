@@ -74,7 +74,9 @@ def check_nothing_leaked(deployment: Deployment, sandbox: Any, report: Report) -
             f"/api/v2/dags/{entry['dag_id']}/dagRuns/{quote(entry['run_id'])}/taskInstances/"
             f"{entry['task_id']}/xcomEntries/{quote(entry['key'])}"
         )
-        values.append(deployment.call("GET", xcom_path, params={"map_index": entry.get("map_index", -1)})["value"])
+        values.append(
+            deployment.call("GET", xcom_path, params={"map_index": entry.get("map_index", -1)})["value"]
+        )
     leaks += scan(json.dumps(values, default=str), "XCom", secrets_)
     events = deployment.call("GET", "/api/v2/eventLogs", params={"limit": 1000})["event_logs"]
     leaks += scan(json.dumps(events), "the event log", secrets_)
