@@ -4,7 +4,8 @@
 :func:`classify_answer` reads a whole answer by its status and body; :func:`classify_network_error`
 and :func:`failure` read what a client raised. Only a failure proven to come before sending is "not
 sent": once a connection was made for a request, any failure is an unknown outcome, whatever the
-client calls it. An answer's head is read by one rule on both paths (:func:`head_within_bounds`).
+client calls it. An answer's head is read by one rule on both paths (:func:`head_within_bounds`,
+:data:`ANSWER_HTTP_VERSIONS`).
 No message quotes an answer's text beyond a scrubbed, redacted excerpt, nor a credential.
 """
 
@@ -48,8 +49,10 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
 
 __all__ = [
+    "ANSWER_HTTP_VERSIONS",
     "Answer",
     "HeadTooLarge",
+    "OtherHttpVersion",
     "asking_again_can_help",
     "calls_queued",
     "cause",
@@ -59,7 +62,13 @@ __all__ = [
     "head_refused",
     "head_within_bounds",
     "queued_call_id",
+    "version_refused",
 ]
+
+#: The versions an answer's status line may name. Both clients ask in HTTP/1.1, which a server
+#: answers in HTTP/1.1 or, an older one, in HTTP/1.0. An answer naming any other is not read: it is
+#: an unknown outcome (:func:`version_refused`), as the request was sent.
+ANSWER_HTTP_VERSIONS = frozenset({"HTTP/1.0", "HTTP/1.1"})
 
 
 @dataclass(frozen=True)
@@ -75,6 +84,12 @@ class HeadTooLarge(http.client.HTTPException):
     """An answer's head beyond :data:`MAX_ANSWER_HEADERS` or :data:`MAX_ANSWER_HEAD_BYTES` (or an
     interim head beyond :data:`MAX_INTERIM_HEAD_BYTES`): raised while the sync client reads it, so
     that urllib3 drops the connection; :func:`classify_network_error` finds it in the chain."""
+
+
+class OtherHttpVersion(http.client.HTTPException):
+    """An answer whose status line names a version not in :data:`ANSWER_HTTP_VERSIONS`: raised while
+    the sync client reads it, so that urllib3 drops the connection; :func:`classify_network_error`
+    finds it in the chain."""
 
 
 def _excerpt(body: bytes, secrets: Iterable[str]) -> str:
@@ -168,6 +183,8 @@ def _classify_by_class(error: BaseException) -> FuseApiError:
 
     if _head_too_large(error):
         return head_refused()
+    if _in_chain(error, lambda item: isinstance(item, OtherHttpVersion)):
+        return version_refused()
     if isinstance(error, (httpx.HTTPError, httpx.InvalidURL)):
         return _classify_httpx_error(error)
     if isinstance(error, requests.exceptions.InvalidHeader) and _in_chain(
@@ -286,6 +303,15 @@ def head_refused() -> FuseInvalidResponseError:
         f"an answer with more than {MAX_ANSWER_HEADERS} header fields or "
         f"{MAX_ANSWER_HEAD_BYTES // 1024} KiB of them is not Fuse's and was not read; Fuse may have "
         "queued some or all calls"
+    )
+
+
+def version_refused() -> FuseConnectionLostError:
+    """The one error for an answer whose status line names a version not in
+    :data:`ANSWER_HTTP_VERSIONS`, sync or async. Its status is not given: it was not read."""
+    return FuseConnectionLostError(
+        "an answer in a protocol other than HTTP/1.0 or HTTP/1.1 is not Fuse's and was not read; Fuse "
+        "may have queued some or all calls"
     )
 
 

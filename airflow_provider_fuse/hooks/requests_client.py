@@ -24,8 +24,10 @@ from requests_toolbelt.multipart.encoder import MultipartEncoder, MultipartEncod
 
 from airflow_provider_fuse.exceptions import FuseApiError, FuseCsvError, FuseError, FuseRequestError
 from airflow_provider_fuse.hooks.classify import (
+    ANSWER_HTTP_VERSIONS,
     Answer,
     HeadTooLarge,
+    OtherHttpVersion,
     cause,
     classify_answer,
     failure,
@@ -306,7 +308,9 @@ class _FuseHTTPResponse(http.client.HTTPResponse):
     """http.client's response, reading heads as httpx does on the async path: interim 1xx answers
     skipped, up to :data:`MAX_INTERIM_HEAD_BYTES` of head each (http.client skips a 100 only, and
     takes a 103 for the answer); a 101 refused; every head refused that h11 refuses
-    (:class:`_HeadParser`); the final head held to :data:`MAX_ANSWER_HEADERS` and
+    (:class:`_HeadParser`); the final answer refused unless it is in one of
+    :data:`ANSWER_HTTP_VERSIONS` (h11 takes any ``HTTP/<digit>.<digit>``, http.client any
+    ``HTTP/1.x`` and ``HTTP/0.9``); the final head held to :data:`MAX_ANSWER_HEADERS` and
     :data:`MAX_ANSWER_HEAD_BYTES`."""
 
     def begin(self) -> None:
@@ -332,6 +336,8 @@ class _FuseHTTPResponse(http.client.HTTPResponse):
             if status == 101:
                 raise _UnaskedSwitch
             if not 100 <= status < 200:
+                if version not in ANSWER_HTTP_VERSIONS:
+                    raise OtherHttpVersion
                 return version, status, reason
             self._skip_interim_head()
 

@@ -168,6 +168,35 @@ def test_heads_both_parsers_accept_are_read_by_both_paths(peer, lines):
     assert same(read_sync(), read_async()) == "completed"
 
 
+#: Both clients ask in HTTP/1.1: an answer may say HTTP/1.1, or HTTP/1.0 from an older server.
+HTTP_VERSIONS = st.sampled_from([b"1.0", b"1.1", b"2.0", b"0.9", b"1.2", b"2"]) | st.from_regex(
+    rb"\A[0-9](\.[0-9])?\Z"
+)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(version=HTTP_VERSIONS)
+def test_an_answer_in_another_http_version_is_the_same_unknown_outcome_on_both_paths(peer, version):
+    # The status line alone differs: HTTP/2.0 was read as a 200 by the async path only.
+    peer.answer = b"HTTP/" + version + b" 200 OK\r\n" + b"".join(line + b"\r\n" for line in usual_fields())
+    peer.answer += b"\r\n" + DETAILS
+    result = same(read_sync(), read_async())
+    if version in (b"1.0", b"1.1"):
+        assert result == "completed"
+    else:
+        assert isinstance(result, FuseConnectionLostError)
+        assert result.status_code is None
+
+
+def test_a_bulk_queue_answered_in_http_2_is_an_unknown_outcome_sent_once(peer, contacts_csv):
+    peer.answer = b"HTTP/2.0 200 OK\r\n" + b"".join(line + b"\r\n" for line in usual_fields(QUEUED))
+    peer.answer += b"\r\n" + QUEUED
+    with pytest.raises(FuseConnectionLostError) as caught:
+        make_hook(connect_retries=2).bulk_queue(12, 34, contacts_csv)
+    assert not nothing_queued(caught.value)
+    assert len(peer.request_lines) == 1
+
+
 NAMES = st.sampled_from([b"X-A", b"x_b", b"X A", b"", b"X\x00", b"\xc4", b"X(", b"X-Ok", b"Content-Type"])
 SEPARATORS = st.sampled_from([b": ", b":", b" : ", b"\t:", b" ", b":\t", b"::"])
 VALUE_BYTES = st.sampled_from(
