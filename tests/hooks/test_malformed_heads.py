@@ -282,6 +282,18 @@ def test_the_async_clients_logs_carry_no_answer_text(peer, raw, log_text):
     assert NUMBER not in log_text()
 
 
+def test_neither_clients_debug_lines_carry_answer_text(peer, log_text):
+    # log_text is at DEBUG: urllib3 logs each request line and httpcore each head.
+    body = f'{{"error": "no call {NUMBER}"}}'.encode()
+    peer.answer = head(
+        *usual_fields(body), f"X-Debug: caller {NUMBER}".encode(), status=f"404 {NUMBER}".encode(), body=body
+    )
+    assert isinstance(same(read_sync(), read_async()), FuseError)
+    logs = log_text()
+    assert "127.0.0.1" in logs
+    assert NUMBER not in logs
+
+
 def test_a_proxy_refusing_the_tunnel_is_not_sent_on_both_paths(monkeypatch):
     # The CONNECT to the proxy is a request of its own (httpx traces it as the request's): nothing
     # reached Fuse. What is connected-for-the-request is the tunnel, not the proxy.
