@@ -4,9 +4,10 @@
 :func:`classify_answer` reads a whole answer by its status and body; :func:`classify_network_error`
 and :func:`failure` read what a client raised. Only a failure proven to come before sending is "not
 sent": once a connection was made for a request, any failure is an unknown outcome, whatever the
-client calls it. An answer's head is read by one rule on both paths (:func:`head_within_bounds`,
-:data:`ANSWER_HTTP_VERSIONS`).
-No message quotes an answer's text beyond a scrubbed, redacted excerpt, nor a credential.
+client calls it; a failure while that connection was being made (a TLS handshake cut) is not sent.
+An answer's head is read by one rule on both paths (:func:`head_within_bounds`,
+:data:`ANSWER_HTTP_VERSIONS`). No message quotes an answer's text beyond a scrubbed, redacted
+excerpt, nor a credential.
 """
 
 from __future__ import annotations
@@ -149,7 +150,9 @@ def classify_answer(
     raise FuseServerError(text, status_code)
 
 
-def classify_network_error(error: BaseException, *, connected: bool | None = None) -> FuseApiError:
+def classify_network_error(
+    error: BaseException, *, connected: bool | None = None, connect_failed: bool = False
+) -> FuseApiError:
     """Map a failure to get any answer, from requests (sync) or httpx (async), onto the outcome it means.
 
     Could not be made (:class:`FuseRequestError`, not sent and not retryable): an invalid URL, scheme
@@ -166,6 +169,11 @@ def classify_network_error(error: BaseException, *, connected: bool | None = Non
     different ``Content-Length`` headers by raising the ``InvalidHeader`` that requests also raises
     for a header it refuses to send. Without that word (``None``), the class decides, and a
     "could not be made" class caused by urllib3 reading an answer is an unknown outcome too.
+
+    With ``connect_failed`` true (and ``connected`` not), the failure came while the connection for
+    this request was being made — TCP, a proxy's tunnel, the TLS handshake — so nothing of the
+    request left: what the class would call an unknown outcome (a reset during the handshake is a
+    ``ConnectionError`` to requests) is not sent; what could not be made stays so.
     """
     classified = _classify_by_class(error)
     if connected and classified.outcome is not Outcome.UNKNOWN:
@@ -173,6 +181,8 @@ def classify_network_error(error: BaseException, *, connected: bool | None = Non
             f"the request failed once a connection was made for it ({cause(error)}); Fuse may have "
             "queued some or all calls"
         )
+    if connect_failed and not connected and classified.outcome is Outcome.UNKNOWN:
+        return FuseNotSentError(f"not sent: the connection to Fuse failed while it was made ({cause(error)})")
     return classified
 
 
@@ -438,13 +448,22 @@ def queued_call_id(
     return candidate
 
 
-def failure(error: Exception | None, *, expired: bool, connected: bool, total_timeout: float) -> FuseApiError:
+def failure(
+    error: Exception | None,
+    *,
+    expired: bool,
+    connected: bool,
+    total_timeout: float,
+    connect_failed: bool = False,
+) -> FuseApiError:
     """What a failure to get an answer means: the one reading for sync and async requests.
 
     :param error: what the client raised (``None`` when the deadline alone ended the request).
     :param expired: the overall deadline ended the request.
     :param connected: the request may have left (a connection was made for it).
     :param total_timeout: the connection's overall deadline, in seconds, as the message names it.
+    :param connect_failed: a connection was being made for the request and was not made: nothing
+        of the request left (see :func:`classify_network_error`).
     """
     if expired or error is None:
         if connected:
@@ -457,7 +476,7 @@ def failure(error: Exception | None, *, expired: bool, connected: bool, total_ti
             "(extra timeout.total)"
         )
     if isinstance(error, (requests.RequestException, LocationParseError, httpx.HTTPError, httpx.InvalidURL)):
-        return classify_network_error(error, connected=connected)
+        return classify_network_error(error, connected=connected, connect_failed=connect_failed)
     if not connected:
         # Raised before any connection was made: a missing CA bundle, a proxy scheme urllib3
         # does not know, a file that cannot be read... Trying again cannot help.

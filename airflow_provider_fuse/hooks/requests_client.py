@@ -139,6 +139,7 @@ def send(
                     expired=watchdog.expired,
                     connected=watchdog.connected,
                     total_timeout=settings.total_timeout,
+                    connect_failed=watchdog.connect_failed,
                 )
     if error is not None:
         # Raised outside the except block, with no cause or context: an exception's text may
@@ -365,6 +366,7 @@ class _WatchedConnection(_ConnectionBase):
         return sock
 
     def connect(self) -> None:
+        self.watchdog.mark_connecting()
         super().connect()
         self.watchdog.mark_connected()
 
@@ -382,7 +384,8 @@ class Watchdog:
     upload; SIGALRM belongs to Airflow's ``execution_timeout``. So a timer thread shuts the
     connection down, which makes the blocked send or receive fail at once. It works on a duplicate
     of the socket's descriptor: a shutdown ends the connection for every descriptor of it, including
-    the TLS socket that later wraps it. ``connected`` says whether the request may have left.
+    the TLS socket that later wraps it. ``connected`` says whether the request may have left;
+    ``connect_failed``, whether a connection for it was begun and never made (nothing left).
     """
 
     def __init__(self) -> None:
@@ -394,6 +397,7 @@ class Watchdog:
         self._generation = 0
         self.expired = False
         self.connected = False
+        self._connecting = False
 
     @contextmanager
     def watch(self, seconds: float) -> Iterator[None]:
@@ -405,6 +409,7 @@ class Watchdog:
             self._generation += 1
             generation = self._generation
             self._watching, self.expired, self.connected, self._sockets = True, False, False, []
+            self._connecting = False
         timer = threading.Timer(max(seconds, 0.0), self._expire, args=(generation,))
         timer.daemon = True
         try:
@@ -432,11 +437,25 @@ class Watchdog:
             if self.expired:
                 _shutdown(copy)
 
+    def mark_connecting(self) -> None:
+        """Called by a connection as it begins to connect (TCP, a proxy's tunnel, TLS): nothing of the
+        request leaves before it is connected."""
+        with self._lock:
+            if self._watching:
+                self._connecting = True
+
     def mark_connected(self) -> None:
         """Called by a connection once it is connected: from here on the request may reach Fuse."""
         with self._lock:
             if self._watching:
                 self.connected = True
+                self._connecting = False
+
+    @property
+    def connect_failed(self) -> bool:
+        """Whether a connection for the request watched was begun and never made: a failure then
+        came before anything of the request left."""
+        return self._connecting and not self.connected
 
     def _expire(self, generation: int) -> None:
         """The timer of watch ``generation`` ran out: end that request, if it is still the one watched."""

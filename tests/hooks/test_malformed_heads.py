@@ -7,6 +7,8 @@
 * B: no answer text reaches a log through urllib3's own warning about a head it could not parse.
 * C: the sync path refuses exactly the heads the async one (httpx's h11) refuses, with the same
   classification.
+* D (review r3): a peer hanging up during the TLS handshake is a request not sent on both paths: the
+  connection was never made, so nothing of the request left.
 
 Against a raw loopback peer (:class:`tests.hooks.test_same_answers_both_paths.RawPeer`), through the
 hook's real clients.
@@ -14,7 +16,12 @@ hook's real clients.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import socket
+import struct
+import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -310,3 +317,77 @@ def test_a_proxy_refusing_the_tunnel_is_not_sent_on_both_paths(monkeypatch):
     for error in results:  # the messages name each client's own exception types
         assert type(error) is FuseNotSentError, error
     assert [line.split(b" ")[0] for line in proxy.request_lines] == [b"CONNECT", b"CONNECT"]
+
+
+# --- D: a TLS handshake that fails is a request not sent, on both paths ----------------------------------
+
+
+class HandshakeHangUp:
+    """A loopback peer that accepts TCP, reads the start of the TLS ClientHello and hangs up (with a
+    reset when ``reset``, else a plain close) before the handshake ends; counts the connections."""
+
+    def __init__(self, *, reset: bool) -> None:
+        self.reset = reset
+        self.accepted = 0
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.2)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name="tls-hang-up", daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self._listener.getsockname()[1]}/api"
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self._listener.close()
+
+    def _serve(self) -> None:
+        deadline = time.monotonic() + 60
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            try:
+                conn, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            self.accepted += 1
+            with conn, contextlib.suppress(OSError):
+                conn.settimeout(5)
+                conn.recv(10)
+                if self.reset:
+                    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+
+@pytest.mark.parametrize("reset", [True, False], ids=["reset", "closed"])
+def test_a_peer_hanging_up_during_the_tls_handshake_is_not_sent_on_both_paths(
+    monkeypatch, contacts_csv, reset
+):
+    # The sync path took it for a connection lost after sending: an unknown outcome, never tried
+    # again, and the ledger blocked every later try. Nothing of the request can have left.
+    peer = HandshakeHangUp(reset=reset)
+    monkeypatch.setenv("AIRFLOW_CONN_FUSE_DEFAULT", connection_json(host=peer.url))
+    try:
+        for error in (read_sync(), read_async()):  # the messages name each client's own types
+            assert type(error) is FuseNotSentError, error
+        peer.accepted = 0
+        with pytest.raises(FuseNotSentError) as caught:
+            make_hook(connect_retries=2).bulk_queue(12, 34, contacts_csv)
+        assert nothing_queued(caught.value)
+        assert peer.accepted == 3  # connect retries apply
+    finally:
+        peer.close()
+
+
+def test_a_failure_once_connected_stays_an_unknown_outcome_whatever_else_is_said():
+    from urllib3.exceptions import ProtocolError
+
+    reset = requests.exceptions.ConnectionError(ProtocolError("aborted", ConnectionResetError(104, "reset")))
+    assert isinstance(classify_network_error(reset, connect_failed=True), FuseNotSentError)
+    assert isinstance(classify_network_error(reset), FuseConnectionLostError)
+    for error in (reset, requests.exceptions.InvalidHeader("x"), requests.exceptions.ConnectTimeout("x")):
+        after = classify_network_error(error, connected=True, connect_failed=True)
+        assert isinstance(after, FuseUnknownOutcomeError)
+    # What could not be made stays so: trying again cannot help.
+    unmade = classify_network_error(requests.exceptions.InvalidURL("x"), connect_failed=True)
+    assert isinstance(unmade, FuseRequestError)
