@@ -39,9 +39,8 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness import AIRFLOW, ApiServer, Post, ProcessExited, free_port, post_many
-
 from airflow_provider_fuse.sandbox import FuseSandbox
+from harness import AIRFLOW, ApiServer, Post, ProcessExited, free_port, post_many
 
 if TYPE_CHECKING:
     from collections.abc import Callable

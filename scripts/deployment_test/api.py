@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import requests
+
 from deployment_test.report import ApiBusy, ApiError
 
 if TYPE_CHECKING:

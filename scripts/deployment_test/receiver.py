@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import requests
+
 from deployment_test.report import Report, say
 from deployment_test.topology import API_WORKERS, RESULTS_DATABASE, RESULTS_ROLE, RESULTS_TABLE, results_db
 

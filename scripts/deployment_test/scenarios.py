@@ -12,6 +12,7 @@ import contextlib
 from typing import TYPE_CHECKING, Any
 
 import requests
+
 from deployment_test.examples import (
     BULK,
     BULK_RUNS,

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import requests
+
 from deployment_test.examples import BULK, RESULTS, SINGLE, SINGLE_CONTACT, STOP
 from deployment_test.report import ApiBusy, Failed, say
 from harness import AIRFLOW, ApiServer, Process, ProcessExited, free_port, wait_until
