@@ -902,8 +902,8 @@ def test_pokes_do_not_ask_once_an_outcome_has_arrived(arrive, receiver_checks):
 
 
 def test_in_reschedule_mode_each_new_poke_process_asks_at_most_once_per_interval(database):
-    from airflow_provider_fuse.sensors.campaign_results import Campaign
     from airflow_provider_fuse.results.diagnosis import DIAGNOSE_AFTER_POLLS, DIAGNOSE_EVERY
+    from airflow_provider_fuse.sensors.campaign_results import Campaign
 
     interval = 60.0
     queued = time.time()
