@@ -509,8 +509,8 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
         elif status == 503:
             self.log.warning(
                 "The results receiver at %s answered 503 (not its own 'not configured' answer: a "
-                "results database busy or out of reach now, or a proxy); sending anyway. Fuse retries "
-                "a 503; check the receiver's log.",
+                "results database busy or out of reach now, [fuse] options it cannot read now, or a "
+                "proxy); sending anyway. Fuse retries a 503; check the receiver's log.",
                 shown,
             )
         elif status == 403:

@@ -9,9 +9,11 @@ What one request goes through, in this order:
 
 1. The ``[fuse]`` config (signing key, connection, table), loaded on the first request and then kept
    for the life of the process (a changed key takes effect when the server restarts). Missing or
-   unusable, or not read within :data:`STORE_TIMEOUT`: **503**, and an ERROR log line naming the
-   option (rate-limited: nothing is known of the sender yet); a request after
-   :data:`CONFIG_RETRY_INTERVAL` seconds tries again.
+   unusable: **503** with :data:`.tokens.NOT_CONFIGURED_DETAIL` (the bulk task's check before dialing
+   fails on it); unreadable for now (a ``_cmd`` that failed, a secrets backend out of reach, any
+   unexpected error) or not read within :data:`STORE_TIMEOUT`: a plain **503** (a warning there).
+   Either way an ERROR log line naming the option (rate-limited: nothing is known of the sender yet);
+   a request after :data:`CONFIG_RETRY_INTERVAL` seconds tries again.
 2. The token, checked in constant time with the signing key (:func:`.tokens.verify`) before anything
    else is read. Malformed, forged (another key) or expired: **403**, the body is not read, nothing
    is stored, and a WARNING line says which kind — never the token. Anyone can send forged tokens,
@@ -72,7 +74,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from airflow_provider_fuse.results.callbacks import MAX_BODY_BYTES, CallbackError, read_callback
-from airflow_provider_fuse.results.config import ResultsConfig, ResultsConfigError
+from airflow_provider_fuse.results.config import ResultsConfig, ResultsConfigError, ResultsConfigUnreadable
 from airflow_provider_fuse.results.table import ResultsStoreError, ResultsTable, Stored
 from airflow_provider_fuse.results.tokens import (
     NOT_CONFIGURED_DETAIL,
@@ -126,6 +128,10 @@ BODY_TIMEOUT = 10.0
 #: without trying again (each try may run a ``_cmd`` or ask a secrets backend).
 CONFIG_RETRY_INTERVAL = 5.0
 _T = TypeVar("_T")
+#: The 503 while the ``[fuse]`` section cannot be read now (a ``_cmd`` that failed, a secrets backend
+#: out of reach, an unexpected error): not :data:`.tokens.NOT_CONFIGURED_DETAIL`, which says the
+#: options are missing or unusable and fails the bulk task's check before dialing.
+_UNREADABLE_DETAIL = "the results receiver cannot read its configuration now; retry later"
 #: A 503 asks the sender to wait this long (seconds) before retrying.
 _RETRY = {"Retry-After": "60"}
 #: At most one log line per kind (a refused token, a store that failed, ...) in this many seconds
@@ -515,7 +521,18 @@ def create_app(
             # Loaded once: only the first requests pay the thread hop.
             loaded = receiver.loaded
             _, key = loaded if loaded is not None else await receiver.in_thread(receiver.settings)
+        except ResultsConfigUnreadable as error:
+            # Maybe for now only (a _cmd that failed, a secrets backend out of reach): not the answer
+            # the check before dialing fails a task on, which would skip its retries.
+            refusals.refused(
+                "config unreadable",
+                "The Fuse results receiver cannot read the [fuse] config section (answered 503): %s",
+                error,
+                level=logging.ERROR,
+            )
+            return _detail(503, _UNREADABLE_DETAIL, **_RETRY)
         except ResultsConfigError as error:
+            # Missing or unusable: every outcome would be refused until the options are fixed.
             refusals.refused(
                 "not configured",
                 "The Fuse results receiver cannot accept call outcomes (answered 503): %s",
@@ -542,14 +559,14 @@ def create_app(
                     level=logging.ERROR,
                 )
             return _detail(503, "the results receiver is busy; retry later", **_RETRY)
-        except Exception as error:  # a _cmd that failed, a secrets backend out of reach, ...
+        except Exception as error:  # unexpected: nothing says the options are wrong, so a plain 503
             refusals.refused(
                 "config unreadable",
                 "The Fuse results receiver cannot read the [fuse] config section (answered 503): %s",
                 type(error).__name__,
                 level=logging.ERROR,
             )
-            return _detail(503, NOT_CONFIGURED_DETAIL, **_RETRY)
+            return _detail(503, _UNREADABLE_DETAIL, **_RETRY)
         try:
             part = verify(token, key, now=receiver.clock())
         except TokenExpired:

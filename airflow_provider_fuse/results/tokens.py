@@ -44,10 +44,10 @@ MIN_KEY_LENGTH = 32
 #: malformed, signed with another key, or expired — and so what tells its refusal from another
 #: server's 403 (a proxy's) to the bulk operator's check before dialing.
 REFUSED_DETAIL = "invalid or expired results token"
-#: What the results receiver answers (503, JSON ``{"detail": ...}``) while it cannot check tokens:
-#: its ``[fuse]`` options are missing, unusable or unreadable. It refuses every outcome then, and the
-#: bulk operator's check before dialing tells this answer from any other 503 (a database briefly
-#: locked) by it.
+#: What the results receiver answers (503, JSON ``{"detail": ...}``) while it cannot check tokens
+#: because its ``[fuse]`` options are missing or unusable. It refuses every outcome until they are
+#: fixed, and the bulk operator's check before dialing tells this answer from any other 503 (a
+#: database briefly locked, options unreadable for now) by it.
 NOT_CONFIGURED_DETAIL = "the results receiver is not configured"
 #: Tokens longer than this are refused before anything else is done with them.
 MAX_TOKEN_LENGTH = 2048
