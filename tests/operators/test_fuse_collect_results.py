@@ -1001,6 +1001,25 @@ def test_a_real_receiver_without_its_options_fails_the_task_before_dialing(
     assert_nothing_sent(fuse, store, caught.value, signing_key)
 
 
+def test_a_run_id_too_long_for_a_results_token_fails_before_dialing_naming_it(
+    results, fuse, signing_key, contacts_csv, receiver_checks
+):
+    # Review r3: with a loosened allowed_run_id_pattern, a long non-ASCII run id made a token the
+    # receiver calls malformed (its own 403), and the check before dialing blamed the signing key.
+    ti = FakeTaskInstance()
+    ti.run_id = "manual__" + "\u00e9" * 240
+    store = MemoryStore()
+    with pytest.raises(AirflowFailException, match=r"the run id is too long for a results token") as caught:
+        operator(contacts_csv).execute({"ti": ti, "task_state_store": store})
+    message = str(caught.value)
+    assert message.startswith("Nothing was sent to Fuse: ")
+    assert "signing key" not in message
+    assert receiver_checks == []  # refused before the receiver was asked
+    assert not fuse.called
+    assert store.values == {}
+    assert ti.xcom == {}
+
+
 def test_a_real_receiver_that_cannot_read_its_options_for_now_is_a_warning_and_the_list_goes(
     results, fuse, contacts_csv, monkeypatch, log_text
 ):
