@@ -172,7 +172,7 @@ def _describe(value: object) -> str:
             return "an empty string"
         if value.strip() == "None":
             return "'None'"
-        return f"a string of {len(value)} characters"
+        return f"a string of {len(value)} character{'' if len(value) == 1 else 's'}"
     return type(value).__name__
 
 
