@@ -40,7 +40,6 @@ import json
 import os
 import platform
 import shutil
-import signal
 import sqlite3
 import statistics
 import subprocess
@@ -54,10 +53,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+# The process harness the benchmarks share with the tests and scripts (scripts/harness.py).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
-from tests.e2e.api_server import ApiServer, Post, free_port, post_many  # noqa: E402
+from harness import ApiServer, Post, Process, free_port, post_many, wait_for_port
 
 KEY = "bench-" + "0123456789abcdef" * 3
 BENCH_CAMPAIGN = "bench-campaign-0001"
@@ -160,40 +159,15 @@ def new_database(path: Path, journal: str) -> Path:
     return path
 
 
-class Process:
-    """A server process of this benchmark (its own process group), answering on ``port``."""
-
-    def __init__(self, command: list[str], env: dict[str, str], port: int, log: Path) -> None:
-        self.port = port
-        with open(log, "wb") as out:
-            self.process = subprocess.Popen(
-                command, env=env, cwd=log.parent, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        deadline = time.monotonic() + 60
-        while True:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"{command[:2]} exited:\n{log.read_text()[-3000:]}")
-            with contextlib.suppress(OSError):
-                import socket
-
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    return
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{command[:2]} did not start")
-            time.sleep(0.1)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def stop(self) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(10)
+def serve(name: str, command: list[str], env: dict[str, str], port: int, workdir: Path) -> Process:
+    """``command`` as a process of its own, once it answers on ``port``."""
+    process = Process(name, command, log=workdir / f"{name}.log", env=env)
+    try:
+        wait_for_port(port, name, 60, process=process)
+    except BaseException:
+        process.stop()
+        raise
+    return process
 
 
 @contextlib.contextmanager
@@ -218,28 +192,34 @@ def servers(home: Path, workdir: Path, journal: str) -> Iterator[dict[str, tuple
     started: list[Process] = []
     try:
         api_server.start()
-        port = free_port()
+        ports = {"standalone": free_port(), "reference": free_port()}
+        fuse_results = str(Path(sys.executable).parent / "fuse-results")
         started.append(
-            Process(
-                [str(Path(sys.executable).parent / "fuse-results"), "serve", "--port", str(port)],
+            serve(
+                "standalone",
+                [fuse_results, "serve", "--port", str(ports["standalone"])],
                 env("standalone"),
-                port,
-                workdir / "standalone.log",
+                ports["standalone"],
+                workdir,
             )
         )
-        port = free_port()
         started.append(
-            Process(
-                [sys.executable, __file__, "--reference", str(port), str(databases["reference"])],
+            serve(
+                "reference",
+                [
+                    sys.executable,
+                    __file__,
+                    "--reference",
+                    *(str(ports["reference"]), str(databases["reference"])),
+                ],
                 env("reference"),
-                port,
-                workdir / "reference.log",
+                ports["reference"],
+                workdir,
             )
         )
         yield {
             "api-server": (api_server.url, databases["api-server"]),
-            "standalone": (started[0].url, databases["standalone"]),
-            "reference": (started[1].url, databases["reference"]),
+            **{name: (f"http://127.0.0.1:{port}", databases[name]) for name, port in ports.items()},
         }
     finally:
         for process in started:

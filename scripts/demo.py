@@ -30,19 +30,17 @@ import os
 import re
 import secrets
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_fuse.sandbox import FuseSandbox
+from harness import AIRFLOW, ApiServer, Post, ProcessExited, free_port, post_many
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -59,14 +57,11 @@ RESULTS_TABLE = "fuse_call_results"
 API_SERVER_LOG = AIRFLOW_HOME / "api-server.log"
 BULK_DAG = "example_fuse_bulk_queue"
 RESULTS_DAG = "example_fuse_campaign_results"
-AIRFLOW = str(Path(sys.executable).parent / "airflow")
 API_SERVER_START_TIMEOUT = 120.0
 # A receiver path in an access log. The token must show as ***, in whatever spelling the server
 # logs it (uvicorn up to 0.54 URL-quoted it, %2A%2A%2A; 0.55 and Airflow 3.3 write *** as is).
 RECEIVER_PATH = re.compile(r"/fuse/results/([^\s\"?]+)")
 HIDDEN = "***"
-# No proxy for loopback, whatever the environment says.
-LOCAL = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 NO_REAL_CALL = "No real call was placed: the Fuse sandbox on this machine stood in for Fuse."
 #: The sensor summary's outcome counts, in the order the summary line names them.
 ENDS = ("completed", "failed", "canceled", "rejected", "other", "missing")
@@ -124,79 +119,6 @@ def timed(function: Callable[..., object], *args: Any) -> float:
     started = time.monotonic()
     function(*args)
     return time.monotonic() - started
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class ApiServer:
-    """``airflow api-server`` in a session of its own on a loopback port, stopped as a process group."""
-
-    def __init__(self, env: dict[str, str], port: int) -> None:
-        self.env, self.port = env, port
-        self.url = f"http://127.0.0.1:{port}"
-        self.process: subprocess.Popen[bytes] | None = None
-        self.started = 0.0
-
-    def start(self) -> None:
-        self.started = time.monotonic()
-        with API_SERVER_LOG.open("wb") as log:
-            self.process = subprocess.Popen(
-                [AIRFLOW, "api-server", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"],
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-
-    def wait_until_healthy(self) -> float:
-        """Seconds from start until ``/api/v2/monitor/health`` answered 200.
-
-        :raises RuntimeError: the api-server exited, or did not answer within the timeout.
-        """
-        assert self.process is not None
-        deadline = self.started + API_SERVER_START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the api-server exited with {self.process.returncode}")
-            with (
-                contextlib.suppress(OSError),
-                LOCAL.open(f"{self.url}/api/v2/monitor/health", timeout=2) as answer,
-            ):
-                if answer.status == 200:
-                    return time.monotonic() - self.started
-            time.sleep(0.5)
-        raise RuntimeError(f"the api-server did not answer within {API_SERVER_START_TIMEOUT:.0f} s")
-
-    def post(self, path: str, body: bytes) -> int:
-        """POST ``body`` as JSON to ``path``; the status code."""
-        request = urllib.request.Request(
-            f"{self.url}{path}", data=body, method="POST", headers={"Content-Type": "application/json"}
-        )
-        try:
-            with LOCAL.open(request, timeout=10) as answer:
-                return int(answer.status)
-        except urllib.error.HTTPError as error:
-            return int(error.code)
-
-    def stop(self) -> None:
-        """SIGTERM to the whole process group, then SIGKILL to whatever is left of it. Idempotent."""
-        if self.process is None:
-            return
-        for signum, wait in ((signal.SIGTERM, 20.0), (signal.SIGKILL, 10.0)):
-            # After the leader has exited, its workers may still be in the group: SIGKILL reaches them.
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.process.pid, signum)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.process.wait(timeout=wait)
-        self.process = None
-
-    def log_tail(self, characters: int = 4000) -> str:
-        return API_SERVER_LOG.read_text(errors="replace")[-characters:]
 
 
 def stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -272,7 +194,8 @@ def main() -> int:
         "NO_PROXY": "127.0.0.1,localhost",
         "no_proxy": "127.0.0.1,localhost",
     }
-    api_server = ApiServer(env, port)
+    API_SERVER_LOG.unlink(missing_ok=True)  # the log read at the end is this run's only
+    api_server = ApiServer(env, port=port, log_path=API_SERVER_LOG, startup_timeout=API_SERVER_START_TIMEOUT)
     with FuseSandbox(time_scale=60.0) as sandbox:
         env["AIRFLOW_CONN_FUSE_DEFAULT"] = sandbox.connection_json()
         print(
@@ -284,7 +207,7 @@ def main() -> int:
             print("airflow db migrate failed")
             return 1
         try:
-            api_server.start()
+            api_server.launch()
             print(f"Starting `airflow api-server` on {api_server.url} (log: {API_SERVER_LOG}) ...")
             bulk = run_bulk_example(env, sandbox)
             return run_results_example(env, sandbox, api_server, bulk, started)
@@ -335,11 +258,13 @@ def run_results_example(
 ) -> int:
     """Run the results example through the api-server; print what arrived; the demo's exit status."""
     try:
-        ready_after = api_server.wait_until_healthy()
-    except RuntimeError as error:
-        print(f"FAILED: {error}; the end of its log:\n{api_server.log_tail()}")
+        ready_after = api_server.wait_healthy()
+    except (ProcessExited, TimeoutError) as error:
+        print(f"FAILED: {str(error).splitlines()[0]}; the end of its log:\n{api_server.output()[-4000:]}")
         return 1
-    forged = api_server.post("/fuse/results/not-a-token", b'{"call_details": {"status": "completed"}}')
+    forged = post_many(
+        api_server.url, [Post("/fuse/results/not-a-token", b'{"call_details": {"status": "completed"}}')]
+    )[0].status
     print(
         f"The api-server answers on {api_server.url} ({ready_after:.0f} s after it started). Its results "
         f"receiver, {api_server.url}/fuse/results/, "

@@ -4,8 +4,10 @@
 :func:`classify_answer` reads a whole answer by its status and body; :func:`classify_network_error`
 and :func:`failure` read what a client raised. Only a failure proven to come before sending is "not
 sent": once a connection was made for a request, any failure is an unknown outcome, whatever the
-client calls it. An answer's head is read by one rule on both paths (:func:`head_within_bounds`).
-No message quotes an answer's text beyond a scrubbed, redacted excerpt, nor a credential.
+client calls it; a failure while that connection was being made (a TLS handshake cut) is not sent.
+An answer's head is read by one rule on both paths (:func:`head_within_bounds`,
+:data:`ANSWER_HTTP_VERSIONS`). No message quotes an answer's text beyond a scrubbed, redacted
+excerpt, nor a credential.
 """
 
 from __future__ import annotations
@@ -48,8 +50,10 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
 
 __all__ = [
+    "ANSWER_HTTP_VERSIONS",
     "Answer",
     "HeadTooLarge",
+    "OtherHttpVersion",
     "asking_again_can_help",
     "calls_queued",
     "cause",
@@ -59,7 +63,13 @@ __all__ = [
     "head_refused",
     "head_within_bounds",
     "queued_call_id",
+    "version_refused",
 ]
+
+#: The versions an answer's status line may name. Both clients ask in HTTP/1.1, which a server
+#: answers in HTTP/1.1 or, an older one, in HTTP/1.0. An answer naming any other is not read: it is
+#: an unknown outcome (:func:`version_refused`), as the request was sent.
+ANSWER_HTTP_VERSIONS = frozenset({"HTTP/1.0", "HTTP/1.1"})
 
 
 @dataclass(frozen=True)
@@ -75,6 +85,12 @@ class HeadTooLarge(http.client.HTTPException):
     """An answer's head beyond :data:`MAX_ANSWER_HEADERS` or :data:`MAX_ANSWER_HEAD_BYTES` (or an
     interim head beyond :data:`MAX_INTERIM_HEAD_BYTES`): raised while the sync client reads it, so
     that urllib3 drops the connection; :func:`classify_network_error` finds it in the chain."""
+
+
+class OtherHttpVersion(http.client.HTTPException):
+    """An answer whose status line names a version not in :data:`ANSWER_HTTP_VERSIONS`: raised while
+    the sync client reads it, so that urllib3 drops the connection; :func:`classify_network_error`
+    finds it in the chain."""
 
 
 def _excerpt(body: bytes, secrets: Iterable[str]) -> str:
@@ -134,7 +150,9 @@ def classify_answer(
     raise FuseServerError(text, status_code)
 
 
-def classify_network_error(error: BaseException, *, connected: bool | None = None) -> FuseApiError:
+def classify_network_error(
+    error: BaseException, *, connected: bool | None = None, connect_failed: bool = False
+) -> FuseApiError:
     """Map a failure to get any answer, from requests (sync) or httpx (async), onto the outcome it means.
 
     Could not be made (:class:`FuseRequestError`, not sent and not retryable): an invalid URL, scheme
@@ -151,6 +169,11 @@ def classify_network_error(error: BaseException, *, connected: bool | None = Non
     different ``Content-Length`` headers by raising the ``InvalidHeader`` that requests also raises
     for a header it refuses to send. Without that word (``None``), the class decides, and a
     "could not be made" class caused by urllib3 reading an answer is an unknown outcome too.
+
+    With ``connect_failed`` true (and ``connected`` not), the failure came while the connection for
+    this request was being made — TCP, a proxy's tunnel, the TLS handshake — so nothing of the
+    request left: what the class would call an unknown outcome (a reset during the handshake is a
+    ``ConnectionError`` to requests) is not sent; what could not be made stays so.
     """
     classified = _classify_by_class(error)
     if connected and classified.outcome is not Outcome.UNKNOWN:
@@ -158,6 +181,8 @@ def classify_network_error(error: BaseException, *, connected: bool | None = Non
             f"the request failed once a connection was made for it ({cause(error)}); Fuse may have "
             "queued some or all calls"
         )
+    if connect_failed and not connected and classified.outcome is Outcome.UNKNOWN:
+        return FuseNotSentError(f"not sent: the connection to Fuse failed while it was made ({cause(error)})")
     return classified
 
 
@@ -168,6 +193,8 @@ def _classify_by_class(error: BaseException) -> FuseApiError:
 
     if _head_too_large(error):
         return head_refused()
+    if _in_chain(error, lambda item: isinstance(item, OtherHttpVersion)):
+        return version_refused()
     if isinstance(error, (httpx.HTTPError, httpx.InvalidURL)):
         return _classify_httpx_error(error)
     if isinstance(error, requests.exceptions.InvalidHeader) and _in_chain(
@@ -286,6 +313,15 @@ def head_refused() -> FuseInvalidResponseError:
         f"an answer with more than {MAX_ANSWER_HEADERS} header fields or "
         f"{MAX_ANSWER_HEAD_BYTES // 1024} KiB of them is not Fuse's and was not read; Fuse may have "
         "queued some or all calls"
+    )
+
+
+def version_refused() -> FuseConnectionLostError:
+    """The one error for an answer whose status line names a version not in
+    :data:`ANSWER_HTTP_VERSIONS`, sync or async. Its status is not given: it was not read."""
+    return FuseConnectionLostError(
+        "an answer in a protocol other than HTTP/1.0 or HTTP/1.1 is not Fuse's and was not read; Fuse "
+        "may have queued some or all calls"
     )
 
 
@@ -412,13 +448,22 @@ def queued_call_id(
     return candidate
 
 
-def failure(error: Exception | None, *, expired: bool, connected: bool, total_timeout: float) -> FuseApiError:
+def failure(
+    error: Exception | None,
+    *,
+    expired: bool,
+    connected: bool,
+    total_timeout: float,
+    connect_failed: bool = False,
+) -> FuseApiError:
     """What a failure to get an answer means: the one reading for sync and async requests.
 
     :param error: what the client raised (``None`` when the deadline alone ended the request).
     :param expired: the overall deadline ended the request.
     :param connected: the request may have left (a connection was made for it).
     :param total_timeout: the connection's overall deadline, in seconds, as the message names it.
+    :param connect_failed: a connection was being made for the request and was not made: nothing
+        of the request left (see :func:`classify_network_error`).
     """
     if expired or error is None:
         if connected:
@@ -431,7 +476,7 @@ def failure(error: Exception | None, *, expired: bool, connected: bool, total_ti
             "(extra timeout.total)"
         )
     if isinstance(error, (requests.RequestException, LocationParseError, httpx.HTTPError, httpx.InvalidURL)):
-        return classify_network_error(error, connected=connected)
+        return classify_network_error(error, connected=connected, connect_failed=connect_failed)
     if not connected:
         # Raised before any connection was made: a missing CA bundle, a proxy scheme urllib3
         # does not know, a file that cannot be read... Trying again cannot help.

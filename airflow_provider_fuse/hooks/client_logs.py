@@ -1,7 +1,8 @@
 """What the HTTP clients may log: nothing of an answer's text, nothing of a results receiver's token.
 
 urllib3, httpx and httpcore log on their own loggers; some of their lines quote an answer (a head
-urllib3 could not parse, a reason phrase, a debug trace of every head).
+urllib3 could not parse, a reason phrase, a debug trace of every head), some a request's URL or
+target (urllib3's line per request at DEBUG: a results receiver's path holds its token).
 :func:`keep_answers_out_of_client_logs` puts a filter on each of them that keeps the lines and drops
 that text.
 """
@@ -19,11 +20,15 @@ from airflow_provider_fuse.masking import redact
 
 __all__ = ["keep_answers_out_of_client_logs"]
 
-#: The loggers of the HTTP clients' own that can quote an answer: urllib3's warning about a head it
-#: could not parse (the head's text, a traceback quoting it, the URL), httpx's line per request (the
-#: reason phrase), httpcore's debug trace (every head, and each failure's text: a chunk-size line).
+#: The loggers of the HTTP clients' own that can quote an answer or a request's URL: urllib3's
+#: warning about a head it could not parse (the head's text, a traceback quoting it, the URL), its
+#: line per request at DEBUG and per retry (the request's target: path and query), httpx's line per
+#: request (the reason phrase), httpcore's debug trace (every head, and each failure's text: a
+#: chunk-size line).
 _CLIENT_LOGGERS = (
     "urllib3.connection",
+    "urllib3.connectionpool",
+    "urllib3.util.retry",
     "httpx",
     "httpcore.connection",
     "httpcore.http11",
@@ -38,7 +43,8 @@ class _NoAnswerText(logging.Filter):
     """Keeps an answer's text out of what the HTTP clients log (:data:`_CLIENT_LOGGERS`).
 
     Each record keeps its message; an exception is named by its type only, a URL by its scheme and
-    host only (a results receiver's URL holds its token), other text is scrubbed of numbers
+    host only and a request's target (``/...``) not at all (a results receiver's path holds its
+    token), other text is scrubbed of numbers
     (:func:`redact`); a debug trace line loses what follows ``exception=`` (its type kept) or
     ``return_value=``; the traceback is dropped.
     """
@@ -55,8 +61,8 @@ class _NoAnswerText(logging.Filter):
 
 
 def _log_safe(value: object) -> object:
-    """A log argument without an answer's text: an exception's type name, a URL's scheme and host,
-    any other text without numbers."""
+    """A log argument without an answer's text or a request's path: an exception's type name, a URL's
+    scheme and host, ``/…`` for a request's target, any other text without numbers."""
     if isinstance(value, BaseException):
         return type(value).__name__
     if isinstance(value, httpx.URL):
@@ -64,6 +70,8 @@ def _log_safe(value: object) -> object:
     if isinstance(value, str) and re.match(r"(?i)https?://", value):
         parts = urlsplit(value)
         return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}/…"
+    if isinstance(value, str) and value.startswith("/"):
+        return "/…"
     if isinstance(value, (str, bytes)):
         return redact(value if isinstance(value, str) else value.decode("latin-1"), 200)
     return value

@@ -25,12 +25,14 @@ import requests
 
 from airflow_provider_fuse.exceptions import FuseApiError, FuseError, FuseRequestError
 from airflow_provider_fuse.hooks.classify import (
+    ANSWER_HTTP_VERSIONS,
     Answer,
     cause,
     classify_answer,
     failure,
     head_refused,
     head_within_bounds,
+    version_refused,
 )
 from airflow_provider_fuse.hooks.client_logs import keep_answers_out_of_client_logs
 from airflow_provider_fuse.hooks.connection import request_headers
@@ -114,6 +116,8 @@ async def _read_answer(
     (status, headers, the bytes, whether that was all of it). The rest of a bigger answer is never
     read: the connection is closed instead."""
     async with client.stream(method, url, extensions={"trace": trace}) as response:
+        if response.http_version not in ANSWER_HTTP_VERSIONS:
+            raise version_refused()  # as the sync path's response class refuses it
         if not head_within_bounds(response.headers.raw, response.extensions.get("reason_phrase", b"")):
             raise head_refused()  # as the sync path's response class refuses it
         status_code, headers = response.status_code, dict(response.headers)

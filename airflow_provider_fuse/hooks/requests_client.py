@@ -24,8 +24,10 @@ from requests_toolbelt.multipart.encoder import MultipartEncoder, MultipartEncod
 
 from airflow_provider_fuse.exceptions import FuseApiError, FuseCsvError, FuseError, FuseRequestError
 from airflow_provider_fuse.hooks.classify import (
+    ANSWER_HTTP_VERSIONS,
     Answer,
     HeadTooLarge,
+    OtherHttpVersion,
     cause,
     classify_answer,
     failure,
@@ -137,6 +139,7 @@ def send(
                     expired=watchdog.expired,
                     connected=watchdog.connected,
                     total_timeout=settings.total_timeout,
+                    connect_failed=watchdog.connect_failed,
                 )
     if error is not None:
         # Raised outside the except block, with no cause or context: an exception's text may
@@ -306,7 +309,9 @@ class _FuseHTTPResponse(http.client.HTTPResponse):
     """http.client's response, reading heads as httpx does on the async path: interim 1xx answers
     skipped, up to :data:`MAX_INTERIM_HEAD_BYTES` of head each (http.client skips a 100 only, and
     takes a 103 for the answer); a 101 refused; every head refused that h11 refuses
-    (:class:`_HeadParser`); the final head held to :data:`MAX_ANSWER_HEADERS` and
+    (:class:`_HeadParser`); the final answer refused unless it is in one of
+    :data:`ANSWER_HTTP_VERSIONS` (h11 takes any ``HTTP/<digit>.<digit>``, http.client any
+    ``HTTP/1.x`` and ``HTTP/0.9``); the final head held to :data:`MAX_ANSWER_HEADERS` and
     :data:`MAX_ANSWER_HEAD_BYTES`."""
 
     def begin(self) -> None:
@@ -332,6 +337,8 @@ class _FuseHTTPResponse(http.client.HTTPResponse):
             if status == 101:
                 raise _UnaskedSwitch
             if not 100 <= status < 200:
+                if version not in ANSWER_HTTP_VERSIONS:
+                    raise OtherHttpVersion
                 return version, status, reason
             self._skip_interim_head()
 
@@ -359,6 +366,7 @@ class _WatchedConnection(_ConnectionBase):
         return sock
 
     def connect(self) -> None:
+        self.watchdog.mark_connecting()
         super().connect()
         self.watchdog.mark_connected()
 
@@ -376,7 +384,8 @@ class Watchdog:
     upload; SIGALRM belongs to Airflow's ``execution_timeout``. So a timer thread shuts the
     connection down, which makes the blocked send or receive fail at once. It works on a duplicate
     of the socket's descriptor: a shutdown ends the connection for every descriptor of it, including
-    the TLS socket that later wraps it. ``connected`` says whether the request may have left.
+    the TLS socket that later wraps it. ``connected`` says whether the request may have left;
+    ``connect_failed``, whether a connection for it was begun and never made (nothing left).
     """
 
     def __init__(self) -> None:
@@ -388,6 +397,7 @@ class Watchdog:
         self._generation = 0
         self.expired = False
         self.connected = False
+        self._connecting = False
 
     @contextmanager
     def watch(self, seconds: float) -> Iterator[None]:
@@ -399,6 +409,7 @@ class Watchdog:
             self._generation += 1
             generation = self._generation
             self._watching, self.expired, self.connected, self._sockets = True, False, False, []
+            self._connecting = False
         timer = threading.Timer(max(seconds, 0.0), self._expire, args=(generation,))
         timer.daemon = True
         try:
@@ -426,11 +437,25 @@ class Watchdog:
             if self.expired:
                 _shutdown(copy)
 
+    def mark_connecting(self) -> None:
+        """Called by a connection as it begins to connect (TCP, a proxy's tunnel, TLS): nothing of the
+        request leaves before it is connected."""
+        with self._lock:
+            if self._watching:
+                self._connecting = True
+
     def mark_connected(self) -> None:
         """Called by a connection once it is connected: from here on the request may reach Fuse."""
         with self._lock:
             if self._watching:
                 self.connected = True
+                self._connecting = False
+
+    @property
+    def connect_failed(self) -> bool:
+        """Whether a connection for the request watched was begun and never made: a failure then
+        came before anything of the request left."""
+        return self._connecting and not self.connected
 
     def _expire(self, generation: int) -> None:
         """The timer of watch ``generation`` ran out: end that request, if it is still the one watched."""

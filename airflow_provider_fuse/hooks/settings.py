@@ -9,6 +9,7 @@ connection is read, naming it and never quoting the host, a proxy or a credentia
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
 import math
 import re
@@ -112,7 +113,9 @@ def base_url(host: str | None, port: int | str | None = None, schema: str | None
     """Form the API base URL from a connection's host, port and schema.
 
     Empty host → Fuse's public API, ``https://fuse.plumvoice.com/api``, read by the same rules as a
-    host. A host without a scheme gets ``https://``. A host without a path gets ``/<schema>`` when
+    host. A host without a scheme gets ``https://``. A host that is an IPv6 address without its
+    brackets (with or without a scheme: Airflow's URI form stores ``[::1]`` as ``::1``) is that
+    address, put in brackets; its port goes in the port field. A host without a path gets ``/<schema>`` when
     the schema is set, else ``/api``. A host with a path is taken as it is.
 
     The ``port`` field (which Airflow 3.3.2's *Test* button needs stored; the form's placeholder
@@ -133,6 +136,7 @@ def base_url(host: str | None, port: int | str | None = None, schema: str | None
     text = (host or "").strip() or DEFAULT_BASE_URL
     if any(char.isspace() or not char.isprintable() for char in text):
         raise FuseValidationError("host", "the API base URL must not contain spaces or control characters")
+    text = _bracket_ipv6(text)
     if "://" not in text:
         text = f"https://{text}"
     try:
@@ -182,6 +186,17 @@ def base_url(host: str | None, port: int | str | None = None, schema: str | None
             "host", "the API base URL is not a valid URL (check its host name, port and path)"
         ) from None
     return url
+
+
+def _bracket_ipv6(text: str) -> str:
+    """``text`` with its host in brackets when it is an IPv6 address without them, as a URL needs it
+    (a zone's ``%`` quoted, as RFC 6874 has it); any other text as it is."""
+    scheme, separator, host = text.rpartition("://")
+    try:
+        ipaddress.IPv6Address(host)
+    except ValueError:
+        return text
+    return f"{scheme}{separator}[{host.replace('%', '%25')}]"
 
 
 #: The port a scheme's URL means without one: a ``port`` field naming it adds nothing to the URL.

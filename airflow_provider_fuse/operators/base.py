@@ -28,7 +28,7 @@ from airflow_provider_fuse.hooks.limits import (
 if TYPE_CHECKING:
     from airflow_provider_fuse.hooks.fuse import FuseHook
 
-__all__ = ["HOOK_PARAMS", "Log", "checked_hook_params", "where"]
+__all__ = ["HOOK_PARAMS", "BaseFuseOperator", "Log", "checked_hook_params", "where"]
 
 
 class Log(Protocol):
@@ -83,7 +83,7 @@ def where(application_id: int, deployment_id: int) -> str:
     return f"application {application_id} / deployment {deployment_id}"
 
 
-class _FuseOperator(BaseOperator):
+class BaseFuseOperator(BaseOperator):
     """An operator that asks Fuse through a :class:`~airflow_provider_fuse.hooks.fuse.FuseHook`.
 
     :param fuse_conn_id: the ``fuse`` connection to use. (templated)

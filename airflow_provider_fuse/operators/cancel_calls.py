@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from airflow_provider_fuse.exceptions import FuseError, FuseValidationError
 from airflow_provider_fuse.fields import to_positive_id
-from airflow_provider_fuse.operators.base import _FuseOperator, where
+from airflow_provider_fuse.operators.base import BaseFuseOperator, where
 from airflow_provider_fuse.operators.task_failures import ON_UNKNOWN_OUTCOME, nothing_sent, task_failure
 
 if TYPE_CHECKING:
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 __all__ = ["FuseCancelCallsOperator"]
 
 
-class FuseCancelCallsOperator(_FuseOperator):
+class FuseCancelCallsOperator(BaseFuseOperator):
     """Cancel every pending call of a deployment: the emergency stop of a campaign.
 
     Sends ``DELETE /apps/{application_id}/{deployment_id}/cancel``; Fuse's 202 means done. Fuse

@@ -16,7 +16,7 @@ from airflow_provider_fuse._compat import AirflowFailException, AirflowSkipExcep
 from airflow_provider_fuse.exceptions import FuseValidationError
 from airflow_provider_fuse.fields import QUEUE_FIELD_NAMES, QueueFields, TimestampLike, to_positive_id
 from airflow_provider_fuse.masking import sealed_result_url
-from airflow_provider_fuse.operators.base import _FuseOperator
+from airflow_provider_fuse.operators.base import BaseFuseOperator
 from airflow_provider_fuse.operators.reruns import resend_allowed, state_store
 from airflow_provider_fuse.operators.staleness import staleness
 from airflow_provider_fuse.operators.task_failures import ON_UNKNOWN_OUTCOME, nothing_sent, timed_out
@@ -36,7 +36,7 @@ __all__ = ["QUEUE_TEMPLATE_FIELDS", "BaseFuseQueueingOperator", "request_fields"
 QUEUE_TEMPLATE_FIELDS = tuple(name for name in QUEUE_FIELD_NAMES if name != "is_pci")
 
 
-class BaseFuseQueueingOperator(_FuseOperator):
+class BaseFuseQueueingOperator(BaseFuseOperator):
     """What the operators that make phones ring share.
 
     The request fields of Fuse's queueing endpoints and their checks, the stale-run check, and the

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     )
     from airflow_provider_fuse.sandbox.server import FuseSandbox
     from airflow_provider_fuse.sandbox.service import FuseService
+    from airflow_provider_fuse.sandbox.settings import SandboxSettings
 
 __all__ = [
     "Call",
@@ -43,6 +44,7 @@ __all__ = [
     "SandboxCallEvent",
     "SandboxCallStatus",
     "SandboxClock",
+    "SandboxSettings",
     "Upload",
     "create_app",
 ]
@@ -58,6 +60,7 @@ _MODULES = {
     "SandboxCallEvent": "models",
     "SandboxCallStatus": "models",
     "SandboxClock": "clock",
+    "SandboxSettings": "settings",
     "Upload": "models",
     "create_app": "app",
 }

@@ -29,21 +29,16 @@ from starlette.responses import JSONResponse, Response
 from airflow_provider_fuse.sandbox.faults import ConnectionDropped, DroppedResponse, fault_response
 from airflow_provider_fuse.sandbox.models import Call, Fault, Upload
 from airflow_provider_fuse.sandbox.render import error_response, fuse_response, wants_xml
-from airflow_provider_fuse.sandbox.service import (
-    DEFAULT_EMAIL,
-    DEFAULT_MAX_UPLOAD_BYTES,
-    Answer,
-    FuseService,
-    Submission,
-)
+from airflow_provider_fuse.sandbox.service import Answer, FuseService, Submission
+from airflow_provider_fuse.sandbox.settings import settings_from
 
 if TYPE_CHECKING:
-    import os
-    from collections.abc import AsyncIterator, Callable, Iterable
+    from collections.abc import AsyncIterator, Callable
 
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
+    from typing_extensions import Unpack
 
-    from airflow_provider_fuse.sandbox.assumptions import SandboxAssumptions
+    from airflow_provider_fuse.sandbox.settings import SandboxOptions, SandboxSettings
 
 __all__ = ["create_app"]
 
@@ -473,35 +468,22 @@ async def _server_error(request: Request, exc: Exception) -> Response:
 def create_app(
     service: FuseService | None = None,
     *,
-    email: str = DEFAULT_EMAIL,
-    developer_key: str | None = None,
-    deployments: Iterable[tuple[int, int]] = ((101, 202),),
-    deleted_deployments: Iterable[tuple[int, int]] = (),
-    assumptions: SandboxAssumptions | None = None,
-    state_file: str | os.PathLike[str] | None = None,
-    time_scale: float = 1.0,
-    allow_external_callbacks: bool = False,
-    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
+    settings: SandboxSettings | None = None,
+    **options: Unpack[SandboxOptions],
 ) -> FastAPI:
     """Build the sandbox ASGI application.
 
-    Pass a ready :class:`FuseService`, or the keywords to build one (same meaning as
-    :class:`~airflow_provider_fuse.sandbox.FuseSandbox`'s). The service is ``app.state.fuse``; the
-    app's lifespan starts and stops its simulator and callback threads, so run it with lifespan on
-    (uvicorn's default; ``with TestClient(app)``).
+    Pass a ready :class:`FuseService`, or the :class:`SandboxSettings` to build one (or their fields
+    as keywords, as :class:`~airflow_provider_fuse.sandbox.FuseSandbox` takes them). The service is
+    ``app.state.fuse``; the app's lifespan starts and stops its simulator and callback threads, so
+    run it with lifespan on (uvicorn's default; ``with TestClient(app)``).
+
+    :raises TypeError: settings given both as an object and as keywords, or beside a service.
     """
     if service is None:
-        service = FuseService(
-            email=email,
-            developer_key=developer_key,
-            deployments=deployments,
-            deleted_deployments=deleted_deployments,
-            assumptions=assumptions,
-            state_file=state_file,
-            time_scale=time_scale,
-            allow_external_callbacks=allow_external_callbacks,
-            max_upload_bytes=max_upload_bytes,
-        )
+        service = FuseService(settings_from(settings, options))
+    elif settings is not None or options:
+        raise TypeError("a ready service brings its own settings")
     fuse = service
 
     @asynccontextmanager

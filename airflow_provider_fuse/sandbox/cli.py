@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     """
     # Here, not at the top: importing this module must work without the extra, so main can say
     # what to install.
-    from airflow_provider_fuse.sandbox.service import DEFAULT_MAX_UPLOAD_BYTES
+    from airflow_provider_fuse.sandbox.settings import DEFAULT_MAX_UPLOAD_BYTES
 
     parser = argparse.ArgumentParser(
         prog="fuse-sandbox",
@@ -125,6 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"fuse-sandbox: {exc}", file=sys.stderr)
         return 1
     from airflow_provider_fuse.sandbox.server import FuseSandbox
+    from airflow_provider_fuse.sandbox.settings import SandboxSettings
 
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
@@ -134,9 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.ready_file:
         with contextlib.suppress(FileNotFoundError):
             os.remove(args.ready_file)
-    sandbox = FuseSandbox(
-        host=args.host,
-        port=args.port,
+    settings = SandboxSettings(
         email=args.email,
         developer_key=args.developer_key,
         state_file=args.state_file,
@@ -146,8 +145,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         assumptions=assumptions,
         allow_external_callbacks=args.allow_external_callbacks,
         max_upload_bytes=args.max_upload_bytes,
-        log_level=args.log_level,
     )
+    sandbox = FuseSandbox(settings, host=args.host, port=args.port, log_level=args.log_level)
     stopping = threading.Event()
 
     def request_stop(signum: int, frame: object) -> None:

@@ -8,22 +8,24 @@ import socket
 import threading
 import time
 import urllib.request
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 import uvicorn
 
 from airflow_provider_fuse.hooks.connection import is_loopback
 from airflow_provider_fuse.sandbox.app import create_app
-from airflow_provider_fuse.sandbox.assumptions import SandboxAssumptions
 from airflow_provider_fuse.sandbox.faults import install_log_filter
 from airflow_provider_fuse.sandbox.models import Call, Fault, FaultBody, RequestRecord, Upload
-from airflow_provider_fuse.sandbox.service import DEFAULT_EMAIL, DEFAULT_MAX_UPLOAD_BYTES, FuseService
+from airflow_provider_fuse.sandbox.service import FuseService
+from airflow_provider_fuse.sandbox.settings import settings_from
 
 if TYPE_CHECKING:
-    import os
-    from collections.abc import Iterable
     from types import TracebackType
+
+    from typing_extensions import Unpack
+
+    from airflow_provider_fuse.sandbox.settings import SandboxOptions, SandboxSettings
 
 __all__ = ["FuseSandbox"]
 
@@ -42,53 +44,33 @@ class FuseSandbox:
         warning: the sandbox serves plain http.
     :param port: port to bind; 0 picks a free one (the socket is bound here, then handed to uvicorn,
         so there is no race).
-    :param email: the account login the sandbox accepts (HTTP Basic user name).
-    :param developer_key: the Developer Key it accepts; default a random ``secrets.token_urlsafe``.
-    :param state_file: SQLite file for uploads, calls and requests (a restart loses nothing);
-        ``None`` keeps them in memory.
-    :param time_scale: sandbox seconds per real second (60: a one-minute ``reattempt_wait`` takes 1 s).
-    :param deployments: ``(application_id, deployment_id)`` pairs that exist.
-    :param deleted_deployments: pairs answered 409 (previously deleted).
-    :param assumptions: readings of undocumented behaviour (see ``docs/sandbox.md``).
-    :param allow_external_callbacks: also POST ``result_url`` callbacks to non-loopback hosts.
-    :param max_upload_bytes: the largest ``/api`` request body read (default 256 MiB); a larger one
-        is answered 413 and nothing of it is stored.
+    :param settings: the account, its deployments, its clock and its limits; or, instead, their
+        fields as keywords: ``email``, ``developer_key`` (default a random ``secrets.token_urlsafe``),
+        ``state_file`` (SQLite, so a restart loses nothing; ``None``: memory), ``time_scale``
+        (sandbox seconds per real second: 60 makes a one-minute ``reattempt_wait`` take 1 s),
+        ``deployments``, ``deleted_deployments``, ``assumptions`` (readings of undocumented
+        behaviour, see ``docs/sandbox.md``), ``allow_external_callbacks``, ``max_upload_bytes``
+        (default 256 MiB; a larger body is answered 413 and nothing of it is stored). See
+        :class:`~airflow_provider_fuse.sandbox.settings.SandboxSettings`.
     :param log_level: uvicorn's log level.
+    :raises TypeError: settings given both as an object and as keywords.
     """
 
     def __init__(
         self,
+        settings: SandboxSettings | None = None,
         *,
         host: str = "127.0.0.1",
         port: int = 0,
-        email: str = DEFAULT_EMAIL,
-        developer_key: str | None = None,
-        state_file: str | os.PathLike[str] | None = None,
-        time_scale: float = 1.0,
-        deployments: Iterable[tuple[int, int]] = ((101, 202),),
-        deleted_deployments: Iterable[tuple[int, int]] = (),
-        assumptions: SandboxAssumptions | None = None,
-        allow_external_callbacks: bool = False,
-        max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
         log_level: str = "warning",
+        **options: Unpack[SandboxOptions],
     ) -> None:
         self.host = host
         self._requested_port = port
         self._log_level = log_level
-        self._service_options: dict[str, Any] = {
-            "email": email,
-            "developer_key": developer_key,
-            "deployments": tuple(deployments),
-            "deleted_deployments": tuple(deleted_deployments),
-            "assumptions": assumptions or SandboxAssumptions(),
-            "state_file": state_file,
-            "time_scale": time_scale,
-            "allow_external_callbacks": allow_external_callbacks,
-            "max_upload_bytes": max_upload_bytes,
-        }
-        self.service: FuseService | None = FuseService(**self._service_options)
+        self.service: FuseService | None = FuseService(settings_from(settings, options))
         # A restart (stop, start) keeps the same key, so connections built from it stay valid.
-        self._service_options["developer_key"] = self.service.developer_key
+        self.settings = self.service.settings
         self.port: int = port
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -104,7 +86,7 @@ class FuseSandbox:
         if self._thread is not None:
             raise RuntimeError("the Fuse sandbox is already running")
         if self.service is None:
-            self.service = FuseService(**self._service_options)
+            self.service = FuseService(self.settings)
         sock = self._bind()
         self.port = sock.getsockname()[1]
         if not is_loopback(self.host):
@@ -223,12 +205,12 @@ class FuseSandbox:
     @property
     def email(self) -> str:
         """The account login the sandbox accepts."""
-        return str(self._service_options["email"])
+        return self.settings.email
 
     @property
     def developer_key(self) -> str:
         """The Developer Key the sandbox accepts."""
-        return str(self._service_options["developer_key"])
+        return str(self.settings.developer_key)
 
     def connection_uri(self) -> str:
         """An Airflow connection URI for the ``fuse`` connection type.

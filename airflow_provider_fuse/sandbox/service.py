@@ -8,17 +8,18 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import secrets
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from airflow_provider_fuse.sandbox.assumptions import SandboxAssumptions
 from airflow_provider_fuse.sandbox.clock import SandboxClock
 from airflow_provider_fuse.sandbox.faults import FaultQueue
 from airflow_provider_fuse.sandbox.lifecycle import CallbackDelivery, Simulator
 from airflow_provider_fuse.sandbox.models import Call, SandboxCallStatus
 from airflow_provider_fuse.sandbox.render import call_details
+from airflow_provider_fuse.sandbox.settings import DEFAULT_EMAIL, DEFAULT_MAX_UPLOAD_BYTES, SandboxSettings
 from airflow_provider_fuse.sandbox.store import Store
 from airflow_provider_fuse.sandbox.validation import (
     QueueParams,
@@ -32,10 +33,6 @@ from airflow_provider_fuse.sandbox.validation import (
     validate_params,
 )
 
-if TYPE_CHECKING:
-    import os
-    from collections.abc import Iterable
-
 __all__ = [
     "DEFAULT_EMAIL",
     "DEFAULT_MAX_UPLOAD_BYTES",
@@ -45,9 +42,6 @@ __all__ = [
     "Submission",
 ]
 
-DEFAULT_EMAIL = "sandbox@example.com"
-#: The largest request body the sandbox reads (256 MiB: above the benchmark's 5M-row CSV, ~230 MB).
-DEFAULT_MAX_UPLOAD_BYTES = 256 * 1024 * 1024
 NO_DEPLOYMENT = "No deployment was found by that application id and deployment id."
 DELETED_DEPLOYMENT = "The deployment or its application was previously deleted."
 BAD_AUTH = "Authentication headers invalid or the account is inactive."
@@ -78,49 +72,28 @@ class Submission:
 class FuseService:
     """One simulated Fuse account and its outbound deployments.
 
-    :param email: the account login (HTTP Basic user name).
-    :param developer_key: the Developer Key (HTTP Basic password); default a random token.
-    :param deployments: ``(application_id, deployment_id)`` pairs that exist.
-    :param deleted_deployments: pairs that existed and were deleted (answered 409).
-    :param assumptions: readings of undocumented behaviour.
-    :param state_file: SQLite file to keep state in across restarts; ``None``: memory.
-    :param time_scale: sandbox seconds per real second.
-    :param allow_external_callbacks: deliver ``result_url`` callbacks to non-loopback hosts too.
-    :param max_upload_bytes: the largest ``/api`` request body read; a larger one is answered 413
-        and nothing of it is stored.
+    :param settings: the account, its deployments, its clock and its limits (default: the
+        defaults of :class:`~airflow_provider_fuse.sandbox.settings.SandboxSettings`).
     """
 
-    def __init__(
-        self,
-        *,
-        email: str = DEFAULT_EMAIL,
-        developer_key: str | None = None,
-        deployments: Iterable[tuple[int, int]] = ((101, 202),),
-        deleted_deployments: Iterable[tuple[int, int]] = (),
-        assumptions: SandboxAssumptions | None = None,
-        state_file: str | os.PathLike[str] | None = None,
-        time_scale: float = 1.0,
-        allow_external_callbacks: bool = False,
-        max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
-    ) -> None:
-        if (
-            isinstance(max_upload_bytes, bool)
-            or not isinstance(max_upload_bytes, int)
-            or max_upload_bytes < 1
-        ):
-            raise ValueError(f"max_upload_bytes must be a positive number of bytes, got {max_upload_bytes!r}")
-        self.max_upload_bytes = max_upload_bytes
-        self.email = email
-        self.developer_key = developer_key if developer_key is not None else secrets.token_urlsafe(24)
-        self.assumptions = assumptions if assumptions is not None else SandboxAssumptions()
-        self.deployments: set[tuple[int, int]] = {(int(a), int(d)) for a, d in deployments}
-        self.deleted_deployments: set[tuple[int, int]] = {(int(a), int(d)) for a, d in deleted_deployments}
-        self.store = Store(state_file)
+    def __init__(self, settings: SandboxSettings | None = None) -> None:
+        settings = settings if settings is not None else SandboxSettings()
+        if settings.developer_key is None:
+            settings = dataclasses.replace(settings, developer_key=secrets.token_urlsafe(24))
+        self.settings = settings
+        self.max_upload_bytes = settings.max_upload_bytes
+        self.email = settings.email
+        self.developer_key = str(settings.developer_key)
+        self.assumptions = settings.assumptions
+        self.deployments: set[tuple[int, int]] = set(settings.deployments)
+        self.deleted_deployments: set[tuple[int, int]] = set(settings.deleted_deployments)
+        self.store = Store(settings.state_file)
         saved = self.store.get_meta(_CLOCK_KEY)
         # A restarted sandbox resumes from the time it had reached: its clock never runs backwards.
-        self.clock = SandboxClock(time_scale, start=None if saved is None else max(float(saved), time.time()))
+        start = None if saved is None else max(float(saved), time.time())
+        self.clock = SandboxClock(settings.time_scale, start=start)
         self.faults = FaultQueue()
-        self.callbacks = CallbackDelivery(self.store, allow_external=allow_external_callbacks)
+        self.callbacks = CallbackDelivery(self.store, allow_external=settings.allow_external_callbacks)
         self.simulator = Simulator(self.store, self.clock, self._ended)
         self._running = False
 

@@ -212,8 +212,8 @@ class FuseCampaignResultsSensor(BaseSensorOperator):
         :raises AirflowException: the table cannot be read (retryable; names the connection and the
             kind of failure, never a value read).
         """
+        from airflow_provider_fuse.results.counting import DaemonThreadExecutor
         from airflow_provider_fuse.results.table import ResultsStoreError, ResultsTable
-        from airflow_provider_fuse.triggers.campaign_results import DaemonThreadExecutor
 
         ti = context["ti"]
         if self._pending is None:
@@ -295,12 +295,12 @@ class FuseCampaignResultsSensor(BaseSensorOperator):
 
     def _due_for_diagnosis(self, received: int, campaign: Campaign, now: float) -> bool:
         """Whether this poke asks the receiver why no outcome has arrived: none has, of calls queued,
-        and :data:`~airflow_provider_fuse.triggers.campaign_results.DIAGNOSE_AFTER_POLLS` pokes in a
+        and :data:`~airflow_provider_fuse.results.diagnosis.DIAGNOSE_AFTER_POLLS` pokes in a
         row found none; then at most once per ``DIAGNOSE_EVERY`` seconds. In reschedule mode, where
         each poke is a new process that remembers nothing, the pokes are told by time instead: that
         many poke intervals after the list was sent, the first poke of each ``DIAGNOSE_EVERY`` slot
         of the clock."""
-        from airflow_provider_fuse.triggers.campaign_results import DIAGNOSE_AFTER_POLLS, DIAGNOSE_EVERY
+        from airflow_provider_fuse.results.diagnosis import DIAGNOSE_AFTER_POLLS, DIAGNOSE_EVERY
 
         if received or campaign.calls_queued <= 0:
             self._empty_pokes = 0
@@ -444,9 +444,9 @@ class FuseCampaignResultsSensor(BaseSensorOperator):
 
 def _receiver_check(context: Context, bulk_task_id: str, campaign: Campaign) -> str:
     """Ask the receiver, with a token this worker signs for the bulk task's campaign, whether it
-    accepts it (:func:`~airflow_provider_fuse.triggers.campaign_results.receiver_diagnosis`, the
+    accepts it (:func:`~airflow_provider_fuse.results.diagnosis.receiver_diagnosis`, the
     trigger's too): the reason no outcome arrived, or ``""`` when none is found. Never raises."""
-    from airflow_provider_fuse.triggers.campaign_results import receiver_diagnosis
+    from airflow_provider_fuse.results.diagnosis import receiver_diagnosis
 
     if not campaign.campaigns:
         return ""

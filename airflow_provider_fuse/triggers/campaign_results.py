@@ -28,19 +28,28 @@ from __future__ import annotations
 
 import asyncio
 import math
-import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_fuse.results.campaign import waiting_is_over
+from airflow_provider_fuse.results.counting import (
+    DEFAULT_COUNT_TIMEOUT,
+    LAST_COUNT_SECONDS,
+    DaemonThreadExecutor,
+)
+from airflow_provider_fuse.results.diagnosis import (
+    DIAGNOSE_AFTER_POLLS,
+    DIAGNOSE_EVERY,
+    DIAGNOSIS_SECONDS,
+    describe_receiver_answer,
+    receiver_diagnosis,
+)
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable
+    from collections.abc import AsyncIterator
 
-    from airflow_provider_fuse.hooks.fuse import ProbeAnswer
 
 __all__ = [
     "DEFAULT_COUNT_TIMEOUT",
@@ -52,121 +61,6 @@ __all__ = [
     "receiver_diagnosis",
     "waiting_is_over",
 ]
-
-#: Seconds a count of the results table is waited for, by the trigger and the poking sensor.
-DEFAULT_COUNT_TIMEOUT = 30.0
-#: Seconds the trigger's last count, made when the deadline passes, may take: its event comes no
-#: later than this after the deadline (or ``count_timeout``, if shorter), whatever the database does.
-LAST_COUNT_SECONDS = 2.0
-
-#: While no outcome has arrived, the receiver is asked why (:func:`receiver_diagnosis`) once this
-#: many counts in a row found none, by the trigger and the poking sensor ...
-DIAGNOSE_AFTER_POLLS = 3
-#: ... and then at most once per this many seconds (10 minutes): a wait of hours logs a few lines.
-DIAGNOSE_EVERY = 600.0
-#: Seconds the trigger waits for :func:`receiver_diagnosis` (the probe's own bound is 15 s); past
-#: it the poll goes on without the diagnosis.
-DIAGNOSIS_SECONDS = 20.0
-
-_T = TypeVar("_T")
-
-
-class DaemonThreadExecutor(ThreadPoolExecutor):
-    """Runs each call in a new daemon thread of its own (a ``ThreadPoolExecutor`` in type only, for
-    asgiref's ``sync_to_async``: it starts no pool).
-
-    For database reads that may never return: a pool's threads are joined when the interpreter exits
-    (and a busy worker delays the next call); a daemon thread stuck on a frozen database delays
-    nothing and is dropped when the process ends. Callers run one call at a time.
-    """
-
-    def __init__(self, name: str) -> None:
-        super().__init__(max_workers=1, thread_name_prefix=name)
-        self.name = name
-
-    def submit(self, fn: Callable[..., _T], /, *args: Any, **kwargs: Any) -> Future[_T]:
-        """Start ``fn(*args, **kwargs)`` in a new daemon thread; its future."""
-        future: Future[_T] = Future()
-
-        def run() -> None:
-            if not future.set_running_or_notify_cancel():
-                return
-            try:
-                future.set_result(fn(*args, **kwargs))
-            except BaseException as error:  # handed to whoever waits on the future
-                future.set_exception(error)
-
-        threading.Thread(target=run, name=self.name, daemon=True).start()
-        return future
-
-
-def describe_receiver_answer(answer: ProbeAnswer, shown: str) -> str:
-    """Why no outcome arrives, as far as the receiver's answer to a token this process signed tells
-    (``shown``: its URL with the token hidden); ``""`` when it tells nothing (400: the token
-    accepted)."""
-    from airflow_provider_fuse.hooks.fuse import RECEIVER_SETUP_HINT
-
-    status = answer.status_code
-    if answer.refuses_token:
-        return (
-            f"the results receiver at {shown} refuses tokens signed with this worker's [fuse] "
-            "results_signing_key (403): the receiver has another key, so it refused every outcome. "
-            "Give the api-server (or fuse-results serve) and the workers the same key"
-        )
-    if answer.no_receiver:
-        return (
-            f"nothing at {shown} is the results receiver (it answers {status}): every outcome Fuse "
-            f"posted there was lost. {RECEIVER_SETUP_HINT}"
-        )
-    if answer.not_configured:
-        return (
-            f"the results receiver at {shown} answers that it is not configured (503): it refuses every "
-            f"outcome (its log names the option). {RECEIVER_SETUP_HINT}"
-        )
-    if status is None:
-        return f"the results receiver at {shown} cannot be reached from this worker"
-    if status == 503:
-        return f"the results receiver at {shown} answers 503 (its results database is busy or down?)"
-    return ""
-
-
-def receiver_diagnosis(dag_id: str, run_id: str, bulk_task_id: str, campaign: str) -> str:
-    """Ask the results receiver, with a token this process signs for ``campaign`` of the bulk task
-    (part 0, one row, valid for five minutes), whether it would store an outcome
-    (:func:`~airflow_provider_fuse.hooks.fuse.probe_results_receiver`): the reason no outcome
-    arrives (:func:`describe_receiver_answer`), or ``""`` when none is found or this process cannot
-    ask (no ``[fuse]`` signing key or base URL here). Synchronous (up to 15 s); never raises; the
-    token is masked and never shown."""
-    try:
-        from airflow.sdk.log import mask_secret
-
-        from airflow_provider_fuse.hooks.fuse import probe_results_receiver
-        from airflow_provider_fuse.results.config import ResultsConfig, ResultsConfigError
-        from airflow_provider_fuse.results.tokens import UploadPart, sign
-
-        config = ResultsConfig.load()
-        if not config.signing_key or not config.base_url:
-            return ""
-        try:
-            shown = config.result_url("***")
-        except ResultsConfigError as error:  # names the option and the fix, never its value
-            return str(error)
-        part = UploadPart(
-            dag_id=dag_id,
-            run_id=run_id,
-            task_id=bulk_task_id,
-            map_index=-1,
-            campaign=campaign,
-            part=0,
-            rows=1,
-            expires=int(time.time()) + 300,
-        )
-        token = sign(part, config.require_signing_key())
-        mask_secret(token)
-        answer = probe_results_receiver(config.result_url(token))
-    except Exception:
-        return ""
-    return describe_receiver_answer(answer, shown)
 
 
 class FuseCampaignResultsTrigger(BaseTrigger):

@@ -7,6 +7,8 @@
 * B: no answer text reaches a log through urllib3's own warning about a head it could not parse.
 * C: the sync path refuses exactly the heads the async one (httpx's h11) refuses, with the same
   classification.
+* D (review r3): a peer hanging up during the TLS handshake is a request not sent on both paths: the
+  connection was never made, so nothing of the request left.
 
 Against a raw loopback peer (:class:`tests.hooks.test_same_answers_both_paths.RawPeer`), through the
 hook's real clients.
@@ -14,7 +16,12 @@ hook's real clients.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import socket
+import struct
+import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -168,6 +175,35 @@ def test_heads_both_parsers_accept_are_read_by_both_paths(peer, lines):
     assert same(read_sync(), read_async()) == "completed"
 
 
+#: Both clients ask in HTTP/1.1: an answer may say HTTP/1.1, or HTTP/1.0 from an older server.
+HTTP_VERSIONS = st.sampled_from([b"1.0", b"1.1", b"2.0", b"0.9", b"1.2", b"2"]) | st.from_regex(
+    rb"\A[0-9](\.[0-9])?\Z"
+)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(version=HTTP_VERSIONS)
+def test_an_answer_in_another_http_version_is_the_same_unknown_outcome_on_both_paths(peer, version):
+    # The status line alone differs: HTTP/2.0 was read as a 200 by the async path only.
+    peer.answer = b"HTTP/" + version + b" 200 OK\r\n" + b"".join(line + b"\r\n" for line in usual_fields())
+    peer.answer += b"\r\n" + DETAILS
+    result = same(read_sync(), read_async())
+    if version in (b"1.0", b"1.1"):
+        assert result == "completed"
+    else:
+        assert isinstance(result, FuseConnectionLostError)
+        assert result.status_code is None
+
+
+def test_a_bulk_queue_answered_in_http_2_is_an_unknown_outcome_sent_once(peer, contacts_csv):
+    peer.answer = b"HTTP/2.0 200 OK\r\n" + b"".join(line + b"\r\n" for line in usual_fields(QUEUED))
+    peer.answer += b"\r\n" + QUEUED
+    with pytest.raises(FuseConnectionLostError) as caught:
+        make_hook(connect_retries=2).bulk_queue(12, 34, contacts_csv)
+    assert not nothing_queued(caught.value)
+    assert len(peer.request_lines) == 1
+
+
 NAMES = st.sampled_from([b"X-A", b"x_b", b"X A", b"", b"X\x00", b"\xc4", b"X(", b"X-Ok", b"Content-Type"])
 SEPARATORS = st.sampled_from([b": ", b":", b" : ", b"\t:", b" ", b":\t", b"::"])
 VALUE_BYTES = st.sampled_from(
@@ -253,6 +289,18 @@ def test_the_async_clients_logs_carry_no_answer_text(peer, raw, log_text):
     assert NUMBER not in log_text()
 
 
+def test_neither_clients_debug_lines_carry_answer_text(peer, log_text):
+    # log_text is at DEBUG: urllib3 logs each request line and httpcore each head.
+    body = f'{{"error": "no call {NUMBER}"}}'.encode()
+    peer.answer = head(
+        *usual_fields(body), f"X-Debug: caller {NUMBER}".encode(), status=f"404 {NUMBER}".encode(), body=body
+    )
+    assert isinstance(same(read_sync(), read_async()), FuseError)
+    logs = log_text()
+    assert "127.0.0.1" in logs
+    assert NUMBER not in logs
+
+
 def test_a_proxy_refusing_the_tunnel_is_not_sent_on_both_paths(monkeypatch):
     # The CONNECT to the proxy is a request of its own (httpx traces it as the request's): nothing
     # reached Fuse. What is connected-for-the-request is the tunnel, not the proxy.
@@ -269,3 +317,77 @@ def test_a_proxy_refusing_the_tunnel_is_not_sent_on_both_paths(monkeypatch):
     for error in results:  # the messages name each client's own exception types
         assert type(error) is FuseNotSentError, error
     assert [line.split(b" ")[0] for line in proxy.request_lines] == [b"CONNECT", b"CONNECT"]
+
+
+# --- D: a TLS handshake that fails is a request not sent, on both paths ----------------------------------
+
+
+class HandshakeHangUp:
+    """A loopback peer that accepts TCP, reads the start of the TLS ClientHello and hangs up (with a
+    reset when ``reset``, else a plain close) before the handshake ends; counts the connections."""
+
+    def __init__(self, *, reset: bool) -> None:
+        self.reset = reset
+        self.accepted = 0
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.2)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name="tls-hang-up", daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self._listener.getsockname()[1]}/api"
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self._listener.close()
+
+    def _serve(self) -> None:
+        deadline = time.monotonic() + 60
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            try:
+                conn, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            self.accepted += 1
+            with conn, contextlib.suppress(OSError):
+                conn.settimeout(5)
+                conn.recv(10)
+                if self.reset:
+                    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+
+@pytest.mark.parametrize("reset", [True, False], ids=["reset", "closed"])
+def test_a_peer_hanging_up_during_the_tls_handshake_is_not_sent_on_both_paths(
+    monkeypatch, contacts_csv, reset
+):
+    # The sync path took it for a connection lost after sending: an unknown outcome, never tried
+    # again, and the ledger blocked every later try. Nothing of the request can have left.
+    peer = HandshakeHangUp(reset=reset)
+    monkeypatch.setenv("AIRFLOW_CONN_FUSE_DEFAULT", connection_json(host=peer.url))
+    try:
+        for error in (read_sync(), read_async()):  # the messages name each client's own types
+            assert type(error) is FuseNotSentError, error
+        peer.accepted = 0
+        with pytest.raises(FuseNotSentError) as caught:
+            make_hook(connect_retries=2).bulk_queue(12, 34, contacts_csv)
+        assert nothing_queued(caught.value)
+        assert peer.accepted == 3  # connect retries apply
+    finally:
+        peer.close()
+
+
+def test_a_failure_once_connected_stays_an_unknown_outcome_whatever_else_is_said():
+    from urllib3.exceptions import ProtocolError
+
+    reset = requests.exceptions.ConnectionError(ProtocolError("aborted", ConnectionResetError(104, "reset")))
+    assert isinstance(classify_network_error(reset, connect_failed=True), FuseNotSentError)
+    assert isinstance(classify_network_error(reset), FuseConnectionLostError)
+    for error in (reset, requests.exceptions.InvalidHeader("x"), requests.exceptions.ConnectTimeout("x")):
+        after = classify_network_error(error, connected=True, connect_failed=True)
+        assert isinstance(after, FuseUnknownOutcomeError)
+    # What could not be made stays so: trying again cannot help.
+    unmade = classify_network_error(requests.exceptions.InvalidURL("x"), connect_failed=True)
+    assert isinstance(unmade, FuseRequestError)

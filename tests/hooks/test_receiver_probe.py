@@ -166,6 +166,19 @@ def test_out_of_reach_is_no_answer_and_the_url_is_never_logged(log_text):
     assert TOKEN not in log_text()
 
 
+@pytest.mark.parametrize("query", ["", "?next=1"])
+def test_an_answered_probe_logs_no_token_at_debug_level(log_text, query):
+    # urllib3 logs each request line at DEBUG ("POST /fuse/results/<token> HTTP/1.1" 400), and
+    # Airflow's DEBUG logging level turns it on.
+    raw = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    with raw_peer(answering(raw)) as (url, _):
+        assert probe_results_receiver(url + query) == ProbeAnswer(400)
+    logs = log_text()
+    assert "127.0.0.1" in logs, "the clients' DEBUG lines were not captured"
+    assert TOKEN not in logs
+    assert TOKEN[:12] not in logs
+
+
 def test_the_real_receiver_refusing_a_token_is_told_from_one_accepting_it(monkeypatch, tmp_path):
     from starlette.applications import Starlette
     from starlette.routing import Mount

@@ -4,7 +4,11 @@ naming it, never echoing the host, a proxy or a credential, and nothing was sent
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from airflow_provider_fuse.exceptions import (
     FuseValidationError,
@@ -318,3 +322,41 @@ def test_invalid_known_extras_are_refused(monkeypatch, extra):
     monkeypatch.setenv("AIRFLOW_CONN_FUSE_DEFAULT", connection_json(extra=extra))
     with pytest.raises(FuseValidationError, match="extra"):
         make_hook().settings  # noqa: B018
+
+
+# --- An IPv6 address for host: Airflow's URI form stores it without its brackets -------------------------
+
+IPV6_URIS = {
+    "fuse://me%40example.com:key123456@[::1]:8443/api": "https://[::1]:8443/api",
+    "fuse://me%40example.com:key123456@[2001:db8::1]:443/api": "https://[2001:db8::1]/api",
+    "fuse://me%40example.com:key123456@[2001:db8::1]/api": "https://[2001:db8::1]/api",
+    "fuse://http://me%40example.com:key123456@[::1]:8123/api": "http://[::1]:8123/api",
+}
+
+
+@pytest.mark.parametrize(("uri", "expected"), IPV6_URIS.items(), ids=IPV6_URIS.keys())
+def test_an_ipv6_host_from_the_uri_form_is_put_in_brackets(monkeypatch, uri, expected):
+    monkeypatch.setenv("AIRFLOW_CONN_FUSE_DEFAULT", uri)
+    settings = make_hook().settings
+    assert settings.base_url == expected
+    assert settings.email == "me@example.com"
+
+
+@given(
+    address=st.ip_addresses(v=6),
+    port=st.none() | st.integers(1, 65535),
+    scheme=st.sampled_from(["", "https://"]),
+)
+def test_a_bare_ipv6_host_is_that_address_in_brackets_with_the_port_field(address, port, scheme):
+    url = base_url(f"{scheme}{address}", port, "api")
+    parts = urlsplit(url)
+    assert parts.hostname == str(address)
+    assert parts.port == (None if port in (None, 80, 443) else port)
+    assert url == f"https://[{address}]{'' if parts.port is None else f':{port}'}/api"
+
+
+@pytest.mark.parametrize("host", ["::1/api", "[::1", "https://::1]", "::1::2", "https://::g"])
+def test_a_host_that_is_neither_a_url_nor_an_ipv6_address_is_still_refused(host):
+    with pytest.raises(FuseValidationError) as caught:
+        base_url(host, 8443)
+    assert caught.value.parameter == "host"

@@ -6,7 +6,6 @@ import asyncio
 import os
 import secrets
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -19,17 +18,12 @@ import pytest
 
 from airflow_provider_fuse.results.cli import DEFAULT_PORT, build_app, build_parser, main
 from airflow_provider_fuse.results.tokens import UploadPart, new_campaign, sign
+from harness import free_port
 from tests.helpers import MASKED_FUSE_PATHS, logged_fuse_paths
 
 FUSE_RESULTS = str(Path(sys.executable).parent / "fuse-results")
 KEY = secrets.token_hex(24)
 PHONE = "6175550142"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def token(**fields: object) -> str:

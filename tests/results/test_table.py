@@ -39,6 +39,7 @@ from airflow_provider_fuse.results.table import (
     delivery_key,
 )
 from airflow_provider_fuse.results.tokens import UploadPart
+from harness import free_port
 
 PHONE = "6173720293"
 CONN_ID = "fuse_results_test"
@@ -732,12 +733,6 @@ def _postgres_binaries() -> Path | None:
     return None
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _unavailable(reason: str) -> None:
     """Skip a Postgres test where Postgres is not here; fail it where CI requires it
     (``FUSE_TEST_REQUIRE_POSTGRES=1``): a missing driver must not pass for a green run."""
@@ -838,7 +833,7 @@ def throwaway_postgres():
         timeout=120,
         check=True,
     )
-    cluster = PostgresCluster(binaries, data, home, _free_port(), user)
+    cluster = PostgresCluster(binaries, data, home, free_port(), user)
     cluster.start()
     try:
         yield cluster

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from airflow_provider_fuse.sandbox import FuseSandbox, FuseService
+from airflow_provider_fuse.sandbox import FuseSandbox, SandboxSettings
 from tests.sandbox.conftest import TIME_SCALE, FuseClient, client_of
 
 CAP = 4096
@@ -188,4 +188,4 @@ def test_the_connection_still_serves_after_a_413(capped):
 @pytest.mark.parametrize("cap", [0, -1, 1.5, True])
 def test_the_cap_must_be_a_positive_number_of_bytes(cap):
     with pytest.raises(ValueError, match="max_upload_bytes must be a positive number of bytes"):
-        FuseService(max_upload_bytes=cap)
+        SandboxSettings(max_upload_bytes=cap)

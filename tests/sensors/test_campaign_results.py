@@ -876,7 +876,7 @@ def receiver_checks(monkeypatch) -> list[str]:
 def test_pokes_that_find_nothing_say_why_after_a_few_then_at_most_every_ten_minutes(
     database, receiver_checks, log_text
 ):
-    from airflow_provider_fuse.triggers.campaign_results import DIAGNOSE_AFTER_POLLS, DIAGNOSE_EVERY
+    from airflow_provider_fuse.results.diagnosis import DIAGNOSE_AFTER_POLLS, DIAGNOSE_EVERY
 
     waiting = sensor()
     context = {"ti": FakeTaskInstance(open_window(3))}
@@ -903,7 +903,7 @@ def test_pokes_do_not_ask_once_an_outcome_has_arrived(arrive, receiver_checks):
 
 def test_in_reschedule_mode_each_new_poke_process_asks_at_most_once_per_interval(database):
     from airflow_provider_fuse.sensors.campaign_results import Campaign
-    from airflow_provider_fuse.triggers.campaign_results import DIAGNOSE_AFTER_POLLS, DIAGNOSE_EVERY
+    from airflow_provider_fuse.results.diagnosis import DIAGNOSE_AFTER_POLLS, DIAGNOSE_EVERY
 
     interval = 60.0
     queued = time.time()
