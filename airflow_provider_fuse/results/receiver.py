@@ -512,6 +512,19 @@ def create_app(
     )
     app.add_middleware(MaskTokenMiddleware)
 
+    def unreadable(error: Exception) -> Response:
+        """The answer while ``[fuse]`` cannot be read now (a ``_cmd`` that failed, a secrets backend
+        out of reach, an unexpected error): a plain 503, not the "not configured" one the check before
+        dialing fails a task on without retries, since it may pass. The log line names our own
+        error, any other by its type only (its message may quote a ``_cmd``'s output)."""
+        refusals.refused(
+            "config unreadable",
+            "The Fuse results receiver cannot read the [fuse] config section (answered 503): %s",
+            error if isinstance(error, ResultsConfigError) else type(error).__name__,
+            level=logging.ERROR,
+        )
+        return _detail(503, _UNREADABLE_DETAIL, **_RETRY)
+
     # The path the route sees is the masked one (MaskTokenMiddleware); the token is in the scope.
     async def receive_result(request: Request) -> Response:
         token: str = request.scope.get(TOKEN_SCOPE_KEY) or ""
@@ -521,17 +534,9 @@ def create_app(
             # Loaded once: only the first requests pay the thread hop.
             loaded = receiver.loaded
             _, key = loaded if loaded is not None else await receiver.in_thread(receiver.settings)
-        except ResultsConfigUnreadable as error:
-            # Maybe for now only (a _cmd that failed, a secrets backend out of reach): not the answer
-            # the check before dialing fails a task on, which would skip its retries.
-            refusals.refused(
-                "config unreadable",
-                "The Fuse results receiver cannot read the [fuse] config section (answered 503): %s",
-                error,
-                level=logging.ERROR,
-            )
-            return _detail(503, _UNREADABLE_DETAIL, **_RETRY)
         except ResultsConfigError as error:
+            if isinstance(error, ResultsConfigUnreadable):
+                return unreadable(error)
             # Missing or unusable: every outcome would be refused until the options are fixed.
             refusals.refused(
                 "not configured",
@@ -559,14 +564,8 @@ def create_app(
                     level=logging.ERROR,
                 )
             return _detail(503, "the results receiver is busy; retry later", **_RETRY)
-        except Exception as error:  # unexpected: nothing says the options are wrong, so a plain 503
-            refusals.refused(
-                "config unreadable",
-                "The Fuse results receiver cannot read the [fuse] config section (answered 503): %s",
-                type(error).__name__,
-                level=logging.ERROR,
-            )
-            return _detail(503, _UNREADABLE_DETAIL, **_RETRY)
+        except Exception as error:  # unexpected: nothing says the options are wrong
+            return unreadable(error)
         try:
             part = verify(token, key, now=receiver.clock())
         except TokenExpired:
