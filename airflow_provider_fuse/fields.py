@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 from airflow_provider_fuse.destinations import ACCEPTED_FORMS, DESTINATION_FORMAT
 from airflow_provider_fuse.exceptions import FuseValidationError
+from airflow_provider_fuse.masking import redact
 
 __all__ = [
     "QUEUE_FIELD_NAMES",
@@ -46,6 +47,9 @@ _LATEST = "2100-01-01T00:00:00Z"
 
 # ASCII digits, spelled [0-9]: in a str pattern \d is any Unicode digit, which int() and float() accept.
 _INTEGER = re.compile(r"\s*\+?[0-9]+\s*")
+#: The most digits of a number an error shows; a longer one is described by its size: it may be a
+#: phone number given in the wrong field, or rendered there by a template.
+_SHOWN_DIGITS = 6
 _NUMBER = re.compile(r"\s*\+?[0-9]+(?:\.[0-9]*)?\s*")
 
 
@@ -56,7 +60,7 @@ def to_positive_id(parameter: str, value: object) -> int:
     """
     number = _to_int(parameter, value)
     if number < 1:
-        raise FuseValidationError(parameter, f"must be a positive integer, got {number}")
+        raise FuseValidationError(parameter, f"must be a positive integer, got {_shown(number)}")
     return number
 
 
@@ -110,8 +114,15 @@ def _bounded(parameter: str, seconds: float, *, numeric: bool) -> int:
     return int(seconds)
 
 
-def _shown(seconds: float) -> str:
-    return str(seconds) if -(10**20) < seconds < 10**20 else "a number too large for a date"
+def _shown(number: float) -> str:
+    """``number`` for an error: itself when no run of its digits is longer than :data:`_SHOWN_DIGITS`,
+    else its size only (never its digits)."""
+    if not -(10**20) < number < 10**20:  # str() of a huge int may be refused, and no date is that far
+        return "a number of more than 20 digits"
+    text = str(number)
+    if "e" in text or re.search(rf"[0-9]{{{_SHOWN_DIGITS + 1},}}", text):
+        return f"a number of {len(str(int(abs(number))))} digits"
+    return text
 
 
 def _parse_timestamp_text(parameter: str, stripped: str) -> float:
@@ -144,13 +155,24 @@ def _to_int(parameter: str, value: object) -> int:
     if isinstance(value, int):
         return value
     if isinstance(value, str) and _INTEGER.fullmatch(value):
-        return int(value)
+        try:
+            return int(value)
+        except ValueError:  # more digits than Python converts (4,300 by default)
+            raise FuseValidationError(
+                parameter, "must be an integer, got a number of thousands of digits"
+            ) from None
     raise FuseValidationError(parameter, f"must be an integer, got {_describe(value)}")
 
 
 def _describe(value: object) -> str:
+    """What ``value`` is, for an error: never a string's text (it may be a phone number, or anything
+    a template rendered), only its size; ``'None'`` is named (a template that rendered nothing)."""
     if isinstance(value, str):
-        return repr(value[:40])
+        if not value.strip():
+            return "an empty string"
+        if value.strip() == "None":
+            return "'None'"
+        return f"a string of {len(value)} character{'' if len(value) == 1 else 's'}"
     return type(value).__name__
 
 
@@ -158,7 +180,7 @@ def _in_range(parameter: str, value: object, bounds: tuple[int, int]) -> int:
     number = _to_int(parameter, value)
     low, high = bounds
     if not low <= number <= high:
-        raise FuseValidationError(parameter, f"must be between {low} and {high}, got {number}")
+        raise FuseValidationError(parameter, f"must be between {low} and {high}, got {_shown(number)}")
     return number
 
 
@@ -280,7 +302,7 @@ def _iso(seconds: int) -> str:
     try:
         return datetime.fromtimestamp(seconds, tz=timezone.utc).isoformat()
     except (OverflowError, OSError, ValueError):
-        return f"{seconds} (unix seconds)"
+        return f"{_shown(seconds)} (unix seconds)"
 
 
 def _check_result_url(url: object) -> None:
@@ -349,12 +371,15 @@ def to_call_parameters(value: object) -> dict[str, CallParameterValue]:
     checked: dict[str, CallParameterValue] = {}
     for name, item in value.items():
         if not isinstance(name, str) or not name.strip():
-            raise FuseValidationError("call_parameters", f"names must be non-empty strings, got {name!r}")
+            got = "an empty string" if isinstance(name, str) else type(name).__name__
+            raise FuseValidationError("call_parameters", f"names must be non-empty strings, got {got}")
+        # The name as shown: a phone number used as a name is masked like any other.
+        label = f"call_parameters.{redact(name, 80)}"
         if isinstance(item, float) and not math.isfinite(item):
-            raise FuseValidationError(f"call_parameters.{name}", "must be a finite number")
+            raise FuseValidationError(label, "must be a finite number")
         if item is not None and not isinstance(item, (str, int, float, bool)):
             raise FuseValidationError(
-                f"call_parameters.{name}",
+                label,
                 f"must be a string, number, bool or None, not {type(item).__name__}",
             )
         checked[name] = item

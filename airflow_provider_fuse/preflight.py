@@ -61,10 +61,12 @@ __all__ = [
     "write_csv_parts",
 ]
 
-#: How many of the header's names an error about a missing ``destination`` column lists, and how
-#: many characters of each.
-_SHOWN_NAMES = 10
-_SHOWN_NAME_CHARS = 40
+#: Names a first row may give its phone-number column, spaces, underscores and case aside, other than
+#: ``destination``: an error about a missing ``destination`` column says which column looks like it
+#: (by position: no value of the first row is ever shown).
+_PHONE_COLUMN_NAMES = frozenset(
+    {"phone", "phonenumber", "phone number", "number", "telephone", "tel", "mobile", "cell", "msisdn"}
+)
 
 #: How many bad rows are named in an error; the count always covers them all.
 REPORTED_ROWS = 5
@@ -392,31 +394,39 @@ def _lines_fit(lines: list[str], ascii_only: bool) -> bool:
 
 
 def _destination_index(header: list[str]) -> int:
+    """The index of the ``destination`` column in the first row.
+
+    :raises FuseCsvError: when the first row names no ``destination`` column, or more than one. The
+        message describes the first row by its columns' count and positions and never shows its
+        values: a first row that is not a header is a contact (a name, an email, a phone number split
+        across columns), and no rule tells every header name from every contact value. The only name
+        it quotes is the one accepted, ``destination``.
+    """
     positions = [index for index, name in enumerate(header) if name == DESTINATION]
     if len(positions) == 1:
         return positions[0]
     if len(positions) > 1:
         columns = ", ".join(str(index + 1) for index in positions)
-        raise FuseCsvError(f"the header names 'destination' more than once (columns {columns})")
-    if any(redact(name) != " ".join(name.split()) for name in header):
-        # A phone number in the first row: it is a contact, not a header, and none of it is shown.
-        raise FuseCsvError(
-            f"the header row holds a phone number ({len(header)} columns): the first row must be a "
-            "header with a 'destination' column, the contacts below it"
-        )
-    near = [index + 1 for index, name in enumerate(header) if name.strip().lower() == DESTINATION]
-    hint = f"; column {near[0]} is close (check case and spaces)" if near else ""
-    raise FuseCsvError(
-        f"the header row has no 'destination' column; its columns are {_header_names(header)}{hint}"
+        raise FuseCsvError(f"the header names '{DESTINATION}' more than once (columns {columns})")
+    needed = (
+        f"the first row must be a header row naming the phone-number column '{DESTINATION}' (exactly: "
+        "lower case, no spaces), the contacts below it"
     )
-
-
-def _header_names(header: list[str]) -> str:
-    """The header's names, for an error (names of columns, not personal data; a first row with a
-    phone number is not shown at all): the first :data:`_SHOWN_NAMES`, each cut short."""
-    names = [repr(redact(name, _SHOWN_NAME_CHARS)) for name in header[:_SHOWN_NAMES]]
-    more = f", and {len(header) - _SHOWN_NAMES} more" if len(header) > _SHOWN_NAMES else ""
-    return ", ".join(names) + more
+    if any(redact(name) != " ".join(name.split()) for name in header):
+        # A phone number in the first row: it is a contact, not a header.
+        raise FuseCsvError(f"the header row holds a phone number ({len(header)} columns): {needed}")
+    folded = [" ".join(name.replace("_", " ").split()).lower() for name in header]
+    near = [index + 1 for index, name in enumerate(folded) if name == DESTINATION]
+    phone = [index + 1 for index, name in enumerate(folded) if name in _PHONE_COLUMN_NAMES]
+    if near:
+        hint = f"; column {near[0]} is close (check case and spaces)"
+    elif phone:
+        hint = f"; column {phone[0]} looks like the phone-number column: name it '{DESTINATION}'"
+    else:
+        hint = ""
+    raise FuseCsvError(
+        f"the header row has no '{DESTINATION}' column ({len(header)} columns): {needed}{hint}"
+    )
 
 
 def _row_problem(row: list[str], destination: int, width: int) -> str:

@@ -9,7 +9,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from airflow_provider_fuse.exceptions import FuseValidationError
-from airflow_provider_fuse.fields import TIMESTAMP_RANGE, QueueFields, to_positive_id, to_unix_timestamp
+from airflow_provider_fuse.fields import (
+    TIMESTAMP_RANGE,
+    QueueFields,
+    to_call_parameters,
+    to_positive_id,
+    to_unix_timestamp,
+)
+from airflow_provider_fuse.masking import redact
 
 NOW = 1_800_000_000  # 2027-01-15
 
@@ -324,3 +331,66 @@ def test_validating_a_fields_arguments_gives_the_same_fields_and_form():
     assert again == fields
     assert list(again.form_fields()) == list(fields.arguments())
     assert again.form_fields()["is_pci"] == "0"
+
+
+# --- A value given in the wrong field is never shown (review r3) -------------------------------------
+
+# What a template may render into a numeric field: a phone number (digits, or spelled with separators
+# or a letter O), a long number, a float, or any text.
+_WRONG_VALUES = st.one_of(
+    st.integers(),
+    st.integers(-(10**30), 10**30).map(str),
+    st.from_regex(r"\+?1?[ (]?[0-9]{3}[) .-]?[0-9O]{3}[ .-]?[0-9Ol]{4}", fullmatch=True),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=30),
+)
+# What the messages name of their own: the bounds of a timestamp, an example of one.
+_FIXED_NUMBERS = (
+    str(TIMESTAMP_RANGE[1]),
+    "2100-01-01T00:00:00Z",
+    "1970-01-01T00:00:00Z",
+    "2026-11-26T09:00:00",
+)
+
+
+def _refusal(check, value) -> str | None:
+    try:
+        check(value)
+    except FuseValidationError as error:
+        return str(error)
+    return None
+
+
+@pytest.mark.parametrize(
+    "check",
+    [
+        lambda value: QueueFields.validate(max_attempts=value, reattempt_wait=60, now=NOW),
+        lambda value: QueueFields.validate(reattempt_wait=value, now=NOW),
+        lambda value: QueueFields.validate(is_pci=value, now=NOW),
+        lambda value: QueueFields.validate(start_timestamp=value, now=NOW, check_open=False),
+        lambda value: to_positive_id("application_id", value),
+        lambda value: to_call_parameters({"name": [value]}),
+        lambda value: to_call_parameters({value: None}),
+    ],
+    ids=["max_attempts", "reattempt_wait", "is_pci", "start_timestamp", "id", "call_parameters", "name"],
+)
+@given(value=_WRONG_VALUES)
+def test_a_refused_value_is_described_never_shown(check, value):
+    message = _refusal(check, value)
+    if message is None:
+        return
+    shown = message
+    for fixed in _FIXED_NUMBERS:
+        shown = shown.replace(fixed, "")
+    # No number of 7 or more digits it held, whatever separates them (see masking.redact).
+    assert redact(shown) == " ".join(shown.split())
+    if isinstance(value, str) and value.strip() not in ("", "None"):
+        assert repr(value) not in message
+        assert repr(value.strip()) not in message
+        assert f"'{value.strip()}'" not in message
+
+
+def test_a_phone_number_as_reattempt_wait_is_not_shown():
+    with pytest.raises(FuseValidationError, match="got a number of 10 digits") as caught:
+        QueueFields.validate(reattempt_wait="6175550100", now=NOW)
+    assert "6175550100" not in str(caught.value)

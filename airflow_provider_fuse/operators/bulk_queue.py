@@ -456,7 +456,10 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
             recorded.campaign if recorded is not None else None, sum(part.rows for part in parts), fields, now
         )
         result_url = results.signer(fields, now, campaign.campaign)
-        self._check_receiver(result_url(start, parts[start].rows), results, start)
+        # Every part's token before the first request: one longer than the receiver accepts is
+        # refused here, naming the id to shorten, not by the receiver (its 403 blames the key).
+        urls = results.sign_all(result_url, parts, start)
+        self._check_receiver(urls[0], results, start)
         if ledger is not None:
             ledger.set_campaign(campaign)
         self._campaign = campaign
@@ -474,12 +477,7 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
         answer = probe_receiver(url)
         status = answer.status_code
         shown = results.shown_url()
-        stopped = (
-            "Nothing more was sent to Fuse (earlier tries of this task instance queued the parts before "
-            f"part {start + 1})"
-            if start
-            else "Nothing was sent to Fuse"
-        )
+        stopped = _stopped(start)
         if answer.refuses_token:
             raise AirflowFailException(
                 f"{stopped}: the results receiver at {shown} refused this task's results token (403), "
@@ -509,8 +507,8 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
         elif status == 503:
             self.log.warning(
                 "The results receiver at %s answered 503 (not its own 'not configured' answer: a "
-                "results database busy or out of reach now, or a proxy); sending anyway. Fuse retries "
-                "a 503; check the receiver's log.",
+                "results database busy or out of reach now, [fuse] options it cannot read now, or a "
+                "proxy); sending anyway. Fuse retries a 503; check the receiver's log.",
                 shown,
             )
         elif status == 403:
@@ -761,6 +759,16 @@ def _task_identity(context: Context) -> tuple[str, str, str, int]:
     return dag_id, run_id, task_id, _map_index(getattr(ti, "map_index", None))
 
 
+def _stopped(start: int) -> str:
+    """How a failure before the request of part ``start`` begins: nothing (more) was sent."""
+    if start:
+        return (
+            "Nothing more was sent to Fuse (earlier tries of this task instance queued the parts before "
+            f"part {start + 1})"
+        )
+    return "Nothing was sent to Fuse"
+
+
 def _map_index(value: object) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else -1
 
@@ -806,3 +814,17 @@ class _Results:
             return self.config.result_url(token)
 
         return result_url
+
+    @staticmethod
+    def sign_all(result_url: Callable[[int, int], str], parts: list[CsvPart], start: int) -> list[str]:
+        """The ``result_url`` of every part from ``start`` on, before any is sent.
+
+        :raises AirflowFailException: a token would be longer than the receiver accepts (the dag,
+            run or task id too long): named, nothing sent, no retries (the ids stay as they are).
+        """
+        from airflow_provider_fuse.results.tokens import TokenTooLong
+
+        try:
+            return [result_url(index, parts[index].rows) for index in range(start, len(parts))]
+        except TokenTooLong as error:
+            raise AirflowFailException(f"{_stopped(start)}: {error}") from None

@@ -203,8 +203,9 @@ def _know_the_section(conf: Any) -> None:
     except (AttributeError, ImportError):  # a conf without the notion: plain options still work
         return
     except Exception as error:
-        # Type only, no cause: what a provider's configuration raises may quote anything.
-        raise ResultsConfigError(
+        # Type only, no cause: what a provider's configuration raises may quote anything. Nothing
+        # says [fuse] is wrong: unreadable, so a task meeting it keeps its retries.
+        raise ResultsConfigUnreadable(
             f"the providers' configuration could not be loaded to read [fuse] ({type(error).__name__})"
         ) from None
 

@@ -9,9 +9,11 @@ What one request goes through, in this order:
 
 1. The ``[fuse]`` config (signing key, connection, table), loaded on the first request and then kept
    for the life of the process (a changed key takes effect when the server restarts). Missing or
-   unusable, or not read within :data:`STORE_TIMEOUT`: **503**, and an ERROR log line naming the
-   option (rate-limited: nothing is known of the sender yet); a request after
-   :data:`CONFIG_RETRY_INTERVAL` seconds tries again.
+   unusable: **503** with :data:`.tokens.NOT_CONFIGURED_DETAIL` (the bulk task's check before dialing
+   fails on it); unreadable for now (a ``_cmd`` that failed, a secrets backend out of reach, any
+   unexpected error) or not read within :data:`STORE_TIMEOUT`: a plain **503** (a warning there).
+   Either way an ERROR log line naming the option (rate-limited: nothing is known of the sender yet);
+   a request after :data:`CONFIG_RETRY_INTERVAL` seconds tries again.
 2. The token, checked in constant time with the signing key (:func:`.tokens.verify`) before anything
    else is read. Malformed, forged (another key) or expired: **403**, the body is not read, nothing
    is stored, and a WARNING line says which kind — never the token. Anyone can send forged tokens,
@@ -72,7 +74,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from airflow_provider_fuse.results.callbacks import MAX_BODY_BYTES, CallbackError, read_callback
-from airflow_provider_fuse.results.config import ResultsConfig, ResultsConfigError
+from airflow_provider_fuse.results.config import ResultsConfig, ResultsConfigError, ResultsConfigUnreadable
 from airflow_provider_fuse.results.table import ResultsStoreError, ResultsTable, Stored
 from airflow_provider_fuse.results.tokens import (
     NOT_CONFIGURED_DETAIL,
@@ -126,6 +128,10 @@ BODY_TIMEOUT = 10.0
 #: without trying again (each try may run a ``_cmd`` or ask a secrets backend).
 CONFIG_RETRY_INTERVAL = 5.0
 _T = TypeVar("_T")
+#: The 503 while the ``[fuse]`` section cannot be read now (a ``_cmd`` that failed, a secrets backend
+#: out of reach, an unexpected error): not :data:`.tokens.NOT_CONFIGURED_DETAIL`, which says the
+#: options are missing or unusable and fails the bulk task's check before dialing.
+_UNREADABLE_DETAIL = "the results receiver cannot read its configuration now; retry later"
 #: A 503 asks the sender to wait this long (seconds) before retrying.
 _RETRY = {"Retry-After": "60"}
 #: At most one log line per kind (a refused token, a store that failed, ...) in this many seconds
@@ -506,6 +512,19 @@ def create_app(
     )
     app.add_middleware(MaskTokenMiddleware)
 
+    def unreadable(error: Exception) -> Response:
+        """The answer while ``[fuse]`` cannot be read now (a ``_cmd`` that failed, a secrets backend
+        out of reach, an unexpected error): a plain 503, not the "not configured" one the check before
+        dialing fails a task on without retries, since it may pass. The log line names our own
+        error, any other by its type only (its message may quote a ``_cmd``'s output)."""
+        refusals.refused(
+            "config unreadable",
+            "The Fuse results receiver cannot read the [fuse] config section (answered 503): %s",
+            error if isinstance(error, ResultsConfigError) else type(error).__name__,
+            level=logging.ERROR,
+        )
+        return _detail(503, _UNREADABLE_DETAIL, **_RETRY)
+
     # The path the route sees is the masked one (MaskTokenMiddleware); the token is in the scope.
     async def receive_result(request: Request) -> Response:
         token: str = request.scope.get(TOKEN_SCOPE_KEY) or ""
@@ -516,6 +535,9 @@ def create_app(
             loaded = receiver.loaded
             _, key = loaded if loaded is not None else await receiver.in_thread(receiver.settings)
         except ResultsConfigError as error:
+            if isinstance(error, ResultsConfigUnreadable):
+                return unreadable(error)
+            # Missing or unusable: every outcome would be refused until the options are fixed.
             refusals.refused(
                 "not configured",
                 "The Fuse results receiver cannot accept call outcomes (answered 503): %s",
@@ -542,14 +564,8 @@ def create_app(
                     level=logging.ERROR,
                 )
             return _detail(503, "the results receiver is busy; retry later", **_RETRY)
-        except Exception as error:  # a _cmd that failed, a secrets backend out of reach, ...
-            refusals.refused(
-                "config unreadable",
-                "The Fuse results receiver cannot read the [fuse] config section (answered 503): %s",
-                type(error).__name__,
-                level=logging.ERROR,
-            )
-            return _detail(503, NOT_CONFIGURED_DETAIL, **_RETRY)
+        except Exception as error:  # unexpected: nothing says the options are wrong
+            return unreadable(error)
         try:
             part = verify(token, key, now=receiver.clock())
         except TokenExpired:

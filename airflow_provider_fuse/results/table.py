@@ -374,7 +374,9 @@ class ResultsTable:
         it, but never created, except the first time this object finds no database at all and no
         ``-wal`` or ``-shm`` file is at the path: a database moved or deleted while in use leaves
         those behind, still in use by the connections that have it open, and a new file beside them
-        would take them over (SQLite resets the WAL: the moved file's last commits are gone). Its
+        would take them over (SQLite resets the WAL: the moved file's last commits are gone). Found
+        beside a ``-wal`` or ``-shm``, the database is looked for once more before that is refused:
+        another process creating it at the same time makes both. Its
         connections may be closed from any thread (:meth:`close` checkpoints a moved one first).
         """
         path = _sqlite_file(self._sqlite_uri)
@@ -398,6 +400,16 @@ class ResultsTable:
                 if found:
                     raise ResultsStoreError(self._moved_message()) from None
                 if os.path.lexists(f"{path}-wal") or os.path.lexists(f"{path}-shm"):
+                    try:
+                        # Another process may have created the database (and switched it to WAL)
+                        # since the path was found empty: then it is there now, and opened.
+                        return self._opened(
+                            sqlite3.connect(
+                                _with_mode(self._sqlite_uri, "rw"), uri=True, check_same_thread=False
+                            )
+                        )
+                    except sqlite3.OperationalError:
+                        pass
                     raise ResultsStoreError(
                         f"results connection {self.conn_id!r}: no SQLite database is at the connection's "
                         "path, but a -wal or -shm file is (a database moved or deleted while in use): no "

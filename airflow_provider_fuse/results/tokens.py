@@ -29,6 +29,7 @@ __all__ = [
     "REFUSED_DETAIL",
     "TokenError",
     "TokenExpired",
+    "TokenTooLong",
     "UploadPart",
     "as_dict",
     "check_key",
@@ -44,12 +45,12 @@ MIN_KEY_LENGTH = 32
 #: malformed, signed with another key, or expired — and so what tells its refusal from another
 #: server's 403 (a proxy's) to the bulk operator's check before dialing.
 REFUSED_DETAIL = "invalid or expired results token"
-#: What the results receiver answers (503, JSON ``{"detail": ...}``) while it cannot check tokens:
-#: its ``[fuse]`` options are missing, unusable or unreadable. It refuses every outcome then, and the
-#: bulk operator's check before dialing tells this answer from any other 503 (a database briefly
-#: locked) by it.
+#: What the results receiver answers (503, JSON ``{"detail": ...}``) while it cannot check tokens
+#: because its ``[fuse]`` options are missing or unusable. It refuses every outcome until they are
+#: fixed, and the bulk operator's check before dialing tells this answer from any other 503 (a
+#: database briefly locked, options unreadable for now) by it.
 NOT_CONFIGURED_DETAIL = "the results receiver is not configured"
-#: Tokens longer than this are refused before anything else is done with them.
+#: Tokens longer than this are refused before anything else is done with them, and never signed.
 MAX_TOKEN_LENGTH = 2048
 # Domain separation: a MAC made for another purpose with the same key is never a results token.
 _CONTEXT = b"airflow-provider-fuse/results-token/v2."
@@ -67,6 +68,11 @@ class TokenError(ValueError):
 
 class TokenExpired(TokenError):
     """The token is genuine but its ``expires`` has passed."""
+
+
+class TokenTooLong(ValueError):
+    """The part's token would be longer than :data:`MAX_TOKEN_LENGTH`, which the receiver refuses:
+    its dag, run or task id is too long. The message names which and the sizes, never the token."""
 
 
 @dataclass(frozen=True)
@@ -141,9 +147,24 @@ def check_key(key: object) -> str:
 
 
 def sign(part: UploadPart, key: str) -> str:
-    """The token for ``part``, signed with ``key`` (URL-safe: letters, digits, ``-``, ``_``, ``.``)."""
+    """The token for ``part``, signed with ``key`` (URL-safe: letters, digits, ``-``, ``_``, ``.``).
+
+    :raises TokenTooLong: the token would be longer than :data:`MAX_TOKEN_LENGTH` (:func:`verify`
+        would call it malformed): the ids it names are too long. Nothing is signed.
+    """
     payload = _b64(json.dumps([getattr(part, name) for name in _FIELDS], separators=(",", ":")).encode())
-    return f"{payload}.{_b64(_mac(check_key(key), payload))}"
+    token = f"{payload}.{_b64(_mac(check_key(key), payload))}"
+    if len(token) > MAX_TOKEN_LENGTH:
+        # The ids as the payload holds them: JSON, where a non-ASCII character takes 6 bytes (\uXXXX).
+        sizes = {name: len(json.dumps(getattr(part, name))) for name in ("dag_id", "run_id", "task_id")}
+        longest = max(sizes, key=lambda name: sizes[name]).replace("_", " ")
+        raise TokenTooLong(
+            f"the {longest} is too long for a results token: the token would be {len(token)} bytes, over "
+            f"the {MAX_TOKEN_LENGTH} the results receiver accepts (as JSON, before base64, the dag id, "
+            f"run id and task id take {sizes['dag_id']}, {sizes['run_id']} and {sizes['task_id']} bytes "
+            f"of it; a character outside ASCII takes 6). Shorten the {longest}"
+        )
+    return token
 
 
 def verify(token: str, key: str, *, now: float) -> UploadPart:

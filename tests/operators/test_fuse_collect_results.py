@@ -1001,6 +1001,52 @@ def test_a_real_receiver_without_its_options_fails_the_task_before_dialing(
     assert_nothing_sent(fuse, store, caught.value, signing_key)
 
 
+def test_a_run_id_too_long_for_a_results_token_fails_before_dialing_naming_it(
+    results, fuse, signing_key, contacts_csv, receiver_checks
+):
+    # Review r3: with a loosened allowed_run_id_pattern, a long non-ASCII run id made a token the
+    # receiver calls malformed (its own 403), and the check before dialing blamed the signing key.
+    ti = FakeTaskInstance()
+    ti.run_id = "manual__" + "\u00e9" * 240
+    store = MemoryStore()
+    with pytest.raises(AirflowFailException, match=r"the run id is too long for a results token") as caught:
+        operator(contacts_csv).execute({"ti": ti, "task_state_store": store})
+    message = str(caught.value)
+    assert message.startswith("Nothing was sent to Fuse: ")
+    assert "signing key" not in message
+    assert receiver_checks == []  # refused before the receiver was asked
+    assert not fuse.called
+    assert store.values == {}
+    assert ti.xcom == {}
+
+
+def test_a_real_receiver_that_cannot_read_its_options_for_now_is_a_warning_and_the_list_goes(
+    results, fuse, contacts_csv, monkeypatch, log_text
+):
+    # A receiver's results_signing_key_cmd failing now (a secrets backend out of reach) may work by
+    # the time Fuse posts: failing the task here, without retries, would be for good (review r3, 5).
+    import re
+
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+
+    from airflow_provider_fuse.results.config import ResultsConfigUnreadable
+    from airflow_provider_fuse.results.receiver import create_app
+    from tests.helpers import serving
+
+    def unreadable():
+        raise ResultsConfigUnreadable("[fuse] results_signing_key could not be read: AirflowConfigException")
+
+    monkeypatch.setattr("airflow_provider_fuse.operators.bulk_queue.probe_receiver", real_probe_receiver)
+    app = Starlette(routes=[Mount("/fuse", app=create_app(load_config=unreadable))])
+    with serving(monkeypatch, app) as base:
+        monkeypatch.setenv("AIRFLOW__FUSE__RESULTS_BASE_URL", base)
+        fuse.post(re.compile(re.escape(base)), real_http=True)
+        assert operator(contacts_csv).execute({"ti": FakeTaskInstance()}) == 3
+    assert "answered 503" in log_text()
+    assert len(fuse.forms) == 1
+
+
 @pytest.mark.parametrize("suffix", ["/fuse", "/fuse/", "/airflow/fuse", "/fuse/results", "/fuse/results/x"])
 def test_a_results_base_url_with_the_receivers_own_path_fails_before_anything_is_sent(
     results, fuse, signing_key, contacts_csv, monkeypatch, receiver_checks, suffix

@@ -20,7 +20,7 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 
 from airflow_provider_fuse.results.callbacks import MAX_BODY_BYTES
-from airflow_provider_fuse.results.config import ResultsConfig
+from airflow_provider_fuse.results.config import ResultsConfig, ResultsConfigUnreadable
 from airflow_provider_fuse.results.receiver import (
     MASK,
     MAX_WAITING_STORES,
@@ -574,6 +574,47 @@ def test_a_config_that_cannot_be_read_answers_503_and_logs_only_the_error_type(
 
     assert answer.status_code == 503
     assert "RuntimeError" in caplog.text
+    assert KEY not in caplog.text
+
+
+def test_a_signing_key_command_failing_for_now_is_a_plain_503_and_the_receiver_recovers(
+    database: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Not the receiver's own "not configured": the bulk task's check before dialing fails on that one,
+    # without retries, while a _cmd or a secrets backend failing now may work by the next try.
+    from airflow_provider_fuse.results import receiver
+
+    key_file = tmp_path / "signing.key"
+    monkeypatch.delenv("AIRFLOW__FUSE__RESULTS_SIGNING_KEY", raising=False)
+    monkeypatch.setenv("AIRFLOW__FUSE__RESULTS_SIGNING_KEY_CMD", f"cat {key_file}")
+    monkeypatch.setenv("AIRFLOW__FUSE__RESULTS_CONN_ID", CONN_ID)
+    monkeypatch.setattr(receiver, "CONFIG_RETRY_INTERVAL", 0.0)
+    client = mounted(create_app(load_config=ResultsConfig.load))
+
+    answer = post(client, token())
+
+    assert answer.status_code == 503
+    assert answer.headers["retry-after"] == "60"
+    assert answer.json()["detail"] != NOT_CONFIGURED_DETAIL
+    assert "results_signing_key could not be read" in caplog.text
+    assert str(key_file) not in caplog.text
+    key_file.write_text(KEY)
+    assert post(client, token()).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "error", [ResultsConfigUnreadable("[fuse] results_signing_key could not be read"), RuntimeError(KEY)]
+)
+def test_a_config_unreadable_for_now_is_not_answered_as_not_configured(
+    database: Path, caplog: pytest.LogCaptureFixture, error: Exception
+) -> None:
+    def unreadable() -> ResultsConfig:
+        raise error
+
+    answer = post(mounted(create_app(load_config=unreadable)), token())
+
+    assert answer.status_code == 503
+    assert answer.json()["detail"] != NOT_CONFIGURED_DETAIL
     assert KEY not in caplog.text
 
 

@@ -1427,6 +1427,36 @@ def test_a_deleted_sqlite_file_is_not_created_again(table, database):
     assert not database.exists()
 
 
+def test_a_database_created_by_another_process_meanwhile_is_opened_not_called_moved(database, monkeypatch):
+    # Review r3: this object found no database; before it looked for a -wal, another process created
+    # the database and switched it to WAL. That -wal is the new database's, not a moved one's.
+    from airflow_provider_fuse.results import table as module
+
+    real_lexists = os.path.lexists
+    other: list[sqlite3.Connection] = []
+
+    def another_process_creates_it_meanwhile(path: str) -> bool:
+        found = real_lexists(path)
+        if path == str(database) and not found and not other:
+            # The other creator, as the table makes it: in WAL mode, kept open (its -wal is there).
+            other.append(sqlite3.connect(database))
+            other[0].execute("PRAGMA journal_mode=WAL").fetchall()
+            other[0].execute("CREATE TABLE elsewhere (x INTEGER)")
+            other[0].commit()
+        return found
+
+    monkeypatch.setattr(module.os.path, "lexists", another_process_creates_it_meanwhile)
+    table = ResultsTable(CONN_ID, TABLE)
+    try:
+        assert table.store(a_part(), an_outcome(), received=time.time()) is Stored.STORED
+    finally:
+        table.close()
+        for connection in other:
+            connection.close()
+    assert other, "the other creator never ran: the path was not looked for"
+    assert len(rows_in(database)) == 1
+
+
 def test_a_new_table_object_creates_a_database_where_none_ever_was(database):
     # The very first time, with nothing at the path: created (and the table in it).
     table = ResultsTable(CONN_ID, TABLE)
