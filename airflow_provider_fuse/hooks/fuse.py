@@ -64,6 +64,14 @@ from airflow_provider_fuse.exceptions import (
     FuseUnknownOutcomeError,
     FuseValidationError,
 )
+from airflow_provider_fuse.exceptions import FuseConnectionLostError as FuseConnectionLostError
+from airflow_provider_fuse.exceptions import FuseCsvError as FuseCsvError
+from airflow_provider_fuse.exceptions import FuseError as FuseError
+from airflow_provider_fuse.exceptions import FuseInvalidResponseError as FuseInvalidResponseError
+from airflow_provider_fuse.exceptions import FuseRedirectError as FuseRedirectError
+from airflow_provider_fuse.exceptions import FuseServerError as FuseServerError
+from airflow_provider_fuse.exceptions import Outcome as Outcome
+from airflow_provider_fuse.exceptions import rejection_class as rejection_class
 from airflow_provider_fuse.fields import (
     CallParameterValue,
     QueueFields,
@@ -122,6 +130,8 @@ from airflow_provider_fuse.hooks.receiver_probe import (
 from airflow_provider_fuse.hooks.requests_client import CsvSource, Watchdog, check_csv, rewinder
 from airflow_provider_fuse.hooks.settings import ConnectionSettings, base_url
 from airflow_provider_fuse.masking import redact
+from airflow_provider_fuse.results.tokens import NOT_CONFIGURED_DETAIL as NOT_CONFIGURED_DETAIL
+from airflow_provider_fuse.results.tokens import REFUSED_DETAIL as REFUSED_DETAIL
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping

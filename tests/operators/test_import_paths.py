@@ -12,7 +12,7 @@ from airflow_provider_fuse import masking
 from airflow_provider_fuse.operators import fuse, task_failures
 
 
-def test_the_operators_import_path_exports_the_operators_and_their_parameters_values_only():
+def test_the_operators_import_path_exports_the_operators_their_parameters_values_and_the_old_helpers():
     assert set(fuse.__all__) == {
         "FuseBulkQueueOperator",
         "FuseQueueCallOperator",
@@ -20,7 +20,17 @@ def test_the_operators_import_path_exports_the_operators_and_their_parameters_va
         "ON_DUPLICATE_DESTINATIONS",
         "ON_UNKNOWN_OUTCOME",
         "RESEND_CONF_KEY",
+        "mask_personal_data",
+        "task_failure",
     }
+
+
+def test_import_star_from_the_operators_path_still_gives_the_old_helpers_with_a_deprecation_warning():
+    names: dict[str, object] = {}
+    with pytest.warns(AirflowProviderDeprecationWarning):
+        exec(f"from {fuse.__name__} import *", names)
+    assert names["task_failure"] is task_failures.task_failure
+    assert names["mask_personal_data"] is masking.mask_personal_data
 
 
 @pytest.mark.parametrize(
