@@ -118,6 +118,7 @@ from airflow_provider_fuse.hooks.limits import (
     is_connect_retries,
     is_finite_number,
     is_retry_backoff,
+    shown_value,
 )
 from airflow_provider_fuse.hooks.receiver_probe import (
     NO_RECEIVER_STATUSES,
@@ -185,16 +186,18 @@ def _check_hook_settings(connect_retries: object, retry_backoff: object, progres
     """
     if not is_connect_retries(connect_retries):
         raise FuseValidationError(
-            "connect_retries", f"must be an integer from 0 to {MAX_CONNECT_RETRIES}, got {connect_retries!r}"
+            "connect_retries",
+            f"must be an integer from 0 to {MAX_CONNECT_RETRIES}, got {shown_value(connect_retries)}",
         )
     if not is_retry_backoff(retry_backoff):
         raise FuseValidationError(
             "retry_backoff",
-            f"must be a number of seconds from 0 to {MAX_RETRY_BACKOFF:g}, got {retry_backoff!r}",
+            f"must be a number of seconds from 0 to {MAX_RETRY_BACKOFF:g}, got {shown_value(retry_backoff)}",
         )
     if not (is_finite_number(progress_interval) and progress_interval >= 0):
         raise FuseValidationError(
-            "progress_interval", f"must be a finite number of seconds, 0 or more, got {progress_interval!r}"
+            "progress_interval",
+            f"must be a finite number of seconds, 0 or more, got {shown_value(progress_interval)}",
         )
 
 
