@@ -484,3 +484,37 @@ def test_sqlite_results_name_the_provider_airflow_does_not_include():
     assert "apache-airflow-providers-sqlite" in results
     # `sqlite://` then the absolute path: three slashes, never four.
     assert "sqlite:///var/" in results
+
+
+def public_modules() -> list[str]:
+    """The modules docs/README.md's *Public API* names, as import paths."""
+    section = (ROOT / "docs" / "README.md").read_text().split("## Public API", 1)[1].split("\n## ", 1)[0]
+    section = section.split("; also", 1)[0]  # the modules come before the other public things
+    names = re.findall(r"`((?:airflow_provider_fuse\.)?[a-z][a-z_]*(?:\.[a-z_]+)*)`", section)
+    return [name if name.startswith("airflow_provider_fuse.") else f"airflow_provider_fuse.{name}" for name in names]
+
+
+def imports_in(text: str) -> list[tuple[str, str]]:
+    """Every ``from airflow_provider_fuse... import name`` in ``text`` (code blocks and ``python -c``)."""
+    found = []
+    for module, names in re.findall(r"from (airflow_provider_fuse[\w.]*) import (\([^)]*\)|[\w, ]+)", text):
+        found += [(module, name.strip()) for name in names.strip("()").split(",") if name.strip()]
+    return found
+
+
+def test_the_public_api_statement_is_true_for_every_import_the_docs_and_examples_make():
+    import importlib
+
+    modules = public_modules()
+    assert "airflow_provider_fuse.operators.fuse" in modules and len(modules) >= 9, modules
+    for module in modules:
+        exported = importlib.import_module(module).__all__
+        assert all(hasattr(importlib.import_module(module), name) for name in exported), module
+    sources = [*markdown_files(), *sorted((ROOT / "example_dags").glob("*.py"))]
+    made = [(path.name, module, name) for path in sources for module, name in imports_in(path.read_text())]
+    assert len(made) >= 10, made
+    for page, module, name in made:
+        if page in ("CHANGELOG.md", "CONTRIBUTING.md"):
+            continue  # history, and how to develop: not what a user imports
+        assert module in modules, f"{page} imports from {module}, not a public module of docs/README.md"
+        assert name in importlib.import_module(module).__all__, f"{page}: {name} is not in {module}.__all__"
