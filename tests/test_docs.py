@@ -520,3 +520,25 @@ def test_the_public_api_statement_is_true_for_every_import_the_docs_and_examples
             continue  # history, and how to develop: not what a user imports
         assert module in modules, f"{page} imports from {module}, not a public module of docs/README.md"
         assert name in importlib.import_module(module).__all__, f"{page}: {name} is not in {module}.__all__"
+
+
+@pytest.mark.skipif(not __import__("shutil").which("curl"), reason="needs curl")
+def test_the_sandbox_pages_curl_example_queues_a_call_and_reads_it_back():
+    import subprocess
+
+    from airflow_provider_fuse.sandbox import FuseSandbox
+
+    text = (ROOT / "docs" / "sandbox.md").read_text()
+    (snippet,) = [block for block in fenced_blocks(text, "sh") if "curl -u" in block]
+    with FuseSandbox(time_scale=1e-6) as sandbox:
+        script = snippet.replace("http://127.0.0.1:8123/api", sandbox.url).replace(
+            "<the developer key it printed>", sandbox.developer_key
+        )
+        assert sandbox.email == "sandbox@example.com"
+        bounded = 'curl() { command curl --silent --show-error --fail --max-time 10 "$@"; echo; }\n'
+        answer = subprocess.run(
+            ["bash", "-e", "-c", bounded + script], capture_output=True, text=True, timeout=60, check=True
+        ).stdout.splitlines()
+        assert len(sandbox.calls()) == 1
+    assert answer[0] == '{"call_id":"1"}'
+    assert answer[1].startswith('{"call_details":{')
