@@ -152,6 +152,7 @@ class Process:
         stop_signal: int = signal.SIGTERM,
     ) -> None:
         self.name, self.log, self.stop_signal = name, log, stop_signal
+        self._stopped: bool | None = None
         with log.open("ab") as out:
             self.popen = subprocess.Popen(
                 list(argv),
@@ -176,33 +177,68 @@ class Process:
         except FileNotFoundError:
             return ""
 
+    def exit_status(self) -> int | None:
+        """Its exit status (negative: the signal that ended it) once it has exited, else None.
+
+        The leader is left unreaped, a zombie, until :meth:`stop`: while it is, its PID cannot be
+        reused, so its process group and session id still name only what it started.
+        """
+        if self.popen.returncode is not None:
+            return self.popen.returncode
+        try:
+            exited = os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        except ChildProcessError:  # reaped by someone else: Popen records that as 0
+            return self.popen.poll()
+        if exited is None:
+            return None
+        killed = exited.si_code in (os.CLD_KILLED, os.CLD_DUMPED)
+        return -exited.si_status if killed else exited.si_status
+
     def check_alive(self) -> None:
         """:raises ProcessExited: it has exited (with the tail of its output)."""
-        if self.popen.poll() is not None:
-            raise ProcessExited(f"{self.name} exited with {self.popen.returncode}:\n{self.output()[-3000:]}")
+        status = self.exit_status()
+        if status is not None:
+            raise ProcessExited(f"{self.name} exited with {status}:\n{self.output()[-3000:]}")
+
+    def _wait_exit(self, timeout: float) -> bool:
+        """Whether it exited within ``timeout`` seconds (without reaping it)."""
+        deadline = time.monotonic() + timeout
+        while self.exit_status() is None:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
+        return True
 
     def stop(self, timeout: float = 20.0) -> bool:
         """Stop it: ``stop_signal`` to its process group, SIGKILL to the group after ``timeout``
         seconds, then SIGKILL to every process left in its session (Airflow's task runners put
-        themselves in process groups of their own). Idempotent.
+        themselves in process groups of their own); only then is the leader reaped. Idempotent.
+
+        Nothing is signalled once the leader has been reaped (by a previous call, or by someone
+        else): its PID, and with it the group and session id, may belong to another process by then.
 
         :returns: whether nothing of its session is left running.
         """
-        if self.popen.poll() is None:
+        if self.popen.returncode is not None:
+            return self._stopped if self._stopped is not None else not session_members({self.pid})
+        if self.exit_status() is None:
             _signal_group(self.pid, self.stop_signal)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.popen.wait(timeout)
-        # After the leader has exited, its workers may still be in the group: SIGKILL reaches them.
+            self._wait_exit(timeout)
+        if self.popen.returncode is not None:  # reaped by someone else meanwhile
+            return not session_members({self.pid})
+        # The leader is alive or a zombie: the group and the session are ours. Its workers may
+        # still be in the group after it has exited: SIGKILL reaches them.
         _signal_group(self.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.popen.wait(10)
-        left = session_members({self.pid})
-        for pid in left:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
-        if left:
-            time.sleep(0.5)
-        return not session_members({self.pid})
+        deadline = time.monotonic() + 10
+        while (left := session_members({self.pid})) and time.monotonic() < deadline:
+            for pid in left:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
+            time.sleep(0.1)
+        if self._wait_exit(10):
+            self.popen.poll()  # reaped: from here on its PID is free for reuse
+            self._stopped = not left
+        return not left
 
 
 def wait_for_port(port: int, what: str, timeout: float = 60.0, *, process: Process | None = None) -> None:
