@@ -20,12 +20,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import functools
 import os
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -122,6 +125,30 @@ def session_members(sessions: set[int]) -> list[int]:
     return [pid for pid in pids if _session_of(pid) in sessions]
 
 
+_PR_SET_PDEATHSIG = 1
+
+
+@functools.cache
+def _prctl() -> Callable[..., int]:
+    return ctypes.CDLL(None, use_errno=True).prctl
+
+
+def _dying_with_this_process(signum: int) -> Callable[[], None] | None:
+    """A ``preexec_fn`` giving the child ``signum`` when this process ends, however it ends (Linux's
+    parent-death signal); None elsewhere, and off the main thread: Linux sends it when the
+    *thread* that started the child ends."""
+    if not sys.platform.startswith("linux") or threading.current_thread() is not threading.main_thread():
+        return None
+    prctl, parent = _prctl(), os.getpid()
+
+    def preexec() -> None:
+        prctl(_PR_SET_PDEATHSIG, signum, 0, 0, 0)
+        if os.getppid() != parent:  # this process ended before the line above took effect
+            os._exit(1)
+
+    return preexec
+
+
 def _signal_group(pid: int, signum: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signum)
@@ -129,6 +156,9 @@ def _signal_group(pid: int, signum: int) -> None:
 
 class Process:
     """A command started as the leader of a session of its own, everything it prints in ``log``.
+
+    Started from the main thread on Linux, it gets ``stop_signal`` when this process ends, even
+    killed (a server takes the workers it started with it, as ``airflow api-server`` does).
 
     :param name: what it is, for messages.
     :param argv: the command.
@@ -164,6 +194,7 @@ class Process:
                 start_new_session=True,
                 user=user,
                 group=user,
+                preexec_fn=_dying_with_this_process(stop_signal),
             )
 
     @property
