@@ -398,12 +398,13 @@ class ApiServer:
 
     def start(self) -> ApiServer:
         """Start the server and wait until it is healthy (a free port taken meanwhile: another try).
+        Whatever ends the wait, the server is stopped before it propagates.
 
         :raises RuntimeError: it exited or did not become healthy in time (with its output's tail).
         """
         for attempt in range(3):
-            self.launch()
             try:
+                self.launch()
                 self.wait_healthy()
                 return self
             except (ProcessExited, TimeoutError):
@@ -412,6 +413,9 @@ class ApiServer:
                 if "address already in use" in output.lower() and not self._fixed_port and attempt < 2:
                     continue
                 raise RuntimeError(f"the api-server did not start:\n{output[-4000:]}") from None
+            except BaseException:  # KeyboardInterrupt (SIGINT, or SIGTERM in the tests) while waiting
+                self.stop()
+                raise
         raise AssertionError("unreachable")
 
     def output(self) -> str:
