@@ -503,15 +503,18 @@ async def post_many_async(
 
     A connection the server closes (``Connection: close``, or a reset between requests) is reopened.
 
-    :raises TimeoutError: one exchange took longer than ``timeout`` seconds.
+    :raises TimeoutError: connecting or one exchange took longer than ``timeout`` seconds.
     """
     host_port = base_url.split("://", 1)[1].rstrip("/")
     host, _, port = host_port.rpartition(":")
     answers: list[Answer | None] = [None] * len(posts)
     cursor = iter(range(len(posts)))
 
+    async def connect() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        return await asyncio.wait_for(asyncio.open_connection(host, int(port)), timeout)
+
     async def connection() -> None:
-        reader, writer = await asyncio.open_connection(host, int(port))
+        reader, writer = await connect()
         try:
             for index in cursor:
                 for attempt in (1, 2):
@@ -524,11 +527,11 @@ async def post_many_async(
                         writer.close()
                         if attempt == 2:
                             raise
-                        reader, writer = await asyncio.open_connection(host, int(port))
+                        reader, writer = await connect()
                 answers[index] = answer
                 if close:
                     writer.close()
-                    reader, writer = await asyncio.open_connection(host, int(port))
+                    reader, writer = await connect()
         finally:
             writer.close()
 
