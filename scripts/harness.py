@@ -20,12 +20,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import functools
 import os
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -122,6 +125,30 @@ def session_members(sessions: set[int]) -> list[int]:
     return [pid for pid in pids if _session_of(pid) in sessions]
 
 
+_PR_SET_PDEATHSIG = 1
+
+
+@functools.cache
+def _prctl() -> Callable[..., int]:
+    return ctypes.CDLL(None, use_errno=True).prctl
+
+
+def _dying_with_this_process(signum: int) -> Callable[[], None] | None:
+    """A ``preexec_fn`` giving the child ``signum`` when this process ends, however it ends (Linux's
+    parent-death signal); None elsewhere, and off the main thread: Linux sends it when the
+    *thread* that started the child ends."""
+    if not sys.platform.startswith("linux") or threading.current_thread() is not threading.main_thread():
+        return None
+    prctl, parent = _prctl(), os.getpid()
+
+    def preexec() -> None:
+        prctl(_PR_SET_PDEATHSIG, signum, 0, 0, 0)
+        if os.getppid() != parent:  # this process ended before the line above took effect
+            os._exit(1)
+
+    return preexec
+
+
 def _signal_group(pid: int, signum: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signum)
@@ -129,6 +156,9 @@ def _signal_group(pid: int, signum: int) -> None:
 
 class Process:
     """A command started as the leader of a session of its own, everything it prints in ``log``.
+
+    Started from the main thread on Linux, it gets ``stop_signal`` when this process ends, even
+    killed (a server takes the workers it started with it, as ``airflow api-server`` does).
 
     :param name: what it is, for messages.
     :param argv: the command.
@@ -152,6 +182,7 @@ class Process:
         stop_signal: int = signal.SIGTERM,
     ) -> None:
         self.name, self.log, self.stop_signal = name, log, stop_signal
+        self._stopped: bool | None = None
         with log.open("ab") as out:
             self.popen = subprocess.Popen(
                 list(argv),
@@ -163,6 +194,7 @@ class Process:
                 start_new_session=True,
                 user=user,
                 group=user,
+                preexec_fn=_dying_with_this_process(stop_signal),
             )
 
     @property
@@ -176,33 +208,68 @@ class Process:
         except FileNotFoundError:
             return ""
 
+    def exit_status(self) -> int | None:
+        """Its exit status (negative: the signal that ended it) once it has exited, else None.
+
+        The leader is left unreaped, a zombie, until :meth:`stop`: while it is, its PID cannot be
+        reused, so its process group and session id still name only what it started.
+        """
+        if self.popen.returncode is not None:
+            return self.popen.returncode
+        try:
+            exited = os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        except ChildProcessError:  # reaped by someone else: Popen records that as 0
+            return self.popen.poll()
+        if exited is None:
+            return None
+        killed = exited.si_code in (os.CLD_KILLED, os.CLD_DUMPED)
+        return -exited.si_status if killed else exited.si_status
+
     def check_alive(self) -> None:
         """:raises ProcessExited: it has exited (with the tail of its output)."""
-        if self.popen.poll() is not None:
-            raise ProcessExited(f"{self.name} exited with {self.popen.returncode}:\n{self.output()[-3000:]}")
+        status = self.exit_status()
+        if status is not None:
+            raise ProcessExited(f"{self.name} exited with {status}:\n{self.output()[-3000:]}")
+
+    def _wait_exit(self, timeout: float) -> bool:
+        """Whether it exited within ``timeout`` seconds (without reaping it)."""
+        deadline = time.monotonic() + timeout
+        while self.exit_status() is None:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
+        return True
 
     def stop(self, timeout: float = 20.0) -> bool:
         """Stop it: ``stop_signal`` to its process group, SIGKILL to the group after ``timeout``
         seconds, then SIGKILL to every process left in its session (Airflow's task runners put
-        themselves in process groups of their own). Idempotent.
+        themselves in process groups of their own); only then is the leader reaped. Idempotent.
+
+        Nothing is signalled once the leader has been reaped (by a previous call, or by someone
+        else): its PID, and with it the group and session id, may belong to another process by then.
 
         :returns: whether nothing of its session is left running.
         """
-        if self.popen.poll() is None:
+        if self.popen.returncode is not None:
+            return self._stopped if self._stopped is not None else not session_members({self.pid})
+        if self.exit_status() is None:
             _signal_group(self.pid, self.stop_signal)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.popen.wait(timeout)
-        # After the leader has exited, its workers may still be in the group: SIGKILL reaches them.
+            self._wait_exit(timeout)
+        if self.popen.returncode is not None:  # reaped by someone else meanwhile
+            return not session_members({self.pid})
+        # The leader is alive or a zombie: the group and the session are ours. Its workers may
+        # still be in the group after it has exited: SIGKILL reaches them.
         _signal_group(self.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.popen.wait(10)
-        left = session_members({self.pid})
-        for pid in left:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
-        if left:
-            time.sleep(0.5)
-        return not session_members({self.pid})
+        deadline = time.monotonic() + 10
+        while (left := session_members({self.pid})) and time.monotonic() < deadline:
+            for pid in left:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
+            time.sleep(0.1)
+        if self._wait_exit(10):
+            self.popen.poll()  # reaped: from here on its PID is free for reuse
+            self._stopped = not left
+        return not left
 
 
 def wait_for_port(port: int, what: str, timeout: float = 60.0, *, process: Process | None = None) -> None:
@@ -331,12 +398,13 @@ class ApiServer:
 
     def start(self) -> ApiServer:
         """Start the server and wait until it is healthy (a free port taken meanwhile: another try).
+        Whatever ends the wait, the server is stopped before it propagates.
 
         :raises RuntimeError: it exited or did not become healthy in time (with its output's tail).
         """
         for attempt in range(3):
-            self.launch()
             try:
+                self.launch()
                 self.wait_healthy()
                 return self
             except (ProcessExited, TimeoutError):
@@ -345,6 +413,9 @@ class ApiServer:
                 if "address already in use" in output.lower() and not self._fixed_port and attempt < 2:
                     continue
                 raise RuntimeError(f"the api-server did not start:\n{output[-4000:]}") from None
+            except BaseException:  # KeyboardInterrupt (SIGINT, or SIGTERM in the tests) while waiting
+                self.stop()
+                raise
         raise AssertionError("unreachable")
 
     def output(self) -> str:
@@ -432,15 +503,18 @@ async def post_many_async(
 
     A connection the server closes (``Connection: close``, or a reset between requests) is reopened.
 
-    :raises TimeoutError: one exchange took longer than ``timeout`` seconds.
+    :raises TimeoutError: connecting or one exchange took longer than ``timeout`` seconds.
     """
     host_port = base_url.split("://", 1)[1].rstrip("/")
     host, _, port = host_port.rpartition(":")
     answers: list[Answer | None] = [None] * len(posts)
     cursor = iter(range(len(posts)))
 
+    async def connect() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        return await asyncio.wait_for(asyncio.open_connection(host, int(port)), timeout)
+
     async def connection() -> None:
-        reader, writer = await asyncio.open_connection(host, int(port))
+        reader, writer = await connect()
         try:
             for index in cursor:
                 for attempt in (1, 2):
@@ -453,11 +527,11 @@ async def post_many_async(
                         writer.close()
                         if attempt == 2:
                             raise
-                        reader, writer = await asyncio.open_connection(host, int(port))
+                        reader, writer = await connect()
                 answers[index] = answer
                 if close:
                     writer.close()
-                    reader, writer = await asyncio.open_connection(host, int(port))
+                    reader, writer = await connect()
         finally:
             writer.close()
 

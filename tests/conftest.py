@@ -7,14 +7,21 @@ Unit tests need no Airflow database: connections resolve from ``AIRFLOW_CONN_<ID
 ahead, ticking, for the whole session: ``make test-future`` runs the unit tests a year ahead, so a
 test that takes a fixed date for "now" fails the day it is written, not the day that date passes.
 Monotonic clocks are not moved (timeouts and asyncio behave as usual), and subprocesses are not.
+
+SIGTERM ends a run as Ctrl-C does (in each pytest-xdist worker too): the fixtures are torn down, so
+the processes they started (an ``airflow api-server``, a sandbox) are stopped; a second SIGTERM ends
+it at once.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import tempfile
+import threading
 import time
 from pathlib import Path
+from types import FrameType
 
 import pytest
 import time_machine
@@ -29,6 +36,7 @@ os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
 
 CLOCK_OFFSET_VARIABLE = "FUSE_TEST_CLOCK_OFFSET_DAYS"
 _moved_clock: time_machine.travel | None = None
+_sigterm_before: signal.Handlers | None = None
 
 
 def _clock_offset_days() -> float:
@@ -41,10 +49,27 @@ def _clock_offset_days() -> float:
         raise pytest.UsageError(f"{CLOCK_OFFSET_VARIABLE} must be a number of days, got {raw!r}") from None
 
 
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _interrupt_on_sigterm() -> None:
+    """SIGTERM raises KeyboardInterrupt in the main thread, once; only where nothing else handles it."""
+    global _sigterm_before
+    if (
+        threading.current_thread() is threading.main_thread()
+        and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    ):
+        _sigterm_before = signal.SIG_DFL
+        signal.signal(signal.SIGTERM, _interrupt)
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    """Move the clock before any test module is imported, so import-time reads see it too; then
-    import Airflow's configuration."""
+    """SIGTERM tears the fixtures down; move the clock before any test module is imported, so
+    import-time reads see it too; then import Airflow's configuration."""
     global _moved_clock
+    _interrupt_on_sigterm()
     days = _clock_offset_days()
     if days and _moved_clock is None:
         _moved_clock = time_machine.travel(time.time() + days * 86400, tick=True)
@@ -62,7 +87,10 @@ def pytest_report_header(config: pytest.Config) -> str | None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    global _moved_clock
+    global _moved_clock, _sigterm_before
+    if _sigterm_before is not None and signal.getsignal(signal.SIGTERM) is _interrupt:
+        signal.signal(signal.SIGTERM, _sigterm_before)
+        _sigterm_before = None
     if _moved_clock is not None:
         _moved_clock.stop()
         _moved_clock = None

@@ -536,8 +536,9 @@ def mark_success(airflow_env, results: dict[str, str], tmp_path: Path, dag_id: s
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
     }
-    server = ApiServer(env).start()
+    server = ApiServer(env)
     try:
+        server.start()
         token = httpx.post(
             f"{server.url}/auth/token", json={"username": "admin", "password": password}, timeout=30
         ).json()["access_token"]

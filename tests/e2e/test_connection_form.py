@@ -90,8 +90,9 @@ def ui(airflow_env: AirflowEnv, tmp_path_factory: pytest.TempPathFactory) -> Ite
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
     }
     with FuseSandbox() as sandbox:
-        server = ApiServer(env).start()
+        server = ApiServer(env)
         try:
+            server.start()
             answer = httpx.post(
                 f"{server.url}/auth/token", json={"username": "admin", "password": password}, timeout=30
             )

@@ -129,9 +129,10 @@ def receiver(airflow_env: AirflowEnv, tmp_path_factory: pytest.TempPathFactory) 
         # Each line reaches the captured output when it is written.
         "PYTHONUNBUFFERED": "1",
     }
-    server = ApiServer(env, workers=1).start()
+    server = ApiServer(env, workers=1)
     running = Receiver(server, database)
     try:
+        server.start()
         yield running
     finally:
         server.stop()
@@ -500,8 +501,9 @@ def test_a_flood_against_an_unconfigured_receiver_logs_a_bounded_number_of_lines
     airflow_env: AirflowEnv,
 ) -> None:
     env = {**airflow_env.env, "PYTHONUNBUFFERED": "1"}  # no [fuse] signing key
-    server = ApiServer(env, workers=1).start()
+    server = ApiServer(env, workers=1)
     try:
+        server.start()
         token = sign(
             UploadPart(
                 dag_id="campaign",
@@ -582,8 +584,9 @@ def postgres_receiver(airflow_env: AirflowEnv, postgres: Postgres) -> Iterator[A
         "AIRFLOW_CONN_FUSE_RESULTS_DEFAULT": postgres.uri,
         "PYTHONUNBUFFERED": "1",
     }
-    server = ApiServer(env, workers=1).start()
+    server = ApiServer(env, workers=1)
     try:
+        server.start()
         yield server
     finally:
         server.close()

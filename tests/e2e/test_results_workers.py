@@ -87,7 +87,7 @@ def _server(airflow_env: AirflowEnv, uri: str) -> ApiServer:
         "AIRFLOW_CONN_FUSE_RESULTS_DEFAULT": uri,
         "PYTHONUNBUFFERED": "1",
     }
-    return ApiServer(env, workers=WORKERS, startup_timeout=240).start()
+    return ApiServer(env, workers=WORKERS, startup_timeout=240)
 
 
 @pytest.fixture(scope="module")
@@ -108,6 +108,7 @@ def sqlite_receiver(airflow_env: AirflowEnv, tmp_path_factory: pytest.TempPathFa
 
     server = _server(airflow_env, f"sqlite://{database}")
     try:
+        server.start()
         yield Receiver(server, count)
     finally:
         server.close()
@@ -139,6 +140,7 @@ def postgres_receiver(airflow_env: AirflowEnv, postgres_cluster: PostgresCluster
 
     server = _server(airflow_env, postgres_cluster.uri_as("fuse_receiver"))
     try:
+        server.start()
         yield Receiver(server, count)
     finally:
         server.close()
