@@ -2,13 +2,15 @@
 
 Everything ``apache-airflow-providers-common-compat`` maps (``airflow.providers.common.compat.sdk``,
 1.12.0 and later) comes from there, as in the official providers. Only what that layer does not
-export is resolved here.
+export is resolved here: ``AirflowProviderDeprecationWarning`` (what providers warn with, and what
+Airflow users filter on) is ``airflow.exceptions``'s on every supported Airflow.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
 
+from airflow.exceptions import AirflowProviderDeprecationWarning
 from airflow.providers.common.compat.sdk import (
     AirflowException,
     AirflowFailException,
@@ -29,6 +31,7 @@ __all__ = [
     "NEVER_EXPIRE",
     "AirflowException",
     "AirflowFailException",
+    "AirflowProviderDeprecationWarning",
     "AirflowSkipException",
     "AirflowTaskTimeout",
     "conf",

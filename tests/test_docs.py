@@ -484,3 +484,61 @@ def test_sqlite_results_name_the_provider_airflow_does_not_include():
     assert "apache-airflow-providers-sqlite" in results
     # `sqlite://` then the absolute path: three slashes, never four.
     assert "sqlite:///var/" in results
+
+
+def public_modules() -> list[str]:
+    """The modules docs/README.md's *Public API* names, as import paths."""
+    section = (ROOT / "docs" / "README.md").read_text().split("## Public API", 1)[1].split("\n## ", 1)[0]
+    section = section.split("; also", 1)[0]  # the modules come before the other public things
+    names = re.findall(r"`((?:airflow_provider_fuse\.)?[a-z][a-z_]*(?:\.[a-z_]+)*)`", section)
+    package = "airflow_provider_fuse."
+    return [name if name.startswith(package) else package + name for name in names]
+
+
+def imports_in(text: str) -> list[tuple[str, str]]:
+    """Every ``from airflow_provider_fuse... import name`` in ``text`` (code blocks and ``python -c``)."""
+    found = []
+    for module, names in re.findall(r"from (airflow_provider_fuse[\w.]*) import (\([^)]*\)|[\w, ]+)", text):
+        found += [(module, name.strip()) for name in names.strip("()").split(",") if name.strip()]
+    return found
+
+
+def test_the_public_api_statement_is_true_for_every_import_the_docs_and_examples_make():
+    import importlib
+
+    modules = public_modules()
+    assert "airflow_provider_fuse.operators.fuse" in modules, modules
+    assert len(modules) >= 9, modules
+    for module in modules:
+        exported = importlib.import_module(module).__all__
+        assert all(hasattr(importlib.import_module(module), name) for name in exported), module
+    sources = [*markdown_files(), *sorted((ROOT / "example_dags").glob("*.py"))]
+    made = [(path.name, module, name) for path in sources for module, name in imports_in(path.read_text())]
+    assert len(made) >= 10, made
+    for page, module, name in made:
+        if page in ("CHANGELOG.md", "CONTRIBUTING.md"):
+            continue  # history, and how to develop: not what a user imports
+        assert module in modules, f"{page} imports from {module}, not a public module of docs/README.md"
+        assert name in importlib.import_module(module).__all__, f"{page}: {name} is not in {module}.__all__"
+
+
+@pytest.mark.skipif(not __import__("shutil").which("curl"), reason="needs curl")
+def test_the_sandbox_pages_curl_example_queues_a_call_and_reads_it_back():
+    import subprocess
+
+    from airflow_provider_fuse.sandbox import FuseSandbox
+
+    text = (ROOT / "docs" / "sandbox.md").read_text()
+    (snippet,) = [block for block in fenced_blocks(text, "sh") if "curl -u" in block]
+    with FuseSandbox(time_scale=1e-6) as sandbox:
+        script = snippet.replace("http://127.0.0.1:8123/api", sandbox.url).replace(
+            "<the developer key it printed>", sandbox.developer_key
+        )
+        assert sandbox.email == "sandbox@example.com"
+        bounded = 'curl() { command curl --silent --show-error --fail --max-time 10 "$@"; echo; }\n'
+        answer = subprocess.run(
+            ["bash", "-e", "-c", bounded + script], capture_output=True, text=True, timeout=60, check=True
+        ).stdout.splitlines()
+        assert len(sandbox.calls()) == 1
+    assert answer[0] == '{"call_id":"1"}'
+    assert answer[1].startswith('{"call_details":{')

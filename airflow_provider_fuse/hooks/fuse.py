@@ -64,6 +64,14 @@ from airflow_provider_fuse.exceptions import (
     FuseUnknownOutcomeError,
     FuseValidationError,
 )
+from airflow_provider_fuse.exceptions import FuseConnectionLostError as FuseConnectionLostError
+from airflow_provider_fuse.exceptions import FuseCsvError as FuseCsvError
+from airflow_provider_fuse.exceptions import FuseError as FuseError
+from airflow_provider_fuse.exceptions import FuseInvalidResponseError as FuseInvalidResponseError
+from airflow_provider_fuse.exceptions import FuseRedirectError as FuseRedirectError
+from airflow_provider_fuse.exceptions import FuseServerError as FuseServerError
+from airflow_provider_fuse.exceptions import Outcome as Outcome
+from airflow_provider_fuse.exceptions import rejection_class as rejection_class
 from airflow_provider_fuse.fields import (
     CallParameterValue,
     QueueFields,
@@ -110,6 +118,7 @@ from airflow_provider_fuse.hooks.limits import (
     is_connect_retries,
     is_finite_number,
     is_retry_backoff,
+    shown_value,
 )
 from airflow_provider_fuse.hooks.receiver_probe import (
     NO_RECEIVER_STATUSES,
@@ -122,6 +131,8 @@ from airflow_provider_fuse.hooks.receiver_probe import (
 from airflow_provider_fuse.hooks.requests_client import CsvSource, Watchdog, check_csv, rewinder
 from airflow_provider_fuse.hooks.settings import ConnectionSettings, base_url
 from airflow_provider_fuse.masking import redact
+from airflow_provider_fuse.results.tokens import NOT_CONFIGURED_DETAIL as NOT_CONFIGURED_DETAIL
+from airflow_provider_fuse.results.tokens import REFUSED_DETAIL as REFUSED_DETAIL
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -175,16 +186,18 @@ def _check_hook_settings(connect_retries: object, retry_backoff: object, progres
     """
     if not is_connect_retries(connect_retries):
         raise FuseValidationError(
-            "connect_retries", f"must be an integer from 0 to {MAX_CONNECT_RETRIES}, got {connect_retries!r}"
+            "connect_retries",
+            f"must be an integer from 0 to {MAX_CONNECT_RETRIES}, got {shown_value(connect_retries)}",
         )
     if not is_retry_backoff(retry_backoff):
         raise FuseValidationError(
             "retry_backoff",
-            f"must be a number of seconds from 0 to {MAX_RETRY_BACKOFF:g}, got {retry_backoff!r}",
+            f"must be a number of seconds from 0 to {MAX_RETRY_BACKOFF:g}, got {shown_value(retry_backoff)}",
         )
     if not (is_finite_number(progress_interval) and progress_interval >= 0):
         raise FuseValidationError(
-            "progress_interval", f"must be a finite number of seconds, 0 or more, got {progress_interval!r}"
+            "progress_interval",
+            f"must be a finite number of seconds, 0 or more, got {shown_value(progress_interval)}",
         )
 
 

@@ -7,6 +7,7 @@ which must not import an HTTP client.
 from __future__ import annotations
 
 import math
+import re
 from typing import TypeGuard
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "is_connect_retries",
     "is_finite_number",
     "is_retry_backoff",
+    "shown_value",
 ]
 
 #: (connect, read) seconds. The read timeout is generous: Fuse answers a bulk upload only once it
@@ -80,7 +82,10 @@ PROBE_READ_BYTES = 4 * 1024
 
 def is_finite_number(value: object) -> TypeGuard[float]:
     """An int or float (not a bool) that is finite."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if isinstance(value, bool):
+        return False
+    # Every int is finite; math.isfinite would convert it to a float, which one past 1e308 overflows.
+    return isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
 
 
 def is_connect_retries(value: object) -> TypeGuard[int]:
@@ -91,3 +96,32 @@ def is_connect_retries(value: object) -> TypeGuard[int]:
 def is_retry_backoff(value: object) -> TypeGuard[float]:
     """A ``retry_backoff`` the hook takes: finite seconds from 0 to :data:`MAX_RETRY_BACKOFF`."""
     return is_finite_number(value) and 0 <= value <= MAX_RETRY_BACKOFF
+
+
+#: The most digits in a row of a refused setting that an error shows: a longer number is described
+#: by that bound (a template may render a phone number into any field).
+_SHOWN_DIGITS = 6
+_LONG_DIGIT_RUN = re.compile(rf"[0-9]{{{_SHOWN_DIGITS + 1},}}")
+
+
+def shown_value(value: object) -> str:
+    """A refused setting's value as an error names it: a bool, or a number with at most six digits in
+    a row, is itself; a longer number is "a number of more than 6 digits" (never its digits, and
+    never ``str()`` of an int, which refuses one of more than 4,300); a string is its length, never
+    its text; anything else is its type."""
+    if isinstance(value, bool):
+        return repr(value)
+    if isinstance(value, int):
+        if -(10**_SHOWN_DIGITS) < value < 10**_SHOWN_DIGITS:  # compared, never converted
+            return str(value)
+        return f"a number of more than {_SHOWN_DIGITS} digits"
+    if isinstance(value, float):
+        text = repr(value)
+        return f"a number of more than {_SHOWN_DIGITS} digits" if _LONG_DIGIT_RUN.search(text) else text
+    if isinstance(value, str):
+        return (
+            f"a string of {len(value)} character{'' if len(value) == 1 else 's'}"
+            if value
+            else "an empty string"
+        )
+    return type(value).__name__

@@ -61,11 +61,15 @@ class ProbeAnswer:
     :param not_configured: the answer is the receiver's own "not configured": a 503 whose body is
         exactly its JSON ``{"detail": RECEIVER_NOT_CONFIGURED}`` (its ``[fuse]`` options missing or
         unusable: it refuses every outcome). Any other 503 (a database briefly locked, a proxy) is not.
+    :param connection_refused: no answer because the URL's host refused the connection: nothing
+        listens at that host and port, as seen from this worker. A proxy refusing the connection, a
+        timeout, a name that does not resolve or a broken answer is not.
     """
 
     status_code: int | None
     refuses_token: bool = False
     not_configured: bool = False
+    connection_refused: bool = False
 
     @property
     def no_receiver(self) -> bool:
@@ -87,10 +91,11 @@ def probe_results_receiver(
     (the hook's watchdog), and at most :data:`PROBE_READ_BYTES` of the answer are read.
 
     Nothing is logged, and no failure is raised: a URL holds the token (and so do the exceptions
-    that quote it), so every failure to get a whole answer is ``ProbeAnswer(None)``. What the bulk
-    operator's check before dialing does with each answer: 400 sends; the receiver's own 403
-    (``refuses_token``), its own 503 (``not_configured``) and 404/405/410 (``no_receiver``) fail the
-    task before anything is sent; anything else is a warning.
+    that quote it), so every failure to get a whole answer is ``ProbeAnswer(None)``, with
+    ``connection_refused`` when the URL's host refused the connection. What the bulk operator's check
+    before dialing does with each answer: 400 sends; the receiver's own 403 (``refuses_token``), its
+    own 503 (``not_configured``), 404/405/410 (``no_receiver``) and a refused connection to a
+    loopback host fail the task before anything is sent; anything else is a warning.
     """
     watchdog = Watchdog()
     try:
@@ -113,14 +118,30 @@ def probe_results_receiver(
                 headers=headers,
                 timeout=(connect_timeout, deadline),
             )
-    except Exception:  # the deadline passed, or a failure whose text may quote the URL: none is kept
-        return ProbeAnswer(None)
+    except Exception as error:  # the deadline passed, or a failure whose text may quote the URL: none is kept
+        return ProbeAnswer(None, connection_refused=_is_connection_refused(error))
     status = int(response.status_code)
     return ProbeAnswer(
         status,
         refuses_token=status == 403 and complete and _is_receivers_own(body, RECEIVER_REFUSES_TOKEN),
         not_configured=status == 503 and complete and _is_receivers_own(body, RECEIVER_NOT_CONFIGURED),
     )
+
+
+def _is_connection_refused(error: BaseException) -> bool:
+    """Whether ``error`` (what ``requests`` raised) comes of the URL's own host refusing the
+    connection; a proxy's refusal is not (``requests`` raises :class:`~requests.exceptions.ProxyError`)."""
+    if isinstance(error, requests.exceptions.ProxyError):
+        return False
+    seen: BaseException | None = error
+    for _ in range(8):  # requests' ConnectionError -> urllib3's MaxRetryError -> ... -> the OSError
+        if seen is None:
+            return False
+        if isinstance(seen, ConnectionRefusedError):
+            return True
+        reason = getattr(seen, "reason", None)
+        seen = reason if isinstance(reason, BaseException) else (seen.__cause__ or seen.__context__)
+    return False
 
 
 def _is_receivers_own(body: bytes, detail: str) -> bool:

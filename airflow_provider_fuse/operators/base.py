@@ -23,6 +23,7 @@ from airflow_provider_fuse.hooks.limits import (
     is_connect_retries,
     is_finite_number,
     is_retry_backoff,
+    shown_value,
 )
 
 if TYPE_CHECKING:
@@ -71,11 +72,20 @@ def checked_hook_params(hook_params: object) -> dict[str, Any]:
         if name == "fuse_conn_id":
             raise FuseValidationError("hook_params", "give the connection as the operator's fuse_conn_id")
         if name not in HOOK_PARAMS:
-            raise FuseValidationError("hook_params", f"{name!r} is not a FuseHook setting (known: {known})")
+            raise FuseValidationError(
+                "hook_params", f"{_key(name)} is not a FuseHook setting (known: {known})"
+            )
         check, wanted = HOOK_PARAMS[name]
         if not check(value):
-            raise FuseValidationError("hook_params", f"{name} must be {wanted}, got {value!r}")
+            raise FuseValidationError("hook_params", f"{name} must be {wanted}, got {shown_value(value)}")
     return dict(hook_params)
+
+
+def _key(name: object) -> str:
+    """An unknown ``hook_params`` key as an error names it: a short identifier itself, else what it is."""
+    if isinstance(name, str) and name.isidentifier() and len(name) <= 64:
+        return repr(name)
+    return f"a key that is {shown_value(name)}"
 
 
 def where(application_id: int, deployment_id: int) -> str:

@@ -80,8 +80,9 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
     guard's ledger, so a retry, a resumed upload or a clear keeps it while a run deleted and
     triggered again under the same run id gets a new one (on Airflow < 3.3, with no ledger, every try
     that sends is a new campaign). Before dialing, the operator POSTs an empty body to the first
-    part's own ``result_url`` (:func:`probe_receiver`): a receiver that refuses the token (its own
-    403: it has another signing key) fails the task before any call is made; one out of this
+    part's own ``result_url`` (:func:`probe_receiver`): a receiver that could store no outcome (it
+    refuses the token, says it is not configured, is not at that URL, or the URL is a loopback
+    address where nothing listens) fails the task before any call is made; one out of this
     worker's reach, or any other answer (a proxy's 403 too), is a warning.
 
     The XCom ``fuse_results`` records what
@@ -469,9 +470,14 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
     def _check_receiver(self, url: str, results: _Results, start: int) -> None:
         """The check before dialing (:func:`probe_receiver`): fails the task now, without retries,
         when the receiver could store no outcome: it refuses this task's token (its own 403), says
-        it is not configured (its own 503), or nothing at the URL is the receiver (404, 405, 410).
-        Anything else (no answer from here, another 5xx, a proxy's 403) is a warning: this worker
-        may not see the receiver the way Fuse does."""
+        it is not configured (its own 503), nothing at the URL is the receiver (404, 405, 410), or
+        the URL's host is loopback and refuses the connection (no one can reach it: Fuse never
+        reaches a loopback address, and a sandbox on this machine sees the one this worker does).
+        Anything else (no answer from here, a refusal elsewhere, another 5xx, a proxy's 403) is a
+        warning: this worker may not see the receiver the way Fuse does."""
+        from urllib.parse import urlsplit
+
+        from airflow_provider_fuse.hooks.connection import is_loopback
         from airflow_provider_fuse.hooks.fuse import RECEIVER_SETUP_HINT
 
         answer = probe_receiver(url)
@@ -497,7 +503,21 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
                 "so it would refuse every call outcome. Its log names the option. "
                 f"{RECEIVER_SETUP_HINT}. Then clear this task."
             )
-        if status is None:
+        if answer.connection_refused and is_loopback(urlsplit(url).hostname or ""):
+            raise AirflowFailException(
+                f"{stopped}: nothing listens at {shown} (the connection was refused), a loopback "
+                "address that only this machine can reach, so every call outcome posted there would be "
+                "lost. Check that the api-server (or fuse-results serve) is running, and that the port "
+                "it listens on is the one in [fuse] results_base_url. Then clear this task."
+            )
+        if answer.connection_refused:
+            self.log.warning(
+                "Nothing listens at %s as seen from this worker (the connection was refused); sending "
+                "anyway (Fuse, not this worker, must reach it). Check [fuse] results_base_url (host and "
+                "port) and that the api-server is up.",
+                shown,
+            )
+        elif status is None:
             self.log.warning(
                 "Could not reach the results receiver at %s from this worker to check its signing key "
                 "(no answer, or none whole within 10 s); sending anyway (Fuse, not this worker, must "

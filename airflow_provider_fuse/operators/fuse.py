@@ -14,8 +14,9 @@ with the values their parameters take:
 * :mod:`.base` — what every Fuse operator has: the connection and the hook's settings;
 * :mod:`airflow_provider_fuse.masking` — what of a call is personal and how it is kept out of sight.
 
-``mask_personal_data`` and ``task_failure`` still resolve here, with a ``DeprecationWarning``: import
-them from :mod:`airflow_provider_fuse.masking` and :mod:`.task_failures`.
+``mask_personal_data`` and ``task_failure`` still resolve here, with an
+``AirflowProviderDeprecationWarning``: import them from :mod:`airflow_provider_fuse.masking` and
+:mod:`.task_failures`.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import importlib
 import warnings
 from typing import Any
 
+from airflow_provider_fuse._compat import AirflowProviderDeprecationWarning
 from airflow_provider_fuse.operators.bulk_queue import FuseBulkQueueOperator
 from airflow_provider_fuse.operators.cancel_calls import FuseCancelCallsOperator
 from airflow_provider_fuse.operators.contact_list import ON_DUPLICATE_DESTINATIONS
@@ -38,6 +40,9 @@ __all__ = [
     "FuseBulkQueueOperator",
     "FuseCancelCallsOperator",
     "FuseQueueCallOperator",
+    # Deprecated here (module __getattr__ below); import * still gives them, warning.
+    "mask_personal_data",  # noqa: F822
+    "task_failure",  # noqa: F822
 ]
 
 #: Helpers this module once gave too, and the module that owns each.
@@ -53,7 +58,7 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     warnings.warn(
         f"import {name} from {module}, not from {__name__} (the operators' import path)",
-        DeprecationWarning,
+        AirflowProviderDeprecationWarning,
         stacklevel=2,
     )
     return getattr(importlib.import_module(module), name)

@@ -1,7 +1,8 @@
 """A compatibility name for :mod:`airflow_provider_fuse.operators.task_failures`: import from there.
 
 "Outcomes" are Fuse's word for what became of a call; what a Fuse failure does to a task is
-:mod:`.task_failures`. Importing this module warns (``DeprecationWarning``) and gives its names.
+:mod:`.task_failures`. Importing this module warns (``AirflowProviderDeprecationWarning``) and
+gives its names.
 """
 
 from __future__ import annotations
@@ -9,13 +10,14 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
+from airflow_provider_fuse._compat import AirflowProviderDeprecationWarning
 from airflow_provider_fuse.operators import task_failures
 
 __all__ = task_failures.__all__
 
 warnings.warn(
     "airflow_provider_fuse.operators.outcomes is renamed airflow_provider_fuse.operators.task_failures",
-    DeprecationWarning,
+    AirflowProviderDeprecationWarning,
     stacklevel=2,
 )
 

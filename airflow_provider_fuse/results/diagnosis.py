@@ -13,6 +13,7 @@ __all__ = [
     "DIAGNOSE_AFTER_POLLS",
     "DIAGNOSE_EVERY",
     "DIAGNOSIS_SECONDS",
+    "NOTHING_STORED_HINT",
     "describe_receiver_answer",
     "receiver_diagnosis",
 ]
@@ -25,6 +26,16 @@ DIAGNOSE_EVERY = 600.0
 #: Seconds the trigger waits for :func:`receiver_diagnosis` (the probe's own bound is 15 s); past
 #: it the poll goes on without the diagnosis.
 DIAGNOSIS_SECONDS = 20.0
+#: What the results sensor adds when no outcome at all was stored by its deadline: counting again
+#: cannot bring those outcomes back, so it says what to check before the next list (no value in it).
+NOTHING_STORED_HINT = (
+    "None of their outcomes was stored: counting again (a clear of this task) finds only outcomes "
+    "stored since, and those posted while the receiver could not store them are lost. Before the next "
+    "list, check the receiver: [fuse] results_base_url (host and port) is where the api-server (or "
+    "fuse-results serve) listens, as Fuse reaches it, and a POST to "
+    "<results_base_url>/fuse/results/x answers 403 there (the receiver, configured, refusing a "
+    "made-up token)"
+)
 
 
 def describe_receiver_answer(answer: ProbeAnswer, shown: str) -> str:
@@ -50,6 +61,8 @@ def describe_receiver_answer(answer: ProbeAnswer, shown: str) -> str:
             f"the results receiver at {shown} answers that it is not configured (503): it refuses every "
             f"outcome (its log names the option). {RECEIVER_SETUP_HINT}"
         )
+    if answer.connection_refused:
+        return f"nothing listens at {shown}, as seen from this worker (the connection was refused)"
     if status is None:
         return f"the results receiver at {shown} cannot be reached from this worker"
     if status == 503:

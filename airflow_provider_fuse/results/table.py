@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from airflow_provider_fuse.results.tokens import UploadPart
 
 _T = TypeVar("_T")
+SUMMARY_STATUSES = NAMED_STATUSES  # the statuses a summary counts by name, by its former name here
 
 __all__ = [
     "COLUMNS",

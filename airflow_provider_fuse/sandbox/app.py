@@ -30,6 +30,8 @@ from airflow_provider_fuse.sandbox.faults import ConnectionDropped, DroppedRespo
 from airflow_provider_fuse.sandbox.models import Call, Fault, Upload
 from airflow_provider_fuse.sandbox.render import error_response, fuse_response, wants_xml
 from airflow_provider_fuse.sandbox.service import Answer, FuseService, Submission
+from airflow_provider_fuse.sandbox.settings import DEFAULT_EMAIL as DEFAULT_EMAIL
+from airflow_provider_fuse.sandbox.settings import DEFAULT_MAX_UPLOAD_BYTES as DEFAULT_MAX_UPLOAD_BYTES
 from airflow_provider_fuse.sandbox.settings import settings_from
 
 if TYPE_CHECKING:

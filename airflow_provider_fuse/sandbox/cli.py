@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import logging
 import os
 import signal
@@ -116,6 +117,15 @@ def _write_atomically(path: str, text: str) -> None:
     os.replace(temporary, path)
 
 
+def _port_in_use(host: str, port: int) -> str:
+    """What to do when ``host:port`` is taken: another port, or a free one read back."""
+    return (
+        f"port {port} on {host} is already in use. Pass --port N for another port, or --port 0 for a "
+        "free one: the connection line printed at start (and the file given with --ready-file) has "
+        "the port it got."
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the sandbox until SIGINT/SIGTERM; return the exit status (0 clean, 1 failed to start or
     the ``sandbox`` extra is not installed)."""
@@ -156,7 +166,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         try:
             sandbox.start()
-        except (OSError, RuntimeError) as exc:
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                print(f"fuse-sandbox: cannot start: {_port_in_use(args.host, args.port)}", file=sys.stderr)
+            else:
+                print(f"fuse-sandbox: cannot start: {exc}", file=sys.stderr)
+            return 1
+        except RuntimeError as exc:
             print(f"fuse-sandbox: cannot start: {exc}", file=sys.stderr)
             return 1
         deployments = ", ".join(f"{a}:{d}" for a, d in sorted(set(args.deployment or [(101, 202)])))

@@ -15,9 +15,12 @@ import uvicorn
 
 from airflow_provider_fuse.hooks.connection import is_loopback
 from airflow_provider_fuse.sandbox.app import create_app
+from airflow_provider_fuse.sandbox.assumptions import SandboxAssumptions as SandboxAssumptions
 from airflow_provider_fuse.sandbox.faults import install_log_filter
 from airflow_provider_fuse.sandbox.models import Call, Fault, FaultBody, RequestRecord, Upload
 from airflow_provider_fuse.sandbox.service import FuseService
+from airflow_provider_fuse.sandbox.settings import DEFAULT_EMAIL as DEFAULT_EMAIL
+from airflow_provider_fuse.sandbox.settings import DEFAULT_MAX_UPLOAD_BYTES as DEFAULT_MAX_UPLOAD_BYTES
 from airflow_provider_fuse.sandbox.settings import settings_from
 
 if TYPE_CHECKING:

@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from airflow_provider_fuse.sandbox.assumptions import SandboxAssumptions as SandboxAssumptions
 from airflow_provider_fuse.sandbox.clock import SandboxClock
 from airflow_provider_fuse.sandbox.faults import FaultQueue
 from airflow_provider_fuse.sandbox.lifecycle import CallbackDelivery, Simulator

@@ -34,6 +34,7 @@ from airflow_provider_fuse.results.campaign import (
     waiting_is_over,
 )
 from airflow_provider_fuse.results.campaign import SentList as SentList
+from airflow_provider_fuse.results.diagnosis import NOTHING_STORED_HINT
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -334,8 +335,7 @@ class FuseCampaignResultsSensor(BaseSensorOperator):
             raise self._fails(
                 f"No call outcome arrived for any of the {summary['calls_queued']} calls {self.bulk_task_id} "
                 f"queued, by the end of the dialing window and grace period: "
-                f"{self._why_missing(context, summary)} Fix that, then clear this task to count again "
-                "(outcomes that arrive later, such as Fuse's retries, are counted)."
+                f"{self._why_missing(context, summary)} {NOTHING_STORED_HINT}."
             )
         if summary["missing"]:
             self.log.warning(

@@ -9,6 +9,9 @@ Each lives in a module named for what it waits for; this module is their one imp
 
 from __future__ import annotations
 
+from airflow_provider_fuse.calls import TERMINAL_STATUSES as TERMINAL_STATUSES
+from airflow_provider_fuse.exceptions import FuseError as FuseError
+from airflow_provider_fuse.exceptions import FuseValidationError as FuseValidationError
 from airflow_provider_fuse.sensors.call_status import ON_FAILURE_STATUS, FuseCallStatusSensor
 from airflow_provider_fuse.sensors.campaign_results import FuseCampaignResultsSensor
 

@@ -43,20 +43,45 @@ def still_sandbox() -> Iterator[FuseSandbox]:
         yield running
 
 
+@contextlib.contextmanager
+def answering(status: int) -> Iterator[str]:
+    """A loopback HTTP server that answers every request ``status`` and stores nothing; yields its
+    base URL."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Answer(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            return None
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Answer)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
 @pytest.fixture
-def results(airflow_env, tmp_path, monkeypatch) -> dict[str, str]:
-    """The [fuse] options of a run (a fresh key, a loopback base URL nothing listens on, a SQLite
-    results table in the test's directory); the same connection in this process, for the stand-in."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+def results(airflow_env, tmp_path, monkeypatch) -> Iterator[dict[str, str]]:
+    """The [fuse] options of a run (a fresh key; a loopback base URL whose server answers the check
+    before dialing 400, as the receiver does, and stores nothing; a SQLite results table in the
+    test's directory); the same connection in this process, for the stand-in."""
     database = tmp_path / "results.db"
     monkeypatch.setenv(f"AIRFLOW_CONN_{RESULTS_CONN.upper()}", f"sqlite://{database}")
-    return {
-        "AIRFLOW__FUSE__RESULTS_BASE_URL": f"http://127.0.0.1:{port}",
-        "AIRFLOW__FUSE__RESULTS_SIGNING_KEY": secrets.token_urlsafe(36),
-        f"AIRFLOW_CONN_{RESULTS_CONN.upper()}": f"sqlite://{database}",
-    }
+    with answering(400) as base:
+        yield {
+            "AIRFLOW__FUSE__RESULTS_BASE_URL": base,
+            "AIRFLOW__FUSE__RESULTS_SIGNING_KEY": secrets.token_urlsafe(36),
+            f"AIRFLOW_CONN_{RESULTS_CONN.upper()}": f"sqlite://{database}",
+        }
 
 
 @pytest.fixture
@@ -548,8 +573,8 @@ def mark_success(airflow_env, results: dict[str, str], tmp_path: Path, dag_id: s
 def test_no_outcome_at_all_fails_the_poking_sensor_after_the_window(
     airflow_env, still_sandbox, results, contacts
 ):
-    # The base URL answers nothing (no receiver on that port): dialing goes on (only a warning: the
-    # worker may not see the receiver as Fuse does), but the run must not end green with nothing in.
+    # The receiver takes the token but no outcome ever comes (Fuse did not report, or could not
+    # reach it): the run must not end green with nothing in.
     sandbox = still_sandbox
     dag_id = "e2e_campaign_results_deadline"
     run = airflow_env.dags_test(
@@ -557,36 +582,31 @@ def test_no_outcome_at_all_fails_the_poking_sensor_after_the_window(
     )
     waited = airflow_env.last_run(dag_id, run.output, task_id="wait_for_outcomes")
     assert (run.dag_state, waited.task_state) == ("failed", "failed"), run.output[-4000:]
-    assert "Could not reach the results receiver" in run.output
     assert "No call outcome arrived for any of the 3 calls queue_calls queued" in run.output
-    assert "cannot be reached from this worker" in run.output  # the receiver check's diagnosis
+    assert "None of their outcomes was stored" in run.output
     assert results["AIRFLOW__FUSE__RESULTS_SIGNING_KEY"] not in run.output
 
 
-@contextlib.contextmanager
-def answering_404() -> Iterator[str]:
-    """A loopback HTTP server that answers every request 404 (an api-server without the plugin);
-    yields its base URL."""
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-    class NotFound(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            self.send_response(404)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            return None
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), NotFound)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
+def test_a_loopback_results_base_url_where_nothing_listens_stops_the_list_before_it_is_dialed(
+    airflow_env, still_sandbox, results, contacts
+):
+    # A wrong port: no one could post an outcome there (newcomer run 19).
+    sandbox = still_sandbox
+    dag_id = "e2e_campaign_results_deadline"
+    with socket.socket() as probe:  # a loopback port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    run = airflow_env.dags_test(
+        dag_id,
+        connection=sandbox.connection_json(),
+        conf={"csv_path": str(contacts)},
+        env={**results, "AIRFLOW__FUSE__RESULTS_BASE_URL": f"http://127.0.0.1:{port}"},
+    )
+    queued = airflow_env.last_run(dag_id, run.output)
+    assert (run.dag_state, queued.task_state) == ("failed", "failed"), run.output[-4000:]
+    assert "Nothing was sent to Fuse: nothing listens at" in run.output
+    assert "[fuse] results_base_url" in run.output
+    assert sandbox.calls() == []  # nobody was dialed
 
 
 def test_nothing_at_the_result_url_stops_the_list_before_it_is_dialed(
@@ -594,7 +614,7 @@ def test_nothing_at_the_result_url_stops_the_list_before_it_is_dialed(
 ):
     sandbox = still_sandbox
     dag_id = "e2e_campaign_results_deadline"
-    with answering_404() as base:
+    with answering(404) as base:  # an api-server without the plugin
         run = airflow_env.dags_test(
             dag_id,
             connection=sandbox.connection_json(),

@@ -7,16 +7,21 @@ import ast
 import asyncio
 import json
 import math
+import re
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from airflow_provider_fuse.exceptions import FuseNotSentError, FuseValidationError
 from airflow_provider_fuse.hooks import limits
 from airflow_provider_fuse.hooks.fuse import MAX_RETRY_DELAY, FuseHook
+from airflow_provider_fuse.operators.base import HOOK_PARAMS, checked_hook_params
 from tests.helpers import connection_json
 
 
@@ -36,6 +41,78 @@ def test_a_hook_built_directly_refuses_a_setting_beyond_its_bound_naming_it(sett
     with pytest.raises(FuseValidationError, match=named) as caught:
         FuseHook(**settings)
     assert isinstance(caught.value, ValueError)
+
+
+#: What a DAG, a template or an altered row may give as a setting: numbers of any size (past what
+#: str() converts and what a float holds), phone numbers, text, containers.
+HOSTILE = st.one_of(
+    st.integers(),
+    st.integers(min_value=0, max_value=6000).map(lambda digits: 10**digits),
+    st.integers(min_value=0, max_value=6000).map(lambda digits: -(10**digits) - 7),
+    st.floats(),
+    st.booleans(),
+    st.none(),
+    st.text(max_size=20),
+    st.from_regex(r"\+?1?[2-9][0-9]{9}", fullmatch=True),
+    st.from_regex(r"\+?1?[2-9][0-9]{9}", fullmatch=True).map(int),
+    st.lists(st.integers(), max_size=3),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+)
+_LONG_DIGITS = re.compile(r"[0-9]{7,}")
+
+
+def _refusal(build: Callable[[], object]) -> str | None:
+    """The message of the FuseValidationError ``build`` raises (any other exception fails the test)."""
+    try:
+        build()
+    except FuseValidationError as error:
+        return str(error)
+    return None
+
+
+@given(name=st.sampled_from(["connect_retries", "retry_backoff", "progress_interval"]), value=HOSTILE)
+def test_a_hook_refuses_any_hostile_setting_naming_it_without_its_digits(name, value):
+    refusal = _refusal(lambda: FuseHook(**{name: value}))
+    if refusal is not None:
+        assert refusal.startswith(f"{name}: must be ")
+        assert not _LONG_DIGITS.search(refusal)
+
+
+@given(name=st.sampled_from(sorted(HOOK_PARAMS)), value=HOSTILE)
+def test_hook_params_refuse_any_hostile_value_naming_the_setting_without_its_digits(name, value):
+    refusal = _refusal(lambda: checked_hook_params({name: value}))
+    if refusal is not None:
+        assert refusal.startswith(f"hook_params: {name} must be ")
+        assert not _LONG_DIGITS.search(refusal)
+
+
+_KNOWN_KEYS = {*HOOK_PARAMS, "fuse_conn_id"}
+
+
+@given(key=HOSTILE.filter(lambda key: not isinstance(key, (list, dict)) and key not in _KNOWN_KEYS))
+def test_hook_params_refuse_any_unknown_key_without_its_digits(key):
+    with pytest.raises(FuseValidationError, match="is not a FuseHook setting") as caught:
+        checked_hook_params({key: 1})
+    assert not _LONG_DIGITS.search(str(caught.value))
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        (10**5000, "a number of more than 6 digits"),
+        (6175551234, "a number of more than 6 digits"),
+        (6175551234.0, "a number of more than 6 digits"),
+        ("6175551234", "a string of 10 characters"),
+        (1024, "1024"),
+        (1e300, "1e+300"),
+        (math.nan, "nan"),
+        (True, "True"),
+        (["a"], "list"),
+    ],
+    ids=["int-past-str", "phone-int", "phone-float", "phone-text", "int", "float", "nan", "bool", "list"],
+)
+def test_a_refused_value_is_shown_by_its_size_past_six_digits_and_never_as_text(value, shown):
+    assert limits.shown_value(value) == shown
 
 
 def test_a_retry_delay_never_overflows_however_many_tries(fuse_connection):

@@ -155,11 +155,16 @@ def test_a_redirect_is_not_followed():
         assert probe_results_receiver(url) == ProbeAnswer(307)
 
 
-def test_out_of_reach_is_no_answer_and_the_url_is_never_logged(log_text):
-    with socket.socket() as sock:  # a loopback port nothing listens on
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound once, then released)."""
+    with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    assert probe_results_receiver(f"http://127.0.0.1:{port}/fuse/results/{TOKEN}") == ProbeAnswer(None)
+        return int(sock.getsockname()[1])
+
+
+def test_out_of_reach_is_no_answer_and_the_url_is_never_logged(log_text):
+    refused = probe_results_receiver(f"http://127.0.0.1:{closed_port()}/fuse/results/{TOKEN}")
+    assert refused == ProbeAnswer(None, connection_refused=True)
     raw = b"HTTP/1.1 400 Bad\r\nX-Debug : " + TOKEN.encode() + b"\r\nContent-Length: 0\r\n\r\n"
     with raw_peer(answering(raw)) as (url, _):
         assert probe_results_receiver(url) == ProbeAnswer(None)  # a head h11 refuses: no answer
@@ -260,3 +265,29 @@ def test_404_405_and_410_say_nothing_there_is_the_receiver(status, no_receiver):
         answer = probe_results_receiver(url)
     assert answer == ProbeAnswer(status)
     assert answer.no_receiver is no_receiver
+
+
+# --- A refused connection is told from other failures (issue 19) -------------------------------------
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+def test_a_refused_connection_is_told_from_no_answer(host):
+    answer = probe_results_receiver(f"http://{host}:{closed_port()}/fuse/results/{TOKEN}")
+    assert answer == ProbeAnswer(None, connection_refused=True)
+
+
+def test_an_answer_not_whole_within_the_deadline_is_not_a_refused_connection():
+    with raw_peer(lambda conn: time.sleep(3)) as (url, _):
+        assert probe_results_receiver(url, deadline=1.0) == ProbeAnswer(None, connection_refused=False)
+
+
+def test_a_proxy_refusing_the_connection_is_not_the_receiver_refusing_it(monkeypatch):
+    # The receiver may be up behind it: what refused is the proxy, not the receiver's host.
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{closed_port()}")
+    answer = probe_results_receiver("http://receiver.invalid:8080/fuse/results/" + TOKEN)
+    assert answer == ProbeAnswer(None, connection_refused=False)
+
+
+def test_a_name_that_does_not_resolve_is_not_a_refused_connection():
+    answer = probe_results_receiver("http://receiver.invalid:8080/fuse/results/" + TOKEN, deadline=5.0)
+    assert answer == ProbeAnswer(None, connection_refused=False)

@@ -843,7 +843,7 @@ def test_probe_receiver_out_of_reach_is_none(monkeypatch):
     for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
         monkeypatch.delenv(name, raising=False)
     unreached = real_probe_receiver(f"http://127.0.0.1:{port}/fuse/results/{a_token('k' * 40)}")
-    assert unreached == ProbeAnswer(None)
+    assert unreached == ProbeAnswer(None, connection_refused=True)
 
 
 def serve_receiver_to(monkeypatch, requests_mock, key: str):
@@ -1059,3 +1059,75 @@ def test_a_results_base_url_with_the_receivers_own_path_fails_before_anything_is
     assert receiver_checks == []  # refused when the options are read, before the receiver is asked
     assert not fuse.request_history
     assert store.values == {}
+
+
+# --- A loopback results_base_url where nothing listens stops the list before it is sent (issue 19) ----
+
+
+def closed_loopback_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def assert_refused_before_dialing(fuse, store: MemoryStore, error: BaseException, signing_key: str) -> None:
+    message = str(error)
+    assert message.startswith("Nothing was sent to Fuse")
+    assert "nothing listens at" in message
+    # What to check next: the receiver's process and its port, and the option that names it.
+    for hint in ("api-server", "fuse-results serve", "port", "[fuse] results_base_url", "clear this task"):
+        assert hint in message
+    assert signing_key not in message
+    assert "/fuse/results/***" in message
+    assert not [request for request in fuse.request_history if request.url == BULK_URL]
+    assert store.values == {}  # no intent recorded: a clear may send
+
+
+def test_a_loopback_results_base_url_where_nothing_listens_fails_the_task_before_dialing(
+    results, fuse, signing_key, contacts_csv, monkeypatch
+):
+    # A wrong port: Fuse cannot reach a loopback URL, and a sandbox on this machine sees this worker's
+    # loopback, so no outcome could be stored; a warning let the list be dialed (newcomer run 19).
+    import re
+
+    base = f"http://127.0.0.1:{closed_loopback_port()}"
+    monkeypatch.setenv("AIRFLOW__FUSE__RESULTS_BASE_URL", base)
+    monkeypatch.setattr("airflow_provider_fuse.operators.bulk_queue.probe_receiver", real_probe_receiver)
+    for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    fuse.post(re.compile(re.escape(base)), real_http=True)
+    store = MemoryStore()
+    with pytest.raises(AirflowFailException, match="the connection was refused") as caught:
+        operator(contacts_csv).execute({"ti": FakeTaskInstance(), "task_state_store": store})
+    assert_refused_before_dialing(fuse, store, caught.value, signing_key)
+
+
+@pytest.mark.parametrize("host", ["localhost", "127.0.0.2", "[::1]"])
+def test_every_loopback_host_refusing_the_connection_fails_the_task_before_dialing(
+    results, fuse, signing_key, contacts_csv, monkeypatch, host
+):
+    monkeypatch.setenv("AIRFLOW__FUSE__RESULTS_BASE_URL", f"http://{host}:8090")
+    monkeypatch.setattr(
+        "airflow_provider_fuse.operators.bulk_queue.probe_receiver",
+        lambda url: ProbeAnswer(None, connection_refused=True),
+    )
+    store = MemoryStore()
+    with pytest.raises(AirflowFailException, match="the connection was refused") as caught:
+        operator(contacts_csv).execute({"ti": FakeTaskInstance(), "task_state_store": store})
+    assert_refused_before_dialing(fuse, store, caught.value, signing_key)
+
+
+def test_a_refused_connection_off_loopback_is_a_warning_and_the_list_goes(
+    results, fuse, contacts_csv, monkeypatch, log_text
+):
+    # This worker may not see the receiver the way Fuse does (another network, a firewall).
+    monkeypatch.setenv("AIRFLOW__FUSE__RESULTS_BASE_URL", "https://airflow.example.com")
+    monkeypatch.setattr(
+        "airflow_provider_fuse.operators.bulk_queue.probe_receiver",
+        lambda url: ProbeAnswer(None, connection_refused=True),
+    )
+    assert operator(contacts_csv).execute({"ti": FakeTaskInstance()}) == 3
+    assert "the connection was refused" in log_text()
+    assert len(fuse.forms) == 1

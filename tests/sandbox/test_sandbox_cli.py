@@ -80,6 +80,20 @@ def test_cli_fails_cleanly_when_the_port_is_taken(capsys):
     assert "cannot start" in capsys.readouterr().err
 
 
+def test_a_port_in_use_says_how_to_pick_another(capsys):
+    # The default 8123 is a shared-machine trap; the error named only the OS's reason (newcomer run 19).
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["--port", str(port)]) == 1
+    err = capsys.readouterr().err
+    assert f"port {port} on 127.0.0.1 is already in use" in err
+    assert "--port N" in err
+    assert "--port 0" in err
+    assert "--ready-file" in err
+
+
 def test_cli_offers_every_assumption_switch():
     args = build_parser().parse_args(["--bom", "reject", "--queue-response", "link_only", "--max-rows", "5"])
     assert (args.bom, args.queue_response, args.max_rows, args.bad_rows) == (

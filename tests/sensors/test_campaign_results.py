@@ -806,12 +806,25 @@ ALL_MISSING = {
 @NOTHING_PATHS
 def test_no_outcome_at_all_by_the_deadline_fails_without_retries_and_pushes_the_summary(database, ends):
     ti = FakeTaskInstance(closed_window(3))
-    with pytest.raises(
-        AirflowFailException, match="No call outcome arrived for any of the 3 calls"
-    ) as caught:
+    with pytest.raises(AirflowFailException, match="No call outcome arrived for any of the 3 calls"):
         ends({"ti": ti})
-    assert "clear this task to count again" in str(caught.value)
     assert ti.xcom["campaign_results"] == ALL_MISSING
+
+
+@NOTHING_PATHS
+def test_no_outcome_at_all_says_none_was_stored_and_what_to_check_not_that_a_clear_recovers_them(
+    database, ends
+):
+    # Outcomes posted where nothing stored them never come back: "clear this task to count again"
+    # read as if they could (newcomer run 19).
+    with pytest.raises(AirflowFailException) as caught:
+        ends({"ti": FakeTaskInstance(closed_window(3))})
+    message = str(caught.value)
+    assert "clear this task to count again" not in message
+    assert "None of their outcomes was stored" in message
+    assert "lost" in message
+    for hint in ("[fuse] results_base_url (host and port)", "api-server", "fuse-results serve", "403"):
+        assert hint in message
 
 
 @NOTHING_PATHS
@@ -854,6 +867,24 @@ def test_no_outcome_at_all_says_nothing_at_the_base_url_is_the_receiver(database
     assert "is the results receiver (it answers 404)" in message
     assert "[fuse] results_base_url" in message
     assert "restarted" in message
+    assert os.environ["AIRFLOW__FUSE__RESULTS_SIGNING_KEY"] not in message
+
+
+def test_no_outcome_at_all_with_nothing_listening_at_the_base_url_says_so(database, monkeypatch):
+    import socket
+
+    with socket.socket() as sock:  # a loopback port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv("AIRFLOW__FUSE__RESULTS_SIGNING_KEY", secrets.token_urlsafe(36))
+    monkeypatch.setenv("AIRFLOW__FUSE__RESULTS_BASE_URL", f"http://127.0.0.1:{port}")
+    for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(AirflowFailException) as caught:
+        sensor(grace_period=timedelta(0)).poke({"ti": FakeTaskInstance(closed_window(3))})
+    message = str(caught.value)
+    assert f"nothing listens at http://127.0.0.1:{port}/fuse/results/***" in message
+    assert "the connection was refused" in message
     assert os.environ["AIRFLOW__FUSE__RESULTS_SIGNING_KEY"] not in message
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import math
+import re
 
 import httpx
 import pytest
@@ -110,6 +112,42 @@ def test_hook_params_the_hook_refuses_end_the_trigger_with_an_error_not_retried(
     payload = first_event(trigger)
     assert (payload["status"], payload["retryable"]) == ("error", False)
     assert "connect_retries" in payload["message"]
+
+
+@pytest.mark.parametrize(
+    ("stored", "named"),
+    [
+        ({"hook_params": ["a"]}, "hook_params"),
+        ({"hook_params": "connect_retries=3"}, "hook_params"),
+        ({"hook_params": 5}, "hook_params"),
+        ({"hook_params": {"connect_retries": 10**5000}}, "connect_retries"),
+        ({"hook_params": {"retry_backoff": 10**400}}, "retry_backoff"),
+        ({"call_id": 10**5000}, "call_id"),
+        ({"poll_interval": "soon"}, "poll_interval"),
+        ({"poll_interval": 10**400}, "poll_interval"),
+        ({"poll_interval": math.nan}, "poll_interval"),
+    ],
+    ids=[
+        "hook_params-list",
+        "hook_params-text",
+        "hook_params-int",
+        "connect_retries-past-str",
+        "retry_backoff-past-float",
+        "call_id-past-str",
+        "poll_interval-text",
+        "poll_interval-past-float",
+        "poll_interval-nan",
+    ],
+)
+def test_a_stored_argument_it_cannot_use_loads_and_ends_in_an_error_not_retried(stored, named):
+    # A row written by another version, or altered: the triggerer must still build the trigger.
+    trigger = FuseCallStatusTrigger(**{"call_id": "77", "poll_interval": 5, **stored})
+    classpath, kwargs = trigger.serialize()
+    assert FuseCallStatusTrigger(**kwargs).serialize() == (classpath, kwargs)
+    payload = first_event(trigger)
+    assert (payload["status"], payload["retryable"]) == ("error", False)
+    assert named in payload["message"]
+    assert not re.search(r"[0-9]{7,}", payload["message"])
 
 
 def test_a_completed_call_fires_one_event_without_the_number(connected):
