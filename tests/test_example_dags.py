@@ -209,7 +209,9 @@ def test_the_retry_list_task_reads_the_runs_rows_and_logs_and_returns_no_number(
     class TaskInstance:
         def xcom_pull(self, task_ids=None, key="return_value", **kwargs):
             assert (task_ids, key) == (["queue_calls"], "fuse_results")
-            return [{"campaign": campaign}]
+            return [
+                {"campaign": campaign, "confirmed": True, "calls_queued": 3, "rows": 3, "queued_timestamp": 1}
+            ]
 
     monkeypatch.setattr(
         airflow.sdk, "get_current_context", lambda: {"dag": dag, "run_id": run_id, "ti": TaskInstance()}

@@ -42,6 +42,7 @@ __all__ = [
     "describe",
     "dialing_window_end",
     "is_sent_list",
+    "sent_lists",
     "sent_records",
     "summarize",
     "waiting_is_over",
@@ -255,23 +256,42 @@ def sent_records(ti: Any, bulk_task_id: str) -> list[object]:
     return [record for record in pulled if record is not None]
 
 
+def sent_lists(records: Sequence[object], bulk_task_id: str, *, reader: str) -> list[SentList]:
+    """Every record of :func:`sent_records`, read with :meth:`SentList.from_xcom`: the one way the
+    results sensor and :class:`~airflow_provider_fuse.hooks.results.FuseResultsHook` read them, so
+    that they count the same calls in the same campaigns.
+
+    :param reader: who reads, for the message (``"this sensor"``).
+    :raises UnreadableRecord: a record is not a :class:`SentList`. The message names the bulk task,
+        which of its records (``record 2 of 3``) and the field and rule it breaks, never a value.
+    """
+    sent = []
+    for number, record in enumerate(records, 1):
+        try:
+            sent.append(SentList.from_xcom(record))
+        except UnreadableRecord as unreadable:
+            raise UnreadableRecord(
+                f"Task {bulk_task_id!r} of this run left a {RESULTS_XCOM_KEY!r} XCom {reader} cannot "
+                f"read: {unreadable} (record {number} of {len(records)}). It is not one this "
+                "provider's FuseBulkQueueOperator pushes (or one an earlier version pushed, without a "
+                "campaign id). Clear the bulk task: its duplicate guard answers from its ledger "
+                "without dialing again."
+            ) from None
+    return sent
+
+
 def bulk_campaigns(ti: Any, bulk_task_id: str) -> list[str]:
     """The campaign ids a bulk task sent in this run (one per map index), from its
-    :data:`RESULTS_XCOM_KEY` XComs: what reads of the results table take to count this run's
-    outcomes and no other's (a run deleted and triggered again under the same run id is another
-    campaign).
+    :data:`RESULTS_XCOM_KEY` XComs (read by :func:`sent_lists`): what reads of the results table take
+    to count this run's outcomes and no other's (a run deleted and triggered again under the same run
+    id is another campaign).
 
     :param ti: the running task instance (``context["ti"]``) of a task of the same run.
     :return: the distinct ids, sorted; empty when the bulk task pushed none.
+    :raises UnreadableRecord: a record is not a :class:`SentList` (see :func:`sent_lists`).
     """
-    pulled = ti.xcom_pull(task_ids=[bulk_task_id], key=RESULTS_XCOM_KEY) or []
-    return sorted(
-        {
-            record["campaign"]
-            for record in pulled
-            if isinstance(record, dict) and isinstance(record.get("campaign"), str) and record["campaign"]
-        }
-    )
+    records = sent_records(ti, bulk_task_id)
+    return sorted({one.campaign for one in sent_lists(records, bulk_task_id, reader="bulk_campaigns")})
 
 
 def waiting_is_over(counts: Mapping[str, int], calls_queued: int, deadline: float, now: float) -> bool:

@@ -37,6 +37,11 @@ DEFAULT_TOKEN_LIFETIME = 2 * 86400
 RESULTS_PATH = "/fuse/results/"
 
 _TABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62})?")
+#: Schemas a results table must not be in, case-insensitive: SQLite's ``temp`` (the connection's
+#: temporary database) and Postgres's ``pg_`` schemas (``pg_temp``, ``pg_temp_<n>``: the session's
+#: temporary schema; the others are the system's). A table there is dropped with its connection and
+#: every outcome answered stored goes with it.
+_TEMPORARY_SCHEMA = re.compile(r"temp|pg_\w*", re.IGNORECASE | re.ASCII)
 
 #: The provider info's ``config`` entry (Airflow's config.yml schema).
 CONFIG: dict[str, Any] = {
@@ -210,18 +215,29 @@ def _know_the_section(conf: Any) -> None:
         ) from None
 
 
-def check_table_name(name: str) -> str:
+def check_table_name(name: str, *, given_as: str = "[fuse] results_table") -> str:
     """``name`` if it is a table name this package will put in SQL: ``name`` or ``schema.name``.
 
     Letters, digits and underscores only, not starting with a digit, each part at most 63
-    characters: it is interpolated into SQL, so nothing else is accepted.
+    characters: it is interpolated into SQL, so nothing else is accepted. The schema is not a
+    temporary one (SQLite's ``temp``, Postgres's ``pg_temp``, ``pg_temp_<n>`` or any ``pg_``
+    schema, in any case): a table there is dropped when its connection closes, with its outcomes.
 
-    :raises ResultsConfigError: otherwise.
+    :param given_as: where the name came from, for the message: the option (the default) or the
+        argument that gave it.
+    :raises ResultsConfigError: otherwise, naming ``given_as`` (never the name).
     """
     if not isinstance(name, str) or not _TABLE_NAME.fullmatch(name):
         raise ResultsConfigError(
-            "[fuse] results_table must be a table name (letters, digits and underscores, optionally "
+            f"{given_as} must be a table name (letters, digits and underscores, optionally "
             "schema.table, each at most 63 characters)"
+        )
+    schema, dot, _ = name.partition(".")
+    if dot and _TEMPORARY_SCHEMA.fullmatch(schema):
+        raise ResultsConfigError(
+            f"{given_as} must not be in a temporary or system schema (temp, pg_temp, pg_...): a "
+            "table there is dropped when its connection closes, and every outcome stored in it "
+            "with it. Use the default schema or one of your own"
         )
     return name
 

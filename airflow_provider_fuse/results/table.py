@@ -1,11 +1,11 @@
 """The table of call outcomes: where the results receiver stores each callback, and what reads them.
 
-A SQL database behind an Airflow ``DbApiHook`` connection, the one ``[fuse] results_conn_id`` names,
-in the table ``[fuse] results_table``, created where it is missing and the connection may
-(:meth:`ResultsTable.ddl` is the statement, for a DBA). The SQL is the portable subset (``CREATE
-TABLE IF NOT EXISTS`` with a unique constraint, ``BIGINT``, ``TEXT``, ``DOUBLE PRECISION``, the
-connection's own placeholder), tested on SQLite and Postgres. (Not MySQL: it indexes no ``TEXT``
-column without a prefix length.)
+A SQL database behind an Airflow ``DbApiHook`` connection, the one ``[fuse] results_conn_id`` names, in
+the table ``[fuse] results_table``, created by its writers where it is missing and the connection may
+(:meth:`ResultsTable.ddl` is the statement, for a DBA); a read creates nothing. The SQL is the portable
+subset (``CREATE TABLE IF NOT EXISTS`` with a unique constraint, ``BIGINT``, ``TEXT``, ``DOUBLE
+PRECISION``, the connection's own placeholder), tested on SQLite and Postgres. (Not MySQL: it indexes no
+``TEXT`` column without a prefix length.)
 
 What makes two deliveries the same call's outcome: Fuse's ``call_details`` carries no call id, so
 the identity of an outcome is the upload part it belongs to (dag id, run id, task id, map index,
@@ -44,7 +44,7 @@ from airflow_provider_fuse.results.campaign import NAMED_STATUSES
 from airflow_provider_fuse.results.config import check_table_name
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Collection
+    from collections.abc import Callable, Collection, Sequence
 
     from airflow_provider_fuse.calls import CallDetails
     from airflow_provider_fuse.results.tokens import UploadPart
@@ -62,6 +62,7 @@ __all__ = [
     "WATCHDOG_GRACE_SECONDS",
     "ResultsStoreError",
     "ResultsTable",
+    "ResultsTableMissing",
     "Stored",
     "canonical_destination",
     "delivery_key",
@@ -133,6 +134,8 @@ WATCHDOG_GRACE_SECONDS = 2.0
 _UNBOUNDED_WAIT_SECONDS = 0.05
 #: Campaign ids one read names at most (SQLite allowed 999 placeholders before 3.32).
 _CAMPAIGNS_PER_QUERY = 500
+#: Result rows fetched from the driver at a time by a read.
+_FETCH_ROWS = 1000
 #: The package that brings each tested connection type's hook (Airflow itself brings neither).
 _PROVIDER_PACKAGES = {
     "sqlite": ("apache-airflow-providers-sqlite", "airflow.providers.sqlite.hooks.sqlite"),
@@ -176,11 +179,17 @@ class ResultsStoreError(Exception):
         self.final = final
 
 
-def _not_defined(conn_id: str) -> str:
+class ResultsTableMissing(ResultsStoreError):
+    """A read found no results table (or, on SQLite, no database file yet): reads create nothing.
+
+    The message names the connection and the table, and who creates it."""
+
+
+def _not_defined(conn_id: str, given_as: str = "[fuse] results_conn_id") -> str:
     """What to do when the results connection ``conn_id`` is not defined (names it, no value)."""
     variable = f"AIRFLOW_CONN_{conn_id.upper()}"  # Airflow's name for it
     return (
-        f"the results connection {conn_id!r} ([fuse] results_conn_id) is not defined where this process "
+        f"the results connection {conn_id!r} ({given_as}) is not defined where this process "
         f"looks for it: define it where the api-server, the workers and the triggerer run, e.g. with "
         f"the environment variable {variable}=<database URI> or `airflow connections add {conn_id} "
         "--conn-uri <database URI>` (a standalone fuse-results serve reads environment variables and "
@@ -280,20 +289,21 @@ class ResultsTable:
     **Least privilege.** The table is created only where it is missing: it is looked for first (a
     ``SELECT`` of its columns that reads no row), so a receiver needs ``SELECT`` and ``INSERT`` on a
     table a DBA created, and a reader ``SELECT``. A missing table that the connection may not create
-    is a :class:`ResultsStoreError` that says so.
+    is a :class:`ResultsStoreError` that says so. Only writes (:meth:`ensure`, :meth:`ready`,
+    :meth:`store`) create the table, or a SQLite file; reads create and alter nothing.
 
-    **Recovery.** The table is looked for again after any failure (dropped, it is created again where
-    allowed); a connection the server ended (a Postgres restart) is replaced and the statement tried
-    once more within the same call; on SQLite a store is not committed into a file that is no longer
-    the configured database (moved, deleted or replaced: the path's device and inode are compared
-    with the file opened, one ``stat`` a store). A SQLite database is created only the first time
-    this object finds none at the path, and never beside a ``-wal`` or ``-shm`` file left there
-    without its database (a file moved while in use leaves them, still in use: a new database would
-    take them over, and SQLite would reset the WAL that holds the moved file's last commits). After
-    a move, a database put at the path is used (the table looked for again); with nothing there,
-    every store and read fails retryable, saying the file was moved or deleted, and the moved file's
-    ``-wal`` is checkpointed into it through the connection that still has it open (also on
-    :meth:`close`), so the moved file holds every outcome answered stored.
+    **Recovery.** The table is looked for again after any failure (dropped, the next store creates it
+    again where allowed; a read finds it missing); a connection the server ended (a Postgres restart) is
+    replaced and the statement tried once more within the same call; on SQLite a store is not committed
+    into a file that is no longer the configured database (moved, deleted or replaced: the path's device
+    and inode are compared with the file opened, one ``stat`` a store). A SQLite database is created only
+    the first time this object finds none at the path, and never beside a ``-wal`` or ``-shm`` file left
+    there without its database (a file moved while in use leaves them, still in use: a new database would
+    take them over, and SQLite would reset the WAL that holds the moved file's last commits). After a
+    move, a database put at the path is used (the table looked for again); with nothing there, every store
+    and read fails retryable, saying the file was moved or deleted, and the moved file's ``-wal`` is
+    checkpointed into it through the connection that still has it open (also on :meth:`close`), so the
+    moved file holds every outcome answered stored.
 
     Thread-safe: each thread uses its own database connection, opened on first use and reused. In
     SQLite's default rollback journal every commit syncs the journal and the file, and a busy disk
@@ -303,12 +313,15 @@ class ResultsTable:
 
     :param conn_id: the Airflow connection; its hook must be a ``DbApiHook``.
     :param table: ``name`` or ``schema.name`` (letters, digits, underscores).
+    :param conn_given_as: where ``conn_id`` came from, for the message when it is not defined: the
+        option (the default) or the argument that gave it.
     :raises ResultsConfigError: ``table`` is not such a name.
     """
 
-    def __init__(self, conn_id: str, table: str) -> None:
+    def __init__(self, conn_id: str, table: str, *, conn_given_as: str = "[fuse] results_conn_id") -> None:
         self.conn_id = conn_id
         self.table = check_table_name(table)
+        self._conn_given_as = conn_given_as
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._local = threading.local()
@@ -343,7 +356,8 @@ class ResultsTable:
     # --- Connections ---------------------------------------------------------------------------------
 
     def _connection(self) -> Any:
-        """This thread's DB-API connection, opened on first use."""
+        """This thread's DB-API connection, opened on first use (by a write, a SQLite database may be
+        created: see :meth:`_open`)."""
         local = self._local
         if getattr(local, "generation", None) == self._generation and local.connection is not None:
             return local.connection
@@ -371,15 +385,15 @@ class ResultsTable:
     def _open(self, hook: DbApiHook) -> Any:
         """A new DB-API connection of ``hook``.
 
-        A SQLite file is opened as :class:`~airflow.providers.sqlite.hooks.sqlite.SqliteHook` opens
-        it, but never created, except the first time this object finds no database at all and no
-        ``-wal`` or ``-shm`` file is at the path: a database moved or deleted while in use leaves
-        those behind, still in use by the connections that have it open, and a new file beside them
-        would take them over (SQLite resets the WAL: the moved file's last commits are gone). Found
-        beside a ``-wal`` or ``-shm``, the database is looked for once more before that is refused:
-        another process creating it at the same time makes both. Its
-        connections may be closed from any thread (:meth:`close` checkpoints a moved one first).
-        """
+        A SQLite file is opened as :class:`~airflow.providers.sqlite.hooks.sqlite.SqliteHook` opens it,
+        but never created by a read (:class:`ResultsTableMissing`: this thread's call of
+        :meth:`_with_recovery` is not a write), nor by a write except the first time this object finds no
+        database at all and no ``-wal`` or ``-shm`` file is at the path: a database moved or deleted while
+        in use leaves those behind, still in use by the connections that have it open, and a new file
+        beside them would take them over (SQLite resets the WAL: the moved file's last commits are gone).
+        Found beside a ``-wal`` or ``-shm``, the database is looked for once more before that is refused:
+        another process creating it at the same time makes both. Its connections may be closed from any
+        thread (:meth:`close` checkpoints a moved one first)."""
         path = _sqlite_file(self._sqlite_uri)
         if self._sqlite_uri is None or path is None:
             return hook.get_conn()  # not SQLite, in memory, or a URI that chooses its own mode
@@ -417,6 +431,10 @@ class ResultsTable:
                         "new database is created beside them; put the database back at the path, or stop "
                         "every process that uses it and move the -wal and -shm files away with it"
                     ) from None
+                if not getattr(self._local, "writing", True):
+                    if not os.path.isdir(os.path.dirname(path) or "."):
+                        raise  # a folder that is not there: the path is wrong ("cannot connect")
+                    raise ResultsTableMissing(self._missing_message(no_file=True)) from None
                 return self._opened(sqlite3.connect(self._sqlite_uri, uri=True, check_same_thread=False))
         return self._opened(connection)
 
@@ -425,6 +443,15 @@ class ResultsTable:
         with self._lock:
             self._found = True
         return connection
+
+    def _missing_message(self, *, no_file: bool = False) -> str:
+        where = "no SQLite database is at the connection's path, so " if no_file else ""
+        return (
+            f"results connection {self.conn_id!r}: {where}the table {self.table} does not exist. "
+            "Reads create nothing: the table is created by the results receiver on its first store, "
+            "by FuseBulkQueueOperator(collect_results=True) before it sends, and by fuse-results serve; "
+            "or by a DBA with ResultsTable.ddl(). Check the connection and the table name"
+        )
 
     def _moved_message(self) -> str:
         return (
@@ -483,7 +510,9 @@ class ResultsTable:
                 ) from None
             if type(error).__name__ == "AirflowNotFoundException":
                 # A connection that is not defined stays undefined however often it is asked for.
-                raise ResultsStoreError(_not_defined(self.conn_id), retryable=False) from None
+                raise ResultsStoreError(
+                    _not_defined(self.conn_id, self._conn_given_as), retryable=False
+                ) from None
             raise self._error("cannot read the connection", error, detail=True) from None
         if not isinstance(hook, DbApiHook):
             raise ResultsStoreError(
@@ -546,21 +575,25 @@ class ResultsTable:
                 connection.close()
         self._local.connection = None
 
-    def _with_recovery(self, what: str, work: Callable[[Any], _T]) -> _T:
-        """``work(connection)`` after the table is found (or created), on this thread's connection.
+    def _with_recovery(self, what: str, work: Callable[[Any], _T], *, create: bool) -> _T:
+        """``work(connection)`` after the table is found (or, ``create``: a write, created), on this
+        thread's connection.
 
         A failure forgets the connection and that the table was found. A connection the server ended,
         a table that is gone, or a SQLite file that is no longer the configured one is tried once more
         at once (a new connection; the table looked for, and created where allowed).
+
+        :raises ResultsTableMissing: not ``create``, and the table (or the SQLite file) is not there.
         """
         failure: ResultsStoreError | None = None
         for attempt in (1, 2):
             connection = None
             ticket = None
             try:
+                self._local.writing = create  # read by _open: a read creates no SQLite file
                 connection = self._connection()
                 ticket = _WATCHDOG.watch(connection)
-                self._ensure(connection)
+                self._ensure(connection, create)
                 result = work(connection)
                 if _WATCHDOG.release(ticket):
                     self._discard()  # done just in time, and its connection ended: not reused
@@ -604,8 +637,8 @@ class ResultsTable:
     def ready(cls, conn_id: str, table: str) -> ResultsTable:
         """A results table found, or created where it is missing and the connection may
         (:meth:`ensure`): what the receiver, the bulk operator's check before dialing and
-        ``fuse-results serve`` call before they rely on it. Readers need not: every read looks for
-        the table first.
+        ``fuse-results serve`` call before they rely on it. Readers do not: a read creates nothing
+        (see :meth:`summary` and :meth:`rows` for a missing table).
 
         :raises ResultsStoreError: as :meth:`ensure`; the connections it opened are closed then.
         :raises ResultsConfigError: ``table`` is not a table name.
@@ -620,7 +653,8 @@ class ResultsTable:
 
     def ensure(self) -> None:
         """Find the table, and create it when it is missing and the connection may: the one place
-        the table's DDL runs (also on the first store or read of this object, and after a failure).
+        the table's DDL runs (also on the first store of this object, and after a failed store;
+        never on a read).
 
         Looked for with a ``SELECT`` of its columns that reads no row: a role with ``SELECT`` on a
         table a DBA created needs nothing more. Checked again after any failure of a store or a read.
@@ -628,9 +662,9 @@ class ResultsTable:
         :raises ResultsStoreError: no such connection, not a SQL database, or the table is missing and
             cannot be created, or exists without the results table's columns.
         """
-        self._with_recovery("cannot find the table", lambda connection: None)
+        self._with_recovery("cannot find the table", lambda connection: None, create=True)
 
-    def _ensure(self, connection: Any) -> None:
+    def _ensure(self, connection: Any, create: bool) -> None:
         if self._ensured:
             return
         probe = f"SELECT {', '.join(COLUMNS)} FROM {self.table} WHERE 1 = 0"
@@ -646,6 +680,8 @@ class ResultsTable:
             _rollback(connection)
             self._ensured = True
             return
+        if not create:
+            raise ResultsTableMissing(self._missing_message())
         schema = self.table.rpartition(".")[0]
         if isinstance(connection, sqlite3.Connection) and not schema:
             _wal_if_new(connection)
@@ -736,7 +772,7 @@ class ResultsTable:
             finally:
                 self._write_lock.release()
 
-        return self._with_recovery("cannot store an outcome", work)
+        return self._with_recovery("cannot store an outcome", work, create=True)
 
     def _place(
         self, connection: Any, values: tuple[Any, ...], where: tuple[Any, ...], rows: int, deadline: float
@@ -826,20 +862,40 @@ class ResultsTable:
 
     # --- Reading -------------------------------------------------------------------------------------
 
-    def summary(self, dag_id: str, run_id: str, task_id: str, campaigns: Collection[str]) -> dict[str, int]:
-        """The outcomes stored for one task of one run, in the given campaigns, counted.
+    def summary(
+        self,
+        dag_id: str,
+        run_id: str,
+        task_id: str,
+        campaigns: Collection[str],
+        *,
+        table_required: bool = False,
+    ) -> dict[str, int]:
+        """The outcomes stored for one task of one run, in the given campaigns, counted. Creates
+        nothing.
 
         :param campaigns: the campaign ids to count (one per map index of the task, from its
             ``fuse_results`` XComs); rows of any other campaign — a deleted run's, under the same run
-            id — are not counted. None: all zeros, nothing read.
+            id — are not counted. Empty: all zeros, nothing read.
+        :param table_required: whether a missing table (or SQLite file) is an error; by default it
+            counts as nothing stored yet (all zeros), as the results sensor and its trigger read it.
         :return: ``{"completed", "failed", "canceled", "rejected", "other", "received"}`` — ``other``
             is any status but those four, ``received`` all of them (so ``received`` is the sum of the
             other five). No personal data.
+        :raises ResultsTableMissing: ``table_required`` and the table is not there.
         :raises ResultsStoreError: the database could not be read.
+        :raises TypeError: ``campaigns`` is one string or ``None``, not a collection of ids.
         """
         counts = dict.fromkeys((*NAMED_STATUSES, "other", "received"), 0)
         for status, number in self._read_task(
-            "status, COUNT(*)", "GROUP BY status", dag_id, run_id, task_id, campaigns
+            "status, COUNT(*)",
+            "GROUP BY status",
+            dag_id,
+            run_id,
+            task_id,
+            campaigns,
+            table_required=table_required,
+            convert=tuple,
         ):
             key = status if status in NAMED_STATUSES else "other"
             counts[key] += int(number)
@@ -847,62 +903,112 @@ class ResultsTable:
         return counts
 
     def rows(
-        self, dag_id: str, run_id: str, task_id: str, campaigns: Collection[str]
+        self,
+        dag_id: str,
+        run_id: str,
+        task_id: str,
+        campaigns: Collection[str],
+        *,
+        map_index: int | None = None,
+        table_required: bool = False,
     ) -> list[dict[str, Any]]:
         """Every outcome stored for one task of one run in the given campaigns, for a downstream task
-        (the warehouse, the CRM, tomorrow's retry list).
+        (the warehouse, the CRM, tomorrow's retry list). Creates nothing.
+
+        The list is held in memory whole: for a task of many map indexes, read one map index at a
+        time (``map_index``, filtered by the database).
 
         :param campaigns: the campaign ids to read (as for :meth:`summary`); rows of any other
-            campaign are not returned. None: an empty list, nothing read.
+            campaign are not returned. Empty: an empty list, nothing read.
+        :param map_index: only this map index's rows; default all of them.
+        :param table_required: as for :meth:`summary` (by default a missing table has no rows).
         :return: one dict per row, keyed by :data:`COLUMNS` (``events`` decoded into a list of
             ``{"event", "timestamp"}``), ordered by map index, part and time received. Holds phone
             numbers: never log it or push it to XCom.
+        :raises ResultsTableMissing: ``table_required`` and the table is not there.
         :raises ResultsStoreError: the database could not be read.
+        :raises TypeError: ``campaigns`` is one string or ``None``, not a collection of ids.
         """
-        rows = []
-        for values in self._read_task(", ".join(COLUMNS), "", dag_id, run_id, task_id, campaigns):
-            row = dict(zip(COLUMNS, values, strict=True))
-            try:
-                row["events"] = json.loads(row["events"]) if row["events"] else []
-            except ValueError:
-                row["events"] = []
-            rows.append(row)
+        rows = self._read_task(
+            ", ".join(COLUMNS),
+            "",
+            dag_id,
+            run_id,
+            task_id,
+            campaigns,
+            table_required=table_required,
+            map_index=map_index,
+            convert=_row,
+        )
         rows.sort(
             key=lambda row: (row["map_index"], row["part"], row["received_timestamp"], row["delivery_key"])
         )
         return rows
 
     def _read_task(
-        self, select: str, then: str, dag_id: str, run_id: str, task_id: str, campaigns: Collection[str]
-    ) -> list[Any]:
-        """``SELECT <select>`` of one task's rows in ``campaigns`` (``then``: a ``GROUP BY``, or
-        ``""``), one query per group of campaign ids; the result rows of all of them."""
-        result = []
+        self,
+        select: str,
+        then: str,
+        dag_id: str,
+        run_id: str,
+        task_id: str,
+        campaigns: Collection[str],
+        *,
+        table_required: bool,
+        map_index: int | None = None,
+        convert: Callable[[Sequence[Any]], _T],
+    ) -> list[_T]:
+        """``SELECT <select>`` of one task's rows in ``campaigns`` (and ``map_index``, when given;
+        ``then``: a ``GROUP BY``, or ``""``), one query per group of campaign ids: each result row
+        passed to ``convert`` as it is fetched. None from a missing table, unless ``table_required``."""
+        if map_index is not None and (isinstance(map_index, bool) or not isinstance(map_index, int)):
+            raise TypeError("map_index is a whole number (-1 for a task that is not mapped), or None")
+        result: list[_T] = []
         for chosen in _chunks(campaigns):
             p = self._parameter()
+            parameters: tuple[Any, ...] = (dag_id, run_id, task_id, *chosen)
             query = (
                 f"SELECT {select} FROM {self.table} "
                 f"WHERE dag_id = {p} AND run_id = {p} AND task_id = {p} "
-                f"AND campaign_id IN ({', '.join([p] * len(chosen))}) {then}"
-            ).rstrip()
-            result.extend(self._read(query, (dag_id, run_id, task_id, *chosen)))
+                f"AND campaign_id IN ({', '.join([p] * len(chosen))})"
+            )
+            if map_index is not None:
+                query += f" AND map_index = {p}"
+                parameters += (map_index,)
+            try:
+                result.extend(self._read(f"{query} {then}".rstrip(), parameters, convert))
+            except ResultsTableMissing:
+                if table_required:
+                    raise
+                break  # nothing stored yet
         return result
 
-    def _read(self, query: str, parameters: tuple[Any, ...]) -> list[Any]:
+    def _read(
+        self,
+        query: str,
+        parameters: tuple[Any, ...],
+        convert: Callable[[Sequence[Any]], Any] = tuple,
+    ) -> list[Any]:
+        """The result rows of ``query``, each passed to ``convert`` as it is fetched. Creates nothing:
+        :class:`ResultsTableMissing` when the table (or the SQLite file) is not there."""
+
         def work(connection: Any) -> list[Any]:
             if isinstance(connection, sqlite3.Connection):
                 _check_file(getattr(self._local, "file", None))  # not the counts of a moved file
             cursor = connection.cursor()
+            result: list[Any] = []
             try:
                 cursor.execute(query, parameters)
-                result = list(cursor.fetchall())
+                # Converted a batch at a time: the driver's rows are not all held beside the result.
+                while batch := cursor.fetchmany(_FETCH_ROWS):
+                    result.extend(convert(values) for values in batch)
             finally:
                 cursor.close()
             # End the read's transaction (Postgres opens one): no "idle in transaction" between polls.
             _rollback(connection)
             return result
 
-        return self._with_recovery("cannot read outcomes", work)
+        return self._with_recovery("cannot read outcomes", work, create=False)
 
 
 class _Watchdog:
@@ -977,13 +1083,26 @@ _WATCHDOG = _Watchdog()
 
 def _chunks(campaigns: Collection[str]) -> list[tuple[str, ...]]:
     """The distinct campaign ids, sorted, in groups small enough for one query's placeholders."""
-    if isinstance(campaigns, str):
-        raise TypeError("campaigns is a collection of campaign ids, not one string")
+    if isinstance(campaigns, str) or campaigns is None:
+        raise TypeError(
+            "campaigns is a collection of campaign ids (bulk_campaigns(ti, bulk_task_id) gives them), "
+            f"not {'one string' if campaigns is not None else 'None'}"
+        )
     distinct = sorted(set(campaigns))
     return [
         tuple(distinct[start : start + _CAMPAIGNS_PER_QUERY])
         for start in range(0, len(distinct), _CAMPAIGNS_PER_QUERY)
     ]
+
+
+def _row(values: Sequence[Any]) -> dict[str, Any]:
+    """One result row of :data:`COLUMNS` as a dict, ``events`` decoded (``[]`` when unreadable)."""
+    row = dict(zip(COLUMNS, values, strict=True))
+    try:
+        row["events"] = json.loads(row["events"]) if row["events"] else []
+    except ValueError:
+        row["events"] = []
+    return row
 
 
 def _reported(details: CallDetails) -> tuple[Any, ...]:

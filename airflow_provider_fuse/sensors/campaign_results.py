@@ -25,14 +25,15 @@ from airflow_provider_fuse.results.campaign import (
     SUMMARY_XCOM_KEY,
     Campaign,
     CampaignSummary,
-    SentList,
     UnreadableRecord,
     bulk_campaigns,
     describe,
+    sent_lists,
     sent_records,
     summarize,
     waiting_is_over,
 )
+from airflow_provider_fuse.results.campaign import SentList as SentList
 from airflow_provider_fuse.results.diagnosis import NOTHING_STORED_HINT
 
 if TYPE_CHECKING:
@@ -176,14 +177,9 @@ class FuseCampaignResultsSensor(BaseSensorOperator):
                 "clearing it: its duplicate guard answers from its ledger without dialing again."
             )
         try:
-            sent = [SentList.from_xcom(record) for record in records]
+            sent = sent_lists(records, self.bulk_task_id, reader="this sensor")
         except UnreadableRecord as unreadable:
-            raise AirflowFailException(
-                f"Task {self.bulk_task_id!r} of this run left a {RESULTS_XCOM_KEY!r} XCom this sensor "
-                f"cannot read: {unreadable}. It is not one this provider's FuseBulkQueueOperator "
-                "pushes (or one an earlier version pushed, without a campaign id). Clear the bulk "
-                "task: its duplicate guard answers from its ledger without dialing again."
-            ) from None
+            raise AirflowFailException(str(unreadable)) from None
         return Campaign.of(sent, dialing_timeout=self.dialing_timeout, grace_period=self.grace_period)
 
     @staticmethod

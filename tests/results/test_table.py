@@ -1807,10 +1807,7 @@ def test_the_results_hook_reads_a_bulk_tasks_outcomes_from_its_xcoms(table):
     table.store(a_part(campaign=other), an_outcome(phone="6175550003"), received=time.time())
     hook = FuseResultsHook(results_conn_id=CONN_ID, table=TABLE)
     assert len(hook.get_task_outcomes(BulkTaskXComs(sent(calls_queued=3)), "bulk_queue")) == 2
-    # A record it cannot read (a count out of range) counts neither its calls nor its campaign.
-    summary = hook.get_task_summary(
-        BulkTaskXComs(sent(calls_queued=3), {"campaign": other, "calls_queued": 10**30}), "bulk_queue"
-    )
+    summary = hook.get_task_summary(BulkTaskXComs(sent(calls_queued=3)), "bulk_queue")
     assert tuple(summary) == SUMMARY_KEYS
     assert summary == {
         "calls_queued": 3,
@@ -1837,3 +1834,180 @@ def test_a_select_only_role_reads_through_the_results_hook(postgres_cluster, mon
     monkeypatch.setenv("AIRFLOW_CONN_FUSE_HOOK_READER", postgres_cluster.uri_as("fuse_hook_reader"))
     hook = FuseResultsHook(results_conn_id="fuse_hook_reader", table=name)
     assert hook.get_summary("campaign", "manual__1", "bulk_queue", CAMPAIGNS)["received"] == 0
+
+
+def test_the_hook_refuses_an_unreadable_record_as_the_sensor_does(table):
+    """Review r4 #1: get_task_outcomes took the campaign of any record, get_task_summary dropped what
+    it could not read, the sensor failed on it: one task, three answers. Now one rule, the sensor's."""
+    from airflow_provider_fuse.hooks.results import FuseResultsHook
+    from airflow_provider_fuse.results.campaign import UnreadableRecord, bulk_campaigns
+
+    other = "d0ffee00d0ffee00d0ffee00d0ffee00"
+    table.store(a_part(), an_outcome(phone="6175550001"), received=time.time())
+    table.store(a_part(campaign=other, map_index=1), an_outcome(phone="6175550003"), received=time.time())
+    # Milliseconds: refused by the sensor; a phone number in a count: must not be shown.
+    for unreadable in (
+        sent(campaign=other, calls_queued=1) | {"queued_timestamp": int(time.time() * 1000)},
+        sent(campaign=other) | {"calls_queued": 6175550100 * 10**6},
+    ):
+        ti = BulkTaskXComs(sent(calls_queued=1), unreadable)
+        hook = FuseResultsHook(results_conn_id=CONN_ID, table=TABLE)
+        for read in (hook.get_task_outcomes, hook.get_task_summary, bulk_campaigns):
+            with pytest.raises(UnreadableRecord) as caught:
+                read(ti, "bulk_queue")
+            message = str(caught.value)
+            assert message.startswith("Task 'bulk_queue' of this run left a 'fuse_results' XCom ")
+            assert "(record 2 of 2)" in message
+            assert "617555" not in message
+            assert str(unreadable["queued_timestamp"]) not in message
+
+
+def test_a_read_of_a_missing_table_creates_nothing(database):
+    """Review r4 #7 / F2: a reader ran CREATE TABLE (and switched an empty SQLite file to WAL)."""
+    from airflow_provider_fuse.hooks.results import FuseResultsHook
+    from airflow_provider_fuse.results.table import ResultsTableMissing
+
+    with contextlib.closing(sqlite3.connect(database)) as connection:
+        connection.execute("CREATE TABLE other (a)")
+        connection.commit()
+    hook = FuseResultsHook(results_conn_id=CONN_ID, table="not_there")
+    for read in (
+        lambda: hook.get_summary("campaign", "manual__1", "bulk_queue", CAMPAIGNS),
+        lambda: hook.get_outcomes("campaign", "manual__1", "bulk_queue", CAMPAIGNS),
+        lambda: hook.get_task_summary(BulkTaskXComs(sent()), "bulk_queue"),
+    ):
+        with pytest.raises(ResultsTableMissing) as caught:
+            read()
+        message = str(caught.value)
+        assert f"{CONN_ID!r}: the table not_there does not exist" in message
+        assert "receiver" in message
+        assert "ResultsTable.ddl()" in message
+    # The sensor's and the trigger's count: nothing stored yet, all zeros, and nothing created.
+    reader = ResultsTable(CONN_ID, "not_there")
+    try:
+        assert reader.summary("campaign", "manual__1", "bulk_queue", CAMPAIGNS)["received"] == 0
+        assert reader.rows("campaign", "manual__1", "bulk_queue", CAMPAIGNS) == []
+    finally:
+        reader.close()
+    with contextlib.closing(sqlite3.connect(database)) as connection:
+        tables = connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+        assert tables == [("other",)]
+        assert connection.execute("PRAGMA journal_mode").fetchone() == ("delete",)
+
+
+def test_a_read_creates_no_sqlite_file_and_a_write_then_does(database):
+    from airflow_provider_fuse.hooks.results import FuseResultsHook
+    from airflow_provider_fuse.results.table import ResultsTableMissing
+
+    with pytest.raises(ResultsTableMissing, match="no SQLite database is at the connection's path"):
+        FuseResultsHook(results_conn_id=CONN_ID, table=TABLE).get_summary(
+            "campaign", "manual__1", "bulk_queue", CAMPAIGNS
+        )
+    table = ResultsTable(CONN_ID, TABLE)
+    try:
+        assert table.summary("campaign", "manual__1", "bulk_queue", CAMPAIGNS)["received"] == 0
+        assert not database.exists()
+        # The same object, writing: creates the file and the table, in WAL (a new database).
+        assert table.store(a_part(), an_outcome(), received=time.time()) is Stored.STORED
+        assert table.summary("campaign", "manual__1", "bulk_queue", CAMPAIGNS)["received"] == 1
+    finally:
+        table.close()
+    with contextlib.closing(sqlite3.connect(database)) as connection:
+        assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+def test_a_hook_read_of_a_missing_postgres_table_creates_nothing(postgres, monkeypatch):
+    import psycopg2
+
+    from airflow_provider_fuse.hooks.results import FuseResultsHook
+    from airflow_provider_fuse.results.table import ResultsTableMissing
+
+    monkeypatch.setenv("AIRFLOW_CONN_FUSE_RESULTS_PG", postgres)
+    hook = FuseResultsHook(results_conn_id="fuse_results_pg", table="public.hook_not_there")
+    with pytest.raises(ResultsTableMissing, match="public.hook_not_there"):
+        hook.get_summary("campaign", "manual__1", "bulk_queue", CAMPAIGNS)
+    reader = ResultsTable("fuse_results_pg", "public.hook_not_there")
+    try:
+        assert reader.summary("campaign", "manual__1", "bulk_queue", CAMPAIGNS)["received"] == 0
+    finally:
+        reader.close()
+    with contextlib.closing(psycopg2.connect(postgres)) as connection, connection.cursor() as cursor:
+        cursor.execute("SELECT to_regclass('public.hook_not_there') IS NOT NULL")
+        assert cursor.fetchone() == (False,)
+
+
+@pytest.mark.parametrize("campaigns", [None, CAMPAIGN])
+def test_campaigns_must_be_a_collection_of_ids(table, campaigns):
+    from airflow_provider_fuse.hooks.results import FuseResultsHook
+
+    table.store(a_part(), an_outcome(), received=time.time())
+    hook = FuseResultsHook(results_conn_id=CONN_ID, table=TABLE)
+    for read in (hook.get_outcomes, hook.get_summary):
+        with pytest.raises(TypeError, match="^campaigns is a collection of campaign ids"):
+            read("campaign", "manual__1", "bulk_queue", campaigns)
+    assert hook.get_outcomes("campaign", "manual__1", "bulk_queue", []) == []
+
+
+def test_one_map_index_is_chosen_by_the_database(table):
+    """Review r4 #17: get_outcomes(map_index=k) read every row of the task and filtered in Python."""
+    from airflow_provider_fuse.hooks.results import FuseResultsHook
+
+    for map_index in range(3):
+        for number in range(3):
+            table.store(
+                a_part(map_index=map_index),
+                an_outcome(phone=f"61755500{map_index}{number}"),
+                received=time.time(),
+            )
+    assert [row["map_index"] for row in table.rows("campaign", "manual__1", "bulk_queue", CAMPAIGNS)] == [
+        0,
+        0,
+        0,
+        1,
+        1,
+        1,
+        2,
+        2,
+        2,
+    ]
+    statements: list[str] = []
+    table._connection().set_trace_callback(statements.append)
+    rows = table.rows("campaign", "manual__1", "bulk_queue", CAMPAIGNS, map_index=1)
+    assert [row["destination_number"] for row in rows] == [f"+161755500{1}{n}" for n in range(3)]
+    (select,) = [statement for statement in statements if statement.startswith("SELECT delivery_key")]
+    assert "map_index = " in select
+    hook = FuseResultsHook(results_conn_id=CONN_ID, table=TABLE)
+    assert hook.get_outcomes("campaign", "manual__1", "bulk_queue", CAMPAIGNS, map_index=2) == table.rows(
+        "campaign", "manual__1", "bulk_queue", CAMPAIGNS, map_index=2
+    )
+    assert hook.get_outcomes("campaign", "manual__1", "bulk_queue", CAMPAIGNS, map_index=7) == []
+    with pytest.raises(TypeError, match="map_index"):
+        hook.get_outcomes("campaign", "manual__1", "bulk_queue", CAMPAIGNS, map_index="1")  # type: ignore[arg-type]
+
+
+def test_the_hooks_errors_name_the_argument_that_gave_the_value(database, monkeypatch):
+    """Newcomer F8: a bad constructor argument was blamed on [fuse] results_table / results_conn_id."""
+    from airflow_provider_fuse.hooks.results import FuseResultsHook
+
+    with pytest.raises(ResultsConfigError, match=r"^FuseResultsHook\(table=\.\.\.\) must be a table name"):
+        FuseResultsHook(results_conn_id=CONN_ID, table="fuse-call-results").get_summary(
+            "campaign", "manual__1", "bulk_queue", CAMPAIGNS
+        )
+    with pytest.raises(ResultsConfigError, match=r"^FuseResultsHook\(table=\.\.\.\) must not be in a temp"):
+        FuseResultsHook(results_conn_id=CONN_ID, table="temp.results").get_outcomes(
+            "campaign", "manual__1", "bulk_queue", CAMPAIGNS
+        )
+    monkeypatch.delenv("AIRFLOW_CONN_NOPE", raising=False)
+    with pytest.raises(ResultsStoreError) as caught:
+        FuseResultsHook(results_conn_id="nope", table=TABLE).get_summary(
+            "campaign", "manual__1", "bulk_queue", CAMPAIGNS
+        )
+    assert "'nope' (FuseResultsHook(results_conn_id=...)) is not defined" in str(caught.value)
+    assert "[fuse] results_conn_id" not in str(caught.value)
+    # Not given: the option is named, as before.
+    monkeypatch.setenv("AIRFLOW__FUSE__RESULTS_CONN_ID", "nope")
+    with pytest.raises(ResultsStoreError, match=r"'nope' \(\[fuse\] results_conn_id\) is not defined"):
+        FuseResultsHook(table=TABLE).get_summary("campaign", "manual__1", "bulk_queue", CAMPAIGNS)
+    monkeypatch.setenv("AIRFLOW__FUSE__RESULTS_TABLE", "pg_temp.results")
+    with pytest.raises(ResultsConfigError, match=r"^\[fuse\] results_table must not be in a temp"):
+        FuseResultsHook(results_conn_id=CONN_ID).get_summary("campaign", "manual__1", "bulk_queue", CAMPAIGNS)

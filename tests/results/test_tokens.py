@@ -385,7 +385,10 @@ def test_as_dict_has_the_part_fields_and_nothing_else():
 
 IDENTIFIER = r"[A-Za-z_][A-Za-z0-9_]{0,62}"
 identifiers = st.from_regex(IDENTIFIER, fullmatch=True)
-table_names = identifiers | st.builds(lambda schema, name: f"{schema}.{name}", identifiers, identifiers)
+#: The schemas refused (a table there is dropped with its connection), in any case.
+TEMPORARY_SCHEMA = r"(?i:temp|pg_\w*)"
+schemas = identifiers.filter(lambda schema: not re.fullmatch(TEMPORARY_SCHEMA, schema, flags=re.ASCII))
+table_names = identifiers | st.builds(lambda schema, name: f"{schema}.{name}", schemas, identifiers)
 ALLOWED = set(string.ascii_letters + string.digits + "_.")
 
 
@@ -429,6 +432,52 @@ def test_a_name_outside_the_grammar_is_refused(name):
         check_table_name(name)
 
 
+def spelled_in_any_case(word: str) -> st.SearchStrategy[str]:
+    return st.tuples(*(st.sampled_from(sorted({c.lower(), c.upper()})) for c in word)).map("".join)
+
+
+temporary_schemas = st.one_of(
+    spelled_in_any_case("temp"),
+    spelled_in_any_case("pg_temp"),
+    st.builds(lambda pg, n: f"{pg}_{n}", spelled_in_any_case("pg_temp"), st.integers(0, 10**6)),
+    st.builds(lambda pg, n: f"{pg}_{n}", spelled_in_any_case("pg_toast_temp"), st.integers(0, 10**6)),
+    st.builds(
+        lambda pg, rest: f"{pg}{rest}",
+        spelled_in_any_case("pg_"),
+        st.from_regex(r"[a-z0-9_]{0,20}", fullmatch=True),
+    ),
+)
+
+
+@given(temporary_schemas, identifiers)
+@settings(max_examples=300, deadline=None)
+@example(schema="temp", name="fuse_call_results")
+@example(schema="pg_temp", name="fuse_call_results")
+@example(schema="PG_TEMP_12", name="fuse_call_results")
+def test_a_table_in_a_temporary_schema_is_refused(schema, name):
+    # A temporary table is dropped when its connection closes: every outcome stored there, each
+    # answered 200, would be lost.
+    with pytest.raises(
+        ResultsConfigError, match=r"\[fuse\] results_table must not be in a temporary"
+    ) as caught:
+        check_table_name(f"{schema}.{name}")
+    assert f"{schema}.{name}" not in str(caught.value)
+
+
+@given(temporary_schemas)
+@settings(max_examples=100, deadline=None)
+def test_a_table_named_like_a_temporary_schema_is_accepted(name):
+    # Only a schema is temporary: a table of that name in the default schema is not.
+    assert check_table_name(name) == name
+
+
+def test_the_refusal_names_the_argument_that_gave_the_name():
+    with pytest.raises(ResultsConfigError, match=r"^table= must not be in a temporary"):
+        check_table_name("temp.results", given_as="table=")
+    with pytest.raises(ResultsConfigError, match=r"^table= must be a table name"):
+        check_table_name("results;", given_as="table=")
+
+
 def test_the_longest_parts_are_accepted():
     assert check_table_name(f"{'s' * 63}.{'t' * 63}")
 
@@ -436,7 +485,10 @@ def test_the_longest_parts_are_accepted():
 @given(st.text(max_size=140))
 @settings(max_examples=300, deadline=None)
 def test_the_grammar_is_exactly_the_documented_regex(name):
-    documented = re.fullmatch(rf"{IDENTIFIER}(\.{IDENTIFIER})?", name, flags=re.ASCII) is not None
+    documented = (
+        re.fullmatch(rf"{IDENTIFIER}(\.{IDENTIFIER})?", name, flags=re.ASCII) is not None
+        and re.fullmatch(rf"{TEMPORARY_SCHEMA}\..*", name, flags=re.ASCII | re.DOTALL) is None
+    )
     try:
         check_table_name(name)
     except ResultsConfigError:
@@ -543,6 +595,15 @@ def test_a_bad_table_name_fails_loading_naming_the_option(fuse_config):
     with pytest.raises(ResultsConfigError, match="results_table") as caught:
         ResultsConfig.load()
     assert "DROP" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "name", ["temp.fuse_call_results", "pg_temp.fuse_call_results", "PG_TEMP_3.outcomes"]
+)
+def test_a_table_in_a_temporary_schema_fails_loading(fuse_config, name):
+    fuse_config(results_table=name)
+    with pytest.raises(ResultsConfigError, match=r"\[fuse\] results_table must not be in a temporary"):
+        ResultsConfig.load()
 
 
 @pytest.mark.parametrize("lifetime", ["soon", "1.5", "0", "-3600"])
