@@ -182,10 +182,12 @@ PUBLIC: dict[str, Names] = {
     ),
     "airflow_provider_fuse.operators.fuse": Names(
         """
-            FuseBulkQueueOperator FuseCancelCallsOperator FuseQueueCallOperator mask_personal_data
-            ON_DUPLICATE_DESTINATIONS ON_UNKNOWN_OUTCOME RESEND_CONF_KEY task_failure
+            FuseBulkQueueOperator FuseCancelCallsOperator FuseQueueCallOperator
+            ON_DUPLICATE_DESTINATIONS ON_UNKNOWN_OUTCOME RESEND_CONF_KEY
         """,
-        "",
+        # Deprecated here (a warning names the owner); no longer given by ``import *``, which would
+        # warn every DAG that star-imports the operators.
+        "mask_personal_data task_failure",
     ),
     "airflow_provider_fuse.operators.outcomes": Names(
         """

@@ -40,9 +40,6 @@ __all__ = [
     "FuseBulkQueueOperator",
     "FuseCancelCallsOperator",
     "FuseQueueCallOperator",
-    # Deprecated here (module __getattr__ below); import * still gives them, warning.
-    "mask_personal_data",  # noqa: F822
-    "task_failure",  # noqa: F822
 ]
 
 #: Helpers this module once gave too, and the module that owns each.

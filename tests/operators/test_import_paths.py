@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+import warnings
 
 import pytest
 from airflow.exceptions import AirflowProviderDeprecationWarning
@@ -12,7 +13,7 @@ from airflow_provider_fuse import masking
 from airflow_provider_fuse.operators import fuse, task_failures
 
 
-def test_the_operators_import_path_exports_the_operators_their_parameters_values_and_the_old_helpers():
+def test_the_operators_import_path_exports_the_operators_and_their_parameters_values():
     assert set(fuse.__all__) == {
         "FuseBulkQueueOperator",
         "FuseQueueCallOperator",
@@ -20,17 +21,17 @@ def test_the_operators_import_path_exports_the_operators_their_parameters_values
         "ON_DUPLICATE_DESTINATIONS",
         "ON_UNKNOWN_OUTCOME",
         "RESEND_CONF_KEY",
-        "mask_personal_data",
-        "task_failure",
     }
 
 
-def test_import_star_from_the_operators_path_still_gives_the_old_helpers_with_a_deprecation_warning():
+def test_import_star_from_the_operators_path_gives_the_operators_without_a_warning():
     names: dict[str, object] = {}
-    with pytest.warns(AirflowProviderDeprecationWarning):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
         exec(f"from {fuse.__name__} import *", names)
-    assert names["task_failure"] is task_failures.task_failure
-    assert names["mask_personal_data"] is masking.mask_personal_data
+    assert names["FuseBulkQueueOperator"] is fuse.FuseBulkQueueOperator
+    assert "task_failure" not in names
+    assert "mask_personal_data" not in names
 
 
 @pytest.mark.parametrize(
