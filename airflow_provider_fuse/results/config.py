@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from airflow_provider_fuse.hooks.connection import is_loopback
+
 __all__ = [
     "CONFIG",
     "DEFAULT_CONN_ID",
@@ -274,15 +276,3 @@ def check_base_url(url: str | None) -> str:
             "follows it from the option"
         )
     return url.rstrip("/")
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` is ``localhost`` or a loopback address (127.0.0.0/8, ::1)."""
-    import ipaddress
-
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
