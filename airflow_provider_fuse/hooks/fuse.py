@@ -114,9 +114,10 @@ from airflow_provider_fuse.hooks.limits import (
     PROBE_CONNECT_TIMEOUT,
     PROBE_DEADLINE,
     PROBE_READ_BYTES,
+    PROGRESS_INTERVAL_RULE,
     UPLOAD_BLOCK_SIZE,
     is_connect_retries,
-    is_finite_number,
+    is_progress_interval,
     is_retry_backoff,
     shown_value,
 )
@@ -194,10 +195,9 @@ def _check_hook_settings(connect_retries: object, retry_backoff: object, progres
             "retry_backoff",
             f"must be a number of seconds from 0 to {MAX_RETRY_BACKOFF:g}, got {shown_value(retry_backoff)}",
         )
-    if not (is_finite_number(progress_interval) and progress_interval >= 0):
+    if not is_progress_interval(progress_interval):
         raise FuseValidationError(
-            "progress_interval",
-            f"must be a finite number of seconds, 0 or more, got {shown_value(progress_interval)}",
+            "progress_interval", f"must be {PROGRESS_INTERVAL_RULE}, got {shown_value(progress_interval)}"
         )
 
 
@@ -241,7 +241,7 @@ class FuseHook(BaseHook):
     :param retry_backoff: seconds before the first of those tries, 0 to :data:`MAX_RETRY_BACKOFF`;
         doubled for each next one, up to :data:`MAX_RETRY_DELAY`.
     :param progress_interval: an upload still running after this many seconds logs how much has
-        been sent (bytes and percent), and again every as many seconds.
+        been sent (bytes and percent), and again every as many seconds; finite, more than 0.
     :raises FuseValidationError: (a ``ValueError``) naming a setting outside these bounds.
     """
 

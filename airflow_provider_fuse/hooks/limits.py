@@ -26,9 +26,11 @@ __all__ = [
     "PROBE_CONNECT_TIMEOUT",
     "PROBE_DEADLINE",
     "PROBE_READ_BYTES",
+    "PROGRESS_INTERVAL_RULE",
     "UPLOAD_BLOCK_SIZE",
     "is_connect_retries",
     "is_finite_number",
+    "is_progress_interval",
     "is_retry_backoff",
     "shown_value",
 ]
@@ -96,6 +98,16 @@ def is_connect_retries(value: object) -> TypeGuard[int]:
 def is_retry_backoff(value: object) -> TypeGuard[float]:
     """A ``retry_backoff`` the hook takes: finite seconds from 0 to :data:`MAX_RETRY_BACKOFF`."""
     return is_finite_number(value) and 0 <= value <= MAX_RETRY_BACKOFF
+
+
+#: What a ``progress_interval`` must be, as a refusal names it.
+PROGRESS_INTERVAL_RULE = "a finite number of seconds, more than 0"
+
+
+def is_progress_interval(value: object) -> TypeGuard[float]:
+    """A ``progress_interval`` the hook takes: finite seconds, more than 0. (At 0 every block sent
+    would log a line, even of an upload that ends at once.)"""
+    return is_finite_number(value) and value > 0
 
 
 #: The most digits in a row of a refused setting that an error shows: a longer number is described

@@ -20,8 +20,9 @@ from airflow_provider_fuse.hooks.connection import DEFAULT_CONN_NAME
 from airflow_provider_fuse.hooks.limits import (
     MAX_CONNECT_RETRIES,
     MAX_RETRY_BACKOFF,
+    PROGRESS_INTERVAL_RULE,
     is_connect_retries,
-    is_finite_number,
+    is_progress_interval,
     is_retry_backoff,
     shown_value,
 )
@@ -40,19 +41,13 @@ class Log(Protocol):
     def warning(self, msg: str, /, *args: Any) -> Any: ...
 
 
-def _interval(value: object) -> bool:
-    # Stricter than the hook (which takes 0, a line per chunk sent): an operator's upload logs
-    # its progress at most once per interval.
-    return is_finite_number(value) and value > 0
-
-
 #: The ``FuseHook`` settings ``hook_params`` may give: each name, its check, and what it must be.
 #: A value the hook would refuse (a string, ``nan`` seconds, a backoff that overflows a sleep) is
 #: refused here, when the DAG is parsed, before a ledger records an intent for a request.
 HOOK_PARAMS: dict[str, tuple[Callable[[object], bool], str]] = {
     "connect_retries": (is_connect_retries, f"an integer from 0 to {MAX_CONNECT_RETRIES}"),
     "retry_backoff": (is_retry_backoff, f"a finite number of seconds from 0 to {MAX_RETRY_BACKOFF:g}"),
-    "progress_interval": (_interval, "a finite number of seconds, more than 0"),
+    "progress_interval": (is_progress_interval, PROGRESS_INTERVAL_RULE),
 }
 
 

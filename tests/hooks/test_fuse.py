@@ -161,7 +161,7 @@ def test_a_long_upload_logs_its_progress_in_bytes_and_percent(
         return {"calls_queued": 100_000}
 
     requests_mock.post(BULK_URL, json=answer)
-    make_hook(progress_interval=0.0).bulk_queue(12, 34, path)
+    make_hook(progress_interval=1e-9).bulk_queue(12, 34, path)
     logs = log_text()
     assert "Uploaded 1.0 of 1.0 MiB (100%)" in logs
     assert "(9%)" in logs

@@ -35,6 +35,7 @@ from tests.helpers import connection_json
         ({"retry_backoff": math.nan}, "retry_backoff: must be a number of seconds from 0 to 300"),
         ({"retry_backoff": -1.0}, "retry_backoff: must be a number of seconds from 0 to 300"),
         ({"progress_interval": math.inf}, "progress_interval: must be a finite number of seconds"),
+        ({"progress_interval": 0}, "progress_interval: must be a finite number of seconds, more than 0"),
     ],
 )
 def test_a_hook_built_directly_refuses_a_setting_beyond_its_bound_naming_it(settings, named):
