@@ -1135,9 +1135,9 @@ def test_a_sqlite_database_locked_by_another_process_fails_a_store_in_time(table
     assert table.store(a_part(), an_outcome(), received=time.time()) is Stored.STORED
 
 
-def test_a_store_stuck_in_this_process_fails_the_next_store_in_time(table):
-    table.ensure()
-    table._write_lock.acquire()  # another thread's store, stuck
+def _store_in_a_thread(table: ResultsTable, wait: float) -> tuple[list[object], float, threading.Thread]:
+    """Store one outcome from another thread, waiting for it at most ``wait`` seconds: what the
+    store gave so far (its answer or its ``ResultsStoreError``), the seconds waited, the thread."""
     outcome: list[object] = []
 
     def store() -> None:
@@ -1149,8 +1149,14 @@ def test_a_store_stuck_in_this_process_fails_the_next_store_in_time(table):
     started = time.monotonic()
     thread = threading.Thread(target=store, daemon=True)
     thread.start()
-    thread.join(timeout=DATABASE_WAIT_SECONDS + 5)
-    waited = time.monotonic() - started
+    thread.join(timeout=wait)
+    return outcome, time.monotonic() - started, thread
+
+
+def test_a_store_stuck_in_this_process_fails_the_next_store_in_time(table):
+    table.ensure()
+    table._write_lock.acquire()  # another thread's store, stuck
+    outcome, waited, thread = _store_in_a_thread(table, wait=DATABASE_WAIT_SECONDS + 5)
     table._write_lock.release()
     thread.join(timeout=5)
     (error,) = outcome
@@ -1215,19 +1221,7 @@ def test_a_postgres_server_that_never_answers_fails_a_connect_in_time(monkeypatc
         port = silent.getsockname()[1]
         monkeypatch.setenv("AIRFLOW_CONN_FUSE_RESULTS_SILENT", f"postgres://fuse@127.0.0.1:{port}/postgres")
         table = ResultsTable("fuse_results_silent", TABLE)
-        outcome: list[object] = []
-
-        def store() -> None:
-            try:
-                outcome.append(table.store(a_part(), an_outcome(), received=time.time()))
-            except ResultsStoreError as error:
-                outcome.append(error)
-
-        started = time.monotonic()
-        thread = threading.Thread(target=store, daemon=True)
-        thread.start()
-        thread.join(timeout=CONNECT_TIMEOUT_SECONDS + 10)
-        waited = time.monotonic() - started
+        outcome, waited, _ = _store_in_a_thread(table, wait=CONNECT_TIMEOUT_SECONDS + 10)
     (error,) = outcome
     assert isinstance(error, ResultsStoreError)
     assert error.retryable
