@@ -4,8 +4,6 @@ end to end through the hook with its real status code."""
 
 from __future__ import annotations
 
-import base64
-
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -14,18 +12,8 @@ from airflow_provider_fuse.exceptions import (
     FuseInvalidResponseError,
     nothing_queued,
 )
-from airflow_provider_fuse.hooks.fuse import FuseHook
-from tests.helpers import BASE_URL, DEVELOPER_KEY, EMAIL
-
-BULK_URL = f"{BASE_URL}/apps/12/34/bulk_queue"
-QUEUE_URL = f"{BASE_URL}/apps/12/34/queue"
-STATUS_URL = f"{BASE_URL}/outbound/77"
-TOKEN = base64.b64encode(f"{EMAIL}:{DEVELOPER_KEY}".encode()).decode()
-
-
-def make_hook(**kwargs: object) -> FuseHook:
-    return FuseHook(retry_backoff=0.0, **kwargs)  # type: ignore[arg-type]
-
+from tests.helpers import DEVELOPER_KEY
+from tests.hooks.helpers import BULK_URL, QUEUE_URL, STATUS_URL, TOKEN, make_hook
 
 VALID_COUNTS = st.integers(min_value=0, max_value=2**31 - 1)
 

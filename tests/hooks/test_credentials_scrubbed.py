@@ -4,7 +4,6 @@ message."""
 
 from __future__ import annotations
 
-import base64
 import json
 
 import pytest
@@ -13,21 +12,8 @@ from airflow_provider_fuse.exceptions import (
     FuseError,
     FuseUnknownOutcomeError,
 )
-from airflow_provider_fuse.hooks.fuse import FuseHook
-from tests.helpers import BASE_URL, DEVELOPER_KEY, EMAIL, connection_json
-
-BULK_URL = f"{BASE_URL}/apps/12/34/bulk_queue"
-QUEUE_URL = f"{BASE_URL}/apps/12/34/queue"
-STATUS_URL = f"{BASE_URL}/outbound/77"
-TOKEN = base64.b64encode(f"{EMAIL}:{DEVELOPER_KEY}".encode()).decode()
-
-
-def make_hook(**kwargs: object) -> FuseHook:
-    return FuseHook(retry_backoff=0.0, **kwargs)  # type: ignore[arg-type]
-
-
-def connection(monkeypatch: pytest.MonkeyPatch, **fields: object) -> None:
-    monkeypatch.setenv("AIRFLOW_CONN_FUSE_DEFAULT", connection_json(**fields))
+from tests.helpers import BASE_URL, DEVELOPER_KEY
+from tests.hooks.helpers import BULK_URL, QUEUE_URL, STATUS_URL, TOKEN, connection, make_hook
 
 
 @pytest.fixture

@@ -20,31 +20,10 @@ from urllib3.exceptions import LocationParseError
 from airflow_provider_fuse.exceptions import (
     FuseCsvError,
     FuseRequestError,
-    FuseValidationError,
     nothing_queued,
 )
 from airflow_provider_fuse.hooks import requests_client
-from airflow_provider_fuse.hooks.fuse import FuseHook
-from tests.helpers import BASE_URL, connection_json
-
-BULK_URL = f"{BASE_URL}/apps/12/34/bulk_queue"
-STATUS_URL = f"{BASE_URL}/outbound/77"
-
-
-def make_hook(**kwargs: object) -> FuseHook:
-    return FuseHook(retry_backoff=0.0, **kwargs)  # type: ignore[arg-type]
-
-
-def connection(monkeypatch: pytest.MonkeyPatch, **fields: object) -> None:
-    monkeypatch.setenv("AIRFLOW_CONN_FUSE_DEFAULT", connection_json(**fields))
-
-
-def settings_error(monkeypatch: pytest.MonkeyPatch, **fields: object) -> FuseValidationError:
-    connection(monkeypatch, **fields)
-    with pytest.raises(FuseValidationError) as caught:
-        make_hook().settings  # noqa: B018
-    assert nothing_queued(caught.value)
-    return caught.value
+from tests.hooks.helpers import BULK_URL, STATUS_URL, connection, make_hook, settings_error
 
 
 @pytest.mark.parametrize(

@@ -12,26 +12,10 @@ from hypothesis import strategies as st
 
 from airflow_provider_fuse.exceptions import (
     FuseValidationError,
-    nothing_queued,
 )
-from airflow_provider_fuse.hooks.fuse import FuseHook, base_url
+from airflow_provider_fuse.hooks.fuse import base_url
 from tests.helpers import BASE_URL, connection_json
-
-
-def make_hook(**kwargs: object) -> FuseHook:
-    return FuseHook(retry_backoff=0.0, **kwargs)  # type: ignore[arg-type]
-
-
-def connection(monkeypatch: pytest.MonkeyPatch, **fields: object) -> None:
-    monkeypatch.setenv("AIRFLOW_CONN_FUSE_DEFAULT", connection_json(**fields))
-
-
-def settings_error(monkeypatch: pytest.MonkeyPatch, **fields: object) -> FuseValidationError:
-    connection(monkeypatch, **fields)
-    with pytest.raises(FuseValidationError) as caught:
-        make_hook().settings  # noqa: B018
-    assert nothing_queued(caught.value)
-    return caught.value
+from tests.hooks.helpers import connection, make_hook, settings_error
 
 
 @pytest.mark.parametrize("port", [99999, 65536, -1])
