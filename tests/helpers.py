@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import threading
 import time
 import urllib.parse
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from requests_toolbelt.multipart.decoder import MultipartDecoder
@@ -29,6 +31,12 @@ def logged_fuse_paths(log: str) -> list[str]:
     (uvicorn up to 0.54 quoted it, ``%2A``; 0.55 and Airflow 3.3's access log write it as is), and
     what matters is what the path says, not how one release formats it."""
     return [urllib.parse.unquote(path) for path in FUSE_PATH.findall(log)]
+
+
+def run_command(command: list[str], env: Mapping[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run ``command`` in ``cwd`` with exactly ``env``, its output captured as text, for at most two
+    minutes; its exit status is the caller's to check."""
+    return subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True, timeout=120, check=False)
 
 
 def connection_json(**fields: object) -> str:

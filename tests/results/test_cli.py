@@ -19,7 +19,7 @@ import pytest
 from airflow_provider_fuse.results.cli import DEFAULT_PORT, build_app, build_parser, main
 from airflow_provider_fuse.results.tokens import UploadPart, new_campaign, sign
 from harness import free_port
-from tests.helpers import MASKED_FUSE_PATHS, logged_fuse_paths
+from tests.helpers import MASKED_FUSE_PATHS, logged_fuse_paths, run_command
 
 FUSE_RESULTS = str(Path(sys.executable).parent / "fuse-results")
 KEY = secrets.token_hex(24)
@@ -138,15 +138,7 @@ def test_serve_without_a_signing_key_exits_1_naming_the_option(tmp_path: Path) -
     env = serve_env(tmp_path, tmp_path / "results.db")
     del env["AIRFLOW__FUSE__RESULTS_SIGNING_KEY"]
 
-    done = subprocess.run(
-        [FUSE_RESULTS, "serve", "--port", str(free_port())],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = run_command([FUSE_RESULTS, "serve", "--port", str(free_port())], env, tmp_path)
 
     assert done.returncode == 1
     assert "results_signing_key" in done.stderr
@@ -197,15 +189,7 @@ def test_serve_with_a_failing_signing_key_command_exits_1_and_prints_none_of_its
     env = serve_env(tmp_path, tmp_path / "results.db", AIRFLOW__FUSE__RESULTS_SIGNING_KEY_CMD=str(command))
     del env["AIRFLOW__FUSE__RESULTS_SIGNING_KEY"]
 
-    done = subprocess.run(
-        [FUSE_RESULTS, "serve", "--port", str(free_port())],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = run_command([FUSE_RESULTS, "serve", "--port", str(free_port())], env, tmp_path)
 
     assert done.returncode == 1
     assert "results_signing_key" in done.stderr

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from fastapi import FastAPI
 
 from airflow_provider_fuse.get_provider_info import get_provider_info
 from airflow_provider_fuse.results.plugin import URL_PREFIX, FuseResultsPlugin
+from tests.helpers import run_command
 
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
 
@@ -26,15 +26,7 @@ def airflow_env(home: Path, **extra: str) -> dict[str, str]:
 def run_python(code: str, env: dict[str, str], cwd: Path) -> str:
     # Not from the checkout: ``python -c`` puts the working directory on sys.path, and a
     # ``*.egg-info`` left there by a build would make the distribution (and its plugin) appear twice.
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = run_command([sys.executable, "-c", code], env, cwd)
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout.strip().splitlines()[-1]
 
@@ -42,15 +34,7 @@ def run_python(code: str, env: dict[str, str], cwd: Path) -> str:
 def test_airflow_plugins_lists_it_once(tmp_path: Path) -> None:
     env = airflow_env(tmp_path)
 
-    done = subprocess.run(
-        [AIRFLOW, "plugins", "-o", "json"],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = run_command([AIRFLOW, "plugins", "-o", "json"], env, tmp_path)
 
     assert done.returncode == 0, done.stderr[-3000:]
     listed = json.loads(done.stdout.strip().splitlines()[-1])
