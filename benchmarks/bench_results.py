@@ -56,7 +56,7 @@ from typing import Any
 # The process harness the benchmarks share with the tests and scripts (scripts/harness.py).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
-from harness import ApiServer, Post, Process, free_port, post_many, wait_for_port
+from harness import ApiServer, Post, Process, asgi_post_scope, free_port, post_many, wait_for_port
 
 KEY = "bench-" + "0123456789abcdef" * 3
 BENCH_CAMPAIGN = "bench-campaign-0001"
@@ -422,22 +422,8 @@ def middleware_costs(requests: int = 3000) -> dict[str, float]:
         async def send(message: dict[str, Any]) -> None:
             pass
 
-        path = "/fuse/results/***"
-        scope = {
-            "type": "http",
-            "asgi": {"version": "3.0"},
-            "http_version": "1.1",
-            "method": "POST",
-            "scheme": "http",
-            "path": path,
-            "raw_path": path.encode(),
-            "root_path": "",
-            "query_string": b"",
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-            "client": ("127.0.0.1", 40000),
-            "server": ("127.0.0.1", 8080),
-        }
-        await app(scope, receive, send)
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        await app(asgi_post_scope("/fuse/results/***", headers, client_port=40000), receive, send)
 
     async def timed(app: Any) -> float:
         for _ in range(200):

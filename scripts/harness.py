@@ -14,6 +14,7 @@ Development tooling, not part of the package (the wheel ships ``airflow_provider
 - :func:`post_many`: many POSTs over a bounded number of keep-alive connections (asyncio streams
   only: httpx spends a millisecond or more of CPU a request, which on a small machine measures the
   client rather than the server).
+- :func:`asgi_post_scope`: the ASGI scope of one POST, to call an app straight, with no server.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
@@ -47,6 +48,7 @@ __all__ = [
     "Post",
     "Process",
     "ProcessExited",
+    "asgi_post_scope",
     "free_port",
     "post_many",
     "post_many_async",
@@ -461,6 +463,27 @@ class Answer:
 
     status: int
     body: bytes
+
+
+def asgi_post_scope(
+    path: str, headers: list[tuple[bytes, bytes]], *, client_port: int = 5000
+) -> dict[str, Any]:
+    """The ASGI scope of an HTTP/1.1 POST to ``path`` with ``headers``, from 127.0.0.1:``client_port``
+    to 127.0.0.1:8080: for calling an ASGI app straight, with no server between."""
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": headers,
+        "client": ("127.0.0.1", client_port),
+        "server": ("127.0.0.1", 8080),
+    }
 
 
 async def _exchange(

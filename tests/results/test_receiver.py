@@ -30,6 +30,7 @@ from airflow_provider_fuse.results.receiver import (
 )
 from airflow_provider_fuse.results.table import ResultsStoreError, ResultsTable
 from airflow_provider_fuse.results.tokens import NOT_CONFIGURED_DETAIL, UploadPart, new_campaign, sign
+from harness import asgi_post_scope
 
 KEY = secrets.token_hex(24)
 CONN_ID = "fuse_results_test"
@@ -299,21 +300,7 @@ def call_asgi(app: Any, path: str, body_chunks: list[bytes], headers: list[tuple
         if message["type"] == "http.response.start":
             status.append(message["status"])
 
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "root_path": "",
-        "query_string": b"",
-        "headers": headers,
-        "client": ("127.0.0.1", 5000),
-        "server": ("127.0.0.1", 8080),
-    }
-    asyncio.run(app(scope, receive, send))
+    asyncio.run(app(asgi_post_scope(path, headers), receive, send))
     return status[0], reads
 
 
@@ -884,21 +871,9 @@ def test_a_body_that_stalls_is_answered_408_within_the_bound(database: Path) -> 
             status.append(message["status"])
             headers.extend(message["headers"])
 
-    path = f"/fuse/results/{token()}"
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "root_path": "",
-        "query_string": b"",
-        "headers": [(b"content-type", b"application/json"), (b"content-length", b"400")],
-        "client": ("127.0.0.1", 5000),
-        "server": ("127.0.0.1", 8080),
-    }
+    scope = asgi_post_scope(
+        f"/fuse/results/{token()}", [(b"content-type", b"application/json"), (b"content-length", b"400")]
+    )
     started = time.monotonic()
     asyncio.run(asyncio.wait_for(app(scope, receive, send), 10))
 
