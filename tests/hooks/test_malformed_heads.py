@@ -10,19 +10,15 @@
 * D (review r3): a peer hanging up during the TLS handshake is a request not sent on both paths: the
   connection was never made, so nothing of the request left.
 
-Against a raw loopback peer (:class:`tests.hooks.test_same_answers_both_paths.RawPeer`), through the
+Against a raw loopback peer (:class:`tests.hooks.helpers.RawPeer`), through the
 hook's real clients.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import socket
 import struct
-import threading
-import time
-from collections.abc import Iterator
 
 import pytest
 import requests
@@ -41,10 +37,10 @@ from airflow_provider_fuse.exceptions import (
 from airflow_provider_fuse.hooks.fuse import classify_network_error
 from airflow_provider_fuse.operators.fuse import FuseBulkQueueOperator
 from tests.helpers import DEVELOPER_KEY, MemoryStore, connection_json
+from tests.hooks.helpers import LoopbackPeer, RawPeer
 from tests.hooks.test_same_answers_both_paths import (
     DETAILS,
     QUEUED,
-    RawPeer,
     make_hook,
     read_async,
     read_sync,
@@ -52,16 +48,6 @@ from tests.hooks.test_same_answers_both_paths import (
 )
 
 NUMBER = "6175550100"
-
-
-@pytest.fixture
-def peer(monkeypatch: pytest.MonkeyPatch) -> Iterator[RawPeer]:
-    server = RawPeer()
-    monkeypatch.setenv("AIRFLOW_CONN_FUSE_DEFAULT", connection_json(host=server.url))
-    try:
-        yield server
-    finally:
-        server.close()
 
 
 def head(*lines: bytes, body: bytes = DETAILS, status: bytes = b"200 OK") -> bytes:
@@ -322,41 +308,22 @@ def test_a_proxy_refusing_the_tunnel_is_not_sent_on_both_paths(monkeypatch):
 # --- D: a TLS handshake that fails is a request not sent, on both paths ----------------------------------
 
 
-class HandshakeHangUp:
+class HandshakeHangUp(LoopbackPeer):
     """A loopback peer that accepts TCP, reads the start of the TLS ClientHello and hangs up (with a
     reset when ``reset``, else a plain close) before the handshake ends; counts the connections."""
+
+    scheme = "https"
 
     def __init__(self, *, reset: bool) -> None:
         self.reset = reset
         self.accepted = 0
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self._listener.settimeout(0.2)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, name="tls-hang-up", daemon=True)
-        self._thread.start()
+        super().__init__(name="tls-hang-up", serve_seconds=60, connection_seconds=5)
 
-    @property
-    def url(self) -> str:
-        return f"https://127.0.0.1:{self._listener.getsockname()[1]}/api"
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-        self._listener.close()
-
-    def _serve(self) -> None:
-        deadline = time.monotonic() + 60
-        while not self._stop.is_set() and time.monotonic() < deadline:
-            try:
-                conn, _ = self._listener.accept()
-            except TimeoutError:
-                continue
-            self.accepted += 1
-            with conn, contextlib.suppress(OSError):
-                conn.settimeout(5)
-                conn.recv(10)
-                if self.reset:
-                    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    def handle(self, conn: socket.socket) -> None:
+        self.accepted += 1
+        conn.recv(10)
+        if self.reset:
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 
 
 @pytest.mark.parametrize("reset", [True, False], ids=["reset", "closed"])

@@ -14,13 +14,9 @@ never sent again.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import socket
-import threading
 import time
 import tracemalloc
-from collections.abc import Iterator
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -38,84 +34,10 @@ from airflow_provider_fuse.hooks.fuse import (
     MAX_INTERIM_HEAD_BYTES,
     FuseHook,
 )
-from tests.helpers import connection_json
 from tests.test_safe_xml import laughs
 
 DETAILS = json.dumps({"call_details": {"status": "completed", "attempts": "1"}}).encode()
 QUEUED = b'{"calls_queued": 3}'
-#: How long the peer serves at most, and waits on one connection.
-SERVE_SECONDS = 300
-CONNECTION_SECONDS = 10
-
-
-class RawPeer:
-    """A hostile HTTP/1.1 peer on loopback: reads each request (head and Content-Length body), writes
-    :attr:`answer` as it is, and closes. One connection at a time; it serves for at most
-    :data:`SERVE_SECONDS`."""
-
-    def __init__(self) -> None:
-        self.answer = b""
-        self.request_lines: list[bytes] = []
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self._listener.settimeout(0.2)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, name="raw-peer", daemon=True)
-        self._thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._listener.getsockname()[1]}/api"
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=CONNECTION_SECONDS + 5)
-        self._listener.close()
-
-    def _serve(self) -> None:
-        deadline = time.monotonic() + SERVE_SECONDS
-        while not self._stop.is_set() and time.monotonic() < deadline:
-            try:
-                conn, _ = self._listener.accept()
-            except TimeoutError:
-                continue
-            # OSError: the client hung up first (it refused the answer).
-            with conn, contextlib.suppress(OSError):
-                self._answer(conn)
-
-    def _answer(self, conn: socket.socket) -> None:
-        conn.settimeout(CONNECTION_SECONDS)
-        data = b""
-        while b"\r\n\r\n" not in data and len(data) < 1 << 20:
-            chunk = conn.recv(65536)
-            if not chunk:
-                return
-            data += chunk
-        head, _, body = data.partition(b"\r\n\r\n")
-        length = 0
-        for line in head.split(b"\r\n")[1:]:
-            name, _, value = line.partition(b":")
-            if name.strip().lower() == b"content-length":
-                length = int(value)
-        while len(body) < length:
-            chunk = conn.recv(65536)
-            if not chunk:
-                break
-            body += chunk
-        self.request_lines.append(head.split(b"\r\n", 1)[0])
-        conn.sendall(self.answer)
-        conn.shutdown(socket.SHUT_WR)
-        while conn.recv(65536):  # until the client closes: no reset under its last read
-            pass
-
-
-@pytest.fixture
-def peer(monkeypatch: pytest.MonkeyPatch) -> Iterator[RawPeer]:
-    server = RawPeer()
-    monkeypatch.setenv("AIRFLOW_CONN_FUSE_DEFAULT", connection_json(host=server.url))
-    try:
-        yield server
-    finally:
-        server.close()
 
 
 def answer(
