@@ -8,7 +8,7 @@ import subprocess
 import threading
 import time
 import urllib.parse
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -145,3 +145,18 @@ class Served:
         for _ in range(HUGE_BYTES // _CHUNK):
             self.bytes += _CHUNK
             yield block
+
+
+@contextmanager
+def serving_answers(monkeypatch: Any, make_app: Callable[[Served], Any]) -> Iterator[tuple[str, Served]]:
+    """:func:`serving` the app ``make_app`` builds around a new :class:`Served`; yield its base URL
+    and that :class:`Served` (what it has sent)."""
+    served = Served()
+    with serving(monkeypatch, make_app(served)) as base:
+        yield base, served
+
+
+def connect_to(monkeypatch: Any, url: str, timeout: object = None) -> None:
+    """Point ``fuse_default`` at ``url``, with ``timeout`` as its ``timeout`` extra when given."""
+    extra = {} if timeout is None else {"timeout": timeout}
+    monkeypatch.setenv("AIRFLOW_CONN_FUSE_DEFAULT", connection_json(host=url, extra=extra))

@@ -26,7 +26,7 @@ from airflow_provider_fuse.exceptions import (
 )
 from airflow_provider_fuse.hooks.fuse import MAX_ANSWER_BYTES, FuseHook
 from airflow_provider_fuse.hooks.requests_client import Watchdog
-from tests.helpers import HUGE_BYTES, TRICKLE_SECONDS, Served, connection_json, serving
+from tests.helpers import HUGE_BYTES, TRICKLE_SECONDS, Served, connect_to, serving_answers
 
 
 def make_app(served: Served) -> FastAPI:
@@ -58,9 +58,8 @@ def make_app(served: Served) -> FastAPI:
 @pytest.fixture
 def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, Served]]:
     """The base address of a live server, and what it has sent."""
-    served = Served()
-    with serving(monkeypatch, make_app(served)) as base:
-        yield base, served
+    with serving_answers(monkeypatch, make_app) as server:
+        yield server
 
 
 @pytest.fixture
@@ -81,8 +80,7 @@ def received(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
 
 def hook_for(monkeypatch: pytest.MonkeyPatch, url: str, timeout: object = None) -> FuseHook:
-    extra = {} if timeout is None else {"timeout": timeout}
-    monkeypatch.setenv("AIRFLOW_CONN_FUSE_DEFAULT", connection_json(host=url, extra=extra))
+    connect_to(monkeypatch, url, timeout)
     return FuseHook(retry_backoff=0.0)
 
 

@@ -18,7 +18,7 @@ from fastapi.responses import StreamingResponse
 
 from airflow_provider_fuse.hooks.fuse import MAX_ANSWER_BYTES, FuseHook
 from airflow_provider_fuse.triggers.fuse import FuseCallStatusTrigger
-from tests.helpers import HUGE_BYTES, TRICKLE_SECONDS, Served, connection_json, serving
+from tests.helpers import HUGE_BYTES, TRICKLE_SECONDS, Served, connect_to, serving_answers
 
 ANSWER = b'{"call_details": {"status": "completed", "attempts": "1"}}'
 
@@ -42,9 +42,8 @@ def make_app(served: Served) -> FastAPI:
 @pytest.fixture
 def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, Served]]:
     """The base address of a live server, and what it has sent."""
-    served = Served()
-    with serving(monkeypatch, make_app(served)) as base:
-        yield base, served
+    with serving_answers(monkeypatch, make_app) as server:
+        yield server
 
 
 @pytest.fixture
@@ -63,8 +62,7 @@ def received(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
 
 def connect(monkeypatch: pytest.MonkeyPatch, url: str, timeout: object = None) -> None:
-    extra = {} if timeout is None else {"timeout": timeout}
-    monkeypatch.setenv("AIRFLOW_CONN_FUSE_DEFAULT", connection_json(host=url, extra=extra))
+    connect_to(monkeypatch, url, timeout)
     monkeypatch.setitem(FuseHook.__init__.__kwdefaults__, "retry_backoff", 0.0)
 
 
