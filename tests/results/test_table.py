@@ -17,6 +17,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -960,6 +961,42 @@ print(answers.count("stored"), answers.count("full"))
 """
 
 
+@contextlib.contextmanager
+def storing_processes(
+    script: str,
+    arguments: list[list[str]],
+    environment: dict[str, str],
+    ready: list[Path],
+    deadline: float,
+) -> Iterator[list[subprocess.Popen[str]]]:
+    """One Python process running ``script`` for each list of ``arguments`` (as many api-server
+    workers), yielded once every file of ``ready`` exists (by ``deadline``, a ``time.monotonic()``);
+    any still running on the way out is killed, each reaped and its pipes closed."""
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, *each],
+            env=environment,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for each in arguments
+    ]
+    try:
+        while not all(path.exists() for path in ready):
+            assert time.monotonic() < deadline, "the storing processes did not start"
+            assert all(child.poll() is None for child in children), [
+                c.stderr.read()[-2000:] for c in children
+            ]
+            time.sleep(0.05)
+        yield children
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.kill()
+            child.communicate()  # reaps it and closes its pipes
+
+
 def store_from_processes(
     conn_id: str,
     environment: dict[str, str],
@@ -974,27 +1011,13 @@ def store_from_processes(
     (stored, full) answers."""
     campaign = "b0und" + f"{time.time_ns():x}"[-16:]
     go = tmp_path / "go"
-    children = []
-    for index in range(processes):
-        ready = tmp_path / f"ready-{index}"
-        arguments = [conn_id, TABLE, campaign, str(rows), str(index * each), str(each), str(ready), str(go)]
-        children.append(
-            subprocess.Popen(
-                [sys.executable, "-c", _STORE_FROM_A_PROCESS, *arguments],
-                env=environment,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-        )
-    try:
-        deadline = time.monotonic() + 180
-        while not all((tmp_path / f"ready-{index}").exists() for index in range(processes)):
-            assert time.monotonic() < deadline, "the storing processes did not start"
-            assert all(child.poll() is None for child in children), [
-                c.stderr.read()[-2000:] for c in children
-            ]
-            time.sleep(0.05)
+    ready = [tmp_path / f"ready-{index}" for index in range(processes)]
+    arguments = [
+        [conn_id, TABLE, campaign, str(rows), str(index * each), str(each), str(ready[index]), str(go)]
+        for index in range(processes)
+    ]
+    deadline = time.monotonic() + 180
+    with storing_processes(_STORE_FROM_A_PROCESS, arguments, environment, ready, deadline) as children:
         go.touch()
         answers = []
         for child in children:
@@ -1003,11 +1026,6 @@ def store_from_processes(
             stored, full = out.strip().splitlines()[-1].split()
             answers.append((int(stored), int(full)))
         return campaign, answers
-    finally:
-        for child in children:
-            if child.poll() is None:
-                child.kill()
-                child.wait()
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgres"])
@@ -1556,26 +1574,12 @@ print(len(refused), all(refused))
 def test_a_database_moved_while_processes_store_loses_no_outcome_answered_stored(database, tmp_path):
     # Each process stands for an api-server worker, each with its connections to the moved file.
     environment = {**os.environ}
-    children = []
-    for index in range(3):
-        arguments = [CONN_ID, TABLE, str(index), str(tmp_path / f"ready-{index}"), str(tmp_path / "stop")]
-        children.append(
-            subprocess.Popen(
-                [sys.executable, "-c", _STORE_UNTIL_STOPPED, *arguments],
-                env=environment,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-        )
-    try:
-        deadline = time.monotonic() + 180
-        while not all((tmp_path / f"ready-{index}").exists() for index in range(3)):
-            assert time.monotonic() < deadline, "the storing processes did not start"
-            assert all(child.poll() is None for child in children), [
-                c.stderr.read()[-2000:] for c in children
-            ]
-            time.sleep(0.05)
+    ready = [tmp_path / f"ready-{index}" for index in range(3)]
+    arguments = [
+        [CONN_ID, TABLE, str(index), str(ready[index]), str(tmp_path / "stop")] for index in range(3)
+    ]
+    deadline = time.monotonic() + 180
+    with storing_processes(_STORE_UNTIL_STOPPED, arguments, environment, ready, deadline) as children:
         while len(rows_in(database)) < 300:
             assert time.monotonic() < deadline, "the processes stored too little"
             time.sleep(0.05)
@@ -1593,11 +1597,6 @@ def test_a_database_moved_while_processes_store_loses_no_outcome_answered_stored
             count, all_moved = refusals.split()
             assert int(count) > 0, "a process was never refused after the move"
             assert all_moved == "True"
-    finally:
-        for child in children:
-            if child.poll() is None:
-                child.kill()
-            child.communicate()  # reaps it and closes its pipes
     assert len(stored) >= 300
     assert not database.exists()
     assert alone(moved, tmp_path) == sorted(stored)
