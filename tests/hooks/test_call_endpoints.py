@@ -24,10 +24,9 @@ from airflow_provider_fuse.exceptions import (
 )
 from airflow_provider_fuse.hooks.fuse import FuseHook
 from tests.helpers import BASE_URL, decode_multipart
+from tests.hooks.helpers import QUEUE_URL, STATUS_URL
 
-QUEUE_URL = f"{BASE_URL}/apps/12/34/queue"
 CANCEL_URL = f"{BASE_URL}/apps/12/34/cancel"
-STATUS_URL = f"{BASE_URL}/outbound/77"
 
 #: The documented sample: numbers as strings, the phone number in its own quotes.
 DOCUMENTED_DETAILS = {

@@ -33,13 +33,9 @@ from airflow_provider_fuse.exceptions import (
 )
 from airflow_provider_fuse.hooks.fuse import FuseHook
 from tests.helpers import BASE_URL, DEVELOPER_KEY, EMAIL, connection_json, decode_multipart
+from tests.hooks.helpers import BULK_URL, make_hook
 
-BULK_URL = f"{BASE_URL}/apps/12/34/bulk_queue"
 DOCUMENTED_400 = "The reattempt_wait parameter must be supplied when max_attempts is greater than 1."
-
-
-def make_hook(**kwargs: object) -> FuseHook:
-    return FuseHook(retry_backoff=0.0, **kwargs)  # type: ignore[arg-type]
 
 
 def test_session_sends_basic_auth_json_accept_and_user_agent(fuse_connection, requests_mock, contacts_csv):

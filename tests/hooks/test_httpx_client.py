@@ -34,8 +34,8 @@ from airflow_provider_fuse.exceptions import (
 )
 from airflow_provider_fuse.hooks.fuse import MAX_ANSWER_BYTES, FuseHook, classify_network_error
 from tests.helpers import BASE_URL, DEVELOPER_KEY, connection_json, serving
+from tests.hooks.helpers import STATUS_URL, make_hook
 
-STATUS_URL = f"{BASE_URL}/outbound/77"
 DETAILS = {
     "call_details": {"status": "completed", "attempts": "1", "duration": "30", "phone_number": "'6175551234'"}
 }
@@ -73,10 +73,6 @@ def streamed(answer: httpx.Response) -> httpx.Response:
     """``answer`` as a transport hands it over: its raw bytes still to be read (an
     ``httpx.Response(json=...)`` is read whole when it is made)."""
     return httpx.Response(answer.status_code, headers=answer.headers, stream=_Body(answer.content))
-
-
-def make_hook(**kwargs: object) -> FuseHook:
-    return FuseHook(retry_backoff=0.0, **kwargs)  # type: ignore[arg-type]
 
 
 def read(hook: FuseHook, call_id: str = "77"):
