@@ -17,7 +17,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -100,6 +100,16 @@ def table(database: Path):
 def rows_in(path: Path, table: str = TABLE) -> list[tuple]:
     with contextlib.closing(sqlite3.connect(path)) as connection:
         return connection.execute(f"SELECT * FROM {table} ORDER BY delivery_key").fetchall()
+
+
+def in_threads(worker: Callable[[int], object], count: int, timeout: float | None = None) -> None:
+    """Run ``worker(0)`` to ``worker(count - 1)`` at once, each in a thread of its own; return when
+    each has ended, or has had ``timeout`` seconds to."""
+    threads = [threading.Thread(target=worker, args=(index,)) for index in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=timeout)
 
 
 # --- The table --------------------------------------------------------------------------------------
@@ -339,11 +349,7 @@ def test_concurrent_stores_lose_nothing_and_store_nothing_twice(database):
         except BaseException as error:  # pragma: no cover - reported below
             errors.append(error)
 
-    workers = [threading.Thread(target=worker, args=(index,)) for index in range(threads)]
-    for thread in workers:
-        thread.start()
-    for thread in workers:
-        thread.join()
+    in_threads(worker, threads)
     table.close()
     assert errors == []
     outcomes = [result for per in results for result in per]
@@ -364,11 +370,7 @@ def test_concurrent_stores_never_overfill_a_part(database):
             with lock:
                 stored.append(result)
 
-    workers = [threading.Thread(target=worker, args=(index,)) for index in range(8)]
-    for thread in workers:
-        thread.start()
-    for thread in workers:
-        thread.join()
+    in_threads(worker, 8)
     table.close()
     assert stored.count(Stored.STORED) == 50
     assert stored.count(Stored.FULL) == 8 * 25 - 50
@@ -892,11 +894,7 @@ def check_store_dedup_and_bound(conn_id: str, name: str) -> None:
             outcome = an_outcome(phone=f"617{(index // 2):03d}{number:04d}")
             results.append(table.store(big, outcome, received=time.time()))
 
-    threads = [threading.Thread(target=worker, args=(index,)) for index in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    in_threads(worker, 8)
     assert results.count(Stored.STORED) == 400
     assert results.count(Stored.DUPLICATE) == 400
     assert table.summary("campaign", "manual__1", "bulk_queue", CAMPAIGNS)["received"] == 402
@@ -1065,11 +1063,7 @@ def test_many_table_objects_storing_at_once_never_overfill_a_part(database):
             with lock:
                 answers.append(answer)
 
-    workers = [threading.Thread(target=worker, args=(index,)) for index in range(8)]
-    for thread in workers:
-        thread.start()
-    for thread in workers:
-        thread.join(timeout=60)
+    in_threads(worker, 8, timeout=60)
     for table in tables:
         table.close()
     assert answers.count(Stored.STORED) == 30
@@ -1098,11 +1092,7 @@ def test_writers_that_take_no_lock_still_never_overfill_a_part(postgres, monkeyp
             with lock:
                 answers.append(answer)
 
-    workers = [threading.Thread(target=worker, args=(index,)) for index in range(6)]
-    for thread in workers:
-        thread.start()
-    for thread in workers:
-        thread.join(timeout=120)
+    in_threads(worker, 6, timeout=120)
     (count, highest) = table._read(
         "SELECT COUNT(*), MAX(slot) FROM unlocked_results WHERE campaign_id = %s", (part.campaign,)
     )[0]
@@ -1216,11 +1206,7 @@ def test_a_postgres_table_locked_by_another_session_fails_stores_and_reads_in_ti
                 table.store(a_part(), an_outcome(phone=f"617555000{number}"), received=time.time())
             waits.append(time.monotonic() - started)
 
-        threads = [threading.Thread(target=store, args=(number,)) for number in range(4)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=4 * DATABASE_WAIT_SECONDS)
+        in_threads(store, 4, timeout=4 * DATABASE_WAIT_SECONDS)
         assert len(waits) == 4
         assert max(waits) < DATABASE_WAIT_SECONDS + 2
     finally:
