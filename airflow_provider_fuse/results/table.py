@@ -355,9 +355,9 @@ class ResultsTable:
 
     # --- Connections ---------------------------------------------------------------------------------
 
-    def _connection(self) -> Any:
-        """This thread's DB-API connection, opened on first use (by a write, a SQLite database may be
-        created: see :meth:`_open`)."""
+    def _connection(self, *, create: bool = True) -> Any:
+        """This thread's DB-API connection, opened on first use (``create``: by a write, a SQLite
+        database may be created: see :meth:`_open`)."""
         local = self._local
         if getattr(local, "generation", None) == self._generation and local.connection is not None:
             return local.connection
@@ -365,7 +365,7 @@ class ResultsTable:
             hook = self._get_hook()
             generation = self._generation
         try:
-            connection = self._open(hook)
+            connection = self._open(hook, create=create)
             local.file = None
             if isinstance(connection, sqlite3.Connection):
                 connection.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
@@ -382,18 +382,17 @@ class ResultsTable:
         local.generation = generation
         return connection
 
-    def _open(self, hook: DbApiHook) -> Any:
+    def _open(self, hook: DbApiHook, *, create: bool = True) -> Any:
         """A new DB-API connection of ``hook``.
 
-        A SQLite file is opened as :class:`~airflow.providers.sqlite.hooks.sqlite.SqliteHook` opens it,
-        but never created by a read (:class:`ResultsTableMissing`: this thread's call of
-        :meth:`_with_recovery` is not a write), nor by a write except the first time this object finds no
-        database at all and no ``-wal`` or ``-shm`` file is at the path: a database moved or deleted while
-        in use leaves those behind, still in use by the connections that have it open, and a new file
-        beside them would take them over (SQLite resets the WAL: the moved file's last commits are gone).
-        Found beside a ``-wal`` or ``-shm``, the database is looked for once more before that is refused:
-        another process creating it at the same time makes both. Its connections may be closed from any
-        thread (:meth:`close` checkpoints a moved one first)."""
+        A SQLite file is opened as :class:`~airflow.providers.sqlite.hooks.sqlite.SqliteHook` opens it, but
+        never created by a read (not ``create``: :class:`ResultsTableMissing`), nor by a write except the
+        first time this object finds no database at all and no ``-wal`` or ``-shm`` file is at the path: a
+        database moved or deleted while in use leaves those behind, still in use by the connections that
+        have it open, and a new file beside them would take them over (SQLite resets the WAL: the moved
+        file's last commits are gone). Found beside a ``-wal`` or ``-shm``, the database is looked for once
+        more before that is refused: another process creating it at the same time makes both. Its
+        connections may be closed from any thread (:meth:`close` checkpoints a moved one first)."""
         path = _sqlite_file(self._sqlite_uri)
         if self._sqlite_uri is None or path is None:
             return hook.get_conn()  # not SQLite, in memory, or a URI that chooses its own mode
@@ -431,7 +430,7 @@ class ResultsTable:
                         "new database is created beside them; put the database back at the path, or stop "
                         "every process that uses it and move the -wal and -shm files away with it"
                     ) from None
-                if not getattr(self._local, "writing", True):
+                if not create:
                     if not os.path.isdir(os.path.dirname(path) or "."):
                         raise  # a folder that is not there: the path is wrong ("cannot connect")
                     raise ResultsTableMissing(self._missing_message(no_file=True)) from None
@@ -590,8 +589,7 @@ class ResultsTable:
             connection = None
             ticket = None
             try:
-                self._local.writing = create  # read by _open: a read creates no SQLite file
-                connection = self._connection()
+                connection = self._connection(create=create)
                 ticket = _WATCHDOG.watch(connection)
                 self._ensure(connection, create)
                 result = work(connection)

@@ -382,8 +382,8 @@ def test_each_thread_reuses_one_connection(table, monkeypatch):
     opened: list[object] = []
     open_one = ResultsTable._open
 
-    def recording(self, hook):
-        opened.append(open_one(self, hook))
+    def recording(self, hook, **kwargs):
+        opened.append(open_one(self, hook, **kwargs))
         return opened[-1]
 
     monkeypatch.setattr(ResultsTable, "_open", recording)

@@ -247,9 +247,9 @@ def test_the_connection_is_closed_in_the_thread_that_opened_it(arrive, monkeypat
     opened, closed = [], []
     original_connection, original_close = ResultsTable._connection, ResultsTable.close
 
-    def connection(self):
+    def connection(self, **kwargs):
         opened.append(threading.get_ident())
-        return original_connection(self)
+        return original_connection(self, **kwargs)
 
     def close(self):
         closed.append(threading.get_ident())
@@ -275,8 +275,8 @@ def test_no_connection_stays_open_between_counts(arrive, monkeypatch):
             return "closed" in str(error)
         return False
 
-    def connection(self):
-        connection = original_connection(self)
+    def connection(self, **kwargs):
+        connection = original_connection(self, **kwargs)
         if not any(connection is seen for seen in opened):
             opened.append(connection)
         return connection
