@@ -9,12 +9,11 @@ Nothing here knows HTTP or Airflow.
 from __future__ import annotations
 
 import enum
-import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_fuse.exceptions import FuseInvalidResponseError
-from airflow_provider_fuse.masking import redact
+from airflow_provider_fuse.masking import redact, redact_value
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -133,8 +132,7 @@ class CallDetails:
         details = answer.get("call_details")
         if not isinstance(details, dict):
             raise FuseInvalidResponseError(
-                "a success answer without call_details: "
-                f"{redact(json.dumps(answer, default=str), secrets=secrets)}",
+                f"a success answer without call_details: {redact_value(answer, secrets=secrets)}",
                 status_code,
             )
         status = details.get("status")

@@ -13,6 +13,7 @@ before it reaches a log line or an exception: credentials and phone numbers, wha
 
 from __future__ import annotations
 
+import json
 import re
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -20,7 +21,15 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
-__all__ = ["Sealed", "mask_personal_data", "mask_url", "redact", "shown_call_parameters", "shown_url"]
+__all__ = [
+    "Sealed",
+    "mask_personal_data",
+    "mask_url",
+    "redact",
+    "redact_value",
+    "shown_call_parameters",
+    "shown_url",
+]
 
 #: What stands in for a hidden value or a credential.
 HIDDEN = "***"
@@ -72,6 +81,12 @@ def redact(text: str, limit: int = _EXCERPT_CHARS, *, secrets: Iterable[str] = (
     text = _NUMBER.sub(_mask_phone_number, text)
     # Scrub before cutting: a cut through a number or a secret would leave its first part readable.
     return text[:limit] + "…" if len(text) > limit else text
+
+
+def redact_value(value: Any, limit: int = _EXCERPT_CHARS, *, secrets: Iterable[str] = ()) -> str:
+    """:func:`redact` of ``value`` as JSON text, its characters as they are: JSON's ``\\uXXXX``
+    escapes would hide other scripts' digits and a key's non-ASCII characters from the scrubbing."""
+    return redact(json.dumps(value, default=str, ensure_ascii=False), limit, secrets=secrets)
 
 
 def _mask_secrets(text: str, secrets: set[str]) -> str:

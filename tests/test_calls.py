@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
+
 from airflow_provider_fuse.calls import NUMBER_FIELDS, CallDetails
+from airflow_provider_fuse.exceptions import FuseInvalidResponseError
 
 
 def test_the_number_fields_are_the_int_fields_of_call_details_in_order():
@@ -19,3 +22,27 @@ def test_every_number_field_is_read_from_text_and_given_back_by_name():
     call = CallDetails.from_answer(answer)
     shown = call.as_dict()
     assert [shown[name] for name in NUMBER_FIELDS] == list(range(len(NUMBER_FIELDS)))
+
+
+@pytest.mark.parametrize(
+    "number",
+    [
+        "\u0666\u0661\u0667\u0665\u0665\u0665\u0661\u0662\u0663\u0664",
+        "\uff16\uff11\uff17\uff15\uff15\uff15\uff11\uff12\uff13\uff14",
+    ],
+)
+def test_an_answer_without_call_details_shows_no_number_in_any_script(number):
+    # JSON's \\uXXXX escapes once hid other scripts' digits from the scrubbing: the error showed them.
+    with pytest.raises(FuseInvalidResponseError) as caught:
+        CallDetails.from_answer({"caller": number, "note": "café"}, 200, secrets=["kéy-sécret"])
+    message = str(caught.value)
+    assert number not in message
+    assert "\\u" not in message
+    assert "[redacted]" in message
+
+
+def test_an_answer_without_call_details_hides_a_non_ascii_key():
+    with pytest.raises(FuseInvalidResponseError) as caught:
+        CallDetails.from_answer({"echo": "kéy-sécret-ключ"}, 200, secrets=["kéy-sécret-ключ"])
+    assert "ключ" not in str(caught.value)
+    assert "\\u" not in str(caught.value)

@@ -13,7 +13,6 @@ excerpt, nor a credential.
 from __future__ import annotations
 
 import http.client
-import json
 import re
 import ssl
 from dataclasses import dataclass
@@ -44,7 +43,7 @@ from airflow_provider_fuse.hooks.limits import (
     MAX_CALL_ID_CHARS,
     MAX_CALLS_QUEUED,
 )
-from airflow_provider_fuse.masking import redact
+from airflow_provider_fuse.masking import redact, redact_value
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
@@ -395,13 +394,12 @@ def calls_queued(answer: Mapping[str, Any], status_code: int, secrets: Iterable[
         return count
     if value is None:
         raise FuseInvalidResponseError(
-            "a success answer without a calls_queued count: "
-            f"{redact(json.dumps(answer, default=str), secrets=secrets)}",
+            f"a success answer without a calls_queued count: {redact_value(answer, secrets=secrets)}",
             status_code,
         )
     raise FuseInvalidResponseError(
         "a calls_queued that is not a count from 0 to 2147483647: "
-        f"{redact(json.dumps(value, default=str), 60, secrets=secrets)}",
+        f"{redact_value(value, 60, secrets=secrets)}",
         status_code,
     )
 
@@ -431,7 +429,7 @@ def queued_call_id(
     if candidate is None:
         raise FuseInvalidResponseError(
             "a success answer that names no call_id (neither in the body nor in a Link header); "
-            f"Fuse may have queued the call: {redact(json.dumps(answer, default=str), secrets=secrets)}",
+            f"Fuse may have queued the call: {redact_value(answer, secrets=secrets)}",
             status_code,
         )
     secret_in_it = any(secret and secret in candidate for secret in secrets)
