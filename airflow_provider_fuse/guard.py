@@ -226,7 +226,8 @@ class Record:
     :param entries: per part: ``None`` (not sent, or known not queued), or a dict whose ``state`` is
         ``"sending"`` or ``"queued"`` with ``rows`` and ``calls_queued`` (bulk) or ``call_id`` (call).
     :param history: the lists this task instance queued (in whole or in part) before a resend
-        replaced them: each ``{"salt", "fingerprint", "calls_queued", "complete"}``, sealed as above.
+        replaced them: each ``{"salt", "fingerprint", "calls_queued", "complete"}``, sealed as above
+        (``salt`` ``None``: a list 0.1.0 queued, in its unsalted hashes).
     :param campaign: the campaign of a ``collect_results`` list (``None`` without one, or in a ledger
         written before campaigns were recorded).
     """
@@ -262,7 +263,8 @@ class Record:
                 raise ValueError("unknown state")
             history = [
                 {
-                    "salt": str(item["salt"]),
+                    # ``None``: a list 0.1.0 queued, kept in its unsalted form (see Record.as_history).
+                    "salt": None if item["salt"] is None else str(item["salt"]),
                     "fingerprint": {
                         name: str(item["fingerprint"][name]) for name in ("content", "parameters")
                     },
@@ -301,17 +303,25 @@ class Record:
     def earlier(self, fingerprint: Fingerprint) -> dict[str, Any] | None:
         """The entry of :attr:`history` that ``fingerprint`` matches, if any."""
         for item in self.history:
-            salt = bytes.fromhex(item["salt"])
-            if fingerprint.sealed(salt) == item["fingerprint"]:
+            if item["salt"] is None:  # queued by 0.1.0: compared as Record.changes compares its ledgers
+                stored = fingerprint.legacy()
+            else:
+                stored = fingerprint.sealed(bytes.fromhex(item["salt"]))
+            if stored == item["fingerprint"]:
                 return item
         return None
 
     def as_history(self) -> dict[str, Any] | None:
-        """This record's list as a :attr:`history` entry (``None`` when it queued nothing, or is 0.1.0's)."""
-        if not self.queued or self.salt is None:
+        """This record's list as a :attr:`history` entry (``None`` when it queued nothing).
+
+        A list 0.1.0 queued is kept too, with ``salt`` ``None`` and its unsalted hashes as they were
+        stored: :meth:`earlier` compares it exactly (``Fingerprint.legacy``). Dropping it would let a
+        later resend of that list send it again.
+        """
+        if not self.queued:
             return None
         return {
-            "salt": self.salt.hex(),
+            "salt": None if self.salt is None else self.salt.hex(),
             "fingerprint": dict(self.hashes),
             "calls_queued": self.calls_queued(),
             "complete": self.complete,

@@ -288,6 +288,38 @@ def test_a_resend_never_sends_a_list_queued_before_it_was_replaced():
     assert (back.start, back.calls_queued) == (1, 4)
 
 
+def test_a_resend_never_sends_a_list_queued_by_0_1_0_before_it_was_replaced():
+    store = MemoryStore()
+    store.values[LEDGER_KEY] = {  # list A, queued whole by 0.1.0
+        "fingerprint": LIST.legacy(),
+        "parts": [{"state": "queued", "rows": 5, "calls_queued": 5}],
+    }
+    other = Fingerprint.of("b" * 64, **PARAMETERS)
+    second = BulkQueueLedger(store)
+    assert second.plan(other, 1, resend=True).start == 0  # list B, sent once
+    second.sending(0, 3)
+    second.queued(0, 3)
+    assert store.values[LEDGER_KEY]["history"][0]["salt"] is None
+    back = BulkQueueLedger(store).plan(LIST, 1, resend=True)  # list A again
+    assert (back.start, back.calls_queued) == (1, 5)
+    assert BulkQueueLedger(store).plan(other, 1, resend=True).start == 1  # and B is not re-sent either
+
+
+def test_a_resend_refuses_a_list_partly_queued_by_0_1_0_before_it_was_replaced():
+    store = MemoryStore()
+    store.values[LEDGER_KEY] = {
+        "fingerprint": LIST.legacy(),
+        "parts": [{"state": "queued", "rows": 5, "calls_queued": 5}, None],
+    }
+    other = Fingerprint.of("b" * 64, **PARAMETERS)
+    second = BulkQueueLedger(store)
+    second.plan(other, 1, resend=True)
+    second.sending(0, 3)
+    second.queued(0, 3)
+    with pytest.raises(ListChanged):
+        BulkQueueLedger(store).plan(LIST, 2, resend=True)
+
+
 def test_a_resend_refuses_a_list_that_was_partly_queued_before_it_was_replaced():
     store = MemoryStore()
     first = BulkQueueLedger(store)
