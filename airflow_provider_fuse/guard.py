@@ -530,21 +530,24 @@ class QueueCallLedger(_Ledger):
 
         :param retry_unknown: treat a call whose outcome is unknown as not queued (queue it again).
         :param resend: allow queuing a call whose fingerprint differs from the one already queued.
+            The same call is never queued twice, with or without it: a call queued before another
+            replaced it (it is in the ledger's history) is refused, as the bulk ledger refuses a list.
         :raises UnknownOutcomeRecorded: the intent of an earlier try has no result, and
             ``retry_unknown`` is off.
-        :raises ListChanged: a call with another fingerprint was queued and ``resend`` is off.
+        :raises ListChanged: a call with another fingerprint was queued and ``resend`` is off, or
+            this very call was queued before another call replaced it.
         """
         record = self.record
-        entry = record.entries[0] if record is not None and record.entries else None
-        if record is None or entry is None:
+        if record is None:
             self._start(self.fingerprint, [None])
             return None
-        if entry["state"] == SENDING and not retry_unknown:
+        entry = record.entries[0] if record.entries else None
+        if entry is not None and entry["state"] == SENDING and not retry_unknown:
             raise UnknownOutcomeRecorded(
                 "an earlier try sent the call and never learned whether Fuse queued it (the worker died, or "
                 "Fuse's answer was lost)"
             )
-        if entry["state"] == QUEUED:
+        if entry is not None and entry["state"] == QUEUED:
             changed = record.changes(self.fingerprint)
             if not changed:
                 return str(entry["call_id"])
@@ -553,6 +556,13 @@ class QueueCallLedger(_Ledger):
                     f"an earlier try of this task already queued call {entry['call_id']}, and the "
                     f"{changed} of the call changed since"
                 )
+        # A resend queues a changed call once; a call queued before it was replaced is not queued
+        # again (the bulk ledger's rule for a list in its history).
+        if record.earlier(self.fingerprint) is not None:
+            raise ListChanged(
+                "an earlier try of this task already queued this very call before another call replaced "
+                "it; queuing it again would dial the person twice"
+            )
         self._start(self.fingerprint, [None])
         return None
 

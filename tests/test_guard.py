@@ -252,6 +252,39 @@ def test_another_call_after_a_queued_one_is_refused_unless_resend():
     assert QueueCallLedger(store, other).plan(resend=True) is None
 
 
+def test_a_resend_never_queues_a_call_queued_before_it_was_replaced():
+    store = MemoryStore()
+    first = QueueCallLedger(store, CALL)  # call A
+    assert first.plan() is None
+    first.sending()
+    first.queued("c-1")
+    other = Fingerprint.of_call("6175550000", None, application_id=1, deployment_id=2, fields={})
+    second = QueueCallLedger(store, other)  # call B, sent once
+    assert second.plan(resend=True) is None
+    second.sending()
+    second.queued("c-2")
+    with pytest.raises(ListChanged, match="already queued this very call before another call replaced it"):
+        QueueCallLedger(store, CALL).plan(resend=True)  # call A again: never dialed twice
+    with pytest.raises(ListChanged, match="already queued call c-2"):
+        QueueCallLedger(store, CALL).plan()
+    assert QueueCallLedger(store, other).plan(resend=True) == "c-2"
+
+
+def test_a_call_queued_before_it_was_replaced_is_refused_after_the_other_was_rejected():
+    store = MemoryStore()
+    first = QueueCallLedger(store, CALL)
+    first.plan()
+    first.sending()
+    first.queued("c-1")
+    other = Fingerprint.of_call("6175550000", None, application_id=1, deployment_id=2, fields={})
+    second = QueueCallLedger(store, other)
+    second.plan(resend=True)
+    second.sending()
+    second.not_queued()  # Fuse rejected B: the ledger holds no queued call, only A in its history
+    with pytest.raises(ListChanged, match="this very call"):
+        QueueCallLedger(store, CALL).plan(resend=True)
+
+
 def test_the_call_ledger_stores_no_phone_number_and_uses_the_same_sealing():
     store = MemoryStore()
     ledger = QueueCallLedger(store, CALL)
