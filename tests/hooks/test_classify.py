@@ -18,7 +18,7 @@ from tests.hooks.helpers import BULK_URL, QUEUE_URL, STATUS_URL, TOKEN, make_hoo
 VALID_COUNTS = st.integers(min_value=0, max_value=2**31 - 1)
 
 
-@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(count=VALID_COUNTS, as_text=st.booleans())
 def test_a_count_from_0_to_2_31_is_taken_as_an_int_or_ascii_digits(
     fuse_connection, requests_mock, contacts_csv, count, as_text
@@ -38,7 +38,7 @@ NOT_COUNTS = st.one_of(
 )
 
 
-@settings(max_examples=80, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(value=NOT_COUNTS)
 def test_anything_else_as_calls_queued_is_an_unknown_outcome(
     fuse_connection, requests_mock, contacts_csv, value
