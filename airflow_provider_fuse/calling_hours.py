@@ -126,6 +126,11 @@ class _Country:
     code: str
     zones: tuple[str, ...]  # every zone of the country calling code
     lengths: tuple[int, ...]  # lengths of the finer prefixes under the code, longest first
+    # Whether a finer prefix places a number whatever its type. True in North America, where an area
+    # code belongs to one state, province or country, and where the country has one zone anyway;
+    # elsewhere libphonenumber places only geographic numbers (fixed lines, and mobiles in a few
+    # countries) by prefix, and the rest at the country level.
+    any_type: bool
 
 
 @dataclass(frozen=True)
@@ -148,10 +153,11 @@ def _build_index() -> _Index:
         code = next((prefix[:n] for n in (1, 2, 3) if prefix[:n] in codes), None)
         if code is not None and len(prefix) > len(code):
             lengths.setdefault(code, set()).add(len(prefix))
-    countries = {
-        code: _Country(code, TIMEZONE_DATA.get(code, ()), tuple(sorted(lengths.get(code, ()), reverse=True)))
-        for code in codes
-    }
+    countries = {}
+    for code in codes:
+        zones = TIMEZONE_DATA.get(code, ())
+        longest_first = tuple(sorted(lengths.get(code, ()), reverse=True))
+        countries[code] = _Country(code, zones, longest_first, any_type=code == "1" or len(zones) <= 1)
     return _Index(countries, TIMEZONE_DATA)
 
 
@@ -169,6 +175,23 @@ def _country(digits: str, index: _Index) -> _Country | None:
     return countries.get(digits[:1]) or countries.get(digits[:2]) or countries.get(digits[:3])
 
 
+def _is_geographic(digits: str, country: _Country) -> bool:
+    """Whether libphonenumber's metadata makes ``digits`` a valid number of a type that has a place
+    (a fixed line, or a mobile where mobiles are placed): its own test, without parsing text."""
+    from phonenumbers import PhoneNumber, PhoneNumberType, is_number_type_geographical, number_type
+
+    national = digits[len(country.code) :]
+    zeros = len(national) - len(national.lstrip("0"))
+    number = PhoneNumber(
+        country_code=int(country.code),
+        national_number=int(national or "0"),
+        italian_leading_zero=zeros > 0 or None,
+        number_of_leading_zeros=zeros if zeros > 1 else None,
+    )
+    kind = number_type(number)
+    return kind != PhoneNumberType.UNKNOWN and bool(is_number_type_geographical(kind, int(country.code)))
+
+
 def time_zones(number: int) -> tuple[str, ...]:
     """The IANA time zones in which ``number`` may ring; ``()`` when the numbering plan does not say.
 
@@ -177,10 +200,22 @@ def time_zones(number: int) -> tuple[str, ...]:
 
     The answer is that of the longest prefix of the number under its country code in libphonenumber's
     time-zone data (a North American area code, such as ``1617``, or a finer range, such as
-    ``1208201``): the zones listed there, one or more. A number that no prefix finer than its country
-    code places is in its country's zone when the country has one; when the country has several (the
-    ``1`` of North America lists Guam to Halifax) the number is unknown: ``()``. So is a number
-    without a country calling code.
+    ``1208201``): the zones listed there, one or more. Where that prefix leaves more than one zone of
+    the country possible, the number is placed the way libphonenumber places it:
+
+    * in North America (country code ``1``) by its area code, whatever its type: an area code belongs
+      to one state, province or country (libphonenumber itself gives the types it does not place,
+      such as a Jamaican mobile, every zone of ``1``);
+    * elsewhere only when libphonenumber's metadata makes it a valid number of a type it places
+      (fixed lines, and mobiles in the few countries whose mobiles it places); any other, such as a
+      Russian or Australian mobile, is unknown, as it is to libphonenumber, which gives it the whole
+      country.
+
+    A number that no prefix finer than its country code places is in its country's zone when the
+    country has one; when the country has several (the ``1`` of North America lists Guam to Halifax)
+    it is unknown: ``()``. So is a number without a country calling code. The number's length and
+    digits are not otherwise checked: an invalid number under a placed prefix gets that prefix's
+    zones.
     """
     index = _the_index()
     digits = str(number)
@@ -191,7 +226,9 @@ def time_zones(number: int) -> tuple[str, ...]:
     for length in country.lengths:
         zones = prefixes.get(digits[:length])
         if zones is not None:
-            return zones
+            if country.any_type or zones == country.zones or _is_geographic(digits, country):
+                return zones
+            break
     return country.zones if len(country.zones) == 1 else ()
 
 
