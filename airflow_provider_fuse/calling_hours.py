@@ -129,7 +129,7 @@ class CallingHours:
 class _Country:
     code: str
     zones: tuple[str, ...]  # every zone of the country calling code
-    lengths: tuple[int, ...]  # lengths of the finer prefixes under the code, longest first
+    shortest: int  # the length of its shortest finer prefix (0: it has none)
     # Whether a finer prefix places a number whatever its type. True in North America, where an area
     # code belongs to one state, province or country, and where the country has one zone anyway;
     # elsewhere libphonenumber places only geographic numbers (fixed lines, and mobiles in a few
@@ -140,7 +140,10 @@ class _Country:
 @dataclass(frozen=True)
 class _Index:
     countries: Mapping[str, _Country]
-    prefixes: Mapping[str, tuple[str, ...]]
+    # Every prefix from a country's shortest finer prefix to each finer prefix: the zones of the
+    # longest finer prefix it starts with (None: none yet), and whether a longer one may follow. A
+    # lookup walks it from the shortest length down, so a North American number takes one step.
+    nodes: Mapping[str, tuple[tuple[str, ...] | None, bool]]
 
 
 _index: _Index | None = None
@@ -152,17 +155,31 @@ def _build_index() -> _Index:
     from phonenumbers.tzdata import TIMEZONE_DATA
 
     codes = {str(code) for code in COUNTRY_CODE_TO_REGION_CODE}
-    lengths: dict[str, set[int]] = {}
+    finer: dict[str, list[str]] = {}
     for prefix in TIMEZONE_DATA:
         code = next((prefix[:n] for n in (1, 2, 3) if prefix[:n] in codes), None)
         if code is not None and len(prefix) > len(code):
-            lengths.setdefault(code, set()).add(len(prefix))
+            finer.setdefault(code, []).append(prefix)
     countries = {}
+    nodes: dict[str, tuple[tuple[str, ...] | None, bool]] = {}
     for code in codes:
         zones = TIMEZONE_DATA.get(code, ())
-        longest_first = tuple(sorted(lengths.get(code, ()), reverse=True))
-        countries[code] = _Country(code, zones, longest_first, any_type=code == "1" or len(zones) <= 1)
-    return _Index(countries, TIMEZONE_DATA)
+        prefixes = finer.get(code, [])
+        shortest = min(map(len, prefixes), default=0)
+        countries[code] = _Country(code, zones, shortest, any_type=code == "1" or len(zones) <= 1)
+        for prefix in prefixes:
+            for length in range(shortest, len(prefix) + 1):
+                node = prefix[:length]
+                best = next(
+                    (
+                        TIMEZONE_DATA[node[:n]]
+                        for n in range(length, shortest - 1, -1)
+                        if node[:n] in TIMEZONE_DATA
+                    ),
+                    None,
+                )
+                nodes[node] = (best, nodes.get(node, (None, False))[1] or length < len(prefix))
+    return _Index(countries, nodes)
 
 
 def _the_index() -> _Index:
@@ -221,18 +238,24 @@ def time_zones(number: int) -> tuple[str, ...]:
     digits are not otherwise checked: an invalid number under a placed prefix gets that prefix's
     zones.
     """
-    index = _the_index()
+    index = _index or _the_index()
     digits = str(number)
     country = _country(digits, index)
     if country is None:
         return ()
-    prefixes = index.prefixes
-    for length in country.lengths:
-        zones = prefixes.get(digits[:length])
-        if zones is not None:
-            if country.any_type or zones == country.zones or _is_geographic(digits, country):
-                return zones
+    nodes = index.nodes
+    zones: tuple[str, ...] | None = None
+    length = country.shortest
+    node = nodes.get(digits[:length]) if length else None
+    while node is not None:
+        if node[0] is not None:
+            zones = node[0]
+        if not node[1] or length >= len(digits):
             break
+        length += 1
+        node = nodes.get(digits[:length])
+    if zones is not None and (country.any_type or zones == country.zones or _is_geographic(digits, country)):
+        return zones
     return country.zones if len(country.zones) == 1 else ()
 
 

@@ -134,6 +134,11 @@ def test_importing_the_module_does_not_import_phonenumbers():
     assert result.stdout.splitlines()[-1] == "False"
 
 
+def test_a_number_as_short_as_its_country_code_is_unknown():
+    assert time_zones(243) == ()
+    assert time_zones(1208) == ()  # a prefix with finer ones under it, and nothing after it
+
+
 def e164(number: phonenumbers.PhoneNumber) -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)[1:]
 
