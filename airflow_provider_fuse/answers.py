@@ -16,16 +16,21 @@ from airflow_provider_fuse.safe_xml import XmlRefused, read_xml, xml_value
 
 __all__ = ["parse_answer"]
 
+#: UTF-8's byte order mark, which some servers write before a JSON or XML body.
+_BOM = b"\xef\xbb\xbf"
+
 
 def parse_answer(body: bytes) -> dict[str, Any] | None:
     """Read one of Fuse's answers: JSON, or XML ``<result>...</result>``.
+
+    A UTF-8 byte order mark before it is skipped.
 
     :return: the answer's fields (nested XML elements become dicts, repeated ones lists), or
         ``None`` when the body is neither (an HTML proxy page, an empty body), or is XML that
         :func:`~airflow_provider_fuse.safe_xml.read_xml` refuses (a DOCTYPE or entity, nesting
         deeper than its bound, more than 1 MiB): such XML is not Fuse's, and is never expanded.
     """
-    text = body.strip()
+    text = body.strip().removeprefix(_BOM).strip()
     if text.startswith(b"{"):
         try:
             value = json.loads(text)
