@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_fuse.exceptions import FuseInvalidResponseError
-from airflow_provider_fuse.masking import redact, redact_value
+from airflow_provider_fuse.masking import redact as redact  # importable from here, as before
+from airflow_provider_fuse.masking import shape
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -122,8 +123,8 @@ class CallDetails:
         """Read the ``call_details`` of one of Fuse's answers (JSON or XML, as ``parse_answer`` gives it).
 
         :param status_code: the answer's status, carried by the errors raised.
-        :param secrets: every form of the connection's credential, scrubbed (with phone numbers) from
-            any text of the answer an error quotes.
+        :param secrets: every form of the connection's credential: never named in an error, which
+            describes what the answer holds (its keys, a value's kind) and quotes none of it.
         :raises FuseInvalidResponseError: no ``call_details`` object, no status, or a value that is
             not a number where one is documented (then its ``field`` names it:
             ``call_details.attempts``, ``call_details.events[].timestamp``).
@@ -132,7 +133,7 @@ class CallDetails:
         details = answer.get("call_details")
         if not isinstance(details, dict):
             raise FuseInvalidResponseError(
-                f"a success answer without call_details: {redact_value(answer, secrets=secrets)}",
+                f"a success answer without call_details: {shape(answer, secrets=secrets)}",
                 status_code,
             )
         status = details.get("status")
@@ -187,7 +188,7 @@ def _number(
         pass
     # Raised outside the except block: the conversion error quotes the text unscrubbed.
     raise FuseInvalidResponseError(
-        f"call_details.{name} is not a number: {redact(text, 40, secrets=secrets)}",
+        f"call_details.{name} is not a number: {shape(value, secrets=secrets)}",
         status_code,
         field=field or f"call_details.{name}",
     )

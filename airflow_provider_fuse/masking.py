@@ -27,7 +27,9 @@ __all__ = [
     "mask_url",
     "redact",
     "redact_value",
+    "shape",
     "shown_call_parameters",
+    "shown_keys",
     "shown_url",
 ]
 
@@ -102,6 +104,59 @@ def redact_value(value: Any, limit: int = _EXCERPT_CHARS, *, secrets: Iterable[s
     """:func:`redact` of ``value`` as JSON text, its characters as they are: JSON's ``\\uXXXX``
     escapes would hide other scripts' digits and a key's non-ASCII characters from the scrubbing."""
     return redact(json.dumps(value, default=str, ensure_ascii=False), limit, secrets=secrets)
+
+
+# A name an error may show: a short plain identifier ("error", "call_details").
+_PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,31}")
+_SHOWN_NAMES = 8
+
+
+def shape(value: Any, *, secrets: Iterable[str] = ()) -> str:
+    """What ``value`` is, for an error that must not quote it: its kind and size, never its text.
+
+    An object (a dict) is described by :func:`shown_keys` (``an object with keys error, message``);
+    a list and a string by their length; a whole number by itself when it has 6 digits or fewer.
+
+    :param secrets: every form of the connection's credential: a key that holds one is not named.
+    """
+    if isinstance(value, dict):
+        return f"an object {shown_keys(value, secrets=secrets)}" if value else "an empty object"
+    if isinstance(value, list):
+        return f"a list of {_counted(len(value), 'item')}"
+    if isinstance(value, str):
+        return f"a string of {_counted(len(value), 'character')}" if value else "an empty string"
+    if isinstance(value, bool) or value is None:
+        return json.dumps(value)
+    if isinstance(value, int):
+        # Compared before it is printed: str() of a huge int may be refused.
+        return str(value) if -(10**6) < value < 10**6 else "a number of more than 6 digits"
+    if isinstance(value, float):
+        return "a number"
+    return type(value).__name__
+
+
+def shown_keys(mapping: dict[Any, Any], *, secrets: Iterable[str] = ()) -> str:
+    """The keys of a non-empty ``mapping`` as an error may show them: ``with keys error, message``
+    (the first 8, then how many more), naming only short plain identifiers with fewer than 7 digits
+    and no part of a secret; ``of 3 keys`` when none is one of those."""
+    hidden = [secret for secret in secrets if secret]
+    names = [
+        key
+        for key in mapping
+        if isinstance(key, str)
+        and _PLAIN_NAME.fullmatch(key)
+        and redact(key) == key
+        and not any(secret in key or key in secret for secret in hidden)
+    ]
+    if not names:
+        return f"of {_counted(len(mapping), 'key')}"
+    others = len(mapping) - min(len(names), _SHOWN_NAMES)
+    more = f" and {_counted(others, 'other key')}" if others else ""
+    return f"with keys {', '.join(names[:_SHOWN_NAMES])}{more}"
+
+
+def _counted(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def _mask_secrets(text: str, secrets: set[str]) -> str:

@@ -38,7 +38,25 @@ def test_an_answer_without_call_details_shows_no_number_in_any_script(number):
     message = str(caught.value)
     assert number not in message
     assert "\\u" not in message
-    assert "[redacted]" in message
+    assert message.endswith("a success answer without call_details: an object with keys caller, note")
+
+
+def test_an_answer_without_call_details_is_described_not_quoted():
+    # An answer that is not a call's quotes nothing of itself: it may name people (review r5 #30).
+    with pytest.raises(FuseInvalidResponseError) as caught:
+        CallDetails.from_answer({"error": "bad for John Smith john@x.com"}, "c")
+    assert str(caught.value) == (
+        "Fuse API answered 200: a success answer without call_details: an object with keys error"
+    )
+
+
+@pytest.mark.parametrize("value", ["John Smith", "john@x.com", {"name": "John Smith"}, ["John"]])
+def test_a_number_field_that_is_not_a_number_is_described_not_quoted(value):
+    with pytest.raises(FuseInvalidResponseError) as caught:
+        CallDetails.from_answer({"call_details": {"status": "queued", "attempts": value}}, "c")
+    assert "John" not in str(caught.value)
+    assert "john@" not in str(caught.value)
+    assert caught.value.field == "call_details.attempts"
 
 
 def test_an_answer_without_call_details_hides_a_non_ascii_key():
