@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 __all__ = [
     "LEDGER_KEY",
     "QUEUE_CALL_KEY",
+    "AlreadyQueued",
     "BulkQueueLedger",
     "CampaignRecord",
     "Fingerprint",
@@ -145,6 +146,11 @@ class UnknownOutcomeRecorded(GuardError):
 
 class ListChanged(GuardError):
     """Calls were queued for another list (or other parameters) by this task instance."""
+
+
+class AlreadyQueued(ListChanged):
+    """This very list (or call) was queued by an earlier try before a resend replaced it: a resend
+    never sends it again. Dialing it again is a deliberate act (delete the ledger's key)."""
 
 
 @dataclass(frozen=True)
@@ -494,7 +500,7 @@ class BulkQueueLedger(_Ledger):
             if earlier is not None and earlier["complete"]:
                 return Plan(start=parts, calls_queued=earlier["calls_queued"], resumed=False)
             if earlier is not None:
-                raise ListChanged(
+                raise AlreadyQueued(
                     f"an earlier try of this task already queued {earlier['calls_queued']} calls of this "
                     "very list before another list replaced it; sending it again could dial people twice"
                 )
@@ -569,8 +575,8 @@ class QueueCallLedger(_Ledger):
             replaced it (it is in the ledger's history) is refused, as the bulk ledger refuses a list.
         :raises UnknownOutcomeRecorded: the intent of an earlier try has no result, and
             ``retry_unknown`` is off.
-        :raises ListChanged: a call with another fingerprint was queued and ``resend`` is off, or
-            this very call was queued before another call replaced it.
+        :raises ListChanged: a call with another fingerprint was queued and ``resend`` is off.
+        :raises AlreadyQueued: this very call was queued before another call replaced it.
         """
         record = self.record
         if record is None:
@@ -594,7 +600,7 @@ class QueueCallLedger(_Ledger):
         # A resend queues a changed call once; a call queued before it was replaced is not queued
         # again (the bulk ledger's rule for a list in its history).
         if record.earlier(self.fingerprint) is not None:
-            raise ListChanged(
+            raise AlreadyQueued(
                 "an earlier try of this task already queued this very call before another call replaced "
                 "it; queuing it again would dial the person twice"
             )
