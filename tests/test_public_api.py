@@ -35,7 +35,7 @@ PUBLIC: dict[str, Names] = {
         "",
     ),
     "airflow_provider_fuse.answers": Names(
-        "parse_answer",
+        "describe_body parse_answer",
         "read_xml XmlRefused",
     ),
     "airflow_provider_fuse.calls": Names(
@@ -70,8 +70,8 @@ PUBLIC: dict[str, Names] = {
     ),
     "airflow_provider_fuse.guard": Names(
         """
-            BulkQueueLedger CampaignRecord Fingerprint GuardError LEDGER_KEY ListChanged Plan QUEUE_CALL_KEY
-            QueueCallLedger Record seal StateStore UnknownOutcomeRecorded
+            AlreadyQueued BulkQueueLedger CampaignRecord Fingerprint GuardError LEDGER_KEY ListChanged Plan
+            QUEUE_CALL_KEY QueueCallLedger Record seal StateStore UnknownOutcomeRecorded
         """,
         "NEVER_EXPIRE QUEUED SALT_BYTES SCRYPT_N SCRYPT_P SCRYPT_R SENDING VERSION",
     ),
@@ -152,7 +152,8 @@ PUBLIC: dict[str, Names] = {
         "",
     ),
     "airflow_provider_fuse.masking": Names(
-        "mask_personal_data mask_url redact redact_value Sealed shown_call_parameters shown_url",
+        "mask_personal_data mask_url redact redact_value Sealed shape shown_call_parameters shown_keys "
+        "shown_url",
         "HIDDEN RENDERING sealed_call_parameters sealed_phone_number sealed_result_url",
     ),
     "airflow_provider_fuse.operators": Names(
