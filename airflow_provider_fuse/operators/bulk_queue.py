@@ -436,21 +436,23 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
             return left
         closed = [index for index in left if windows[index] is None]
         if closed:
-            self._outside_hours(closed, parts)
+            self._outside_hours(
+                closed, parts, "their zones' calling hours leave no window before end_timestamp"
+            )
         return [index for index in left if windows[index] is not None]
 
-    def _outside_hours(self, indexes: list[int], parts: list[CsvPart]) -> None:
+    def _outside_hours(self, indexes: list[int], parts: list[CsvPart], why: str) -> None:
         """Count the rows of parts not sent for want of a window, and say which (row numbers only)."""
         rows = sum(parts[index].rows for index in indexes)
         if self._planned is not None:
             self._planned.removals.outside_hours += rows
         self.log.warning(
-            "Not sending %d of %d parts (%d rows: %s): their zones' calling hours leave no window before "
-            "end_timestamp. They are counted, not sent; a later run (or a clear within a window) sends them.",
+            "Not sending %d of %d parts (%d rows: %s): %s. They are counted, not sent.",
             len(indexes),
             len(parts),
             rows,
             "; ".join(f"part {index + 1}, {rows_of(parts[index])}" for index in indexes[:5]),
+            why,
         )
 
     @staticmethod
@@ -568,7 +570,9 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
                 window = None if windows is None else windows[index]
                 if window is not None and window.end <= time.time():
                     # Closed while the parts before it were sent: not sent now, counted.
-                    self._outside_hours([index], parts)
+                    self._outside_hours(
+                        [index], parts, "its window closed while the parts before it were sent"
+                    )
                     continue
                 sent_fields = request_fields(dialing_plan.part_fields(fields, window))
                 if result_url is not None:
