@@ -73,8 +73,9 @@ _NOT_A_DIGIT = re.compile(r"[^0-9]")
 
 #: What :func:`suppression_number` accepts, in words, for an error about a value it refuses.
 ACCEPTED_SPELLINGS = (
-    "a destination in one of Fuse's formats (docs/destinations.md), +E.164 (+16175551234), or such a "
-    "number with spaces, hyphens, dots and one bracketed area code ((617) 555-1234, +1 617-555-1234)"
+    "a destination in one of Fuse's formats, + and an E.164 number, or either with single spaces, "
+    "hyphens or dots between groups of digits and one bracketed group not starting with 0 "
+    "(docs/calling-rules.md)"
 )
 
 
@@ -377,7 +378,12 @@ def _read_remote_csv(path: Any, log: logging.Logger) -> SuppressionList:
 
 def _read_csv(binary: IO[bytes], name: str, log: logging.Logger) -> SuppressionList:
     """The numbers of the CSV ``binary`` (see :func:`read_suppression_list`); ``name`` is its path."""
-    reader = csv.reader(io.TextIOWrapper(binary, encoding="utf-8-sig", newline=""), strict=True)
+    with io.TextIOWrapper(binary, encoding="utf-8-sig", newline="") as text:
+        return _read_rows(csv.reader(text, strict=True), name, log)
+
+
+def _read_rows(reader: Iterator[list[str]], name: str, log: logging.Logger) -> SuppressionList:
+    """The numbers of the CSV rows of ``reader``, the header first; ``name`` is the file's path."""
     collected = array("q")
     row_number = blank = 0
     number = suppression_number
