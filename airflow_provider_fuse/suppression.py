@@ -20,9 +20,7 @@ import bisect
 import contextlib
 import csv
 import hashlib
-import heapq
 import io
-import itertools
 import logging
 import os
 import re
@@ -54,9 +52,14 @@ PARAMETER = "suppression_list"
 
 _LOG = logging.getLogger(__name__)
 
-#: Numbers sorted at a time while a list is built: each run is sorted as Python ints, then the runs
-#: are merged from the compact array, so memory stays near 8 bytes per number.
+#: Numbers sorted at a time while a list is built (see :func:`_sorted_distinct`): memory stays near
+#: 8 bytes a number.
 _RUN = 1 << 16
+#: Filter slots per number (a power of two at least this many times the count) and the multiplier
+#: that spreads numbers over them (Fibonacci hashing: the top bits of the 64-bit product).
+_FILTER_SLOTS = 16
+_MIX = 0x9E3779B97F4A7C15
+_MASK = (1 << 64) - 1
 #: Rows fetched from a SQL cursor at a time.
 _FETCH = 10_000
 #: Longer than any spelling of a phone number; a longer value is refused before it is parsed.
@@ -70,8 +73,9 @@ _NOT_A_DIGIT = re.compile(r"[^0-9]")
 
 #: What :func:`suppression_number` accepts, in words, for an error about a value it refuses.
 ACCEPTED_SPELLINGS = (
-    "a destination in one of Fuse's formats (docs/destinations.md), +E.164 (+16175551234), or such a "
-    "number with spaces, hyphens, dots and one bracketed area code ((617) 555-1234, +1 617-555-1234)"
+    "a destination in one of Fuse's formats, + and an E.164 number, or either with single spaces, "
+    "hyphens or dots between groups of digits and one bracketed group not starting with 0 "
+    "(docs/calling-rules.md)"
 )
 
 
@@ -162,13 +166,12 @@ class SuppressionList:
     :param numbers: numbers already in the normal form, in any order, repeats allowed.
     """
 
-    __slots__ = ("_numbers", "_sha256")
+    __slots__ = ("_filter", "_numbers", "_sha256", "_shift")
 
     def __init__(self, numbers: Iterable[int] = ()) -> None:
         collected = array("q")
         collected.extend(numbers)
-        self._numbers = _sorted_distinct(collected)
-        self._sha256: str | None = None
+        self._set(collected)
 
     @classmethod
     def from_numbers(cls, numbers: Iterable[str], *, source: str) -> SuppressionList:
@@ -189,9 +192,21 @@ class SuppressionList:
     @classmethod
     def _of(cls, collected: array[int]) -> SuppressionList:
         suppression_list = cls.__new__(cls)
-        suppression_list._numbers = _sorted_distinct(collected)
-        suppression_list._sha256 = None
+        suppression_list._set(collected)
         return suppression_list
+
+    def _set(self, collected: array[int]) -> None:
+        """Hold ``collected`` (sorted in runs in place) and build the filter of :meth:`__contains__`."""
+        self._numbers = _sorted_distinct(collected)
+        self._sha256: str | None = None
+        # One bit per slot, about 16 slots a number: a number whose slot is clear is not on the list
+        # (most looked-up numbers are not), so only about 1 in 16 of those needs the binary search.
+        bits = max(3, (len(self._numbers) * _FILTER_SLOTS).bit_length())
+        self._shift = 64 - bits
+        self._filter = bytearray(1 << (bits - 3))
+        for number in self._numbers:
+            slot = ((number * _MIX) & _MASK) >> self._shift
+            self._filter[slot >> 3] |= 1 << (slot & 7)
 
     def __contains__(self, number: object) -> bool:
         """Whether ``number`` (an integer in the normal form, as ``destination_number`` gives for a
@@ -201,6 +216,9 @@ class SuppressionList:
         """
         if not isinstance(number, int) or isinstance(number, bool):
             raise TypeError("look up the normal form (destination_number of the destination), an int")
+        slot = ((number * _MIX) & _MASK) >> self._shift
+        if not self._filter[slot >> 3] >> (slot & 7) & 1:
+            return False
         numbers = self._numbers
         index = bisect.bisect_left(numbers, number)
         return index < len(numbers) and numbers[index] == number
@@ -292,20 +310,29 @@ def _number_of(value: object, where: str) -> int:
 def _sorted_distinct(numbers: array[int]) -> array[int]:
     """``numbers`` sorted and without repeats, in a new array; ``numbers`` is sorted in runs in place.
 
-    Each run of :data:`_RUN` numbers is sorted as Python ints, then the runs are merged straight from
-    the array: at most one run is ever held as objects.
+    Each run of :data:`_RUN` numbers is sorted as Python ints; then the value range is cut at every
+    ``step``-th number of each run, so each piece holds fewer than ``step`` numbers of every run, at
+    most about :data:`_RUN` in all, and each piece is sorted and made distinct on its own. At most one
+    run or one piece is ever held as Python objects.
     """
-    if len(numbers) <= _RUN:
+    size = len(numbers)
+    if size <= _RUN:
         return array("q", sorted(set(numbers)))
-    starts = range(0, len(numbers), _RUN)
-    for start in starts:
-        numbers[start : start + _RUN] = array("q", sorted(numbers[start : start + _RUN]))
-    with memoryview(numbers) as view:
-        runs = [view[start : start + _RUN] for start in starts]
-        merged = array("q", (number for number, _ in itertools.groupby(heapq.merge(*runs))))
-        for run in runs:
-            run.release()
-    return merged
+    runs = [(start, min(start + _RUN, size)) for start in range(0, size, _RUN)]
+    for start, end in runs:
+        numbers[start:end] = array("q", sorted(numbers[start:end]))
+    step = max(1, _RUN // len(runs))
+    cuts = sorted({numbers[index] for start, end in runs for index in range(start + step, end, step)})
+    distinct = array("q")
+    lower = [start for start, _ in runs]
+    for cut in [*cuts, None]:
+        piece = array("q")
+        for run, (_, end) in enumerate(runs):
+            upper = end if cut is None else bisect.bisect_left(numbers, cut, lower[run], end)
+            piece.extend(numbers[lower[run] : upper])
+            lower[run] = upper
+        distinct.extend(sorted(set(piece)))
+    return distinct
 
 
 def _is_object_storage(source: object) -> bool:
@@ -351,35 +378,37 @@ def _read_remote_csv(path: Any, log: logging.Logger) -> SuppressionList:
 
 def _read_csv(binary: IO[bytes], name: str, log: logging.Logger) -> SuppressionList:
     """The numbers of the CSV ``binary`` (see :func:`read_suppression_list`); ``name`` is its path."""
-    text = io.TextIOWrapper(binary, encoding="utf-8-sig", newline="")
-    rows = _rows(text, name)
-    header = next(rows, None)
-    if header is None:
-        raise FuseValidationError(
-            PARAMETER, f"{name} is empty: a suppression list CSV starts with a header row"
-        )
-    column = _number_column(header[1], name)
+    with io.TextIOWrapper(binary, encoding="utf-8-sig", newline="") as text:
+        return _read_rows(csv.reader(text, strict=True), name, log)
+
+
+def _read_rows(reader: Iterator[list[str]], name: str, log: logging.Logger) -> SuppressionList:
+    """The numbers of the CSV rows of ``reader``, the header first; ``name`` is the file's path."""
     collected = array("q")
-    blank = 0
-    for row_number, row in rows:
-        if not any(cell.strip() for cell in row):
-            blank += 1
-            continue
-        if column >= len(row):
-            raise FuseValidationError(PARAMETER, f"{name}, row {row_number}: has no {DESTINATION} cell")
-        collected.append(_number_of(row[column], f"{name}, row {row_number}"))
-    if blank:
-        log.info("Suppression list %s: %d blank lines skipped.", name, blank)
-    return SuppressionList._of(collected)
-
-
-def _rows(text: io.TextIOWrapper, name: str) -> Iterator[tuple[int, list[str]]]:
-    """The CSV records of ``text`` with their row numbers (the header is row 1)."""
-    reader = csv.reader(text, strict=True)
-    row_number = 0
+    row_number = blank = 0
+    number = suppression_number
     try:
-        for row_number, row in enumerate(reader, 1):
-            yield row_number, row
+        header = next(reader, None)
+        if header is None:
+            raise FuseValidationError(
+                PARAMETER, f"{name} is empty: a suppression list CSV starts with a header row"
+            )
+        row_number = 1
+        column = _number_column(header, name)
+        for row in reader:
+            row_number += 1
+            try:
+                collected.append(number(row[column]))
+            except (IndexError, ValueError):
+                if not any(cell.strip() for cell in row):
+                    blank += 1
+                    continue
+                if column >= len(row):
+                    raise FuseValidationError(
+                        PARAMETER, f"{name}, row {row_number}: has no {DESTINATION} cell"
+                    ) from None
+                _number_of(row[column], f"{name}, row {row_number}")  # raises, saying why
+                raise
     except csv.Error as error:
         raise FuseValidationError(PARAMETER, f"{name}, row {row_number + 1}: not CSV ({error})") from None
     except UnicodeDecodeError:
@@ -388,6 +417,9 @@ def _rows(text: io.TextIOWrapper, name: str) -> Iterator[tuple[int, list[str]]]:
         raise FuseValidationError(
             PARAMETER, f"{name}: cannot be read ({type(error).__name__}: {error.strerror or 'I/O error'})"
         ) from None
+    if blank:
+        log.info("Suppression list %s: %d blank lines skipped.", name, blank)
+    return SuppressionList._of(collected)
 
 
 def _number_column(header: list[str], name: str) -> int:
@@ -435,6 +467,7 @@ def _read_query(query: SuppressionQuery) -> SuppressionList:
         )
     collected = array("q")
     position = 0
+    number = suppression_number
     try:
         with _cursor(hook, kind) as cursor:
             cursor.execute(query.sql)
@@ -444,6 +477,10 @@ def _read_query(query: SuppressionQuery) -> SuppressionList:
                 for row in batch:
                     position += 1
                     value = row[0] if len(row) else None
+                    if type(value) is str:
+                        with contextlib.suppress(ValueError):
+                            collected.append(number(value))
+                            continue
                     if value is None:
                         raise FuseValidationError(PARAMETER, f"query row {position} has no number (NULL)")
                     collected.append(_number_of(value, f"query row {position}"))

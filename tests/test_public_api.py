@@ -408,6 +408,10 @@ PUBLIC: dict[str, Names] = {
         "copy_regular_file open_regular_file refuse_irregular",
         "FuseCsvError",
     ),
+    "airflow_provider_fuse.suppression": Names(
+        "PARAMETER read_suppression_list suppression_number SuppressionList SuppressionQuery SuppressionSource",
+        "ACCEPTED_SPELLINGS",
+    ),
     "airflow_provider_fuse.triggers": Names(
         "",
         "",
