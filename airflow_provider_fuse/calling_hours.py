@@ -43,10 +43,14 @@ _DAY = datetime.timedelta(days=1)
 
 
 def _shown(value: object) -> str:
-    """A short, safe rendering of the parameter's own value for an error message."""
-    if isinstance(value, str) and len(value) <= 16:
+    """The parameter's own value for an error message: quoted when too short to be a phone number."""
+    if isinstance(value, str) and len(value) < 8:
         return repr(value)
-    return f"a {type(value).__name__}"
+    return (
+        f"a {type(value).__name__} of {len(value)} characters"
+        if isinstance(value, str)
+        else f"a {type(value).__name__}"
+    )
 
 
 def _time_of_day(value: object) -> datetime.time:

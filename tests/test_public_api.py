@@ -38,6 +38,10 @@ PUBLIC: dict[str, Names] = {
         "parse_answer",
         "read_xml XmlRefused",
     ),
+    "airflow_provider_fuse.calling_hours": Names(
+        "calling_window CallingHours country_time_zones HORIZON_DAYS ON_UNKNOWN_TIME_ZONE time_zones Window",
+        "FuseValidationError",
+    ),
     "airflow_provider_fuse.calls": Names(
         "CallDetails CallEvent CallStatus NUMBER_FIELDS TERMINAL_STATUSES",
         "FuseInvalidResponseError redact",
