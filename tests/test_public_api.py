@@ -184,6 +184,13 @@ PUBLIC: dict[str, Names] = {
         "check_duplicates ON_DUPLICATE_DESTINATIONS parts preflight snapshot spool",
         "FuseValidationError",
     ),
+    "airflow_provider_fuse.operators.dialing_plan": Names(
+        """
+            check_on_unknown_time_zone check_suppression_source checked_calling_hours describe_plan
+            describe_window part_fields part_windows plan_content Removals Router
+        """,
+        "FuseValidationError ON_UNKNOWN_TIME_ZONE REPORTED_ROWS",
+    ),
     "airflow_provider_fuse.operators.fuse": Names(
         """
             FuseBulkQueueOperator FuseCancelCallsOperator FuseQueueCallOperator

@@ -42,6 +42,7 @@ __all__ = [
     "check_suppression_source",
     "checked_calling_hours",
     "describe_plan",
+    "describe_window",
     "part_fields",
     "part_windows",
     "plan_content",
