@@ -93,7 +93,8 @@ def suppression_number(text: str) -> int:
       ``1-617-555-1234``, ``617.555.1234``, ``+1 (617) 555 1234``, ``+44 20 7183 8750``).
 
     Refused, because reading them would give another person's number: a bracketed group starting
-    with 0 (the national trunk prefix in ``+44 (0)20 7183 8750``), a number with a single dot
+    with 0 (the national trunk prefix in ``+44 (0)20 7183 8750``), a bracket straight after ``+``
+    (``+(617) 555-1234`` would be +61 7…), a number with a single dot
     (``6175551234.0``, a spreadsheet's decimal), letters (``x123`` extensions), an international
     prefix other than ``+`` (``00``), any digit that is not ASCII, and every other character.
 
@@ -115,6 +116,8 @@ def _separated_number(value: str) -> int:
     body = value.removeprefix("tel:").removeprefix("+") if international else value
     if not body or _SEPARATED_CHARS.fullmatch(body) is None:
         raise ValueError(f"not a phone number: {ACCEPTED_SPELLINGS}")
+    if international and body.startswith("("):
+        raise ValueError("a bracket straight after +: the country code is not bracketed")
     if _ONE_BRACKETED_GROUP.fullmatch(body) is None:
         raise ValueError("brackets around anything but one group of digits not starting with 0")
     if _SEPARATOR_RUN.search(body) or not body[-1].isdigit() or body[0] in " .-":

@@ -420,7 +420,10 @@ PUBLIC: dict[str, Names] = {
         "FuseCsvError",
     ),
     "airflow_provider_fuse.suppression": Names(
-        "PARAMETER read_suppression_list suppression_number SuppressionList SuppressionQuery SuppressionSource",
+        """
+            PARAMETER read_suppression_list suppression_number SuppressionList SuppressionQuery
+            SuppressionSource
+        """,
         "ACCEPTED_SPELLINGS",
     ),
     "airflow_provider_fuse.triggers": Names(

@@ -116,6 +116,7 @@ def test_every_destination_is_its_destination_number_whatever_the_surrounding_wh
     [
         "+44 (0)20 7183 8750",  # the trunk prefix: read as digits it would be another number
         "(0617) 555-1234",
+        "+(617) 555-1234",  # read as E.164 it would be +61 7…
         "6175551234.0",  # a spreadsheet's decimal
         "617555123.0",
         "6.175551234E9",
