@@ -98,4 +98,3 @@ def test_every_row_is_sent_inside_local_hours_or_counted_once(
     assert len(sent) == len(set(sent))
     assert len(sent) + removals.suppressed + removals.unplaceable + outside == len(numbers)
     assert removals.suppressed == sum(1 for n in numbers if destination_number(n) in blocked)
-
