@@ -160,11 +160,14 @@ class Plan:
     :param start: index of the first part to send (``parts`` when nothing is left).
     :param calls_queued: calls already queued by earlier tries for parts before ``start``.
     :param resumed: whether earlier tries had queued some parts.
+    :param queued: the parts earlier tries queued (not sent again); a part left unsent between
+        queued ones (its calling hours had no window) is not among them.
     """
 
     start: int
     calls_queued: int
     resumed: bool
+    queued: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -509,8 +512,10 @@ class BulkQueueLedger(_Ledger):
         kept = [entry if entry and entry["state"] == QUEUED else None for entry in record.entries]
         self._start(fingerprint, kept)
         start = next((index for index, entry in enumerate(kept) if entry is None), parts)
-        calls = record.calls_queued(list(range(start)))
-        return Plan(start=start, calls_queued=calls, resumed=start > 0)
+        queued = tuple(index for index, entry in enumerate(kept) if entry is not None)
+        return Plan(
+            start=start, calls_queued=record.calls_queued(list(queued)), resumed=start > 0, queued=queued
+        )
 
     @property
     def campaign(self) -> CampaignRecord | None:
@@ -524,15 +529,30 @@ class BulkQueueLedger(_Ledger):
         one: a retry, a resume and a clear are the same campaign."""
         self._campaign = campaign
 
-    def sending(self, index: int, rows: int) -> None:
-        """Record the intent: part ``index`` is about to be sent. Call just before the request."""
-        self._entries[index] = {"state": SENDING, "rows": rows}
+    def sending(self, index: int, rows: int, window: Any = None) -> None:
+        """Record the intent: part ``index`` is about to be sent. Call just before the request.
+
+        :param window: the part's own dialing window (``.start``/``.end``, unix seconds), recorded with
+            it, when calling hours gave it one.
+        """
+        entry: dict[str, Any] = {"state": SENDING, "rows": rows}
+        if window is not None:
+            entry.update(start_timestamp=int(window.start), end_timestamp=int(window.end))
+        self._entries[index] = entry
         self._save()
 
     def queued(self, index: int, calls_queued: int) -> None:
-        """Record Fuse's 200 for part ``index``."""
+        """Record Fuse's 200 for part ``index`` (its window, if recorded, is kept)."""
         entry = self._entries[index] or {}
-        self._entries[index] = {"state": QUEUED, "rows": entry.get("rows"), "calls_queued": calls_queued}
+        window: dict[str, Any] = {
+            name: entry[name] for name in ("start_timestamp", "end_timestamp") if name in entry
+        }
+        self._entries[index] = {
+            "state": QUEUED,
+            "rows": entry.get("rows"),
+            "calls_queued": calls_queued,
+            **window,
+        }
         self._save()
 
     def not_queued(self, index: int) -> None:

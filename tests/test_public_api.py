@@ -38,6 +38,10 @@ PUBLIC: dict[str, Names] = {
         "describe_body parse_answer",
         "read_xml XmlRefused",
     ),
+    "airflow_provider_fuse.calling_hours": Names(
+        "calling_window CallingHours country_time_zones HORIZON_DAYS ON_UNKNOWN_TIME_ZONE time_zones Window",
+        "FuseValidationError",
+    ),
     "airflow_provider_fuse.calls": Names(
         "CallDetails CallEvent CallStatus NUMBER_FIELDS TERMINAL_STATUSES",
         "FuseInvalidResponseError redact",
@@ -180,6 +184,13 @@ PUBLIC: dict[str, Names] = {
     "airflow_provider_fuse.operators.contact_list": Names(
         "check_duplicates ON_DUPLICATE_DESTINATIONS parts preflight snapshot spool",
         "FuseValidationError",
+    ),
+    "airflow_provider_fuse.operators.dialing_plan": Names(
+        """
+            check_on_unknown_time_zone check_suppression_source checked_calling_hours describe_plan
+            describe_window part_fields part_windows plan_content Removals Router
+        """,
+        "FuseValidationError ON_UNKNOWN_TIME_ZONE REPORTED_ROWS",
     ),
     "airflow_provider_fuse.operators.fuse": Names(
         """
@@ -408,6 +419,13 @@ PUBLIC: dict[str, Names] = {
     "airflow_provider_fuse.snapshot": Names(
         "copy_regular_file open_regular_file refuse_irregular",
         "FuseCsvError",
+    ),
+    "airflow_provider_fuse.suppression": Names(
+        """
+            PARAMETER read_suppression_list suppression_number SuppressionList SuppressionQuery
+            SuppressionSource
+        """,
+        "ACCEPTED_SPELLINGS",
     ),
     "airflow_provider_fuse.triggers": Names(
         "",
