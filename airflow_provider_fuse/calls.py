@@ -9,11 +9,12 @@ Nothing here knows HTTP or Airflow.
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_fuse.exceptions import FuseInvalidResponseError
-from airflow_provider_fuse.masking import redact, redact_value
+from airflow_provider_fuse.masking import redact, shape
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -74,6 +75,13 @@ NUMBER_FIELDS = (
     "end_timestamp",
     "duration",
 )
+#: The numbers of :data:`NUMBER_FIELDS` that count (attempts, seconds): never negative.
+COUNT_FIELDS = frozenset({"attempts", "max_attempts", "reattempt_wait", "duration"})
+# A number as Fuse writes it in text: ASCII digits (int() would take other scripts' and "1_000"),
+# an optional sign and fraction.
+_NUMBER_TEXT = re.compile(r"[+-]?[0-9]+(?:\.[0-9]*)?")
+# The most characters of a status or an event's name kept: Fuse's are single words.
+_WORD_CHARS = 40
 
 
 @dataclass(frozen=True)
@@ -90,7 +98,8 @@ class CallDetails:
 
     Timestamps are unix seconds; absent or empty values are ``None``. ``phone_number`` is the number
     dialled, without the quotes Fuse wraps it in: personal data, left out of :meth:`as_dict` unless
-    asked for.
+    asked for. The status and the events' names are Fuse's words, redacted (:func:`redact`: a
+    number of 7 or more digits in them is ``[redacted]``), as they reach XCom.
     """
 
     status: CallStatus
@@ -122,17 +131,18 @@ class CallDetails:
         """Read the ``call_details`` of one of Fuse's answers (JSON or XML, as ``parse_answer`` gives it).
 
         :param status_code: the answer's status, carried by the errors raised.
-        :param secrets: every form of the connection's credential, scrubbed (with phone numbers) from
-            any text of the answer an error quotes.
+        :param secrets: every form of the connection's credential: never named in an error, which
+            describes what the answer holds (its keys, a value's kind) and quotes none of it.
         :raises FuseInvalidResponseError: no ``call_details`` object, no status, or a value that is
-            not a number where one is documented (then its ``field`` names it:
+            not a number of ASCII digits where one is documented, or a negative count (attempts,
+            seconds) (then its ``field`` names it, and so does the message:
             ``call_details.attempts``, ``call_details.events[].timestamp``).
         """
         secrets = tuple(secrets)
         details = answer.get("call_details")
         if not isinstance(details, dict):
             raise FuseInvalidResponseError(
-                f"a success answer without call_details: {redact_value(answer, secrets=secrets)}",
+                f"a success answer without call_details: {shape(answer, secrets=secrets)}",
                 status_code,
             )
         status = details.get("status")
@@ -141,7 +151,7 @@ class CallDetails:
 
         numbers = {name: _number(details, name, status_code, secrets) for name in NUMBER_FIELDS}
         return cls(
-            status=CallStatus(status),
+            status=CallStatus(redact(status, _WORD_CHARS, secrets=secrets)),
             **numbers,
             events=_events(details.get("events"), status_code, secrets),
             phone_number=_phone(details.get("phone_number")),
@@ -168,28 +178,37 @@ class CallDetails:
 def _number(
     details: dict[str, Any], name: str, status_code: int, secrets: tuple[str, ...], *, field: str = ""
 ) -> int | None:
-    """``details[name]`` as an int (``None`` when absent or empty).
+    """``details[name]`` as an int (``None`` when absent or empty): a JSON number, or text of ASCII
+    digits; never negative for a count (:data:`COUNT_FIELDS`).
 
-    :param field: the field's path for the error (default ``call_details.<name>``).
+    :param field: the field's path for the error and its message (default ``call_details.<name>``).
     """
+    field = field or f"call_details.{name}"
     value = details.get(name)
     if value is None or isinstance(value, bool):
         return None
-    text = str(value).strip().strip("'\"")
-    if not text:
-        return None
+    given: float | None = None
+    number: int | None = None
     try:
-        # An infinite or NaN float (JSON 1e999) is not a number of Fuse's either.
         if isinstance(value, (int, float)):
-            return int(value)
-        return int(float(text)) if "." in text else int(text)
+            given = value
+        elif isinstance(value, str):
+            text = value.strip().strip("'\"")
+            if not text:
+                return None
+            if _NUMBER_TEXT.fullmatch(text):
+                given = float(text) if "." in text else int(text)
+        # An infinite or NaN float (JSON 1e999) is not a number of Fuse's either.
+        number = None if given is None else int(given)
     except (ValueError, OverflowError):
         pass
+    if number is not None and given is not None and given < 0 and name in COUNT_FIELDS:
+        raise FuseInvalidResponseError(f"{field} is a negative count", status_code, field=field)
+    if number is not None:
+        return number
     # Raised outside the except block: the conversion error quotes the text unscrubbed.
     raise FuseInvalidResponseError(
-        f"call_details.{name} is not a number: {redact(text, 40, secrets=secrets)}",
-        status_code,
-        field=field or f"call_details.{name}",
+        f"{field} is not a number: {shape(value, secrets=secrets)}", status_code, field=field
     )
 
 
@@ -208,9 +227,10 @@ def _events(value: object, status_code: int, secrets: tuple[str, ...]) -> tuple[
             timestamp = _number(
                 item, "timestamp", status_code, secrets, field="call_details.events[].timestamp"
             )
-            events.append(CallEvent(str(item.get("event") or ""), timestamp))
+            name = redact(str(item.get("event") or ""), _WORD_CHARS, secrets=secrets)
+            events.append(CallEvent(name, timestamp))
         elif isinstance(item, str) and item:
-            events.append(CallEvent(item, None))
+            events.append(CallEvent(redact(item, _WORD_CHARS, secrets=secrets), None))
     return tuple(events)
 
 

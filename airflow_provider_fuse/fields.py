@@ -13,6 +13,7 @@ import json
 import math
 import re
 import time
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -306,12 +307,26 @@ def _iso(seconds: int) -> str:
 
 
 def _check_result_url(url: object) -> None:
+    """An absolute http(s) URL with a host, a port (if any) from 1 to 65535, no surrounding space
+    and no control character (a CR/LF would split the header or the line it is written into)."""
     if not isinstance(url, str):
         raise FuseValidationError("result_url", f"must be a URL string, got {_describe(url)}")
-    parts = urlsplit(url.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname or url != url.strip():
+    try:
+        parts = urlsplit(url)
+        valid = (
+            parts.scheme in ("http", "https")
+            and bool(parts.hostname)
+            and parts.port != 0  # urlsplit refuses a port past 65535, or not a number, itself
+            and url == url.strip()
+            and not any(unicodedata.category(char) in ("Cc", "Zl", "Zp") for char in url)
+        )
+    except ValueError:  # an unclosed or invalid IPv6 bracket, an invalid port
+        valid = False
+    if not valid:
         raise FuseValidationError(
-            "result_url", "must be an absolute http(s) URL such as https://example.com/fuse-results"
+            "result_url",
+            "must be an absolute http(s) URL such as https://example.com/fuse-results (a port from 1 "
+            "to 65535, no control character)",
         )
 
 
@@ -328,6 +343,10 @@ def _to_pci(value: object) -> bool:
 #: What a value of ``call_parameters`` may be: a JSON scalar.
 CallParameterValue = str | int | float | bool | None
 
+# The most digits of an int JSON writes (Python's default int/str conversion limit).
+_MAX_INT_DIGITS = 4300
+_INT_BOUND = 10**_MAX_INT_DIGITS
+
 
 def to_phone_number(value: object) -> str:
     """Return ``value`` as a destination in one of Fuse's formats (surrounding whitespace removed).
@@ -339,30 +358,36 @@ def to_phone_number(value: object) -> str:
 
     :raises FuseValidationError: naming ``phone_number``.
     """
+    not_a_format = FuseValidationError("phone_number", f"is not in one of Fuse's formats: {ACCEPTED_FORMS}")
     if isinstance(value, int) and not isinstance(value, bool):
+        # Bounded before it is printed: str() refuses an int of thousands of digits, and no
+        # destination has more than 11.
+        if not 0 <= value < 10**12:
+            raise not_a_format
         value = str(value)
     if not isinstance(value, str) or not value.strip() or value.strip() == "None":
         shown = "nothing" if isinstance(value, str) else type(value).__name__
         raise FuseValidationError("phone_number", f"must be a phone number string, got {shown}")
     number = value.strip()
     if DESTINATION_FORMAT.fullmatch(number) is None:
-        raise FuseValidationError("phone_number", f"is not in one of Fuse's formats: {ACCEPTED_FORMS}")
+        raise not_a_format
     return number
 
 
 def to_call_parameters(value: object) -> dict[str, CallParameterValue]:
     """Return ``value`` as Fuse's ``call_parameters``: names to JSON scalars.
 
-    Accepts a mapping of non-empty string names to str, int, float (finite), bool or None, or a
-    string holding such a JSON object (what a non-native template renders). Values are never
-    repeated in an error: they are personal data.
+    Accepts a mapping of non-empty string names to str, int (of at most 4300 digits: JSON must be
+    able to write it), float (finite), bool or None, or a string holding such a JSON object (what a
+    non-native template renders). Values are never repeated in an error: they are personal data; a
+    name is shown redacted, a character that cannot be written as UTF-8 (a lone surrogate) escaped.
 
     :raises FuseValidationError: naming ``call_parameters`` (and the offending name).
     """
     if isinstance(value, str):
         try:
             value = json.loads(value)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
             raise FuseValidationError("call_parameters", "is a string that is not a JSON object") from None
     if not isinstance(value, dict):
         raise FuseValidationError(
@@ -373,8 +398,9 @@ def to_call_parameters(value: object) -> dict[str, CallParameterValue]:
         if not isinstance(name, str) or not name.strip():
             got = "an empty string" if isinstance(name, str) else type(name).__name__
             raise FuseValidationError("call_parameters", f"names must be non-empty strings, got {got}")
-        # The name as shown: a phone number used as a name is masked like any other.
-        label = f"call_parameters.{redact(name, 80)}"
+        # The name as shown: a phone number used as a name is masked like any other, and a lone
+        # surrogate is escaped (a UTF-8 log line could not hold it).
+        label = f"call_parameters.{redact(name.encode('utf-8', 'backslashreplace').decode(), 80)}"
         if isinstance(item, float) and not math.isfinite(item):
             raise FuseValidationError(label, "must be a finite number")
         if item is not None and not isinstance(item, (str, int, float, bool)):
@@ -382,5 +408,7 @@ def to_call_parameters(value: object) -> dict[str, CallParameterValue]:
                 label,
                 f"must be a string, number, bool or None, not {type(item).__name__}",
             )
+        if isinstance(item, int) and not -_INT_BOUND < item < _INT_BOUND:
+            raise FuseValidationError(label, f"must be a number of at most {_MAX_INT_DIGITS} digits")
         checked[name] = item
     return checked

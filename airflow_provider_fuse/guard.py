@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 __all__ = [
     "LEDGER_KEY",
     "QUEUE_CALL_KEY",
+    "AlreadyQueued",
     "BulkQueueLedger",
     "CampaignRecord",
     "Fingerprint",
@@ -147,6 +148,11 @@ class ListChanged(GuardError):
     """Calls were queued for another list (or other parameters) by this task instance."""
 
 
+class AlreadyQueued(ListChanged):
+    """This very list (or call) was queued by an earlier try before a resend replaced it: a resend
+    never sends it again. Dialing it again is a deliberate act (delete the ledger's key)."""
+
+
 @dataclass(frozen=True)
 class Plan:
     """What to send on this try.
@@ -154,11 +160,14 @@ class Plan:
     :param start: index of the first part to send (``parts`` when nothing is left).
     :param calls_queued: calls already queued by earlier tries for parts before ``start``.
     :param resumed: whether earlier tries had queued some parts.
+    :param queued: the parts earlier tries queued (not sent again); a part left unsent between
+        queued ones (its calling hours had no window) is not among them.
     """
 
     start: int
     calls_queued: int
     resumed: bool
+    queued: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -244,8 +253,9 @@ class Record:
     def read(cls, store: StateStore, key: str) -> Record | None:
         """The record under ``key``, or ``None`` when there is none.
 
-        :raises GuardError: when something is stored there that is not a ledger this provider wrote:
-            sending blind could dial people twice.
+        :raises GuardError: when something is stored there that is not a ledger this provider wrote
+            (see :func:`_parts`; a history entry's salt that is not hex): sending blind could dial
+            people twice.
         """
         value = store.get(key, None)
         if value is None:
@@ -255,12 +265,14 @@ class Record:
             hashes = {name: str(value["fingerprint"][name]) for name in ("content", "parameters")}
             salt = bytes.fromhex(value["salt"]) if version >= 2 else None
             if "parts" in value:
-                entries = [dict(entry) if entry else None for entry in value["parts"]]
+                parts = value["parts"]
             else:  # a single call, as 0.1.0 stored it
                 state = value.get("state")
-                entries = [{"state": state, "call_id": value.get("call_id")} if state else None]
-            if any(entry and entry.get("state") not in (SENDING, QUEUED) for entry in entries):
-                raise ValueError("unknown state")
+                parts = [{"state": state, "call_id": value.get("call_id")} if state else None]
+            entries = _parts(parts, single_call=key == QUEUE_CALL_KEY)
+            for item in value.get("history", []):
+                if item["salt"] is not None:
+                    bytes.fromhex(item["salt"])  # Record.earlier seals with it
             history = [
                 {
                     # ``None``: a list 0.1.0 queued, kept in its unsalted form (see Record.as_history).
@@ -346,6 +358,38 @@ class Record:
         """The calls Fuse queued for the given parts (default: all queued parts)."""
         chosen = self.queued if indexes is None else indexes
         return sum(int((self.entries[index] or {}).get("calls_queued") or 0) for index in chosen)
+
+
+def _parts(parts: Any, *, single_call: bool) -> list[dict[str, Any] | None]:
+    """A stored ``parts`` list, checked: one entry or more (exactly one for a single call), each
+    ``None`` or a dict whose ``state`` is *sending* or *queued*; ``rows`` absent or a count; a queued
+    part of a list with its ``calls_queued`` count, a queued call with its ``call_id`` text.
+
+    :raises ValueError: anything else (read as "not this provider's ledger").
+    """
+    if not isinstance(parts, list) or not parts or (single_call and len(parts) != 1):
+        raise ValueError("a ledger has one part or more; a single call's, one")
+    entries: list[dict[str, Any] | None] = []
+    for entry in parts:
+        if entry is None:
+            entries.append(None)
+            continue
+        if not isinstance(entry, dict) or entry.get("state") not in (SENDING, QUEUED):
+            raise ValueError("a part is null or has a known state")
+        if entry.get("rows") is not None and not _is_count(entry["rows"]):
+            raise ValueError("rows is a count")
+        if entry["state"] == QUEUED:
+            call_id = entry.get("call_id")
+            if single_call and not (isinstance(call_id, str) and call_id):
+                raise ValueError("a queued call has its call id")
+            if not single_call and not _is_count(entry.get("calls_queued")):
+                raise ValueError("a queued part has its calls_queued count")
+        entries.append(dict(entry))
+    return entries
+
+
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 class _Ledger:
@@ -459,7 +503,7 @@ class BulkQueueLedger(_Ledger):
             if earlier is not None and earlier["complete"]:
                 return Plan(start=parts, calls_queued=earlier["calls_queued"], resumed=False)
             if earlier is not None:
-                raise ListChanged(
+                raise AlreadyQueued(
                     f"an earlier try of this task already queued {earlier['calls_queued']} calls of this "
                     "very list before another list replaced it; sending it again could dial people twice"
                 )
@@ -468,8 +512,10 @@ class BulkQueueLedger(_Ledger):
         kept = [entry if entry and entry["state"] == QUEUED else None for entry in record.entries]
         self._start(fingerprint, kept)
         start = next((index for index, entry in enumerate(kept) if entry is None), parts)
-        calls = record.calls_queued(list(range(start)))
-        return Plan(start=start, calls_queued=calls, resumed=start > 0)
+        queued = tuple(index for index, entry in enumerate(kept) if entry is not None)
+        return Plan(
+            start=start, calls_queued=record.calls_queued(list(queued)), resumed=start > 0, queued=queued
+        )
 
     @property
     def campaign(self) -> CampaignRecord | None:
@@ -483,15 +529,30 @@ class BulkQueueLedger(_Ledger):
         one: a retry, a resume and a clear are the same campaign."""
         self._campaign = campaign
 
-    def sending(self, index: int, rows: int) -> None:
-        """Record the intent: part ``index`` is about to be sent. Call just before the request."""
-        self._entries[index] = {"state": SENDING, "rows": rows}
+    def sending(self, index: int, rows: int, window: Any = None) -> None:
+        """Record the intent: part ``index`` is about to be sent. Call just before the request.
+
+        :param window: the part's own dialing window (``.start``/``.end``, unix seconds), recorded with
+            it, when calling hours gave it one.
+        """
+        entry: dict[str, Any] = {"state": SENDING, "rows": rows}
+        if window is not None:
+            entry.update(start_timestamp=int(window.start), end_timestamp=int(window.end))
+        self._entries[index] = entry
         self._save()
 
     def queued(self, index: int, calls_queued: int) -> None:
-        """Record Fuse's 200 for part ``index``."""
+        """Record Fuse's 200 for part ``index`` (its window, if recorded, is kept)."""
         entry = self._entries[index] or {}
-        self._entries[index] = {"state": QUEUED, "rows": entry.get("rows"), "calls_queued": calls_queued}
+        window: dict[str, Any] = {
+            name: entry[name] for name in ("start_timestamp", "end_timestamp") if name in entry
+        }
+        self._entries[index] = {
+            "state": QUEUED,
+            "rows": entry.get("rows"),
+            "calls_queued": calls_queued,
+            **window,
+        }
         self._save()
 
     def not_queued(self, index: int) -> None:
@@ -534,8 +595,8 @@ class QueueCallLedger(_Ledger):
             replaced it (it is in the ledger's history) is refused, as the bulk ledger refuses a list.
         :raises UnknownOutcomeRecorded: the intent of an earlier try has no result, and
             ``retry_unknown`` is off.
-        :raises ListChanged: a call with another fingerprint was queued and ``resend`` is off, or
-            this very call was queued before another call replaced it.
+        :raises ListChanged: a call with another fingerprint was queued and ``resend`` is off.
+        :raises AlreadyQueued: this very call was queued before another call replaced it.
         """
         record = self.record
         if record is None:
@@ -559,7 +620,7 @@ class QueueCallLedger(_Ledger):
         # A resend queues a changed call once; a call queued before it was replaced is not queued
         # again (the bulk ledger's rule for a list in its history).
         if record.earlier(self.fingerprint) is not None:
-            raise ListChanged(
+            raise AlreadyQueued(
                 "an earlier try of this task already queued this very call before another call replaced "
                 "it; queuing it again would dial the person twice"
             )

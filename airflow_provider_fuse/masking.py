@@ -27,26 +27,42 @@ __all__ = [
     "mask_url",
     "redact",
     "redact_value",
+    "shape",
     "shown_call_parameters",
+    "shown_keys",
     "shown_url",
 ]
 
 #: What stands in for a hidden value or a credential.
 HIDDEN = "***"
 
-# What may stand between the digits of one phone number as people and systems write it: spaces,
-# dots, slashes, underscores, hyphens and every other dash, brackets around the area code, and their
-# fullwidth forms. Up to four in a row ("(617) - 555").
+# What may stand between the digits of one phone number as people, forms and systems write it:
+# spaces, dots, slashes, underscores, hyphens and every other dash, brackets around the area code,
+# commas, colons, semicolons, stars, bars, tildes, apostrophes, backslashes and plus signs (a form's
+# space), their fullwidth forms, and the invisible characters (zero-width spaces and joiners, word
+# joiner, byte order mark, direction marks). Any number of them in a row ("617 - - 555").
 _NUMBER_SEPARATORS = (
-    "- ./_()"  # "-" first: in a character class it is then itself, not a range
-    "\u00ad\u2010-\u2015\u2212\ufe58\ufe63"  # soft hyphen, the range of dashes, minus, small dashes
-    "\uff08\uff09\uff0d\uff0e\uff0f\uff3f"  # fullwidth ( ) - . / _
+    "- ./_(),;:*|~+'\\\\"  # "-" first: in a character class it is then itself, not a range
+    "\u00ad\u00b7\u2010-\u2015\u2022\u2212\u3001\u3002\ufe58\ufe63"  # soft hyphen, dots, dashes, minus
+    "\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff"  # invisible characters
+    "\uff08\uff09\uff0a\uff0b\uff0c\uff0d\uff0e\uff0f\uff1a\uff1b\uff3f\uff5c\uff5e"  # fullwidth
 )
-# A number: an optional "+" or opening bracket, then digits of any script (``\d`` is Unicode) joined
-# by separators. Linear: separators are never digits, so there is one way to match a run.
-_NUMBER = re.compile(rf"[+\uff0b]?[(\uff08]?\d(?:[{_NUMBER_SEPARATORS}]{{0,4}}\d)*")
+# A digit: of any script (``\d`` is Unicode), or a superscript or subscript one.
+_DIGIT = "[\\d\u00b2\u00b3\u00b9\u2070\u2074-\u2079\u2080-\u2089]"
+# A percent-encoded byte (``%20``, ``%C2%A0``): a separator in a URL's or a form's echo. Its hex
+# digits are not the number's.
+_ESCAPE = re.compile("%[0-9A-Fa-f]{2}")
+# A number: an optional "+" or opening bracket, then digits joined by separators; never begun
+# inside an escape. Linear: a separator never begins like a digit, so there is one way to match a
+# run, and no match begins among the escapes that end the one before.
+_NUMBER = re.compile(
+    r"(?<!%)(?<!%[0-9A-Fa-f])"
+    rf"[+\uff0b]?[(\uff08]?{_DIGIT}(?:(?:[{_NUMBER_SEPARATORS}]|{_ESCAPE.pattern})*{_DIGIT})*"
+)
+_DIGITS = re.compile(_DIGIT)
 # Seven digits make a number personal (a local number without its area code); fewer stay readable,
-# so status codes, row numbers and counts ("row 12", "400", "3 of 1000 rows") survive.
+# so status codes, row numbers, counts and times ("row 12", "400", "3 of 1000 rows", "12:30:45")
+# survive.
 _PHONE_DIGITS = 7
 _PHONE_MASK = "[redacted]"
 _EXCERPT_CHARS = 200
@@ -61,10 +77,11 @@ def redact(text: str, limit: int = _EXCERPT_CHARS, *, secrets: Iterable[str] = (
 
     * Runs of whitespace become one space.
     * Every part of the text covered by a secret (overlapping ones included) becomes ``***``.
-    * Every number of 7 or more digits, counted across the separators people write
-      (``(617) 555-0169``, ``617.555.0169``, ``+1 617 555 0169``, fullwidth or other scripts'
-      digits, glued to words or not) becomes ``[redacted]``, with its ``+`` or opening bracket;
-      shorter numbers (status codes, row numbers, counts) stay readable.
+    * Every number of 7 or more digits, counted across the separators people and systems write,
+      any number of them in a row (``(617) 555-0169``, ``617.555.0169``, ``+1 617 555 0169``,
+      ``617,555,1234``, ``617%20555%201234``, zero-width spaces, fullwidth, superscript or other
+      scripts' digits, glued to words or not) becomes ``[redacted]``, with its ``+`` or opening
+      bracket; a text with fewer digits (status codes, row numbers, counts, times) stays readable.
     * Then, and only then, a result longer than ``limit`` is cut and ends with ``…``.
 
     ``redact(redact(t)) == redact(t)``. A secret that is itself part of a mask's text (``*``,
@@ -87,6 +104,59 @@ def redact_value(value: Any, limit: int = _EXCERPT_CHARS, *, secrets: Iterable[s
     """:func:`redact` of ``value`` as JSON text, its characters as they are: JSON's ``\\uXXXX``
     escapes would hide other scripts' digits and a key's non-ASCII characters from the scrubbing."""
     return redact(json.dumps(value, default=str, ensure_ascii=False), limit, secrets=secrets)
+
+
+# A name an error may show: a short plain identifier ("error", "call_details").
+_PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,31}")
+_SHOWN_NAMES = 8
+
+
+def shape(value: Any, *, secrets: Iterable[str] = ()) -> str:
+    """What ``value`` is, for an error that must not quote it: its kind and size, never its text.
+
+    An object (a dict) is described by :func:`shown_keys` (``an object with keys error, message``);
+    a list and a string by their length; a whole number by itself when it has 6 digits or fewer.
+
+    :param secrets: every form of the connection's credential: a key that holds one is not named.
+    """
+    if isinstance(value, dict):
+        return f"an object {shown_keys(value, secrets=secrets)}" if value else "an empty object"
+    if isinstance(value, list):
+        return f"a list of {_counted(len(value), 'item')}"
+    if isinstance(value, str):
+        return f"a string of {_counted(len(value), 'character')}" if value else "an empty string"
+    if isinstance(value, bool) or value is None:
+        return json.dumps(value)
+    if isinstance(value, int):
+        # Compared before it is printed: str() of a huge int may be refused.
+        return str(value) if -(10**6) < value < 10**6 else "a number of more than 6 digits"
+    if isinstance(value, float):
+        return "a number"
+    return type(value).__name__
+
+
+def shown_keys(mapping: dict[Any, Any], *, secrets: Iterable[str] = ()) -> str:
+    """The keys of a non-empty ``mapping`` as an error may show them: ``with keys error, message``
+    (the first 8, then how many more), naming only short plain identifiers with fewer than 7 digits
+    and no part of a secret; ``of 3 keys`` when none is one of those."""
+    hidden = [secret for secret in secrets if secret]
+    names = [
+        key
+        for key in mapping
+        if isinstance(key, str)
+        and _PLAIN_NAME.fullmatch(key)
+        and redact(key) == key
+        and not any(secret in key or key in secret for secret in hidden)
+    ]
+    if not names:
+        return f"of {_counted(len(mapping), 'key')}"
+    others = len(mapping) - min(len(names), _SHOWN_NAMES)
+    more = f" and {_counted(others, 'other key')}" if others else ""
+    return f"with keys {', '.join(names[:_SHOWN_NAMES])}{more}"
+
+
+def _counted(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def _mask_secrets(text: str, secrets: set[str]) -> str:
@@ -116,7 +186,8 @@ def _mask_secrets(text: str, secrets: set[str]) -> str:
 
 def _mask_phone_number(match: re.Match[str]) -> str:
     number = match.group()
-    return _PHONE_MASK if sum(char.isdecimal() for char in number) >= _PHONE_DIGITS else number
+    digits = len(_DIGITS.findall(_ESCAPE.sub("", number)))
+    return _PHONE_MASK if digits >= _PHONE_DIGITS else number
 
 
 def _mask(secret: str) -> None:

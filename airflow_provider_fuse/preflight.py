@@ -116,18 +116,25 @@ class CsvSummary:
 
 @dataclass(frozen=True)
 class CsvPart:
-    """One file written by :func:`write_csv_parts`: the header and a run of the original rows.
+    """One file written by :func:`write_csv_parts`: the header and some of the original rows, in order.
+
+    Its rows are consecutive rows of the file unless repeats were dropped or the rows were routed
+    into groups: ``rows`` is then less than ``last_row - first_row + 1``.
 
     :param path: where it was written.
     :param rows: data rows in it.
     :param first_row: the original row number of its first data row (the header is row 1).
     :param last_row: the original row number of its last data row.
+    :param group: the group its rows were routed to (``()`` when they were not routed).
+    :param sha256: hex SHA-256 of the part's bytes (``""`` for the file sent whole).
     """
 
     path: str
     rows: int
     first_row: int
     last_row: int
+    group: tuple[str, ...] = ()
+    sha256: str = ""
 
 
 def preflight_csv(path: str | os.PathLike[str], *, block_size: int = DEFAULT_BLOCK_SIZE) -> CsvSummary:
@@ -537,50 +544,86 @@ def write_csv_parts(
     *,
     chunk_size: int | None = None,
     drop_duplicate_destinations: bool = False,
+    route: Callable[[int, int], tuple[str, ...] | None] | None = None,
 ) -> list[CsvPart]:
     """Write a preflighted CSV out again as parts of at most ``chunk_size`` rows, each with the header.
 
     Every row is written with its original text (quotes, line ends and all), and so is the header;
     a BOM, if the file has one, starts every part. With ``drop_duplicate_destinations`` a row whose
     destination is the same number as an earlier row's is left out (the first one is kept).
+
+    ``route(row_number, number)`` is asked for every row left (``number``: the E.164 digits its
+    destination dials, :func:`destination_number`) and answers the row's group, or ``None`` to
+    leave the row out (the caller counts what it leaves out). The rows of each group go to parts of
+    their own, so a part's rows need not be consecutive in the file; one part per group is open at
+    a time.
+
     Parts are written into ``directory`` (which the caller owns and removes). The file must have
     passed :func:`preflight_csv`. Memory does not grow with the file beyond 8 bytes per row.
 
-    :return: the parts in order; none when no row is left.
+    :return: the parts in the order of their first rows; none when no row is left.
     """
     if chunk_size is not None and chunk_size < 1:
         raise ValueError(f"chunk_size must be at least 1, got {chunk_size}")
     finder = _RepeatFinder(_repeated_numbers(path)) if drop_duplicate_destinations else None
     with open(path, "rb") as raw:
         prefix = codecs.BOM_UTF8 if raw.read(len(codecs.BOM_UTF8)) == codecs.BOM_UTF8 else b""
-    parts: list[CsvPart] = []
+    done: list[CsvPart] = []
+    writing: dict[tuple[str, ...], _PartWriter] = {}
     with open(path, encoding="utf-8-sig", newline="") as text:
         records = _raw_records(text)
         header, header_text = next(records)
+        head = prefix + _with_line_end(header_text).encode("utf-8")
         destination = header.index(DESTINATION)
-        out = None
-        rows = first = last = 0
+        opened = 0
         try:
             for row_number, (row, row_text) in enumerate(records, start=2):
-                if finder is not None and finder.is_repeat(_key(destination_number(row[destination]))):
-                    continue
-                if out is None or (chunk_size is not None and rows == chunk_size):
-                    if out is not None:
-                        out.close()
-                        parts.append(CsvPart(out.name, rows, first, last))
-                    name = os.path.join(os.fspath(directory), f"part-{len(parts) + 1:05d}.csv")
-                    out = open(name, "wb")  # noqa: SIM115 (closed when the part is full, or below)
-                    out.write(prefix + _with_line_end(header_text).encode("utf-8"))
-                    rows, first = 0, row_number
-                out.write(row_text.encode("utf-8"))
-                rows += 1
-                last = row_number
+                group: tuple[str, ...] = ()
+                if finder is not None or route is not None:
+                    number = destination_number(row[destination])
+                    if finder is not None and finder.is_repeat(_key(number)):
+                        continue
+                    if route is not None:
+                        routed = route(row_number, number)
+                        if routed is None:
+                            continue
+                        group = routed
+                part = writing.get(group)
+                if part is None or (chunk_size is not None and part.rows == chunk_size):
+                    if part is not None:
+                        done.append(part.close())
+                    opened += 1
+                    name = os.path.join(os.fspath(directory), f"part-{opened:05d}.csv")
+                    part = writing[group] = _PartWriter(name, head, group)
+                part.write(row_number, row_text.encode("utf-8"))
+            done.extend(part.close() for part in writing.values())
         finally:
-            if out is not None:
-                out.close()
-        if out is not None and rows:
-            parts.append(CsvPart(out.name, rows, first, last))
-    return parts
+            for part in writing.values():
+                part.file.close()
+    return sorted(done, key=lambda part: part.first_row)
+
+
+class _PartWriter:
+    """One part being written: its file (the header first), its rows, its digest."""
+
+    def __init__(self, name: str, head: bytes, group: tuple[str, ...]) -> None:
+        self.file = open(name, "wb")  # noqa: SIM115 (closed by close(), or by write_csv_parts on error)
+        self.digest = hashlib.sha256(head)
+        self.file.write(head)
+        self.group = group
+        self.rows = self.first = self.last = 0
+
+    def write(self, row_number: int, data: bytes) -> None:
+        self.file.write(data)
+        self.digest.update(data)
+        if not self.rows:
+            self.first = row_number
+        self.rows += 1
+        self.last = row_number
+
+    def close(self) -> CsvPart:
+        self.file.close()
+        return CsvPart(self.file.name, self.rows, self.first, self.last, self.group, self.digest.hexdigest())
 
 
 def _raw_records(text: Iterable[str]) -> Iterator[tuple[list[str], str]]:

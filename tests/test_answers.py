@@ -22,6 +22,19 @@ def test_json_and_xml_answers_are_read():
     assert parse_answer(b"<result/>") == {}
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'\xef\xbb\xbf{"calls_queued": 3}',
+        b'\xef\xbb\xbf<?xml version="1.0"?><result><calls_queued>3</calls_queued></result>',
+        b"\xef\xbb\xbf<result><calls_queued>3</calls_queued></result>",
+        b'\r\n\xef\xbb\xbf {"calls_queued": 3}',
+    ],
+)
+def test_a_byte_order_mark_before_an_answer_is_skipped(body):
+    assert parse_answer(body) in ({"calls_queued": 3}, {"calls_queued": "3"})
+
+
 def test_an_entity_that_would_make_a_valid_answer_is_not_expanded():
     # Expanded, this is a well-formed count of 3: the answer must be refused, not read.
     answer = (

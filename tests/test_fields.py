@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime, timedelta, timezone
+from urllib.parse import urlsplit
 
 import pytest
 from hypothesis import given, settings
@@ -13,6 +15,7 @@ from airflow_provider_fuse.fields import (
     TIMESTAMP_RANGE,
     QueueFields,
     to_call_parameters,
+    to_phone_number,
     to_positive_id,
     to_unix_timestamp,
 )
@@ -394,3 +397,100 @@ def test_a_phone_number_as_reattempt_wait_is_not_shown():
     with pytest.raises(FuseValidationError, match="got a number of 10 digits") as caught:
         QueueFields.validate(reattempt_wait="6175550100", now=NOW)
     assert "6175550100" not in str(caught.value)
+
+
+# --- Hostile input is refused naming its parameter, never a bare error Airflow would retry (review r5)
+
+_HUGE_INTS = st.integers(4_300, 6_000).flatmap(lambda digits: st.sampled_from([10**digits, -(10**digits)]))
+
+
+def _only_refused(check, value) -> None:
+    with contextlib.suppress(FuseValidationError):
+        check(value)
+
+
+@given(value=st.one_of(_HUGE_INTS, st.integers(), st.text(max_size=30)))
+def test_a_phone_number_of_any_size_is_checked_without_a_bare_error(value):
+    _only_refused(to_phone_number, value)
+
+
+def test_an_int_of_thousands_of_digits_is_no_phone_number():
+    with pytest.raises(FuseValidationError, match="phone_number: is not in one of Fuse's formats"):
+        to_phone_number(10**5000)
+
+
+@pytest.mark.parametrize("depth", [1_000, 100_000])
+@pytest.mark.parametrize("opening", ["[", '{"a":'])
+def test_call_parameters_nested_deeper_than_the_parser_goes_are_refused(depth, opening):
+    with pytest.raises(FuseValidationError, match="call_parameters: is a string that is not a JSON object"):
+        to_call_parameters(opening * depth)
+
+
+@given(value=_HUGE_INTS)
+def test_a_call_parameter_json_cannot_write_is_refused_so_its_fingerprint_can_be_taken(value):
+    with pytest.raises(FuseValidationError, match=r"call_parameters\.a: must be a number of at most 4300"):
+        to_call_parameters({"a": value})
+
+
+def test_the_largest_call_parameter_json_writes_is_taken_and_fingerprinted():
+    from airflow_provider_fuse.guard import Fingerprint
+
+    largest = 10**4300 - 1
+    assert to_call_parameters({"a": largest}) == {"a": largest}
+    Fingerprint.of_call("6175551234", {"a": largest})
+
+
+@given(name=st.text(st.characters(categories=("Cs",)), min_size=1, max_size=3))
+def test_a_lone_surrogate_in_a_call_parameter_name_is_shown_escaped(name):
+    with pytest.raises(FuseValidationError) as caught:
+        to_call_parameters({name: []})
+    str(caught.value).encode("utf-8")  # writable to any UTF-8 log
+    assert "\\ud" in str(caught.value)
+
+
+# Text a result_url may be rendered into: URL syntax, brackets of IPv6 hosts, ports, controls.
+_URL_PIECES = st.lists(
+    st.sampled_from([*"[]:@%/?#.-_ a1", "\r", "\n", "\x00", "\x7f", "99999", "::1"]), max_size=12
+).map("".join)
+
+
+@given(rest=_URL_PIECES, scheme=st.sampled_from(["http://", "https://", "ftp://", ""]))
+def test_any_result_url_is_accepted_whole_or_refused_naming_it(rest, scheme):
+    url = scheme + rest
+    try:
+        fields = QueueFields.validate(result_url=url, now=NOW)
+    except FuseValidationError as error:
+        refused = error.parameter
+    else:
+        refused = None
+    if refused is not None:
+        assert refused == "result_url"
+        return
+    assert fields.result_url == url
+    assert not any(char in url for char in "\r\n\x00\x7f")
+    parts = urlsplit(url)
+    assert parts.hostname
+    assert parts.port is None or 1 <= parts.port <= 65535
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://[::1",
+        "http://[foo]/x",
+        "https://h/\r\nX: y",
+        "https://h/a\nb",
+        "https://h/\x00",
+        "https://h:99999/",
+        "https://h:0/",
+        "https://h:port/",
+    ],
+)
+def test_a_result_url_that_cannot_be_one_is_refused(url):
+    with pytest.raises(FuseValidationError, match="result_url: must be an absolute http"):
+        QueueFields.validate(result_url=url, now=NOW)
+
+
+@pytest.mark.parametrize("url", ["https://h:443/x", "http://[::1]:8080/fuse-results", "https://h/a?b=c#d"])
+def test_a_result_url_with_a_valid_port_or_ipv6_host_is_kept(url):
+    assert QueueFields.validate(result_url=url, now=NOW).result_url == url

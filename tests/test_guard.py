@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from datetime import timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from airflow_provider_fuse.guard import (
     LEDGER_KEY,
@@ -412,3 +415,151 @@ def test_a_campaign_that_is_not_one_blocks_sending(campaign):
     store.values[LEDGER_KEY]["campaign"] = campaign
     with pytest.raises(GuardError, match="not this provider's ledger"):
         BulkQueueLedger(store)
+
+
+# --- A tampered ledger is refused, never read as something sent or not (review r5) -------------------
+
+OTHER = Fingerprint.of("b" * 64, **PARAMETERS)
+
+
+def bulk_ledger_with_history() -> dict:
+    store = MemoryStore()
+    record_success(store)  # list A
+    second = BulkQueueLedger(store)
+    second.plan(OTHER, 2, resend=True)
+    second.sending(0, 2)
+    second.queued(0, 2)
+    return json.loads(json.dumps(store.values[LEDGER_KEY]))
+
+
+def call_ledger() -> dict:
+    store = MemoryStore()
+    ledger = QueueCallLedger(store, CALL)
+    ledger.plan()
+    ledger.sending()
+    ledger.queued("c-1")
+    return json.loads(json.dumps(store.values[QUEUE_CALL_KEY]))
+
+
+def _use_bulk(store: MemoryStore) -> None:
+    BulkQueueLedger(store).answer(PARAMETERS)
+    BulkQueueLedger(store).plan(LIST, 1, resend=True)
+    BulkQueueLedger(store).plan(OTHER, 2, retry_unknown=True)
+
+
+def _use_call(store: MemoryStore) -> None:
+    QueueCallLedger(store, CALL).plan(retry_unknown=True)
+
+
+@pytest.mark.parametrize(
+    ("tamper", "finding"),
+    [
+        (lambda value: value["parts"][0].update(calls_queued="abc"), "#4"),
+        (lambda value: value["parts"][0].update(calls_queued=-2), "#4"),
+        (lambda value: value["parts"][0].update(calls_queued=True), "#4"),
+        (lambda value: value["history"][0].update(salt="zz"), "#5"),
+        (lambda value: value.update(parts=[0]), "#7"),
+        (lambda value: value.update(parts=[]), "#7"),
+        (lambda value: value.update(parts=[False, None]), "#7"),
+        (
+            lambda value: value["parts"].__setitem__(1, {"state": "queued", "rows": "x", "calls_queued": 1}),
+            "#7",
+        ),
+    ],
+)
+def test_a_tampered_bulk_ledger_is_refused_as_not_this_providers(tamper, finding):
+    value = bulk_ledger_with_history()
+    tamper(value)
+    store = MemoryStore()
+    store.values[LEDGER_KEY] = value
+    with pytest.raises(GuardError, match="not this provider's ledger"):
+        _use_bulk(store)
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        lambda value: value.update(parts=[{"state": "queued"}]),  # no call_id (#6)
+        lambda value: value.update(parts=[{"state": "queued", "call_id": 7}]),
+        lambda value: value.update(parts=[{"state": "queued", "call_id": ""}]),
+        lambda value: value.update(parts=[]),  # (#7)
+        lambda value: value.update(parts=[0]),
+        lambda value: value.update(parts=[None, {"state": "queued", "call_id": "c-2"}]),
+    ],
+)
+def test_a_tampered_call_ledger_is_refused_as_not_this_providers(tamper):
+    value = call_ledger()
+    tamper(value)
+    store = MemoryStore()
+    store.values[QUEUE_CALL_KEY] = value
+    with pytest.raises(GuardError, match="not this provider's ledger"):
+        _use_call(store)
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-3, 2**40) | st.text(max_size=6) | st.floats(),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=6), children, max_size=3)
+    ),
+    max_leaves=6,
+)
+_BULK_PATHS = [
+    ("version",),
+    ("salt",),
+    ("parts",),
+    ("parts", 0),
+    ("parts", 0, "state"),
+    ("parts", 0, "rows"),
+    ("parts", 0, "calls_queued"),
+    ("parts", 1),
+    ("history",),
+    ("history", 0),
+    ("history", 0, "salt"),
+    ("history", 0, "calls_queued"),
+    ("history", 0, "fingerprint"),
+    ("history", 0, "complete"),
+]
+_CALL_PATHS = [
+    ("parts",),
+    ("parts", 0),
+    ("parts", 0, "state"),
+    ("parts", 0, "call_id"),
+    ("salt",),
+    ("version",),
+]
+
+
+def _set(value: dict, path: tuple, item: object) -> None:
+    for step in path[:-1]:
+        value = value[step]
+    value[path[-1]] = item
+
+
+@settings(max_examples=60, deadline=None)
+@given(path=st.sampled_from(_BULK_PATHS), item=_JSON)
+def test_any_tampered_bulk_ledger_is_read_or_refused_never_a_bare_error(path, item):
+    value = bulk_ledger_with_history_cached()
+    _set(value, path, item)
+    store = MemoryStore()
+    store.values[LEDGER_KEY] = value
+    with contextlib.suppress(GuardError):
+        _use_bulk(store)
+
+
+@settings(max_examples=60, deadline=None)
+@given(path=st.sampled_from(_CALL_PATHS), item=_JSON)
+def test_any_tampered_call_ledger_is_read_or_refused_never_a_bare_error(path, item):
+    value = json.loads(json.dumps(_CALL_LEDGER))
+    _set(value, path, item)
+    store = MemoryStore()
+    store.values[QUEUE_CALL_KEY] = value
+    with contextlib.suppress(GuardError):
+        _use_call(store)
+
+
+_BULK_LEDGER = bulk_ledger_with_history()
+_CALL_LEDGER = call_ledger()
+
+
+def bulk_ledger_with_history_cached() -> dict:
+    return json.loads(json.dumps(_BULK_LEDGER))

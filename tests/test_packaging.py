@@ -101,6 +101,8 @@ RUNTIME = {
     "apache-airflow-providers-common-sql",
     # The results receiver (already required by Airflow's core).
     "fastapi",
+    # Numbering-plan time zones for calling hours (airflow_provider_fuse/calling_hours.py).
+    "phonenumbers",
 }
 SANDBOX = {"fastapi", "uvicorn", "python-multipart"}
 

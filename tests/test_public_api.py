@@ -35,7 +35,7 @@ PUBLIC: dict[str, Names] = {
         "",
     ),
     "airflow_provider_fuse.answers": Names(
-        "parse_answer",
+        "describe_body parse_answer",
         "read_xml XmlRefused",
     ),
     "airflow_provider_fuse.calling_hours": Names(
@@ -74,8 +74,8 @@ PUBLIC: dict[str, Names] = {
     ),
     "airflow_provider_fuse.guard": Names(
         """
-            BulkQueueLedger CampaignRecord Fingerprint GuardError LEDGER_KEY ListChanged Plan QUEUE_CALL_KEY
-            QueueCallLedger Record seal StateStore UnknownOutcomeRecorded
+            AlreadyQueued BulkQueueLedger CampaignRecord Fingerprint GuardError LEDGER_KEY ListChanged Plan
+            QUEUE_CALL_KEY QueueCallLedger Record seal StateStore UnknownOutcomeRecorded
         """,
         "NEVER_EXPIRE QUEUED SALT_BYTES SCRYPT_N SCRYPT_P SCRYPT_R SENDING VERSION",
     ),
@@ -156,7 +156,8 @@ PUBLIC: dict[str, Names] = {
         "",
     ),
     "airflow_provider_fuse.masking": Names(
-        "mask_personal_data mask_url redact redact_value Sealed shown_call_parameters shown_url",
+        "mask_personal_data mask_url redact redact_value Sealed shape shown_call_parameters shown_keys "
+        "shown_url",
         "HIDDEN RENDERING sealed_call_parameters sealed_phone_number sealed_result_url",
     ),
     "airflow_provider_fuse.operators": Names(
@@ -183,6 +184,13 @@ PUBLIC: dict[str, Names] = {
     "airflow_provider_fuse.operators.contact_list": Names(
         "check_duplicates ON_DUPLICATE_DESTINATIONS parts preflight snapshot spool",
         "FuseValidationError",
+    ),
+    "airflow_provider_fuse.operators.dialing_plan": Names(
+        """
+            check_on_unknown_time_zone check_suppression_source checked_calling_hours describe_plan
+            describe_window part_fields part_windows plan_content Removals Router
+        """,
+        "FuseValidationError ON_UNKNOWN_TIME_ZONE REPORTED_ROWS",
     ),
     "airflow_provider_fuse.operators.fuse": Names(
         """
@@ -411,6 +419,13 @@ PUBLIC: dict[str, Names] = {
     "airflow_provider_fuse.snapshot": Names(
         "copy_regular_file open_regular_file refuse_irregular",
         "FuseCsvError",
+    ),
+    "airflow_provider_fuse.suppression": Names(
+        """
+            PARAMETER read_suppression_list suppression_number SuppressionList SuppressionQuery
+            SuppressionSource
+        """,
+        "ACCEPTED_SPELLINGS",
     ),
     "airflow_provider_fuse.triggers": Names(
         "",

@@ -6,8 +6,8 @@ and :func:`failure` read what a client raised. Only a failure proven to come bef
 sent": once a connection was made for a request, any failure is an unknown outcome, whatever the
 client calls it; a failure while that connection was being made (a TLS handshake cut) is not sent.
 An answer's head is read by one rule on both paths (:func:`head_within_bounds`,
-:data:`ANSWER_HTTP_VERSIONS`). No message quotes an answer's text beyond a scrubbed, redacted
-excerpt, nor a credential.
+:data:`ANSWER_HTTP_VERSIONS`). No message quotes an answer's body, nor a credential: Fuse's own
+error text is shown scrubbed and redacted; any other body, or value, is described by its shape.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import httpx
 import requests
 from urllib3.exceptions import LocationParseError
 
-from airflow_provider_fuse.answers import parse_answer
+from airflow_provider_fuse.answers import describe_body, parse_answer
 from airflow_provider_fuse.exceptions import (
     FuseApiError,
     FuseConnectionLostError,
@@ -43,7 +43,7 @@ from airflow_provider_fuse.hooks.limits import (
     MAX_CALL_ID_CHARS,
     MAX_CALLS_QUEUED,
 )
-from airflow_provider_fuse.masking import redact, redact_value
+from airflow_provider_fuse.masking import redact, shape
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
@@ -92,29 +92,24 @@ class OtherHttpVersion(http.client.HTTPException):
     finds it in the chain."""
 
 
-def _excerpt(body: bytes, secrets: Iterable[str]) -> str:
-    if not body.strip():
-        return "(empty body)"
-    return redact(body.decode("utf-8", errors="replace"), secrets=secrets)
-
-
 def classify_answer(
     status_code: int, body: bytes, *, secrets: Iterable[str] = (), complete: bool = True
 ) -> dict[str, Any]:
     """Return the fields of a 2xx Fuse answer, or raise the failure this answer means.
 
     * 2xx → the answer's fields (``{}`` for an empty body, as the 202 of ``cancel``);
-    * 4xx → the :class:`FuseRejectedError` subtype of :func:`rejection_class`, with Fuse's error text;
+    * 4xx → the :class:`FuseRejectedError` subtype of :func:`rejection_class`, with Fuse's error text
+      (its ``error``, else its ``message``);
     * 5xx → :class:`FuseServerError` (unknown outcome);
     * 1xx/3xx → :class:`FuseRedirectError` (unknown outcome: a POST answered 303 is often one that
       was processed; redirects are never followed). Interim 1xx answers before the final one never
       get here: both clients skip them; a ``101 Switching Protocols``, never asked for, is a broken
       answer to both (a lost connection, unknown outcome);
     * a 2xx whose body is not Fuse's, or was cut at :data:`MAX_ANSWER_BYTES` → an unknown outcome
-      (:class:`FuseInvalidResponseError`) naming status and an excerpt.
+      (:class:`FuseInvalidResponseError`) naming status and what the body is (:func:`describe_body`).
 
-    Text taken from the body is scrubbed of ``secrets`` (every form of the connection's credential),
-    redacted (no runs of 7+ digits) and cut short.
+    Fuse's error text is scrubbed of ``secrets`` (every form of the connection's credential),
+    redacted (no runs of 7+ digits) and cut short; a body without one is described, never quoted.
 
     :param complete: false when ``body`` is only the first :data:`MAX_ANSWER_BYTES` of the answer.
     """
@@ -127,7 +122,7 @@ def classify_answer(
         answer = parse_answer(body)
         if answer is None and body.strip():
             raise FuseInvalidResponseError(
-                f"an answer that is not Fuse's: {_excerpt(body, secrets)}", status_code
+                f"an answer that is not Fuse's: {describe_body(body, secrets=secrets)}", status_code
             )
         return answer or {}
     if 300 <= status_code < 400 or status_code < 200:
@@ -139,14 +134,24 @@ def classify_answer(
             status_code,
         )
     answer = parse_answer(body) if complete else None
-    error = answer.get("error") if answer else None
-    if error and not isinstance(error, (dict, list)):
-        text = redact(str(error), secrets=secrets)
+    error = _error_text(answer)
+    if error is not None:
+        text = redact(error, secrets=secrets)
     else:
-        text = f"no Fuse error text; body: {_excerpt(body, secrets)}"
+        text = f"no Fuse error text in {describe_body(body, secrets=secrets)}"
     if 400 <= status_code < 500:
         raise rejection_class(status_code)(text, status_code)
     raise FuseServerError(text, status_code)
+
+
+def _error_text(answer: Mapping[str, Any] | None) -> str | None:
+    """Fuse's own words in a failure answer: its ``error``, else its ``message``, when one is text
+    (or a number); ``None`` when neither is."""
+    for name in ("error", "message"):
+        value = answer.get(name) if answer else None
+        if value and not isinstance(value, (dict, list)):
+            return str(value)
+    return None
 
 
 def classify_network_error(
@@ -394,12 +399,11 @@ def calls_queued(answer: Mapping[str, Any], status_code: int, secrets: Iterable[
         return count
     if value is None:
         raise FuseInvalidResponseError(
-            f"a success answer without a calls_queued count: {redact_value(answer, secrets=secrets)}",
+            f"a success answer without a calls_queued count: {shape(answer, secrets=secrets)}",
             status_code,
         )
     raise FuseInvalidResponseError(
-        "a calls_queued that is not a count from 0 to 2147483647: "
-        f"{redact_value(value, 60, secrets=secrets)}",
+        f"a calls_queued that is not a count from 0 to 2147483647: {shape(value, secrets=secrets)}",
         status_code,
     )
 
@@ -429,7 +433,7 @@ def queued_call_id(
     if candidate is None:
         raise FuseInvalidResponseError(
             "a success answer that names no call_id (neither in the body nor in a Link header); "
-            f"Fuse may have queued the call: {redact_value(answer, secrets=secrets)}",
+            f"Fuse may have queued the call; the answer is {shape(answer, secrets=secrets)}",
             status_code,
         )
     secret_in_it = any(secret and secret in candidate for secret in secrets)

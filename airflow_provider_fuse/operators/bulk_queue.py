@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from airflow_provider_fuse._compat import AirflowException, AirflowFailException, AirflowSkipException
 from airflow_provider_fuse.exceptions import FuseError, FuseValidationError, nothing_queued
 from airflow_provider_fuse.masking import shown_url
-from airflow_provider_fuse.operators import contact_list
+from airflow_provider_fuse.operators import contact_list, dialing_plan
 from airflow_provider_fuse.operators.base import where
 from airflow_provider_fuse.operators.queueing import (
     QUEUE_TEMPLATE_FIELDS,
@@ -32,11 +32,13 @@ if TYPE_CHECKING:
 
     from airflow.sdk import Asset, Context, ObjectStoragePath
 
+    from airflow_provider_fuse.calling_hours import Window
     from airflow_provider_fuse.fields import QueueFields
     from airflow_provider_fuse.guard import BulkQueueLedger, CampaignRecord, Fingerprint
     from airflow_provider_fuse.hooks.fuse import ProbeAnswer
     from airflow_provider_fuse.preflight import CsvPart
     from airflow_provider_fuse.results.config import ResultsConfig
+    from airflow_provider_fuse.suppression import SuppressionSource
 
 __all__ = ["RESULTS_XCOM_KEY", "FuseBulkQueueOperator", "dialing_window_end", "probe_receiver"]
 
@@ -145,6 +147,7 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
         "csv_path",
         *QUEUE_TEMPLATE_FIELDS,
         "fuse_conn_id",
+        "suppression_list",
     )
     ui_color = "#f4a460"
 
@@ -156,9 +159,17 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
         on_duplicate_destinations: Literal["warn", "fail", "drop"] = "warn",
         dry_run: bool = False,
         collect_results: bool = False,
+        calling_hours: tuple[str, str] | None = None,
+        on_unknown_time_zone: Literal["fail", "skip", "country"] = "fail",
+        suppression_list: SuppressionSource | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.calling_hours = dialing_plan.checked_calling_hours(calling_hours)
+        dialing_plan.check_on_unknown_time_zone(on_unknown_time_zone)
+        dialing_plan.check_suppression_source(suppression_list)
+        self.on_unknown_time_zone = on_unknown_time_zone
+        self.suppression_list = suppression_list
         if not isinstance(collect_results, bool):
             raise ValueError(f"collect_results must be True or False, got {collect_results!r}")
         if collect_results and "result_url" in self._given:
@@ -181,6 +192,8 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
         # Not ``self.dry_run``: BaseOperator.dry_run() is Airflow's own method (render templates only).
         self.preflight_only = dry_run
         self.collect_results = collect_results
+        # Given at all: a template that renders None must fail, not send without the list.
+        self._suppression_given = suppression_list is not None
 
     def execute(self, context: Context) -> int:
         """Answer from the ledger, or check, preflight and send the list (or what is left of it).
@@ -191,6 +204,8 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
         self._campaign: CampaignRecord | None = None
         # The ledger as this try read it: what earlier tries sent, for a try that fails before sending.
         self._read_ledger: BulkQueueLedger | None = None
+        # The plan of this try (calling hours, suppression list), once made: what it left out.
+        self._planned: dialing_plan.Router | None = None
         try:
             return self._execute(context)
         except Exception:
@@ -265,19 +280,26 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
             if summary.rows == 0:
                 raise AirflowSkipException("The CSV has a header and no contacts: nothing to queue.")
             contact_list.check_duplicates(summary, self.on_duplicate_destinations, self.log)
+            router = self._router(queued_before, resend)
             parts = contact_list.parts(
                 path,
                 summary,
                 workdir,
                 chunk_size=self.chunk_size,
                 on_duplicate_destinations=self.on_duplicate_destinations,
+                route=router,
             )
+            if router is not None:
+                self._check_plan(router, parts, summary.rows, queued_before)
             rows = sum(part.rows for part in parts)
             if self.preflight_only:
                 self._read_connection(self._hook())
                 self._log_dry_run(rows, parts, at, fields, results)
                 return rows
-            fingerprint = self._fingerprint(summary.sha256, parameters)
+            content = summary.sha256
+            if router is not None:
+                content = dialing_plan.plan_content(content, router.suppression, parts)
+            fingerprint = self._fingerprint(content, parameters)
             calls_queued, sent, queued_now = self._send(
                 parts,
                 ledger,
@@ -322,7 +344,144 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
             # Each try signs new tokens (and so new URLs): only whether outcomes are collected is part
             # of the list's identity. Absent when off, so that earlier ledgers still match.
             **({"collect_results": True} if self.collect_results else {}),
+            # Likewise the plan's settings, absent when off. The suppression list's content is in the
+            # fingerprint's content (plan_content): a ledger answers a clear before the list is read.
+            **(
+                {"calling_hours": list(self.calling_hours), "on_unknown_time_zone": self.on_unknown_time_zone}
+                if self.calling_hours is not None
+                else {}
+            ),
+            **({"suppression_list": True} if self._suppression_given else {}),
         }
+
+    # --- calling hours and the suppression list ------------------------------------------------------
+
+    def _router(self, queued_before: str, resend: bool) -> dialing_plan.Router | None:
+        """The route of each row (:class:`~.dialing_plan.Router`), with the suppression list read; ``None``
+        when neither calling hours nor a suppression list is given (the parts are today's chunks).
+
+        :raises AirflowFailException: the suppression list cannot be read: nothing is sent without it.
+        """
+        if self.calling_hours is None and not self._suppression_given:
+            return None
+        hours = None
+        if self.calling_hours is not None:
+            from airflow_provider_fuse.calling_hours import CallingHours
+
+            hours = CallingHours.parse(self.calling_hours)
+        suppression = None
+        if self._suppression_given:
+            from airflow_provider_fuse.suppression import read_suppression_list
+
+            try:
+                if self.suppression_list is None:
+                    raise FuseValidationError(
+                        "suppression_list", "rendered None; nothing is sent without the suppression list"
+                    )
+                suppression = read_suppression_list(self.suppression_list)
+            except FuseValidationError as error:
+                raise AirflowFailException(self._unreadable(error, queued_before, resend)) from None
+        self._planned = dialing_plan.Router(hours, self.on_unknown_time_zone, suppression)
+        return self._planned
+
+    def _check_plan(
+        self, router: dialing_plan.Router, parts: list[CsvPart], rows: int, queued_before: str
+    ) -> None:
+        """Before anything is sent: rows with no time zone fail the task (``on_unknown_time_zone``),
+        the rows left out are logged (counts only), and a list with no row left is not sent.
+
+        :raises AirflowFailException: unplaceable rows under ``"fail"``; or no row left after earlier
+            tries queued calls.
+        :raises AirflowSkipException: no row left (every one suppressed or unplaceable).
+        """
+        try:
+            router.check()
+        except FuseValidationError as error:
+            raise nothing_sent(error) from None
+        removals = router.removals
+        if removals.suppressed or removals.unplaceable:
+            self.log.warning(
+                "Left out of the list: %d of %d rows on the suppression list, %d with no time zone found "
+                "(on_unknown_time_zone=%r).",
+                removals.suppressed,
+                rows,
+                removals.unplaceable,
+                self.on_unknown_time_zone,
+            )
+        if parts:
+            return
+        if queued_before:
+            raise AirflowFailException(
+                f"Nothing was sent to Fuse: no row of the CSV is left to call ({removals.describe()}), and "
+                f"an earlier try of this task instance queued {queued_before}. Check the campaign in Fuse."
+            )
+        raise AirflowSkipException(
+            f"No row of the CSV is left to call ({removals.describe()}): nothing to queue."
+        )
+
+    def _windows(self, parts: list[CsvPart], fields: QueueFields) -> list[Window | None] | None:
+        """Each part's window now (:func:`~.dialing_plan.part_windows`); ``None`` without calling hours
+        (every part is sent with the user's window)."""
+        if self.calling_hours is None:
+            return None
+        from airflow_provider_fuse.calling_hours import CallingHours
+
+        return dialing_plan.part_windows(parts, CallingHours.parse(self.calling_hours), fields, time.time())
+
+    def _within_hours(
+        self, parts: list[CsvPart], left: list[int], windows: list[Window | None] | None
+    ) -> list[int]:
+        """The parts of ``left`` that have a window; the others are counted and logged, not sent."""
+        if windows is None:
+            return left
+        closed = [index for index in left if windows[index] is None]
+        if closed:
+            self._outside_hours(
+                closed, parts, "their zones' calling hours leave no window before end_timestamp"
+            )
+        return [index for index in left if windows[index] is not None]
+
+    def _outside_hours(self, indexes: list[int], parts: list[CsvPart], why: str) -> None:
+        """Count the rows of parts not sent for want of a window, and say which (row numbers only)."""
+        rows = sum(parts[index].rows for index in indexes)
+        if self._planned is not None:
+            self._planned.removals.outside_hours += rows
+        self.log.warning(
+            "Not sending %d of %d parts (%d rows: %s): %s. They are counted, not sent.",
+            len(indexes),
+            len(parts),
+            rows,
+            "; ".join(f"part {index + 1}, {rows_of(parts[index])}" for index in indexes[:5]),
+            why,
+        )
+
+    @staticmethod
+    def _campaign_window(
+        fields: QueueFields,
+        windows: list[Window | None] | None,
+        sendable: list[int],
+        ledger: BulkQueueLedger | None,
+        queued: tuple[int, ...],
+    ) -> QueueFields:
+        """The window of the whole list, for the results sensor and the tokens: from the earliest
+        start to the latest end of the parts this try sends and those earlier tries queued (the
+        windows the ledger recorded with them)."""
+        if windows is None:
+            return fields
+        spans = [(window.start, window.end) for index in sendable if (window := windows[index]) is not None]
+        record = ledger.record if ledger is not None else None
+        for index in queued:
+            entry = (record.entries[index] if record is not None else None) or {}
+            start, end = entry.get("start_timestamp"), entry.get("end_timestamp")
+            if isinstance(start, int) and isinstance(end, int):
+                spans.append((start, end))
+        if not spans:
+            return fields
+        return replace(
+            fields,
+            start_timestamp=min(start for start, _ in spans),
+            end_timestamp=max(end for _, end in spans),
+        )
 
     def _send(
         self,
@@ -371,16 +530,27 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
             )
             return plan.calls_queued, 0, 0
         if not ready:
-            queued_before = (
-                f"parts 1-{plan.start} of {len(parts)} ({plan.calls_queued} calls)" if plan.start else ""
-            )
+            queued_before = ""
+            if plan.queued:
+                which = (
+                    f"parts 1-{plan.start}"
+                    if plan.queued == tuple(range(plan.start))
+                    else f"{len(plan.queued)} parts"
+                )
+                queued_before = f"{which} of {len(parts)} ({plan.calls_queued} calls)"
             self._ready_to_send(context, fields, queued_before)
+        left = [index for index in range(plan.start, len(parts)) if index not in plan.queued]
+        windows = self._windows(parts, fields)
+        sendable = self._within_hours(parts, left, windows)
+        if not sendable:
+            return plan.calls_queued, 0, 0
         if plan.resumed:
             self.log.info(
-                "Resuming at part %d of %d: earlier tries already queued %d calls for the parts before it.",
+                "Resuming at part %d of %d: earlier tries already queued %d calls for %d parts.",
                 plan.start + 1,
                 len(parts),
                 plan.calls_queued,
+                len(plan.queued),
             )
 
         hook = self._hook()
@@ -390,14 +560,25 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
             # connection must not leave an intent behind for a request that never left.
             self._read_connection(hook)
             if results is not None:
-                result_url = self._start_campaign(context, results, ledger, parts, plan.start, fields)
-            for index in range(plan.start, len(parts)):
+                rows = sum(parts[index].rows for index in (*plan.queued, *sendable))
+                campaign_fields = self._campaign_window(fields, windows, sendable, ledger, plan.queued)
+                result_url = self._start_campaign(
+                    context, results, ledger, parts, plan.start, campaign_fields, rows
+                )
+            for index in sendable:
                 part = parts[index]
-                sent_fields = request_fields(fields)
+                window = None if windows is None else windows[index]
+                if window is not None and window.end <= time.time():
+                    # Closed while the parts before it were sent: not sent now, counted.
+                    self._outside_hours(
+                        [index], parts, "its window closed while the parts before it were sent"
+                    )
+                    continue
+                sent_fields = request_fields(dialing_plan.part_fields(fields, window))
                 if result_url is not None:
                     sent_fields["result_url"] = result_url(index, part.rows)
                 if ledger:
-                    ledger.sending(index, part.rows)
+                    ledger.sending(index, part.rows, window=window)
                 self._request_left = True
                 try:
                     queued = hook.bulk_queue(*ids, part.path, **sent_fields)
@@ -427,12 +608,13 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
                         "a progress log line",
                         partial(
                             self.log.info,
-                            "Part %d of %d: %d rows (%s), %d calls queued",
+                            "Part %d of %d: %d rows (%s), %d calls queued%s",
                             index + 1,
                             len(parts),
                             part.rows,
                             rows_of(part),
                             queued,
+                            "" if window is None else f", {dialing_plan.describe_window(part.group, window)}",
                         ),
                     )
         finally:
@@ -447,15 +629,16 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
         parts: list[CsvPart],
         start: int,
         fields: QueueFields,
+        rows: int,
     ) -> Callable[[int, int], str]:
         """Before the first request of this try: the campaign (the ledger's, or a new one), kept in
         the ledger (written with the first intent), checked at the receiver, and pushed to XCom as
-        not yet confirmed. :return: the ``result_url`` of part ``index`` of ``rows`` rows."""
+        not yet confirmed. ``fields``: the window of the whole list (:meth:`_campaign_window`);
+        ``rows``: the rows of the parts sent or to send. :return: the ``result_url`` of part ``index``
+        of ``rows`` rows."""
         now = time.time()
         recorded = ledger.campaign if ledger is not None else None
-        campaign = _campaign_record(
-            recorded.campaign if recorded is not None else None, sum(part.rows for part in parts), fields, now
-        )
+        campaign = _campaign_record(recorded.campaign if recorded is not None else None, rows, fields, now)
         result_url = results.signer(fields, now, campaign.campaign)
         # Every part's token before the first request: one longer than the receiver accepts is
         # refused here, naming the id to shorten, not by the receiver (its 403 blames the key).
@@ -577,13 +760,18 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
         """The summary line; a warning when this try's requests queued more or fewer calls than the
         rows they sent (``total`` includes what earlier tries queued, so it is not compared)."""
         earlier = f" ({total} in all, with earlier tries)" if total != queued else ""
+        window = fields.describe_window()
+        if self.calling_hours is not None:
+            window = f"{window}, each part within calling hours {'-'.join(self.calling_hours)} local time"
+        left_out = "" if self._planned is None else f"; not sent: {self._planned.removals.describe()}"
         self.log.info(
-            "Fuse bulk_queue: %d rows sent, %d calls queued%s, %s, window %s",
+            "Fuse bulk_queue: %d rows sent, %d calls queued%s, %s, window %s%s",
             sent,
             queued,
             earlier,
             at,
-            fields.describe_window(),
+            window,
+            left_out,
         )
         if queued < sent:
             self.log.warning(
@@ -612,15 +800,25 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
         if results is not None:
             shown["result_url"] = results.shown_url()
         sent = ", ".join(f"{name}={value}" for name, value in shown.items())
+        requests = len(parts)
         if fields.is_pci:
             sent = f"{sent}, is_pci=1" if sent else "is_pci=1"
+        plan: list[str] = []
+        if self._planned is not None:
+            windows = self._windows(parts, fields)
+            if windows is not None:
+                self._within_hours(parts, list(range(len(parts))), windows)
+                rows = sum(part.rows for part, window in zip(parts, windows, strict=True) if window)
+                requests = sum(1 for window in windows if window)
+            plan = dialing_plan.describe_plan(parts, windows, self._planned.removals)
         self.log.info(
-            "Dry run, nothing sent: would queue %d rows in %d request(s) to %s, window %s, fields: %s",
+            "Dry run, nothing sent: would queue %d rows in %d request(s) to %s, window %s, fields: %s%s",
             rows,
-            len(parts),
+            requests,
             at,
             fields.describe_window(),
             sent or "(none)",
+            "".join(f"\n  {line}" for line in plan),
         )
 
     def _ledger(self, context: Context, at: str) -> BulkQueueLedger | None:

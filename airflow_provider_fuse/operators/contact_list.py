@@ -16,6 +16,8 @@ from airflow_provider_fuse._compat import AirflowFailException
 from airflow_provider_fuse.exceptions import FuseValidationError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from airflow_provider_fuse.operators.base import Log
     from airflow_provider_fuse.preflight import CsvPart, CsvSummary
 
@@ -128,15 +130,24 @@ def check_duplicates(summary: CsvSummary, on_duplicate_destinations: str, log: L
 
 
 def parts(
-    path: str, summary: CsvSummary, workdir: str, *, chunk_size: int | None, on_duplicate_destinations: str
+    path: str,
+    summary: CsvSummary,
+    workdir: str,
+    *,
+    chunk_size: int | None,
+    on_duplicate_destinations: str,
+    route: Callable[[int, int], tuple[str, ...] | None] | None = None,
 ) -> list[CsvPart]:
-    """The files to send: the CSV itself, or parts written into ``workdir`` (chunks, repeats dropped)."""
+    """The files to send: the CSV itself, or parts written into ``workdir`` (chunks, repeats dropped,
+    rows routed by ``route``: suppressed rows left out, zone groups in parts of their own)."""
     from airflow_provider_fuse.preflight import CsvPart, write_csv_parts
 
     drop = on_duplicate_destinations == "drop" and summary.duplicate_rows > 0
-    if chunk_size is None and not drop:
+    if chunk_size is None and not drop and route is None:
         return [CsvPart(path=path, rows=summary.rows, first_row=2, last_row=summary.rows + 1)]
-    return write_csv_parts(path, workdir, chunk_size=chunk_size, drop_duplicate_destinations=drop)
+    return write_csv_parts(
+        path, workdir, chunk_size=chunk_size, drop_duplicate_destinations=drop, route=route
+    )
 
 
 def _is_remote_source(source: object) -> bool:

@@ -59,15 +59,24 @@ def resend_allowed(allow_resend: bool, context: Context) -> bool:
 def guard_refusal(error: Exception, where: str, key: str) -> AirflowFailException:
     """The ledger under state-store ``key`` refused this try (``error``, a ``GuardError``): the task
     fails without retries, saying what to check in Fuse and how to go on."""
-    from airflow_provider_fuse.guard import ListChanged, UnknownOutcomeRecorded
+    from airflow_provider_fuse.guard import AlreadyQueued, ListChanged, UnknownOutcomeRecorded
 
+    delete_key = (
+        f"delete this task instance's state-store key '{key}' (REST API: DELETE "
+        f".../taskInstances/{{task_id}}/state-store/{key}) and clear the task"
+    )
     if isinstance(error, UnknownOutcomeRecorded):
         return AirflowFailException(
             f"Not sending: the outcome of an earlier try is unknown: {error}. Fuse may have queued what "
             f"was sent. Check the outbound calls of {where} in Fuse. If they are there, mark this task "
-            f"success. If not, delete this task instance's state-store key '{key}' (REST API: DELETE "
-            f".../taskInstances/{{task_id}}/state-store/{key}) and clear the task, or set "
-            "on_unknown_outcome='retry'."
+            f"success. If not, {delete_key}, or set on_unknown_outcome='retry'."
+        )
+    if isinstance(error, AlreadyQueued):
+        # A resend was asked for already: it never sends what this task instance queued before.
+        return AirflowFailException(
+            f"Not sending: {error}. A resend (allow_resend) never sends again what this task "
+            f"instance queued in {where}. To dial it again on purpose, {delete_key} (see "
+            "docs/safety.md): the ledger then forgets everything this task instance queued."
         )
     if isinstance(error, ListChanged):
         return AirflowFailException(

@@ -490,22 +490,20 @@ def _call_details(details: dict[str, Any]) -> CallDetails:
     if not _STATUS.fullmatch(status.strip()):
         raise CallbackError("call_details.status is not a status word")
     details = _typed(details)
+    for name in CALL_DETAILS_NUMBERS:
+        value = details[name]
+        if value is not None and value not in _BIGINT:
+            raise CallbackError(f"call_details.{name} is out of range")
+    for event in details["events"]:
+        if event["timestamp"] is not None and event["timestamp"] not in _BIGINT:
+            raise CallbackError("call_details.events[].timestamp is out of range")
     try:
-        call = CallDetails.from_answer({"call_details": details})
+        return CallDetails.from_answer({"call_details": details})
     except FuseInvalidResponseError as error:
-        # Its message may quote the offending text (scrubbed of numbers, but still the body's):
-        # only the field's name is carried over.
+        # Only the field's name is carried over (a negative count is not a number of Fuse's either).
         if error.field is None:
             raise CallbackError("call_details is not readable") from None
         raise CallbackError(f"{error.field} is not a number") from None
-    for name in CALL_DETAILS_NUMBERS:
-        value = getattr(call, name)
-        if value is not None and value not in _BIGINT:
-            raise CallbackError(f"call_details.{name} is out of range")
-    for event in call.events:
-        if event.timestamp is not None and event.timestamp not in _BIGINT:
-            raise CallbackError("call_details.events[].timestamp is out of range")
-    return call
 
 
 def _typed(details: dict[str, Any]) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from airflow_provider_fuse.exceptions import (
+    FuseError,
     FuseInvalidResponseError,
     nothing_queued,
 )
@@ -83,3 +84,90 @@ def test_an_infinite_number_in_call_details_is_an_invalid_answer(fuse_connection
     requests_mock.get(STATUS_URL, text='{"call_details": {"status": "queued", "attempts": 1e999}}')
     with pytest.raises(FuseInvalidResponseError):
         make_hook(connect_retries=0).get_call_status(77)
+
+
+# --- No error quotes a body: Fuse's own error text is shown, anything else described ----------------
+
+#: Personal data an answer may carry; none of it may reach an error.
+PERSONAL = ["Zyxwv Qrstuv", "qq.person@zz.example", "221B Baker Street"]
+_VALUES = st.one_of(st.sampled_from(PERSONAL), st.text(max_size=20).map(lambda text: text + PERSONAL[0]))
+_OBJECTS = st.dictionaries(
+    st.sampled_from(["note", "caller", "detail", "data", "status_text"]), _VALUES, min_size=1, max_size=4
+)
+
+
+def _json(value: object) -> bytes:
+    import json
+
+    return json.dumps(value, ensure_ascii=False).encode()
+
+
+def _shows_no_personal_data(error: BaseException) -> None:
+    message = str(error)
+    assert not any(part in message for text in PERSONAL for part in text.split())
+
+
+def _raised(call, *args, **kwargs) -> BaseException:
+    with pytest.raises(FuseInvalidResponseError) as caught:
+        call(*args, **kwargs)
+    return caught.value
+
+
+@given(
+    body=st.one_of(
+        _OBJECTS.map(lambda value: b"<html><body>" + _json(value) + b"</body></html>"),
+        _VALUES.map(lambda text: text.encode("utf-8", errors="surrogatepass")),
+        _OBJECTS.map(lambda value: b"[" + _json(value) + b"]"),
+    ),
+    status=st.sampled_from([200, 201, 202]),
+)
+def test_a_success_body_that_is_not_fuses_is_described_not_quoted(body, status):
+    from airflow_provider_fuse.hooks.classify import classify_answer
+
+    error = _raised(classify_answer, status, body)
+    _shows_no_personal_data(error)
+    assert f"{len(body)} bytes" in str(error)
+
+
+@given(body=_OBJECTS.map(_json), status=st.sampled_from([400, 404, 409, 500, 503]))
+def test_a_failure_answer_without_fuses_error_text_is_described_not_quoted(body, status):
+    from airflow_provider_fuse.hooks.classify import classify_answer
+
+    with pytest.raises(FuseError) as caught:
+        classify_answer(status, body)
+    _shows_no_personal_data(caught.value)
+    assert "no Fuse error text in a JSON object with keys" in str(caught.value)
+
+
+@pytest.mark.parametrize("name", ["error", "message"])
+def test_fuses_own_error_text_is_shown_redacted(name):
+    from airflow_provider_fuse.hooks.classify import classify_answer
+
+    with pytest.raises(FuseError) as caught:
+        classify_answer(400, _json({name: "Invalid destination 617-555-1234 for app 12."}))
+    assert str(caught.value) == "Fuse API answered 400: Invalid destination [redacted] for app 12."
+
+
+@given(answer=_OBJECTS)
+def test_a_count_or_call_id_answer_that_is_not_fuses_is_described_not_quoted(answer):
+    from airflow_provider_fuse.hooks.classify import calls_queued, queued_call_id
+
+    _shows_no_personal_data(_raised(calls_queued, answer, 200, ()))
+    _shows_no_personal_data(_raised(calls_queued, {"calls_queued": answer}, 200, ()))
+    _shows_no_personal_data(_raised(calls_queued, {"calls_queued": PERSONAL[1]}, 200, ()))
+    _shows_no_personal_data(_raised(queued_call_id, answer, {}, 200, ()))
+
+
+def test_the_description_names_plain_keys_and_the_size_only():
+    from airflow_provider_fuse.hooks.classify import classify_answer
+
+    body = _json({"error": {"who": PERSONAL[0]}, "message": [PERSONAL[1]], "a key": 1, "dk_4f1c9e": 2})
+    with pytest.raises(FuseError) as caught:
+        classify_answer(500, body)
+    assert str(caught.value) == (
+        "Fuse API answered 500: no Fuse error text in a JSON object with keys error, message, "
+        f"dk_4f1c9e and 1 other key ({len(body)} bytes)"
+    )
+    with pytest.raises(FuseError) as caught:
+        classify_answer(500, body, secrets=["dk_4f1c9e"])
+    assert "dk_4f1c9e" not in str(caught.value)

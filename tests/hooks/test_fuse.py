@@ -298,11 +298,13 @@ def test_5xx_is_an_unknown_outcome_and_not_retried(fuse_connection, requests_moc
     assert requests_mock.call_count == 1
 
 
-def test_an_html_proxy_page_error_names_status_and_an_excerpt(fuse_connection, requests_mock, contacts_csv):
+def test_an_html_proxy_page_error_names_status_and_what_the_body_is(
+    fuse_connection, requests_mock, contacts_csv
+):
     page = "<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"
     requests_mock.post(BULK_URL, status_code=502, text=page)
     with pytest.raises(
-        FuseServerError, match=r"502: no Fuse error text; body: <html><head><title>502 Bad Gateway"
+        FuseServerError, match=rf"502: no Fuse error text in an HTML page \({len(page)} bytes\)$"
     ):
         make_hook().bulk_queue(12, 34, contacts_csv)
 

@@ -43,6 +43,7 @@ def test_template_fields_are_the_documented_ones():
         "reattempt_wait",
         "result_url",
         "fuse_conn_id",
+        "suppression_list",
     )
 
 

@@ -1131,3 +1131,23 @@ def test_a_refused_connection_off_loopback_is_a_warning_and_the_list_goes(
     assert operator(contacts_csv).execute({"ti": FakeTaskInstance()}) == 3
     assert "the connection was refused" in log_text()
     assert len(fuse.forms) == 1
+
+
+# --- Calling hours: the wait covers the last part's window -----------------------------------------
+
+
+def test_with_calling_hours_the_sensor_waits_until_the_last_parts_window_ends(results, fuse, tmp_path):
+    import time_machine
+
+    from tests.operators.test_fuse_calling_hours import HOURS, at, contacts
+
+    path = contacts(tmp_path, "6175551234", "4155551234")
+    ti = FakeTaskInstance()
+    with time_machine.travel(at("America/New_York", 6), tick=False):
+        assert operator(path, calling_hours=HOURS).execute({"ti": ti, "task_state_store": MemoryStore()}) == 2
+    record = ti.xcom[RESULTS_XCOM_KEY]
+    assert record["start_timestamp"] == int(at("America/New_York", 8).timestamp())
+    assert record["window_end"] == int(at("America/Los_Angeles", 21).timestamp())
+    for url in sent_urls(fuse):
+        part = verify(token_of(url), os.environ["AIRFLOW__FUSE__RESULTS_SIGNING_KEY"], now=time.time())
+        assert part.expires == record["window_end"] + DEFAULT_TOKEN_LIFETIME

@@ -84,3 +84,38 @@ def test_a_state_store_key_holding_no_ledger_is_refused_without_advising_a_resen
     assert message.startswith("Not sending: the task state store holds something under")
     assert "allow_resend" not in message
     assert not requests_mock.called
+
+
+@pytest.mark.parametrize("kind", ["bulk", "call"])
+def test_what_was_queued_before_a_resend_replaced_it_is_refused_saying_how_to_dial_it_again(
+    fuse_connection, requests_mock, send, kind
+):
+    path, answer = ENDPOINTS[kind]
+    url = f"{BASE_URL}/apps/12/34/{path}"
+    context = {"task_state_store": MemoryStore()}
+    if kind == "bulk":  # list A: its first part queued, its second rejected
+        requests_mock.post(
+            url, [{"json": {"calls_queued": 1}}, {"status_code": 400, "json": {"error": "No."}}]
+        )
+        with pytest.raises(AirflowFailException):
+            send[kind](context, chunk_size=1)
+        requests_mock.post(url, json={"calls_queued": 1})
+        send[kind](context, chunk_size=1, max_attempts=1, allow_resend=True)  # list B, sent once
+        again = {"chunk_size": 1}
+    else:  # call A, then call B
+        requests_mock.post(url, json=answer)
+        send[kind](context)
+        send[kind](context, phone_number="16175550000", allow_resend=True)
+        again = {}
+    sent = requests_mock.call_count
+    with pytest.raises(AirflowFailException) as caught:
+        send[kind](context, allow_resend=True, **again)  # A again, resend allowed
+    message = str(caught.value)
+    assert message.startswith("Not sending: an earlier try of this task already queued")
+    assert "this very" in message
+    assert "A resend (allow_resend) never sends again what this task instance queued" in message
+    assert f"delete this task instance's state-store key '{KEYS[kind]}'" in message
+    assert "docs/safety.md" in message
+    assert "set allow_resend=True" not in message
+    assert RESEND_CONF_KEY not in message
+    assert requests_mock.call_count == sent

@@ -101,3 +101,16 @@ e2e_duplicates_drop = bulk_queue_dag(
     "e2e_duplicates_drop", FuseBulkQueueOperator, on_duplicate_destinations="drop"
 )
 e2e_dry_run = bulk_queue_dag("e2e_dry_run", FuseBulkQueueOperator, dry_run=True)
+
+
+# --- Calling hours and a suppression list --------------------------------------------------------------
+
+#: Each zone group in parts of its own, within 08:00-21:00 local time; the numbers in
+#: ``<csv_path>.suppressed.csv`` are never called; a number with no time zone is left out, counted.
+e2e_bulk_queue_calling_hours = bulk_queue_dag(
+    "e2e_bulk_queue_calling_hours",
+    calling_hours=("08:00", "21:00"),
+    on_unknown_time_zone="skip",
+    suppression_list="{{ params.csv_path }}.suppressed.csv",
+    chunk_size=2,
+)

@@ -1,0 +1,474 @@
+"""The bulk operator's calling hours and suppression list: whom it calls, in which part, in which window,
+and what a retry or clear does once time has passed or the settings changed.
+
+"Now" is always the real clock moved by ``time_machine`` to an hour of a day after today, never a
+fixed date.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import date, datetime, time, timedelta, timezone
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+import requests
+import time_machine
+
+from airflow_provider_fuse._compat import AirflowFailException, AirflowSkipException
+from airflow_provider_fuse.calling_hours import CallingHours, calling_window, time_zones
+from airflow_provider_fuse.destinations import destination_number
+from airflow_provider_fuse.guard import LEDGER_KEY
+from tests.helpers import MemoryStore, decode_multipart
+from tests.operators.test_fuse import BULK_URL, operator
+
+NEW_YORK, LOS_ANGELES, CHICAGO = "6175551234", "4155551234", "3125551234"
+#: A North American toll-free number: no area, so no time zone.
+TOLL_FREE = "8005551234"
+HOURS = ("08:00", "21:00")
+#: A refused connection is not retried by the hook: the task's try ends there.
+NO_CONNECT_RETRIES = {"hook_params": {"connect_retries": 0}}
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture(autouse=True)
+def _no_connect_backoff(monkeypatch):
+    monkeypatch.setattr("airflow_provider_fuse.hooks.fuse.time.sleep", lambda seconds: None)
+
+
+def a_day_ahead(days: int = 1) -> date:
+    """A day after today (real clock), so that no test takes a fixed date for now."""
+    return datetime.now(timezone.utc).date() + timedelta(days=days)
+
+
+def at(zone: str, hour: int, minute: int = 0, day: date | None = None) -> datetime:
+    """The instant the clock of ``zone`` shows ``hour:minute`` on ``day`` (default: tomorrow)."""
+    return datetime.combine(day or a_day_ahead(), time(hour, minute), ZoneInfo(zone))
+
+
+def contacts(tmp_path: Path, *destinations: str, name: str = "contacts.csv") -> Path:
+    path = tmp_path / name
+    path.write_text("destination,n\n" + "".join(f"{d},{i}\n" for i, d in enumerate(destinations)))
+    return path
+
+
+def uploads(requests_mock) -> list[dict[str, bytes]]:
+    """Every bulk_queue request's form fields (``csv`` as bytes), as the answer read them."""
+    return requests_mock.sent
+
+
+def rows_in(upload: dict[str, bytes]) -> list[str]:
+    return [line.split(",")[0] for line in upload["csv"].decode().splitlines()[1:]]
+
+
+def answering(requests_mock, answer) -> None:
+    """Fuse answers each request with ``answer(fields, count)``; the fields are kept in ``.sent``."""
+    requests_mock.sent = []
+
+    def reply(request, context):
+        fields = {name: value for name, (value, _) in decode_multipart(request).items()}
+        requests_mock.sent.append(fields)
+        return answer(fields, len(requests_mock.sent))
+
+    requests_mock.post(BULK_URL, json=reply)
+
+
+def queue_every_row(requests_mock) -> None:
+    answering(requests_mock, lambda fields, count: {"calls_queued": len(rows_in(fields))})
+
+
+def inside_hours(number: str, start: int, end: int, hours: tuple[str, str] = HOURS) -> bool:
+    """Whether ``[start, end)`` is inside the local hours of every zone ``number`` may ring in."""
+    first, last = (time.fromisoformat(value) for value in hours)
+    for zone in time_zones(destination_number(number)):
+        opens = datetime.fromtimestamp(start, ZoneInfo(zone))
+        closes = datetime.fromtimestamp(end - 1, ZoneInfo(zone))
+        if opens.date() != closes.date() or opens.time() < first or closes.time() >= last:
+            return False
+    return True
+
+
+# --- parameters, checked when the DAG is parsed --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("arguments", "named"),
+    [
+        ({"calling_hours": ("21:00", "08:00")}, "calling_hours"),
+        ({"calling_hours": "08:00-21:00"}, "calling_hours"),
+        ({"calling_hours": HOURS, "on_unknown_time_zone": "guess"}, "on_unknown_time_zone"),
+        ({"suppression_list": 6175551234}, "suppression_list"),
+    ],
+)
+def test_a_bad_setting_is_refused_when_the_dag_is_parsed_naming_it(tmp_path, arguments, named):
+    with pytest.raises(ValueError, match=named) as caught:
+        operator(tmp_path / "contacts.csv", **arguments)
+    assert "6175551234" not in str(caught.value)
+
+
+def test_calling_hours_are_kept_in_one_form(tmp_path):
+    assert operator(tmp_path / "c.csv", calling_hours=[time(8), "21:00"]).calling_hours == HOURS
+
+
+# --- the plan: zone groups, windows, removals ---------------------------------------------------------
+
+
+def test_each_zone_group_is_sent_as_a_part_with_the_window_of_its_local_hours(
+    fuse_connection, requests_mock, tmp_path
+):
+    queue_every_row(requests_mock)
+    path = contacts(tmp_path, NEW_YORK, LOS_ANGELES, "6175550000", CHICAGO)
+    with time_machine.travel(at("America/New_York", 6), tick=False):
+        assert operator(path, calling_hours=HOURS).execute({}) == 4
+    sent = uploads(requests_mock)
+    assert [rows_in(upload) for upload in sent] == [[NEW_YORK, "6175550000"], [LOS_ANGELES], [CHICAGO]]
+    for upload in sent:
+        start, end = int(upload["start_timestamp"]), int(upload["end_timestamp"])
+        assert all(inside_hours(number, start, end) for number in rows_in(upload))
+    # New York opens at 08:00 its time; the window runs to 21:00, and so on for each zone.
+    assert int(sent[0]["start_timestamp"]) == int(at("America/New_York", 8).timestamp())
+    assert int(sent[1]["end_timestamp"]) == int(at("America/Los_Angeles", 21).timestamp())
+
+
+def test_the_users_window_cuts_each_parts_window(fuse_connection, requests_mock, tmp_path):
+    queue_every_row(requests_mock)
+    path = contacts(tmp_path, NEW_YORK, LOS_ANGELES)
+    end = at("America/New_York", 12)
+    with time_machine.travel(at("America/New_York", 6), tick=False):
+        operator(path, calling_hours=HOURS, end_timestamp=int(end.timestamp())).execute({})
+    sent = uploads(requests_mock)
+    assert [int(upload["end_timestamp"]) for upload in sent] == [int(end.timestamp())] * 2
+    assert int(sent[1]["start_timestamp"]) == int(at("America/Los_Angeles", 8).timestamp())
+
+
+def test_a_group_with_no_window_before_the_end_is_not_sent_and_is_counted(
+    fuse_connection, requests_mock, tmp_path, log_text
+):
+    queue_every_row(requests_mock)
+    path = contacts(tmp_path, NEW_YORK, LOS_ANGELES)
+    # Eastern 09:00-10:00 is 06:00-07:00 in Los Angeles: no call may be made there before the end.
+    end = at("America/New_York", 10)
+    with time_machine.travel(at("America/New_York", 9), tick=False):
+        assert operator(path, calling_hours=HOURS, end_timestamp=int(end.timestamp())).execute({}) == 1
+    assert [rows_in(upload) for upload in uploads(requests_mock)] == [[NEW_YORK]]
+    assert "Not sending 1 of 2 parts (1 rows: part 2, rows 3-3)" in log_text()
+    assert "0 suppressed, 0 with no time zone found, 1 outside calling hours" in log_text()
+
+
+def test_a_group_whose_day_is_over_waits_for_the_next_days_window(fuse_connection, requests_mock, tmp_path):
+    queue_every_row(requests_mock)
+    path = contacts(tmp_path, NEW_YORK)
+    with time_machine.travel(at("America/New_York", 22), tick=False):
+        operator(path, calling_hours=HOURS).execute({})
+    (upload,) = uploads(requests_mock)
+    next_day = a_day_ahead(2)
+    assert int(upload["start_timestamp"]) == int(at("America/New_York", 8, day=next_day).timestamp())
+
+
+def test_suppressed_rows_are_not_sent_and_are_counted_without_calling_hours(
+    fuse_connection, requests_mock, tmp_path, log_text
+):
+    queue_every_row(requests_mock)
+    path = contacts(tmp_path, NEW_YORK, LOS_ANGELES, CHICAGO)
+    assert operator(path, suppression_list=["tel:+14155551234", 13125551234]).execute({}) == 1
+    (upload,) = uploads(requests_mock)
+    assert rows_in(upload) == [NEW_YORK]
+    assert "start_timestamp" not in upload  # without calling hours, the user's window: none given
+    log = log_text()
+    assert "2 suppressed" in log
+    assert LOS_ANGELES not in log
+    assert CHICAGO not in log
+
+
+def test_a_list_whose_every_row_is_suppressed_is_skipped(fuse_connection, requests_mock, tmp_path):
+    path = contacts(tmp_path, NEW_YORK)
+    with pytest.raises(AirflowSkipException, match="1 suppressed"):
+        operator(path, suppression_list=[NEW_YORK]).execute({})
+    assert not requests_mock.called
+
+
+def test_a_suppression_list_that_cannot_be_read_fails_before_anything_is_sent(
+    fuse_connection, requests_mock, tmp_path
+):
+    path = contacts(tmp_path, NEW_YORK)
+    with pytest.raises(AirflowFailException, match="Nothing was sent to Fuse: suppression_list"):
+        operator(path, suppression_list=str(tmp_path / "missing.csv")).execute({})
+    assert not requests_mock.called
+
+
+def test_a_suppression_list_rendered_none_fails_rather_than_sending_without_it(
+    fuse_connection, requests_mock, tmp_path
+):
+    task = operator(contacts(tmp_path, NEW_YORK), suppression_list="{{ ti.xcom_pull('suppressed') }}")
+    task.suppression_list = None  # as the template renders when the upstream pushed nothing
+    with pytest.raises(AirflowFailException, match="suppression_list: rendered None"):
+        task.execute({})
+    assert not requests_mock.called
+
+
+def test_rows_with_no_time_zone_fail_before_sending_naming_their_rows_not_their_numbers(
+    fuse_connection, requests_mock, tmp_path
+):
+    path = contacts(tmp_path, NEW_YORK, TOLL_FREE, LOS_ANGELES, TOLL_FREE)
+    with pytest.raises(
+        AirflowFailException, match=r"2 of 4 rows .* \(rows 3, 5; the header is row 1\)"
+    ) as caught:
+        operator(path, calling_hours=HOURS).execute({})
+    assert TOLL_FREE not in str(caught.value)
+    assert not requests_mock.called
+
+
+def test_a_suppressed_row_is_never_counted_as_one_with_no_time_zone(fuse_connection, requests_mock, tmp_path):
+    queue_every_row(requests_mock)
+    path = contacts(tmp_path, NEW_YORK, TOLL_FREE)
+    with time_machine.travel(at("America/New_York", 9), tick=False):
+        assert operator(path, calling_hours=HOURS, suppression_list=[TOLL_FREE]).execute({}) == 1
+
+
+def test_skip_leaves_rows_with_no_time_zone_out_and_counts_them(
+    fuse_connection, requests_mock, tmp_path, log_text
+):
+    queue_every_row(requests_mock)
+    path = contacts(tmp_path, NEW_YORK, TOLL_FREE)
+    with time_machine.travel(at("America/New_York", 9), tick=False):
+        assert operator(path, calling_hours=HOURS, on_unknown_time_zone="skip").execute({}) == 1
+    assert "1 with no time zone found" in log_text()
+
+
+def test_country_calls_a_row_with_no_time_zone_within_every_zone_of_its_country(tmp_path):
+    from airflow_provider_fuse.calling_hours import country_time_zones
+    from airflow_provider_fuse.operators.dialing_plan import Router
+
+    router = Router(CallingHours.parse(HOURS), "country", None)
+    assert router(2, destination_number(TOLL_FREE)) == country_time_zones(destination_number(TOLL_FREE))
+    assert router.removals.unplaceable == 0
+
+
+# --- dry run: the plan, with no number in it ------------------------------------------------------
+
+
+def test_a_dry_run_logs_the_plan_per_zone_group_with_no_number(
+    fuse_connection, requests_mock, tmp_path, log_text
+):
+    path = contacts(tmp_path, NEW_YORK, LOS_ANGELES, "6175550000", CHICAGO, "19075551234")
+    with time_machine.travel(at("America/New_York", 6), tick=False):
+        rows = operator(
+            path, calling_hours=HOURS, suppression_list=[CHICAGO], dry_run=True, chunk_size=1
+        ).execute({})
+    assert rows == 4
+    assert not requests_mock.called
+    log = log_text()
+    assert "would queue 4 rows in 4 request(s)" in log
+    assert "zones America/New_York: 2 rows in 2 part(s), local " in log
+    assert "08:00-21:00 America/Los_Angeles; UTC " in log
+    assert "zones America/Adak + America/Anchorage: 1 rows" in log
+    assert "not sent: 1 suppressed, 0 with no time zone found, 0 outside calling hours" in log
+    assert not any(number in log for number in (NEW_YORK, LOS_ANGELES, CHICAGO, "5551234"))
+
+
+# --- the ledger: one truth across retries, clears and time ---------------------------------------
+
+
+def refused_then_queued(requests_mock, refused_at: int) -> None:
+    """Fuse queues every part but the ``refused_at``-th request, which never connects."""
+
+    def answer(fields, count):
+        if count == refused_at:
+            raise requests.exceptions.ConnectTimeout("connect timed out")
+        return {"calls_queued": len(rows_in(fields))}
+
+    answering(requests_mock, answer)
+
+
+def test_a_retry_an_hour_later_resumes_with_its_own_windows_and_sends_nothing_twice(
+    fuse_connection, requests_mock, tmp_path
+):
+    refused_then_queued(requests_mock, refused_at=2)
+    path = contacts(tmp_path, NEW_YORK, LOS_ANGELES, CHICAGO)
+    store = MemoryStore()
+    with (
+        time_machine.travel(at("America/New_York", 9), tick=False),
+        pytest.raises(Exception, match="never reached Fuse|not sent|connect"),
+    ):
+        operator(path, calling_hours=HOURS, **NO_CONNECT_RETRIES).execute({"task_state_store": store})
+    with time_machine.travel(at("America/New_York", 12), tick=False):
+        assert operator(path, calling_hours=HOURS).execute({"task_state_store": store}) == 3
+    sent = [rows_in(upload) for upload in uploads(requests_mock)]
+    assert sent == [[NEW_YORK], [LOS_ANGELES], [LOS_ANGELES], [CHICAGO]]  # the 2nd never connected
+    # The retry's windows start at its own time; the ledger keeps each part's as it was sent.
+    assert int(uploads(requests_mock)[3]["start_timestamp"]) == int(at("America/New_York", 12).timestamp())
+    parts = store.values[LEDGER_KEY]["parts"]
+    assert [part["state"] for part in parts] == ["queued"] * 3
+    assert parts[0]["start_timestamp"] == int(at("America/New_York", 9).timestamp())
+    assert parts[2]["start_timestamp"] == int(at("America/New_York", 12).timestamp())
+
+
+def test_a_clear_after_success_answers_from_the_ledger_a_day_later(fuse_connection, requests_mock, tmp_path):
+    queue_every_row(requests_mock)
+    path = contacts(tmp_path, NEW_YORK, LOS_ANGELES)
+    store = MemoryStore()
+    with time_machine.travel(at("America/New_York", 9), tick=False):
+        operator(path, calling_hours=HOURS, suppression_list=[CHICAGO]).execute({"task_state_store": store})
+    with time_machine.travel(at("America/New_York", 9, day=a_day_ahead(2)), tick=False):
+        assert (
+            operator(path, calling_hours=HOURS, suppression_list=[CHICAGO]).execute(
+                {"task_state_store": store}
+            )
+            == 2
+        )
+    assert len(uploads(requests_mock)) == 2
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [
+        {"calling_hours": HOURS, "suppression_list": [NEW_YORK, CHICAGO]},
+        {"calling_hours": ("09:00", "20:00"), "suppression_list": [CHICAGO]},
+        {"calling_hours": HOURS, "suppression_list": [CHICAGO], "on_unknown_time_zone": "skip"},
+    ],
+    ids=["suppression list", "calling hours", "unknown-zone policy"],
+)
+def test_a_changed_suppression_list_or_calling_hours_is_a_changed_list(
+    fuse_connection, requests_mock, tmp_path, changed
+):
+    refused_then_queued(requests_mock, refused_at=2)
+    path = contacts(tmp_path, NEW_YORK, LOS_ANGELES)
+    store = MemoryStore()
+    first = {"calling_hours": HOURS, "suppression_list": [CHICAGO]}
+    with (
+        time_machine.travel(at("America/New_York", 9), tick=False),
+        pytest.raises(Exception, match="never reached Fuse|not sent|connect"),
+    ):
+        operator(path, **first, **NO_CONNECT_RETRIES).execute({"task_state_store": store})
+    with time_machine.travel(at("America/New_York", 10), tick=False):
+        with pytest.raises(AirflowFailException, match="changed since"):
+            operator(path, **changed).execute({"task_state_store": store})
+        assert len(uploads(requests_mock)) == 2
+        operator(path, allow_resend=True, **changed).execute({"task_state_store": store})
+    assert len(uploads(requests_mock)) > 2
+
+
+def test_a_retry_after_a_parts_window_became_empty_does_not_send_it_and_says_so(
+    fuse_connection, requests_mock, tmp_path, log_text
+):
+    refused_then_queued(requests_mock, refused_at=2)
+    path = contacts(tmp_path, NEW_YORK, LOS_ANGELES)
+    store = MemoryStore()
+    end = int(at("America/Los_Angeles", 7, day=a_day_ahead(2)).timestamp())
+    with (
+        time_machine.travel(at("America/Los_Angeles", 12), tick=False),
+        pytest.raises(Exception, match="never reached Fuse|not sent|connect"),
+    ):
+        operator(path, calling_hours=HOURS, end_timestamp=end, **NO_CONNECT_RETRIES).execute(
+            {"task_state_store": store}
+        )
+    with time_machine.travel(at("America/Los_Angeles", 21, 30), tick=False):
+        assert (
+            operator(path, calling_hours=HOURS, end_timestamp=end).execute({"task_state_store": store}) == 1
+        )
+    assert len(uploads(requests_mock)) == 2  # the refused request, nothing since
+    assert "Not sending 1 of 2 parts (1 rows: part 2, rows 3-3)" in log_text()
+    assert store.values[LEDGER_KEY]["parts"][1] is None
+
+
+def test_a_part_whose_window_closed_during_the_upload_is_counted_and_a_clear_sends_it_alone(
+    fuse_connection, requests_mock, tmp_path, log_text
+):
+    """Part 1 takes until Los Angeles' day is over: part 2 (Los Angeles) is not sent, part 3
+    (Honolulu, still open) is. A clear the next morning sends part 2, and nothing else again."""
+    path = contacts(tmp_path, NEW_YORK, LOS_ANGELES, "8085551234")
+    store = MemoryStore()
+    late = at("America/Los_Angeles", 21, 30)
+    with time_machine.travel(at("America/New_York", 8), tick=False) as clock:
+
+        def answer(fields, count):
+            if count == 1:
+                clock.move_to(late)
+            return {"calls_queued": len(rows_in(fields))}
+
+        answering(requests_mock, answer)
+        assert operator(path, calling_hours=HOURS).execute({"task_state_store": store}) == 2
+    assert [part and part["state"] for part in store.values[LEDGER_KEY]["parts"]] == [
+        "queued",
+        None,
+        "queued",
+    ]
+    assert "Not sending 1 of 3 parts (1 rows: part 2, rows 3-3)" in log_text()
+    with time_machine.travel(at("America/Los_Angeles", 9, day=a_day_ahead(2)), tick=False):
+        assert operator(path, calling_hours=HOURS).execute({"task_state_store": store}) == 3
+    assert [rows_in(upload) for upload in uploads(requests_mock)] == [
+        [NEW_YORK],
+        ["8085551234"],
+        [LOS_ANGELES],
+    ]
+
+
+def test_with_the_new_options_off_a_ledger_written_before_them_still_answers(
+    fuse_connection, requests_mock, tmp_path
+):
+    """The ledger in data/ was written by the operator before calling hours existed: part 1 queued,
+    part 2's outcome unknown. Its fingerprint must still match, so the retry resumes at part 2."""
+    path = tmp_path / "contacts.csv"
+    path.write_text("destination,n\n" + "".join(f"1617555{i:04d},{i}\n" for i in range(5)))
+    store = MemoryStore()
+    store.values[LEDGER_KEY] = json.loads((DATA / "ledger_before_calling_hours.json").read_text())
+    queue_every_row(requests_mock)
+    retry = operator(
+        path, chunk_size=2, max_attempts=2, reattempt_wait=60, on_unknown_outcome="retry"
+    ).execute({"task_state_store": store})
+    assert retry == 5
+    assert [rows_in(upload) for upload in uploads(requests_mock)] == [
+        ["16175550002", "16175550003"],
+        ["16175550004"],
+    ]
+
+
+def test_the_fingerprint_parameters_are_unchanged_when_the_options_are_off(tmp_path):
+    task = operator(tmp_path / "c.csv", chunk_size=2)
+    from airflow_provider_fuse.fields import QueueFields
+
+    assert set(task._parameters(12, 34, QueueFields())) == {
+        "application_id",
+        "deployment_id",
+        "fields",
+        "chunk_size",
+        "on_duplicate_destinations",
+    }
+
+
+def test_a_changed_phonenumbers_grouping_is_a_changed_list(tmp_path):
+    """The plan's content covers which row went in which part, not only the settings."""
+    from airflow_provider_fuse.operators.dialing_plan import plan_content
+    from airflow_provider_fuse.preflight import CsvPart
+
+    one = [CsvPart("a", 2, 2, 3, ("America/New_York",), "ab")]
+    two = [
+        CsvPart("a", 1, 2, 2, ("America/New_York",), "cd"),
+        CsvPart("b", 1, 3, 3, ("America/Chicago",), "ef"),
+    ]
+    assert plan_content("csv", None, one) != plan_content("csv", None, two)
+    assert re.fullmatch("[0-9a-f]{64}", plan_content("csv", None, one))
+
+
+def test_windows_are_not_in_the_plans_content(tmp_path):
+    from airflow_provider_fuse.operators.dialing_plan import plan_content
+    from airflow_provider_fuse.preflight import CsvPart
+
+    part = CsvPart("a", 1, 2, 2, ("America/New_York",), "ab")
+    assert plan_content("csv", None, [part]) == plan_content("csv", None, [part])
+
+
+def test_part_windows_are_the_calling_windows_of_their_groups():
+    from airflow_provider_fuse.fields import QueueFields
+    from airflow_provider_fuse.operators.dialing_plan import part_windows
+    from airflow_provider_fuse.preflight import CsvPart
+
+    now = int(at("America/New_York", 6).timestamp())
+    parts = [CsvPart("a", 1, 2, 2, ("America/New_York",)), CsvPart("b", 1, 3, 3, ("America/Chicago",))]
+    hours = CallingHours.parse(HOURS)
+    assert part_windows(parts, hours, QueueFields(), now) == [
+        calling_window(("America/New_York",), hours, start=now, end=None),
+        calling_window(("America/Chicago",), hours, start=now, end=None),
+    ]

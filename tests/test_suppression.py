@@ -1,0 +1,444 @@
+"""The suppression list: one normal form for a number, every source read whole or refused, no value
+ever in an error or a log line, membership exactly a set's in bounded memory."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sqlite3
+import subprocess
+import sys
+import tracemalloc
+from pathlib import Path
+from unittest import mock
+
+import pytest
+from airflow.sdk import ObjectStoragePath
+from fsspec.implementations.memory import MemoryFileSystem
+from hypothesis import given
+from hypothesis import strategies as st
+
+from airflow_provider_fuse import suppression
+from airflow_provider_fuse.destinations import destination_number
+from airflow_provider_fuse.exceptions import FuseValidationError
+from airflow_provider_fuse.suppression import (
+    SuppressionList,
+    SuppressionQuery,
+    read_suppression_list,
+    suppression_number,
+)
+from tests.helpers import connection_json
+
+#: A number on the lists below, and the digits that would show it in a message or a log line.
+NUMBER = "6175551234"
+LOG = logging.getLogger("tests.suppression")
+
+ten_digits = st.integers(0, 10**10 - 1).map(lambda number: f"{number:010d}")
+# An area code, exchange and line as people write them: the area code never starts with 0 here, so
+# that a bracketed area code is not a trunk prefix.
+nanp_parts = st.tuples(
+    st.integers(100, 999).map(str),
+    st.integers(0, 999).map("{:03d}".format),
+    st.integers(0, 9999).map("{:04d}".format),
+)
+e164 = st.integers(1, 9).flatmap(
+    lambda first: st.integers(7, 14).flatmap(lambda rest: st.from_regex(rf"\A{first}[0-9]{{{rest}}}\Z"))
+)
+
+
+def refused(source: object, caplog: pytest.LogCaptureFixture) -> str:
+    """The message of the error reading ``source`` raises; it names ``suppression_list``, and neither
+    it nor anything logged holds the number."""
+    caplog.set_level(logging.DEBUG)
+    with pytest.raises(FuseValidationError) as caught:
+        read_suppression_list(source, log=LOG)  # type: ignore[arg-type]
+    assert caught.value.parameter == "suppression_list"
+    for text in (str(caught.value), caplog.text):
+        assert NUMBER not in text
+        assert NUMBER[3:] not in text
+    return caught.value.message
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+# -- the normal form -------------------------------------------------------------------------------
+
+
+@given(ten_digits)
+def test_the_three_fuse_spellings_of_a_north_american_number_are_one_number(digits):
+    spellings = (digits, f"1{digits}", f"tel:+1{digits}", f"+1{digits}")
+    assert {suppression_number(spelling) for spelling in spellings} == {int(f"1{digits}")}
+
+
+@given(e164)
+def test_a_tel_or_plus_e164_number_is_its_digits(digits):
+    assert suppression_number(f"tel:+{digits}") == suppression_number(f"+{digits}") == int(digits)
+
+
+@given(
+    nanp_parts,
+    st.sampled_from(
+        [
+            "({a}) {b}-{c}",
+            "{a}-{b}-{c}",
+            "{a}.{b}.{c}",
+            "1 ({a}) {b}-{c}",
+            "+1 {a} {b} {c}",
+            "+1 ({a}) {b}-{c}",
+            "1-{a}-{b}-{c}",
+            "tel:+1-{a}-{b}-{c}",
+        ]
+    ),
+)
+def test_a_crm_spelling_of_a_north_american_number_is_the_same_number(parts, pattern):
+    area, exchange, line = parts
+    assert suppression_number(pattern.format(a=area, b=exchange, c=line)) == int(f"1{area}{exchange}{line}")
+
+
+@given(
+    st.sampled_from(
+        ["6175551234", "16175551234", "tel:+16175551234;ani=8009957586;postd=2", "tel:+442071838750"]
+    ),
+    st.sampled_from(["", " ", "\t", " \r\n"]),
+)
+def test_every_destination_is_its_destination_number_whatever_the_surrounding_whitespace(
+    destination, padding
+):
+    assert suppression_number(f"{padding}{destination}{padding}") == destination_number(destination)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "+44 (0)20 7183 8750",  # the trunk prefix: read as digits it would be another number
+        "(0617) 555-1234",
+        "+(617) 555-1234",  # read as E.164 it would be +61 7…
+        "6175551234.0",  # a spreadsheet's decimal
+        "617555123.0",
+        "6.175551234E9",
+        "617-555-1234 x12",
+        "0044 20 7183 8750",
+        "617--555-1234",
+        "617 555 1234-",
+        "(617) (555) 1234",
+        "617555123",
+        "26175551234",
+        "\u0666\u0661\u0667\u0665\u0665\u0665\u0661\u0662\u0663\u0664",
+        "617\u00a0555\u00a01234",
+        "",
+        "tel:16175551234",
+        "1" * 80,
+    ],
+)
+def test_what_could_be_read_as_another_number_is_refused_without_repeating_it(text):
+    with pytest.raises(ValueError, match="phone number|bracket|separator|decimal") as caught:
+        suppression_number(text)
+    assert len(text.strip()) < 7 or text.strip() not in str(caught.value)
+
+
+# -- the list ------------------------------------------------------------------------------------
+
+
+@given(st.lists(st.integers(10**9, 10**15)), st.lists(st.integers(10**9, 10**15)))
+def test_membership_is_a_sets(numbers, others):
+    suppression_list = SuppressionList(numbers)
+    assert len(suppression_list) == len(set(numbers))
+    for probe in [*numbers, *others]:
+        assert (probe in suppression_list) == (probe in set(numbers))
+
+
+@given(st.lists(st.integers(0, 60), max_size=300), st.lists(st.integers(0, 60)))
+def test_membership_is_a_sets_when_the_list_is_sorted_in_many_runs(numbers, others):
+    with mock.patch.object(suppression, "_RUN", 4):
+        suppression_list = SuppressionList(numbers)
+    assert len(suppression_list) == len(set(numbers))
+    assert [probe in suppression_list for probe in range(61)] == [
+        probe in set(numbers) for probe in range(61)
+    ]
+    assert suppression_list == SuppressionList(sorted(set(numbers)))
+
+
+@given(st.lists(st.integers(10**9, 10**15)), st.randoms(use_true_random=False), st.data())
+def test_the_digest_is_independent_of_order_and_repeats(numbers, random, data):
+    repeats = data.draw(st.lists(st.sampled_from(numbers))) if numbers else []
+    shuffled = [*numbers, *repeats]
+    random.shuffle(shuffled)
+    assert SuppressionList(shuffled).sha256 == SuppressionList(numbers).sha256
+    extra = data.draw(st.integers(10**9, 10**15).filter(lambda number: number not in numbers))
+    assert SuppressionList([*numbers, extra]).sha256 != SuppressionList(numbers).sha256
+
+
+@given(ten_digits, st.sampled_from(["{}", "1{}", "tel:+1{}", "+1{}"]))
+def test_the_digest_is_independent_of_spelling(digits, spelling):
+    listed = SuppressionList.from_numbers([spelling.format(digits)], source="item")
+    assert listed.sha256 == SuppressionList([int(f"1{digits}")]).sha256
+
+
+def test_a_lookup_takes_the_normal_form_not_text():
+    suppression_list = SuppressionList([int(f"1{NUMBER}")])
+    assert int(f"1{NUMBER}") in suppression_list
+    assert destination_number(f"tel:+1{NUMBER}") in suppression_list
+    with pytest.raises(TypeError):
+        assert NUMBER in suppression_list
+
+
+def test_the_repr_shows_the_count_not_the_numbers():
+    assert repr(SuppressionList([int(f"1{NUMBER}")])) == "SuppressionList(<1 numbers>)"
+    assert NUMBER not in repr(SuppressionQuery("dnc", f"select '{NUMBER}'"))
+
+
+# -- a list of numbers (an XComArg) --------------------------------------------------------------
+
+
+def test_a_list_of_numbers_in_any_spelling_and_integers(caplog):
+    caplog.set_level(logging.INFO)
+    listed = read_suppression_list([NUMBER, f"tel:+1{NUMBER}", "(415) 555-0000", 14155550001], log=LOG)
+    assert len(listed) == 3
+    assert int(f"1{NUMBER}") in listed
+    assert 14155550000 in listed
+    assert 14155550001 in listed
+    assert "3 distinct numbers" in caplog.text
+    assert NUMBER not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("items", "message"),
+    [
+        (["4155550000", f"{NUMBER}x"], "suppression_list item 2 is not a phone number"),
+        (["4155550000", ""], "suppression_list item 2 is empty"),
+        ([None], "suppression_list item 1 is not text or an integer (NoneType)"),
+        ([float(NUMBER)], "suppression_list item 1 is not text or an integer (float)"),
+        ([True], "suppression_list item 1 is not text or an integer (bool)"),
+    ],
+)
+def test_an_item_that_is_not_a_number_is_named_by_position(items, message, caplog):
+    assert refused(items, caplog).startswith(message)
+
+
+def test_an_empty_list_is_a_list_and_the_log_says_so(caplog):
+    caplog.set_level(logging.INFO)
+    assert len(read_suppression_list([], log=LOG)) == 0
+    assert "is empty: no row is suppressed" in caplog.text
+
+
+@pytest.mark.parametrize("source", [int(NUMBER), None, NUMBER.encode(), {NUMBER: 1}])
+def test_a_source_of_no_known_kind_is_refused_by_its_type(source, caplog):
+    assert "must be a CSV path" in refused(source, caplog)
+
+
+# -- CSV files -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"destination\n{NUMBER}\ntel:+14155550000\n",
+        f"first_name,destination\nAda,{NUMBER}\nGrace,(415) 555-0000\n",
+        f"\ufeffphone\r\n{NUMBER}\r\n\r\n  \r\n+1 415 555 0000\r\n\n",
+        f'destination\n"{NUMBER}"\n"+1 (415) 555-0000"',
+    ],
+)
+def test_a_csv_of_a_destination_column_or_one_column(tmp_path, text, caplog):
+    caplog.set_level(logging.INFO)
+    listed = read_suppression_list(write(tmp_path / "dnc.csv", text), log=LOG)
+    assert listed == SuppressionList([int(f"1{NUMBER}"), 14155550000])
+    assert NUMBER not in caplog.text
+
+
+def test_blank_lines_are_skipped_and_counted(tmp_path, caplog):
+    caplog.set_level(logging.INFO)
+    read_suppression_list(str(write(tmp_path / "dnc.csv", f"destination\n\n{NUMBER}\n \n\n")), log=LOG)
+    assert "3 blank lines skipped" in caplog.text
+
+
+def test_a_header_alone_is_an_empty_list(tmp_path, caplog):
+    caplog.set_level(logging.INFO)
+    assert len(read_suppression_list(write(tmp_path / "dnc.csv", "destination\n"), log=LOG)) == 0
+    assert "is empty: no row is suppressed" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "is empty: a suppression list CSV starts with a header row"),
+        (f"{NUMBER}\n4155550000\n", "row 1 holds digits, not a column name: the file needs a header row"),
+        (f"name,phone\nAda,{NUMBER}\n", "no destination column in the header (row 1)"),
+        (f"destination,destination\n{NUMBER},{NUMBER}\n", "more than one destination column"),
+        (f"destination\n4155550000\n{NUMBER} ext 2\n", "row 3 is not a phone number"),
+        (f"destination\n4155550000\n+44 (0){NUMBER}\n", "row 3 is not a phone number"),
+        (f"name,destination\nAda,{NUMBER}\nGrace\n", "row 3: has no destination cell"),
+        (f"name,destination\nAda,{NUMBER}\nGrace,\n", "row 3 is empty"),
+        (f'destination\n{NUMBER}\n"{NUMBER}\n', "row 3: not CSV"),
+        (f"destination\n{NUMBER}\n{NUMBER}\x00\n", "row 3"),
+    ],
+)
+def test_a_csv_that_cannot_be_read_whole_names_the_row_not_the_value(tmp_path, text, message, caplog):
+    assert message in refused(write(tmp_path / "dnc.csv", text), caplog)
+
+
+def test_a_csv_that_is_not_utf8_is_refused(tmp_path, caplog):
+    path = tmp_path / "dnc.csv"
+    path.write_bytes(f"destination\n{NUMBER}\n".encode() + b"\xff\xfe\n")
+    assert "not UTF-8 text" in refused(path, caplog)
+
+
+@pytest.mark.parametrize("make", ["missing", "directory", "fifo", "unreadable"])
+def test_a_file_that_cannot_be_read_is_refused(tmp_path, make, caplog):
+    path = tmp_path / "dnc.csv"
+    if make == "directory":
+        path.mkdir()
+    elif make == "fifo":
+        os.mkfifo(path)
+    elif make == "unreadable":
+        write(path, f"destination\n{NUMBER}\n").chmod(0)
+        if os.access(path, os.R_OK):
+            pytest.skip("running as a user who reads every file")
+    message = refused(path, caplog)
+    assert str(path) in message
+
+
+def test_an_object_storage_path_on_a_local_file(tmp_path):
+    path = write(tmp_path / "dnc.csv", f"destination\n{NUMBER}\n")
+    assert int(f"1{NUMBER}") in read_suppression_list(ObjectStoragePath(f"file://{path}"), log=LOG)
+    assert int(f"1{NUMBER}") in read_suppression_list(f"file://{path}", log=LOG)
+
+
+@pytest.fixture
+def memory_list():
+    """``memory://dnc-bucket/dnc.csv`` holding one number."""
+    fs = MemoryFileSystem()
+    fs.pipe("/dnc-bucket/dnc.csv", f"destination\r\n{NUMBER}\r\n".encode())
+    try:
+        from airflow.sdk.io import attach
+
+        attach("memory", fs=fs)
+    except ImportError:  # pragma: no cover
+        pass
+    yield "memory://dnc-bucket/dnc.csv"
+    fs.rm("/dnc-bucket", recursive=True)
+
+
+def test_a_remote_object_is_read_through_its_own_open(memory_list):
+    assert len(read_suppression_list(ObjectStoragePath(memory_list), log=LOG)) == 1
+    assert len(read_suppression_list(memory_list, log=LOG)) == 1
+
+
+def test_a_remote_object_that_is_not_there_is_refused(memory_list, caplog):
+    assert "cannot open memory://dnc-bucket/other.csv" in refused("memory://dnc-bucket/other.csv", caplog)
+
+
+def test_two_hundred_thousand_numbers_stay_within_a_few_mib(tmp_path):
+    path = tmp_path / "dnc.csv"
+    with path.open("w") as file:
+        file.write("destination\n")
+        file.writelines(f"{2_000_000_000 + 48_271 * row % 7_999_999_999}\n" for row in range(200_000))
+    tracemalloc.start()
+    try:
+        listed = read_suppression_list(path, log=LOG)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(listed) == 200_000
+    # 8 bytes a number and a filter of 2 to 4; a Python set or a sorted list of them needs 40 or more.
+    assert peak < 8 * 2**20, peak
+
+
+# -- SQL -----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def dnc_db(tmp_path, monkeypatch):
+    """The connection ``dnc`` to a SQLite database with a table ``dnc`` of two numbers."""
+    path = tmp_path / "dnc.db"
+    with sqlite3.connect(path) as connection:
+        connection.execute("create table dnc (phone text, id integer, number integer)")
+        connection.executemany(
+            "insert into dnc values (?, ?, ?)",
+            [(NUMBER, 1, int(f"1{NUMBER}")), ("(415) 555-0000", 2, 14155550000)],
+        )
+    connection.close()
+    monkeypatch.setenv("AIRFLOW_CONN_DNC", f"sqlite://{path}")
+    return path
+
+
+@pytest.mark.parametrize("column", ["phone", "number", "phone, id"])
+def test_a_query_through_a_dbapi_connection(dnc_db, column, caplog):
+    caplog.set_level(logging.INFO)
+    listed = read_suppression_list(SuppressionQuery("dnc", f"select {column} from dnc"), log=LOG)
+    assert listed == SuppressionList([int(f"1{NUMBER}"), 14155550000])
+    assert "read from the query on connection 'dnc'" in caplog.text
+
+
+def test_a_query_reads_more_rows_than_one_fetch(dnc_db):
+    with sqlite3.connect(dnc_db) as connection:
+        connection.executemany(
+            "insert into dnc (phone) values (?)", [(str(14155550000 + row),) for row in range(25_000)]
+        )
+    connection.close()
+    assert len(read_suppression_list(SuppressionQuery("dnc", "select phone from dnc"), log=LOG)) == 25_001
+
+
+@pytest.mark.parametrize(
+    ("sql", "message"),
+    [
+        ("select phone from no_such_table", "the query on connection 'dnc' failed (OperationalError"),
+        ("select null", "query row 1 has no number (NULL)"),
+        (f"select '{NUMBER}' union all select '{NUMBER}9'", "query row 2 is not a phone number"),
+        (f"select {NUMBER}.0", "query row 1 is not text or an integer (float)"),
+        ("create table other (phone text)", "returns no rows (not a SELECT)"),
+    ],
+)
+def test_a_query_that_cannot_be_read_whole_is_refused(dnc_db, sql, message, caplog):
+    assert message in refused(SuppressionQuery("dnc", sql), caplog)
+
+
+def test_a_connection_that_is_not_a_sql_database_is_refused(monkeypatch, caplog):
+    monkeypatch.setenv("AIRFLOW_CONN_NOT_SQL", connection_json())
+    assert "is FuseHook, not a DbApiHook" in refused(SuppressionQuery("not_sql", "select 1"), caplog)
+
+
+def test_a_connection_that_is_not_defined_is_refused(caplog):
+    assert "cannot get the hook of connection 'no_such_connection'" in refused(
+        SuppressionQuery("no_such_connection", "select 1"), caplog
+    )
+
+
+def test_postgres_is_read_through_a_server_side_cursor():
+    """A client-side cursor of psycopg holds the whole result in the driver's memory."""
+    connection = mock.MagicMock()
+    with suppression._cursor(mock.Mock(get_conn=mock.Mock(return_value=connection)), "postgres") as cursor:
+        assert cursor is connection.cursor.return_value
+    connection.cursor.assert_called_once_with(name="fuse_suppression_list")
+    assert cursor.itersize == suppression._FETCH
+    cursor.close.assert_called_once_with()
+    connection.close.assert_called_once_with()
+
+
+# -- imports -------------------------------------------------------------------------------------
+
+
+def test_importing_the_module_imports_no_sql_or_object_storage_machinery():
+    before = "import airflow_provider_fuse.exceptions, airflow_provider_fuse.destinations, sys"
+    script = f"{before}; loaded = set(sys.modules); import airflow_provider_fuse.suppression; " + (
+        "import json; print(json.dumps(sorted(set(sys.modules) - loaded)))"
+    )
+    added = json.loads(
+        subprocess.run(
+            [sys.executable, "-c", script], check=True, capture_output=True, text=True
+        ).stdout.splitlines()[-1]
+    )
+    heavy = (
+        "airflow.providers",
+        "airflow.sdk.io",
+        "fsspec",
+        "upath",
+        "sqlalchemy",
+        "sqlite3",
+        "requests",
+        "httpx",
+    )
+    assert not [name for name in added if name.startswith(heavy)], added
