@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from airflow_provider_fuse.hooks.fuse import ProbeAnswer
     from airflow_provider_fuse.preflight import CsvPart
     from airflow_provider_fuse.results.config import ResultsConfig
-    from airflow_provider_fuse.suppression import SuppressionSource
+    from airflow_provider_fuse.suppression import SuppressionList, SuppressionSource
 
 __all__ = ["RESULTS_XCOM_KEY", "FuseBulkQueueOperator", "dialing_window_end", "probe_receiver"]
 
@@ -206,6 +206,8 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
         self._read_ledger: BulkQueueLedger | None = None
         # The plan of this try (calling hours, suppression list), once made: what it left out.
         self._planned: dialing_plan.Router | None = None
+        # The suppression list as this try read it (once: before the ledger answers, or for the plan).
+        self._suppression_read: SuppressionList | None = None
         try:
             return self._execute(context)
         except Exception:
@@ -227,11 +229,21 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
         ledger = None if self.preflight_only else self._ledger(context, at)
         self._read_ledger = ledger
         resend = self._resend(context)
+        # What earlier tries queued ("" when nothing): a list that cannot be read or is now empty must
+        # not hide it.
+        earlier = ledger.record if ledger is not None else None
+        queued_before = f"{earlier.calls_queued()} calls" if earlier is not None and earlier.queued else ""
         # A retry or clear after success is answered from the ledger first: the CSV may be gone by now.
+        # The suppression list is read before it answers: a number added to it since is a changed list,
+        # and nothing is confirmed without it.
         if ledger is not None:
+            suppression = self._suppression(queued_before, resend) if earlier is not None else None
             try:
                 recorded = ledger.answer(
-                    parameters, retry_unknown=self.on_unknown_outcome == "retry", resend=resend
+                    parameters,
+                    suppression_list=None if suppression is None else suppression.sha256,
+                    retry_unknown=self.on_unknown_outcome == "retry",
+                    resend=resend,
                 )
             except GuardError as error:
                 raise guard_refusal(error, at, LEDGER_KEY) from None
@@ -239,9 +251,10 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
                 self.log.info(
                     "Nothing sent: an earlier try of this task instance already queued its list (%d calls, "
                     "recorded in the task state store); the CSV was not read, so a change to it is not "
-                    "seen. To send a changed list as well, set allow_resend=True or trigger the run with "
+                    "seen%s. To send a changed list as well, set allow_resend=True or trigger the run with "
                     '{"%s": true}.',
                     recorded,
+                    "" if suppression is None else " (the suppression list was read: it is unchanged)",
                     RESEND_CONF_KEY,
                 )
                 # The calls are queued: the sensor needs the record, and nothing else is checked here
@@ -254,10 +267,6 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
         ready = ledger is None or ledger.record is None
         if ready:
             self._ready_to_send(context, fields)
-        # What earlier tries queued ("" when nothing): a list that cannot be read or is now empty must
-        # not hide it.
-        earlier = ledger.record if ledger is not None else None
-        queued_before = f"{earlier.calls_queued()} calls" if earlier is not None and earlier.queued else ""
         # Before anything is sent: where the outcomes go.
         results = self._results(context, queued_before) if self.collect_results else None
 
@@ -300,6 +309,8 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
             if router is not None:
                 content = dialing_plan.plan_content(content, router.suppression, parts)
             fingerprint = self._fingerprint(content, parameters)
+            if router is not None and router.suppression is not None:
+                fingerprint = fingerprint.with_suppression_list(router.suppression.sha256)
             calls_queued, sent, queued_now = self._send(
                 parts,
                 ledger,
@@ -369,8 +380,19 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
             from airflow_provider_fuse.calling_hours import CallingHours
 
             hours = CallingHours.parse(self.calling_hours)
-        suppression = None
-        if self._suppression_given:
+        suppression = self._suppression(queued_before, resend)
+        self._planned = dialing_plan.Router(hours, self.on_unknown_time_zone, suppression)
+        return self._planned
+
+    def _suppression(self, queued_before: str, resend: bool) -> SuppressionList | None:
+        """The suppression list, read once a try (``None`` when none is given).
+
+        :raises AirflowFailException: it cannot be read (or rendered ``None``): nothing is sent, and
+            nothing earlier tries queued is confirmed, without it.
+        """
+        if not self._suppression_given:
+            return None
+        if self._suppression_read is None:
             from airflow_provider_fuse.suppression import read_suppression_list
 
             try:
@@ -378,11 +400,10 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
                     raise FuseValidationError(
                         "suppression_list", "rendered None; nothing is sent without the suppression list"
                     )
-                suppression = read_suppression_list(self.suppression_list)
+                self._suppression_read = read_suppression_list(self.suppression_list)
             except FuseValidationError as error:
                 raise AirflowFailException(self._unreadable(error, queued_before, resend)) from None
-        self._planned = dialing_plan.Router(hours, self.on_unknown_time_zone, suppression)
-        return self._planned
+        return self._suppression_read
 
     def _check_plan(
         self, router: dialing_plan.Router, parts: list[CsvPart], rows: int, queued_before: str

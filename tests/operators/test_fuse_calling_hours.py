@@ -472,3 +472,53 @@ def test_part_windows_are_the_calling_windows_of_their_groups():
         calling_window(("America/New_York",), hours, start=now, end=None),
         calling_window(("America/Chicago",), hours, start=now, end=None),
     ]
+
+
+@pytest.mark.parametrize(
+    ("changed", "said"),
+    [
+        (
+            {"suppression_list": [LOS_ANGELES, CHICAGO]},
+            "the suppression list changed since 2 calls were queued",
+        ),
+        ({"calling_hours": ("09:00", "20:00")}, "the parameters of the list changed"),
+        ({"on_unknown_time_zone": "skip"}, "the parameters of the list changed"),
+    ],
+    ids=["suppression list", "calling hours", "unknown-zone policy"],
+)
+def test_a_clear_after_success_refuses_a_changed_suppression_list_or_calling_hours(
+    fuse_connection, requests_mock, tmp_path, changed, said
+):
+    """Answered from the ledger (the list was queued whole): the changed setting is still seen."""
+    queue_every_row(requests_mock)
+    path = contacts(tmp_path, NEW_YORK, LOS_ANGELES)
+    store = MemoryStore()
+    first = {"calling_hours": HOURS, "suppression_list": [CHICAGO]}
+    with time_machine.travel(at("America/New_York", 9), tick=False):
+        assert operator(path, **first).execute({"task_state_store": store}) == 2
+        with pytest.raises(AirflowFailException, match=said) as caught:
+            operator(path, **{**first, **changed}).execute({"task_state_store": store})
+    assert len(uploads(requests_mock)) == 2
+    if "suppression_list" in changed:
+        message = str(caught.value)
+        assert "FuseCancelCallsOperator" in message
+        assert "not stopped" in message
+        assert "WHOLE list" in message
+        assert LOS_ANGELES not in message
+
+
+def test_a_clear_after_success_refuses_when_the_suppression_list_cannot_be_read(
+    fuse_connection, requests_mock, tmp_path
+):
+    queue_every_row(requests_mock)
+    path = contacts(tmp_path, NEW_YORK, LOS_ANGELES)
+    dnc = tmp_path / "dnc.csv"
+    dnc.write_text("phone\n3125551234\n")
+    store = MemoryStore()
+    with time_machine.travel(at("America/New_York", 9), tick=False):
+        assert operator(path, suppression_list=str(dnc)).execute({"task_state_store": store}) == 2
+        assert operator(path, suppression_list=str(dnc)).execute({"task_state_store": store}) == 2
+        dnc.unlink()
+        with pytest.raises(AirflowFailException, match="suppression_list: .*earlier try"):
+            operator(path, suppression_list=str(dnc)).execute({"task_state_store": store})
+    assert len(uploads(requests_mock)) == 1
