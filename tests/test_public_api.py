@@ -75,7 +75,8 @@ PUBLIC: dict[str, Names] = {
     "airflow_provider_fuse.guard": Names(
         """
             AlreadyQueued BulkQueueLedger CampaignRecord Fingerprint GuardError LEDGER_KEY ListChanged Plan
-            QUEUE_CALL_KEY QueueCallLedger Record seal StateStore SuppressionListChanged UnknownOutcomeRecorded
+            QUEUE_CALL_KEY QueueCallLedger Record seal StateStore SuppressionListChanged
+            UnknownOutcomeRecorded
         """,
         "NEVER_EXPIRE QUEUED SALT_BYTES SCRYPT_N SCRYPT_P SCRYPT_R SENDING VERSION",
     ),

@@ -565,6 +565,8 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
         sendable = self._within_hours(parts, left, windows)
         if not sendable:
             return plan.calls_queued, 0, 0
+        if ledger is not None and not plan.queued:
+            self._warn_resend(ledger, sum(parts[index].rows for index in sendable), at)
         if plan.resumed:
             self.log.info(
                 "Resuming at part %d of %d: earlier tries already queued %d calls for %d parts.",
@@ -641,6 +643,27 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
         finally:
             self._best_effort("closing the connection to Fuse", hook.close)
         return total, sent, total - plan.calls_queued
+
+    def _warn_resend(self, ledger: BulkQueueLedger, rows: int, at: str) -> None:
+        """Warn, when earlier tries queued calls of another list and this try sends its list whole
+        (a resend allowed): those contacts are called again, and the calls queued are not stopped."""
+        record = ledger.record
+        if record is None or not record.queued:
+            return
+        entries = [record.entries[index] or {} for index in record.queued]
+        earlier_rows = sum(int(entry.get("rows") or 0) for entry in entries)
+        self.log.warning(
+            "Resending: earlier tries of this task instance queued %d calls for %d rows (%d of %d parts) "
+            "of another list, and allow_resend sends this list whole: all of it is sent again (%d rows), "
+            "so every row not suppressed that was queued before gets a second call. The calls queued "
+            "before are not stopped; FuseCancelCallsOperator cancels every pending call of %s.",
+            record.calls_queued(),
+            earlier_rows,
+            len(record.queued),
+            len(record.entries),
+            rows,
+            at,
+        )
 
     def _start_campaign(
         self,

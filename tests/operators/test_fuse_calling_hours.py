@@ -522,3 +522,25 @@ def test_a_clear_after_success_refuses_when_the_suppression_list_cannot_be_read(
         with pytest.raises(AirflowFailException, match="suppression_list: .*earlier try"):
             operator(path, suppression_list=str(dnc)).execute({"task_state_store": store})
     assert len(uploads(requests_mock)) == 1
+
+
+def test_a_resend_after_a_changed_suppression_list_says_it_calls_everyone_again(
+    fuse_connection, requests_mock, tmp_path, log_text
+):
+    queue_every_row(requests_mock)
+    path = contacts(tmp_path, NEW_YORK, LOS_ANGELES, CHICAGO)
+    store = MemoryStore()
+    with time_machine.travel(at("America/New_York", 9), tick=False):
+        assert operator(path, suppression_list=[CHICAGO]).execute({"task_state_store": store}) == 2
+        again = operator(path, suppression_list=[LOS_ANGELES, CHICAGO], allow_resend=True)
+        assert again.execute({"task_state_store": store}) == 1
+    assert [rows_in(upload) for upload in uploads(requests_mock)] == [[NEW_YORK, LOS_ANGELES], [NEW_YORK]]
+    log = log_text()
+    assert re.search(
+        r"WARNING.*Resending: earlier tries of this task instance queued 2 calls for 2 rows .*"
+        r"sent again \(1 rows?\).*second call",
+        log,
+        re.IGNORECASE,
+    )
+    assert "FuseCancelCallsOperator" in log
+    assert LOS_ANGELES not in log
