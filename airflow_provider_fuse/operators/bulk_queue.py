@@ -130,7 +130,8 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
         than this (catch-up and backfills must not call people from an old list); a retry that finds
         parts already queued fails instead. Default one day; ``None`` disables the check.
     :param dry_run: run every check and the preflight, log what would be sent, return the number of
-        rows that would be sent, and send nothing.
+        rows that would be sent (not those suppressed, with no time zone, or outside calling hours),
+        and send nothing.
     :param allow_resend: let a try send a list whose fingerprint (content or parameters) differs
         from the one this task instance already queued. The same list is never sent twice. A run
         triggered with ``{"fuse_allow_resend": true}`` in its conf allows it too.
@@ -303,8 +304,7 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
             rows = sum(part.rows for part in parts)
             if self.preflight_only:
                 self._read_connection(self._hook())
-                self._log_dry_run(rows, parts, at, fields, results)
-                return rows
+                return self._log_dry_run(rows, parts, at, fields, results)
             content = summary.sha256
             if router is not None:
                 content = dialing_plan.plan_content(content, router.suppression, parts)
@@ -835,7 +835,8 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
 
     def _log_dry_run(
         self, rows: int, parts: list[CsvPart], at: str, fields: QueueFields, results: _Results | None
-    ) -> None:
+    ) -> int:
+        """Log what would be sent; :return: the rows it would send (those of parts with a window)."""
         shown: dict[str, object] = {
             name: value for name, value in fields.form_fields().items() if name != "is_pci"
         }
@@ -864,6 +865,7 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
             sent or "(none)",
             "".join(f"\n  {line}" for line in plan),
         )
+        return rows
 
     def _ledger(self, context: Context, at: str) -> BulkQueueLedger | None:
         """This task instance's ledger, read from its state store; ``None`` without one (Airflow < 3.3)."""

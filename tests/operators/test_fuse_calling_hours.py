@@ -268,6 +268,26 @@ def test_a_dry_run_logs_the_plan_per_zone_group_with_no_number(
     assert not any(number in log for number in (NEW_YORK, LOS_ANGELES, CHICAGO, "5551234"))
 
 
+@pytest.mark.parametrize(
+    ("clock", "expected"),
+    [(at("America/New_York", 9), 1), (at("America/New_York", 6), 0)],
+    ids=["one zone open", "every zone closed"],
+)
+def test_a_dry_run_returns_the_rows_its_plan_would_queue(
+    fuse_connection, requests_mock, tmp_path, log_text, clock, expected
+):
+    """What is suppressed, and what lies outside calling hours, is not counted as would be sent."""
+    path = contacts(tmp_path, NEW_YORK, LOS_ANGELES, CHICAGO)
+    end = int((clock + timedelta(hours=1)).timestamp())
+    with time_machine.travel(clock, tick=False):
+        rows = operator(
+            path, calling_hours=HOURS, suppression_list=[CHICAGO], end_timestamp=end, dry_run=True
+        ).execute({})
+    assert rows == expected
+    assert f"would queue {expected} rows" in log_text()
+    assert not requests_mock.called
+
+
 # --- the ledger: one truth across retries, clears and time ---------------------------------------
 
 
