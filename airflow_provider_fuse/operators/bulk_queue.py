@@ -126,6 +126,19 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
     :param on_duplicate_destinations: what to do when rows repeat a destination (the same number,
         in any of Fuse's formats): ``"warn"`` (default: log how many), ``"fail"``, or ``"drop"``
         (send the list without the repeats; the first row of each number is kept).
+    :param calling_hours: ``("HH:MM", "HH:MM")``, local times (24-hour clock, the end excluded): each
+        row is called only within these hours in every time zone its number may ring in; rows are
+        grouped by zone and each group sent in parts of its own with its window
+        (:mod:`~airflow_provider_fuse.operators.dialing_plan`). Default ``None``: no local hours.
+    :param on_unknown_time_zone: with ``calling_hours``, a row whose number gives no time zone:
+        ``"fail"`` (default, before sending), ``"skip"`` (left out, counted) or ``"country"`` (within the
+        hours of every zone of its country). Any other than ``"fail"`` without ``calling_hours`` is a
+        ``ValueError`` when the DAG is parsed.
+    :param suppression_list: numbers never to call: a CSV path or object-storage path, an
+        ``ObjectStoragePath``, a list of numbers, or a
+        :class:`~airflow_provider_fuse.suppression.SuppressionQuery`. Rows dialing one of them are
+        left out, counted; a list that cannot be read fails the task before anything is sent. Once
+        rendered, a list shows as its count of numbers. (templated)
     :param max_run_age: skip, instead of dialing, when the run was due (its ``run_after``) longer ago
         than this (catch-up and backfills must not call people from an old list); a retry that finds
         parts already queued fails instead. Default one day; ``None`` disables the check.
@@ -168,6 +181,12 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
         super().__init__(**kwargs)
         self.calling_hours = dialing_plan.checked_calling_hours(calling_hours)
         dialing_plan.check_on_unknown_time_zone(on_unknown_time_zone)
+        if on_unknown_time_zone != "fail" and self.calling_hours is None:
+            raise ValueError(
+                f"on_unknown_time_zone={on_unknown_time_zone!r} applies only with calling_hours (it decides "
+                "the calling hours of a number with no time zone): give calling_hours too, or leave "
+                "on_unknown_time_zone out"
+            )
         dialing_plan.check_suppression_source(suppression_list)
         self.on_unknown_time_zone = on_unknown_time_zone
         self.suppression_list = suppression_list

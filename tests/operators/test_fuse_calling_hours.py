@@ -108,6 +108,13 @@ def test_a_bad_setting_is_refused_when_the_dag_is_parsed_naming_it(tmp_path, arg
     assert "6175551234" not in str(caught.value)
 
 
+@pytest.mark.parametrize("policy", ["skip", "country"])
+def test_an_unknown_time_zone_policy_without_calling_hours_is_refused_naming_both(tmp_path, policy):
+    with pytest.raises(ValueError, match="on_unknown_time_zone.*calling_hours"):
+        operator(tmp_path / "contacts.csv", on_unknown_time_zone=policy)
+    assert operator(tmp_path / "contacts.csv", on_unknown_time_zone="fail").calling_hours is None
+
+
 def test_calling_hours_are_kept_in_one_form(tmp_path):
     assert operator(tmp_path / "c.csv", calling_hours=[time(8), "21:00"]).calling_hours == HOURS
 
