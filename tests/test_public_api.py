@@ -158,8 +158,9 @@ PUBLIC: dict[str, Names] = {
     ),
     "airflow_provider_fuse.masking": Names(
         "mask_personal_data mask_url redact redact_value Sealed shape shown_call_parameters shown_keys "
-        "shown_url",
-        "HIDDEN RENDERING sealed_call_parameters sealed_phone_number sealed_result_url",
+        "shown_suppression_list shown_url",
+        "HIDDEN RENDERING sealed_call_parameters sealed_phone_number sealed_result_url "
+        "sealed_suppression_list",
     ),
     "airflow_provider_fuse.operators": Names(
         "",

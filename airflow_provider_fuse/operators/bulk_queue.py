@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from airflow_provider_fuse._compat import AirflowException, AirflowFailException, AirflowSkipException
 from airflow_provider_fuse.exceptions import FuseError, FuseValidationError, nothing_queued
-from airflow_provider_fuse.masking import shown_url
+from airflow_provider_fuse.masking import sealed_suppression_list, shown_url
 from airflow_provider_fuse.operators import contact_list, dialing_plan
 from airflow_provider_fuse.operators.base import where
 from airflow_provider_fuse.operators.queueing import (
@@ -164,6 +164,9 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
         "suppression_list",
     )
     ui_color = "#f4a460"
+
+    #: Once rendered, a list of numbers shows as its count, a path as itself (see masking).
+    suppression_list = sealed_suppression_list()
 
     def __init__(
         self,
@@ -414,12 +417,13 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
         if self._suppression_read is None:
             from airflow_provider_fuse.suppression import read_suppression_list
 
+            source = type(self).suppression_list.value(self)  # the rendered value, not its view
             try:
-                if self.suppression_list is None:
+                if source is None:
                     raise FuseValidationError(
                         "suppression_list", "rendered None; nothing is sent without the suppression list"
                     )
-                self._suppression_read = read_suppression_list(self.suppression_list)
+                self._suppression_read = read_suppression_list(source)
             except FuseValidationError as error:
                 raise AirflowFailException(self._unreadable(error, queued_before, resend)) from None
         return self._suppression_read
