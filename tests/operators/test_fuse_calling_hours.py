@@ -571,3 +571,29 @@ def test_a_resend_after_a_changed_suppression_list_says_it_calls_everyone_again(
     )
     assert "FuseCancelCallsOperator" in log
     assert LOS_ANGELES not in log
+
+
+def test_an_upstream_task_returning_the_path_of_the_list_suppresses_its_numbers(
+    fuse_connection, requests_mock, tmp_path
+):
+    """What the docs recommend over XCom'ing the numbers: the upstream task returns a path."""
+    from unittest import mock
+
+    from airflow.sdk import DAG, task
+
+    dnc = tmp_path / "dnc.csv"
+    dnc.write_text(f"phone\n{LOS_ANGELES}\n")
+
+    @task
+    def export_dnc() -> str:
+        return str(dnc)
+
+    queue_every_row(requests_mock)
+    with DAG("xcom_path", schedule=None):
+        queue = operator(contacts(tmp_path, NEW_YORK, LOS_ANGELES), suppression_list=export_dnc())
+    ti = mock.Mock()
+    ti.xcom_pull.return_value = str(dnc)
+    queue.render_template_fields({"ti": ti})
+    assert queue.suppression_list == str(dnc)  # a path is shown as itself
+    assert queue.execute({"ti": ti}) == 1
+    assert [rows_in(upload) for upload in uploads(requests_mock)] == [[NEW_YORK]]
