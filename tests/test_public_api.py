@@ -171,7 +171,7 @@ PUBLIC: dict[str, Names] = {
         "FuseValidationError MAX_CONNECT_RETRIES MAX_RETRY_BACKOFF",
     ),
     "airflow_provider_fuse.operators.bulk_queue": Names(
-        "dialing_window_end FuseBulkQueueOperator probe_receiver RESULTS_XCOM_KEY",
+        "dialing_window_end FuseBulkQueueOperator PLAN_XCOM_KEY probe_receiver RESULTS_XCOM_KEY",
         """
             bulk_queue_failure FuseError FuseValidationError guard_refusal nothing_queued nothing_sent
             request_fields RESEND_CONF_KEY rows_of shown_url where

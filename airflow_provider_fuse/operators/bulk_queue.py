@@ -40,7 +40,16 @@ if TYPE_CHECKING:
     from airflow_provider_fuse.results.config import ResultsConfig
     from airflow_provider_fuse.suppression import SuppressionList, SuppressionSource
 
-__all__ = ["RESULTS_XCOM_KEY", "FuseBulkQueueOperator", "dialing_window_end", "probe_receiver"]
+__all__ = [
+    "PLAN_XCOM_KEY",
+    "RESULTS_XCOM_KEY",
+    "FuseBulkQueueOperator",
+    "dialing_window_end",
+    "probe_receiver",
+]
+
+#: The XCom of the rows the plan left out, counts only: ``{"suppressed", "unplaceable", "outside_hours"}``.
+PLAN_XCOM_KEY = "fuse_plan"
 
 
 class FuseBulkQueueOperator(BaseFuseQueueingOperator):
@@ -326,7 +335,9 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
             rows = sum(part.rows for part in parts)
             if self.preflight_only:
                 self._read_connection(self._hook())
-                return self._log_dry_run(rows, parts, at, fields, results)
+                rows = self._log_dry_run(rows, parts, at, fields, results)
+                self._push_plan(context)
+                return rows
             content = summary.sha256
             if router is not None:
                 content = dialing_plan.plan_content(content, router.suppression, parts)
@@ -346,6 +357,7 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
             self._best_effort(
                 "the summary log line", lambda: self._log_summary(sent, queued_now, calls_queued, at, fields)
             )
+            self._push_plan(context)
         if results is not None:
             campaign = self._campaign or self._recorded_campaign(ledger, fields, calls_queued)
             self._push_results(context, campaign, calls_queued)
@@ -988,6 +1000,22 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
             return
         if sent:
             self._push_results(context, campaign, calls_queued)
+
+    def _push_plan(self, context: Context) -> None:
+        """Push :data:`PLAN_XCOM_KEY`, the rows the plan left out (counts only), when there is a plan
+        (``calling_hours`` or ``suppression_list``). A failure is logged, never raised."""
+        ti = context.get("ti")
+        if ti is None or self._planned is None:
+            return
+        removals = self._planned.removals
+        value = {
+            "suppressed": removals.suppressed,
+            "unplaceable": removals.unplaceable,
+            "outside_hours": removals.outside_hours,
+        }
+        self._best_effort(
+            f"pushing the {PLAN_XCOM_KEY} XCom", partial(ti.xcom_push, key=PLAN_XCOM_KEY, value=value)
+        )
 
     def _push_results(self, context: Context, campaign: CampaignRecord, calls_queued: int | None) -> None:
         """Push :data:`RESULTS_XCOM_KEY`: ``campaign`` and Fuse's count (``None``: not confirmed yet).

@@ -597,3 +597,35 @@ def test_an_upstream_task_returning_the_path_of_the_list_suppresses_its_numbers(
     assert queue.suppression_list == str(dnc)  # a path is shown as itself
     assert queue.execute({"ti": ti}) == 1
     assert [rows_in(upload) for upload in uploads(requests_mock)] == [[NEW_YORK]]
+
+
+def test_the_rows_not_sent_are_pushed_to_xcom_as_counts(fuse_connection, requests_mock, tmp_path):
+    from unittest import mock
+
+    queue_every_row(requests_mock)
+    path = contacts(tmp_path, NEW_YORK, LOS_ANGELES, CHICAGO, TOLL_FREE)
+    end = int(at("America/New_York", 10).timestamp())
+    ti = mock.Mock()
+    with time_machine.travel(at("America/New_York", 9), tick=False):
+        task = operator(
+            path,
+            calling_hours=HOURS,
+            on_unknown_time_zone="skip",
+            suppression_list=[CHICAGO],
+            end_timestamp=end,
+        )
+        assert task.execute({"ti": ti}) == 1
+    ti.xcom_push.assert_any_call(
+        key="fuse_plan", value={"suppressed": 1, "unplaceable": 1, "outside_hours": 1}
+    )
+
+
+def test_without_calling_hours_or_a_suppression_list_no_plan_is_pushed(
+    fuse_connection, requests_mock, tmp_path
+):
+    from unittest import mock
+
+    queue_every_row(requests_mock)
+    ti = mock.Mock()
+    operator(contacts(tmp_path, NEW_YORK)).execute({"ti": ti})
+    assert all(call.kwargs.get("key") != "fuse_plan" for call in ti.xcom_push.call_args_list)
