@@ -15,7 +15,6 @@ from unittest import mock
 
 import pytest
 from airflow.sdk import ObjectStoragePath
-from fsspec.implementations.memory import MemoryFileSystem
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -28,7 +27,7 @@ from airflow_provider_fuse.suppression import (
     read_suppression_list,
     suppression_number,
 )
-from tests.helpers import connection_json
+from tests.helpers import connection_json, memory_storage
 
 #: A number on the lists below, and the digits that would show it in a message or a log line.
 NUMBER = "6175551234"
@@ -310,16 +309,8 @@ def test_an_object_storage_path_on_a_local_file(tmp_path):
 @pytest.fixture
 def memory_list():
     """``memory://dnc-bucket/dnc.csv`` holding one number."""
-    fs = MemoryFileSystem()
-    fs.pipe("/dnc-bucket/dnc.csv", f"destination\r\n{NUMBER}\r\n".encode())
-    try:
-        from airflow.sdk.io import attach
-
-        attach("memory", fs=fs)
-    except ImportError:  # pragma: no cover
-        pass
-    yield "memory://dnc-bucket/dnc.csv"
-    fs.rm("/dnc-bucket", recursive=True)
+    with memory_storage({"/dnc-bucket/dnc.csv": f"destination\r\n{NUMBER}\r\n".encode()}):
+        yield "memory://dnc-bucket/dnc.csv"
 
 
 def test_a_remote_object_is_read_through_its_own_open(memory_list):
