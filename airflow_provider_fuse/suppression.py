@@ -28,7 +28,7 @@ import sys
 from array import array
 from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING, Any, TypeAlias
+from typing import IO, TYPE_CHECKING, Any, ClassVar, TypeAlias
 
 from airflow_provider_fuse.destinations import DESTINATION, destination_number
 from airflow_provider_fuse.exceptions import FuseCsvError, FuseValidationError
@@ -148,7 +148,7 @@ def _not_a_number(reason: str) -> ValueError:
     return ValueError(f"not a phone number: {reason}")
 
 
-@dataclass(frozen=True)
+@dataclass
 class SuppressionQuery:
     """A SQL query whose rows are a suppression list, run through an Airflow ``DbApiHook`` connection.
 
@@ -157,9 +157,17 @@ class SuppressionQuery:
     ``NULL`` is refused. The result is read with a cursor, a batch of rows at a time (a server-side
     cursor on PostgreSQL).
 
-    :param conn_id: the Airflow connection; its hook must be a ``DbApiHook``.
-    :param sql: the query, a single ``SELECT``.
+    Given as an operator's templated ``suppression_list``, ``sql`` and ``conn_id`` are rendered
+    with the task (``"SELECT phone FROM {{ params.table }}"``): Airflow renders the attributes an
+    object in a template field names in its ``template_fields``, and sets them, so a query is not
+    frozen. Two queries are equal when their fields are; being mutable, a query is not hashable. Its
+    ``repr`` shows the connection only.
+
+    :param conn_id: the Airflow connection; its hook must be a ``DbApiHook``. (templated)
+    :param sql: the query, a single ``SELECT``. (templated)
     """
+
+    template_fields: ClassVar[Sequence[str]] = ("sql", "conn_id")
 
     conn_id: str
     sql: str

@@ -483,3 +483,33 @@ def test_importing_the_module_imports_no_sql_or_object_storage_machinery():
         "httpx",
     )
     assert not [name for name in added if name.startswith(heavy)], added
+
+
+# -- templating ----------------------------------------------------------------------------------
+
+
+def test_a_query_declares_its_sql_and_connection_templated_and_compares_by_value():
+    assert SuppressionQuery.template_fields == ("sql", "conn_id")
+    assert SuppressionQuery("dnc", "select 1") == SuppressionQuery("dnc", "select 1")
+    assert SuppressionQuery("dnc", "select 1") != SuppressionQuery("dnc", "select 2")
+
+
+def test_a_query_in_the_operators_suppression_list_is_rendered_and_read(dnc_db, tmp_path):
+    """Airflow renders an object that declares ``template_fields`` inside a template field, setting
+    each attribute: the SQL and the connection are templated like the rest of the task."""
+    from airflow_provider_fuse.operators.fuse import FuseBulkQueueOperator
+
+    query = SuppressionQuery("{{ params.conn }}", "select phone from {{ params.table }}")
+    task = FuseBulkQueueOperator(
+        task_id="queue_calls",
+        application_id=12,
+        deployment_id=34,
+        csv_path=str(tmp_path / "contacts.csv"),
+        suppression_list=query,
+    )
+    task.render_template_fields({"params": {"conn": "dnc", "table": "dnc"}})
+    assert task.suppression_list == SuppressionQuery("dnc", "select phone from dnc")
+    assert read_suppression_list(task.suppression_list, log=LOG) == SuppressionList(
+        [int(f"1{NUMBER}"), 14155550000]
+    )
+    assert "select" not in repr(task.suppression_list)
