@@ -155,7 +155,9 @@ class SuppressionQuery:
     The first column of each row is a number (text in any spelling :func:`suppression_number`
     accepts, or an integer of its digits); other columns are ignored; a row whose first column is
     ``NULL`` is refused. The result is read with a cursor, a batch of rows at a time (a server-side
-    cursor on PostgreSQL).
+    cursor on PostgreSQL). A query that returns no rows is refused unless ``allow_empty``: a
+    do-not-call table that lost its rows (truncated, or the wrong database or schema) would otherwise
+    suppress nobody.
 
     Given as an operator's templated ``suppression_list``, ``sql`` and ``conn_id`` are rendered
     with the task (``"SELECT phone FROM {{ params.table }}"``): Airflow renders the attributes an
@@ -165,16 +167,19 @@ class SuppressionQuery:
 
     :param conn_id: the Airflow connection; its hook must be a ``DbApiHook``. (templated)
     :param sql: the query, a single ``SELECT``. (templated)
+    :param allow_empty: an empty result is a valid, empty list (logged with a warning).
     """
 
     template_fields: ClassVar[Sequence[str]] = ("sql", "conn_id")
 
     conn_id: str
     sql: str
+    allow_empty: bool = False
 
     def __repr__(self) -> str:
         # The SQL may hold literal numbers: only the connection is shown.
-        return f"SuppressionQuery(conn_id={self.conn_id!r}, sql=...)"
+        allow_empty = ", allow_empty=True" if self.allow_empty else ""
+        return f"SuppressionQuery(conn_id={self.conn_id!r}, sql=...{allow_empty})"
 
 
 #: What :func:`read_suppression_list` reads: a local CSV path, an object-storage path or URI (an
@@ -292,7 +297,8 @@ def read_suppression_list(source: SuppressionSource, *, log: logging.Logger | No
     * A list (or other sequence) of numbers: see :meth:`SuppressionList.from_numbers`.
     * A :class:`SuppressionQuery`: its rows' first column.
 
-    An empty list is a valid list, with a warning in the log.
+    An empty list is a valid list, with a warning in the log, except from a query (see
+    :class:`SuppressionQuery`'s ``allow_empty``).
 
     :raises FuseValidationError: for ``suppression_list``, naming the row or the problem and never
         quoting a value, when the list cannot be read whole: a missing or unreadable file or object,
@@ -569,6 +575,13 @@ def _read_query(query: SuppressionQuery) -> SuppressionList:
                             "out in the SQL (IS NOT NULL) if NULL means there is none",
                         )
                     collected.append(_number_of(value, f"query row {position}"))
+        if not position and not query.allow_empty:
+            raise FuseValidationError(
+                PARAMETER,
+                f"the query on {where} returned no rows, so it would suppress nobody; check the query "
+                "and its database, or give SuppressionQuery(..., allow_empty=True) if the list may be "
+                "empty",
+            )
     except FuseValidationError:
         raise
     except Exception as error:

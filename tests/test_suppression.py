@@ -437,6 +437,18 @@ def test_a_query_that_cannot_be_read_whole_is_refused(dnc_db, sql, message, capl
     assert message in refused(SuppressionQuery("dnc", sql), caplog)
 
 
+def test_a_query_of_no_rows_is_refused_unless_the_list_may_be_empty(dnc_db, caplog):
+    """A do-not-call table that lost its rows (a truncated table, the wrong database or schema) reads
+    as a list that suppresses nobody: refused, unless the query says an empty list is expected."""
+    refusal = refused(SuppressionQuery("dnc", "select phone from dnc where id < 0"), caplog)
+    assert "returned no rows" in refusal
+    assert "allow_empty=True" in refusal
+    caplog.set_level(logging.INFO)
+    empty = SuppressionQuery("dnc", "select phone from dnc where id < 0", allow_empty=True)
+    assert len(read_suppression_list(empty, log=LOG)) == 0
+    assert "is empty: no row is suppressed" in caplog.text
+
+
 def test_a_connection_that_is_not_a_sql_database_is_refused(monkeypatch, caplog):
     monkeypatch.setenv("AIRFLOW_CONN_NOT_SQL", connection_json())
     assert "is FuseHook, not a DbApiHook" in refused(SuppressionQuery("not_sql", "select 1"), caplog)
