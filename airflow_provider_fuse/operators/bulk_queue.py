@@ -101,8 +101,9 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
     personal data: ``{"campaign", "confirmed", "calls_queued", "rows", "window_end",
     "queued_timestamp", "start_timestamp", "last_attempt_timestamp"}``. It is pushed before the list
     is sent (``confirmed: false``, ``calls_queued: null``), so that after an unknown outcome, checked
-    in Fuse and marked success, the sensor still waits (for up to ``rows`` outcomes); again on
-    success with Fuse's count; and when a retry or clear is answered from the ledger, with the
+    in Fuse and marked success, the sensor still waits (for up to ``rows`` outcomes); again, still
+    unconfirmed, when a part's window closed while the parts before it were sent (its rows are not
+    waited for: it is not sent); again on success with Fuse's count; and when a retry or clear is answered from the ledger, with the
     campaign and the times of the send it recorded. A try that sends nothing and fails (the ledger
     refuses it after an unknown outcome, or a check stops it) pushes what earlier tries sent, as the
     ledger recorded it: its XComs were cleared when it started, and a mark success may follow.
@@ -623,6 +624,9 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
                 result_url = self._start_campaign(
                     context, results, ledger, parts, plan.start, campaign_fields, rows
                 )
+            # The parts the campaign counts that this try still sends; a part whose window closed is
+            # taken out of it, and the corrected record pushed before the next request.
+            sending, recount = list(sendable), False
             for index in sendable:
                 part = parts[index]
                 window = None if windows is None else windows[index]
@@ -631,7 +635,12 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
                     self._outside_hours(
                         [index], parts, "its window closed while the parts before it were sent"
                     )
+                    sending.remove(index)
+                    recount = self._campaign is not None
                     continue
+                if recount:
+                    self._recount_campaign(context, ledger, parts, fields, windows, sending, plan.queued)
+                    recount = False
                 sent_fields = request_fields(dialing_plan.part_fields(fields, window))
                 if result_url is not None:
                     sent_fields["result_url"] = result_url(index, part.rows)
@@ -675,9 +684,41 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
                             "" if window is None else f", {dialing_plan.describe_window(part.group, window)}",
                         ),
                     )
+            if recount:
+                self._recount_campaign(
+                    context, ledger, parts, fields, windows, sending, plan.queued, push=False
+                )
         finally:
             self._best_effort("closing the connection to Fuse", hook.close)
         return total, sent, total - plan.calls_queued
+
+    def _recount_campaign(
+        self,
+        context: Context,
+        ledger: BulkQueueLedger | None,
+        parts: list[CsvPart],
+        fields: QueueFields,
+        windows: list[Window | None] | None,
+        sending: list[int],
+        queued: tuple[int, ...],
+        *,
+        push: bool = True,
+    ) -> None:
+        """Take the parts no longer sent out of the campaign (:attr:`_campaign`): its rows and window
+        become those of ``sending`` (sent or still to send by this try) and ``queued`` (by earlier
+        tries), so that the results sensor waits for no outcome of a part that was never sent. Kept
+        in the ledger (written with the next record of a part) and, with ``push``, pushed again
+        unconfirmed: the record an unknown outcome of the next part leaves behind must be right."""
+        if self._campaign is None:
+            return
+        rows = sum(parts[index].rows for index in (*queued, *sending))
+        window = self._campaign_window(fields, windows, sending, ledger, queued)
+        campaign = self._campaign
+        self._campaign = _campaign_record(campaign.campaign, rows, window, campaign.queued_timestamp)
+        if ledger is not None:
+            ledger.set_campaign(self._campaign)
+        if push:
+            self._push_results(context, self._campaign, None)
 
     def _warn_resend(self, ledger: BulkQueueLedger, rows: int, at: str) -> None:
         """Warn, when earlier tries queued calls of another list and this try sends its list whole

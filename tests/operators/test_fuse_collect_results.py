@@ -1151,3 +1151,70 @@ def test_with_calling_hours_the_sensor_waits_until_the_last_parts_window_ends(re
     for url in sent_urls(fuse):
         part = verify(token_of(url), os.environ["AIRFLOW__FUSE__RESULTS_SIGNING_KEY"], now=time.time())
         assert part.expires == record["window_end"] + DEFAULT_TOKEN_LIFETIME
+
+
+def test_a_part_whose_window_closed_during_the_upload_is_not_waited_for(results, requests_mock, tmp_path):
+    """Part 1 (New York) takes until Los Angeles' day is over: part 2 is not sent, part 3 (Honolulu)
+    is, and Fuse's answer to it is lost. The record the sensor reads counts the rows of parts 1 and 3
+    only: it must not wait for part 2's outcomes, which never come."""
+    import time_machine
+
+    from airflow_provider_fuse.results.campaign import sent_lists
+    from tests.operators.test_fuse_calling_hours import HOURS, at, contacts
+
+    path = contacts(tmp_path, "6175551234", "4155551234", "8085551234")
+    forms = []
+    late, honolulu_closes = at("America/Los_Angeles", 21, 30), int(at("Pacific/Honolulu", 21).timestamp())
+    with time_machine.travel(at("America/New_York", 8), tick=False) as clock:
+
+        def answer(request, context):
+            forms.append(decode_multipart(request))
+            if len(forms) == 1:
+                clock.move_to(late)
+                return json.dumps({"calls_queued": 1})
+            context.status_code = 502
+            return "<html>Bad Gateway</html>"
+
+        requests_mock.post(BULK_URL, text=answer)
+        ti = FakeTaskInstance()
+        with pytest.raises(AirflowFailException, match="Unknown outcome"):
+            operator(path, calling_hours=HOURS).execute({"ti": ti, "task_state_store": MemoryStore()})
+    assert len(forms) == 2
+    (sent,) = sent_lists([ti.xcom[RESULTS_XCOM_KEY]], "queue_calls", reader="this test")
+    assert (sent.confirmed, sent.rows, sent.expected) == (False, 2, 2)
+    assert waited_for(ti.xcom[RESULTS_XCOM_KEY]).calls_queued == 2
+    # The window waited for is that of the parts sent: Honolulu's day ends last.
+    assert sent.window_end == honolulu_closes
+
+
+def test_the_final_record_counts_only_the_parts_sent(results, fuse, tmp_path):
+    """A part left out because its zone has no window before end_timestamp, and one whose window
+    closed while the part before it was sent: neither is in the confirmed record's rows."""
+    import time_machine
+
+    from airflow_provider_fuse.results.campaign import sent_lists
+    from tests.operators.test_fuse_calling_hours import HOURS, at, contacts
+
+    # New York, Los Angeles, Honolulu, and London: London's day is over and its next one starts
+    # after end_timestamp, so it is left out before anything is sent.
+    path = contacts(tmp_path, "6175551234", "4155551234", "8085551234", "tel:+442079460105")
+    end, late = int(at("Pacific/Honolulu", 20).timestamp()), at("America/Los_Angeles", 21, 30)
+    with time_machine.travel(at("America/New_York", 20), tick=False) as clock:
+
+        def answer(request, context):
+            form = decode_multipart(request)
+            fuse.forms.append(form)
+            if len(fuse.forms) == 1:
+                clock.move_to(late)
+            return {"calls_queued": len(form["csv"][0].splitlines()) - 1}
+
+        fuse.post(BULK_URL, json=answer)
+        ti = FakeTaskInstance()
+        queued = operator(path, calling_hours=HOURS, end_timestamp=end).execute(
+            {"ti": ti, "task_state_store": MemoryStore()}
+        )
+    assert queued == 2
+    assert len(fuse.forms) == 2
+    (sent,) = sent_lists([ti.xcom[RESULTS_XCOM_KEY]], "queue_calls", reader="this test")
+    assert (sent.confirmed, sent.calls_queued, sent.rows) == (True, 2, 2)
+    assert waited_for(ti.xcom[RESULTS_XCOM_KEY]).calls_queued == 2
