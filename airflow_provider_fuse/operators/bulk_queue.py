@@ -103,10 +103,11 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
     is sent (``confirmed: false``, ``calls_queued: null``), so that after an unknown outcome, checked
     in Fuse and marked success, the sensor still waits (for up to ``rows`` outcomes); again, still
     unconfirmed, when a part's window closed while the parts before it were sent (its rows are not
-    waited for: it is not sent); again on success with Fuse's count; and when a retry or clear is answered from the ledger, with the
-    campaign and the times of the send it recorded. A try that sends nothing and fails (the ledger
-    refuses it after an unknown outcome, or a check stops it) pushes what earlier tries sent, as the
-    ledger recorded it: its XComs were cleared when it started, and a mark success may follow.
+    waited for: it is not sent); again on success with Fuse's count; and when a retry or clear is
+    answered from the ledger, with the campaign and the times of the send it recorded. A try that
+    sends nothing and fails (the ledger refuses it after an unknown outcome, or a check stops it)
+    pushes what earlier tries sent, as the ledger recorded it: its XComs were cleared when it
+    started, and a mark success may follow.
 
     :param application_id: the outbound deployment's application id, a positive integer. (templated)
     :param deployment_id: the outbound deployment's deployment id, a positive integer. (templated)
