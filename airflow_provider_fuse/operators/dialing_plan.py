@@ -51,6 +51,8 @@ __all__ = [
 
 #: How many rows an error names; the count always covers them all.
 REPORTED_ROWS = 5
+#: The most zones whose local window a plan line shows each (more: the two that bound the window).
+_SHOWN_ZONES = 3
 
 
 def checked_calling_hours(value: object) -> tuple[str, str] | None:
@@ -221,26 +223,47 @@ def describe_plan(
             rows, count, _ = groups.get(part.group, (0, 0, None))
             groups[part.group] = (rows + part.rows, count + 1, window)
         for group, (rows, count, window) in groups.items():
-            lines.append(
-                f"zones {' + '.join(group)}: {rows} rows in {count} part(s), {describe_window(group, window)}"
-            )
+            named = f"{len(group)} zones" if len(group) > _SHOWN_ZONES else f"zones {' + '.join(group)}"
+            lines.append(f"{named}: {rows} rows in {count} part(s), {describe_window(group, window)}")
     if removals is not None:
         lines.append(f"not sent: {removals.describe()}")
     return lines
 
 
 def describe_window(zones: Sequence[str], window: Window | None) -> str:
-    """``08:00-21:00 America/New_York (2026-06-02 12:00 → 2026-06-03 01:00 UTC)``, or that there is
-    no window before the user's end."""
+    """``local 2026-06-02 08:00-21:00 America/New_York; UTC 2026-06-02 12:00 → 2026-06-03 01:00``, or
+    that there is no window before the user's end.
+
+    Up to three zones, each zone's local window is shown. Of more (the ``country`` policy gives every
+    zone of a country), only the zones that bound the window are: the one whose clock shows the
+    earliest time at its start (it opens last) and the one whose clock shows the latest time at its
+    end (it closes first), then how many more zones the window also keeps inside their hours.
+    """
     if window is None:
         return "no window within calling hours before end_timestamp: not sent"
     from zoneinfo import ZoneInfo
 
-    local = []
-    for zone in zones:
-        start = datetime.fromtimestamp(window.start, ZoneInfo(zone))
-        end = datetime.fromtimestamp(window.end, ZoneInfo(zone))
-        local.append(f"{start:%Y-%m-%d %H:%M}-{end:%H:%M} {zone}")
+    local = {
+        zone: (
+            datetime.fromtimestamp(window.start, ZoneInfo(zone)),
+            datetime.fromtimestamp(window.end, ZoneInfo(zone)),
+        )
+        for zone in dict.fromkeys(zones)
+    }
+
+    def shown(zone: str) -> str:
+        start, end = local[zone]
+        return f"{start:%Y-%m-%d %H:%M}-{end:%H:%M} {zone}"
+
+    if len(local) <= _SHOWN_ZONES:
+        lines = [shown(zone) for zone in local]
+    else:
+        opens = min(local, key=lambda zone: local[zone][0].time())
+        closes = max(local, key=lambda zone: local[zone][1].time())
+        lines = [f"{shown(opens)} (opens last)"]
+        if closes != opens:
+            lines.append(f"{shown(closes)} (closes first)")
+        lines.append(f"+{len(local) - len(lines)} more zones (strictest window of all)")
     utc_start = datetime.fromtimestamp(window.start, timezone.utc)
     utc_end = datetime.fromtimestamp(window.end, timezone.utc)
-    return f"local {', '.join(local)}; UTC {utc_start:%Y-%m-%d %H:%M} → {utc_end:%Y-%m-%d %H:%M}"
+    return f"local {', '.join(lines)}; UTC {utc_start:%Y-%m-%d %H:%M} → {utc_end:%Y-%m-%d %H:%M}"

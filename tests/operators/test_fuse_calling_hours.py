@@ -275,6 +275,42 @@ def test_a_dry_run_logs_the_plan_per_zone_group_with_no_number(
     assert not any(number in log for number in (NEW_YORK, LOS_ANGELES, CHICAGO, "5551234"))
 
 
+def test_the_plan_line_of_a_whole_country_names_the_zones_that_bind_its_window_not_all(
+    fuse_connection, requests_mock, tmp_path, log_text
+):
+    """Under 'country' a North American toll-free number may ring in every zone of +1: its plan line
+    names the zone that opens last and the one that closes first, and counts the others."""
+    from airflow_provider_fuse.calling_hours import country_time_zones
+
+    zones = country_time_zones(destination_number(TOLL_FREE))
+    assert len(zones) > 3
+    path = contacts(tmp_path, NEW_YORK, TOLL_FREE)
+    with time_machine.travel(at("America/New_York", 9), tick=False):
+        operator(path, calling_hours=HOURS, on_unknown_time_zone="country", dry_run=True).execute({})
+    (line,) = [line for line in log_text().splitlines() if f"{len(zones)} zones: 1 rows" in line]
+    shown = [zone for zone in zones if zone in line]
+    assert 1 <= len(shown) <= 3
+    assert f", +{len(zones) - len(shown)} more zones (strictest window of all); UTC " in line
+    assert len(line) < 400
+    assert "5551234" not in log_text()
+
+
+def test_the_window_of_many_zones_shows_the_one_opening_last_and_the_one_closing_first():
+    from airflow_provider_fuse.operators.dialing_plan import describe_window
+
+    zones = ("America/Chicago", "America/New_York", "America/St_Johns", "Pacific/Guam", "Pacific/Honolulu")
+    start = int(at("Pacific/Guam", 3).timestamp())
+    window = calling_window(zones, CallingHours.parse(HOURS), start=start, end=None)
+    assert window is not None
+    shown = describe_window(zones, window)
+    assert re.search(r"08:00-\d\d:\d\d Pacific/Guam \(opens last\)", shown), shown
+    assert re.search(r"\d\d:\d\d-21:00 America/St_Johns \(closes first\)", shown), shown
+    assert ", +3 more zones (strictest window of all); UTC " in shown
+    assert not any(zone in shown for zone in ("America/Chicago", "America/New_York", "Pacific/Honolulu"))
+    # Up to three zones, each is shown.
+    assert all(zone in describe_window(zones[:3], window) for zone in zones[:3])
+
+
 @pytest.mark.parametrize(
     ("clock", "expected"),
     [(at("America/New_York", 9), 1), (at("America/New_York", 6), 0)],
