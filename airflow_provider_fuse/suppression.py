@@ -28,10 +28,11 @@ import sys
 from array import array
 from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING, Any, TypeAlias
+from typing import IO, TYPE_CHECKING, Any, ClassVar, TypeAlias
 
 from airflow_provider_fuse.destinations import DESTINATION, destination_number
 from airflow_provider_fuse.exceptions import FuseCsvError, FuseValidationError
+from airflow_provider_fuse.masking import redact, shown_url
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -70,6 +71,10 @@ _SEPARATED_CHARS = re.compile(r"[0-9 .()\-]+")
 _ONE_BRACKETED_GROUP = re.compile(r"[^()]*(?:\([1-9][0-9]*\)[^()]*)?")
 _SEPARATOR_RUN = re.compile(r"[ .\-]{2,}|[ .\-]\)|\([ .\-]")
 _NOT_A_DIGIT = re.compile(r"[^0-9]")
+#: What a string ``suppression_list`` renders to when its template found nothing.
+_RENDERED_NOTHING = ("", "None")
+#: The most characters of a path or URI an error shows.
+_SHOWN_CHARS = 300
 
 #: What :func:`suppression_number` accepts, in words, for an error about a value it refuses.
 ACCEPTED_SPELLINGS = (
@@ -98,7 +103,8 @@ def suppression_number(text: str) -> int:
     (``6175551234.0``, a spreadsheet's decimal), letters (``x123`` extensions), an international
     prefix other than ``+`` (``00``), any digit that is not ASCII, and every other character.
 
-    :raises ValueError: the text is none of these (the value is not repeated in the message).
+    :raises ValueError: the text is none of these: ``"not a phone number: "`` and the reason (the
+        value is not repeated in the message).
     """
     value = text.strip()
     if value[:1] == "+" and len(value) <= 16 and value[1:].isdigit() and value.isascii():
@@ -114,45 +120,69 @@ def suppression_number(text: str) -> int:
 def _separated_number(value: str) -> int:
     """The number of ``value`` written with visual separators (see :func:`suppression_number`)."""
     if len(value) > _MAX_CHARS:
-        raise ValueError("too long for a phone number")
+        raise _not_a_number(f"it is longer than {_MAX_CHARS} characters")
     international = value.startswith(("+", "tel:+"))
     body = value.removeprefix("tel:").removeprefix("+") if international else value
+    if any(character.isalpha() for character in body):
+        raise _not_a_number("it holds a letter (an extension, an exponent or a word)")
     if not body or _SEPARATED_CHARS.fullmatch(body) is None:
-        raise ValueError(f"not a phone number: {ACCEPTED_SPELLINGS}")
+        raise _not_a_number(
+            "it holds a character other than ASCII digits, spaces, hyphens, dots and brackets"
+        )
     if international and body.startswith("("):
-        raise ValueError("a bracket straight after +: the country code is not bracketed")
+        raise _not_a_number("a bracket straight after + (a country code is never bracketed)")
     if _ONE_BRACKETED_GROUP.fullmatch(body) is None:
-        raise ValueError("brackets around anything but one group of digits not starting with 0")
+        raise _not_a_number(
+            "brackets around something other than one group of digits not starting with 0 "
+            "(a bracketed 0 is a trunk prefix)"
+        )
     if _SEPARATOR_RUN.search(body) or not body[-1].isdigit() or body[0] in " .-":
-        raise ValueError("a separator that stands between no two groups of digits")
+        raise _not_a_number("a separator stands between no two groups of digits")
     if body.count(".") == 1:
-        raise ValueError("a single dot: a decimal number, not a phone number")
+        raise _not_a_number("a single dot makes it a decimal number (a spreadsheet's number format)")
     digits = _NOT_A_DIGIT.sub("", body)
     try:
         return destination_number(f"tel:+{digits}" if international else digits)
     except ValueError:
-        raise ValueError(f"not a phone number: {ACCEPTED_SPELLINGS}") from None
+        raise _not_a_number(f"it is in none of the accepted forms ({ACCEPTED_SPELLINGS})") from None
 
 
-@dataclass(frozen=True)
+def _not_a_number(reason: str) -> ValueError:
+    return ValueError(f"not a phone number: {reason}")
+
+
+@dataclass
 class SuppressionQuery:
     """A SQL query whose rows are a suppression list, run through an Airflow ``DbApiHook`` connection.
 
     The first column of each row is a number (text in any spelling :func:`suppression_number`
     accepts, or an integer of its digits); other columns are ignored; a row whose first column is
     ``NULL`` is refused. The result is read with a cursor, a batch of rows at a time (a server-side
-    cursor on PostgreSQL).
+    cursor on PostgreSQL). A query that returns no rows is refused unless ``allow_empty``: a
+    do-not-call table that lost its rows (truncated, or the wrong database or schema) would otherwise
+    suppress nobody.
 
-    :param conn_id: the Airflow connection; its hook must be a ``DbApiHook``.
-    :param sql: the query, a single ``SELECT``.
+    Given as an operator's templated ``suppression_list``, ``sql`` and ``conn_id`` are rendered
+    with the task (``"SELECT phone FROM {{ params.table }}"``): Airflow renders the attributes an
+    object in a template field names in its ``template_fields``, and sets them, so a query is not
+    frozen. Two queries are equal when their fields are; being mutable, a query is not hashable. Its
+    ``repr`` shows the connection only.
+
+    :param conn_id: the Airflow connection; its hook must be a ``DbApiHook``. (templated)
+    :param sql: the query, a single ``SELECT``. (templated)
+    :param allow_empty: an empty result is a valid, empty list (logged with a warning).
     """
+
+    template_fields: ClassVar[Sequence[str]] = ("sql", "conn_id")
 
     conn_id: str
     sql: str
+    allow_empty: bool = False
 
     def __repr__(self) -> str:
         # The SQL may hold literal numbers: only the connection is shown.
-        return f"SuppressionQuery(conn_id={self.conn_id!r}, sql=...)"
+        allow_empty = ", allow_empty=True" if self.allow_empty else ""
+        return f"SuppressionQuery(conn_id={self.conn_id!r}, sql=...{allow_empty})"
 
 
 #: What :func:`read_suppression_list` reads: a local CSV path, an object-storage path or URI (an
@@ -270,7 +300,8 @@ def read_suppression_list(source: SuppressionSource, *, log: logging.Logger | No
     * A list (or other sequence) of numbers: see :meth:`SuppressionList.from_numbers`.
     * A :class:`SuppressionQuery`: its rows' first column.
 
-    An empty list is a valid list, with a warning in the log.
+    An empty list is a valid list, with a warning in the log, except from a query (see
+    :class:`SuppressionQuery`'s ``allow_empty``).
 
     :raises FuseValidationError: for ``suppression_list``, naming the row or the problem and never
         quoting a value, when the list cannot be read whole: a missing or unreadable file or object,
@@ -279,18 +310,19 @@ def read_suppression_list(source: SuppressionSource, *, log: logging.Logger | No
     """
     log = log or _LOG
     if isinstance(source, SuppressionQuery):
-        suppression_list, described = _read_query(source), f"the query on connection {source.conn_id!r}"
+        suppression_list, described = _read_query(source), f"the query on {_connection(source)}"
     elif isinstance(source, str | os.PathLike) or _is_object_storage(source):
         suppression_list, described = _read_csv_source(source, log)
     elif isinstance(source, Iterable) and not isinstance(source, bytes | bytearray | Mapping):
         items = source if isinstance(source, Sequence | Set) else list(source)
-        suppression_list = SuppressionList.from_numbers(items, source=f"{PARAMETER} item")
+        suppression_list = SuppressionList.from_numbers(items, source="item")
         described = f"a list of {len(items)} items"
     else:
+        hint = "; put numbers in a list" if isinstance(source, int | float) else ""
         raise FuseValidationError(
             PARAMETER,
             "must be a CSV path, an object storage path, a list of numbers or a SuppressionQuery, "
-            f"got {type(source).__name__}",
+            f"got {type(source).__name__}{hint}",
         )
     if len(suppression_list):
         log.info("Suppression list: %d distinct numbers, read from %s.", len(suppression_list), described)
@@ -300,17 +332,22 @@ def read_suppression_list(source: SuppressionSource, *, log: logging.Logger | No
 
 
 def _number_of(value: object, where: str) -> int:
-    """The normal form of one value of the list; ``where`` names it in the error."""
+    """The normal form of one value of the list; ``where`` names it in the error (``"item 3"``)."""
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
     if not isinstance(value, str):
-        raise FuseValidationError(PARAMETER, f"{where} is not text or an integer ({type(value).__name__})")
+        kind = "None" if value is None else f"a {type(value).__name__}"
+        raise FuseValidationError(
+            PARAMETER,
+            f"{where} is {kind}, neither text nor an integer; correct or remove it (each number is "
+            "text, or an integer of its digits)",
+        )
     if not value.strip():
-        raise FuseValidationError(PARAMETER, f"{where} is empty")
+        raise FuseValidationError(PARAMETER, f"{where} is empty; correct or remove it")
     try:
         return suppression_number(value)
     except ValueError as error:
-        raise FuseValidationError(PARAMETER, f"{where} is not a phone number ({error})") from None
+        raise FuseValidationError(PARAMETER, f"{where} is {error}; correct or remove it") from None
 
 
 def _sorted_distinct(numbers: array[int]) -> array[int]:
@@ -353,43 +390,72 @@ def _read_csv_source(source: Any, log: logging.Logger) -> tuple[SuppressionList,
 
         path = ObjectStoragePath(source.strip()) if isinstance(source, str) else source
         if path.protocol not in ("file", "local"):
-            return _read_remote_csv(path, log), str(path)
+            return _read_remote_csv(path, log)
         source = str(path.path)
     name = os.fspath(source)
-    if not name.strip():
-        raise FuseValidationError(PARAMETER, "is an empty path")
+    if name.strip() in _RENDERED_NOTHING:
+        raise FuseValidationError(
+            PARAMETER,
+            "is an empty string or 'None': a template that rendered nothing (an XCom or a variable "
+            "that is not there?); give a CSV path, an object-storage URI, a list of numbers or a "
+            "SuppressionQuery",
+        )
+    shown = _shown_path(name)
     from airflow_provider_fuse.snapshot import open_regular_file
 
     try:
         fd = open_regular_file(name)
     except FuseCsvError as error:
-        raise FuseValidationError(PARAMETER, error.message) from None
+        if not os.path.lexists(name):
+            raise FuseValidationError(
+                PARAMETER,
+                f"no such file: {shown} where the task runs. A string is read as the path of a CSV "
+                "file: give a path on the worker, an object-storage URI, or give the numbers as a "
+                "list (a template renders one with render_template_as_native_obj)",
+            ) from None
+        raise FuseValidationError(
+            PARAMETER, f"{redact(error.message, _SHOWN_CHARS)}; give the path of a readable CSV file"
+        ) from None
     with open(fd, "rb") as binary:
-        return _read_csv(binary, name, log), name
+        return _read_csv(binary, shown, log), shown
 
 
-def _read_remote_csv(path: Any, log: logging.Logger) -> SuppressionList:
-    """Read a CSV object through the path's own ``open("rb")``, streaming."""
-    from airflow_provider_fuse.masking import redact
+def _shown_path(path: str) -> str:
+    """``path`` (a local path or a URI) as an error or a log line may show it: no credential of a
+    URI, no phone number (a list of numbers given as a string is read as a path)."""
+    return redact(str(shown_url(path)) if "://" in path else path, _SHOWN_CHARS)
 
+
+def _read_remote_csv(path: Any, log: logging.Logger) -> tuple[SuppressionList, str]:
+    """Read a CSV object through the path's own ``open("rb")``, streaming; and the path as shown."""
+    uri = str(path)
+    shown = _shown_path(uri)
     try:
         binary = path.open("rb")
-    except Exception as error:
+    except FileNotFoundError:
         raise FuseValidationError(
-            PARAMETER, f"cannot open {path} ({type(error).__name__}: {redact(str(error))})"
+            PARAMETER, f"no such object: {shown}; check the URI and that the object exists"
+        ) from None
+    except Exception as error:
+        detail = redact(str(error), secrets=(uri, str(getattr(path, "path", ""))))
+        raise FuseValidationError(
+            PARAMETER,
+            f"cannot open {shown} ({type(error).__name__}: {detail}); check the URI and its connection",
         ) from None
     with binary:
-        return _read_csv(binary, str(path), log)
+        return _read_csv(binary, shown, log), shown
 
 
 def _read_csv(binary: IO[bytes], name: str, log: logging.Logger) -> SuppressionList:
-    """The numbers of the CSV ``binary`` (see :func:`read_suppression_list`); ``name`` is its path."""
+    """The numbers of the CSV ``binary`` (see :func:`read_suppression_list`); ``name`` is its path as
+    errors and log lines show it."""
     with io.TextIOWrapper(binary, encoding="utf-8-sig", newline="") as text:
         return _read_rows(csv.reader(text, strict=True), name, log)
 
 
 def _read_rows(reader: Iterator[list[str]], name: str, log: logging.Logger) -> SuppressionList:
-    """The numbers of the CSV rows of ``reader``, the header first; ``name`` is the file's path."""
+    """The numbers of the CSV rows of ``reader``, the header first; ``name`` is the file's path as
+    errors and log lines show it."""
     collected = array("q")
     row_number = blank = 0
     number = suppression_number
@@ -397,7 +463,9 @@ def _read_rows(reader: Iterator[list[str]], name: str, log: logging.Logger) -> S
         header = next(reader, None)
         if header is None:
             raise FuseValidationError(
-                PARAMETER, f"{name} is empty: a suppression list CSV starts with a header row"
+                PARAMETER,
+                f"{name} is empty: a suppression list CSV starts with a header row (an export that "
+                f"failed?); write a header ({DESTINATION}) and one number a row",
             )
         row_number = 1
         column = _number_column(header, name)
@@ -411,17 +479,26 @@ def _read_rows(reader: Iterator[list[str]], name: str, log: logging.Logger) -> S
                     continue
                 if column >= len(row):
                     raise FuseValidationError(
-                        PARAMETER, f"{name}, row {row_number}: has no {DESTINATION} cell"
+                        PARAMETER,
+                        f"row {row_number} of {name} has no {DESTINATION} cell (fewer cells than the "
+                        "header); correct or remove it",
                     ) from None
-                _number_of(row[column], f"{name}, row {row_number}")  # raises, saying why
+                _number_of(row[column], f"row {row_number} of {name}")  # raises, saying why
                 raise
     except csv.Error as error:
-        raise FuseValidationError(PARAMETER, f"{name}, row {row_number + 1}: not CSV ({error})") from None
+        raise FuseValidationError(
+            PARAMETER,
+            f"row {row_number + 1} of {name} is not CSV ({redact(str(error))}); correct its quoting",
+        ) from None
     except UnicodeDecodeError:
-        raise FuseValidationError(PARAMETER, f"{name}: not UTF-8 text (near row {row_number + 1})") from None
+        raise FuseValidationError(
+            PARAMETER, f"{name} is not UTF-8 text (near row {row_number + 1}); save it as UTF-8"
+        ) from None
     except OSError as error:
         raise FuseValidationError(
-            PARAMETER, f"{name}: cannot be read ({type(error).__name__}: {error.strerror or 'I/O error'})"
+            PARAMETER,
+            f"{name} cannot be read ({type(error).__name__}: {error.strerror or 'I/O error'}); check the "
+            "file where the task runs",
         ) from None
     if blank:
         log.info("Suppression list %s: %d blank lines skipped.", name, blank)
@@ -432,18 +509,22 @@ def _number_column(header: list[str], name: str) -> int:
     """The index of the number column of ``header``: ``destination``, or the only column."""
     names = [cell.strip() for cell in header]
     if names.count(DESTINATION) > 1:
-        raise FuseValidationError(PARAMETER, f"{name}: more than one {DESTINATION} column")
+        raise FuseValidationError(
+            PARAMETER, f"{name} has more than one {DESTINATION} column (row 1); keep one"
+        )
     if DESTINATION in names:
         return names.index(DESTINATION)
     if len(names) != 1:
         raise FuseValidationError(
             PARAMETER,
-            f"{name}: no {DESTINATION} column in the header (row 1); a file of one column may name it "
-            "anything",
+            f"{name} has no {DESTINATION} column in the header (row 1); name the number column "
+            f"{DESTINATION} (a file of one column may name it anything)",
         )
     if any(character.isdigit() for character in names[0]):
         raise FuseValidationError(
-            PARAMETER, f"{name}: row 1 holds digits, not a column name: the file needs a header row"
+            PARAMETER,
+            f"row 1 of {name} holds digits, not a column name: add a header row ({DESTINATION}) above the "
+            "numbers",
         )
     return 0
 
@@ -453,9 +534,7 @@ def _read_query(query: SuppressionQuery) -> SuppressionList:
     from airflow.providers.common.compat.sdk import BaseHook
     from airflow.providers.common.sql.hooks.sql import DbApiHook
 
-    from airflow_provider_fuse.masking import redact
-
-    where = f"connection {query.conn_id!r}"
+    where = _connection(query)
     secrets: tuple[str, ...] = ()
     try:
         connection = BaseHook.get_connection(query.conn_id)
@@ -465,11 +544,14 @@ def _read_query(query: SuppressionQuery) -> SuppressionList:
     except Exception as error:
         raise FuseValidationError(
             PARAMETER,
-            f"cannot get the hook of {where} ({type(error).__name__}: {redact(str(error), secrets=secrets)})",
+            f"cannot get the hook of {where} ({type(error).__name__}: "
+            f"{redact(str(error), secrets=secrets)}); define the connection where the task runs",
         ) from None
     if not isinstance(hook, DbApiHook):
         raise FuseValidationError(
-            PARAMETER, f"the hook of {where} is {type(hook).__name__}, not a DbApiHook: not a SQL database"
+            PARAMETER,
+            f"the hook of {where} is {type(hook).__name__}, not a DbApiHook: give a connection to a SQL "
+            "database",
         )
     collected = array("q")
     position = 0
@@ -478,7 +560,9 @@ def _read_query(query: SuppressionQuery) -> SuppressionList:
         with _cursor(hook, kind) as cursor:
             cursor.execute(query.sql)
             if cursor.description is None:
-                raise FuseValidationError(PARAMETER, f"the query on {where} returns no rows (not a SELECT)")
+                raise FuseValidationError(
+                    PARAMETER, f"the query on {where} returns no result set (not a SELECT); give one SELECT"
+                )
             while batch := cursor.fetchmany(_FETCH):
                 for row in batch:
                     position += 1
@@ -488,16 +572,33 @@ def _read_query(query: SuppressionQuery) -> SuppressionList:
                             collected.append(number(value))
                             continue
                     if value is None:
-                        raise FuseValidationError(PARAMETER, f"query row {position} has no number (NULL)")
+                        raise FuseValidationError(
+                            PARAMETER,
+                            f"query row {position} has no number (NULL); correct it, or leave such rows "
+                            "out in the SQL (IS NOT NULL) if NULL means there is none",
+                        )
                     collected.append(_number_of(value, f"query row {position}"))
+        if not position and not query.allow_empty:
+            raise FuseValidationError(
+                PARAMETER,
+                f"the query on {where} returned no rows, so it would suppress nobody; check the query "
+                "and its database, or give SuppressionQuery(..., allow_empty=True) if the list may be "
+                "empty",
+            )
     except FuseValidationError:
         raise
     except Exception as error:
         raise FuseValidationError(
             PARAMETER,
-            f"the query on {where} failed ({type(error).__name__}: {redact(str(error), secrets=secrets)})",
+            f"the query on {where} failed ({type(error).__name__}: {redact(str(error), secrets=secrets)}); "
+            "check the SQL and the connection",
         ) from None
     return SuppressionList._of(collected)
+
+
+def _connection(query: SuppressionQuery) -> str:
+    """The connection of ``query`` as errors and log lines name it."""
+    return f"connection {redact(repr(query.conn_id), _SHOWN_CHARS)}"
 
 
 @contextlib.contextmanager

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from fsspec.implementations.memory import MemoryFileSystem
 from requests_toolbelt.multipart.decoder import MultipartDecoder
 
 EMAIL = "ops@example.com"
@@ -154,6 +155,54 @@ def serving_answers(monkeypatch: Any, make_app: Callable[[Served], Any]) -> Iter
     served = Served()
     with serving(monkeypatch, make_app(served)) as base:
         yield base, served
+
+
+class CountingMemoryFileSystem(MemoryFileSystem):
+    """An in-memory filesystem (``memory://``) that counts how often this instance opens a file for
+    reading. Like every ``MemoryFileSystem``, its files live in one store shared by all instances."""
+
+    protocol = "memory"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.reads = 0
+
+    def _open(self, path: str, mode: str = "rb", *args: Any, **kwargs: Any) -> Any:
+        if "r" in mode:
+            self.reads += 1
+        return super()._open(path, mode, *args, **kwargs)
+
+
+@contextmanager
+def memory_storage(files: Mapping[str, bytes]) -> Iterator[CountingMemoryFileSystem]:
+    """A new :class:`CountingMemoryFileSystem` holding ``files`` (path: content), attached as Airflow's
+    ``memory`` object store while the block runs; yield it.
+
+    Afterwards everything is as it was, whatever the block did: the files in memory (the store is
+    shared by every ``MemoryFileSystem``), the ``memory`` store Airflow had attached (Airflow keeps the
+    first filesystem attached under a name and has no way to detach one, so its registry is edited),
+    and fsspec's cache of memory filesystem instances. A test that leaves any of them behind changes
+    what a later test in the same process reads through ``memory://``.
+    """
+    from airflow.sdk.io import attach, store
+
+    saved_files, saved_dirs = dict(MemoryFileSystem.store), list(MemoryFileSystem.pseudo_dirs)
+    saved_store = store._STORE_CACHE.pop("memory", None)
+    fs = CountingMemoryFileSystem(skip_instance_cache=True)
+    for path, content in files.items():
+        fs.pipe(path, content)
+    attach("memory", fs=fs)
+    try:
+        yield fs
+    finally:
+        store._STORE_CACHE.pop("memory", None)
+        if saved_store is not None:
+            store._STORE_CACHE["memory"] = saved_store
+        MemoryFileSystem.store.clear()
+        MemoryFileSystem.store.update(saved_files)
+        MemoryFileSystem.pseudo_dirs[:] = saved_dirs
+        for cls in (MemoryFileSystem, CountingMemoryFileSystem):
+            cls.clear_instance_cache()
 
 
 def connect_to(monkeypatch: Any, url: str, timeout: object = None) -> None:

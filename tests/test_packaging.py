@@ -143,30 +143,40 @@ def test_the_sandbox_is_an_extra_and_the_test_extra_pulls_it_in():
     assert itself.extras == {"sandbox"}
 
 
-def module_level_imports(path: Path) -> set[str]:
+def module_level_imports(path: Path, *, lazy: bool = False) -> set[str]:
     """The absolute imports a module runs when it is imported: not those inside functions, nor
-    those under ``if TYPE_CHECKING:``."""
+    those under ``if TYPE_CHECKING:``. With ``lazy``, those inside functions (and classes) too:
+    every import the module may ever run."""
     found: set[str] = set()
 
-    def visit(statements: list[ast.stmt]) -> None:
-        for node in statements:
-            if isinstance(node, ast.Import):
-                found.update(alias.name for alias in node.names)
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                found.add(node.module)
-            elif isinstance(node, ast.If):
-                if "TYPE_CHECKING" not in ast.unparse(node.test):
-                    visit(node.body)
-                visit(node.orelse)
-            elif isinstance(node, ast.Try):
-                visit(node.body)
-                for handler in node.handlers:
-                    visit(handler.body)
-                visit(node.orelse)
-                visit(node.finalbody)
+    def visit(node: ast.AST) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.Import):
+                found.update(alias.name for alias in child.names)
+            elif isinstance(child, ast.ImportFrom) and child.level == 0 and child.module:
+                found.add(child.module)
+            elif isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
+                for statement in child.orelse:
+                    visit(ast.Module(body=[statement], type_ignores=[]))
+            elif lazy or isinstance(child, ast.If | ast.Try | ast.ExceptHandler):
+                visit(child)
 
-    visit(ast.parse(path.read_text(encoding="utf-8")).body)
+    visit(ast.parse(path.read_text(encoding="utf-8")))
     return found
+
+
+def third_party_imports(*, lazy: bool = False) -> set[str]:
+    """The imports of the provider (the sandbox, with its own extra, aside) that are neither the
+    standard library's nor its own: at module level, or with ``lazy`` anywhere."""
+    return {
+        name
+        for path in PACKAGE_DIR.rglob("*.py")
+        if "sandbox" not in path.relative_to(PACKAGE_DIR).parts
+        for name in module_level_imports(path, lazy=lazy)
+        if name.partition(".")[0] not in sys.stdlib_module_names
+        and name != "__future__"
+        and not name.startswith("airflow_provider_fuse")
+    }
 
 
 def distribution_of(module: str) -> str:
@@ -188,25 +198,46 @@ def test_every_import_the_provider_runs_is_a_declared_dependency():
     A dependency of a declared one (Airflow's core and task SDK, requests' urllib3) counts; the
     sandbox, with its own extra, does not take part.
     """
-    modules = {
-        name
-        for path in PACKAGE_DIR.rglob("*.py")
-        if "sandbox" not in path.relative_to(PACKAGE_DIR).parts
-        for name in module_level_imports(path)
-        if name.partition(".")[0] not in sys.stdlib_module_names
-        and name != "__future__"
-        and not name.startswith("airflow_provider_fuse")
-    }
     transitive = {
         canonicalize_name(Requirement(line).name)
         for dependency in RUNTIME
         for line in requires(dependency) or ()
         if Requirement(line).marker is None
     }
-    providers = {module: distribution_of(module) for module in sorted(modules)}
+    providers = {module: distribution_of(module) for module in sorted(third_party_imports())}
     assert {module: dist for module, dist in providers.items() if dist not in RUNTIME | transitive} == {}
-    # and nothing declared goes unused (apache-airflow only gathers core and the task SDK)
-    assert RUNTIME - {"apache-airflow"} <= set(providers.values())
+
+
+def test_every_declared_dependency_is_imported_somewhere():
+    """Nothing declared goes unused: each runtime dependency is imported by the provider, at module
+    level or inside the function that needs it (``phonenumbers`` is imported only when calling hours
+    are given). ``apache-airflow`` only gathers core and the task SDK. An optional import that is not
+    installed here (PySocks, the FAB UI's widgets) cannot be what a declared dependency provides."""
+    used = set()
+    for module in sorted(third_party_imports(lazy=True)):
+        # An optional module warns when its own extra is missing (urllib3's SOCKS support), then fails.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                used.add(distribution_of(module))
+            except ImportError:
+                continue
+    assert RUNTIME - {"apache-airflow"} <= used
+
+
+def test_an_import_inside_a_function_is_lazy_and_one_under_type_checking_is_never_run(tmp_path):
+    module = tmp_path / "module.py"
+    module.write_text(
+        "import eager\n"
+        "from typing import TYPE_CHECKING\n"
+        "if TYPE_CHECKING:\n    import typed_only\nelse:\n    import untyped\n"
+        "try:\n    import tried\nexcept ImportError:\n    import fallback\n"
+        "def function():\n    import lazy\n"
+        "class Class:\n    def method(self):\n        from lazy_too import name\n"
+    )
+    eager = {"eager", "typing", "untyped", "tried", "fallback"}
+    assert module_level_imports(module) == eager
+    assert module_level_imports(module, lazy=True) == eager | {"lazy", "lazy_too"}
 
 
 def test_the_license_the_metadata_names_is_in_the_wheel():

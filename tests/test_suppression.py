@@ -15,7 +15,6 @@ from unittest import mock
 
 import pytest
 from airflow.sdk import ObjectStoragePath
-from fsspec.implementations.memory import MemoryFileSystem
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -28,7 +27,7 @@ from airflow_provider_fuse.suppression import (
     read_suppression_list,
     suppression_number,
 )
-from tests.helpers import connection_json
+from tests.helpers import connection_json, memory_storage
 
 #: A number on the lists below, and the digits that would show it in a message or a log line.
 NUMBER = "6175551234"
@@ -226,15 +225,32 @@ def test_a_list_of_numbers_in_any_spelling_and_integers(caplog):
 @pytest.mark.parametrize(
     ("items", "message"),
     [
-        (["4155550000", f"{NUMBER}x"], "suppression_list item 2 is not a phone number"),
-        (["4155550000", ""], "suppression_list item 2 is empty"),
-        ([None], "suppression_list item 1 is not text or an integer (NoneType)"),
-        ([float(NUMBER)], "suppression_list item 1 is not text or an integer (float)"),
-        ([True], "suppression_list item 1 is not text or an integer (bool)"),
+        (["4155550000", f"{NUMBER}x"], "item 2 is not a phone number: it holds a letter"),
+        (["4155550000", ""], "item 2 is empty"),
+        ([None], "item 1 is None, neither text nor an integer"),
+        ([float(NUMBER)], "item 1 is a float, neither text nor an integer"),
+        ([True], "item 1 is a bool, neither text nor an integer"),
     ],
 )
 def test_an_item_that_is_not_a_number_is_named_by_position(items, message, caplog):
-    assert refused(items, caplog).startswith(message)
+    refusal = refused(items, caplog)
+    assert refusal.startswith(message)
+    assert "correct or remove" in refusal
+
+
+@pytest.mark.parametrize(
+    "value",
+    [f"{NUMBER}x", f"{NUMBER} ext 2", f"{NUMBER}.0", "+(617) 555-1234", "617--555-1234", "0044 20 7183 8750"],
+)
+def test_a_value_refusal_says_not_a_phone_number_once_and_never_names_the_parameter_twice(value, caplog):
+    refusal = refused(["4155550000", value], caplog)
+    assert refusal.startswith("item 2 is not a phone number: ")
+    assert refusal.count("phone number") == 1
+    assert "suppression_list" not in refusal  # the error's own prefix names it
+
+
+def test_an_extension_is_called_one(caplog):
+    assert "an extension" in refused([f"{NUMBER} ext 2"], caplog)
 
 
 def test_an_empty_list_is_a_list_and_the_log_says_so(caplog):
@@ -246,6 +262,33 @@ def test_an_empty_list_is_a_list_and_the_log_says_so(caplog):
 @pytest.mark.parametrize("source", [int(NUMBER), None, NUMBER.encode(), {NUMBER: 1}])
 def test_a_source_of_no_known_kind_is_refused_by_its_type(source, caplog):
     assert "must be a CSV path" in refused(source, caplog)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [NUMBER, f"{NUMBER},4155550000", f"[{NUMBER!r}]", f"(617) 555-{NUMBER[-4:]}", f"tel:+1{NUMBER}"],
+)
+def test_a_string_of_numbers_is_read_as_a_path_and_the_refusal_neither_shows_it_nor_leaves_the_user_stuck(
+    source, caplog
+):
+    """A list given without its brackets, or an XCom rendered as text: read as a path, never echoed."""
+    refusal = refused(source, caplog)
+    assert "A string is read as the path of a CSV file" in refusal
+    assert "give the numbers as a list" in refusal
+
+
+@pytest.mark.parametrize("source", ["None", " ", ""])
+def test_a_template_that_rendered_nothing_is_named_as_such(source, caplog):
+    refusal = refused(source, caplog)
+    assert "rendered nothing" in refusal
+    assert "no such file" not in refusal
+
+
+def test_a_missing_path_is_shown_without_the_number_it_holds(tmp_path, caplog):
+    refusal = refused(tmp_path / f"dnc-{NUMBER}.csv", caplog)
+    assert refusal.startswith("no such file: ")
+    assert "[redacted]" in refusal
+    assert "where the task runs" in refusal
 
 
 # -- CSV files -----------------------------------------------------------------------------------
@@ -283,19 +326,19 @@ def test_a_header_alone_is_an_empty_list(tmp_path, caplog):
     ("text", "message"),
     [
         ("", "is empty: a suppression list CSV starts with a header row"),
-        (f"{NUMBER}\n4155550000\n", "row 1 holds digits, not a column name: the file needs a header row"),
+        (f"{NUMBER}\n4155550000\n", "holds digits, not a column name: add a header row"),
         (f"name,phone\nAda,{NUMBER}\n", "no destination column in the header (row 1)"),
         (f"destination,destination\n{NUMBER},{NUMBER}\n", "more than one destination column"),
-        (f"destination\n4155550000\n{NUMBER} ext 2\n", "row 3 is not a phone number"),
-        (f"destination\n4155550000\n+44 (0){NUMBER}\n", "row 3 is not a phone number"),
-        (f"name,destination\nAda,{NUMBER}\nGrace\n", "row 3: has no destination cell"),
-        (f"name,destination\nAda,{NUMBER}\nGrace,\n", "row 3 is empty"),
-        (f'destination\n{NUMBER}\n"{NUMBER}\n', "row 3: not CSV"),
+        (f"destination\n4155550000\n{NUMBER} ext 2\n", "row 3 of "),
+        (f"destination\n4155550000\n+44 (0){NUMBER}\n", "is not a phone number"),
+        (f"name,destination\nAda,{NUMBER}\nGrace\n", "has no destination cell"),
+        (f"name,destination\nAda,{NUMBER}\nGrace,\n", "is empty; correct or remove"),
+        (f'destination\n{NUMBER}\n"{NUMBER}\n', "is not CSV"),
         (f"destination\n{NUMBER}\n{NUMBER}\x00\n", "row 3"),
     ],
 )
 def test_a_csv_that_cannot_be_read_whole_names_the_row_not_the_value(tmp_path, text, message, caplog):
-    assert message in refused(write(tmp_path / "dnc.csv", text), caplog)
+    assert message in refused(write(tmp_path / f"dnc-{NUMBER}.csv", text), caplog)
 
 
 def test_a_csv_that_is_not_utf8_is_refused(tmp_path, caplog):
@@ -328,16 +371,8 @@ def test_an_object_storage_path_on_a_local_file(tmp_path):
 @pytest.fixture
 def memory_list():
     """``memory://dnc-bucket/dnc.csv`` holding one number."""
-    fs = MemoryFileSystem()
-    fs.pipe("/dnc-bucket/dnc.csv", f"destination\r\n{NUMBER}\r\n".encode())
-    try:
-        from airflow.sdk.io import attach
-
-        attach("memory", fs=fs)
-    except ImportError:  # pragma: no cover
-        pass
-    yield "memory://dnc-bucket/dnc.csv"
-    fs.rm("/dnc-bucket", recursive=True)
+    with memory_storage({"/dnc-bucket/dnc.csv": f"destination\r\n{NUMBER}\r\n".encode()}):
+        yield "memory://dnc-bucket/dnc.csv"
 
 
 def test_a_remote_object_is_read_through_its_own_open(memory_list):
@@ -346,7 +381,13 @@ def test_a_remote_object_is_read_through_its_own_open(memory_list):
 
 
 def test_a_remote_object_that_is_not_there_is_refused(memory_list, caplog):
-    assert "cannot open memory://dnc-bucket/other.csv" in refused("memory://dnc-bucket/other.csv", caplog)
+    assert "no such object: memory://dnc-bucket/other.csv" in refused("memory://dnc-bucket/other.csv", caplog)
+
+
+def test_a_remote_object_is_shown_without_the_number_or_the_credentials_its_uri_holds(memory_list, caplog):
+    refusal = refused(f"memory://dnc-bucket/{NUMBER}.csv?token=s3cr3t-t0ken", caplog)
+    assert "[redacted]" in refusal
+    assert "s3cr3t-t0ken" not in refusal
 
 
 def test_two_hundred_thousand_numbers_stay_within_a_few_mib(tmp_path):
@@ -406,12 +447,24 @@ def test_a_query_reads_more_rows_than_one_fetch(dnc_db):
         ("select phone from no_such_table", "the query on connection 'dnc' failed (OperationalError"),
         ("select null", "query row 1 has no number (NULL)"),
         (f"select '{NUMBER}' union all select '{NUMBER}9'", "query row 2 is not a phone number"),
-        (f"select {NUMBER}.0", "query row 1 is not text or an integer (float)"),
-        ("create table other (phone text)", "returns no rows (not a SELECT)"),
+        (f"select {NUMBER}.0", "query row 1 is a float, neither text nor an integer"),
+        ("create table other (phone text)", "returns no result set (not a SELECT)"),
     ],
 )
 def test_a_query_that_cannot_be_read_whole_is_refused(dnc_db, sql, message, caplog):
     assert message in refused(SuppressionQuery("dnc", sql), caplog)
+
+
+def test_a_query_of_no_rows_is_refused_unless_the_list_may_be_empty(dnc_db, caplog):
+    """A do-not-call table that lost its rows (a truncated table, the wrong database or schema) reads
+    as a list that suppresses nobody: refused, unless the query says an empty list is expected."""
+    refusal = refused(SuppressionQuery("dnc", "select phone from dnc where id < 0"), caplog)
+    assert "returned no rows" in refusal
+    assert "allow_empty=True" in refusal
+    caplog.set_level(logging.INFO)
+    empty = SuppressionQuery("dnc", "select phone from dnc where id < 0", allow_empty=True)
+    assert len(read_suppression_list(empty, log=LOG)) == 0
+    assert "is empty: no row is suppressed" in caplog.text
 
 
 def test_a_connection_that_is_not_a_sql_database_is_refused(monkeypatch, caplog):
@@ -460,3 +513,33 @@ def test_importing_the_module_imports_no_sql_or_object_storage_machinery():
         "httpx",
     )
     assert not [name for name in added if name.startswith(heavy)], added
+
+
+# -- templating ----------------------------------------------------------------------------------
+
+
+def test_a_query_declares_its_sql_and_connection_templated_and_compares_by_value():
+    assert SuppressionQuery.template_fields == ("sql", "conn_id")
+    assert SuppressionQuery("dnc", "select 1") == SuppressionQuery("dnc", "select 1")
+    assert SuppressionQuery("dnc", "select 1") != SuppressionQuery("dnc", "select 2")
+
+
+def test_a_query_in_the_operators_suppression_list_is_rendered_and_read(dnc_db, tmp_path):
+    """Airflow renders an object that declares ``template_fields`` inside a template field, setting
+    each attribute: the SQL and the connection are templated like the rest of the task."""
+    from airflow_provider_fuse.operators.fuse import FuseBulkQueueOperator
+
+    query = SuppressionQuery("{{ params.conn }}", "select phone from {{ params.table }}")
+    task = FuseBulkQueueOperator(
+        task_id="queue_calls",
+        application_id=12,
+        deployment_id=34,
+        csv_path=str(tmp_path / "contacts.csv"),
+        suppression_list=query,
+    )
+    task.render_template_fields({"params": {"conn": "dnc", "table": "dnc"}})
+    assert task.suppression_list == SuppressionQuery("dnc", "select phone from dnc")
+    assert read_suppression_list(task.suppression_list, log=LOG) == SuppressionList(
+        [int(f"1{NUMBER}"), 14155550000]
+    )
+    assert "select" not in repr(task.suppression_list)

@@ -4,45 +4,28 @@ from __future__ import annotations
 
 import os
 
-import fsspec
 import pytest
 from airflow.sdk import Asset, ObjectStoragePath
-from fsspec.implementations.memory import MemoryFileSystem
 
 from airflow_provider_fuse._compat import AirflowFailException
 from airflow_provider_fuse.operators.fuse import FuseBulkQueueOperator
-from tests.helpers import BASE_URL, decode_multipart
+from tests.helpers import BASE_URL, decode_multipart, memory_storage
 
 BULK_URL = f"{BASE_URL}/apps/12/34/bulk_queue"
 CSV = b"destination,first_name\r\n6175551234,Ada\r\n16175551235,Grace\r\n"
 
 
-class CountingMemoryFileSystem(MemoryFileSystem):
-    """An in-memory filesystem that counts how often a file is opened for reading."""
-
-    protocol = "memory"
-    reads = 0
-
-    def _open(self, path, mode="rb", **kwargs):
-        if "r" in mode:
-            type(self).reads += 1
-        return super()._open(path, mode, **kwargs)
+@pytest.fixture
+def memory_fs():
+    """The filesystem of ``memory://``, holding ``contacts-bucket/daily/contacts.csv``."""
+    with memory_storage({"/contacts-bucket/daily/contacts.csv": CSV}) as fs:
+        yield fs
 
 
 @pytest.fixture
-def memory_csv():
-    """``memory://contacts-bucket/daily/contacts.csv``, attached for Airflow 3.1 as well."""
-    fs = CountingMemoryFileSystem()
-    fs.pipe("/contacts-bucket/daily/contacts.csv", CSV)
-    CountingMemoryFileSystem.reads = 0
-    try:
-        from airflow.sdk.io import attach
-
-        attach("memory", fs=fs)
-    except ImportError:  # pragma: no cover
-        pass
-    yield "memory://contacts-bucket/daily/contacts.csv"
-    fs.rm("/contacts-bucket", recursive=True)
+def memory_csv(memory_fs):
+    """``memory://contacts-bucket/daily/contacts.csv``."""
+    return "memory://contacts-bucket/daily/contacts.csv"
 
 
 @pytest.fixture
@@ -95,12 +78,12 @@ def test_an_object_storage_path_of_a_local_file(uploads, tmp_path):
     assert uploads[0][0] == CSV
 
 
-def test_a_remote_uri_is_read_once_spooled_and_removed(uploads, memory_csv, spooled):
+def test_a_remote_uri_is_read_once_spooled_and_removed(uploads, memory_fs, memory_csv, spooled):
     assert operator(memory_csv).execute({}) == 2
     content, headers = uploads[0]
     assert content == CSV
     assert 'filename="contacts.csv"' in headers["Content-Disposition"]
-    assert CountingMemoryFileSystem.reads == 1
+    assert memory_fs.reads == 1
     assert len(spooled) == 1
     assert not os.path.exists(spooled[0])
 
@@ -115,15 +98,15 @@ def test_an_asset_naming_the_csv(uploads, memory_csv):
     assert uploads[0][0] == CSV
 
 
-def test_the_spooled_copy_is_removed_when_the_preflight_fails(fuse_connection, requests_mock, spooled):
-    fs = fsspec.filesystem("memory")
-    fs.pipe("/contacts-bucket/bad.csv", b"destination\nnot-a-number\n")
+def test_the_spooled_copy_is_removed_when_the_preflight_fails(
+    fuse_connection, requests_mock, spooled, memory_fs
+):
+    memory_fs.pipe("/contacts-bucket/bad.csv", b"destination\nnot-a-number\n")
     with pytest.raises(AirflowFailException, match="row 2"):
         operator("memory://contacts-bucket/bad.csv").execute({})
     assert len(spooled) == 1
     assert not os.path.exists(spooled[0])
     assert not requests_mock.called
-    fs.rm("/contacts-bucket", recursive=True)
 
 
 def test_a_missing_object_fails_naming_it(fuse_connection, requests_mock, memory_csv):
@@ -149,3 +132,22 @@ def test_templating_keeps_or_renders_the_source(uploads, memory_csv, source):
     context = {"params": {"uri": memory_csv}}
     task.render_template_fields(context)
     assert task.execute(context) == 2
+
+
+def test_memory_storage_attaches_its_own_filesystem_and_puts_back_what_was_there():
+    """Airflow keeps the first filesystem attached as ``memory``: a test that left one behind would
+    make a later test read through it, and not through the filesystem that test counts."""
+    from airflow.sdk.io import attach
+
+    def read(uri: str) -> bytes:
+        with ObjectStoragePath(uri).open("rb") as file:
+            return file.read()
+
+    with memory_storage({"/outer/a.csv": b"a"}) as outer:
+        with memory_storage({"/inner/b.csv": b"b"}) as inner:
+            assert read("memory://inner/b.csv") == b"b"
+            assert (inner.reads, outer.reads) == (1, 0)
+        assert attach("memory").fs is outer
+        assert not outer.exists("/inner/b.csv")
+        assert read("memory://outer/a.csv") == b"a"
+        assert outer.reads == 1
