@@ -40,6 +40,10 @@ ON_UNKNOWN_TIME_ZONE: tuple[str, ...] = ("fail", "skip", "country")
 #: How many days after its ``start`` :func:`calling_window` looks for a window when no ``end`` is given.
 HORIZON_DAYS = 7
 
+#: How many days ahead :func:`time_zones` checks that the zones of a country keep one clock: well
+#: past any window :func:`calling_window` looks for (a ``start_timestamp`` years ahead included).
+_ONE_CLOCK_DAYS = 10 * 366
+
 _PARAMETER = "calling_hours"
 _DAY = datetime.timedelta(days=1)
 
@@ -242,6 +246,39 @@ def _is_geographic(digits: str, country: _Country) -> bool:
     return kind != PhoneNumberType.UNKNOWN and bool(is_number_type_geographical(kind, int(country.code)))
 
 
+@functools.cache
+def _one_clock(zones: tuple[str, ...]) -> bool:
+    """Whether every zone of ``zones`` (a country's) keeps the same UTC offset at every instant from a
+    day before the first call to :data:`_ONE_CLOCK_DAYS` days after: their offsets agree at the start
+    and at every change of any one of them. A zone's changes are found from its rules in the
+    time-zone database, by stepping a day at a time and bisecting to the second where its offset
+    differs (no zone changes its offset twice within a day). Worked out once per country (cached)."""
+    rules = [ZoneInfo(zone) for zone in dict.fromkeys(zones)]
+    first = int(datetime.datetime.now(datetime.timezone.utc).timestamp()) - 86_400
+    changes = {first}
+    for zone in rules:
+        before = _offset(first, zone)
+        for day in range(1, _ONE_CLOCK_DAYS + 1):
+            instant = first + day * 86_400
+            offset = _offset(instant, zone)
+            if offset != before:
+                changes.add(_change(zone, instant - 86_400, instant))
+                before = offset
+    return all(len({_offset(instant, zone) for zone in rules}) == 1 for instant in changes)
+
+
+def _change(zone: ZoneInfo, low: int, high: int) -> int:
+    """The first second of ``(low, high]`` at which ``zone``'s offset differs from its offset at ``low``."""
+    before = _offset(low, zone)
+    while high - low > 1:
+        middle = (low + high) // 2
+        if _offset(middle, zone) == before:
+            low = middle
+        else:
+            high = middle
+    return high
+
+
 def time_zones(number: int) -> tuple[str, ...]:
     """The IANA time zones in which ``number`` may ring; ``()`` when the numbering plan does not say.
 
@@ -258,14 +295,17 @@ def time_zones(number: int) -> tuple[str, ...]:
       such as a Jamaican mobile, every zone of ``1``);
     * elsewhere only when libphonenumber's metadata makes it a valid number of a type it places
       (fixed lines, and mobiles in the few countries whose mobiles it places); any other, such as a
-      Russian or Australian mobile, is unknown, as it is to libphonenumber, which gives it the whole
-      country.
+      Russian, Australian or UK mobile, is placed at the country level only, as libphonenumber
+      places it (below).
 
     A number that no prefix finer than its country code places is in its country's zone when the
-    country has one; when the country has several (the ``1`` of North America lists Guam to Halifax)
-    it is unknown: ``()``. So is a number without a country calling code. The number's length and
-    digits are not otherwise checked: an invalid number under a placed prefix gets that prefix's
-    zones.
+    country has one, and in all its zones when they keep one clock (:func:`_one_clock`: the UK's
+    London, Guernsey, Isle of Man and Jersey): libphonenumber's own answer, and exact for calling
+    hours, since each of those zones allows the same window. Where the country's zones keep
+    different clocks (the ``1`` of North America lists Guam to Halifax; Russia, Australia) it is
+    unknown: ``()``, where libphonenumber gives every zone. So is a number without a country calling
+    code. The number's length and digits are not otherwise checked: an invalid number under a placed
+    prefix gets that prefix's zones.
     """
     index = _index or _the_index()
     digits = str(number)
@@ -285,7 +325,7 @@ def time_zones(number: int) -> tuple[str, ...]:
         node = nodes.get(digits[:length])
     if zones is not None and (country.any_type or zones == country.zones or _is_geographic(digits, country)):
         return zones
-    return country.zones if len(country.zones) == 1 else ()
+    return country.zones if len(country.zones) == 1 or _one_clock(country.zones) else ()
 
 
 def country_time_zones(number: int) -> tuple[str, ...]:
@@ -324,15 +364,7 @@ def _instant(day: datetime.date, time: datetime.time, zone: ZoneInfo, *, later: 
         return second if later else first
     # A gap: fold=0 reads the wall time with the offset before it, fold=1 with the one after, so the
     # gap ends in (second, first]; find its end, the first instant with the later offset.
-    before = _offset(second, zone)
-    low, high = second, first
-    while high - low > 1:
-        middle = (low + high) // 2
-        if _offset(middle, zone) == before:
-            low = middle
-        else:
-            high = middle
-    return high
+    return _change(zone, second, first)
 
 
 def _offset(instant: int, zone: ZoneInfo) -> datetime.timedelta | None:

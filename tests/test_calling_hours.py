@@ -123,6 +123,31 @@ def test_a_number_of_a_type_libphonenumber_does_not_place_is_unknown_outside_nor
     assert time_zones(18765551234) == ("America/Jamaica",)  # a mobile of Jamaica's area code
 
 
+def test_a_number_of_an_unplaced_type_is_in_its_countrys_zones_when_they_keep_one_clock():
+    """+44 lists London, Guernsey, the Isle of Man and Jersey, which keep one clock: a UK mobile is in
+    those four zones (libphonenumber's own answer), not unknown. Where the zones keep different
+    clocks (Russia, Australia, North America) such a number stays unknown."""
+    uk_mobile = int(e164(phonenumbers.example_number_for_type("GB", phonenumbers.PhoneNumberType.MOBILE)))
+    assert time_zones(uk_mobile) == country_time_zones(uk_mobile)
+    assert "Europe/London" in time_zones(uk_mobile)
+    assert len(time_zones(uk_mobile)) > 1
+    au_mobile = int(e164(phonenumbers.example_number_for_type("AU", phonenumbers.PhoneNumberType.MOBILE)))
+    assert time_zones(au_mobile) == ()
+    assert time_zones(79161234567) == ()
+    assert time_zones(18005551234) == ()
+
+
+def test_zones_keep_one_clock_only_when_their_offsets_agree_at_every_change_ahead():
+    from airflow_provider_fuse.calling_hours import _one_clock
+
+    assert _one_clock(("Europe/London", "Europe/Jersey", "Europe/Guernsey", "Europe/Isle_of_Man"))
+    assert _one_clock(("Europe/London", "Europe/Dublin"))  # Irish "winter time" is still UTC+0
+    # The same offset half the year, not the other half: the changes ahead are compared too.
+    assert not _one_clock(("America/Phoenix", "America/Denver"))
+    assert not _one_clock(("Europe/London", "Atlantic/Reykjavik"))
+    assert not _one_clock(("Europe/Moscow", "Asia/Vladivostok"))
+
+
 def test_a_number_without_a_country_is_unknown_even_to_the_country_policy():
     assert time_zones(80012345678) == ()  # +800, international freephone
     assert country_time_zones(80012345678) == ()
@@ -158,14 +183,18 @@ def country_code(digits: str) -> str:
 
 def agrees_with_libphonenumber(digits: str) -> None:
     """The prefix lookup gives libphonenumber's own answer for a valid number, but where it differs on
-    purpose: "unknown" for a number libphonenumber puts in every zone of its country (when that is
-    more than one), and a North American number's area code whatever its type."""
+    purpose: "unknown" for a number libphonenumber puts in every zone of its country when those zones
+    keep different clocks (a country whose zones keep one clock, such as the UK's four, gets them all,
+    as from libphonenumber), and a North American number's area code whatever its type."""
+    from airflow_provider_fuse.calling_hours import _one_clock
+
     number = phonenumbers.parse("+" + digits)
     theirs = tuple(time_zones_for_number(number))
     ours = time_zones(int(digits))
     country = TIMEZONE_DATA.get(country_code(digits), ())
     if ours == ():
         assert (theirs == country and len(country) > 1) or theirs == ("Etc/Unknown",), (digits, theirs)
+        assert theirs == ("Etc/Unknown",) or not _one_clock(country), digits
     elif country_code(digits) == "1" and theirs == country:
         kind = phonenumbers.number_type(number)
         assert not phonenumbers.is_number_type_geographical(kind, 1), digits

@@ -235,7 +235,8 @@ def describe_window(zones: Sequence[str], window: Window | None) -> str:
     Up to three zones, each zone's local window is shown. Of more (the ``country`` policy gives every
     zone of a country), only the zones that bound the window are: the one whose clock shows the
     earliest time at its start (it opens last) and the one whose clock shows the latest time at its
-    end (it closes first), then how many more zones the window also keeps inside their hours.
+    end (it closes first), or one zone when it is both, then how many more zones the window also
+    keeps inside their hours.
     """
     if window is None:
         return "no window within calling hours before end_timestamp: not sent"
@@ -258,7 +259,8 @@ def describe_window(zones: Sequence[str], window: Window | None) -> str:
     else:
         opens = min(local, key=lambda zone: local[zone][0].time())
         closes = max(local, key=lambda zone: local[zone][1].time())
-        lines = [f"{shown(opens)} (opens last)"]
+        # One zone both opens last and closes first (zones that keep one clock): shown alone.
+        lines = [shown(opens)] if closes == opens else [f"{shown(opens)} (opens last)"]
         if closes != opens:
             lines.append(f"{shown(closes)} (closes first)")
         lines.append(f"+{len(local) - len(lines)} more zones (strictest window of all)")

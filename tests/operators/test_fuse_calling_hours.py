@@ -295,6 +295,30 @@ def test_the_plan_line_of_a_whole_country_names_the_zones_that_bind_its_window_n
     assert "5551234" not in log_text()
 
 
+def test_a_uk_mobile_is_placed_by_default_in_the_uk_zones_which_keep_one_clock(
+    fuse_connection, requests_mock, tmp_path, log_text
+):
+    """The default on_unknown_time_zone='fail' does not fail an ordinary UK list: its mobiles ring in
+    one of four zones that keep one clock, so their window is London's."""
+    import phonenumbers
+
+    mobile = phonenumbers.example_number_for_type("GB", phonenumbers.PhoneNumberType.MOBILE)
+    number = phonenumbers.format_number(mobile, phonenumbers.PhoneNumberFormat.E164)
+    queue_every_row(requests_mock)
+    path = contacts(tmp_path, NEW_YORK, f"tel:{number}")
+    with time_machine.travel(at("Europe/London", 6), tick=False):
+        assert operator(path, calling_hours=HOURS).execute({}) == 2
+    london = [upload for upload in uploads(requests_mock) if rows_in(upload) == [f"tel:{number}"]]
+    (upload,) = london
+    assert int(upload["start_timestamp"]) == int(at("Europe/London", 8).timestamp())
+    assert int(upload["end_timestamp"]) == int(at("Europe/London", 21).timestamp())
+    # The four zones show the same local window: one is shown, without saying it opens last.
+    (line,) = [line for line in log_text().splitlines() if "Part " in line and "more zones" in line]
+    assert "08:00-21:00 Europe/" in line
+    assert "opens last" not in line
+    assert number[1:] not in log_text()
+
+
 def test_the_window_of_many_zones_shows_the_one_opening_last_and_the_one_closing_first():
     from airflow_provider_fuse.operators.dialing_plan import describe_window
 
