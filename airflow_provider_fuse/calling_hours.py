@@ -10,6 +10,8 @@ first use, never when a DAG is parsed.
 from __future__ import annotations
 
 import datetime
+import functools
+import re
 import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -196,12 +198,39 @@ def _country(digits: str, index: _Index) -> _Country | None:
     return countries.get(digits[:1]) or countries.get(digits[:2]) or countries.get(digits[:3])
 
 
+@functools.cache
+def _geographic_patterns(code: str) -> re.Pattern[str]:
+    """A pattern every national number of country calling code ``code`` that has a place fully
+    matches: the fixed-line patterns of each region of the code, and their mobile patterns where
+    libphonenumber places mobiles. libphonenumber calls a number of no other type geographic."""
+    from phonenumbers import (
+        COUNTRY_CODE_TO_REGION_CODE,
+        PhoneMetadata,
+        PhoneNumberType,
+        is_number_type_geographical,
+    )
+
+    calling_code = int(code)
+    mobiles = is_number_type_geographical(PhoneNumberType.MOBILE, calling_code)
+    patterns = []
+    for region in COUNTRY_CODE_TO_REGION_CODE.get(calling_code, ()):
+        metadata = PhoneMetadata.metadata_for_region_or_calling_code(calling_code, region)
+        if metadata is None:
+            continue
+        for desc in (metadata.fixed_line, metadata.mobile if mobiles else None):
+            if desc is not None and desc.national_number_pattern:
+                patterns.append(f"(?:{desc.national_number_pattern})")
+    return re.compile("|".join(patterns) or "(?!)")
+
+
 def _is_geographic(digits: str, country: _Country) -> bool:
     """Whether libphonenumber's metadata makes ``digits`` a valid number of a type that has a place
     (a fixed line, or a mobile where mobiles are placed): its own test, without parsing text."""
+    national = digits[len(country.code) :]
+    if _geographic_patterns(country.code).fullmatch(national) is None:
+        return False  # no such type's pattern matches: its type cannot be one with a place
     from phonenumbers import PhoneNumber, PhoneNumberType, is_number_type_geographical, number_type
 
-    national = digits[len(country.code) :]
     zeros = len(national) - len(national.lstrip("0"))
     number = PhoneNumber(
         country_code=int(country.code),

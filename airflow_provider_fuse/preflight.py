@@ -575,7 +575,7 @@ def write_csv_parts(
         header, header_text = next(records)
         head = prefix + _with_line_end(header_text).encode("utf-8")
         destination = header.index(DESTINATION)
-        opened = 0
+        opened = pending = 0
         try:
             for row_number, (row, row_text) in enumerate(records, start=2):
                 group: tuple[str, ...] = ()
@@ -595,12 +595,22 @@ def write_csv_parts(
                     opened += 1
                     name = os.path.join(os.fspath(directory), f"part-{opened:05d}.csv")
                     part = writing[group] = _PartWriter(name, head, group)
-                part.write(row_number, row_text.encode("utf-8"))
+                part.write(row_number, row_text)
+                pending += 1
+                if pending == _PENDING_ROWS:
+                    for part in writing.values():
+                        part.flush()
+                    pending = 0
             done.extend(part.close() for part in writing.values())
         finally:
             for part in writing.values():
                 part.file.close()
     return sorted(done, key=lambda part: part.first_row)
+
+
+#: Rows held, over all open parts, before they are written out: a write and a digest update per row
+#: cost more than the rest of the writer, and this bounds what is held to about a MiB.
+_PENDING_ROWS = 1 << 13
 
 
 class _PartWriter:
@@ -612,16 +622,25 @@ class _PartWriter:
         self.file.write(head)
         self.group = group
         self.rows = self.first = self.last = 0
+        self._pending: list[str] = []
 
-    def write(self, row_number: int, data: bytes) -> None:
-        self.file.write(data)
-        self.digest.update(data)
+    def write(self, row_number: int, text: str) -> None:
+        self._pending.append(text)
         if not self.rows:
             self.first = row_number
         self.rows += 1
         self.last = row_number
 
+    def flush(self) -> None:
+        """Write out the rows held (see :data:`_PENDING_ROWS`)."""
+        if self._pending:
+            data = "".join(self._pending).encode("utf-8")
+            self._pending.clear()
+            self.file.write(data)
+            self.digest.update(data)
+
     def close(self) -> CsvPart:
+        self.flush()
         self.file.close()
         return CsvPart(self.file.name, self.rows, self.first, self.last, self.group, self.digest.hexdigest())
 

@@ -107,6 +107,9 @@ def suppression_number(text: str) -> int:
         value is not repeated in the message).
     """
     value = text.strip()
+    if value[:1] == "+" and len(value) <= 16 and value[1:].isdigit() and value.isascii():
+        # + and an E.164 number, as most exports write it: what _separated_number reads, sooner.
+        return destination_number("tel:" + value)
     try:
         return destination_number(value)
     except ValueError:

@@ -263,6 +263,25 @@ def test_destination_number_refuses_what_is_not_a_destination(destination):
     assert destination not in str(caught.value)
 
 
+def keyed_reading(destination: str) -> int | None:
+    """What the keyed grammar alone reads from ``destination`` (``None``: not a destination)."""
+    match = KEYED_DESTINATION_FORMAT.fullmatch(destination)
+    if match is None:
+        return None
+    nanp, other = match.groups()
+    return int("1" + nanp) if nanp is not None else int(other)
+
+
+@given(value=st.one_of(VALID, NEAR_MISSES, digits(8, 13), with_a_unicode_digit(), st.text(max_size=14)))
+def test_destination_number_is_the_keyed_grammar_s_reading(value):
+    # destination_number reads the plain North American forms without the regex: the same answer.
+    try:
+        number: int | None = destination_number(value)
+    except ValueError:
+        number = None
+    assert number == keyed_reading(value)
+
+
 # --- The page that documents the grammar ---------------------------------------------------------
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "destinations.md"

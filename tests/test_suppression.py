@@ -142,6 +142,24 @@ def test_what_could_be_read_as_another_number_is_refused_without_repeating_it(te
 # -- the list ------------------------------------------------------------------------------------
 
 
+def separated_reading(text: str) -> int | None:
+    """What the reading of numbers written with separators gives for ``text`` (``None``: refused)."""
+    try:
+        return suppression._separated_number(text.strip())
+    except ValueError:
+        return None
+
+
+@given(st.text("0123456789\u0660\uff11 ", max_size=18).map("+".__add__))
+def test_plus_and_digits_is_read_as_numbers_with_separators_are(text):
+    # suppression_number reads + and digits without the separators' checks: the same answer.
+    try:
+        number: int | None = suppression_number(text)
+    except ValueError:
+        number = None
+    assert number == separated_reading(text)
+
+
 @given(st.lists(st.integers(10**9, 10**15)), st.lists(st.integers(10**9, 10**15)))
 def test_membership_is_a_sets(numbers, others):
     suppression_list = SuppressionList(numbers)

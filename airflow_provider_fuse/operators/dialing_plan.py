@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_fuse.calling_hours import ON_UNKNOWN_TIME_ZONE
+from airflow_provider_fuse.calling_hours import ON_UNKNOWN_TIME_ZONE, country_time_zones, time_zones
 from airflow_provider_fuse.exceptions import FuseValidationError
 
 if TYPE_CHECKING:
@@ -142,8 +142,6 @@ class Router:
             return None
         if self.hours is None:
             return ()
-        from airflow_provider_fuse.calling_hours import country_time_zones, time_zones
-
         zones = time_zones(number)
         if not zones and self.on_unknown_time_zone == "country":
             zones = country_time_zones(number)
