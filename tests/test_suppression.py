@@ -9,7 +9,10 @@ import os
 import sqlite3
 import subprocess
 import sys
+import threading
+import time
 import tracemalloc
+from datetime import timedelta
 from pathlib import Path
 from unittest import mock
 
@@ -487,6 +490,95 @@ def test_postgres_is_read_through_a_server_side_cursor():
     assert cursor.itersize == suppression._FETCH
     cursor.close.assert_called_once_with()
     connection.close.assert_called_once_with()
+
+
+# -- a query's deadline ---------------------------------------------------------------------------
+
+#: A query that runs for tens of seconds on SQLite (a hundred million recursive steps), so that a test
+#: of the deadline fails, instead of hanging, where the query is not interrupted.
+SLOW_SQLITE = (
+    "with recursive c(x) as (select 1 union all select x + 1 from c where x < 100000000) "
+    "select count(*) from c"
+)
+
+
+def test_a_query_has_a_deadline_of_ten_minutes_unless_it_says_otherwise():
+    assert SuppressionQuery("dnc", "select 1").timeout == timedelta(minutes=10)
+    assert SuppressionQuery("dnc", "select 1", timeout=30).timeout == 30
+    assert "timeout=30" in repr(SuppressionQuery("dnc", "select 1", timeout=30))
+
+
+@pytest.mark.parametrize("timeout", [0, -1, timedelta(0), True, "10", None, float("nan"), float("inf")])
+def test_a_deadline_that_is_not_a_positive_time_is_refused(timeout):
+    with pytest.raises(ValueError, match="timeout must be a timedelta or a number of seconds"):
+        SuppressionQuery("dnc", "select 1", timeout=timeout)
+
+
+def test_a_query_past_its_deadline_is_interrupted_and_refused(dnc_db, caplog):
+    started = time.monotonic()
+    refusal = refused(SuppressionQuery("dnc", SLOW_SQLITE, timeout=timedelta(seconds=0.3)), caplog)
+    assert time.monotonic() - started < 5
+    assert "the query on connection 'dnc' did not finish within 0.3 seconds" in refusal
+    assert "timeout=" in refusal
+    assert not [thread for thread in threading.enumerate() if thread.name == "fuse-suppression-deadline"]
+
+
+def test_a_query_within_its_deadline_leaves_no_watchdog_behind(dnc_db):
+    assert (
+        len(read_suppression_list(SuppressionQuery("dnc", "select phone from dnc", timeout=60), log=LOG)) == 2
+    )
+    assert not [thread for thread in threading.enumerate() if thread.name == "fuse-suppression-deadline"]
+
+
+def test_a_query_that_ends_after_its_deadline_is_refused_even_if_not_interrupted(dnc_db, monkeypatch, caplog):
+    """A driver whose interrupt comes too late (the rows already fetched) still gives no list: the
+    deadline is the rule, not whether the interrupt took."""
+    monkeypatch.setattr(suppression, "_interrupt", lambda connection: None)
+    counted = (
+        "(with recursive c(x) as (select 1 union all select x + 1 from c where x < 3000000) "
+        "select count(*) from c)"
+    )
+    query = SuppressionQuery("dnc", f"select phone from dnc where {counted} > 0", timeout=0.2)
+    assert "did not finish within 0.2 seconds" in refused(query, caplog)
+
+
+@pytest.mark.parametrize(
+    ("methods", "called"),
+    [(("interrupt", "cancel", "close"), "interrupt"), (("cancel", "close"), "cancel"), (("close",), "close")],
+)
+def test_the_deadline_interrupts_in_the_drivers_own_way(methods, called):
+    """sqlite3 interrupts its statement, psycopg2 and psycopg cancel theirs, any other driver's
+    connection is closed under the query."""
+    connection = mock.Mock(spec=list(methods))
+    suppression._interrupt(connection)
+    assert [name for name, _, _ in connection.method_calls] == [called]
+
+
+def test_a_driver_whose_interrupt_fails_has_its_connection_closed():
+    connection = mock.Mock(spec=["interrupt", "close"])
+    connection.interrupt.side_effect = RuntimeError("gone")
+    suppression._interrupt(connection)
+    connection.close.assert_called_once_with()
+
+
+@pytest.fixture(scope="module")
+def postgres_dnc():
+    """The connection ``pg_dnc`` to a throwaway Postgres with a table ``dnc`` of one number (skipped
+    where Postgres is not installed)."""
+    from tests.results.test_table import throwaway_postgres
+
+    with throwaway_postgres() as cluster:
+        cluster.sql("create table dnc (phone text)", f"insert into dnc values ('{NUMBER}')")
+        with mock.patch.dict(os.environ, {"AIRFLOW_CONN_PG_DNC": cluster.uri}):
+            yield "pg_dnc"
+
+
+def test_a_postgres_query_past_its_deadline_is_cancelled_and_refused(postgres_dnc, caplog):
+    started = time.monotonic()
+    query = SuppressionQuery(postgres_dnc, "select phone from dnc, pg_sleep(20)", timeout=0.5)
+    assert "did not finish within 0.5 seconds" in refused(query, caplog)
+    assert time.monotonic() - started < 10
+    assert len(read_suppression_list(SuppressionQuery(postgres_dnc, "select phone from dnc"), log=LOG)) == 1
 
 
 # -- imports -------------------------------------------------------------------------------------
