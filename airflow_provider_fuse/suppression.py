@@ -634,15 +634,33 @@ def _read_query(query: SuppressionQuery) -> SuppressionList:
     except Exception as error:
         if deadline.passed:
             raise deadline.refusal(where) from None
+        # Named by its class and code only: drivers quote the SQL in the text (SQLite's 'near ...',
+        # Postgres's 'LINE 1: ...'), and the SQL may hold numbers, names or addresses.
         raise FuseValidationError(
             PARAMETER,
-            f"the query on {where} failed ({type(error).__name__}: {redact(str(error), secrets=secrets)}); "
-            "check the SQL and the connection",
+            f"the query on {where} failed ({_error_name(error)}); run it in the database to see why "
+            "(the driver's message is not shown, as it may quote the SQL), and check the connection",
         ) from None
     if deadline.passed:
         # The rows came in, but after the deadline (an interrupt that came too late): the rule holds.
         raise deadline.refusal(where)
     return SuppressionList._of(collected)
+
+
+def _error_name(error: Exception) -> str:
+    """``error`` as a refusal names it: its class and the code its driver gives (a SQLSTATE on
+    PostgreSQL and MySQL, a result code name on SQLite, a MySQL error number), never its text."""
+    name = type(error).__name__
+    sqlstate = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
+    if isinstance(sqlstate, str) and sqlstate.isalnum():
+        return f"{name}, SQLSTATE {sqlstate}"
+    result_code = getattr(error, "sqlite_errorname", None)
+    if isinstance(result_code, str) and result_code.isidentifier():
+        return f"{name}, {result_code}"
+    errno = getattr(error, "errno", None)
+    if isinstance(errno, int) and not isinstance(errno, bool):
+        return f"{name}, error {errno}"
+    return name
 
 
 def _connection(query: SuppressionQuery) -> str:

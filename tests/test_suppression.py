@@ -458,6 +458,26 @@ def test_a_query_that_cannot_be_read_whole_is_refused(dnc_db, sql, message, capl
     assert message in refused(SuppressionQuery("dnc", sql), caplog)
 
 
+def test_a_failed_query_is_named_by_its_error_class_and_code_never_the_drivers_text(dnc_db, caplog):
+    """Drivers quote the SQL in their messages (SQLite's ``near "...": syntax error``, Postgres's
+    ``LINE 1: ...``), and the SQL may hold a name, an address or a number."""
+    query = SuppressionQuery("dnc", "select phone from dnc where phone = 'jane@example.com' 'jane'")
+    refusal = refused(query, caplog)
+    assert "failed (OperationalError, SQLITE_ERROR)" in refusal
+    assert "jane" not in refusal
+    assert "jane" not in caplog.text
+
+
+def test_a_failed_postgres_query_is_named_by_its_sqlstate_never_the_drivers_text(postgres_dnc, caplog):
+    query = SuppressionQuery(
+        postgres_dnc, "select phone from dnc where phone = 'jane@example.com' and nocol = 1"
+    )
+    refusal = refused(query, caplog)
+    assert "failed (UndefinedColumn, SQLSTATE 42703)" in refusal
+    assert "jane" not in refusal
+    assert "LINE" not in refusal
+
+
 def test_a_query_of_no_rows_is_refused_unless_the_list_may_be_empty(dnc_db, caplog):
     """A do-not-call table that lost its rows (a truncated table, the wrong database or schema) reads
     as a list that suppresses nobody: refused, unless the query says an empty list is expected."""
