@@ -485,8 +485,19 @@ def _read_remote_csv(path: Any, log: logging.Logger) -> tuple[SuppressionList, s
             PARAMETER,
             f"cannot open {shown} ({type(error).__name__}: {detail}); check the URI and its connection",
         ) from None
-    with binary:
-        return _read_csv(binary, shown, log), shown
+    try:
+        with binary:
+            return _read_csv(binary, shown, log), shown
+    except FuseValidationError:
+        raise
+    except Exception as error:
+        # A remote stream fails in its library's own types (botocore's read timeouts are not an
+        # OSError), and their text may hold the URI's credentials or the data: the type alone.
+        raise FuseValidationError(
+            PARAMETER,
+            f"{shown} could not be read ({type(error).__name__}) before its end; check the object and "
+            "its connection, and run the task again",
+        ) from None
 
 
 def _read_csv(binary: IO[bytes], name: str, log: logging.Logger) -> SuppressionList:

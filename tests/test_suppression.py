@@ -3,6 +3,7 @@ ever in an error or a log line, membership exactly a set's in bounded memory."""
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -391,6 +392,58 @@ def test_a_remote_object_is_shown_without_the_number_or_the_credentials_its_uri_
     refusal = refused(f"memory://dnc-bucket/{NUMBER}.csv?token=s3cr3t-t0ken", caplog)
     assert "[redacted]" in refusal
     assert "s3cr3t-t0ken" not in refusal
+
+
+class _FailingStream(io.RawIOBase):
+    """A remote object's stream that fails on its second read, as botocore's read timeouts do (not
+    an ``OSError``), with a message holding a credential and a number."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+        self.reads = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        self.reads += 1
+        if self.reads > 1:
+            raise self.error
+        data = f"destination\n{NUMBER}\n".encode()
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def failing_object(error: Exception) -> object:
+    """A remote object whose stream fails with ``error`` on its second read; recognised by its class
+    name, as the module recognises an ``ObjectStoragePath``."""
+
+    class ObjectStoragePath:
+        protocol = "s3"
+
+        def open(self, mode: str) -> io.BufferedReader:
+            return io.BufferedReader(_FailingStream(error))
+
+        def __str__(self) -> str:
+            return "s3://dnc-bucket/dnc.csv?token=s3cr3t-t0ken"
+
+    return ObjectStoragePath()
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        RuntimeError(f"connection reset reading s3://dnc-bucket/dnc.csv?token=s3cr3t-t0ken {NUMBER}"),
+        TimeoutError(f"read timed out: s3cr3t-t0ken {NUMBER}"),
+        ValueError(f"s3cr3t-t0ken {NUMBER}"),
+    ],
+)
+def test_a_remote_object_that_fails_mid_read_is_refused_without_the_errors_text(error, caplog):
+    refusal = refused(failing_object(error), caplog)
+    assert refusal.startswith("s3://dnc-bucket/dnc.csv?token=*** ")
+    assert f"read ({type(error).__name__}" in refusal
+    assert "s3cr3t-t0ken" not in refusal
+    assert "s3cr3t-t0ken" not in caplog.text
 
 
 def test_two_hundred_thousand_numbers_stay_within_a_few_mib(tmp_path):
