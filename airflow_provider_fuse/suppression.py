@@ -85,8 +85,8 @@ _SHOWN_CHARS = 300
 #: What :func:`suppression_number` accepts, in words, for an error about a value it refuses.
 ACCEPTED_SPELLINGS = (
     "a destination in one of Fuse's formats, + and an E.164 number, or either with single spaces, "
-    "hyphens or dots between groups of digits and one bracketed group not starting with 0 "
-    "(docs/calling-rules.md)"
+    "hyphens or dots between groups of digits and one bracketed group not starting with 0, each "
+    "optionally followed by Fuse's ;ani= and ;postd= options (docs/calling-rules.md)"
 )
 
 
@@ -101,7 +101,9 @@ def suppression_number(text: str) -> int:
     * ``+`` and an E.164 number (``+16175551234``, ``+442071838750``), also as ``tel:+``;
     * any of these with visual separators as CRMs and spreadsheets write them: single spaces,
       hyphens or dots between digit groups and one bracketed group (``(617) 555-1234``,
-      ``1-617-555-1234``, ``617.555.1234``, ``+1 (617) 555 1234``, ``+44 20 7183 8750``).
+      ``1-617-555-1234``, ``617.555.1234``, ``+1 (617) 555 1234``, ``+44 20 7183 8750``);
+    * each of these followed by Fuse's options, exactly as a destination takes them
+      (``+1-617-555-1234;ani=8009957586``, ``(617) 555-1234;postd=2#``).
 
     Refused, because reading them would give another person's number: a bracketed group starting
     with 0 (the national trunk prefix in ``+44 (0)20 7183 8750``), a bracket straight after ``+``
@@ -124,7 +126,10 @@ def suppression_number(text: str) -> int:
 
 
 def _separated_number(value: str) -> int:
-    """The number of ``value`` written with visual separators (see :func:`suppression_number`)."""
+    """The number of ``value`` written with visual separators (see :func:`suppression_number`); Fuse's
+    options after it (``;ani=``, ``;postd=``) are read by the destination grammar, on the number's
+    digits."""
+    value, semicolon, options = value.partition(";")
     if len(value) > _MAX_CHARS:
         raise _not_a_number(f"it is longer than {_MAX_CHARS} characters")
     international = value.startswith(("+", "tel:+"))
@@ -148,7 +153,9 @@ def _separated_number(value: str) -> int:
         raise _not_a_number("a single dot makes it a decimal number (a spreadsheet's number format)")
     digits = _NOT_A_DIGIT.sub("", body)
     try:
-        return destination_number(f"tel:+{digits}" if international else digits)
+        return destination_number(
+            f"tel:+{digits}{semicolon}{options}" if international else digits + semicolon + options
+        )
     except ValueError:
         raise _not_a_number(f"it is in none of the accepted forms ({ACCEPTED_SPELLINGS})") from None
 

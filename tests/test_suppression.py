@@ -23,7 +23,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from airflow_provider_fuse import suppression
-from airflow_provider_fuse.destinations import destination_number
+from airflow_provider_fuse.destinations import DESTINATION_FORMAT, destination_number
 from airflow_provider_fuse.exceptions import FuseValidationError
 from airflow_provider_fuse.suppression import (
     SuppressionList,
@@ -112,6 +112,46 @@ def test_every_destination_is_its_destination_number_whatever_the_surrounding_wh
     destination, padding
 ):
     assert suppression_number(f"{padding}{destination}{padding}") == destination_number(destination)
+
+
+#: The options of a Fuse destination (``;ani=...``, ``;postd=...``, or none), drawn from the
+#: destination grammar itself: what follows the number of any destination it matches.
+fuse_options = st.from_regex(DESTINATION_FORMAT, fullmatch=True).map(
+    lambda text: text[len(text.split(";")[0]) :]
+)
+crm_spellings = st.sampled_from(
+    ["({a}) {b}-{c}", "{a}-{b}-{c}", "{a}.{b}.{c}", "+1 ({a}) {b}-{c}", "+1-{a}-{b}-{c}", "+1{a}{b}{c}"]
+)
+
+
+@pytest.mark.parametrize(
+    "text", ["+1-617-555-1234;ani=8009957586", "+16175551234;postd=1", "(617) 555-1234;postd=2#"]
+)
+def test_a_plus_or_separated_number_takes_fuses_options(text):
+    assert suppression_number(text) == 16175551234
+
+
+@given(nanp_parts, crm_spellings, fuse_options)
+def test_any_spelling_takes_the_options_a_destination_takes_and_they_change_nothing(parts, pattern, options):
+    area, exchange, line = parts
+    spelling = pattern.format(a=area, b=exchange, c=line)
+    assert suppression_number(spelling + options) == suppression_number(spelling)
+
+
+@given(nanp_parts, crm_spellings, st.text(";anipostd=+*#0123456789 x", max_size=30).map(";".__add__))
+def test_options_are_accepted_after_a_spelling_exactly_where_a_destination_accepts_them(
+    parts, pattern, options
+):
+    area, exchange, line = parts
+    try:
+        accepted = destination_number(f"tel:+1{area}{exchange}{line}{options}") > 0
+    except ValueError:
+        accepted = False
+    try:
+        number: int | None = suppression_number(pattern.format(a=area, b=exchange, c=line) + options)
+    except ValueError:
+        number = None
+    assert number == (int(f"1{area}{exchange}{line}") if accepted else None)
 
 
 @pytest.mark.parametrize(
