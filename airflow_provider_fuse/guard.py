@@ -35,7 +35,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 # Ledger entries never expire on their own: a clear months later must still see them. Airflow
@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 from airflow_provider_fuse._compat import NEVER_EXPIRE
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
     from datetime import timedelta
 
 __all__ = [
@@ -58,6 +59,7 @@ __all__ = [
     "QueueCallLedger",
     "Record",
     "StateStore",
+    "SuppressionListChanged",
     "UnknownOutcomeRecorded",
     "seal",
 ]
@@ -102,6 +104,9 @@ class Fingerprint:
     content: bytes = field(repr=False)
     parameters: bytes = field(repr=False)
     kind: Literal["bulk_queue", "queue_call"] = "bulk_queue"
+    #: The suppression list's digest, when one is given: a part of its own, so that
+    #: :meth:`BulkQueueLedger.answer` compares it before the CSV is read.
+    suppression_list: bytes | None = field(default=None, repr=False)
 
     @classmethod
     def of(cls, content: str | bytes, **parameters: Any) -> Fingerprint:
@@ -117,19 +122,39 @@ class Fingerprint:
         content = json.dumps([phone_number, call_parameters], sort_keys=True, separators=(",", ":"))
         return cls(content=content.encode(), parameters=_canonical(parameters), kind="queue_call")
 
-    def sealed(self, salt: bytes) -> dict[str, str]:
-        """Both parts sealed with ``salt``, as the ledger stores them."""
-        return {"content": seal(self.content, salt), "parameters": seal(self.parameters, salt)}
+    def with_suppression_list(self, sha256: str) -> Fingerprint:
+        """This fingerprint with the digest of the suppression list the list is sent against."""
+        return replace(self, suppression_list=sha256.encode())
+
+    def named_parts(self) -> dict[str, bytes]:
+        """``content``, ``parameters``, and ``suppression_list`` when one is given."""
+        parts = {"content": self.content, "parameters": self.parameters}
+        if self.suppression_list is not None:
+            parts["suppression_list"] = self.suppression_list
+        return parts
+
+    def sealed(self, salt: bytes, names: Iterable[str] | None = None) -> dict[str, str]:
+        """Its parts (or those ``names``) sealed with ``salt``, as the ledger stores them."""
+        parts = self.named_parts()
+        chosen = parts if names is None else names
+        return {name: seal(parts[name], salt) for name in chosen if name in parts}
 
     def legacy(self) -> dict[str, str]:
-        """Both parts as 0.1.0 stored them (ledger version 1), to read ledgers it left behind."""
+        """Both parts as 0.1.0 stored them (ledger version 1), to read ledgers it left behind; a
+        suppression list (0.1.0 had none) hashed as the parameters are."""
         if self.kind == "bulk_queue":
             content = self.content.decode()
         else:
             content = hashlib.pbkdf2_hmac(
                 "sha256", self.content, b"airflow-provider-fuse/queue_call", 600_000
             ).hex()
-        return {"content": content, "parameters": hashlib.sha256(self.parameters).hexdigest()}
+        return {"content": content, **_legacy_hashes(self)}
+
+
+def _legacy_hashes(fingerprint: Fingerprint) -> dict[str, str]:
+    """The parts of ``fingerprint`` other than its content as 0.1.0 hashed its parameters."""
+    parts = fingerprint.named_parts()
+    return {name: hashlib.sha256(data).hexdigest() for name, data in parts.items() if name != "content"}
 
 
 def _canonical(parameters: dict[str, Any]) -> bytes:
@@ -146,6 +171,10 @@ class UnknownOutcomeRecorded(GuardError):
 
 class ListChanged(GuardError):
     """Calls were queued for another list (or other parameters) by this task instance."""
+
+
+class SuppressionListChanged(ListChanged):
+    """A list was queued whole against another suppression list (or none) than this try's."""
 
 
 class AlreadyQueued(ListChanged):
@@ -262,7 +291,7 @@ class Record:
             return None
         try:
             version = int(value.get("version", 1))
-            hashes = {name: str(value["fingerprint"][name]) for name in ("content", "parameters")}
+            hashes = _hashes(value["fingerprint"])
             salt = bytes.fromhex(value["salt"]) if version >= 2 else None
             if "parts" in value:
                 parts = value["parts"]
@@ -277,9 +306,7 @@ class Record:
                 {
                     # ``None``: a list 0.1.0 queued, kept in its unsalted form (see Record.as_history).
                     "salt": None if item["salt"] is None else str(item["salt"]),
-                    "fingerprint": {
-                        name: str(item["fingerprint"][name]) for name in ("content", "parameters")
-                    },
+                    "fingerprint": _hashes(item["fingerprint"]),
                     "calls_queued": int(item["calls_queued"]),
                     "complete": bool(item["complete"]),
                 }
@@ -303,14 +330,16 @@ class Record:
 
     def changes(self, fingerprint: Fingerprint, parts: tuple[str, ...] = ("content", "parameters")) -> str:
         """What of ``fingerprint`` differs from the recorded one: ``"content"``, ``"parameters"``,
-        both joined by "and", or ``""``. Only the named ``parts`` are compared."""
-        stored = self.stored_form(fingerprint) if "content" in parts else self._parameters_form(fingerprint)
-        return " and ".join(name for name in parts if stored[name] != self.hashes[name])
+        ``"suppression_list"``, joined by "and", or ``""``. Only the named ``parts`` are compared; a
+        part one side has and the other has not differs."""
+        stored = self.stored_form(fingerprint) if "content" in parts else self._form(fingerprint, parts)
+        return " and ".join(name for name in parts if stored.get(name) != self.hashes.get(name))
 
-    def _parameters_form(self, fingerprint: Fingerprint) -> dict[str, str]:
+    def _form(self, fingerprint: Fingerprint, parts: tuple[str, ...]) -> dict[str, str]:
+        """The named parts of ``fingerprint`` but its content, in the form this record stores."""
         if self.salt is None:
-            return {"parameters": hashlib.sha256(fingerprint.parameters).hexdigest()}
-        return {"parameters": seal(fingerprint.parameters, self.salt)}
+            return _legacy_hashes(fingerprint)
+        return fingerprint.sealed(self.salt, parts)
 
     def earlier(self, fingerprint: Fingerprint) -> dict[str, Any] | None:
         """The entry of :attr:`history` that ``fingerprint`` matches, if any."""
@@ -319,7 +348,9 @@ class Record:
                 stored = fingerprint.legacy()
             else:
                 stored = fingerprint.sealed(bytes.fromhex(item["salt"]))
-            if stored == item["fingerprint"]:
+            # The parts the entry recorded (one written before suppression lists were a part of their
+            # own has none: its content covers the list).
+            if all(stored.get(name) == value for name, value in item["fingerprint"].items()):
                 return item
         return None
 
@@ -388,6 +419,15 @@ def _parts(parts: Any, *, single_call: bool) -> list[dict[str, Any] | None]:
     return entries
 
 
+def _hashes(fingerprint: Any) -> dict[str, str]:
+    """A stored fingerprint, checked: ``content`` and ``parameters``, and ``suppression_list`` if any.
+
+    :raises KeyError: (or ``TypeError``) not one.
+    """
+    names = ("content", "parameters", *(("suppression_list",) if "suppression_list" in fingerprint else ()))
+    return {name: str(fingerprint[name]) for name in names}
+
+
 def _is_count(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
@@ -450,15 +490,24 @@ class BulkQueueLedger(_Ledger):
     key = LEDGER_KEY
 
     def answer(
-        self, parameters: dict[str, Any], *, retry_unknown: bool = False, resend: bool = False
+        self,
+        parameters: dict[str, Any],
+        *,
+        suppression_list: str | None = None,
+        retry_unknown: bool = False,
+        resend: bool = False,
     ) -> int | None:
         """What earlier tries decide without the list: the recorded count, or ``None`` (read the list).
 
         :param parameters: the request parameters of this try, as given to :meth:`Fingerprint.of`.
+        :param suppression_list: the digest of the suppression list this try was given, read before
+            asking (:meth:`Fingerprint.with_suppression_list`); ``None`` when none is given.
         :return: the total ``calls_queued`` when this task instance's list was queued whole under the
-            same parameters and ``resend`` is off; ``None`` when there is no record, parts are left to
-            send, or ``resend`` asks for the list to be compared.
+            same parameters and suppression list and ``resend`` is off; ``None`` when there is no
+            record, parts are left to send, or ``resend`` asks for the list to be compared.
         :raises UnknownOutcomeRecorded: a part's outcome is unknown and ``retry_unknown`` is off.
+        :raises SuppressionListChanged: the list was queued whole against another suppression list
+            (or none), the parameters the same, and ``resend`` is off.
         :raises ListChanged: the list was queued whole under other parameters and ``resend`` is off.
         """
         record = self.record
@@ -467,7 +516,18 @@ class BulkQueueLedger(_Ledger):
         self._check_unknown(record, retry_unknown)
         if not record.complete or resend:
             return None
-        if record.changes(Fingerprint.of(b"", **parameters), parts=("parameters",)):
+        fingerprint = Fingerprint.of(b"", **parameters)
+        compared: tuple[str, ...] = ("parameters",)
+        if suppression_list is not None:
+            fingerprint = fingerprint.with_suppression_list(suppression_list)
+            compared = ("parameters", "suppression_list")
+        changed = record.changes(fingerprint, parts=compared)
+        if changed == "suppression_list":
+            raise SuppressionListChanged(
+                f"the suppression list changed since {record.calls_queued()} calls were queued by an "
+                "earlier try of this task"
+            )
+        if changed:
             raise ListChanged(
                 f"an earlier try of this task already queued {record.calls_queued()} calls, and the "
                 "parameters of the list changed since"

@@ -30,6 +30,7 @@ __all__ = [
     "shape",
     "shown_call_parameters",
     "shown_keys",
+    "shown_suppression_list",
     "shown_url",
 ]
 
@@ -343,3 +344,22 @@ def sealed_call_parameters() -> Sealed:
 def sealed_result_url() -> Sealed:
     """A ``result_url`` template field: userinfo and query values shown as ``***`` once rendered."""
     return Sealed(shown_url, mask_url)
+
+
+def shown_suppression_list(value: object) -> object:
+    """A suppression list as it may be shown: a list of numbers as ``<N numbers>``; a path as itself,
+    with any run of seven digits or more hidden (a number given where a path belongs); anything else
+    (an ``ObjectStoragePath``, a ``SuppressionQuery``, whose text names its connection, not its SQL)
+    as itself."""
+    if isinstance(value, str):
+        return redact(value, limit=len(value))
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return f"<{_counted(len(value), 'number')}>"
+    return value
+
+
+def sealed_suppression_list() -> Sealed:
+    """A ``suppression_list`` template field: shown by :func:`shown_suppression_list` once rendered.
+    Its numbers are not registered with the secret masker (a list may hold a million): no log line
+    holds them."""
+    return Sealed(shown_suppression_list, lambda value: None)

@@ -563,3 +563,46 @@ _CALL_LEDGER = call_ledger()
 
 def bulk_ledger_with_history_cached() -> dict:
     return json.loads(json.dumps(_BULK_LEDGER))
+
+
+# --- the suppression list: compared before the list is read ------------------------------------
+
+SUPPRESSION = "c" * 64
+
+
+def test_the_answer_without_the_list_refuses_a_changed_suppression_list():
+    from airflow_provider_fuse.guard import SuppressionListChanged
+
+    store = MemoryStore()
+    record_success(store, LIST.with_suppression_list(SUPPRESSION))
+    assert BulkQueueLedger(store).answer(PARAMETERS, suppression_list=SUPPRESSION) == 4
+    with pytest.raises(
+        SuppressionListChanged, match="the suppression list changed since 4 calls were queued"
+    ):
+        BulkQueueLedger(store).answer(PARAMETERS, suppression_list="d" * 64)
+    assert BulkQueueLedger(store).answer(PARAMETERS, suppression_list="d" * 64, resend=True) is None
+
+
+def test_a_ledger_that_recorded_no_suppression_list_refuses_one_given_now():
+    from airflow_provider_fuse.guard import SuppressionListChanged
+
+    store = MemoryStore()
+    record_success(store)
+    with pytest.raises(SuppressionListChanged):
+        BulkQueueLedger(store).answer(PARAMETERS, suppression_list=SUPPRESSION)
+    assert BulkQueueLedger(store).answer(PARAMETERS) == 4  # without one: as before
+
+
+def test_the_suppression_list_is_stored_sealed_and_kept_across_a_resume():
+    store = MemoryStore()
+    fingerprint = LIST.with_suppression_list(SUPPRESSION)
+    ledger = BulkQueueLedger(store)
+    ledger.plan(fingerprint, 2)
+    ledger.sending(0, 3)
+    ledger.queued(0, 3)
+    stored = store.values[LEDGER_KEY]["fingerprint"]
+    assert set(stored) == {"content", "parameters", "suppression_list"}
+    assert SUPPRESSION not in json.dumps(store.values[LEDGER_KEY])
+    plan = BulkQueueLedger(store).plan(fingerprint, 2)
+    assert (plan.start, plan.calls_queued) == (1, 3)
+    assert store.values[LEDGER_KEY]["fingerprint"] == stored

@@ -75,7 +75,8 @@ PUBLIC: dict[str, Names] = {
     "airflow_provider_fuse.guard": Names(
         """
             AlreadyQueued BulkQueueLedger CampaignRecord Fingerprint GuardError LEDGER_KEY ListChanged Plan
-            QUEUE_CALL_KEY QueueCallLedger Record seal StateStore UnknownOutcomeRecorded
+            QUEUE_CALL_KEY QueueCallLedger Record seal StateStore SuppressionListChanged
+            UnknownOutcomeRecorded
         """,
         "NEVER_EXPIRE QUEUED SALT_BYTES SCRYPT_N SCRYPT_P SCRYPT_R SENDING VERSION",
     ),
@@ -157,8 +158,9 @@ PUBLIC: dict[str, Names] = {
     ),
     "airflow_provider_fuse.masking": Names(
         "mask_personal_data mask_url redact redact_value Sealed shape shown_call_parameters shown_keys "
-        "shown_url",
-        "HIDDEN RENDERING sealed_call_parameters sealed_phone_number sealed_result_url",
+        "shown_suppression_list shown_url",
+        "HIDDEN RENDERING sealed_call_parameters sealed_phone_number sealed_result_url "
+        "sealed_suppression_list",
     ),
     "airflow_provider_fuse.operators": Names(
         "",
@@ -169,7 +171,7 @@ PUBLIC: dict[str, Names] = {
         "FuseValidationError MAX_CONNECT_RETRIES MAX_RETRY_BACKOFF",
     ),
     "airflow_provider_fuse.operators.bulk_queue": Names(
-        "dialing_window_end FuseBulkQueueOperator probe_receiver RESULTS_XCOM_KEY",
+        "dialing_window_end FuseBulkQueueOperator PLAN_XCOM_KEY probe_receiver RESULTS_XCOM_KEY",
         """
             bulk_queue_failure FuseError FuseValidationError guard_refusal nothing_queued nothing_sent
             request_fields RESEND_CONF_KEY rows_of shown_url where

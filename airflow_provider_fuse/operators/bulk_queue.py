@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from airflow_provider_fuse._compat import AirflowException, AirflowFailException, AirflowSkipException
 from airflow_provider_fuse.exceptions import FuseError, FuseValidationError, nothing_queued
-from airflow_provider_fuse.masking import shown_url
+from airflow_provider_fuse.masking import sealed_suppression_list, shown_url
 from airflow_provider_fuse.operators import contact_list, dialing_plan
 from airflow_provider_fuse.operators.base import where
 from airflow_provider_fuse.operators.queueing import (
@@ -38,9 +38,18 @@ if TYPE_CHECKING:
     from airflow_provider_fuse.hooks.fuse import ProbeAnswer
     from airflow_provider_fuse.preflight import CsvPart
     from airflow_provider_fuse.results.config import ResultsConfig
-    from airflow_provider_fuse.suppression import SuppressionSource
+    from airflow_provider_fuse.suppression import SuppressionList, SuppressionSource
 
-__all__ = ["RESULTS_XCOM_KEY", "FuseBulkQueueOperator", "dialing_window_end", "probe_receiver"]
+__all__ = [
+    "PLAN_XCOM_KEY",
+    "RESULTS_XCOM_KEY",
+    "FuseBulkQueueOperator",
+    "dialing_window_end",
+    "probe_receiver",
+]
+
+#: The XCom of the rows the plan left out, counts only: ``{"suppressed", "unplaceable", "outside_hours"}``.
+PLAN_XCOM_KEY = "fuse_plan"
 
 
 class FuseBulkQueueOperator(BaseFuseQueueingOperator):
@@ -126,11 +135,25 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
     :param on_duplicate_destinations: what to do when rows repeat a destination (the same number,
         in any of Fuse's formats): ``"warn"`` (default: log how many), ``"fail"``, or ``"drop"``
         (send the list without the repeats; the first row of each number is kept).
+    :param calling_hours: ``("HH:MM", "HH:MM")``, local times (24-hour clock, the end excluded): each
+        row is called only within these hours in every time zone its number may ring in; rows are
+        grouped by zone and each group sent in parts of its own with its window
+        (:mod:`~airflow_provider_fuse.operators.dialing_plan`). Default ``None``: no local hours.
+    :param on_unknown_time_zone: with ``calling_hours``, a row whose number gives no time zone:
+        ``"fail"`` (default, before sending), ``"skip"`` (left out, counted) or ``"country"`` (within the
+        hours of every zone of its country). Any other than ``"fail"`` without ``calling_hours`` is a
+        ``ValueError`` when the DAG is parsed.
+    :param suppression_list: numbers never to call: a CSV path or object-storage path, an
+        ``ObjectStoragePath``, a list of numbers, or a
+        :class:`~airflow_provider_fuse.suppression.SuppressionQuery`. Rows dialing one of them are
+        left out, counted; a list that cannot be read fails the task before anything is sent. Once
+        rendered, a list shows as its count of numbers. (templated)
     :param max_run_age: skip, instead of dialing, when the run was due (its ``run_after``) longer ago
         than this (catch-up and backfills must not call people from an old list); a retry that finds
         parts already queued fails instead. Default one day; ``None`` disables the check.
     :param dry_run: run every check and the preflight, log what would be sent, return the number of
-        rows that would be sent, and send nothing.
+        rows that would be sent (not those suppressed, with no time zone, or outside calling hours),
+        and send nothing.
     :param allow_resend: let a try send a list whose fingerprint (content or parameters) differs
         from the one this task instance already queued. The same list is never sent twice. A run
         triggered with ``{"fuse_allow_resend": true}`` in its conf allows it too.
@@ -151,6 +174,9 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
     )
     ui_color = "#f4a460"
 
+    #: Once rendered, a list of numbers shows as its count, a path as itself (see masking).
+    suppression_list = sealed_suppression_list()
+
     def __init__(
         self,
         *,
@@ -167,6 +193,12 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
         super().__init__(**kwargs)
         self.calling_hours = dialing_plan.checked_calling_hours(calling_hours)
         dialing_plan.check_on_unknown_time_zone(on_unknown_time_zone)
+        if on_unknown_time_zone != "fail" and self.calling_hours is None:
+            raise ValueError(
+                f"on_unknown_time_zone={on_unknown_time_zone!r} applies only with calling_hours (it decides "
+                "the calling hours of a number with no time zone): give calling_hours too, or leave "
+                "on_unknown_time_zone out"
+            )
         dialing_plan.check_suppression_source(suppression_list)
         self.on_unknown_time_zone = on_unknown_time_zone
         self.suppression_list = suppression_list
@@ -206,6 +238,8 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
         self._read_ledger: BulkQueueLedger | None = None
         # The plan of this try (calling hours, suppression list), once made: what it left out.
         self._planned: dialing_plan.Router | None = None
+        # The suppression list as this try read it (once: before the ledger answers, or for the plan).
+        self._suppression_read: SuppressionList | None = None
         try:
             return self._execute(context)
         except Exception:
@@ -227,11 +261,21 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
         ledger = None if self.preflight_only else self._ledger(context, at)
         self._read_ledger = ledger
         resend = self._resend(context)
+        # What earlier tries queued ("" when nothing): a list that cannot be read or is now empty must
+        # not hide it.
+        earlier = ledger.record if ledger is not None else None
+        queued_before = f"{earlier.calls_queued()} calls" if earlier is not None and earlier.queued else ""
         # A retry or clear after success is answered from the ledger first: the CSV may be gone by now.
+        # The suppression list is read before it answers: a number added to it since is a changed list,
+        # and nothing is confirmed without it.
         if ledger is not None:
+            suppression = self._suppression(queued_before, resend) if earlier is not None else None
             try:
                 recorded = ledger.answer(
-                    parameters, retry_unknown=self.on_unknown_outcome == "retry", resend=resend
+                    parameters,
+                    suppression_list=None if suppression is None else suppression.sha256,
+                    retry_unknown=self.on_unknown_outcome == "retry",
+                    resend=resend,
                 )
             except GuardError as error:
                 raise guard_refusal(error, at, LEDGER_KEY) from None
@@ -239,9 +283,10 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
                 self.log.info(
                     "Nothing sent: an earlier try of this task instance already queued its list (%d calls, "
                     "recorded in the task state store); the CSV was not read, so a change to it is not "
-                    "seen. To send a changed list as well, set allow_resend=True or trigger the run with "
+                    "seen%s. To send a changed list as well, set allow_resend=True or trigger the run with "
                     '{"%s": true}.',
                     recorded,
+                    "" if suppression is None else " (the suppression list was read: it is unchanged)",
                     RESEND_CONF_KEY,
                 )
                 # The calls are queued: the sensor needs the record, and nothing else is checked here
@@ -254,10 +299,6 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
         ready = ledger is None or ledger.record is None
         if ready:
             self._ready_to_send(context, fields)
-        # What earlier tries queued ("" when nothing): a list that cannot be read or is now empty must
-        # not hide it.
-        earlier = ledger.record if ledger is not None else None
-        queued_before = f"{earlier.calls_queued()} calls" if earlier is not None and earlier.queued else ""
         # Before anything is sent: where the outcomes go.
         results = self._results(context, queued_before) if self.collect_results else None
 
@@ -294,12 +335,15 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
             rows = sum(part.rows for part in parts)
             if self.preflight_only:
                 self._read_connection(self._hook())
-                self._log_dry_run(rows, parts, at, fields, results)
+                rows = self._log_dry_run(rows, parts, at, fields, results)
+                self._push_plan(context)
                 return rows
             content = summary.sha256
             if router is not None:
                 content = dialing_plan.plan_content(content, router.suppression, parts)
             fingerprint = self._fingerprint(content, parameters)
+            if router is not None and router.suppression is not None:
+                fingerprint = fingerprint.with_suppression_list(router.suppression.sha256)
             calls_queued, sent, queued_now = self._send(
                 parts,
                 ledger,
@@ -313,6 +357,7 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
             self._best_effort(
                 "the summary log line", lambda: self._log_summary(sent, queued_now, calls_queued, at, fields)
             )
+            self._push_plan(context)
         if results is not None:
             campaign = self._campaign or self._recorded_campaign(ledger, fields, calls_queued)
             self._push_results(context, campaign, calls_queued)
@@ -369,20 +414,31 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
             from airflow_provider_fuse.calling_hours import CallingHours
 
             hours = CallingHours.parse(self.calling_hours)
-        suppression = None
-        if self._suppression_given:
+        suppression = self._suppression(queued_before, resend)
+        self._planned = dialing_plan.Router(hours, self.on_unknown_time_zone, suppression)
+        return self._planned
+
+    def _suppression(self, queued_before: str, resend: bool) -> SuppressionList | None:
+        """The suppression list, read once a try (``None`` when none is given).
+
+        :raises AirflowFailException: it cannot be read (or rendered ``None``): nothing is sent, and
+            nothing earlier tries queued is confirmed, without it.
+        """
+        if not self._suppression_given:
+            return None
+        if self._suppression_read is None:
             from airflow_provider_fuse.suppression import read_suppression_list
 
+            source = type(self).suppression_list.value(self)  # the rendered value, not its view
             try:
-                if self.suppression_list is None:
+                if source is None:
                     raise FuseValidationError(
                         "suppression_list", "rendered None; nothing is sent without the suppression list"
                     )
-                suppression = read_suppression_list(self.suppression_list)
+                self._suppression_read = read_suppression_list(source)
             except FuseValidationError as error:
                 raise AirflowFailException(self._unreadable(error, queued_before, resend)) from None
-        self._planned = dialing_plan.Router(hours, self.on_unknown_time_zone, suppression)
-        return self._planned
+        return self._suppression_read
 
     def _check_plan(
         self, router: dialing_plan.Router, parts: list[CsvPart], rows: int, queued_before: str
@@ -544,6 +600,8 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
         sendable = self._within_hours(parts, left, windows)
         if not sendable:
             return plan.calls_queued, 0, 0
+        if ledger is not None and not plan.queued:
+            self._warn_resend(ledger, sum(parts[index].rows for index in sendable), at)
         if plan.resumed:
             self.log.info(
                 "Resuming at part %d of %d: earlier tries already queued %d calls for %d parts.",
@@ -620,6 +678,27 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
         finally:
             self._best_effort("closing the connection to Fuse", hook.close)
         return total, sent, total - plan.calls_queued
+
+    def _warn_resend(self, ledger: BulkQueueLedger, rows: int, at: str) -> None:
+        """Warn, when earlier tries queued calls of another list and this try sends its list whole
+        (a resend allowed): those contacts are called again, and the calls queued are not stopped."""
+        record = ledger.record
+        if record is None or not record.queued:
+            return
+        entries = [record.entries[index] or {} for index in record.queued]
+        earlier_rows = sum(int(entry.get("rows") or 0) for entry in entries)
+        self.log.warning(
+            "Resending: earlier tries of this task instance queued %d calls for %d rows (%d of %d parts) "
+            "of another list, and allow_resend sends this list whole: all of it is sent again (%d rows), "
+            "so every row not suppressed that was queued before gets a second call. The calls queued "
+            "before are not stopped; FuseCancelCallsOperator cancels every pending call of %s.",
+            record.calls_queued(),
+            earlier_rows,
+            len(record.queued),
+            len(record.entries),
+            rows,
+            at,
+        )
 
     def _start_campaign(
         self,
@@ -791,7 +870,8 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
 
     def _log_dry_run(
         self, rows: int, parts: list[CsvPart], at: str, fields: QueueFields, results: _Results | None
-    ) -> None:
+    ) -> int:
+        """Log what would be sent; :return: the rows it would send (those of parts with a window)."""
         shown: dict[str, object] = {
             name: value for name, value in fields.form_fields().items() if name != "is_pci"
         }
@@ -820,6 +900,7 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
             sent or "(none)",
             "".join(f"\n  {line}" for line in plan),
         )
+        return rows
 
     def _ledger(self, context: Context, at: str) -> BulkQueueLedger | None:
         """This task instance's ledger, read from its state store; ``None`` without one (Airflow < 3.3)."""
@@ -919,6 +1000,22 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
             return
         if sent:
             self._push_results(context, campaign, calls_queued)
+
+    def _push_plan(self, context: Context) -> None:
+        """Push :data:`PLAN_XCOM_KEY`, the rows the plan left out (counts only), when there is a plan
+        (``calling_hours`` or ``suppression_list``). A failure is logged, never raised."""
+        ti = context.get("ti")
+        if ti is None or self._planned is None:
+            return
+        removals = self._planned.removals
+        value = {
+            "suppressed": removals.suppressed,
+            "unplaceable": removals.unplaceable,
+            "outside_hours": removals.outside_hours,
+        }
+        self._best_effort(
+            f"pushing the {PLAN_XCOM_KEY} XCom", partial(ti.xcom_push, key=PLAN_XCOM_KEY, value=value)
+        )
 
     def _push_results(self, context: Context, campaign: CampaignRecord, calls_queued: int | None) -> None:
         """Push :data:`RESULTS_XCOM_KEY`: ``campaign`` and Fuse's count (``None``: not confirmed yet).

@@ -59,7 +59,12 @@ def resend_allowed(allow_resend: bool, context: Context) -> bool:
 def guard_refusal(error: Exception, where: str, key: str) -> AirflowFailException:
     """The ledger under state-store ``key`` refused this try (``error``, a ``GuardError``): the task
     fails without retries, saying what to check in Fuse and how to go on."""
-    from airflow_provider_fuse.guard import AlreadyQueued, ListChanged, UnknownOutcomeRecorded
+    from airflow_provider_fuse.guard import (
+        AlreadyQueued,
+        ListChanged,
+        SuppressionListChanged,
+        UnknownOutcomeRecorded,
+    )
 
     delete_key = (
         f"delete this task instance's state-store key '{key}' (REST API: DELETE "
@@ -77,6 +82,14 @@ def guard_refusal(error: Exception, where: str, key: str) -> AirflowFailExceptio
             f"Not sending: {error}. A resend (allow_resend) never sends again what this task "
             f"instance queued in {where}. To dial it again on purpose, {delete_key} (see "
             "docs/safety.md): the ledger then forgets everything this task instance queued."
+        )
+    if isinstance(error, SuppressionListChanged):
+        return AirflowFailException(
+            f"Not sending: {error}. The calls already queued are not stopped by a retry or a clear: a "
+            "number added to the suppression list since may still be called. To stop them, cancel them "
+            f"in Fuse: FuseCancelCallsOperator cancels every pending call of {where} (Fuse has no "
+            "per-call cancel). allow_resend=True would send the WHOLE list again: every row not "
+            "suppressed would be called a second time."
         )
     if isinstance(error, ListChanged):
         return AirflowFailException(

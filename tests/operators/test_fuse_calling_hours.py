@@ -108,6 +108,13 @@ def test_a_bad_setting_is_refused_when_the_dag_is_parsed_naming_it(tmp_path, arg
     assert "6175551234" not in str(caught.value)
 
 
+@pytest.mark.parametrize("policy", ["skip", "country"])
+def test_an_unknown_time_zone_policy_without_calling_hours_is_refused_naming_both(tmp_path, policy):
+    with pytest.raises(ValueError, match="on_unknown_time_zone.*calling_hours"):
+        operator(tmp_path / "contacts.csv", on_unknown_time_zone=policy)
+    assert operator(tmp_path / "contacts.csv", on_unknown_time_zone="fail").calling_hours is None
+
+
 def test_calling_hours_are_kept_in_one_form(tmp_path):
     assert operator(tmp_path / "c.csv", calling_hours=[time(8), "21:00"]).calling_hours == HOURS
 
@@ -266,6 +273,26 @@ def test_a_dry_run_logs_the_plan_per_zone_group_with_no_number(
     assert "zones America/Adak + America/Anchorage: 1 rows" in log
     assert "not sent: 1 suppressed, 0 with no time zone found, 0 outside calling hours" in log
     assert not any(number in log for number in (NEW_YORK, LOS_ANGELES, CHICAGO, "5551234"))
+
+
+@pytest.mark.parametrize(
+    ("clock", "expected"),
+    [(at("America/New_York", 9), 1), (at("America/New_York", 6), 0)],
+    ids=["one zone open", "every zone closed"],
+)
+def test_a_dry_run_returns_the_rows_its_plan_would_queue(
+    fuse_connection, requests_mock, tmp_path, log_text, clock, expected
+):
+    """What is suppressed, and what lies outside calling hours, is not counted as would be sent."""
+    path = contacts(tmp_path, NEW_YORK, LOS_ANGELES, CHICAGO)
+    end = int((clock + timedelta(hours=1)).timestamp())
+    with time_machine.travel(clock, tick=False):
+        rows = operator(
+            path, calling_hours=HOURS, suppression_list=[CHICAGO], end_timestamp=end, dry_run=True
+        ).execute({})
+    assert rows == expected
+    assert f"would queue {expected} rows" in log_text()
+    assert not requests_mock.called
 
 
 # --- the ledger: one truth across retries, clears and time ---------------------------------------
@@ -472,3 +499,133 @@ def test_part_windows_are_the_calling_windows_of_their_groups():
         calling_window(("America/New_York",), hours, start=now, end=None),
         calling_window(("America/Chicago",), hours, start=now, end=None),
     ]
+
+
+@pytest.mark.parametrize(
+    ("changed", "said"),
+    [
+        (
+            {"suppression_list": [LOS_ANGELES, CHICAGO]},
+            "the suppression list changed since 2 calls were queued",
+        ),
+        ({"calling_hours": ("09:00", "20:00")}, "the parameters of the list changed"),
+        ({"on_unknown_time_zone": "skip"}, "the parameters of the list changed"),
+    ],
+    ids=["suppression list", "calling hours", "unknown-zone policy"],
+)
+def test_a_clear_after_success_refuses_a_changed_suppression_list_or_calling_hours(
+    fuse_connection, requests_mock, tmp_path, changed, said
+):
+    """Answered from the ledger (the list was queued whole): the changed setting is still seen."""
+    queue_every_row(requests_mock)
+    path = contacts(tmp_path, NEW_YORK, LOS_ANGELES)
+    store = MemoryStore()
+    first = {"calling_hours": HOURS, "suppression_list": [CHICAGO]}
+    with time_machine.travel(at("America/New_York", 9), tick=False):
+        assert operator(path, **first).execute({"task_state_store": store}) == 2
+        with pytest.raises(AirflowFailException, match=said) as caught:
+            operator(path, **{**first, **changed}).execute({"task_state_store": store})
+    assert len(uploads(requests_mock)) == 2
+    if "suppression_list" in changed:
+        message = str(caught.value)
+        assert "FuseCancelCallsOperator" in message
+        assert "not stopped" in message
+        assert "WHOLE list" in message
+        assert LOS_ANGELES not in message
+
+
+def test_a_clear_after_success_refuses_when_the_suppression_list_cannot_be_read(
+    fuse_connection, requests_mock, tmp_path
+):
+    queue_every_row(requests_mock)
+    path = contacts(tmp_path, NEW_YORK, LOS_ANGELES)
+    dnc = tmp_path / "dnc.csv"
+    dnc.write_text("phone\n3125551234\n")
+    store = MemoryStore()
+    with time_machine.travel(at("America/New_York", 9), tick=False):
+        assert operator(path, suppression_list=str(dnc)).execute({"task_state_store": store}) == 2
+        assert operator(path, suppression_list=str(dnc)).execute({"task_state_store": store}) == 2
+        dnc.unlink()
+        with pytest.raises(AirflowFailException, match="suppression_list: .*earlier try"):
+            operator(path, suppression_list=str(dnc)).execute({"task_state_store": store})
+    assert len(uploads(requests_mock)) == 1
+
+
+def test_a_resend_after_a_changed_suppression_list_says_it_calls_everyone_again(
+    fuse_connection, requests_mock, tmp_path, log_text
+):
+    queue_every_row(requests_mock)
+    path = contacts(tmp_path, NEW_YORK, LOS_ANGELES, CHICAGO)
+    store = MemoryStore()
+    with time_machine.travel(at("America/New_York", 9), tick=False):
+        assert operator(path, suppression_list=[CHICAGO]).execute({"task_state_store": store}) == 2
+        again = operator(path, suppression_list=[LOS_ANGELES, CHICAGO], allow_resend=True)
+        assert again.execute({"task_state_store": store}) == 1
+    assert [rows_in(upload) for upload in uploads(requests_mock)] == [[NEW_YORK, LOS_ANGELES], [NEW_YORK]]
+    log = log_text()
+    assert re.search(
+        r"WARNING.*Resending: earlier tries of this task instance queued 2 calls for 2 rows .*"
+        r"sent again \(1 rows?\).*second call",
+        log,
+        re.IGNORECASE,
+    )
+    assert "FuseCancelCallsOperator" in log
+    assert LOS_ANGELES not in log
+
+
+def test_an_upstream_task_returning_the_path_of_the_list_suppresses_its_numbers(
+    fuse_connection, requests_mock, tmp_path
+):
+    """What the docs recommend over XCom'ing the numbers: the upstream task returns a path."""
+    from unittest import mock
+
+    from airflow.sdk import DAG, task
+
+    dnc = tmp_path / "dnc.csv"
+    dnc.write_text(f"phone\n{LOS_ANGELES}\n")
+
+    @task
+    def export_dnc() -> str:
+        return str(dnc)
+
+    queue_every_row(requests_mock)
+    with DAG("xcom_path", schedule=None):
+        queue = operator(contacts(tmp_path, NEW_YORK, LOS_ANGELES), suppression_list=export_dnc())
+    ti = mock.Mock()
+    ti.xcom_pull.return_value = str(dnc)
+    queue.render_template_fields({"ti": ti})
+    assert queue.suppression_list == str(dnc)  # a path is shown as itself
+    assert queue.execute({"ti": ti}) == 1
+    assert [rows_in(upload) for upload in uploads(requests_mock)] == [[NEW_YORK]]
+
+
+def test_the_rows_not_sent_are_pushed_to_xcom_as_counts(fuse_connection, requests_mock, tmp_path):
+    from unittest import mock
+
+    queue_every_row(requests_mock)
+    path = contacts(tmp_path, NEW_YORK, LOS_ANGELES, CHICAGO, TOLL_FREE)
+    end = int(at("America/New_York", 10).timestamp())
+    ti = mock.Mock()
+    with time_machine.travel(at("America/New_York", 9), tick=False):
+        task = operator(
+            path,
+            calling_hours=HOURS,
+            on_unknown_time_zone="skip",
+            suppression_list=[CHICAGO],
+            end_timestamp=end,
+        )
+        assert task.execute({"ti": ti}) == 1
+    ti.xcom_push.assert_any_call(
+        key="fuse_plan", value={"suppressed": 1, "unplaceable": 1, "outside_hours": 1}
+    )
+
+
+def test_without_calling_hours_or_a_suppression_list_no_plan_is_pushed(
+    fuse_connection, requests_mock, tmp_path
+):
+    from unittest import mock
+
+    queue_every_row(requests_mock)
+    ti = mock.Mock()
+    operator(contacts(tmp_path, NEW_YORK)).execute({"ti": ti})
+    assert all(call.kwargs.get("key") != "fuse_plan" for call in ti.xcom_push.call_args_list)

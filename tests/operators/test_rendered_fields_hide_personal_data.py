@@ -94,6 +94,59 @@ def test_a_mapped_call_renders_through_the_sealed_fields():
     assert type(unmapped).phone_number.value(unmapped) == "6175551235"
 
 
+def stored_as_rendered(task, name: str):
+    """What Airflow stores of a rendered field (the UI's Rendered Template)."""
+    from airflow.serialization.helpers import serialize_template_field
+
+    return serialize_template_field(getattr(task, name), name)
+
+
+def test_a_rendered_suppression_list_shows_its_count_and_is_still_applied(
+    fuse_connection, requests_mock, contacts_csv
+):
+    seen = {}
+    requests_mock.post(
+        BULK_URL, json=lambda request, ctx: seen.update(decode_multipart(request)) or {"calls_queued": 2}
+    )
+    suppressed = "6175551234"  # the first contact
+    task = operator(contacts_csv, suppression_list=["{{ params.dnc }}", "(808) 555-0104"])
+    task.render_template_fields({"params": {"dnc": suppressed}})
+    assert stored_as_rendered(task, "suppression_list") == "<2 numbers>"
+    assert task.execute({}) == 2
+    assert b"\n6175551234," not in seen["csv"][0]
+    assert b"Grace" in seen["csv"][0]
+
+
+def test_a_rendered_suppression_xcom_list_shows_its_count(fuse_connection, contacts_csv):
+    task = operator(contacts_csv, suppression_list=["6175550106"], dry_run=True)
+    task.render_template_fields({})
+    assert stored_as_rendered(task, "suppression_list") == "<1 number>"
+
+
+def test_a_rendered_suppression_path_shows_as_itself_and_a_number_in_its_place_does_not(
+    fuse_connection, contacts_csv, tmp_path
+):
+    path = str(tmp_path / "dnc.csv")
+    task = operator(contacts_csv, suppression_list="{{ params.dnc }}")
+    task.render_template_fields({"params": {"dnc": path}})
+    assert stored_as_rendered(task, "suppression_list") == path
+    mistaken = operator(contacts_csv, suppression_list="{{ params.dnc }}")
+    mistaken.render_template_fields({"params": {"dnc": "6175550106,2135550101"}})
+    shown = stored_as_rendered(mistaken, "suppression_list")
+    assert "6175550106" not in shown
+    assert "2135550101" not in shown
+
+
+def test_a_rendered_suppression_query_shows_its_connection_not_its_sql(fuse_connection, contacts_csv):
+    from airflow_provider_fuse.suppression import SuppressionQuery
+
+    query = SuppressionQuery("dnc_db", "SELECT phone FROM dnc WHERE phone <> '6175550106'")
+    task = operator(contacts_csv, suppression_list=query)
+    task.render_template_fields({})
+    shown = stored_as_rendered(task, "suppression_list")
+    assert shown == "SuppressionQuery(conn_id='dnc_db', sql=...)"
+
+
 # --- one sealing scheme for both ledgers --------------------------------------------------------
 
 
