@@ -22,12 +22,16 @@ import csv
 import hashlib
 import io
 import logging
+import math
 import os
 import re
 import sys
+import threading
+import time
 from array import array
 from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import IO, TYPE_CHECKING, Any, ClassVar, TypeAlias
 
 from airflow_provider_fuse.destinations import DESTINATION, destination_number
@@ -63,6 +67,8 @@ _MIX = 0x9E3779B97F4A7C15
 _MASK = (1 << 64) - 1
 #: Rows fetched from a SQL cursor at a time.
 _FETCH = 10_000
+#: How long a :class:`SuppressionQuery` may take, unless it says otherwise.
+_QUERY_TIMEOUT = timedelta(minutes=10)
 #: Longer than any spelling of a phone number; a longer value is refused before it is parsed.
 _MAX_CHARS = 64
 
@@ -79,8 +85,8 @@ _SHOWN_CHARS = 300
 #: What :func:`suppression_number` accepts, in words, for an error about a value it refuses.
 ACCEPTED_SPELLINGS = (
     "a destination in one of Fuse's formats, + and an E.164 number, or either with single spaces, "
-    "hyphens or dots between groups of digits and one bracketed group not starting with 0 "
-    "(docs/calling-rules.md)"
+    "hyphens or dots between groups of digits and one bracketed group not starting with 0, each "
+    "optionally followed by Fuse's ;ani= and ;postd= options (docs/calling-rules.md)"
 )
 
 
@@ -95,7 +101,9 @@ def suppression_number(text: str) -> int:
     * ``+`` and an E.164 number (``+16175551234``, ``+442071838750``), also as ``tel:+``;
     * any of these with visual separators as CRMs and spreadsheets write them: single spaces,
       hyphens or dots between digit groups and one bracketed group (``(617) 555-1234``,
-      ``1-617-555-1234``, ``617.555.1234``, ``+1 (617) 555 1234``, ``+44 20 7183 8750``).
+      ``1-617-555-1234``, ``617.555.1234``, ``+1 (617) 555 1234``, ``+44 20 7183 8750``);
+    * each of these followed by Fuse's options, exactly as a destination takes them
+      (``+1-617-555-1234;ani=8009957586``, ``(617) 555-1234;postd=2#``).
 
     Refused, because reading them would give another person's number: a bracketed group starting
     with 0 (the national trunk prefix in ``+44 (0)20 7183 8750``), a bracket straight after ``+``
@@ -118,7 +126,10 @@ def suppression_number(text: str) -> int:
 
 
 def _separated_number(value: str) -> int:
-    """The number of ``value`` written with visual separators (see :func:`suppression_number`)."""
+    """The number of ``value`` written with visual separators (see :func:`suppression_number`); Fuse's
+    options after it (``;ani=``, ``;postd=``) are read by the destination grammar, on the number's
+    digits."""
+    value, semicolon, options = value.partition(";")
     if len(value) > _MAX_CHARS:
         raise _not_a_number(f"it is longer than {_MAX_CHARS} characters")
     international = value.startswith(("+", "tel:+"))
@@ -142,7 +153,9 @@ def _separated_number(value: str) -> int:
         raise _not_a_number("a single dot makes it a decimal number (a spreadsheet's number format)")
     digits = _NOT_A_DIGIT.sub("", body)
     try:
-        return destination_number(f"tel:+{digits}" if international else digits)
+        return destination_number(
+            f"tel:+{digits}{semicolon}{options}" if international else digits + semicolon + options
+        )
     except ValueError:
         raise _not_a_number(f"it is in none of the accepted forms ({ACCEPTED_SPELLINGS})") from None
 
@@ -168,9 +181,18 @@ class SuppressionQuery:
     frozen. Two queries are equal when their fields are; being mutable, a query is not hashable. Its
     ``repr`` shows the connection only.
 
+    The whole read, from connecting to the last row, has a deadline, ``timeout``: when it passes, the
+    query is interrupted in the driver's own way (sqlite3's ``interrupt()``, psycopg2's and psycopg's
+    ``cancel()``, for any other driver the connection is closed under it) and the list is refused, so
+    a query that hangs (a lock, a runaway recursive query) fails the task before anything is sent
+    instead of holding it. Connecting itself is bounded by the driver's own connect timeout.
+
     :param conn_id: the Airflow connection; its hook must be a ``DbApiHook``. (templated)
     :param sql: the query, a single ``SELECT``. (templated)
     :param allow_empty: an empty result is a valid, empty list (logged with a warning).
+    :param timeout: the deadline of the read: a ``timedelta`` or a number of seconds, positive and
+        finite; 10 minutes by default.
+    :raises ValueError: ``timeout`` is not a positive, finite time.
     """
 
     template_fields: ClassVar[Sequence[str]] = ("sql", "conn_id")
@@ -178,11 +200,39 @@ class SuppressionQuery:
     conn_id: str
     sql: str
     allow_empty: bool = False
+    timeout: timedelta | float = _QUERY_TIMEOUT
+
+    def __post_init__(self) -> None:
+        _seconds(self.timeout)
 
     def __repr__(self) -> str:
         # The SQL may hold literal numbers: only the connection is shown.
         allow_empty = ", allow_empty=True" if self.allow_empty else ""
-        return f"SuppressionQuery(conn_id={self.conn_id!r}, sql=...{allow_empty})"
+        timeout = "" if self.timeout == _QUERY_TIMEOUT else f", timeout={self.timeout!r}"
+        return f"SuppressionQuery(conn_id={self.conn_id!r}, sql=...{allow_empty}{timeout})"
+
+
+def _seconds(timeout: object) -> float:
+    """``timeout`` (a ``timedelta`` or a number of seconds) in seconds, positive and finite."""
+    if isinstance(timeout, timedelta):
+        seconds = timeout.total_seconds()
+    elif isinstance(timeout, int | float) and not isinstance(timeout, bool):
+        seconds = float(timeout)
+    else:
+        seconds = math.nan
+    if not (0 < seconds < math.inf):
+        raise ValueError(
+            "SuppressionQuery timeout must be a timedelta or a number of seconds, positive and finite; "
+            f"got {type(timeout).__name__}"
+        )
+    return seconds
+
+
+def _duration(seconds: float) -> str:
+    """``seconds`` as a message says it: ``10 minutes``, ``0.3 seconds``."""
+    if seconds >= 60 and seconds % 60 == 0:
+        return f"{seconds / 60:g} minutes"
+    return f"{seconds:g} seconds"
 
 
 #: What :func:`read_suppression_list` reads: a local CSV path, an object-storage path or URI (an
@@ -442,8 +492,19 @@ def _read_remote_csv(path: Any, log: logging.Logger) -> tuple[SuppressionList, s
             PARAMETER,
             f"cannot open {shown} ({type(error).__name__}: {detail}); check the URI and its connection",
         ) from None
-    with binary:
-        return _read_csv(binary, shown, log), shown
+    try:
+        with binary:
+            return _read_csv(binary, shown, log), shown
+    except FuseValidationError:
+        raise
+    except Exception as error:
+        # A remote stream fails in its library's own types (botocore's read timeouts are not an
+        # OSError), and their text may hold the URI's credentials or the data: the type alone.
+        raise FuseValidationError(
+            PARAMETER,
+            f"{shown} could not be read ({type(error).__name__}) before its end; check the object and "
+            "its connection, and run the task again",
+        ) from None
 
 
 def _read_csv(binary: IO[bytes], name: str, log: logging.Logger) -> SuppressionList:
@@ -535,6 +596,7 @@ def _read_query(query: SuppressionQuery) -> SuppressionList:
     from airflow.providers.common.sql.hooks.sql import DbApiHook
 
     where = _connection(query)
+    deadline = _Deadline(_seconds(query.timeout))
     secrets: tuple[str, ...] = ()
     try:
         connection = BaseHook.get_connection(query.conn_id)
@@ -557,7 +619,7 @@ def _read_query(query: SuppressionQuery) -> SuppressionList:
     position = 0
     number = suppression_number
     try:
-        with _cursor(hook, kind) as cursor:
+        with _cursor(hook, kind, deadline) as cursor:
             cursor.execute(query.sql)
             if cursor.description is None:
                 raise FuseValidationError(
@@ -588,12 +650,35 @@ def _read_query(query: SuppressionQuery) -> SuppressionList:
     except FuseValidationError:
         raise
     except Exception as error:
+        if deadline.passed:
+            raise deadline.refusal(where) from None
+        # Named by its class and code only: drivers quote the SQL in the text (SQLite's 'near ...',
+        # Postgres's 'LINE 1: ...'), and the SQL may hold numbers, names or addresses.
         raise FuseValidationError(
             PARAMETER,
-            f"the query on {where} failed ({type(error).__name__}: {redact(str(error), secrets=secrets)}); "
-            "check the SQL and the connection",
+            f"the query on {where} failed ({_error_name(error)}); run it in the database to see why "
+            "(the driver's message is not shown, as it may quote the SQL), and check the connection",
         ) from None
+    if deadline.passed:
+        # The rows came in, but after the deadline (an interrupt that came too late): the rule holds.
+        raise deadline.refusal(where)
     return SuppressionList._of(collected)
+
+
+def _error_name(error: Exception) -> str:
+    """``error`` as a refusal names it: its class and the code its driver gives (a SQLSTATE on
+    PostgreSQL and MySQL, a result code name on SQLite, a MySQL error number), never its text."""
+    name = type(error).__name__
+    sqlstate = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
+    if isinstance(sqlstate, str) and sqlstate.isalnum():
+        return f"{name}, SQLSTATE {sqlstate}"
+    result_code = getattr(error, "sqlite_errorname", None)
+    if isinstance(result_code, str) and result_code.isidentifier():
+        return f"{name}, {result_code}"
+    errno = getattr(error, "errno", None)
+    if isinstance(errno, int) and not isinstance(errno, bool):
+        return f"{name}, error {errno}"
+    return name
 
 
 def _connection(query: SuppressionQuery) -> str:
@@ -602,19 +687,83 @@ def _connection(query: SuppressionQuery) -> str:
 
 
 @contextlib.contextmanager
-def _cursor(hook: Any, kind: str) -> Iterator[Any]:
-    """A cursor of a new connection of ``hook``, both closed after; server-side on PostgreSQL."""
+def _cursor(hook: Any, kind: str, deadline: _Deadline | None = None) -> Iterator[Any]:
+    """A cursor of a new connection of ``hook``, both closed after; server-side on PostgreSQL; the
+    connection interrupted when ``deadline`` passes while it is open."""
     connection = hook.get_conn()
     try:
-        if kind in ("postgres", "postgresql"):
-            # A client-side cursor holds the whole result in the driver's memory.
-            cursor = connection.cursor(name="fuse_suppression_list")
-            cursor.itersize = _FETCH
-        else:
-            cursor = connection.cursor()
-        try:
-            yield cursor
-        finally:
-            cursor.close()
+        with deadline.watching(connection) if deadline else contextlib.nullcontext():
+            if kind in ("postgres", "postgresql"):
+                # A client-side cursor holds the whole result in the driver's memory.
+                cursor = connection.cursor(name="fuse_suppression_list")
+                cursor.itersize = _FETCH
+            else:
+                cursor = connection.cursor()
+            try:
+                yield cursor
+            finally:
+                cursor.close()
     finally:
+        connection.close()
+
+
+class _Deadline:
+    """The deadline of one query's read, ``seconds`` from now; :meth:`watching` interrupts a
+    connection when it passes."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._at = time.monotonic() + seconds
+        self._lock = threading.Lock()
+        self._watching = False
+        self.passed = False
+
+    @contextlib.contextmanager
+    def watching(self, connection: Any) -> Iterator[None]:
+        """While the body runs, a timer thread interrupts ``connection`` (:func:`_interrupt`) once the
+        deadline passes, and marks it :attr:`passed`; never after the body has ended, so a closed or
+        reused connection is not touched."""
+
+        def expire() -> None:
+            with self._lock:
+                if self._watching:
+                    self.passed = True
+                    _interrupt(connection)
+
+        timer = threading.Timer(max(0.0, self._at - time.monotonic()), expire)
+        timer.name = "fuse-suppression-deadline"
+        timer.daemon = True
+        self._watching = True
+        timer.start()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._watching = False
+            timer.cancel()
+            timer.join()
+
+    def refusal(self, where: str) -> FuseValidationError:
+        return FuseValidationError(
+            PARAMETER,
+            f"the query on {where} did not finish within {_duration(self.seconds)}, so it was "
+            "interrupted; make it faster (an index, a lock it waits for), or give "
+            "SuppressionQuery(..., timeout=...) a longer time",
+        )
+
+
+def _interrupt(connection: Any) -> None:
+    """Stop the statement running on the DB-API ``connection`` from another thread, in the driver's
+    own way: sqlite3's ``interrupt()``, psycopg2's and psycopg's ``cancel()``; for any other driver,
+    or where that fails, close the connection under it."""
+    for name in ("interrupt", "cancel"):
+        method = getattr(connection, name, None)
+        if callable(method):
+            try:
+                method()
+            except Exception:  # the fallback below still stops the query
+                break
+            else:
+                return
+    with contextlib.suppress(Exception):
         connection.close()

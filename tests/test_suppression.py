@@ -3,13 +3,17 @@ ever in an error or a log line, membership exactly a set's in bounded memory."""
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
 import sqlite3
 import subprocess
 import sys
+import threading
+import time
 import tracemalloc
+from datetime import timedelta
 from pathlib import Path
 from unittest import mock
 
@@ -19,7 +23,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from airflow_provider_fuse import suppression
-from airflow_provider_fuse.destinations import destination_number
+from airflow_provider_fuse.destinations import DESTINATION_FORMAT, destination_number
 from airflow_provider_fuse.exceptions import FuseValidationError
 from airflow_provider_fuse.suppression import (
     SuppressionList,
@@ -108,6 +112,46 @@ def test_every_destination_is_its_destination_number_whatever_the_surrounding_wh
     destination, padding
 ):
     assert suppression_number(f"{padding}{destination}{padding}") == destination_number(destination)
+
+
+#: The options of a Fuse destination (``;ani=...``, ``;postd=...``, or none), drawn from the
+#: destination grammar itself: what follows the number of any destination it matches.
+fuse_options = st.from_regex(DESTINATION_FORMAT, fullmatch=True).map(
+    lambda text: text[len(text.split(";")[0]) :]
+)
+crm_spellings = st.sampled_from(
+    ["({a}) {b}-{c}", "{a}-{b}-{c}", "{a}.{b}.{c}", "+1 ({a}) {b}-{c}", "+1-{a}-{b}-{c}", "+1{a}{b}{c}"]
+)
+
+
+@pytest.mark.parametrize(
+    "text", ["+1-617-555-1234;ani=8009957586", "+16175551234;postd=1", "(617) 555-1234;postd=2#"]
+)
+def test_a_plus_or_separated_number_takes_fuses_options(text):
+    assert suppression_number(text) == 16175551234
+
+
+@given(nanp_parts, crm_spellings, fuse_options)
+def test_any_spelling_takes_the_options_a_destination_takes_and_they_change_nothing(parts, pattern, options):
+    area, exchange, line = parts
+    spelling = pattern.format(a=area, b=exchange, c=line)
+    assert suppression_number(spelling + options) == suppression_number(spelling)
+
+
+@given(nanp_parts, crm_spellings, st.text(";anipostd=+*#0123456789 x", max_size=30).map(";".__add__))
+def test_options_are_accepted_after_a_spelling_exactly_where_a_destination_accepts_them(
+    parts, pattern, options
+):
+    area, exchange, line = parts
+    try:
+        accepted = destination_number(f"tel:+1{area}{exchange}{line}{options}") > 0
+    except ValueError:
+        accepted = False
+    try:
+        number: int | None = suppression_number(pattern.format(a=area, b=exchange, c=line) + options)
+    except ValueError:
+        number = None
+    assert number == (int(f"1{area}{exchange}{line}") if accepted else None)
 
 
 @pytest.mark.parametrize(
@@ -390,6 +434,58 @@ def test_a_remote_object_is_shown_without_the_number_or_the_credentials_its_uri_
     assert "s3cr3t-t0ken" not in refusal
 
 
+class _FailingStream(io.RawIOBase):
+    """A remote object's stream that fails on its second read, as botocore's read timeouts do (not
+    an ``OSError``), with a message holding a credential and a number."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+        self.reads = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        self.reads += 1
+        if self.reads > 1:
+            raise self.error
+        data = f"destination\n{NUMBER}\n".encode()
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def failing_object(error: Exception) -> object:
+    """A remote object whose stream fails with ``error`` on its second read; recognised by its class
+    name, as the module recognises an ``ObjectStoragePath``."""
+
+    class ObjectStoragePath:
+        protocol = "s3"
+
+        def open(self, mode: str) -> io.BufferedReader:
+            return io.BufferedReader(_FailingStream(error))
+
+        def __str__(self) -> str:
+            return "s3://dnc-bucket/dnc.csv?token=s3cr3t-t0ken"
+
+    return ObjectStoragePath()
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        RuntimeError(f"connection reset reading s3://dnc-bucket/dnc.csv?token=s3cr3t-t0ken {NUMBER}"),
+        TimeoutError(f"read timed out: s3cr3t-t0ken {NUMBER}"),
+        ValueError(f"s3cr3t-t0ken {NUMBER}"),
+    ],
+)
+def test_a_remote_object_that_fails_mid_read_is_refused_without_the_errors_text(error, caplog):
+    refusal = refused(failing_object(error), caplog)
+    assert refusal.startswith("s3://dnc-bucket/dnc.csv?token=*** ")
+    assert f"read ({type(error).__name__}" in refusal
+    assert "s3cr3t-t0ken" not in refusal
+    assert "s3cr3t-t0ken" not in caplog.text
+
+
 def test_two_hundred_thousand_numbers_stay_within_a_few_mib(tmp_path):
     path = tmp_path / "dnc.csv"
     with path.open("w") as file:
@@ -455,6 +551,26 @@ def test_a_query_that_cannot_be_read_whole_is_refused(dnc_db, sql, message, capl
     assert message in refused(SuppressionQuery("dnc", sql), caplog)
 
 
+def test_a_failed_query_is_named_by_its_error_class_and_code_never_the_drivers_text(dnc_db, caplog):
+    """Drivers quote the SQL in their messages (SQLite's ``near "...": syntax error``, Postgres's
+    ``LINE 1: ...``), and the SQL may hold a name, an address or a number."""
+    query = SuppressionQuery("dnc", "select phone from dnc where phone = 'jane@example.com' 'jane'")
+    refusal = refused(query, caplog)
+    assert "failed (OperationalError, SQLITE_ERROR)" in refusal
+    assert "jane" not in refusal
+    assert "jane" not in caplog.text
+
+
+def test_a_failed_postgres_query_is_named_by_its_sqlstate_never_the_drivers_text(postgres_dnc, caplog):
+    query = SuppressionQuery(
+        postgres_dnc, "select phone from dnc where phone = 'jane@example.com' and nocol = 1"
+    )
+    refusal = refused(query, caplog)
+    assert "failed (UndefinedColumn, SQLSTATE 42703)" in refusal
+    assert "jane" not in refusal
+    assert "LINE" not in refusal
+
+
 def test_a_query_of_no_rows_is_refused_unless_the_list_may_be_empty(dnc_db, caplog):
     """A do-not-call table that lost its rows (a truncated table, the wrong database or schema) reads
     as a list that suppresses nobody: refused, unless the query says an empty list is expected."""
@@ -487,6 +603,95 @@ def test_postgres_is_read_through_a_server_side_cursor():
     assert cursor.itersize == suppression._FETCH
     cursor.close.assert_called_once_with()
     connection.close.assert_called_once_with()
+
+
+# -- a query's deadline ---------------------------------------------------------------------------
+
+#: A query that runs for tens of seconds on SQLite (a hundred million recursive steps), so that a test
+#: of the deadline fails, instead of hanging, where the query is not interrupted.
+SLOW_SQLITE = (
+    "with recursive c(x) as (select 1 union all select x + 1 from c where x < 100000000) "
+    "select count(*) from c"
+)
+
+
+def test_a_query_has_a_deadline_of_ten_minutes_unless_it_says_otherwise():
+    assert SuppressionQuery("dnc", "select 1").timeout == timedelta(minutes=10)
+    assert SuppressionQuery("dnc", "select 1", timeout=30).timeout == 30
+    assert "timeout=30" in repr(SuppressionQuery("dnc", "select 1", timeout=30))
+
+
+@pytest.mark.parametrize("timeout", [0, -1, timedelta(0), True, "10", None, float("nan"), float("inf")])
+def test_a_deadline_that_is_not_a_positive_time_is_refused(timeout):
+    with pytest.raises(ValueError, match="timeout must be a timedelta or a number of seconds"):
+        SuppressionQuery("dnc", "select 1", timeout=timeout)
+
+
+def test_a_query_past_its_deadline_is_interrupted_and_refused(dnc_db, caplog):
+    started = time.monotonic()
+    refusal = refused(SuppressionQuery("dnc", SLOW_SQLITE, timeout=timedelta(seconds=0.3)), caplog)
+    assert time.monotonic() - started < 5
+    assert "the query on connection 'dnc' did not finish within 0.3 seconds" in refusal
+    assert "timeout=" in refusal
+    assert not [thread for thread in threading.enumerate() if thread.name == "fuse-suppression-deadline"]
+
+
+def test_a_query_within_its_deadline_leaves_no_watchdog_behind(dnc_db):
+    assert (
+        len(read_suppression_list(SuppressionQuery("dnc", "select phone from dnc", timeout=60), log=LOG)) == 2
+    )
+    assert not [thread for thread in threading.enumerate() if thread.name == "fuse-suppression-deadline"]
+
+
+def test_a_query_that_ends_after_its_deadline_is_refused_even_if_not_interrupted(dnc_db, monkeypatch, caplog):
+    """A driver whose interrupt comes too late (the rows already fetched) still gives no list: the
+    deadline is the rule, not whether the interrupt took."""
+    monkeypatch.setattr(suppression, "_interrupt", lambda connection: None)
+    counted = (
+        "(with recursive c(x) as (select 1 union all select x + 1 from c where x < 3000000) "
+        "select count(*) from c)"
+    )
+    query = SuppressionQuery("dnc", f"select phone from dnc where {counted} > 0", timeout=0.2)
+    assert "did not finish within 0.2 seconds" in refused(query, caplog)
+
+
+@pytest.mark.parametrize(
+    ("methods", "called"),
+    [(("interrupt", "cancel", "close"), "interrupt"), (("cancel", "close"), "cancel"), (("close",), "close")],
+)
+def test_the_deadline_interrupts_in_the_drivers_own_way(methods, called):
+    """sqlite3 interrupts its statement, psycopg2 and psycopg cancel theirs, any other driver's
+    connection is closed under the query."""
+    connection = mock.Mock(spec=list(methods))
+    suppression._interrupt(connection)
+    assert [name for name, _, _ in connection.method_calls] == [called]
+
+
+def test_a_driver_whose_interrupt_fails_has_its_connection_closed():
+    connection = mock.Mock(spec=["interrupt", "close"])
+    connection.interrupt.side_effect = RuntimeError("gone")
+    suppression._interrupt(connection)
+    connection.close.assert_called_once_with()
+
+
+@pytest.fixture(scope="module")
+def postgres_dnc():
+    """The connection ``pg_dnc`` to a throwaway Postgres with a table ``dnc`` of one number (skipped
+    where Postgres is not installed)."""
+    from tests.results.test_table import throwaway_postgres
+
+    with throwaway_postgres() as cluster:
+        cluster.sql("create table dnc (phone text)", f"insert into dnc values ('{NUMBER}')")
+        with mock.patch.dict(os.environ, {"AIRFLOW_CONN_PG_DNC": cluster.uri}):
+            yield "pg_dnc"
+
+
+def test_a_postgres_query_past_its_deadline_is_cancelled_and_refused(postgres_dnc, caplog):
+    started = time.monotonic()
+    query = SuppressionQuery(postgres_dnc, "select phone from dnc, pg_sleep(20)", timeout=0.5)
+    assert "did not finish within 0.5 seconds" in refused(query, caplog)
+    assert time.monotonic() - started < 10
+    assert len(read_suppression_list(SuppressionQuery(postgres_dnc, "select phone from dnc"), log=LOG)) == 1
 
 
 # -- imports -------------------------------------------------------------------------------------
