@@ -275,11 +275,19 @@ class Sealed:
     back: the value is registered with the secret masker (``mask``) and held apart — :meth:`value`
     gives it to ``execute`` — while the attribute, which Airflow stores as the rendered field, shows
     ``view(value)``. Rendering the view again (a second render) changes nothing.
+
+    :param check: run on each assignment outside rendering (what is given), to refuse it early.
     """
 
-    def __init__(self, view: Callable[[Any], Any], mask: Callable[[Any], None]) -> None:
+    def __init__(
+        self,
+        view: Callable[[Any], Any],
+        mask: Callable[[Any], None],
+        check: Callable[[Any], None] | None = None,
+    ) -> None:
         self.view = view
         self.mask = mask
+        self.check = check
         self.name = ""
 
     def __set_name__(self, owner: type, name: str) -> None:
@@ -298,7 +306,11 @@ class Sealed:
         if f"_given_{self.name}" not in state or not _rendering(obj):
             # Construction (the first assignment, even of a mapped task's operator, which is built
             # while "from mapped"), or a DAG author's assignment: what is given (a template, an XComArg).
+            if self.check is not None:
+                self.check(value)
             state[f"_given_{self.name}"] = value
+            if value is not None:
+                state[f"_ever_given_{self.name}"] = True
             state.pop(f"_sealed_{self.name}", None)
             return
         sealed = state.get(f"_sealed_{self.name}")
@@ -306,6 +318,11 @@ class Sealed:
             return
         self.mask(value)
         state[f"_sealed_{self.name}"] = (value, self.view(value))
+
+    def was_given(self, obj: object) -> bool:
+        """Whether anything but ``None`` was ever assigned outside rendering (in ``__init__`` or later):
+        once given, a value that renders (or is later set to) ``None`` is missing, not absent."""
+        return bool(obj.__dict__.get(f"_ever_given_{self.name}"))
 
     def value(self, obj: object) -> Any:
         """The rendered value (or, before any rendering, what was given)."""
@@ -358,8 +375,8 @@ def shown_suppression_list(value: object) -> object:
     return value
 
 
-def sealed_suppression_list() -> Sealed:
+def sealed_suppression_list(check: Callable[[Any], None] | None = None) -> Sealed:
     """A ``suppression_list`` template field: shown by :func:`shown_suppression_list` once rendered.
     Its numbers are not registered with the secret masker (a list may hold a million): no log line
-    holds them."""
-    return Sealed(shown_suppression_list, lambda value: None)
+    holds them. ``check`` refuses what is given (see :class:`Sealed`)."""
+    return Sealed(shown_suppression_list, lambda value: None, check)

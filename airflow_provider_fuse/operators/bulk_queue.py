@@ -176,8 +176,9 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
     )
     ui_color = "#f4a460"
 
-    #: Once rendered, a list of numbers shows as its count, a path as itself (see masking).
-    suppression_list = sealed_suppression_list()
+    #: Once rendered, a list of numbers shows as its count, a path as itself (see masking). Checked
+    #: on every assignment outside rendering: in ``__init__`` or later in the DAG file.
+    suppression_list = sealed_suppression_list(dialing_plan.check_suppression_source)
 
     def __init__(
         self,
@@ -193,16 +194,9 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.calling_hours = dialing_plan.checked_calling_hours(calling_hours)
-        dialing_plan.check_on_unknown_time_zone(on_unknown_time_zone)
-        if on_unknown_time_zone != "fail" and self.calling_hours is None:
-            raise ValueError(
-                f"on_unknown_time_zone={on_unknown_time_zone!r} applies only with calling_hours (it decides "
-                "the calling hours of a number with no time zone): give calling_hours too, or leave "
-                "on_unknown_time_zone out"
-            )
-        dialing_plan.check_suppression_source(suppression_list)
+        self.calling_hours = calling_hours
         self.on_unknown_time_zone = on_unknown_time_zone
+        self._check_time_zone_policy()
         self.suppression_list = suppression_list
         if not isinstance(collect_results, bool):
             raise ValueError(f"collect_results must be True or False, got {collect_results!r}")
@@ -226,8 +220,42 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
         # Not ``self.dry_run``: BaseOperator.dry_run() is Airflow's own method (render templates only).
         self.preflight_only = dry_run
         self.collect_results = collect_results
-        # Given at all: a template that renders None must fail, not send without the list.
-        self._suppression_given = suppression_list is not None
+
+    # Properties, so that a value assigned after construction (in the DAG file) is checked as well.
+    @property
+    def calling_hours(self) -> tuple[str, str] | None:
+        """``("HH:MM", "HH:MM")`` or ``None``: checked and kept in one form on every assignment."""
+        return self._calling_hours
+
+    @calling_hours.setter
+    def calling_hours(self, value: object) -> None:
+        self._calling_hours = dialing_plan.checked_calling_hours(value)
+
+    @property
+    def on_unknown_time_zone(self) -> Literal["fail", "skip", "country"]:
+        """One of :data:`~.dialing_plan.ON_UNKNOWN_TIME_ZONE`: checked on every assignment."""
+        return self._on_unknown_time_zone
+
+    @on_unknown_time_zone.setter
+    def on_unknown_time_zone(self, value: Literal["fail", "skip", "country"]) -> None:
+        dialing_plan.check_on_unknown_time_zone(value)
+        self._on_unknown_time_zone = value
+
+    def _check_time_zone_policy(self) -> None:
+        """:raises ValueError: ``on_unknown_time_zone`` other than ``"fail"`` without ``calling_hours``
+        (checked in ``__init__`` and again at execute, after any later assignment)."""
+        if self.on_unknown_time_zone != "fail" and self.calling_hours is None:
+            raise ValueError(
+                f"on_unknown_time_zone={self.on_unknown_time_zone!r} applies only with calling_hours (it "
+                "decides the calling hours of a number with no time zone): give calling_hours too, or "
+                "leave on_unknown_time_zone out"
+            )
+
+    @property
+    def _suppression_given(self) -> bool:
+        """Whether a suppression list was given (in ``__init__`` or assigned later): if so, a value
+        that renders ``None`` fails the task rather than sending without the list."""
+        return bool(type(self).suppression_list.was_given(self))
 
     def execute(self, context: Context) -> int:
         """Answer from the ledger, or check, preflight and send the list (or what is left of it).
@@ -254,6 +282,10 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
     def _execute(self, context: Context) -> int:
         from airflow_provider_fuse.guard import LEDGER_KEY, GuardError
 
+        try:
+            self._check_time_zone_policy()  # again: either may have been assigned after __init__
+        except ValueError as error:
+            raise nothing_sent(error) from None
         try:
             application_id, deployment_id, fields = self._validated_arguments()
         except FuseValidationError as error:

@@ -20,7 +20,9 @@ import time_machine
 from airflow_provider_fuse._compat import AirflowFailException, AirflowSkipException
 from airflow_provider_fuse.calling_hours import CallingHours, calling_window, time_zones
 from airflow_provider_fuse.destinations import destination_number
+from airflow_provider_fuse.fields import QueueFields
 from airflow_provider_fuse.guard import LEDGER_KEY
+from airflow_provider_fuse.masking import RENDERING
 from tests.helpers import MemoryStore, decode_multipart
 from tests.operators.test_fuse import BULK_URL, operator
 
@@ -689,3 +691,78 @@ def test_without_calling_hours_or_a_suppression_list_no_plan_is_pushed(
     ti = mock.Mock()
     operator(contacts(tmp_path, NEW_YORK)).execute({"ti": ti})
     assert all(call.kwargs.get("key") != "fuse_plan" for call in ti.xcom_push.call_args_list)
+
+
+# --- settings assigned after construction (in the DAG file) ---------------------------------------
+
+
+@pytest.mark.parametrize("given", ["list", "template"])
+def test_a_suppression_list_assigned_after_construction_is_applied(
+    fuse_connection, requests_mock, tmp_path, given
+):
+    queue_every_row(requests_mock)
+    path = contacts(tmp_path, NEW_YORK, LOS_ANGELES, CHICAGO)
+    task = operator(path)
+    if given == "list":
+        task.suppression_list = [LOS_ANGELES, CHICAGO]
+    else:  # a template (as an XComArg is, too), rendered before execute
+        task.suppression_list = "{{ ti.xcom_pull('dnc') }}"
+        task.__dict__[RENDERING] = True
+        task.suppression_list = [LOS_ANGELES, CHICAGO]
+        del task.__dict__[RENDERING]
+    assert task.execute({}) == 1
+    (upload,) = uploads(requests_mock)
+    assert rows_in(upload) == [NEW_YORK]
+    assert task._parameters(12, 34, QueueFields())["suppression_list"] is True
+
+
+def test_a_suppression_list_assigned_later_rendering_none_fails_rather_than_sending(
+    fuse_connection, requests_mock, tmp_path
+):
+    task = operator(contacts(tmp_path, NEW_YORK))
+    task.suppression_list = "{{ ti.xcom_pull('suppressed') }}"
+    task.__dict__[RENDERING] = True
+    task.suppression_list = None
+    del task.__dict__[RENDERING]
+    with pytest.raises(AirflowFailException, match="suppression_list: rendered None"):
+        task.execute({})
+    assert not requests_mock.called
+
+
+def test_a_bad_suppression_list_assigned_after_construction_is_refused(tmp_path):
+    task = operator(tmp_path / "contacts.csv")
+    with pytest.raises(ValueError, match="suppression_list") as caught:
+        task.suppression_list = 6175551234
+    assert "6175551234" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"), [("calling_hours", ("21:00", "08:00")), ("on_unknown_time_zone", "guess")]
+)
+def test_a_bad_plan_setting_assigned_after_construction_is_refused_naming_it(tmp_path, name, value):
+    task = operator(tmp_path / "contacts.csv", calling_hours=HOURS)
+    with pytest.raises(ValueError, match=name):
+        setattr(task, name, value)
+
+
+def test_calling_hours_assigned_after_construction_are_kept_in_one_form_and_applied(
+    fuse_connection, requests_mock, tmp_path
+):
+    queue_every_row(requests_mock)
+    task = operator(contacts(tmp_path, NEW_YORK))
+    task.calling_hours = [time(8), "21:00"]
+    assert task.calling_hours == HOURS
+    with time_machine.travel(at("America/New_York", 22), tick=False):
+        task.execute({})
+    (upload,) = uploads(requests_mock)
+    assert int(upload["start_timestamp"]) == int(at("America/New_York", 8, day=a_day_ahead(2)).timestamp())
+
+
+def test_an_unknown_time_zone_policy_left_without_calling_hours_later_fails_before_sending(
+    fuse_connection, requests_mock, tmp_path
+):
+    task = operator(contacts(tmp_path, NEW_YORK), calling_hours=HOURS, on_unknown_time_zone="skip")
+    task.calling_hours = None
+    with pytest.raises(AirflowFailException, match="on_unknown_time_zone.*calling_hours"):
+        task.execute({})
+    assert not requests_mock.called
