@@ -555,8 +555,8 @@ def write_csv_parts(
     ``route(row_number, number)`` is asked for every row left (``number``: the E.164 digits its
     destination dials, :func:`destination_number`) and answers the row's group, or ``None`` to
     leave the row out (the caller counts what it leaves out). The rows of each group go to parts of
-    their own, so a part's rows need not be consecutive in the file; one part per group is open at
-    a time.
+    their own, so a part's rows need not be consecutive in the file; one part per group is being
+    written at a time, and one file at most is open.
 
     Parts are written into ``directory`` (which the caller owns and removes). The file must have
     passed :func:`preflight_csv`. Memory does not grow with the file beyond 8 bytes per row.
@@ -576,50 +576,49 @@ def write_csv_parts(
         head = prefix + _with_line_end(header_text).encode("utf-8")
         destination = header.index(DESTINATION)
         opened = pending = 0
-        try:
-            for row_number, (row, row_text) in enumerate(records, start=2):
-                group: tuple[str, ...] = ()
-                if finder is not None or route is not None:
-                    number = destination_number(row[destination])
-                    if finder is not None and finder.is_repeat(_key(number)):
+        for row_number, (row, row_text) in enumerate(records, start=2):
+            group: tuple[str, ...] = ()
+            if finder is not None or route is not None:
+                number = destination_number(row[destination])
+                if finder is not None and finder.is_repeat(_key(number)):
+                    continue
+                if route is not None:
+                    routed = route(row_number, number)
+                    if routed is None:
                         continue
-                    if route is not None:
-                        routed = route(row_number, number)
-                        if routed is None:
-                            continue
-                        group = routed
-                part = writing.get(group)
-                if part is None or (chunk_size is not None and part.rows == chunk_size):
-                    if part is not None:
-                        done.append(part.close())
-                    opened += 1
-                    name = os.path.join(os.fspath(directory), f"part-{opened:05d}.csv")
-                    part = writing[group] = _PartWriter(name, head, group)
-                part.write(row_number, row_text)
-                pending += 1
-                if pending == _PENDING_ROWS:
-                    for part in writing.values():
-                        part.flush()
-                    pending = 0
-            done.extend(part.close() for part in writing.values())
-        finally:
-            for part in writing.values():
-                part.file.close()
+                    group = routed
+            part = writing.get(group)
+            if part is None or (chunk_size is not None and part.rows == chunk_size):
+                if part is not None:
+                    done.append(part.close())
+                opened += 1
+                name = os.path.join(os.fspath(directory), f"part-{opened:05d}.csv")
+                part = writing[group] = _PartWriter(name, head, group)
+            part.write(row_number, row_text)
+            pending += 1
+            if pending == _PENDING_ROWS:
+                for part in writing.values():
+                    part.flush()
+                pending = 0
+        done.extend(part.close() for part in writing.values())
     return sorted(done, key=lambda part: part.first_row)
 
 
-#: Rows held, over all open parts, before they are written out: a write and a digest update per row
+#: Rows held, over all parts being written, before they are written out: a write and a digest update per row
 #: cost more than the rest of the writer, and this bounds what is held to about a MiB.
 _PENDING_ROWS = 1 << 13
 
 
 class _PartWriter:
-    """One part being written: its file (the header first), its rows, its digest."""
+    """One part being written: its file (the header first), its rows, its digest. The file is open
+    only while rows are written out (:meth:`flush`), so a list of many groups holds one file open at
+    most, not one per group."""
 
     def __init__(self, name: str, head: bytes, group: tuple[str, ...]) -> None:
-        self.file = open(name, "wb")  # noqa: SIM115 (closed by close(), or by write_csv_parts on error)
+        self.name = name
         self.digest = hashlib.sha256(head)
-        self.file.write(head)
+        with open(name, "wb") as file:
+            file.write(head)
         self.group = group
         self.rows = self.first = self.last = 0
         self._pending: list[str] = []
@@ -632,17 +631,17 @@ class _PartWriter:
         self.last = row_number
 
     def flush(self) -> None:
-        """Write out the rows held (see :data:`_PENDING_ROWS`)."""
+        """Write out the rows held (see :data:`_PENDING_ROWS`), appended to the part's file."""
         if self._pending:
             data = "".join(self._pending).encode("utf-8")
             self._pending.clear()
-            self.file.write(data)
+            with open(self.name, "ab") as file:
+                file.write(data)
             self.digest.update(data)
 
     def close(self) -> CsvPart:
         self.flush()
-        self.file.close()
-        return CsvPart(self.file.name, self.rows, self.first, self.last, self.group, self.digest.hexdigest())
+        return CsvPart(self.name, self.rows, self.first, self.last, self.group, self.digest.hexdigest())
 
 
 def _raw_records(text: Iterable[str]) -> Iterator[tuple[list[str], str]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import os
 import socket
@@ -260,6 +261,44 @@ def test_dropping_duplicates_keeps_the_first_occurrence(tmp_path):
     (part,) = write_csv_parts(path, tmp_path, drop_duplicate_destinations=True)
     assert Path(part.path).read_bytes() == b"destination,n\n6175551234,a\n6175551235,c\n"
     assert (part.rows, part.first_row, part.last_row) == (2, 2, 4)
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts open files through /proc")
+def test_hundreds_of_groups_keep_at_most_one_part_file_open(tmp_path):
+    """A list of hundreds of zone groups must not need a file descriptor per group (a platform's
+    ``ulimit -n`` of a few hundred): each part's file is open only while its rows are written."""
+    groups = 300
+    rows = [f"1617555{index:04d},row {index}\r\n" for index in range(9_000)]  # past one flush of rows held
+    path = write(tmp_path, "destination,n\r\n" + "".join(rows))
+    out = tmp_path / "parts"
+    out.mkdir()
+    most_open = 0
+
+    def route(row_number: int, number: int) -> tuple[str, ...]:
+        nonlocal most_open
+        if row_number % 7:  # looking at every row's would cost more than the writing
+            return (str(row_number % groups),)
+        open_parts = 0
+        for fd in os.listdir("/proc/self/fd"):
+            try:
+                open_parts += os.readlink(f"/proc/self/fd/{fd}").startswith(str(out))
+            except OSError:
+                continue
+        most_open = max(most_open, open_parts)
+        return (str(row_number % groups),)
+
+    parts = write_csv_parts(path, out, chunk_size=20, route=route)
+    assert most_open <= 1
+    by_group: dict[tuple[str, ...], bytes] = {}
+    for part in parts:
+        data = Path(part.path).read_bytes()
+        assert data.startswith(b"destination,n\r\n")
+        assert part.sha256 == hashlib.sha256(data).hexdigest()
+        by_group[part.group] = by_group.get(part.group, b"") + data.removeprefix(b"destination,n\r\n")
+    assert len(by_group) == groups
+    for group, data in by_group.items():
+        expected = "".join(row for number, row in enumerate(rows, start=2) if str(number % groups) == group[0])
+        assert data == expected.encode()
 
 
 def test_parts_of_a_header_only_file_are_none(tmp_path):

@@ -6,6 +6,7 @@ for this module on every parse.
 
 from __future__ import annotations
 
+import errno
 import tempfile
 import time
 from dataclasses import dataclass, field, replace
@@ -356,14 +357,17 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
                 raise AirflowSkipException("The CSV has a header and no contacts: nothing to queue.")
             contact_list.check_duplicates(summary, self.on_duplicate_destinations, self.log)
             router = self._router(queued_before, resend)
-            parts = contact_list.parts(
-                path,
-                summary,
-                workdir,
-                chunk_size=self.chunk_size,
-                on_duplicate_destinations=self.on_duplicate_destinations,
-                route=router,
-            )
+            try:
+                parts = contact_list.parts(
+                    path,
+                    summary,
+                    workdir,
+                    chunk_size=self.chunk_size,
+                    on_duplicate_destinations=self.on_duplicate_destinations,
+                    route=router,
+                )
+            except OSError as error:
+                raise _parts_not_written(error) from None
             if router is not None:
                 self._check_plan(router, parts, summary.rows, queued_before)
             rows = sum(part.rows for part in parts)
@@ -1217,3 +1221,18 @@ class _Results:
             return [result_url(index, parts[index].rows) for index in range(start, len(parts))]
         except TokenTooLong as error:
             raise AirflowFailException(f"{_stopped(start)}: {error}") from None
+
+
+def _parts_not_written(error: OSError) -> AirflowException:
+    """The task failure for parts of the list that could not be written to the temporary directory
+    (nothing sent). Named by the error's code, never by its file or a row. A full disk or quota may
+    have room on a retry (the task's retries apply); anything else (a file limit, a permission)
+    would fail the same way again, so the task fails without retries."""
+    code = errno.errorcode.get(error.errno or 0, type(error).__name__)
+    message = (
+        "Nothing was sent to Fuse: the list's parts could not be written to the temporary directory "
+        f"({code}: {error.strerror or 'no detail'})"
+    )
+    if error.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+        return AirflowException(f"{message}; the task's retries apply, once there is room.")
+    return AirflowFailException(f"{message}. Check the worker's temporary directory and its limits.")

@@ -7,7 +7,9 @@ fixed date.
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import re
 from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
@@ -17,7 +19,7 @@ import pytest
 import requests
 import time_machine
 
-from airflow_provider_fuse._compat import AirflowFailException, AirflowSkipException
+from airflow_provider_fuse._compat import AirflowException, AirflowFailException, AirflowSkipException
 from airflow_provider_fuse.calling_hours import CallingHours, calling_window, time_zones
 from airflow_provider_fuse.destinations import destination_number
 from airflow_provider_fuse.fields import QueueFields
@@ -765,4 +767,29 @@ def test_an_unknown_time_zone_policy_left_without_calling_hours_later_fails_befo
     task.calling_hours = None
     with pytest.raises(AirflowFailException, match="on_unknown_time_zone.*calling_hours"):
         task.execute({})
+    assert not requests_mock.called
+
+
+# --- parts that cannot be written ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("code", "retried"), [(errno.ENOSPC, True), (errno.EMFILE, False), (errno.EACCES, False)]
+)
+def test_parts_that_cannot_be_written_fail_before_sending_with_a_clear_message(
+    fuse_connection, requests_mock, tmp_path, monkeypatch, code, retried
+):
+    def unwritable(*args, **kwargs):
+        raise OSError(code, os.strerror(code), str(tmp_path / "part-00001.csv"))
+
+    monkeypatch.setattr("airflow_provider_fuse.preflight.write_csv_parts", unwritable)
+    task = operator(contacts(tmp_path, NEW_YORK, LOS_ANGELES), chunk_size=1, suppression_list=[CHICAGO])
+    with pytest.raises(AirflowException) as caught:
+        task.execute({})
+    assert isinstance(caught.value, AirflowFailException) is not retried
+    message = str(caught.value)
+    assert message.startswith("Nothing was sent to Fuse: the list's parts could not be written")
+    assert errno.errorcode[code] in message
+    assert str(tmp_path) not in message
+    assert NEW_YORK not in message
     assert not requests_mock.called
