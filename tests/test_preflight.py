@@ -297,8 +297,8 @@ def test_hundreds_of_groups_keep_at_most_one_part_file_open(tmp_path):
         by_group[part.group] = by_group.get(part.group, b"") + data.removeprefix(b"destination,n\r\n")
     assert len(by_group) == groups
     for group, data in by_group.items():
-        expected = "".join(row for number, row in enumerate(rows, start=2) if str(number % groups) == group[0])
-        assert data == expected.encode()
+        expected = (row for number, row in enumerate(rows, start=2) if str(number % groups) == group[0])
+        assert data == "".join(expected).encode()
 
 
 def test_parts_of_a_header_only_file_are_none(tmp_path):
