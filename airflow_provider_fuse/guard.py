@@ -523,10 +523,7 @@ class BulkQueueLedger(_Ledger):
             compared = ("parameters", "suppression_list")
         changed = record.changes(fingerprint, parts=compared)
         if changed == "suppression_list":
-            raise SuppressionListChanged(
-                f"the suppression list changed since {record.calls_queued()} calls were queued by an "
-                "earlier try of this task"
-            )
+            raise _suppression_list_changed(record)
         if changed:
             raise ListChanged(
                 f"an earlier try of this task already queued {record.calls_queued()} calls, and the "
@@ -543,6 +540,8 @@ class BulkQueueLedger(_Ledger):
         :param resend: allow sending a list whose fingerprint differs from the one already queued.
             The same list is never sent twice, with or without it.
         :raises UnknownOutcomeRecorded: a part's outcome is unknown and ``retry_unknown`` is off.
+        :raises SuppressionListChanged: calls were queued against another suppression list (or none),
+            the parameters the same, and ``resend`` is off.
         :raises ListChanged: calls were queued under another fingerprint and ``resend`` is off.
         """
         fresh: list[dict[str, Any] | None] = [None] * parts
@@ -554,6 +553,11 @@ class BulkQueueLedger(_Ledger):
         changed = record.changes(fingerprint)
         if changed or len(record.entries) != parts:
             if record.queued and not resend:
+                # The plan's content covers the suppression list: when the parameters are the same and
+                # the list differs, say so (a list queued whole is refused so by answer()).
+                besides = record.changes(fingerprint, parts=("parameters", "suppression_list"))
+                if besides == "suppression_list":
+                    raise _suppression_list_changed(record)
                 raise ListChanged(
                     f"an earlier try of this task already queued {record.calls_queued()} calls, and the "
                     f"{changed or 'parts'} of the list changed since"
@@ -701,3 +705,10 @@ class QueueCallLedger(_Ledger):
         """Clear the intent: Fuse rejected the call, or it never left the machine."""
         self._entries = [None]
         self._save()
+
+
+def _suppression_list_changed(record: Record) -> SuppressionListChanged:
+    return SuppressionListChanged(
+        f"the suppression list changed since {record.calls_queued()} calls were queued by an earlier "
+        "try of this task"
+    )

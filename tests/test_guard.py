@@ -606,3 +606,27 @@ def test_the_suppression_list_is_stored_sealed_and_kept_across_a_resume():
     plan = BulkQueueLedger(store).plan(fingerprint, 2)
     assert (plan.start, plan.calls_queued) == (1, 3)
     assert store.values[LEDGER_KEY]["fingerprint"] == stored
+
+
+def test_a_changed_suppression_list_on_a_list_not_queued_whole_names_itself():
+    """Parts left to send (answer() leaves them to plan()): a changed suppression list is still told
+    apart from another change, so that the refusal names the cancel operator, not allow_resend."""
+    from airflow_provider_fuse.guard import SuppressionListChanged
+
+    store = MemoryStore()
+    ledger = BulkQueueLedger(store)
+    ledger.plan(LIST.with_suppression_list(SUPPRESSION), 2)
+    ledger.sending(0, 3)
+    ledger.queued(0, 3)
+    assert BulkQueueLedger(store).answer(PARAMETERS, suppression_list="d" * 64) is None
+    # The plan's content covers the suppression list, so it differs too.
+    changed = Fingerprint.of("f" * 64, **PARAMETERS).with_suppression_list("d" * 64)
+    with pytest.raises(SuppressionListChanged, match="suppression list changed since 3 calls were queued"):
+        BulkQueueLedger(store).plan(changed, 2)
+    with pytest.raises(SuppressionListChanged):  # none given now
+        BulkQueueLedger(store).plan(Fingerprint.of("f" * 64, **PARAMETERS), 2)
+    other = Fingerprint.of("f" * 64, **{**PARAMETERS, "chunk_size": 99}).with_suppression_list("d" * 64)
+    with pytest.raises(ListChanged) as caught:
+        BulkQueueLedger(store).plan(other, 2)
+    assert not isinstance(caught.value, SuppressionListChanged)
+    assert BulkQueueLedger(store).plan(changed, 2, resend=True).start == 0
