@@ -507,7 +507,7 @@ def _read_remote_csv(path: Any, log: logging.Logger) -> tuple[SuppressionList, s
         raise FuseValidationError(
             PARAMETER,
             f"{shown} could not be read ({type(error).__name__}) before its end; check the object and "
-            "its connection, and run the task again",
+            "its connection (a failure in transit may pass when the object is read again: clear the task)",
         ) from None
 
 
