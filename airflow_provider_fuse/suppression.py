@@ -181,11 +181,15 @@ class SuppressionQuery:
     frozen. Two queries are equal when their fields are; being mutable, a query is not hashable. Its
     ``repr`` shows the connection only.
 
-    The whole read, from connecting to the last row, has a deadline, ``timeout``: when it passes, the
-    query is interrupted in the driver's own way (sqlite3's ``interrupt()``, psycopg2's and psycopg's
-    ``cancel()``, for any other driver the connection is closed under it) and the list is refused, so
-    a query that hangs (a lock, a runaway recursive query) fails the task before anything is sent
-    instead of holding it. Connecting itself is bounded by the driver's own connect timeout.
+    The read has a deadline, ``timeout``, counted from looking up the connection: the query is not
+    started, and no batch is fetched, once it has passed; a query running when it passes is
+    interrupted in the driver's own way, again until the read ends (sqlite3's ``interrupt()``,
+    psycopg2's and psycopg's ``cancel()``), and the list is refused, so a query that hangs (a lock, a
+    runaway recursive query) fails the task before anything is sent instead of holding it. Any other
+    driver has its connection closed under it, which may not stop a running statement (a driver that
+    waits on the server regardless): bound such a task with its ``execution_timeout`` as well.
+    Connecting is not interrupted: it is bounded by the driver's connect timeout, which libpq leaves
+    unbounded unless the connection's extra sets ``connect_timeout`` (in seconds) on PostgreSQL.
 
     :param conn_id: the Airflow connection; its hook must be a ``DbApiHook``. (templated)
     :param sql: the query, a single ``SELECT``. (templated)
@@ -503,7 +507,7 @@ def _read_remote_csv(path: Any, log: logging.Logger) -> tuple[SuppressionList, s
         raise FuseValidationError(
             PARAMETER,
             f"{shown} could not be read ({type(error).__name__}) before its end; check the object and "
-            "its connection, and run the task again",
+            "its connection (a failure in transit may pass when the object is read again: clear the task)",
         ) from None
 
 
@@ -620,12 +624,14 @@ def _read_query(query: SuppressionQuery) -> SuppressionList:
     number = suppression_number
     try:
         with _cursor(hook, kind, deadline) as cursor:
+            # Checked before each call: an interrupt with no statement running is lost.
+            deadline.check(where)
             cursor.execute(query.sql)
             if cursor.description is None:
                 raise FuseValidationError(
                     PARAMETER, f"the query on {where} returns no result set (not a SELECT); give one SELECT"
                 )
-            while batch := cursor.fetchmany(_FETCH):
+            while not deadline.check(where) and (batch := cursor.fetchmany(_FETCH)):
                 for row in batch:
                     position += 1
                     value = row[0] if len(row) else None
@@ -711,6 +717,9 @@ class _Deadline:
     """The deadline of one query's read, ``seconds`` from now; :meth:`watching` interrupts a
     connection when it passes."""
 
+    #: How often the watchdog interrupts again once the deadline has passed, until the read ends.
+    AGAIN = 0.05
+
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
         self._at = time.monotonic() + seconds
@@ -718,30 +727,46 @@ class _Deadline:
         self._watching = False
         self.passed = False
 
+    def over(self) -> bool:
+        """Whether the deadline has passed (and :attr:`passed` is set)."""
+        if time.monotonic() >= self._at:
+            self.passed = True
+        return self.passed
+
+    def check(self, where: str) -> bool:
+        """``False``; the refusal when the deadline has passed."""
+        if self.over():
+            raise self.refusal(where)
+        return False
+
     @contextlib.contextmanager
     def watching(self, connection: Any) -> Iterator[None]:
-        """While the body runs, a timer thread interrupts ``connection`` (:func:`_interrupt`) once the
-        deadline passes, and marks it :attr:`passed`; never after the body has ended, so a closed or
-        reused connection is not touched."""
+        """While the body runs, a watchdog thread interrupts ``connection`` (:func:`_interrupt`) once
+        the deadline passes, and again every :attr:`AGAIN` seconds until the body ends (an interrupt
+        that finds no statement running is lost), and marks it :attr:`passed`; never after the body
+        has ended, so a closed or reused connection is not touched."""
+        ended = threading.Event()
 
         def expire() -> None:
-            with self._lock:
-                if self._watching:
+            delay = max(0.0, self._at - time.monotonic())
+            while not ended.wait(delay):
+                with self._lock:
+                    if not self._watching:
+                        return
                     self.passed = True
                     _interrupt(connection)
+                delay = self.AGAIN
 
-        timer = threading.Timer(max(0.0, self._at - time.monotonic()), expire)
-        timer.name = "fuse-suppression-deadline"
-        timer.daemon = True
+        watchdog = threading.Thread(target=expire, name="fuse-suppression-deadline", daemon=True)
         self._watching = True
-        timer.start()
+        watchdog.start()
         try:
             yield
         finally:
             with self._lock:
                 self._watching = False
-            timer.cancel()
-            timer.join()
+            ended.set()
+            watchdog.join()
 
     def refusal(self, where: str) -> FuseValidationError:
         return FuseValidationError(

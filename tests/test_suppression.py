@@ -482,6 +482,9 @@ def test_a_remote_object_that_fails_mid_read_is_refused_without_the_errors_text(
     refusal = refused(failing_object(error), caplog)
     assert refusal.startswith("s3://dnc-bucket/dnc.csv?token=*** ")
     assert f"read ({type(error).__name__}" in refusal
+    if not isinstance(error, OSError):
+        # The operator fails the task without a retry on a list it cannot read: a clear reads it again.
+        assert "clear the task" in refusal
     assert "s3cr3t-t0ken" not in refusal
     assert "s3cr3t-t0ken" not in caplog.text
 
@@ -636,6 +639,31 @@ def test_a_query_past_its_deadline_is_interrupted_and_refused(dnc_db, caplog):
     assert not [thread for thread in threading.enumerate() if thread.name == "fuse-suppression-deadline"]
 
 
+def watchdogs() -> list[threading.Thread]:
+    return [thread for thread in threading.enumerate() if thread.name == "fuse-suppression-deadline"]
+
+
+@pytest.mark.parametrize("timeout", [0.001, 0.02, 0.3])
+def test_a_deadline_shorter_than_connecting_still_stops_the_query(dnc_db, timeout, caplog):
+    """A deadline that passes before the statement starts (a slow connection lookup) is not lost: an
+    interrupt with no statement running is a no-op, so the read is refused before ``execute``, and
+    the watchdog interrupts again until the read ends."""
+    started = time.monotonic()
+    assert "did not finish within" in refused(SuppressionQuery("dnc", SLOW_SQLITE, timeout=timeout), caplog)
+    assert time.monotonic() - started < 5
+    assert not watchdogs()
+
+
+def test_an_interrupt_lost_before_the_statement_starts_is_sent_again(dnc_db, monkeypatch, caplog):
+    """The deadline passes just as ``execute`` starts, after the check before it: the first interrupt
+    finds no statement, the next ones stop it."""
+    monkeypatch.setattr(suppression._Deadline, "over", lambda self: False)
+    started = time.monotonic()
+    assert "did not finish within" in refused(SuppressionQuery("dnc", SLOW_SQLITE, timeout=0.001), caplog)
+    assert time.monotonic() - started < 5
+    assert not watchdogs()
+
+
 def test_a_query_within_its_deadline_leaves_no_watchdog_behind(dnc_db):
     assert (
         len(read_suppression_list(SuppressionQuery("dnc", "select phone from dnc", timeout=60), log=LOG)) == 2
@@ -686,10 +714,11 @@ def postgres_dnc():
             yield "pg_dnc"
 
 
-def test_a_postgres_query_past_its_deadline_is_cancelled_and_refused(postgres_dnc, caplog):
+@pytest.mark.parametrize("timeout", [0.001, 0.5])
+def test_a_postgres_query_past_its_deadline_is_cancelled_and_refused(postgres_dnc, timeout, caplog):
     started = time.monotonic()
-    query = SuppressionQuery(postgres_dnc, "select phone from dnc, pg_sleep(20)", timeout=0.5)
-    assert "did not finish within 0.5 seconds" in refused(query, caplog)
+    query = SuppressionQuery(postgres_dnc, "select phone from dnc, pg_sleep(20)", timeout=timeout)
+    assert "did not finish within" in refused(query, caplog)
     assert time.monotonic() - started < 10
     assert len(read_suppression_list(SuppressionQuery(postgres_dnc, "select phone from dnc"), log=LOG)) == 1
 
