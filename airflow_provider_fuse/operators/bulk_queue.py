@@ -493,13 +493,16 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
         except FuseValidationError as error:
             raise nothing_sent(error) from None
         removals = router.removals
-        if removals.suppressed or removals.unplaceable:
+        if removals.suppressed:
+            # What a suppression list is for: not a warning.
+            self.log.info(
+                "Left out of the list: %d of %d rows on the suppression list.", removals.suppressed, rows
+            )
+        if removals.unplaceable:
             self.log.warning(
-                "Left out of the list: %d of %d rows on the suppression list, %d with no time zone found "
-                "(on_unknown_time_zone=%r).",
-                removals.suppressed,
-                rows,
+                "Left out of the list: %d of %d rows with no time zone found (on_unknown_time_zone=%r).",
                 removals.unplaceable,
+                rows,
                 self.on_unknown_time_zone,
             )
         if parts:
