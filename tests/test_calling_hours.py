@@ -154,9 +154,17 @@ def test_a_number_without_a_country_is_unknown_even_to_the_country_policy():
 
 
 def test_importing_the_module_does_not_import_phonenumbers():
-    code = "import sys, airflow_provider_fuse.calling_hours; print('phonenumbers' in sys.modules)"
+    # What the module imports first (Airflow, through the exceptions) may load phonenumbers itself:
+    # Airflow 3.1's sqlalchemy_utils does. Only what this module adds is its own.
+    code = (
+        "import sys, airflow_provider_fuse.exceptions; before = 'phonenumbers' in sys.modules; "
+        "import airflow_provider_fuse.calling_hours; print(before, 'phonenumbers' in sys.modules)"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert result.stdout.splitlines()[-1] == "False"
+    before, after = result.stdout.splitlines()[-1].split()
+    if before == "True":
+        pytest.skip("this Airflow imports phonenumbers itself (sqlalchemy_utils)")
+    assert after == "False"
 
 
 def test_a_number_as_short_as_its_country_code_is_unknown():

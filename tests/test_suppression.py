@@ -425,7 +425,10 @@ def test_a_remote_object_is_read_through_its_own_open(memory_list):
 
 
 def test_a_remote_object_that_is_not_there_is_refused(memory_list, caplog):
-    assert "no such object: memory://dnc-bucket/other.csv" in refused("memory://dnc-bucket/other.csv", caplog)
+    refusal = refused("memory://dnc-bucket/other.csv", caplog)
+    # Airflow 3.1 spells a memory path memory:/..., later versions memory://...: only what we say is pinned.
+    assert "no such object: memory:" in refusal
+    assert "dnc-bucket/other.csv" in refusal
 
 
 def test_a_remote_object_is_shown_without_the_number_or_the_credentials_its_uri_holds(memory_list, caplog):
