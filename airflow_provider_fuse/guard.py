@@ -290,7 +290,9 @@ class Record:
         if value is None:
             return None
         try:
-            version = int(value.get("version", 1))
+            version = value.get("version", 1)
+            if not isinstance(version, int) or isinstance(version, bool) or version not in (1, VERSION):
+                raise ValueError("not a ledger version")
             hashes = _hashes(value["fingerprint"])
             salt = bytes.fromhex(value["salt"]) if version >= 2 else None
             if "parts" in value:
@@ -302,6 +304,8 @@ class Record:
             for item in value.get("history", []):
                 if item["salt"] is not None:
                     bytes.fromhex(item["salt"])  # Record.earlier seals with it
+                if not _is_count(item["calls_queued"]) or not isinstance(item["complete"], bool):
+                    raise ValueError("not a history entry")
             history = [
                 {
                     # ``None``: a list 0.1.0 queued, kept in its unsalted form (see Record.as_history).
@@ -313,7 +317,7 @@ class Record:
                 for item in value.get("history", [])
             ]
             campaign = CampaignRecord.from_dict(value["campaign"]) if value.get("campaign") else None
-        except (AttributeError, KeyError, TypeError, ValueError):
+        except (AttributeError, KeyError, TypeError, ValueError, OverflowError):
             raise GuardError(
                 f"the task state store holds something under {key!r} that is not this provider's ledger; "
                 "inspect and delete it before sending"

@@ -465,6 +465,13 @@ def _use_call(store: MemoryStore) -> None:
             lambda value: value["parts"].__setitem__(1, {"state": "queued", "rows": "x", "calls_queued": 1}),
             "#7",
         ),
+        (lambda value: value.update(version=float("inf")), "r8 #17"),
+        (lambda value: value.update(version=-5), "r8 #21"),
+        (lambda value: value.update(version="2"), "r8 #21"),
+        (lambda value: value["history"][0].update(calls_queued=float("inf")), "r8 #18"),
+        (lambda value: value["history"][0].update(calls_queued=-3), "r8 #19"),
+        (lambda value: value["history"][0].update(calls_queued=2.7), "r8 #19"),
+        (lambda value: value["history"][0].update(complete="false"), "r8 #20"),
     ],
 )
 def test_a_tampered_bulk_ledger_is_refused_as_not_this_providers(tamper, finding):
