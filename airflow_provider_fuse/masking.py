@@ -106,11 +106,16 @@ _ID = re.compile(
 )
 _LETTER_RUN = re.compile(r"[A-Za-z]+")
 # A candidate number: an optional "+" and opening bracket, then digits joined by any run of
-# separators or by one letter between two digits ("617555a1234": a typo). Silent characters
-# anywhere. Possessive runs: linear.
+# separators, by one letter between two digits ("617555a1234": a typo), or by a letter written
+# for a digit (O, o, I, l) that touches one of them ("617-555-l234"). Silent characters anywhere.
+# Possessive runs: linear.
 _CANDIDATE = re.compile(
     r"(?:[0-9\x01]|\+[\x00\x02]*+(?:\([\x00\x02]*+)?[0-9\x01]|\([\x00\x02]*+[0-9\x01])"
-    r"(?:(?:[^0-9A-Za-z\x01\x03]*+|[\x00\x02]*+[A-Za-z][\x00\x02]*+)[0-9\x01])*\x02*+"
+    r"(?:(?:[^0-9A-Za-z\x01\x03]*+"
+    r"|[\x00\x02]*+[A-Za-z][\x00\x02]*+"
+    r"|[^0-9A-Za-z\x01\x03]*+[OoIl][\x00\x02]*+"
+    r"|[\x00\x02]*+[OoIl][^0-9A-Za-z\x01\x03]*+"
+    r")[0-9\x01])*\x02*+"
 )
 _DROP_SILENT = str.maketrans("", "", _SILENT + _ESCAPED)
 _DROP_DIGITS = str.maketrans("", "", "0123456789" + _TWO_DIGITS)
@@ -149,7 +154,8 @@ def redact(text: str, limit: int = _EXCERPT_CHARS, *, secrets: Iterable[str] = (
       ``%u0036``, ``&#54;``, ``\\u0036``); a digit is any character whose compatibility form is a
       decimal digit (other scripts', fullwidth, superscript, circled); combining marks and
       invisible characters count for nothing; digits are joined by any run of other characters
-      that are not letters or digits, or by one letter between two digits (``617555a1234``).
+      that are not letters or digits, by one letter between two digits (``617555a1234``), or by
+      a letter written for a digit that touches one (``617-555-l234``).
       Left readable: text with fewer digits (status codes, row numbers, counts, times), a whole
       ISO 8601 date or timestamp, a count grouped in thousands by commas of up to 9 digits
       (``1,000,000``), a list of those or of numbers of up to 3 digits separated by ``, `` or

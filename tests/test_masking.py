@@ -91,9 +91,10 @@ def test_no_seven_digits_of_a_number_survive_whatever_separates_them(before, num
     assert not any(run in left for run in runs)
 
 
-# Text around a number that joins nothing to it: no digit, no separator, no escape.
+# Text around a number that joins nothing to it: no digit, no separator, nothing that begins an
+# escape ("%36", "&#54;": the number's first digits would be read as the escape's).
 _AROUND = st.text(
-    st.characters(categories=("L", "Zs", "Po"), exclude_characters="".join(_SEPARATORS) + "%·、。"),
+    st.characters(categories=("L", "Zs", "Po"), exclude_characters="".join(_SEPARATORS) + "%&·、。"),
     max_size=30,
 )
 
@@ -109,7 +110,8 @@ def test_a_number_is_masked_whole_and_the_text_around_it_kept(before, number, af
 
 
 def _counted_digits(text: str) -> int:
-    return sum(unicodedata.digit(char, None) is not None for char in text)
+    """Digits as redact reads them: a circled 21 is two."""
+    return sum(unicodedata.digit(char, None) is not None for char in unicodedata.normalize("NFKC", text))
 
 
 @given(st.text(max_size=80).filter(lambda text: _counted_digits(text) <= 6))
