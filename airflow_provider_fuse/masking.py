@@ -342,15 +342,16 @@ def shape(value: Any, *, secrets: Iterable[str] = ()) -> str:
 def shown_keys(mapping: dict[Any, Any], *, secrets: Iterable[str] = ()) -> str:
     """The keys of a non-empty ``mapping`` as an error may show them: ``with keys error, message``
     (the first 8, then how many more), naming only short plain identifiers with fewer than 7 digits
-    and no part of a secret; ``of 3 keys`` when none is one of those."""
-    hidden = [secret for secret in secrets if secret]
+    and no part of a secret, in any case; ``of 3 keys`` when none is one of those."""
+    # Compared without case: a key that spells a secret in other capitals still spells it.
+    hidden = [secret.casefold() for secret in secrets if secret]
     names = [
         key
         for key in mapping
         if isinstance(key, str)
         and _PLAIN_NAME.fullmatch(key)
         and redact(key) == key
-        and not any(secret in key or key in secret for secret in hidden)
+        and not any(secret in key.casefold() or key.casefold() in secret for secret in hidden)
     ]
     if not names:
         return f"of {_counted(len(mapping), 'key')}"
@@ -373,10 +374,8 @@ def _mask_secrets(text: str, secrets: set[str]) -> str:
         return text
     covered = bytearray(len(text))
     for secret in secrets:
-        start = text.find(secret)
-        while start >= 0:
-            covered[start : start + len(secret)] = b"\x01" * len(secret)
-            start = text.find(secret, start + 1)
+        for start, end in _covered_by(text, secret):
+            covered[start:end] = b"\x01" * (end - start)
     pieces = []
     position = 0
     while position < len(text):
@@ -386,6 +385,46 @@ def _mask_secrets(text: str, secrets: set[str]) -> str:
         pieces.append(HIDDEN if masked else text[position:end])
         position = end
     return "".join(pieces)
+
+
+def _covered_by(text: str, secret: str) -> Iterator[tuple[int, int]]:
+    """The stretches of ``text`` that occurrences of ``secret`` cover, overlapping ones merged, in
+    time linear in ``len(text)``: two overlapping occurrences ``d`` apart make a run of period
+    ``d``, measured at once instead of searched for occurrence after occurrence."""
+    size = len(secret)
+    start = text.find(secret)
+    while start >= 0:
+        following = text.find(secret, start + 1, start + 2 * size)
+        if following < 0:
+            yield start, start + size
+            start = text.find(secret, start + size)
+            continue
+        period = following - start
+        # Every occurrence ``period`` apart while the text repeats with that period.
+        last = start + (_periodic_until(text, following + size, period) - size - start) // period * period
+        yield start, last + size
+        start = text.find(secret, last + 1)
+
+
+def _periodic_until(text: str, position: int, period: int) -> int:
+    """The first index from ``position`` on where ``text`` stops repeating with ``period``
+    (``text[i] != text[i - period]``), or ``len(text)``; compared a doubling chunk at a time."""
+    chunk = period
+    while position < len(text):
+        size = min(chunk, len(text) - position)
+        if text[position : position + size] == text[position - period : position - period + size]:
+            position += size
+            chunk *= 2
+            continue
+        same, differs = 0, size  # the first difference is within this chunk
+        while differs - same > 1:
+            middle = (same + differs) // 2
+            if text[position : position + middle] == text[position - period : position - period + middle]:
+                same = middle
+            else:
+                differs = middle
+        return position + same
+    return len(text)
 
 
 def _mask(secret: str) -> None:
