@@ -96,8 +96,9 @@ _ESCAPE = re.compile(
     r"|\\u([0-9A-Fa-f]{4})"
 )
 # A hex id (a request or trace id, a hash: 16 or more hex digits of one case, letters in three
-# places or more, unlike a number with a typo in it) or a UUID: never a phone number, and its
-# digits are joined by single letters, so it stands apart before numbers are looked for.
+# places or more and two together in one, unlike a number with typos or a letter after each digit)
+# or a UUID: never a phone number, and its digits are joined by single letters, so it stands apart
+# before numbers are looked for.
 _ID = re.compile(
     r"(?<![0-9A-Za-z\x01\x03])"
     r"(?:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
@@ -160,7 +161,7 @@ def redact(text: str, limit: int = _EXCERPT_CHARS, *, secrets: Iterable[str] = (
       ISO 8601 date or timestamp, a count grouped in thousands by commas of up to 9 digits
       (``1,000,000``), a list of those or of numbers of up to 3 digits separated by ``, `` or
       ``; `` (``42; 503; 404``), a UUID, and a hex id of 16 or more digits (one case, letters in
-      three places or more).
+      three places or more, two together in one).
     * Then, and only then, a result longer than ``limit`` is cut and ends with ``…`` (scrubbed
       again: a cut date is no longer a date).
 
@@ -252,8 +253,10 @@ def _is_phone_number(candidate: str) -> bool:
 
 def _stand_apart(match: re.Match[str]) -> str:
     token = match.group()
-    if "-" not in token and len(_LETTER_RUN.findall(token)) < 3:
-        return token
+    if "-" not in token:
+        letters = _LETTER_RUN.findall(token)
+        if len(letters) < 3 or max(map(len, letters)) < 2:
+            return token
     return _WORD * len(token)
 
 

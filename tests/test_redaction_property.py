@@ -152,6 +152,7 @@ def test_no_seven_digits_of_a_number_are_readable_however_it_is_spelled(before, 
         pytest.param("6,175,551,234", id="grouped in thousands, 10 digits"),
         pytest.param("617, 555, 1234", id="a list with an item of 4 digits"),
         pytest.param("2026-13-06", id="a date with no month 13"),
+        pytest.param("6a1b7c5d5e5f1a2b3c4", id="a letter after each digit, all hex"),
     ],
 )
 def test_the_spellings_review_r8_found_are_redacted(text):
