@@ -162,6 +162,18 @@ PUBLIC: dict[str, Names] = {
         "HIDDEN RENDERING sealed_call_parameters sealed_phone_number sealed_result_url "
         "sealed_suppression_list",
     ),
+    "airflow_provider_fuse.notifications": Names(
+        "",
+        "",
+    ),
+    "airflow_provider_fuse.notifications.fuse": Names(
+        "FuseNotifier send_fuse_notification",
+        "",
+    ),
+    "airflow_provider_fuse.notifications.occurrences": Names(
+        "CallRecords Event EVENTS Occurrence RECORD_PREFIX",
+        "",
+    ),
     "airflow_provider_fuse.operators": Names(
         "",
         "",
