@@ -137,9 +137,20 @@ class FuseNotifier(BaseNotifier):
     def notify(self, context: Context) -> None:
         """Place the call about what ``context`` says happened, unless another path already did.
 
+        Called synchronously with a deadline's context, this runs on an executor (``SyncCallback``),
+        whose supervisor takes no Variable write: the record is read, not written.
+
         :raises FuseValidationError: for a misconfiguration (see the class), before anything is
             recorded or sent.
         """
+        self._call(context, CallRecords(writable="deadline" not in context))
+
+    async def async_notify(self, context: Context) -> None:
+        """:meth:`notify`, in a worker thread (the hook's request is synchronous), for the triggerer,
+        where deadline alerts given as ``AsyncCallback`` run."""
+        await asyncio.to_thread(self._call, context, CallRecords())
+
+    def _call(self, context: Context, records: CallRecords) -> None:
         from airflow_provider_fuse.hooks.fuse import FuseHook
 
         occurrence = Occurrence.of(context, self.event)
@@ -148,7 +159,6 @@ class FuseNotifier(BaseNotifier):
         hook = FuseHook(self.fuse_conn_id)
         try:
             hook.settings  # noqa: B018 -- a missing or broken connection fails here, before any record
-            records = CallRecords()
             if not records.claim(occurrence):
                 self.log.info(
                     "Not calling about the %s: another callback path already did.", occurrence.describe()
@@ -179,11 +189,6 @@ class FuseNotifier(BaseNotifier):
             application_id,
             deployment_id,
         )
-
-    async def async_notify(self, context: Context) -> None:
-        """:meth:`notify`, in a worker thread: the hook's request is synchronous (the triggerer runs
-        deadline alerts in its event loop)."""
-        await asyncio.to_thread(self.notify, context)
 
     def _request(self, occurrence: Occurrence) -> tuple[int, int, QueueFields, dict[str, CallParameterValue]]:
         """The rendered ids, fields and call parameters, checked as the queue operator checks them."""

@@ -7,8 +7,10 @@ DAG run's deadline that was missed. It is read from whatever context the calling
 
 :class:`CallRecords` says whether an occurrence was already called about. The record lives in an
 Airflow Variable (key :data:`RECORD_PREFIX` + a digest of the occurrence), the one store Airflow 3
-lets the task process, the DAG processor and the triggerer all read *and* write; an executor-run
-deadline callback (``SyncCallback``) can read it but not write it. Airflow offers no atomic
+lets the task process, the DAG processor and the triggerer all read *and* write. An executor-run
+deadline callback (``SyncCallback``) can read it but not write it (its supervisor takes no Variable
+write, and leaves one unanswered), so there the record is read and kept in memory only. Airflow
+offers no atomic
 compare-and-set on Variables, so a claim is written, left to settle, and read back: of two paths
 that claim at the same moment, the one whose write landed last calls. Two claims whose read, write
 and read back interleave within the settle time can still both call; the paths of one failure run
@@ -134,10 +136,16 @@ class CallRecords:
 
     :meth:`claim` before placing the call; :meth:`release` when Fuse certainly queued nothing, so
     another path of the same occurrence may try again.
+
+    :param writable: whether this process may write Airflow Variables; when not, records are read
+        and kept in this process's memory only.
     """
 
     _claimed: OrderedDict[str, None] = OrderedDict()
     _lock = threading.Lock()
+
+    def __init__(self, *, writable: bool = True) -> None:
+        self.writable = writable
 
     def claim(self, occurrence: Occurrence) -> bool:
         """Record that this path calls about ``occurrence``; ``False`` when another path already did.
@@ -161,6 +169,8 @@ class CallRecords:
                 occurrence.describe(),
                 type(error).__name__,
             )
+            return True
+        if not self.writable:
             return True
         token = uuid.uuid4().hex
         record = {
@@ -190,6 +200,8 @@ class CallRecords:
         key = occurrence.key
         with self._lock:
             self._claimed.pop(key, None)
+        if not self.writable:
+            return
         try:
             self._delete(key)
         except Exception as error:

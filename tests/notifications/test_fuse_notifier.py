@@ -29,7 +29,7 @@ class VariableStore:
 
     def __init__(self) -> None:
         self.values: dict[str, str] = {}
-        self.writable = True
+        self.sent: list[str] = []
 
     def send(self, msg: Any) -> Any:
         from airflow.sdk.exceptions import ErrorType
@@ -42,13 +42,12 @@ class VariableStore:
             VariableResult,
         )
 
+        self.sent.append(type(msg).__name__)
         if isinstance(msg, GetVariable):
             if msg.key in self.values:
                 return VariableResult(key=msg.key, value=self.values[msg.key])
             return ErrorResponse(error=ErrorType.VARIABLE_NOT_FOUND)
         if isinstance(msg, PutVariable):
-            if not self.writable:  # an executor-run callback: its supervisor takes no PutVariable
-                raise ValueError("Unhandled request type PutVariable")
             self.values[msg.key] = str(msg.value)
             return None
         if isinstance(msg, DeleteVariable):
@@ -326,8 +325,12 @@ def test_the_task_and_the_dag_callback_of_one_failure_call_once(oncall, store, r
     assert json.loads(record)["occurrence"]["event"] == "failure"
 
 
-def test_a_notifier_listed_twice_calls_once_even_where_nothing_can_be_recorded(oncall, store, requests_mock):
-    store.writable = False
+def test_a_notifier_listed_twice_calls_once_even_where_nothing_can_be_recorded(
+    oncall, monkeypatch, requests_mock
+):
+    from airflow.sdk.execution_time import task_runner
+
+    monkeypatch.setattr(task_runner, "SUPERVISOR_COMMS", None, raising=False)  # no Variable to write
     requests_mock.post(QUEUE_URL, json={"call_id": "77"})
     once = notifier()
     once(task_context())
@@ -424,23 +427,32 @@ def test_a_deadline_alert_in_the_triggerer_calls_once(oncall, store, requests_mo
     assert parameters["airflow_task_id"] is None
 
 
-def test_a_deadline_alert_on_an_executor_calls(oncall, store, requests_mock):
-    """As an executor runs a ``SyncCallback(FuseNotifier, kwargs=...)``: its supervisor reads
-    Variables but takes no write, so the call is placed and not recorded."""
+def run_on_an_executor() -> tuple[bool, str | None]:
+    """As an executor's callback process runs ``SyncCallback(FuseNotifier, kwargs=...)``."""
     import structlog
     from airflow.sdk.execution_time.callback_supervisor import execute_callback
 
-    store.writable = False
-    requests_mock.post(QUEUE_URL, json={"call_id": "77"})
     kwargs = {"application_id": 12, "deployment_id": 34, "destination_variable": "oncall_phone"}
-    ok, error = execute_callback(
-        f"{FuseNotifier.__module__}.FuseNotifier",
-        {**kwargs, "context": deadline_context()},
-        "dag.py",
-        None,
-        structlog.get_logger(),
+    path = f"{FuseNotifier.__module__}.FuseNotifier"
+    return execute_callback(
+        path, {**kwargs, "context": deadline_context()}, "dag.py", None, structlog.get_logger()
     )
-    assert (ok, error) == (True, None)
+
+
+def test_a_deadline_alert_on_an_executor_calls_and_writes_no_variable(oncall, store, requests_mock):
+    """That process's supervisor answers Variable reads and leaves a write unanswered: none is sent."""
+    requests_mock.post(QUEUE_URL, json={"call_id": "77"})
+    assert run_on_an_executor() == (True, None)
+    assert requests_mock.call_count == 1
+    assert "GetVariable" in store.sent
+    assert "PutVariable" not in store.sent
+
+
+def test_a_deadline_alert_on_an_executor_reads_what_another_path_recorded(oncall, store, requests_mock):
+    requests_mock.post(QUEUE_URL, json={"call_id": "77"})
+    asyncio.run(notifier().async_notify(deadline_context()))  # the triggerer's path records the call
+    another_process()
+    assert run_on_an_executor() == (True, None)
     assert requests_mock.call_count == 1
 
 
