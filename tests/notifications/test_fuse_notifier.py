@@ -474,3 +474,42 @@ def test_importing_the_notifier_imports_no_requests():
     )
     out = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, text=True).stdout
     assert out.strip().splitlines()[-1] == "[]"
+
+
+# --- the page that documents it ----------------------------------------------------------------------
+
+
+def test_the_docs_list_every_parameter_with_templating_and_default():
+    """The notifier's own parameters in its table; the rest are the queue operator's, named and
+    documented (with the same default and templating) in docs/operators.md."""
+    from airflow_provider_fuse.operators.fuse import FuseQueueCallOperator
+    from tests.test_docs import ROOT, expected_default, parameters, rows_by_name, table
+
+    page = (ROOT / "docs" / "notifications.md").read_text()
+    rows = rows_by_name(table(page, "## FuseNotifier\n"))
+    params = parameters(FuseNotifier)
+    for name in rows:
+        default = expected_default(params[name])
+        shown = rows[name]["default"]
+        assert shown.startswith(default) if default else shown.lower().startswith("none"), name
+        assert rows[name]["templated"].startswith("yes") == (name in FuseNotifier.template_fields), name
+    shared = set(params) - set(rows)
+    operator = parameters(FuseQueueCallOperator)
+    for name in shared:
+        assert f"`{name}`" in page.split("## FuseNotifier\n", 1)[1].split("\n## ", 1)[0], name
+        assert params[name].default == operator[name].default, name
+        assert (name in FuseNotifier.template_fields) == (name in FuseQueueCallOperator.template_fields), name
+
+
+def test_the_docs_example_dag_loads():
+    from airflow.sdk import DAG
+
+    from tests.test_docs import ROOT, fenced_blocks
+
+    (example,) = fenced_blocks((ROOT / "docs" / "notifications.md").read_text(), "python")
+    names: dict[str, Any] = {}
+    exec(example, names)
+    dag = names["dag"]
+    assert isinstance(dag, DAG)
+    (alert,) = dag.deadline if isinstance(dag.deadline, list) else [dag.deadline]
+    assert alert.callback.path == "airflow_provider_fuse.notifications.fuse.FuseNotifier"
