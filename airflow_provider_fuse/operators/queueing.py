@@ -45,6 +45,8 @@ class BaseFuseQueueingOperator(BaseFuseOperator):
 
     #: Once rendered, shown with its userinfo and query values as ``***`` (a token may be there).
     result_url = sealed_result_url()
+    #: What ``on_unknown_outcome`` may say for this operator.
+    unknown_outcome_choices: tuple[str, ...] = ON_UNKNOWN_OUTCOME
 
     def __init__(
         self,
@@ -57,14 +59,15 @@ class BaseFuseQueueingOperator(BaseFuseOperator):
         reattempt_wait: int | str | None = None,
         result_url: str | None = None,
         is_pci: bool | int = False,
-        on_unknown_outcome: Literal["fail", "retry"] = "fail",
+        on_unknown_outcome: Literal["fail", "retry", "ask"] = "fail",
         max_run_age: timedelta | None = timedelta(days=1),
         allow_resend: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if on_unknown_outcome not in ON_UNKNOWN_OUTCOME:
-            raise ValueError(f"on_unknown_outcome must be 'fail' or 'retry', got {on_unknown_outcome!r}")
+        if on_unknown_outcome not in self.unknown_outcome_choices:
+            choices = " or ".join(repr(choice) for choice in self.unknown_outcome_choices)
+            raise ValueError(f"on_unknown_outcome must be {choices}, got {on_unknown_outcome!r}")
         if max_run_age is not None and not isinstance(max_run_age, timedelta):
             raise ValueError(f"max_run_age must be a timedelta or None, got {max_run_age!r}")
         self.application_id = application_id
