@@ -61,7 +61,7 @@ def ask(hitl, call):
     try:
         from airflow.sdk.exceptions import TaskAwaitingInput as Waiting  # Airflow >= 3.3
     except ImportError:
-        from airflow.sdk.exceptions import TaskDeferred as Waiting
+        from airflow.providers.common.compat.sdk import TaskDeferred as Waiting
     with pytest.raises(Waiting) as waiting:
         call()
     return hitl(waiting.value)
