@@ -132,6 +132,10 @@ class Answer:
         """For a log line or a record: the user, or that nobody answered in time."""
         return self.by or "nobody (the timeout chose)"
 
+    def when(self) -> str:
+        """For a log line: when, to the minute (UTC)."""
+        return self.at.strftime("%Y-%m-%d %H:%M UTC")
+
 
 def ask(
     operator: BaseOperator,

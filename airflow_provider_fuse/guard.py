@@ -532,6 +532,15 @@ class _Ledger:
             value["decisions"] = self._decisions
         self.store.set(self.key, value, retention=self.retention)
 
+    def approved(self, by: str | None, at: str) -> None:
+        """Record that a person approved what this try planned to send (call after ``plan``)."""
+        self._decide("approval", "Approve", by, at, None)
+
+    def _decide(self, question: str, answer: str, by: str | None, at: str, part: int | None) -> None:
+        decision = {"question": question, "answer": answer, "by": by, "at": at, "part": part}
+        self._decisions.append({**decision, "list": self._salt.hex()})
+        self._save()
+
 
 class BulkQueueLedger(_Ledger):
     """The ledger of one task instance's ``bulk_queue`` requests, in its task state store.
@@ -682,10 +691,6 @@ class BulkQueueLedger(_Ledger):
         self._entries[index] = None
         self._save()
 
-    def approved(self, by: str | None, at: str) -> None:
-        """Record that a person approved the list this try planned (call after :meth:`plan`)."""
-        self._decide("approval", "Approve", by, at, None)
-
     def settle(
         self, index: int, answer: Literal["queued", "not_queued", "stop"], by: str | None, at: str
     ) -> None:
@@ -720,11 +725,6 @@ class BulkQueueLedger(_Ledger):
         self._salt, self._sealed, self._entries = record.salt, dict(record.hashes), entries
         self._decide("unknown_outcome", answer, by, at, index)
         self.record = replace(record, entries=entries, decisions=list(self._decisions), _seen={})
-
-    def _decide(self, question: str, answer: str, by: str | None, at: str, part: int | None) -> None:
-        decision = {"question": question, "answer": answer, "by": by, "at": at, "part": part}
-        self._decisions.append({**decision, "list": self._salt.hex()})
-        self._save()
 
     @staticmethod
     def _check_unknown(record: Record, retry_unknown: bool) -> None:

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from airflow_provider_fuse import decisions
 from airflow_provider_fuse._compat import AirflowException, AirflowFailException, AirflowSkipException
-from airflow_provider_fuse.decisions import Ask
 from airflow_provider_fuse.exceptions import (
     FuseError,
     FuseUnknownOutcomeError,
@@ -206,26 +205,9 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
         calling_hours: tuple[str, str] | None = None,
         on_unknown_time_zone: Literal["fail", "skip", "country"] = "fail",
         suppression_list: SuppressionSource | None = None,
-        approval: bool = False,
-        on_reject: Literal["skip", "fail"] = "skip",
-        ask: Ask | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if not isinstance(approval, bool):
-            raise ValueError(f"approval must be True or False, got {approval!r}")
-        if on_reject not in ("skip", "fail"):
-            raise ValueError(f"on_reject must be 'skip' or 'fail', got {on_reject!r}")
-        if ask is not None and not isinstance(ask, Ask):
-            raise ValueError(f"ask must be an airflow_provider_fuse.decisions.Ask or None, got {ask!r}")
-        if ask is not None and not approval and self.on_unknown_outcome != "ask":
-            raise ValueError(
-                "ask says who answers the questions of approval=True and on_unknown_outcome='ask': "
-                "give one of them too, or leave ask out"
-            )
-        self.approval = approval
-        self.on_reject = on_reject
-        self.ask = ask or Ask()
         self.calling_hours = calling_hours
         self.on_unknown_time_zone = on_unknown_time_zone
         self._check_time_zone_policy()
@@ -296,24 +278,6 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
         """
         return self._run(context)
 
-    def execute_approved(self, context: Context, event: dict[str, Any], approved_list: dict[str, str]) -> int:
-        """Resumed with the answer to the approval question: send the list shown, if it is unchanged.
-
-        :param approved_list: the fingerprint of the list the question showed, sealed
-            (:meth:`~airflow_provider_fuse.guard.Fingerprint.to_travel`).
-        :raises AirflowSkipException: Reject (or no answer in time), with ``on_reject="skip"``.
-        :raises AirflowFailException: the same with ``on_reject="fail"``.
-        """
-        answer = decisions.answer_of(decisions.APPROVAL, event)
-        if answer.chosen == decisions.REJECT:
-            message = f"Nothing was sent to Fuse: the list was rejected by {answer.who()} at {_utc(answer)}."
-            self.log.warning("%s", message)
-            if self.on_reject == "fail":
-                raise AirflowFailException(message)
-            raise AirflowSkipException(message)
-        self.log.info("The list was approved by %s at %s.", answer.who(), _utc(answer))
-        return self._run(context, approved=(answer, approved_list))
-
     def execute_decided(
         self,
         context: Context,
@@ -334,7 +298,7 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
         """
         answer = decisions.answer_of(decisions.UNKNOWN_OUTCOME, event)
         self.log.info(
-            "Part %d: %r, answered by %s at %s.", part + 1, answer.chosen, answer.who(), _utc(answer)
+            "Part %d: %r, answered by %s at %s.", part + 1, answer.chosen, answer.who(), answer.when()
         )
         return self._run(context, settled=_Settled(part, answer, rows, queued, sent_list))
 
@@ -344,7 +308,8 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
         approved: tuple[decisions.Answer, dict[str, str]] | None = None,
         settled: _Settled | None = None,
     ) -> int:
-        """One go at the list: from the start, or resumed with a person's answer."""
+        """One go at the list: from the start, or resumed with a person's answer (an approval, see
+        :meth:`execute_approved`, or an answer about an unknown outcome)."""
         # A person's answer this try resumed with: Airflow keeps one question per try, so it asks no other.
         self._approved = approved
         self._settled = settled
@@ -744,7 +709,12 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
         if ledger is not None and not plan.queued:
             self._warn_resend(ledger, sum(parts[index].rows for index in sendable), at)
         if self.approval:
-            self._approve(context, ledger, fingerprint, parts, sendable, plan, fields, at, results)
+            self._approval(
+                context,
+                ledger,
+                fingerprint,
+                partial(self._approval_text, context, parts, sendable, plan, fields, at, results),
+            )
         if plan.resumed:
             self.log.info(
                 "Resuming at part %d of %d: earlier tries already queued %d calls for %d parts.",
@@ -841,83 +811,51 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
 
     # A person decides (airflow_provider_fuse.decisions): approving the list, settling an unknown outcome.
 
-    def _approve(
+    def _approval_text(
         self,
         context: Context,
-        ledger: BulkQueueLedger | None,
-        fingerprint: Fingerprint,
         parts: list[CsvPart],
         sendable: list[int],
         plan: Plan,
         fields: QueueFields,
         at: str,
         results: _Results | None,
-    ) -> None:
-        """Before the first request: ask for approval, or check the list is the one approved.
-
-        Not asked again when the ledger records an approval of this very list (a retry or a clear).
-        :raises AirflowFailException: the list changed since it was approved.
-        """
-        if self._approved is not None:
-            answer, approved_list = self._approved
-            if not fingerprint.same_as(approved_list):
-                raise AirflowFailException(
-                    "Nothing was sent to Fuse: the list changed between the approval question and its "
-                    f"answer (the CSV, the request parameters or the suppression list), so {answer.who()} "
-                    "approved another list. Clear the task to ask about the list as it is now."
-                )
-            if ledger is not None:
-                ledger.approved(answer.by, answer.at.isoformat())
-            return
-        recorded = ledger.record.approval(fingerprint) if ledger is not None and ledger.record else None
-        if recorded is not None:
-            self.log.info(
-                "Not asking again: %s approved this very list at %s (recorded in the task state store).",
-                recorded["by"] or "nobody",
-                recorded["at"],
-            )
-            return
+    ) -> tuple[str, str]:
+        """The approval question about the parts this try would send (see :meth:`_approval`)."""
         from airflow_provider_fuse.operators import questions
 
         summary = self._summary
-        rows = sum(parts[index].rows for index in sendable)
-        shown, _ = self._shown_fields(fields, results)
-        subject, body = questions.approval_text(
+        chunking = (
+            "the whole list in one request"
+            if len(parts) == 1
+            else f"{len(sendable):,} request(s)"
+            + ("" if self.chunk_size is None else f" of up to {self.chunk_size:,} rows")
+        )
+        if results is not None:
+            outcomes = f"{results.shown_url()} (collect_results: kept in the results table)"
+        else:
+            outcomes = "sent to the given result_url" if fields.result_url else "not collected"
+        plan_lines: tuple[str, ...] = ()
+        if self._planned is not None:
+            windows = self._windows(parts, fields)
+            plan_lines = tuple(dialing_plan.describe_plan(parts, windows, self._planned.removals))
+        return questions.approval_text(
             questions.ListShown(
                 task=self._task_name(context),
                 at=at,
-                rows=rows,
+                rows=sum(parts[index].rows for index in sendable),
                 requests=len(sendable),
                 csv_rows=summary.rows,
                 size=summary.size,
                 window=fields.describe_window(),
-                fields=shown or "(none)",
+                fields=self._shown_fields(fields, results)[0] or "(none)",
                 repeats=contact_list.describe_repeats(summary, self.on_duplicate_destinations),
-                chunking="the whole list in one request"
-                if self.chunk_size is None and len(parts) == 1
-                else f"{len(sendable):,} request(s)"
-                + ("" if self.chunk_size is None else f" of up to {self.chunk_size:,} rows"),
-                results=results.shown_url() + " (collect_results: outcomes kept in the results table)"
-                if results is not None
-                else ("sent to the given result_url" if fields.result_url else "not collected"),
-                plan=tuple(
-                    dialing_plan.describe_plan(parts, self._windows(parts, fields), self._planned.removals)
-                )
-                if self._planned is not None
-                else (),
+                chunking=chunking,
+                results=outcomes,
+                plan=plan_lines,
                 timeout=self.ask.timeout,
                 resumed=plan.calls_queued,
             )
-        )
-        decisions.ask(
-            self,
-            context,
-            decisions.APPROVAL,
-            self.ask,
-            subject=subject,
-            body=body,
-            method_name="execute_approved",
-            kwargs={"approved_list": fingerprint.to_travel()},
         )
 
     def _ask_unknown(
@@ -1535,10 +1473,6 @@ class _Settled:
     rows: int
     queued: list[list[int]] | None
     sent_list: dict[str, str] | None
-
-
-def _utc(answer: decisions.Answer) -> str:
-    return answer.at.strftime("%Y-%m-%d %H:%M UTC")
 
 
 @dataclass(frozen=True)

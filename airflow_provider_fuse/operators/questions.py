@@ -16,7 +16,14 @@ from airflow_provider_fuse.decisions import NOT_QUEUED, QUEUED, STOP
 if TYPE_CHECKING:
     from datetime import timedelta
 
-__all__ = ["ListShown", "PartUnknown", "approval_text", "unknown_outcome_text"]
+__all__ = [
+    "CallShown",
+    "ListShown",
+    "PartUnknown",
+    "approval_text",
+    "call_approval_text",
+    "unknown_outcome_text",
+]
 
 
 @dataclass(frozen=True)
@@ -82,6 +89,47 @@ def approval_text(shown: ListShown) -> tuple[str, str]:
         f"{_duration(shown.timeout)} is a Reject.",
     ]
     return subject, "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class CallShown:
+    """What an approval shows of a single call: never its number or a call parameter's value.
+
+    :param task: as :attr:`ListShown.task`.
+    :param at: the deployment.
+    :param window: the dialing window, described.
+    :param fields: the other request fields, described.
+    :param parameter_names: the names of the call parameters.
+    :param timeout: how long the question waits.
+    """
+
+    task: str
+    at: str
+    window: str
+    fields: str
+    parameter_names: tuple[str, ...]
+    timeout: timedelta
+
+
+def call_approval_text(shown: CallShown) -> tuple[str, str]:
+    """The single call's approval question: subject and Markdown body."""
+    names = ", ".join(f"`{name}`" for name in shown.parameter_names) or "(none)"
+    body = "\n".join(
+        [
+            f"{shown.task} asks to queue **one call** with Fuse, to **{shown.at}**.",
+            "",
+            "| | |",
+            "|---|---|",
+            f"| Dialing window | {shown.window} |",
+            f"| Request fields | {shown.fields} |",
+            f"| Call parameters | {names} (their values are not shown) |",
+            "",
+            "**Approve** queues exactly this call: if the number, the parameters or the fields change "
+            "before the answer, nothing is queued and the task fails saying so. **Reject** queues nothing. "
+            f"No answer within {_duration(shown.timeout)} is a Reject.",
+        ]
+    )
+    return f"Approve one call to {shown.at}", body
 
 
 @dataclass(frozen=True)

@@ -122,7 +122,7 @@ def test_approval_asks_before_anything_is_sent_and_shows_the_list_without_a_numb
         assert shown in body
     no_number_in(detail["subject"] + body)
     assert asked.method_name == "execute_approved"
-    assert set(asked.kwargs) == {"approved_list"}
+    assert set(asked.kwargs) == {"approved"}
     no_number_in(repr(asked.kwargs))
 
 
@@ -167,9 +167,7 @@ def test_a_csv_changed_while_the_question_waited_is_not_sent(
     operator = bulk(approval=True)
     asked = ask(hitl, lambda: operator.execute(context(MemoryStore())))
     contacts_csv.write_bytes(contacts_csv.read_bytes() + b"16175550000,Eve\r\n")
-    with pytest.raises(
-        AirflowFailException, match="the list changed between the approval question and its answer"
-    ):
+    with pytest.raises(AirflowFailException, match="changed between the approval question and its answer"):
         resume(operator, context(MemoryStore()), asked, "Approve")
     assert not requests_mock.called
 
@@ -199,7 +197,7 @@ def test_reject_or_no_answer_in_time_sends_nothing(
     asked = ask(hitl, lambda: operator.execute(context(MemoryStore())))
     with pytest.raises(raised) as caught:
         resume(operator, context(MemoryStore()), asked, "Reject", by=by)
-    assert "Nothing was sent to Fuse: the list was rejected by" in str(caught.value)
+    assert "Nothing was sent to Fuse: it was rejected by" in str(caught.value)
     assert ("bob (id bob-id)" if by else "nobody (the timeout chose)") in str(caught.value)
     assert not requests_mock.called
 
@@ -419,3 +417,59 @@ def test_a_ledger_with_a_malformed_decision_is_refused():
 def test_the_questions_options_are_the_documented_ones():
     assert decisions.APPROVAL.options == ("Approve", "Reject")
     assert decisions.UNKNOWN_OUTCOME.options == ("Fuse queued it", "Fuse did not queue it", "Stop")
+
+
+# --- a single call ------------------------------------------------------------------------------
+
+
+CALL_URL = f"{BASE_URL}/apps/12/34/queue"
+
+
+def call(**kwargs):
+    from airflow_provider_fuse.operators.fuse import FuseQueueCallOperator
+
+    return FuseQueueCallOperator(
+        task_id="call", phone_number="16175551234", call_parameters={"first_name": "Ada"}, **IDS, **kwargs
+    )
+
+
+@pytest.mark.parametrize("guarded", [True, False])
+def test_a_single_call_is_approved_without_showing_its_number(fuse_connection, requests_mock, hitl, guarded):
+    requests_mock.post(CALL_URL, json={"call_id": "77"})
+    store = MemoryStore() if guarded else None
+    operator = call(approval=True)
+    asked = ask(hitl, lambda: operator.execute(context(store)))
+    assert not requests_mock.called
+    assert asked.detail["subject"] == "Approve one call to application 12 / deployment 34"
+    assert "`first_name` (their values are not shown)" in asked.detail["body"]
+    assert "Ada" not in asked.detail["body"]
+    no_number_in(asked.detail["subject"] + asked.detail["body"] + repr(asked.kwargs))
+    assert resume(operator, context(store), asked, "Approve") == "77"
+    assert requests_mock.call_count == 1
+    if guarded:  # a clear is answered from the ledger, without asking
+        assert call(approval=True).execute(context(store)) == "77"
+        assert requests_mock.call_count == 1
+
+
+def test_a_single_call_changed_while_the_question_waited_is_not_queued(fuse_connection, requests_mock, hitl):
+    operator = call(approval=True)
+    asked = ask(hitl, lambda: operator.execute(context(MemoryStore())))
+    operator.phone_number = "16175550000"
+    with pytest.raises(AirflowFailException, match="changed between the approval question and its answer"):
+        resume(operator, context(MemoryStore()), asked, "Approve")
+    assert not requests_mock.called
+
+
+def test_a_rejected_single_call_is_not_queued(fuse_connection, requests_mock, hitl):
+    operator = call(approval=True, on_reject="fail")
+    asked = ask(hitl, lambda: operator.execute(context(MemoryStore())))
+    with pytest.raises(AirflowFailException, match="rejected by alice"):
+        resume(operator, context(MemoryStore()), asked, "Reject")
+    assert not requests_mock.called
+
+
+def test_a_single_call_cannot_ask_about_an_unknown_outcome():
+    with pytest.raises(ValueError, match="on_unknown_outcome must be 'fail' or 'retry'"):
+        call(on_unknown_outcome="ask")
+    with pytest.raises(ValueError, match=r"ask says who answers the questions of approval=True: give"):
+        call(ask=Ask())
