@@ -230,7 +230,7 @@ PUBLIC: dict[str, Names] = {
         """,
     ),
     "airflow_provider_fuse.operators.questions": Names(
-        "approval_text ListShown PartUnknown unknown_outcome_text",
+        "approval_text call_approval_text CallShown ListShown PartUnknown task_name unknown_outcome_text",
         "NOT_QUEUED QUEUED STOP",
     ),
     "airflow_provider_fuse.operators.reruns": Names(

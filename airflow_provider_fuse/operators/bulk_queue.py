@@ -841,7 +841,7 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
             plan_lines = tuple(dialing_plan.describe_plan(parts, windows, self._planned.removals))
         return questions.approval_text(
             questions.ListShown(
-                task=self._task_name(context),
+                task=questions.task_name(context.get("ti")),
                 at=at,
                 rows=sum(parts[index].rows for index in sendable),
                 requests=len(sendable),
@@ -888,7 +888,7 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
         part = parts[index]
         subject, body = questions.unknown_outcome_text(
             questions.PartUnknown(
-                task=self._task_name(context),
+                task=questions.task_name(context.get("ti")),
                 at=at,
                 index=index,
                 parts=len(parts),
@@ -930,7 +930,7 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
         entry = record.entries[index] or {}
         subject, body = questions.unknown_outcome_text(
             questions.PartUnknown(
-                task=self._task_name(context),
+                task=questions.task_name(context.get("ti")),
                 at=at,
                 index=index,
                 parts=len(record.entries),
@@ -1011,15 +1011,6 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
             if int(done) == index:
                 return int(calls)
         return 0
-
-    @staticmethod
-    def _task_name(context: Context) -> str:
-        """The task instance a question is about, as a person finds it."""
-        ti = context.get("ti")
-        dag_id, run_id, task_id = (str(getattr(ti, name, "?")) for name in ("dag_id", "run_id", "task_id"))
-        map_index = _map_index(getattr(ti, "map_index", None))
-        mapped = "" if map_index < 0 else f"[{map_index}]"
-        return f"Task **{dag_id}.{task_id}{mapped}** (run `{run_id}`)"
 
     def _recount_campaign(
         self,

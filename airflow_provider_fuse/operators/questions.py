@@ -7,6 +7,7 @@ Airflow's database and shown to everyone who may read the DAG's human-in-the-loo
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
@@ -22,8 +23,25 @@ __all__ = [
     "PartUnknown",
     "approval_text",
     "call_approval_text",
+    "task_name",
     "unknown_outcome_text",
 ]
+
+
+def task_name(ti: object) -> str:
+    """The task instance a question is about, as a person finds it: its DAG, task, map index and run.
+
+    Ids are shown as code; a character that would end the code span or the line is replaced, so a
+    run id cannot add Markdown (a link, say) to a question.
+    """
+
+    def code(value: object) -> str:
+        return "`" + re.sub(r"[`\r\n|\\]", "?", str(value)) + "`"
+
+    map_index = getattr(ti, "map_index", None)
+    mapped = f" [{map_index}]" if isinstance(map_index, int) and map_index >= 0 else ""
+    dag_id, task_id, run_id = (getattr(ti, name, "?") for name in ("dag_id", "task_id", "run_id"))
+    return f"Task {code(dag_id)}.{code(task_id)}{mapped} (run {code(run_id)})"
 
 
 @dataclass(frozen=True)

@@ -225,11 +225,9 @@ class FuseQueueCallOperator(BaseFuseQueueingOperator):
         parameters — never the number or a parameter's value."""
         from airflow_provider_fuse.operators import questions
 
-        ti = context.get("ti")
-        task = ".".join(str(getattr(ti, name, "?")) for name in ("dag_id", "task_id"))
         return questions.call_approval_text(
             questions.CallShown(
-                task=f"Task **{task}** (run `{getattr(ti, 'run_id', '?')}`)",
+                task=questions.task_name(context.get("ti")),
                 at=at,
                 window=fields.describe_window(),
                 fields=", ".join(

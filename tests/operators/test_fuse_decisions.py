@@ -473,3 +473,13 @@ def test_a_single_call_cannot_ask_about_an_unknown_outcome():
         call(on_unknown_outcome="ask")
     with pytest.raises(ValueError, match=r"ask says who answers the questions of approval=True: give"):
         call(ask=Ask())
+
+
+def test_a_run_id_cannot_add_markdown_to_a_question():
+    from airflow_provider_fuse.operators.questions import task_name
+
+    ti = SimpleNamespace(dag_id="d", task_id="t", run_id="x` [click](http://evil) `\n# big", map_index=2)
+    shown = task_name(ti)
+    assert shown.count("`") == 6
+    assert "\n" not in shown
+    assert shown.startswith("Task `d`.`t` [2] (run `")
