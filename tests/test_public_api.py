@@ -46,6 +46,10 @@ PUBLIC: dict[str, Names] = {
         "CallDetails CallEvent CallStatus NUMBER_FIELDS TERMINAL_STATUSES",
         "FuseInvalidResponseError redact",
     ),
+    "airflow_provider_fuse.decisions": Names(
+        "answer_of Answer APPROVAL APPROVE Ask ask NOT_QUEUED QUEUED Question REJECT STOP UNKNOWN_OUTCOME",
+        "",
+    ),
     "airflow_provider_fuse.destinations": Names(
         "ACCEPTED_FORMS DESTINATION DESTINATION_FORMAT destination_number KEYED_DESTINATION_FORMAT",
         "",
@@ -196,7 +200,7 @@ PUBLIC: dict[str, Names] = {
         """,
     ),
     "airflow_provider_fuse.operators.contact_list": Names(
-        "check_duplicates ON_DUPLICATE_DESTINATIONS parts preflight snapshot spool",
+        "check_duplicates describe_repeats ON_DUPLICATE_DESTINATIONS parts preflight snapshot spool",
         "FuseValidationError",
     ),
     "airflow_provider_fuse.operators.dialing_plan": Names(
@@ -236,6 +240,10 @@ PUBLIC: dict[str, Names] = {
             FuseValidationError nothing_sent ON_UNKNOWN_OUTCOME QueueFields resend_allowed sealed_result_url
             staleness state_store timed_out to_positive_id
         """,
+    ),
+    "airflow_provider_fuse.operators.questions": Names(
+        "approval_text call_approval_text CallShown ListShown PartUnknown task_name unknown_outcome_text",
+        "NOT_QUEUED QUEUED STOP",
     ),
     "airflow_provider_fuse.operators.reruns": Names(
         "guard_refusal resend_allowed RESEND_CONF_KEY state_store",
