@@ -138,12 +138,15 @@ class FuseNotifier(BaseNotifier):
         """Place the call about what ``context`` says happened, unless another path already did.
 
         Called synchronously with a deadline's context, this runs on an executor (``SyncCallback``),
-        whose supervisor takes no Variable write: the record is read, not written.
+        whose supervisor takes no Variable write: the record is read, not written. A question to a
+        person (``approval_requested``) is recorded in this process only: a task asks once per run
+        of its process, and may ask again, about something else, in the same try once resumed.
 
         :raises FuseValidationError: for a misconfiguration (see the class), before anything is
             recorded or sent.
         """
-        self._call(context, CallRecords(writable="deadline" not in context))
+        shared = (self.event or "") != "approval_requested"
+        self._call(context, CallRecords(shared=shared, writable="deadline" not in context))
 
     async def async_notify(self, context: Context) -> None:
         """:meth:`notify`, in a worker thread (the hook's request is synchronous), for the triggerer,

@@ -16,7 +16,8 @@ that claim at the same moment, the one whose write landed last calls. Two claims
 and read back interleave within the settle time can still both call; the paths of one failure run
 one after another (the DAG-level callback is scheduled only once the task's own callbacks have
 returned), so that needs two paths running at once. Within one process, claims are also kept in
-memory, so a notifier listed twice calls once even where no Variable can be written.
+memory, so a notifier listed twice calls once even where no Variable can be written; a question to
+a person is kept there only (a task may ask again, about something else, in the same try).
 
 A record holds no phone number: the event, the DAG, task, run, map index and try, and when.
 """
@@ -137,6 +138,8 @@ class CallRecords:
     :meth:`claim` before placing the call; :meth:`release` when Fuse certainly queued nothing, so
     another path of the same occurrence may try again.
 
+    :param shared: whether records are shared through Airflow Variables at all; when not, they are
+        kept in this process's memory only.
     :param writable: whether this process may write Airflow Variables; when not, records are read
         and kept in this process's memory only.
     """
@@ -144,8 +147,9 @@ class CallRecords:
     _claimed: OrderedDict[str, None] = OrderedDict()
     _lock = threading.Lock()
 
-    def __init__(self, *, writable: bool = True) -> None:
-        self.writable = writable
+    def __init__(self, *, shared: bool = True, writable: bool = True) -> None:
+        self.shared = shared
+        self.writable = shared and writable
 
     def claim(self, occurrence: Occurrence) -> bool:
         """Record that this path calls about ``occurrence``; ``False`` when another path already did.
@@ -160,6 +164,8 @@ class CallRecords:
             self._claimed[key] = None
             while len(self._claimed) > _MAX_REMEMBERED:
                 self._claimed.popitem(last=False)
+        if not self.shared:
+            return True
         try:
             if self._read(key) is not None:
                 return False

@@ -469,6 +469,21 @@ def test_a_deadline_alert_on_an_executor_reads_what_another_path_recorded(oncall
     assert requests_mock.call_count == 1
 
 
+def test_each_question_of_one_try_is_called_about_once(oncall, store, requests_mock):
+    """A task asks, waits, resumes in a new process with the same try and may ask again: the approval
+    and then an unknown outcome. Each asking phones once, however often the notifier is listed."""
+    from airflow_provider_fuse.decisions import Ask
+
+    requests_mock.post(QUEUE_URL, json={"call_id": "77"})
+    ask = Ask(notifiers=[notifier(event="approval_requested")] * 2)
+    for _ in range(2):  # two questions, each asked by its own run of the task's process
+        for each in ask.notifiers:
+            each(task_context(state="running", try_number=1))
+        another_process()
+    assert requests_mock.call_count == 2
+    assert store.records() == {}
+
+
 def test_a_hitl_operator_takes_it_as_a_notifier(oncall, store, requests_mock):
     from airflow.providers.standard.operators.hitl import ApprovalOperator
 
