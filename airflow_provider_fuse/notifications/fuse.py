@@ -10,7 +10,7 @@ from airflow.sdk import BaseNotifier
 from airflow_provider_fuse.exceptions import FuseApiError, FuseValidationError, nothing_queued
 from airflow_provider_fuse.hooks.connection import DEFAULT_CONN_NAME
 from airflow_provider_fuse.masking import mask_personal_data, mask_url
-from airflow_provider_fuse.notifications.occurrences import EVENTS, CallRecords, Occurrence
+from airflow_provider_fuse.notifications.occurrences import EVENTS, QUESTION_EVENTS, CallRecords, Occurrence
 from airflow_provider_fuse.operators.queueing import QUEUE_TEMPLATE_FIELDS, request_fields
 
 if TYPE_CHECKING:
@@ -32,7 +32,9 @@ class FuseNotifier(BaseNotifier):
     * a deadline alert: ``DeadlineAlert(..., callback=AsyncCallback(FuseNotifier, kwargs={...}))``
       (runs in the triggerer) or ``SyncCallback`` (runs on an executor);
     * a human-in-the-loop notifier — ``notifiers=[...]`` of the standard provider's HITL operators,
-      or ``Ask(notifiers=[...])`` of this provider's operators — with ``event="approval_requested"``.
+      (with ``event="approval_requested"``), or ``Ask(notifiers=[...])`` of this provider's operators,
+      whose questions say which they are (``approval_requested``, or ``decision_requested`` for an
+      unknown outcome).
 
     The number to call is never in DAG code: it is read, when the notifier runs, from the Airflow
     Variable ``destination_variable`` or the password of the connection ``destination_conn_id``
@@ -41,7 +43,8 @@ class FuseNotifier(BaseNotifier):
     secret masker the moment it is read, and appears in no log line, exception or XCom.
 
     The Fuse application reads what happened from the call parameters ``airflow_event``
-    (``failure``, ``retry``, ``approval_requested`` or ``deadline_missed``), ``airflow_dag_id``,
+    (``failure``, ``retry``, ``approval_requested``, ``decision_requested`` or ``deadline_missed``),
+    ``airflow_dag_id``,
     ``airflow_task_id``, ``airflow_run_id``, ``airflow_map_index`` and ``airflow_try_number`` (None
     where the path does not say, e.g. no task for a deadline), besides those of ``call_parameters``.
 
@@ -64,8 +67,9 @@ class FuseNotifier(BaseNotifier):
     :param destination_conn_id: an Airflow connection (any type) whose password holds the number to
         call. (templated)
     :param event: what happened, as the Fuse application is told; by default ``deadline_missed`` for
-        a deadline alert, ``retry`` for a task instance up for retry, else ``failure``. Give
-        ``"approval_requested"`` for a HITL notifier.
+        a deadline alert, ``retry`` for a task instance up for retry, the question's own for
+        ``Ask(notifiers=...)``, else ``failure``. Give ``"approval_requested"`` for a notifier of the
+        standard provider's HITL operators.
     :param call_parameters: further call variables, names to strings, numbers, bools or None; a name
         starting ``airflow_`` is the notifier's own and refused. (templated: each value is rendered)
     :param start_timestamp: when dialing may begin; as the queue operator takes it. (templated)
@@ -145,7 +149,7 @@ class FuseNotifier(BaseNotifier):
         :raises FuseValidationError: for a misconfiguration (see the class), before anything is
             recorded or sent.
         """
-        shared = (self.event or "") != "approval_requested"
+        shared = Occurrence.of(context, self.event).event not in QUESTION_EVENTS
         self._call(context, CallRecords(shared=shared, writable="deadline" not in context))
 
     async def async_notify(self, context: Context) -> None:

@@ -43,8 +43,12 @@ __all__ = ["EVENTS", "RECORD_PREFIX", "CallRecords", "Event", "Occurrence"]
 log = logging.getLogger(__name__)
 
 #: What happened, in the words a Fuse application reads (the ``airflow_event`` call parameter).
-Event = Literal["failure", "retry", "approval_requested", "deadline_missed"]
-EVENTS: tuple[str, ...] = ("failure", "retry", "approval_requested", "deadline_missed")
+Event = Literal["failure", "retry", "approval_requested", "decision_requested", "deadline_missed"]
+EVENTS: tuple[str, ...] = ("failure", "retry", "approval_requested", "decision_requested", "deadline_missed")
+#: The events of a question to a person: asked in the asking process (see :class:`CallRecords`).
+QUESTION_EVENTS = ("approval_requested", "decision_requested")
+#: What a question of this provider's operators (``decisions.QUESTION_KEY`` in the context) is called.
+_QUESTION_EVENTS = {"approval": "approval_requested", "unknown_outcome": "decision_requested"}
 
 #: The key of every record starts with this; the rest is a digest of the occurrence.
 RECORD_PREFIX = "fuse_notifier_called_"
@@ -81,12 +85,16 @@ class Occurrence:
     def of(cls, context: Mapping[str, Any], event: str | None = None) -> Occurrence:
         """Read the occurrence from ``context``; ``event`` overrides the inferred one.
 
-        Inferred: a deadline's context (it has ``deadline``) is ``deadline_missed``; a task instance
-        in ``up_for_retry`` is ``retry``; anything else is ``failure``.
+        Inferred: a question of this provider's operators (the context names it, see
+        :data:`airflow_provider_fuse.decisions.QUESTION_KEY`) is ``approval_requested`` or
+        ``decision_requested`` (an unknown outcome); a deadline's context (it has ``deadline``) is
+        ``deadline_missed``; a task instance in ``up_for_retry`` is ``retry``; anything else is ``failure``.
         """
         ti = context.get("ti")
         dag_run = context.get("dag_run")
         deadline = context.get("deadline")
+        if event is None:
+            event = _QUESTION_EVENTS.get(str(context.get("fuse_question")))
         if event is None:
             state = str(getattr(_item(ti, "state"), "value", _item(ti, "state")) or "")
             event = "deadline_missed" if deadline else "retry" if state == "up_for_retry" else "failure"

@@ -541,3 +541,15 @@ def test_the_docs_example_dag_loads():
     assert isinstance(dag, DAG)
     (alert,) = dag.deadline if isinstance(dag.deadline, list) else [dag.deadline]
     assert alert.callback.path == "airflow_provider_fuse.notifications.fuse.FuseNotifier"
+
+
+def test_a_question_of_this_providers_operators_says_which_it_is():
+    """``decisions.ask`` calls its notifiers with the question named: no ``event=`` needed."""
+    from airflow_provider_fuse.decisions import QUESTION_KEY
+    from airflow_provider_fuse.notifications.occurrences import Occurrence
+
+    ti = {"dag_id": "d", "run_id": "r", "task_id": "t", "map_index": -1, "try_number": 1, "state": "running"}
+    assert Occurrence.of({"ti": ti, QUESTION_KEY: "approval"}).event == "approval_requested"
+    assert Occurrence.of({"ti": ti, QUESTION_KEY: "unknown_outcome"}).event == "decision_requested"
+    assert Occurrence.of({"ti": ti}).event == "failure"
+    assert Occurrence.of({"ti": ti, QUESTION_KEY: "approval"}, "retry").event == "retry"
