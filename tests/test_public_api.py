@@ -47,7 +47,10 @@ PUBLIC: dict[str, Names] = {
         "FuseInvalidResponseError redact",
     ),
     "airflow_provider_fuse.decisions": Names(
-        "answer_of Answer APPROVAL APPROVE Ask ask NOT_QUEUED QUESTION_KEY QUEUED Question REJECT STOP UNKNOWN_OUTCOME",
+        """
+            answer_of Answer APPROVAL APPROVE Ask ask NOT_QUEUED QUESTION_KEY QUEUED Question REJECT STOP
+            UNKNOWN_OUTCOME
+        """,
         "",
     ),
     "airflow_provider_fuse.destinations": Names(

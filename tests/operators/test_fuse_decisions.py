@@ -489,7 +489,8 @@ def test_the_notifiers_of_a_question_are_told_which_question_it_is(
     fuse_connection, requests_mock, bulk, hitl
 ):
     told = []
-    ask(hitl, lambda: bulk(approval=True, ask=Ask(notifiers=[told.append])).execute(context(MemoryStore())))
+    operator = bulk(approval=True, ask=Ask(notifiers=[told.append]))
+    ask(hitl, lambda: operator.execute(context(MemoryStore())))
     assert told[0][decisions.QUESTION_KEY] == "approval"
     assert told[0]["ti"].task_id == "dial"
 
