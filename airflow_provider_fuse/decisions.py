@@ -10,8 +10,11 @@ what the task needs to go on travels with the question (``kwargs``), and the ans
 event of the method it resumes in. It is given in the UI (Browse → Required Actions, or the task
 instance's tab) or through the REST API (``PATCH …/taskInstances/{task_id}/{map_index}/hitlDetails``).
 
-Airflow keeps one question per task instance try: a try that already asked (an approval) cannot ask
-another; the next try, with a task instance id of its own, can.
+Airflow keeps **one question per task instance, for all its tries**: its question row follows the task
+instance through retries and clears, and writing a question again keeps the first one's subject, body
+and options (only the answer is cleared). So a task instance can ask one question in its life, or the
+very same question again; :func:`ask` reads back what Airflow keeps and refuses (:class:`QuestionTaken`)
+rather than let a person answer a question other than the one the task means.
 
 :class:`Ask` says who may answer, how long to wait and who is told; the texts of the questions are
 the operators' (they know the list); no phone number or CSV value is ever part of one.
@@ -21,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow_provider_fuse._compat import AirflowFailException
@@ -41,6 +44,7 @@ __all__ = [
     "Answer",
     "Ask",
     "Question",
+    "QuestionTaken",
     "answer_of",
     "ask",
 ]
@@ -51,6 +55,11 @@ QUEUED = "Fuse queued it"
 NOT_QUEUED = "Fuse did not queue it"
 STOP = "Stop"
 
+
+#: The longest a question may wait (``Ask(timeout=...)``).
+MAX_TIMEOUT = timedelta(days=366)
+#: How long the notifiers of a question may take, together, before the task waits without them.
+NOTIFIERS_TIMEOUT = 60.0
 
 #: The key of the context a question's notifiers are called with that names the question
 #: (``"approval"`` or ``"unknown_outcome"``): a notifier tells a question from a failure by it.
@@ -79,12 +88,14 @@ class Ask:
     :param assigned_users: who may answer, as the standard provider's HITL operators take them:
         ``[{"id": "<user id>", "name": "<user name>"}]`` (an auth manager's user ids); ``None`` (the
         default): anyone allowed to answer the DAG's human-in-the-loop tasks.
-    :param timeout: how long to wait for an answer, a positive ``timedelta`` (default 24 hours); no
-        answer by then takes the safe choice: *Reject* for an approval, *Stop* for an unknown outcome.
+    :param timeout: how long to wait for an answer, a ``timedelta`` above 0 and at most
+        :data:`MAX_TIMEOUT` (default 24 hours); no answer by then takes the safe choice: *Reject* for
+        an approval, *Stop* for an unknown outcome.
     :param notifiers: notifiers called with the task's context when a question is asked, plus
         :data:`QUESTION_KEY` naming the question (e.g. a
         :class:`~airflow_provider_fuse.notifications.fuse.FuseNotifier` that phones the approver; it
-        reads the key). A notifier that fails is logged by its error's type; the question stands.
+        reads the key). A notifier that fails is logged by its error's type, and one still running
+        after :data:`NOTIFIERS_TIMEOUT` seconds is left behind; the question stands either way.
     :raises ValueError: any of them malformed.
     """
 
@@ -93,8 +104,11 @@ class Ask:
     notifiers: Sequence[BaseNotifier] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.timeout, timedelta) or self.timeout <= timedelta(0):
-            raise ValueError(f"Ask(timeout=...) must be a positive timedelta, got {self.timeout!r}")
+        if not isinstance(self.timeout, timedelta) or not timedelta(0) < self.timeout <= MAX_TIMEOUT:
+            raise ValueError(
+                f"Ask(timeout=...) must be a timedelta above 0 and at most {MAX_TIMEOUT.days} days, "
+                f"got {self.timeout!r}"
+            )
         users = self.assigned_users
         if users is not None:
             if isinstance(users, dict) or not isinstance(users, Sequence) or not users:
@@ -124,7 +138,7 @@ class Answer:
     """What a person chose (or the default, when nobody answered in time).
 
     :param chosen: one of the question's options.
-    :param by: the user who answered, ``"<name> (id <id>)"``; ``None`` when the timeout chose.
+    :param by: the user who answered, ``'<name>' (id '<id>')``; ``None`` when the timeout chose.
     :param at: when (UTC).
     """
 
@@ -162,32 +176,31 @@ def ask(
     :func:`answer_of`. ``kwargs`` must be JSON-serializable and hold no personal data: Airflow stores
     them in its database while the task waits.
     """
-    from airflow.sdk.execution_time.hitl import upsert_hitl_detail
     from airflow.sdk.timezone import utcnow
 
     ti = context["task_instance"]
-    upsert_hitl_detail(
-        ti_id=ti.id,
-        options=list(question.options),
-        subject=subject,
-        body=body,
-        defaults=[question.default],
-        multiple=False,
-        params={},
-        assigned_users=[dict(user) for user in how.assigned_users] if how.assigned_users else None,  # type: ignore[misc]
-    )
+    users = [dict(user) for user in how.assigned_users] if how.assigned_users else []
+    meant = {
+        "subject": subject,
+        "body": body,
+        "options": list(question.options),
+        "defaults": [question.default],
+        "assigned_users": users,
+    }
+    kept = _write_question(ti.id, meant)
+    if kept != meant:
+        raise QuestionTaken(
+            "this task instance already asked another question in an earlier try "
+            f"({kept.get('subject')!r}), and Airflow keeps a task instance's first question for all its "
+            "tries: it would show that one instead"
+        )
     operator.log.info(
         "Waiting for an answer in Required Actions (%s), until %s UTC; no answer by then is %r.",
         question.name.replace("_", " "),
         (utcnow() + how.timeout).strftime("%Y-%m-%d %H:%M"),
         question.default,
     )
-    told = {**context, QUESTION_KEY: question.name}
-    for notifier in how.notifiers:
-        try:
-            notifier(told)
-        except Exception as error:  # a notifier failing must not lose the question
-            operator.log.warning("A notifier of the question failed: %s", type(error).__name__)
+    _tell(operator, how.notifiers, {**context, QUESTION_KEY: question.name})
     try:  # Airflow >= 3.3: the task waits in awaiting_input, no trigger
         from airflow.sdk.exceptions import TaskAwaitingInput
     except ImportError:  # Airflow < 3.3: the standard provider's trigger waits on the triggerer
@@ -211,6 +224,65 @@ def ask(
     raise AssertionError("defer() returned")  # pragma: no cover
 
 
+class QuestionTaken(AirflowFailException):
+    """Airflow keeps another question for this task instance (see the module docstring): asking this
+    one would show a person the other one's text. Nothing was asked."""
+
+
+def _write_question(ti_id: Any, meant: dict[str, Any]) -> dict[str, Any]:
+    """Write the question for task instance ``ti_id``; :return: what Airflow keeps, in ``meant``'s form."""
+    from airflow.sdk.api.datamodels._generated import HITLUser
+    from airflow.sdk.execution_time.comms import CreateHITLDetailPayload
+    from airflow.sdk.execution_time.task_runner import SUPERVISOR_COMMS
+
+    kept = SUPERVISOR_COMMS.send(
+        msg=CreateHITLDetailPayload(
+            ti_id=ti_id,
+            subject=meant["subject"],
+            body=meant["body"],
+            options=meant["options"],
+            defaults=meant["defaults"],
+            multiple=False,
+            params={},
+            assigned_users=[HITLUser(id=user["id"], name=user["name"]) for user in meant["assigned_users"]],
+        )
+    )
+    return {
+        "subject": getattr(kept, "subject", None),
+        "body": getattr(kept, "body", None),
+        "options": list(getattr(kept, "options", None) or []),
+        "defaults": list(getattr(kept, "defaults", None) or []),
+        "assigned_users": [
+            {"id": user.id, "name": user.name} for user in getattr(kept, "assigned_users", None) or []
+        ],
+    }
+
+
+def _tell(operator: BaseOperator, notifiers: Sequence[Any], context: dict[str, Any]) -> None:
+    """Call each notifier with ``context`` in a thread of its own; those still running after
+    :data:`NOTIFIERS_TIMEOUT` seconds (together) are left behind, logged. A failure is logged by type."""
+    import threading
+    import time
+
+    def run(notifier: Any) -> None:
+        try:
+            notifier(context)
+        except Exception as error:  # a notifier failing must not lose the question
+            operator.log.warning("A notifier of the question failed: %s", type(error).__name__)
+
+    deadline = time.monotonic() + NOTIFIERS_TIMEOUT
+    threads = [threading.Thread(target=run, args=(notifier,), daemon=True) for notifier in notifiers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    if any(thread.is_alive() for thread in threads):
+        operator.log.warning(
+            "A notifier of the question was still running after %.0f s: the task waits without it.",
+            NOTIFIERS_TIMEOUT,
+        )
+
+
 def answer_of(question: Question, event: dict[str, Any]) -> Answer:
     """The answer in the event a task resumed with.
 
@@ -219,22 +291,35 @@ def answer_of(question: Question, event: dict[str, Any]) -> Answer:
     """
     from airflow.sdk.timezone import utcnow
 
+    from airflow_provider_fuse.masking import redact
+
+    name = question.name.replace("_", " ")
     if "error" in event:
         raise AirflowFailException(
-            f"The {question.name.replace('_', ' ')} question ended without an answer: "
-            f"{event.get('error_type', 'error')}: {event['error']}"
+            f"The {name} question ended without an answer: "
+            f"{redact(str(event.get('error_type', 'error')))}: {redact(str(event['error']))}"
         )
     chosen = list(event.get("chosen_options") or [])
     if len(chosen) != 1 or chosen[0] not in question.options:
         raise AirflowFailException(
-            f"The {question.name.replace('_', ' ')} question was answered with {chosen!r}, not one of "
+            f"The {name} question was answered with {redact(repr(chosen))}, not one of "
             f"{list(question.options)!r}: nothing more was sent."
         )
     user = event.get("responded_by_user")
     by = None
     if user and not event.get("timedout"):
-        by = f"{user.get('name')} (id {user.get('id')})" if isinstance(user, dict) else str(user)
+        if isinstance(user, dict):
+            by = f"{str(user.get('name'))!r} (id {str(user.get('id'))!r})"
+        else:
+            by = repr(str(user))
     at = event.get("responded_at")
     if isinstance(at, str):
-        at = datetime.fromisoformat(at)
-    return Answer(chosen=chosen[0], by=by, at=at if isinstance(at, datetime) else utcnow())
+        try:
+            at = datetime.fromisoformat(at)
+        except ValueError:
+            at = None
+    if not isinstance(at, datetime):
+        at = utcnow()
+    elif at.tzinfo is None:
+        at = at.replace(tzinfo=timezone.utc)
+    return Answer(chosen=chosen[0], by=by, at=at)

@@ -660,13 +660,16 @@ class BulkQueueLedger(_Ledger):
         one: a retry, a resume and a clear are the same campaign."""
         self._campaign = campaign
 
-    def sending(self, index: int, rows: int, window: Any = None) -> None:
+    def sending(self, index: int, rows: int, window: Any = None, span: tuple[int, int] | None = None) -> None:
         """Record the intent: part ``index`` is about to be sent. Call just before the request.
 
         :param window: the part's own dialing window (``.start``/``.end``, unix seconds), recorded with
             it, when calling hours gave it one.
+        :param span: the first and last row of the file the part holds (the header is row 1).
         """
         entry: dict[str, Any] = {"state": SENDING, "rows": rows, "sent_at": int(time.time())}
+        if span is not None:
+            entry.update(first_row=int(span[0]), last_row=int(span[1]))
         if window is not None:
             entry.update(start_timestamp=int(window.start), end_timestamp=int(window.end))
         self._entries[index] = entry
@@ -690,6 +693,10 @@ class BulkQueueLedger(_Ledger):
         """Clear the intent of part ``index``: Fuse rejected it, or it never left the machine."""
         self._entries[index] = None
         self._save()
+
+    def entry(self, index: int) -> dict[str, Any] | None:
+        """Part ``index`` as this try last recorded it (after :meth:`plan`)."""
+        return self._entries[index]
 
     def settle(
         self, index: int, answer: Literal["queued", "not_queued", "stop"], by: str | None, at: str

@@ -22,19 +22,22 @@ from airflow_provider_fuse.exceptions import (
     nothing_queued,
     without_may_have_queued,
 )
-from airflow_provider_fuse.masking import sealed_suppression_list, shown_url
+from airflow_provider_fuse.masking import sealed_suppression_list
+from airflow_provider_fuse.masking import shown_url as shown_url  # importable from here, as it was
 from airflow_provider_fuse.operators import contact_list, dialing_plan
 from airflow_provider_fuse.operators.base import where
 from airflow_provider_fuse.operators.queueing import (
     QUEUE_TEMPLATE_FIELDS,
     BaseFuseQueueingOperator,
     request_fields,
+    shown_fields,
 )
 from airflow_provider_fuse.operators.reruns import RESEND_CONF_KEY, guard_refusal
 from airflow_provider_fuse.operators.task_failures import (
     ON_UNKNOWN_OUTCOME,
     bulk_queue_failure,
     nothing_sent,
+    rows_between,
     rows_of,
 )
 from airflow_provider_fuse.results.campaign import RESULTS_XCOM_KEY, SentList, dialing_window_end
@@ -47,7 +50,7 @@ if TYPE_CHECKING:
 
     from airflow_provider_fuse.calling_hours import Window
     from airflow_provider_fuse.fields import QueueFields
-    from airflow_provider_fuse.guard import BulkQueueLedger, CampaignRecord, Fingerprint, Plan
+    from airflow_provider_fuse.guard import BulkQueueLedger, CampaignRecord, Fingerprint, Plan, Record
     from airflow_provider_fuse.hooks.fuse import ProbeAnswer
     from airflow_provider_fuse.preflight import CsvPart
     from airflow_provider_fuse.results.config import ResultsConfig
@@ -316,6 +319,8 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
         self._asked = approved is not None or settled is not None
         # Without the duplicate guard, where an answered unknown outcome resumes the list.
         self._resume: Plan | None = None
+        # With it, the record the answer settled: what is sent next must be that list.
+        self._settled_record: Record | None = None
         # The campaign this try sends under, once set (collect_results): pushed with the count.
         self._campaign: CampaignRecord | None = None
         # The ledger as this try read it: what earlier tries sent, for a try that fails before sending.
@@ -348,6 +353,8 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
         parameters = self._parameters(application_id, deployment_id, fields)
         ledger = None if self.preflight_only else self._ledger(context, at)
         self._read_ledger = ledger
+        if not self.preflight_only:
+            self._check_questions(guarded=ledger is not None)
         resend = self._resend(context)
         # What earlier tries queued ("" when nothing): a list that cannot be read or is now empty must
         # not hide it.
@@ -669,6 +676,7 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
 
         at = where(*ids)
         result_url: Callable[[int, int], str] | None = None
+        self._check_settled_list(ledger, fingerprint)
         if results is not None and ledger is not None:
             self._refuse_a_second_list_with_results(ledger, fingerprint, len(parts))
         try:
@@ -759,7 +767,7 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
                 if result_url is not None:
                     sent_fields["result_url"] = result_url(index, part.rows)
                 if ledger:
-                    ledger.sending(index, part.rows, window=window)
+                    ledger.sending(index, part.rows, window=window, span=(part.first_row, part.last_row))
                 self._request_left = True
                 try:
                     queued = hook.bulk_queue(*ids, part.path, **sent_fields)
@@ -848,7 +856,7 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
                 csv_rows=summary.rows,
                 size=summary.size,
                 window=fields.describe_window(),
-                fields=self._shown_fields(fields, results)[0] or "(none)",
+                fields=shown_fields(fields, None if results is None else results.shown_url()) or "(none)",
                 repeats=contact_list.describe_repeats(summary, self.on_duplicate_destinations),
                 chunking=chunking,
                 results=outcomes,
@@ -871,89 +879,92 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
     ) -> None:
         """On an unknown outcome with ``on_unknown_outcome="ask"``: ask whether Fuse queued the part.
 
-        A try that already asked (its approval) cannot: with the duplicate guard the next try asks
-        (a retryable failure); without it, returns, and the unknown outcome fails the task as ``"fail"``.
+        Returns (the unknown outcome then fails the task as with ``"fail"``) when it cannot ask: this try
+        resumed with another answer, or Airflow keeps another question for this task instance.
         """
-        what = f"{without_may_have_queued(str(error)).rstrip('.')}."
+        self.log.warning(
+            "Unknown outcome (part %d of %d): %s",
+            index + 1,
+            len(parts),
+            f"{without_may_have_queued(str(error)).rstrip('.')}.",
+        )
         if self._asked:
-            if ledger is None:
-                return
-            raise AirflowException(
-                f"Unknown outcome (part {index + 1} of {len(parts)}): {what} This try already asked a "
-                "question (Airflow keeps one per try): the next try asks whether Fuse queued it, and sends "
-                "nothing before the answer. With no retries left, clear the task instance to be asked."
-            )
+            self._cannot_ask("this try already asked a question")
+            return
+        kwargs: dict[str, Any] = {"part": index, "sent_list": fingerprint.to_travel()}
+        if ledger is not None:
+            entries = [ledger.entry(number) for number in range(len(parts))]
+            subject, body = self._unknown_outcome_text(context, at, index, entries)
+        else:
+            part = parts[index]
+            entry = {"rows": part.rows, "first_row": part.first_row, "last_row": part.last_row}
+            entries = [
+                {"state": "queued", "calls_queued": known[number]} if number in known else None
+                for number in range(len(parts))
+            ]
+            entries[index] = {**entry, "state": "sending", "sent_at": int(time.time())}
+            subject, body = self._unknown_outcome_text(context, at, index, entries)
+            kwargs.update(rows=part.rows, queued=[[done, calls] for done, calls in sorted(known.items())])
+        self._ask_about(context, subject, body, kwargs)
+
+    def _unknown_outcome_text(
+        self, context: Context, at: str, index: int, entries: list[dict[str, Any] | None]
+    ) -> tuple[str, str]:
+        """The question about part ``index``, from the parts as recorded: the same question whichever
+        try asks it (Airflow shows a task instance's first question to all its tries)."""
         from airflow_provider_fuse.operators import questions
 
-        part = parts[index]
-        subject, body = questions.unknown_outcome_text(
+        entry = entries[index] or {}
+        queued = [item for item in entries if item and item.get("state") == "queued"]
+        rows = int(entry.get("rows") or 0)
+        span = (entry.get("first_row"), entry.get("last_row"))
+        return questions.unknown_outcome_text(
             questions.PartUnknown(
                 task=questions.task_name(context.get("ti")),
                 at=at,
                 index=index,
-                parts=len(parts),
-                rows=part.rows,
-                rows_of=rows_of(part),
-                sent_at=time.time(),
-                what=what,
-                queued_parts=len(known),
-                queued_calls=sum(known.values()),
+                parts=len(entries),
+                rows=rows,
+                rows_of=rows_between(rows, *span) if None not in span else "",  # type: ignore[arg-type]
+                sent_at=entry.get("sent_at"),
+                queued_parts=len(queued),
+                queued_calls=sum(int(item.get("calls_queued") or 0) for item in queued),
                 timeout=self.ask.timeout,
             )
         )
-        kwargs: dict[str, Any] = {"part": index}
-        if ledger is None:
-            kwargs.update(
-                rows=part.rows,
-                queued=[[done, calls] for done, calls in sorted(known.items())],
-                sent_list=fingerprint.to_travel(),
+
+    def _ask_about(self, context: Context, subject: str, body: str, kwargs: dict[str, Any]) -> None:
+        """Ask the unknown-outcome question; return (the task then fails as with ``"fail"``) when Airflow
+        keeps another question for this task instance."""
+        try:
+            decisions.ask(
+                self,
+                context,
+                decisions.UNKNOWN_OUTCOME,
+                self.ask,
+                subject=subject,
+                body=body,
+                method_name="execute_decided",
+                kwargs=kwargs,
             )
-        decisions.ask(
-            self,
-            context,
-            decisions.UNKNOWN_OUTCOME,
-            self.ask,
-            subject=subject,
-            body=body,
-            method_name="execute_decided",
-            kwargs=kwargs,
+        except decisions.QuestionTaken as error:
+            self._cannot_ask(str(error))
+
+    def _cannot_ask(self, why: str) -> None:
+        self.log.warning(
+            "on_unknown_outcome='ask' cannot ask about this unknown outcome: %s. The task fails as with "
+            "'fail'; follow docs/safety.md, 'After an unknown outcome'.",
+            why,
         )
 
     def _ask_recorded(self, context: Context, ledger: BulkQueueLedger, at: str) -> None:
         """A try that finds an unknown outcome recorded by an earlier one asks about it (before the CSV
-        is read: the ledger knows the part's rows and when it was sent)."""
-        from airflow_provider_fuse.operators import questions
-
+        is read: the ledger knows the part)."""
         record = ledger.record
         assert record is not None
         index = record.sending[0]
-        entry = record.entries[index] or {}
-        subject, body = questions.unknown_outcome_text(
-            questions.PartUnknown(
-                task=questions.task_name(context.get("ti")),
-                at=at,
-                index=index,
-                parts=len(record.entries),
-                rows=int(entry.get("rows") or 0),
-                rows_of="",
-                sent_at=entry.get("sent_at"),
-                what="an earlier try sent it and its answer never arrived (the worker died, or Fuse's "
-                "answer was lost).",
-                queued_parts=len(record.queued),
-                queued_calls=record.calls_queued(),
-                timeout=self.ask.timeout,
-            )
-        )
-        decisions.ask(
-            self,
-            context,
-            decisions.UNKNOWN_OUTCOME,
-            self.ask,
-            subject=subject,
-            body=body,
-            method_name="execute_decided",
-            kwargs={"part": index},
-        )
+        subject, body = self._unknown_outcome_text(context, at, index, record.entries)
+        self._ask_about(context, subject, body, {"part": index})
 
     def _settle(self, ledger: BulkQueueLedger | None, at: str) -> None:
         """Apply the answer this try resumed with: to the ledger, or (without one) to where sending resumes.
@@ -977,6 +988,8 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
                 f"nothing more was sent to {at}. Check the campaign in Fuse."
             )
         if ledger is not None:
+            # What is sent next must be the list the question was about (as the ledger recorded it).
+            self._settled_record = ledger.record
             return
         done = {int(index): int(calls) for index, calls in settled.queued or []}
         if chosen == decisions.QUEUED:
@@ -985,21 +998,34 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
             start=settled.part, calls_queued=sum(done.values()), resumed=True, queued=tuple(sorted(done))
         )
 
+    def _check_settled_list(self, ledger: BulkQueueLedger | None, fingerprint: Fingerprint) -> None:
+        """After an answer about an unknown outcome: the list read again must be the one it was about.
+
+        :raises AirflowFailException: it changed (nothing more is sent).
+        """
+        settled = self._settled
+        if settled is None:
+            return
+        if ledger is not None:
+            record = self._settled_record
+            same = record is None or not record.changes(fingerprint)
+            if same and settled.sent_list is not None:
+                same = fingerprint.same_as(settled.sent_list)
+        else:
+            same = settled.sent_list is not None and fingerprint.same_as(settled.sent_list)
+        if not same:
+            raise AirflowFailException(
+                f"Nothing more was sent to Fuse: the list changed while the question about part "
+                f"{settled.part + 1} waited for its answer (the CSV, the request parameters or the "
+                "suppression list). Check the campaign in Fuse; clear the task to send the list as it is now."
+            )
+
     def _resumed_plan(self, fingerprint: Fingerprint) -> Plan:
         """Without the duplicate guard: where this try starts (part 1, or where an answer resumes it)."""
         from airflow_provider_fuse.guard import Plan
 
         if self._resume is None:
             return Plan(start=0, calls_queued=0, resumed=False)
-        settled = self._settled
-        assert settled is not None
-        assert settled.sent_list is not None
-        if not fingerprint.same_as(settled.sent_list):
-            raise AirflowFailException(
-                f"Nothing more was sent to Fuse: the list changed while the question about part "
-                f"{settled.part + 1} waited for its answer; parts sent before it stay queued "
-                f"({self._resume.calls_queued} calls). Check the campaign in Fuse."
-            )
         return self._resume
 
     def _calls_of(self, ledger: BulkQueueLedger | None, plan: Plan, index: int) -> int:
@@ -1229,26 +1255,11 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
                 sent,
             )
 
-    @staticmethod
-    def _shown_fields(fields: QueueFields, results: _Results | None) -> tuple[str, dict[str, object]]:
-        """The request fields as a dry run and an approval show them (a result URL's token hidden)."""
-        shown: dict[str, object] = {
-            name: value for name, value in fields.form_fields().items() if name != "is_pci"
-        }
-        if "result_url" in shown:
-            shown["result_url"] = shown_url(shown["result_url"])
-        if results is not None:
-            shown["result_url"] = results.shown_url()
-        sent = ", ".join(f"{name}={value}" for name, value in shown.items())
-        if fields.is_pci:
-            sent = f"{sent}, is_pci=1" if sent else "is_pci=1"
-        return sent, shown
-
     def _log_dry_run(
         self, rows: int, parts: list[CsvPart], at: str, fields: QueueFields, results: _Results | None
     ) -> int:
         """Log what would be sent; :return: the rows it would send (those of parts with a window)."""
-        sent, _ = self._shown_fields(fields, results)
+        sent = shown_fields(fields, None if results is None else results.shown_url())
         requests = len(parts)
         plan: list[str] = []
         if self._planned is not None:

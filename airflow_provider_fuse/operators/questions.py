@@ -161,7 +161,6 @@ class PartUnknown:
     :param rows: the part's rows.
     :param rows_of: the rows of the file it holds, described (``""`` when not known).
     :param sent_at: when its request left (unix seconds; ``None`` when not recorded).
-    :param what: what happened to the request, in the provider's words (no CSV value).
     :param queued_parts: parts known queued, and their calls.
     :param queued_calls: calls those parts queued.
     :param timeout: how long the question waits.
@@ -174,7 +173,6 @@ class PartUnknown:
     rows: int
     rows_of: str
     sent_at: float | None
-    what: str
     queued_parts: int
     queued_calls: int
     timeout: timedelta
@@ -193,7 +191,8 @@ def unknown_outcome_text(part: PartUnknown) -> tuple[str, str]:
     later = part.parts - part.index - 1
     lines = [
         f"{part.task} sent {name} — **{part.rows:,} rows**{held} — to **{part.at}** {when}, and never "
-        f"learned whether Fuse queued it: {part.what}",
+        "learned whether Fuse queued it: Fuse's answer was lost, or the worker sending it died (the task's "
+        "log says which).",
         "",
         f"- Known queued: {part.queued_parts} part(s), {part.queued_calls:,} calls. These are never sent "
         "again.",

@@ -12,6 +12,7 @@ from airflow_provider_fuse.operators.queueing import (
     QUEUE_TEMPLATE_FIELDS,
     BaseFuseQueueingOperator,
     request_fields,
+    shown_fields,
 )
 from airflow_provider_fuse.operators.reruns import guard_refusal
 from airflow_provider_fuse.operators.task_failures import nothing_sent, task_failure
@@ -128,6 +129,7 @@ class FuseQueueCallOperator(BaseFuseQueueingOperator):
         from airflow_provider_fuse.guard import QUEUE_CALL_KEY, Fingerprint, GuardError
 
         self._approved = approved
+        self._asked = approved is not None
 
         try:
             application_id, deployment_id, fields = self._validated_arguments()
@@ -154,6 +156,7 @@ class FuseQueueCallOperator(BaseFuseQueueingOperator):
             fields=fields.form_fields(),
         )
         ledger = self._ledger(context, fingerprint, at)
+        self._check_questions(guarded=ledger is not None)
         if ledger is not None:
             try:
                 recorded = ledger.plan(
@@ -230,10 +233,7 @@ class FuseQueueCallOperator(BaseFuseQueueingOperator):
                 task=questions.task_name(context.get("ti")),
                 at=at,
                 window=fields.describe_window(),
-                fields=", ".join(
-                    f"{name}={value}" for name, value in fields.form_fields().items() if name != "result_url"
-                )
-                or "(none)",
+                fields=shown_fields(fields) or "(none)",
                 parameter_names=tuple(sorted(parameters or ())),
                 timeout=self.ask.timeout,
             )

@@ -17,7 +17,7 @@ from airflow_provider_fuse._compat import AirflowFailException, AirflowSkipExcep
 from airflow_provider_fuse.decisions import Ask
 from airflow_provider_fuse.exceptions import FuseValidationError
 from airflow_provider_fuse.fields import QUEUE_FIELD_NAMES, QueueFields, TimestampLike, to_positive_id
-from airflow_provider_fuse.masking import sealed_result_url
+from airflow_provider_fuse.masking import sealed_result_url, shown_url
 from airflow_provider_fuse.operators.base import BaseFuseOperator
 from airflow_provider_fuse.operators.reruns import resend_allowed, state_store
 from airflow_provider_fuse.operators.staleness import staleness
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from airflow_provider_fuse.guard import BulkQueueLedger, Fingerprint, QueueCallLedger, StateStore
     from airflow_provider_fuse.hooks.fuse import FuseHook
 
-__all__ = ["QUEUE_TEMPLATE_FIELDS", "BaseFuseQueueingOperator", "request_fields"]
+__all__ = ["QUEUE_TEMPLATE_FIELDS", "BaseFuseQueueingOperator", "request_fields", "shown_fields"]
 
 #: The queueing fields a DAG may template: every one of :data:`QUEUE_FIELD_NAMES` but ``is_pci``, a
 #: plain bool. When one is given, a rendering of ``None`` is an error, not "unset".
@@ -85,8 +85,10 @@ class BaseFuseQueueingOperator(BaseFuseOperator):
         self.approval = approval
         self.on_reject = on_reject
         self.ask = ask or Ask()
-        # The approval this try resumed with (execute_approved): Airflow keeps one question per try.
+        # The approval this try resumed with (execute_approved), and whether this try asked (resumed
+        # with an answer): a try that resumed with one answer has no other question to ask.
         self._approved: tuple[decisions.Answer, dict[str, str]] | None = None
+        self._asked = False
         if on_unknown_outcome not in self.unknown_outcome_choices:
             choices = " or ".join(repr(choice) for choice in self.unknown_outcome_choices)
             raise ValueError(f"on_unknown_outcome must be {choices}, got {on_unknown_outcome!r}")
@@ -252,16 +254,46 @@ class BaseFuseQueueingOperator(BaseFuseOperator):
                 recorded["at"],
             )
             return
+        if self._asked:
+            raise AirflowFailException(
+                "Nothing was sent to Fuse: what is about to be sent needs an approval, and this try "
+                "already asked a question. Clear the task to be asked."
+            )
         subject, body = question()
-        decisions.ask(
-            self,
-            context,
-            decisions.APPROVAL,
-            self.ask,
-            subject=subject,
-            body=body,
-            method_name="execute_approved",
-            kwargs={"approved": fingerprint.to_travel()},
+        try:
+            decisions.ask(
+                self,
+                context,
+                decisions.APPROVAL,
+                self.ask,
+                subject=subject,
+                body=body,
+                method_name="execute_approved",
+                kwargs={"approved": fingerprint.to_travel()},
+            )
+        except decisions.QuestionTaken as error:
+            raise AirflowFailException(
+                f"Nothing was sent to Fuse: it needs an approval, but {error}. Trigger a new run of the DAG "
+                "to have it approved."
+            ) from None
+
+    def _check_questions(self, guarded: bool) -> None:
+        """Before anything is asked or sent: a task that asks a person, without the duplicate guard
+        (Airflow < 3.3), must have no retries.
+
+        While the question waits the task is deferred, and Airflow 3.1/3.2 can turn the failure of its
+        resumed try into a retry (the deferral's late success is read as an external kill); without the
+        guard, that retry would send the list again from its first part.
+
+        :raises AirflowFailException: it has retries.
+        """
+        if guarded or not (self.approval or self.on_unknown_outcome == "ask") or not self.retries:
+            return
+        raise AirflowFailException(
+            "Nothing was sent to Fuse: approval=True or on_unknown_outcome='ask' on Airflow < 3.3 (no "
+            f"duplicate guard) needs retries=0 (this task has retries={self.retries}): Airflow can turn a "
+            "failure after the answer into a retry, which would send again what was queued. Set retries=0 "
+            "on this task, or run it on Airflow >= 3.3."
         )
 
     def _state_store(self, context: Context) -> StateStore | None:
@@ -271,6 +303,24 @@ class BaseFuseQueueingOperator(BaseFuseOperator):
     def _resend(self, context: Context) -> bool:
         """Whether this try may send something other than what this task instance already queued."""
         return resend_allowed(self.allow_resend, context)
+
+
+def shown_fields(fields: QueueFields, result_url: str | None = None) -> str:
+    """The request fields as a dry run and an approval show them: ``name=value, ...`` (``""`` when
+    none), a result URL's userinfo and query values hidden, ``is_pci`` only when set.
+
+    :param result_url: the result URL to show instead (the results receiver's, its token hidden).
+    """
+    shown: dict[str, object] = {
+        name: value for name, value in fields.form_fields().items() if name != "is_pci"
+    }
+    if "result_url" in shown:
+        shown["result_url"] = shown_url(str(shown["result_url"]))
+    if result_url is not None:
+        shown["result_url"] = result_url
+    if fields.is_pci:
+        shown["is_pci"] = 1
+    return ", ".join(f"{name}={value}" for name, value in shown.items())
 
 
 def request_fields(fields: QueueFields) -> dict[str, Any]:

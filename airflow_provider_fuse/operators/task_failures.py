@@ -36,6 +36,7 @@ __all__ = [
     "ON_UNKNOWN_OUTCOME",
     "bulk_queue_failure",
     "nothing_sent",
+    "rows_between",
     "rows_of",
     "task_failure",
     "timed_out",
@@ -158,6 +159,11 @@ def timed_out(*, request_left: bool, guarded: bool, on_unknown_outcome: str) -> 
 
 def rows_of(part: CsvPart) -> str:
     """The rows of the original file a part holds (the header is row 1)."""
-    if part.rows == part.last_row - part.first_row + 1:
-        return f"rows {part.first_row}-{part.last_row}"
-    return f"{part.rows} rows between rows {part.first_row} and {part.last_row}"
+    return rows_between(part.rows, part.first_row, part.last_row)
+
+
+def rows_between(rows: int, first_row: int, last_row: int) -> str:
+    """``rows`` rows of the original file from ``first_row`` to ``last_row``, described."""
+    if rows == last_row - first_row + 1:
+        return f"rows {first_row}-{last_row}"
+    return f"{rows} rows between rows {first_row} and {last_row}"

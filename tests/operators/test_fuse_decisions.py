@@ -33,13 +33,23 @@ class Asked(Exception):
         self.detail, self.method_name, self.kwargs = detail, method_name, kwargs
 
 
+#: What Airflow keeps, by task instance: its first question, whatever later tries write (the question
+#: row follows the task instance through retries and clears, and a write keeps the first one's text).
+KEPT: dict[tuple, dict] = {}
+
+
 @pytest.fixture(autouse=True)
 def hitl(monkeypatch):
-    """Capture the question instead of talking to a supervisor; the wait raises :class:`Asked`."""
+    """Capture the question instead of talking to a supervisor, keeping it as Airflow does; the wait
+    raises :class:`Asked`."""
     written: list[dict] = []
-    monkeypatch.setattr(
-        "airflow.sdk.execution_time.hitl.upsert_hitl_detail", lambda **detail: written.append(detail)
-    )
+    KEPT.clear()
+
+    def write(ti_id, meant):
+        written.append(meant)
+        return KEPT.setdefault(TRIES[ti_id], meant)
+
+    monkeypatch.setattr("airflow_provider_fuse.decisions._write_question", write)
     monkeypatch.setattr("airflow_provider_fuse.hooks.fuse.time.sleep", lambda seconds: None)
 
     def wait(error):
@@ -48,8 +58,15 @@ def hitl(monkeypatch):
     return wait
 
 
-def context(store: MemoryStore | None = None) -> dict:
-    ti = SimpleNamespace(id=uuid.uuid4(), dag_id="campaign", run_id="manual__1", task_id="dial", map_index=-1)
+#: Each try's task instance id, to the task instance (dag, run, task, map index) it is a try of.
+TRIES: dict[uuid.UUID, tuple] = {}
+
+
+def context(store: MemoryStore | None = None, task_id: str = "dial") -> dict:
+    ti = SimpleNamespace(
+        id=uuid.uuid4(), dag_id="campaign", run_id="manual__1", task_id=task_id, map_index=-1
+    )
+    TRIES[ti.id] = (ti.dag_id, ti.run_id, ti.task_id, ti.map_index)
     context = {"ti": ti, "task_instance": ti}
     if store is not None:
         context["task_state_store"] = store
@@ -138,7 +155,7 @@ def test_approve_sends_the_list_shown_once_and_records_who_approved_it(
     record = Record.read(store, LEDGER_KEY)
     assert record is not None
     assert [(item["question"], item["answer"], item["by"]) for item in record.decisions] == [
-        ("approval", "Approve", "alice (id alice-id)")
+        ("approval", "Approve", "'alice' (id 'alice-id')")
     ]
     # A retry or clear after the approved send is answered from the ledger, and asks nothing.
     assert bulk(approval=True).execute(context(store)) == 3
@@ -172,7 +189,7 @@ def test_a_csv_changed_while_the_question_waited_is_not_sent(
     assert not requests_mock.called
 
 
-def test_a_list_approved_then_changed_is_asked_about_again_by_the_next_try(
+def test_a_list_approved_then_changed_cannot_be_asked_about_by_the_same_task_instance(
     fuse_connection, requests_mock, bulk, contacts_csv, hitl
 ):
     requests_mock.post(URL, [{"exc": requests.exceptions.ConnectTimeout("refused")}])
@@ -182,8 +199,10 @@ def test_a_list_approved_then_changed_is_asked_about_again_by_the_next_try(
     with pytest.raises(AirflowException):
         resume(operator, context(store), asked, "Approve")
     contacts_csv.write_bytes(contacts_csv.read_bytes() + b"16175550000,Eve\r\n")
-    again = ask(hitl, lambda: bulk(approval=True).execute(context(store)))
-    assert again.detail["subject"].startswith("Approve calling list: 4 rows")
+    # Airflow would show the first question (3 rows) for this task instance: nothing is asked or sent.
+    with pytest.raises(AirflowFailException, match="Trigger a new run of the DAG to have it approved"):
+        bulk(approval=True).execute(context(store))
+    assert requests_mock.call_count == 1
 
 
 @pytest.mark.parametrize(
@@ -198,7 +217,7 @@ def test_reject_or_no_answer_in_time_sends_nothing(
     with pytest.raises(raised) as caught:
         resume(operator, context(MemoryStore()), asked, "Reject", by=by)
     assert "Nothing was sent to Fuse: it was rejected by" in str(caught.value)
-    assert ("bob (id bob-id)" if by else "nobody (the timeout chose)") in str(caught.value)
+    assert ("'bob' (id 'bob-id')" if by else "nobody (the timeout chose)") in str(caught.value)
     assert not requests_mock.called
 
 
@@ -331,7 +350,7 @@ def test_stop_fails_and_sends_nothing_more(fuse_connection, requests_mock, bulk,
     store = MemoryStore() if guarded else None
     operator = bulk(chunk_size=1, on_unknown_outcome="ask")
     asked = ask(hitl, lambda: operator.execute(context(store)))
-    with pytest.raises(AirflowFailException, match="Stopped by alice"):
+    with pytest.raises(AirflowFailException, match="Stopped by 'alice'"):
         resume(operator, context(store), asked, "Stop")
     assert requests_mock.call_count == 2
     if guarded:  # the part stays unknown: the next try asks again
@@ -357,20 +376,19 @@ def test_a_try_that_finds_an_unknown_outcome_recorded_asks_instead_of_refusing(
     assert requests_mock.call_count == 2
 
 
-def test_an_approved_try_that_meets_an_unknown_outcome_leaves_the_question_to_the_next_try(
+def test_a_task_instance_that_asked_for_approval_cannot_ask_about_an_unknown_outcome(
     fuse_connection, requests_mock, bulk, hitl
 ):
     three_parts(requests_mock, LOST)
     store = MemoryStore()
     operator = bulk(chunk_size=1, approval=True, on_unknown_outcome="ask")
     asked = ask(hitl, lambda: operator.execute(context(store)))
-    with pytest.raises(AirflowException, match="the next try asks whether Fuse queued it") as caught:
+    with pytest.raises(AirflowFailException, match="Unknown outcome"):
         resume(operator, context(store), asked, "Approve")
-    assert not isinstance(caught.value, AirflowFailException)
-    again = ask(
-        hitl, lambda: bulk(chunk_size=1, approval=True, on_unknown_outcome="ask").execute(context(store))
-    )
-    assert again.method_name == "execute_decided"
+    # The task instance keeps its approval question: a later try cannot ask, and refuses as with "fail".
+    with pytest.raises(AirflowFailException, match="the outcome of an earlier try is unknown"):
+        bulk(chunk_size=1, approval=True, on_unknown_outcome="ask").execute(context(store))
+    assert requests_mock.call_count == 2
 
 
 def test_without_the_guard_an_approved_try_that_meets_an_unknown_outcome_fails_without_retries(
@@ -463,7 +481,7 @@ def test_a_single_call_changed_while_the_question_waited_is_not_queued(fuse_conn
 def test_a_rejected_single_call_is_not_queued(fuse_connection, requests_mock, hitl):
     operator = call(approval=True, on_reject="fail")
     asked = ask(hitl, lambda: operator.execute(context(MemoryStore())))
-    with pytest.raises(AirflowFailException, match="rejected by alice"):
+    with pytest.raises(AirflowFailException, match="rejected by 'alice'"):
         resume(operator, context(MemoryStore()), asked, "Reject")
     assert not requests_mock.called
 
@@ -503,3 +521,81 @@ def test_a_notifier_that_fails_does_not_lose_the_question(fuse_connection, reque
         hitl, lambda: bulk(approval=True, ask=Ask(notifiers=[broken])).execute(context(MemoryStore()))
     )
     assert asked.method_name == "execute_approved"
+
+
+def test_a_rejected_list_asked_about_again_unchanged_can_be_approved(
+    fuse_connection, requests_mock, bulk, hitl
+):
+    requests_mock.post(URL, json={"calls_queued": 3})
+    store = MemoryStore()
+    operator = bulk(approval=True)
+    asked = ask(hitl, lambda: operator.execute(context(store)))
+    with pytest.raises(AirflowSkipException):
+        resume(operator, context(store), asked, "Reject")
+    again = ask(hitl, lambda: bulk(approval=True).execute(context(store)))  # a clear: the same question
+    assert resume(bulk(approval=True), context(store), again, "Approve") == 3
+
+
+@pytest.mark.parametrize("given", [{"approval": True}, {"on_unknown_outcome": "ask"}])
+def test_without_the_guard_a_task_that_asks_must_have_no_retries(fuse_connection, requests_mock, bulk, given):
+    with pytest.raises(AirflowFailException, match="needs retries=0 \\(this task has retries=2\\)"):
+        bulk(retries=2, **given).execute(context())
+    assert not requests_mock.called
+
+
+def test_with_the_guard_a_task_that_asks_may_have_retries(fuse_connection, requests_mock, bulk, hitl):
+    assert ask(hitl, lambda: bulk(retries=2, approval=True).execute(context(MemoryStore())))
+
+
+def test_a_list_changed_while_the_unknown_outcome_question_waited_is_not_sent(
+    fuse_connection, requests_mock, bulk, contacts_csv, hitl
+):
+    requests_mock.post(URL, [LOST])
+    store = MemoryStore()
+    operator = bulk(on_unknown_outcome="ask")
+    asked = ask(hitl, lambda: operator.execute(context(store)))
+    contacts_csv.write_bytes(contacts_csv.read_bytes() + b"16175550000,Eve\r\n")
+    requests_mock.reset_mock()
+    with pytest.raises(AirflowFailException, match="the list changed while the question about part 1"):
+        resume(operator, context(store), asked, "Fuse did not queue it")
+    assert not requests_mock.called
+
+
+def test_a_hanging_notifier_does_not_hold_the_question(
+    fuse_connection, requests_mock, bulk, hitl, monkeypatch
+):
+    import threading
+
+    monkeypatch.setattr("airflow_provider_fuse.decisions.NOTIFIERS_TIMEOUT", 0.2)
+    release = threading.Event()
+    operator = bulk(approval=True, ask=Ask(notifiers=[lambda context: release.wait(30)]))
+    try:
+        assert ask(hitl, lambda: operator.execute(context(MemoryStore())))
+    finally:
+        release.set()
+
+
+@pytest.mark.parametrize(
+    ("event", "by"),
+    [
+        ({"responded_at": "not-a-date", "responded_by_user": {"id": "1", "name": "a"}}, "'a' (id '1')"),
+        ({"responded_at": None, "responded_by_user": {}}, None),
+        ({"responded_by_user": {"name": "Mallory (id admin)", "id": "7"}}, "'Mallory (id admin)' (id '7')"),
+        ({"responded_by_user": "bob"}, "'bob'"),
+    ],
+)
+def test_an_odd_event_is_read_without_a_traceback(event, by):
+    answer = decisions.answer_of(decisions.APPROVAL, {"chosen_options": ["Approve"], **event})
+    assert answer.by == by
+    assert answer.at.tzinfo is not None
+
+
+def test_an_error_event_is_redacted():
+    with pytest.raises(AirflowFailException) as caught:
+        decisions.answer_of(decisions.APPROVAL, {"error": "call 617-555-1234 failed", "error_type": "x"})
+    assert "617" not in str(caught.value)
+
+
+def test_a_timeout_beyond_a_year_is_refused():
+    with pytest.raises(ValueError, match="at most 366 days"):
+        Ask(timeout=timedelta.max)
