@@ -22,6 +22,7 @@ from airflow_provider_fuse.exceptions import (
     nothing_queued,
     without_may_have_queued,
 )
+from airflow_provider_fuse.links import FuseCampaignLink
 from airflow_provider_fuse.masking import sealed_suppression_list, shown_url
 from airflow_provider_fuse.operators import contact_list, dialing_plan
 from airflow_provider_fuse.operators.base import where
@@ -188,6 +189,7 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
         "suppression_list",
     )
     ui_color = "#f4a460"
+    operator_extra_links = (FuseCampaignLink(),)
 
     #: Once rendered, a list of numbers shows as its count, a path as itself (see masking). Checked
     #: on every assignment outside rendering: in ``__init__`` or later in the DAG file.
