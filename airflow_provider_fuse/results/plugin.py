@@ -42,12 +42,15 @@ TASK_INSTANCE_VIEW = {
 @cache
 def _fastapi_apps() -> list[dict[str, Any]]:
     from airflow_provider_fuse.results.receiver import create_app
-    from airflow_provider_fuse.results.view_app import campaign_router
+    from airflow_provider_fuse.results.view_app import create_view_app
 
-    app = create_app()
-    # Its own routes, each behind Airflow's auth: the receiver's POST route is left as it is.
-    app.include_router(campaign_router())
-    return [{"app": app, "name": "Fuse results receiver", "url_prefix": URL_PREFIX}]
+    # Two apps: everything below the receiver's prefix is a token to it (masked before routing and
+    # logging), so the view is an app of its own, mounted first (the api-server mounts in this order,
+    # and the first mount that matches a path takes it).
+    return [
+        {"app": create_view_app(), "name": "Fuse campaign view", "url_prefix": URL_PREFIX + CAMPAIGNS_PATH},
+        {"app": create_app(), "name": "Fuse results receiver", "url_prefix": URL_PREFIX},
+    ]
 
 
 class FuseResultsPlugin(AirflowPlugin):
@@ -60,5 +63,6 @@ class FuseResultsPlugin(AirflowPlugin):
     # A property, not the class attribute AirflowPlugin declares: built when read, not at import.
     @property
     def fastapi_apps(self) -> list[dict[str, Any]]:  # type: ignore[override]
-        """The receiver app, built on first read (one per process), mounted at :data:`URL_PREFIX`."""
+        """The view app (at ``/fuse/campaigns``) and the receiver app (at :data:`URL_PREFIX`), built on
+        first read (once per process)."""
         return _fastapi_apps()

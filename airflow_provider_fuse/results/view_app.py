@@ -1,7 +1,7 @@
 """The campaign view's endpoints on Airflow's api-server, for those Airflow lets read the DAG.
 
-:func:`campaign_router` gives the routes the plugin (:mod:`.plugin`) adds to the app it mounts at
-``/fuse``, beside the results receiver's ``POST /fuse/results/{token}``:
+:func:`create_view_app` is the app the plugin (:mod:`.plugin`) mounts at ``/fuse/campaigns``, beside
+the results receiver's ``POST /fuse/results/{token}``:
 
 * ``GET /fuse/campaigns/{dag_id}/{run_id}/{task_id}`` — the page (:mod:`.view`), ``?map_index=`` to
   choose one task instance of a mapped single call (a bulk task's page covers every map index);
@@ -29,7 +29,7 @@ import warnings
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_fuse.guard import LEDGER_KEY, Record
-from airflow_provider_fuse.links import CALL_OPERATORS, CAMPAIGNS_PATH, RESULTS_SENSOR
+from airflow_provider_fuse.links import CALL_OPERATORS, RESULTS_SENSOR
 from airflow_provider_fuse.results.campaign import RESULTS_XCOM_KEY, SentList, UnreadableRecord
 from airflow_provider_fuse.results.config import ResultsConfig, ResultsConfigError
 from airflow_provider_fuse.results.table import ResultsStoreError, ResultsTable
@@ -45,10 +45,10 @@ from airflow_provider_fuse.results.view import (
 if TYPE_CHECKING:
     from datetime import timedelta
 
-    from fastapi import APIRouter
+    from fastapi import FastAPI
     from sqlalchemy.orm import Session
 
-__all__ = ["campaign_router", "read_view"]
+__all__ = ["create_view_app", "read_view"]
 
 #: The XCom keys a single call's tasks push: the call id (queue) or its details (status sensor).
 _CALL_KEYS = ("return_value", "call_details")
@@ -307,11 +307,13 @@ class _Read:
 # --- The routes ------------------------------------------------------------------------------------
 
 
-def campaign_router() -> APIRouter:
-    """The view's routes, under :data:`~airflow_provider_fuse.links.CAMPAIGNS_PATH`, every one behind
-    the api-server's authentication and its auth manager's permission to read the DAG's task
-    instances and XComs. Built by the api-server only: imports FastAPI and Airflow's API."""
+def create_view_app() -> FastAPI:
+    """The view's app (mount it at ``/fuse/campaigns``): every route behind the api-server's
+    authentication and its auth manager's permission to read the DAG's task instances and XComs.
+    Built by the api-server only: imports FastAPI and Airflow's API."""
     from airflow.utils.session import create_session
+    from fastapi import APIRouter, Depends, FastAPI
+    from fastapi.responses import HTMLResponse, JSONResponse
 
     with warnings.catch_warnings():
         # Airflow's API imports svcs, which imports starlette's test client, which warns about the
@@ -319,14 +321,12 @@ def campaign_router() -> APIRouter:
         warnings.simplefilter("ignore")
         from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
         from airflow.api_fastapi.core_api.security import requires_access_dag
-    from fastapi import APIRouter, Depends
-    from fastapi.responses import HTMLResponse, JSONResponse
 
     allowed = [
         Depends(requires_access_dag("GET", DagAccessEntity.TASK_INSTANCE)),
         Depends(requires_access_dag("GET", DagAccessEntity.XCOM)),
     ]
-    router = APIRouter(prefix=CAMPAIGNS_PATH, dependencies=allowed)
+    router = APIRouter(dependencies=allowed)
     tables = _Tables()
     no_cache = {"Cache-Control": "no-store"}
 
@@ -362,7 +362,9 @@ def campaign_router() -> APIRouter:
             )
         return JSONResponse(view.as_dict(), headers=no_cache)
 
-    return router
+    app = FastAPI(title="Fuse campaign view", docs_url=None, redoc_url=None, openapi_url=None)
+    app.include_router(router)
+    return app
 
 
 def _map_index(value: str | None) -> int | None:
