@@ -9,8 +9,8 @@ reads them, and who may ask, is :mod:`.view_app`; this module knows neither Airf
 
 Nothing personal is shown: no phone number, no CSV value, no call parameter. Of what a callback
 carries only its status and, for a single call, its events' names reach a page, and only when they
-are a status word (:func:`shown_word`, letters and at most three words); anything else is counted
-under ``other``. Every value is HTML-escaped.
+are one of Fuse's words (:func:`shown_word`); anything else is counted under ``other``. Every value
+is HTML-escaped.
 
 The page is plain server-rendered HTML with an inline SVG plot: no script, no style sheet to fetch,
 no build step. It reloads itself (``<meta http-equiv="refresh">``) while outcomes can still arrive.
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 __all__ = [
     "MAX_BUCKETS",
     "REFRESH_SECONDS",
+    "SHOWN_WORDS",
     "CallView",
     "CampaignView",
     "PartRow",
@@ -54,24 +55,24 @@ REFRESH_SECONDS = 15
 MAX_BUCKETS = 120
 #: Bucket widths the plot chooses from (seconds); beyond the last, whole days.
 _NICE_WIDTHS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
-#: A status or an event's name shown as it is: letters, up to three words. Digits never: no number.
-_WORD = re.compile(r"[a-z]+(?: [a-z]+){0,2}")
-_WORD_CHARS = 24
-#: The most distinct statuses shown by name beside the four named ones; the rest count as ``other``.
-_MOST_STATUSES = 8
+#: The words a status or an event's name is shown by: Fuse's own (:class:`~airflow_provider_fuse.
+#: calls.CallStatus`) and the two other endings a summary names (``no answer``, ``busy``). A callback's
+#: fields are free text to its sender, so nothing else is shown as it came: a name or an address would
+#: pass any rule of "words only". Anything else is counted, or listed, as ``other``.
+SHOWN_WORDS = frozenset({"queued", "dialing", "connected", *NAMED_STATUSES, "no answer", "busy"})
 #: A call id shown: Fuse's ids are short tokens of letters, digits, ``-`` and ``_``.
 _CALL_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 def shown_word(value: object) -> str | None:
-    """``value`` as the page may show it — lower case, one to three words of letters
-    (``completed``, ``no answer``), at most 24 characters — or ``None`` (then it is counted or listed
-    as ``other``). A callback's status is Fuse's word, but nothing stops a sender from putting a number
-    or a name in it: only words of letters pass."""
-    if not isinstance(value, str):
+    """``value`` as the page may show it — one of :data:`SHOWN_WORDS`, compared in lower case with
+    ``_`` or ``-`` for a space (``No_Answer`` is ``no answer``, ``cancelled`` is ``canceled``) — or
+    ``None``: then it is counted, or listed, as ``other``."""
+    if not isinstance(value, str) or len(value) > 40:
         return None
     text = " ".join(value.replace("_", " ").replace("-", " ").lower().split())
-    return text if len(text) <= _WORD_CHARS and _WORD.fullmatch(text) else None
+    text = "canceled" if text == "cancelled" else text
+    return text if text in SHOWN_WORDS else None
 
 
 def bucket_seconds_for(span: float) -> int:
@@ -204,13 +205,9 @@ class CampaignView:
     _statuses: tuple[str, ...] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        seen: dict[str, int] = {}
-        for counted in self.counts:
-            word = shown_word(counted.status)
-            if word is not None and word not in NAMED_STATUSES:
-                seen[word] = seen.get(word, 0) + counted.count
-        others = sorted(seen, key=lambda word: (-seen[word], word))[:_MOST_STATUSES]
-        object.__setattr__(self, "_statuses", (*NAMED_STATUSES, *sorted(others), "other"))
+        seen = {shown_word(counted.status) for counted in self.counts} - {None, *NAMED_STATUSES}
+        others = sorted(word for word in seen if word is not None)
+        object.__setattr__(self, "_statuses", (*NAMED_STATUSES, *others, "other"))
 
     def outcome(self, status: str) -> str:
         """The name ``status`` is counted under on this page (``other`` when not shown by name)."""
