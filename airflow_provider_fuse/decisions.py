@@ -33,6 +33,7 @@ __all__ = [
     "APPROVAL",
     "APPROVE",
     "NOT_QUEUED",
+    "QUESTION_KEY",
     "QUEUED",
     "REJECT",
     "STOP",
@@ -49,6 +50,11 @@ REJECT = "Reject"
 QUEUED = "Fuse queued it"
 NOT_QUEUED = "Fuse did not queue it"
 STOP = "Stop"
+
+
+#: The key of the context a question's notifiers are called with that names the question
+#: (``"approval"`` or ``"unknown_outcome"``): a notifier tells a question from a failure by it.
+QUESTION_KEY = "fuse_question"
 
 
 @dataclass(frozen=True)
@@ -75,8 +81,10 @@ class Ask:
         default): anyone allowed to answer the DAG's human-in-the-loop tasks.
     :param timeout: how long to wait for an answer, a positive ``timedelta`` (default 24 hours); no
         answer by then takes the safe choice: *Reject* for an approval, *Stop* for an unknown outcome.
-    :param notifiers: notifiers called with the task's context when a question is asked (e.g. a
-        :class:`~airflow_provider_fuse.notifications.fuse.FuseNotifier` that phones the approver).
+    :param notifiers: notifiers called with the task's context when a question is asked, plus
+        :data:`QUESTION_KEY` naming the question (e.g. a
+        :class:`~airflow_provider_fuse.notifications.fuse.FuseNotifier` that phones the approver; it
+        reads the key). A notifier that fails is logged by its error's type; the question stands.
     :raises ValueError: any of them malformed.
     """
 
@@ -174,9 +182,10 @@ def ask(
         (utcnow() + how.timeout).strftime("%Y-%m-%d %H:%M"),
         question.default,
     )
+    told = {**context, QUESTION_KEY: question.name}
     for notifier in how.notifiers:
         try:
-            notifier(context)
+            notifier(told)
         except Exception as error:  # a notifier failing must not lose the question
             operator.log.warning("A notifier of the question failed: %s", type(error).__name__)
     try:  # Airflow >= 3.3: the task waits in awaiting_input, no trigger

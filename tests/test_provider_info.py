@@ -67,6 +67,14 @@ def test_extra_links_are_declared_and_carried_by_the_four_fuse_tasks():
     assert carried == declared
 
 
+def test_the_notifier_is_declared_and_imports():
+    import importlib
+
+    (path,) = get_provider_info()["notifications"]
+    module, _, name = path.rpartition(".")
+    assert getattr(importlib.import_module(module), name).__name__ == "FuseNotifier"
+
+
 _SERVED_FORM = """
 import json, sys, warnings
 from airflow.api_fastapi.core_api.services.ui.connections import HookMetaService

@@ -47,7 +47,10 @@ PUBLIC: dict[str, Names] = {
         "FuseInvalidResponseError redact",
     ),
     "airflow_provider_fuse.decisions": Names(
-        "answer_of Answer APPROVAL APPROVE Ask ask NOT_QUEUED QUEUED Question REJECT STOP UNKNOWN_OUTCOME",
+        """
+            answer_of Answer APPROVAL APPROVE Ask ask NOT_QUEUED QUESTION_KEY QUEUED Question REJECT STOP
+            UNKNOWN_OUTCOME
+        """,
         "",
     ),
     "airflow_provider_fuse.destinations": Names(
@@ -169,6 +172,18 @@ PUBLIC: dict[str, Names] = {
         "shown_suppression_list shown_url",
         "HIDDEN RENDERING sealed_call_parameters sealed_phone_number sealed_result_url "
         "sealed_suppression_list",
+    ),
+    "airflow_provider_fuse.notifications": Names(
+        "",
+        "",
+    ),
+    "airflow_provider_fuse.notifications.fuse": Names(
+        "FuseNotifier send_fuse_notification",
+        "",
+    ),
+    "airflow_provider_fuse.notifications.occurrences": Names(
+        "CallRecords Event EVENTS Occurrence RECORD_PREFIX",
+        "",
     ),
     "airflow_provider_fuse.operators": Names(
         "",

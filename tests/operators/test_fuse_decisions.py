@@ -483,3 +483,23 @@ def test_a_run_id_cannot_add_markdown_to_a_question():
     assert shown.count("`") == 6
     assert "\n" not in shown
     assert shown.startswith("Task `d`.`t` [2] (run `")
+
+
+def test_the_notifiers_of_a_question_are_told_which_question_it_is(
+    fuse_connection, requests_mock, bulk, hitl
+):
+    told = []
+    operator = bulk(approval=True, ask=Ask(notifiers=[told.append]))
+    ask(hitl, lambda: operator.execute(context(MemoryStore())))
+    assert told[0][decisions.QUESTION_KEY] == "approval"
+    assert told[0]["ti"].task_id == "dial"
+
+
+def test_a_notifier_that_fails_does_not_lose_the_question(fuse_connection, requests_mock, bulk, hitl):
+    def broken(context):
+        raise RuntimeError("16175551234")
+
+    asked = ask(
+        hitl, lambda: bulk(approval=True, ask=Ask(notifiers=[broken])).execute(context(MemoryStore()))
+    )
+    assert asked.method_name == "execute_approved"
