@@ -71,6 +71,11 @@ def get_provider_info() -> dict[str, Any]:
                 "ui-field-behaviour": UI_FIELD_BEHAVIOUR,
             }
         ],
+        # The campaign view's links (the view itself is the plugin's, on the api-server).
+        "extra-links": [
+            "airflow_provider_fuse.links.FuseCampaignLink",
+            "airflow_provider_fuse.links.FuseCallLink",
+        ],
         # The [fuse] section (results receiver and collect_results). The receiver's plugin is
         # registered through the airflow.plugins entry point only (pyproject.toml says why).
         "config": CONFIG,

@@ -52,6 +52,21 @@ def test_connection_type_hooks_and_operators_are_declared_and_import():
                 importlib.import_module(module_name)
 
 
+def test_extra_links_are_declared_and_carried_by_the_four_fuse_tasks():
+    import importlib
+
+    from airflow_provider_fuse.operators.fuse import FuseBulkQueueOperator, FuseQueueCallOperator
+    from airflow_provider_fuse.sensors.fuse import FuseCallStatusSensor, FuseCampaignResultsSensor
+
+    declared = set()
+    for path in get_provider_info()["extra-links"]:
+        module, _, name = path.rpartition(".")
+        declared.add(getattr(importlib.import_module(module), name))
+    tasks = (FuseBulkQueueOperator, FuseCampaignResultsSensor, FuseQueueCallOperator, FuseCallStatusSensor)
+    carried = {type(link) for operator in tasks for link in operator.operator_extra_links}
+    assert carried == declared
+
+
 def test_the_notifier_is_declared_and_imports():
     import importlib
 

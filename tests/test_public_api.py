@@ -163,6 +163,10 @@ PUBLIC: dict[str, Names] = {
         "base_url ConnectionSettings",
         "",
     ),
+    "airflow_provider_fuse.links": Names(
+        "CALL_OPERATORS CAMPAIGNS_PATH FuseCallLink FuseCampaignLink RESULTS_SENSOR view_path",
+        "",
+    ),
     "airflow_provider_fuse.masking": Names(
         "mask_personal_data mask_url redact redact_value Sealed shape shown_call_parameters shown_keys "
         "shown_suppression_list shown_url",
@@ -310,7 +314,7 @@ PUBLIC: dict[str, Names] = {
         "",
     ),
     "airflow_provider_fuse.results.plugin": Names(
-        "FuseResultsPlugin URL_PREFIX",
+        "FuseResultsPlugin TASK_INSTANCE_VIEW URL_PREFIX",
         "",
     ),
     "airflow_provider_fuse.results.receiver": Names(
@@ -327,7 +331,7 @@ PUBLIC: dict[str, Names] = {
     "airflow_provider_fuse.results.table": Names(
         """
             canonical_destination COLUMNS CONNECT_TIMEOUT_SECONDS DATABASE_WAIT_SECONDS delivery_key
-            PART_COLUMNS ResultsStoreError ResultsTable SLOT_TRIES SQLITE_BUSY_TIMEOUT_MS Stored
+            PART_COLUMNS PartCount ResultsStoreError ResultsTable SLOT_TRIES SQLITE_BUSY_TIMEOUT_MS Stored
             WATCHDOG_GRACE_SECONDS
         """,
         "check_table_name destination_number redact SUMMARY_STATUSES",
@@ -338,6 +342,17 @@ PUBLIC: dict[str, Names] = {
             sign TokenError TokenExpired TokenTooLong UploadPart verify
         """,
         "MAX_TOKEN_LENGTH",
+    ),
+    "airflow_provider_fuse.results.view": Names(
+        """
+            CallView CampaignView MAX_BUCKETS nothing_to_show PartRow Plot REFRESH_SECONDS SHOWN_WORDS
+            bucket_seconds_for shown_word unreadable_page
+        """,
+        "",
+    ),
+    "airflow_provider_fuse.results.view_app": Names(
+        "create_view_app read_view",
+        "",
     ),
     "airflow_provider_fuse.safe_xml": Names(
         """

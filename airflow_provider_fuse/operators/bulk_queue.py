@@ -22,6 +22,7 @@ from airflow_provider_fuse.exceptions import (
     nothing_queued,
     without_may_have_queued,
 )
+from airflow_provider_fuse.links import FuseCampaignLink
 from airflow_provider_fuse.masking import sealed_suppression_list
 from airflow_provider_fuse.masking import shown_url as shown_url  # importable from here, as it was
 from airflow_provider_fuse.operators import contact_list, dialing_plan
@@ -191,6 +192,7 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
         "suppression_list",
     )
     ui_color = "#f4a460"
+    operator_extra_links = (FuseCampaignLink(),)
 
     #: Once rendered, a list of numbers shows as its count, a path as itself (see masking). Checked
     #: on every assignment outside rendering: in ``__init__`` or later in the DAG file.

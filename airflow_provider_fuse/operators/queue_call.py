@@ -6,6 +6,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow_provider_fuse.exceptions import FuseError, FuseValidationError, nothing_queued
+from airflow_provider_fuse.links import FuseCallLink
 from airflow_provider_fuse.masking import mask_personal_data, sealed_call_parameters, sealed_phone_number
 from airflow_provider_fuse.operators.base import where
 from airflow_provider_fuse.operators.queueing import (
@@ -102,6 +103,7 @@ class FuseQueueCallOperator(BaseFuseQueueingOperator):
     )
     template_fields_renderers: ClassVar[dict[str, str]] = {"call_parameters": "json"}
     ui_color = "#f4a460"
+    operator_extra_links = (FuseCallLink(),)
 
     #: Once rendered, shown as ``***``; the number itself is held apart for ``execute``.
     phone_number = sealed_phone_number()

@@ -21,6 +21,7 @@ stored once — the limit of a format without a call id.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import enum
 import hashlib
 import importlib
@@ -60,6 +61,7 @@ __all__ = [
     "SLOT_TRIES",
     "SQLITE_BUSY_TIMEOUT_MS",
     "WATCHDOG_GRACE_SECONDS",
+    "PartCount",
     "ResultsStoreError",
     "ResultsTable",
     "ResultsTableMissing",
@@ -146,6 +148,28 @@ _PROVIDER_PACKAGES = {
 _PG_UNDEFINED = frozenset({"42P01", "42703", "3F000"})
 _PG_ENDED = frozenset({"57P01", "57P02", "57P03", "08000", "08003", "08006"})
 _PG_TIMED_OUT = frozenset({"55P03", "57014"})
+
+
+@dataclasses.dataclass(frozen=True)
+class PartCount:
+    """How many outcomes of one status one part holds (:meth:`ResultsTable.part_counts`), and when
+    the first and the last of them was received (unix seconds). No personal data."""
+
+    map_index: int
+    part: int
+    status: str
+    count: int
+    first_received: float
+    last_received: float
+
+    def plus(self, other: PartCount) -> PartCount:
+        """Both counts of the same part and status, added up."""
+        return dataclasses.replace(
+            self,
+            count=self.count + other.count,
+            first_received=min(self.first_received, other.first_received),
+            last_received=max(self.last_received, other.last_received),
+        )
 
 
 class Stored(str, enum.Enum):
@@ -900,6 +924,92 @@ class ResultsTable:
             counts["received"] += int(number)
         return counts
 
+    def part_counts(
+        self,
+        dag_id: str,
+        run_id: str,
+        task_id: str,
+        campaigns: Collection[str],
+        *,
+        table_required: bool = False,
+    ) -> list[PartCount]:
+        """The outcomes stored for one task of one run, in the given campaigns, counted in the database
+        by map index, part and status (one row each), with when the first and the last of them was
+        received. Creates nothing; reads no phone number.
+
+        :param campaigns: as for :meth:`summary`.
+        :param table_required: as for :meth:`summary` (by default a missing table counts nothing).
+        :return: one :class:`PartCount` per (map index, part, status) that holds an outcome, ordered
+            by map index, part and status.
+        :raises ResultsTableMissing: ``table_required`` and the table is not there.
+        :raises ResultsStoreError: the database could not be read.
+        :raises TypeError: ``campaigns`` is one string or ``None``, not a collection of ids.
+        """
+        found: dict[tuple[int, int, str], PartCount] = {}
+        for counted in self._read_task(
+            "map_index, part, status, COUNT(*), MIN(received_timestamp), MAX(received_timestamp)",
+            "GROUP BY map_index, part, status",
+            dag_id,
+            run_id,
+            task_id,
+            campaigns,
+            table_required=table_required,
+            convert=_part_count,
+        ):
+            # The same part in two groups of campaign ids is two campaigns' rows: added up.
+            key = (counted.map_index, counted.part, counted.status)
+            earlier = found.get(key)
+            found[key] = counted if earlier is None else earlier.plus(counted)
+        return [found[key] for key in sorted(found)]
+
+    def arrivals(
+        self,
+        dag_id: str,
+        run_id: str,
+        task_id: str,
+        campaigns: Collection[str],
+        *,
+        bucket_seconds: int,
+        table_required: bool = False,
+    ) -> dict[int, int]:
+        """When the outcomes of one task of one run arrived, counted in the database by time bucket.
+        Creates nothing.
+
+        :param campaigns: as for :meth:`summary`.
+        :param bucket_seconds: the width of a bucket, a whole number of seconds from 1.
+        :param table_required: as for :meth:`summary`.
+        :return: ``{bucket: outcomes}`` for each bucket that holds one: bucket ``b`` holds the outcomes
+            received from ``b * bucket_seconds`` (unix seconds) to before ``(b + 1) * bucket_seconds``.
+            The counts add up to the outcomes received.
+        :raises ValueError: ``bucket_seconds`` is not a whole number from 1.
+        :raises ResultsTableMissing: ``table_required`` and the table is not there.
+        :raises ResultsStoreError: the database could not be read.
+        """
+        if isinstance(bucket_seconds, bool) or not isinstance(bucket_seconds, int) or bucket_seconds < 1:
+            raise ValueError("bucket_seconds must be a whole number of seconds from 1")
+        with self._lock:
+            self._get_hook()
+            kind = self._kind
+        # A checked int, written into the statement: the placeholders are the WHERE clause's. SQLite's
+        # CAST truncates (and the times are positive); Postgres's would round, so FLOOR there.
+        if kind == "sqlite":
+            bucket = f"CAST(received_timestamp / {bucket_seconds} AS INTEGER)"
+        else:
+            bucket = f"FLOOR(received_timestamp / {bucket_seconds})"
+        counts: dict[int, int] = {}
+        for number, count in self._read_task(
+            f"{bucket}, COUNT(*)",
+            f"GROUP BY {bucket}",
+            dag_id,
+            run_id,
+            task_id,
+            campaigns,
+            table_required=table_required,
+            convert=tuple,
+        ):
+            counts[int(number)] = counts.get(int(number), 0) + int(count)
+        return counts
+
     def rows(
         self,
         dag_id: str,
@@ -1091,6 +1201,11 @@ def _chunks(campaigns: Collection[str]) -> list[tuple[str, ...]]:
         tuple(distinct[start : start + _CAMPAIGNS_PER_QUERY])
         for start in range(0, len(distinct), _CAMPAIGNS_PER_QUERY)
     ]
+
+
+def _part_count(values: Sequence[Any]) -> PartCount:
+    map_index, part, status, count, first, last = values
+    return PartCount(int(map_index), int(part), str(status), int(count), float(first), float(last))
 
 
 def _row(values: Sequence[Any]) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from airflow_provider_fuse._compat import (
 from airflow_provider_fuse.calls import TERMINAL_STATUSES
 from airflow_provider_fuse.exceptions import FuseError, FuseValidationError
 from airflow_provider_fuse.hooks.connection import DEFAULT_CONN_NAME
+from airflow_provider_fuse.links import FuseCallLink
 from airflow_provider_fuse.operators.base import checked_hook_params
 
 if TYPE_CHECKING:
@@ -74,6 +75,7 @@ class FuseCallStatusSensor(BaseSensorOperator):
 
     template_fields: Sequence[str] = ("call_id", "fuse_conn_id")
     ui_color = "#ffdead"
+    operator_extra_links = (FuseCallLink(),)
 
     def __init__(
         self,

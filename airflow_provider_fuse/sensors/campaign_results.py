@@ -16,6 +16,7 @@ from airflow_provider_fuse._compat import (
     AirflowSkipException,
     conf,
 )
+from airflow_provider_fuse.links import FuseCampaignLink
 from airflow_provider_fuse.results.campaign import MAX_COUNT as MAX_COUNT
 from airflow_provider_fuse.results.campaign import MAX_TIMESTAMP as MAX_TIMESTAMP
 from airflow_provider_fuse.results.campaign import (
@@ -114,6 +115,7 @@ class FuseCampaignResultsSensor(BaseSensorOperator):
 
     template_fields: Sequence[str] = ("bulk_task_id",)
     ui_color = "#ffdead"
+    operator_extra_links = (FuseCampaignLink(),)
 
     def __init__(
         self,

@@ -16,6 +16,7 @@ from airflow_provider_fuse.results.plugin import URL_PREFIX, FuseResultsPlugin
 from tests.helpers import run_command
 
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
+APP = "fastapi.applications.FastAPI"
 
 
 def airflow_env(home: Path, **extra: str) -> dict[str, str]:
@@ -41,7 +42,8 @@ def test_airflow_plugins_lists_it_once(tmp_path: Path) -> None:
     ours = [plugin for plugin in listed if plugin["name"] == "fuse_results"]
     assert len(ours) == 1
     assert ours[0]["fastapi_apps"] == [
-        {"app": "fastapi.applications.FastAPI", "name": "Fuse results receiver", "url_prefix": "/fuse"}
+        {"app": APP, "name": "Fuse campaign view", "url_prefix": "/fuse/campaigns"},
+        {"app": APP, "name": "Fuse results receiver", "url_prefix": "/fuse"},
     ]
     assert "airflow.plugins" in ours[0]["source"]
 
@@ -114,12 +116,14 @@ def test_importing_the_plugin_imports_no_web_framework_nor_the_sandbox(tmp_path:
 def test_the_plugin_mounts_the_receiver_at_fuse() -> None:
     plugin = FuseResultsPlugin()
 
-    [entry] = plugin.fastapi_apps
+    [view, entry] = plugin.fastapi_apps
 
     assert FuseResultsPlugin.name == "fuse_results"
     assert entry["url_prefix"] == URL_PREFIX == "/fuse"
     assert isinstance(entry["app"], FastAPI)
     assert [route.path for route in entry["app"].routes] == ["/results/***"]  # type: ignore[attr-defined]
+    # Mounted first: every path below the receiver's prefix is a token to it.
+    assert view["url_prefix"] == "/fuse/campaigns"
 
 
 def test_the_app_is_built_once_per_process() -> None:
