@@ -61,6 +61,7 @@ def get_provider_info() -> dict[str, Any]:
                 ],
             }
         ],
+        "notifications": ["airflow_provider_fuse.notifications.fuse.FuseNotifier"],
         "connection-types": [
             {
                 "connection-type": CONN_TYPE,

@@ -35,6 +35,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -138,6 +139,20 @@ class Fingerprint:
         parts = self.named_parts()
         chosen = parts if names is None else names
         return {name: seal(parts[name], salt) for name in chosen if name in parts}
+
+    def to_travel(self) -> dict[str, str]:
+        """Sealed under a salt of its own, for what a waiting task carries through Airflow's database (a
+        question's ``kwargs``, :mod:`airflow_provider_fuse.decisions`): :meth:`same_as` tells it again."""
+        salt = os.urandom(SALT_BYTES)
+        return {"salt": salt.hex(), **self.sealed(salt)}
+
+    def same_as(self, travelled: dict[str, str]) -> bool:
+        """Whether this is the fingerprint :meth:`to_travel` sealed (every part, none more or less)."""
+        try:
+            salt = bytes.fromhex(travelled["salt"])
+        except (KeyError, TypeError, ValueError):
+            return False
+        return {name: value for name, value in travelled.items() if name != "salt"} == self.sealed(salt)
 
     def legacy(self) -> dict[str, str]:
         """Both parts as 0.1.0 stored them (ledger version 1), to read ledgers it left behind; a
@@ -268,6 +283,10 @@ class Record:
         (``salt`` ``None``: a list 0.1.0 queued, in its unsalted hashes).
     :param campaign: the campaign of a ``collect_results`` list (``None`` without one, or in a ledger
         written before campaigns were recorded).
+    :param decisions: what people decided for this task instance (:mod:`airflow_provider_fuse.decisions`),
+        oldest first: each ``{"question", "answer", "by", "at", "list", "part"}``, where ``list`` is the
+        salt of the list it was about (a list's salt is kept while its fingerprint is) and ``part`` the
+        index of the part an unknown-outcome answer settled (``None`` for an approval).
     """
 
     version: int
@@ -276,6 +295,7 @@ class Record:
     entries: list[dict[str, Any] | None]
     history: list[dict[str, Any]] = field(default_factory=list)
     campaign: CampaignRecord | None = None
+    decisions: list[dict[str, Any]] = field(default_factory=list)
     _seen: dict[Fingerprint, dict[str, str]] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -317,12 +337,13 @@ class Record:
                 for item in value.get("history", [])
             ]
             campaign = CampaignRecord.from_dict(value["campaign"]) if value.get("campaign") else None
+            decisions = [_decision(item) for item in value.get("decisions", [])]
         except (AttributeError, KeyError, TypeError, ValueError, OverflowError):
             raise GuardError(
                 f"the task state store holds something under {key!r} that is not this provider's ledger; "
                 "inspect and delete it before sending"
             ) from None
-        return cls(version, salt, hashes, entries, history, campaign)
+        return cls(version, salt, hashes, entries, history, campaign, decisions)
 
     def stored_form(self, fingerprint: Fingerprint) -> dict[str, str]:
         """``fingerprint`` in the form this record stores (sealed with its salt, or 0.1.0's hashes)."""
@@ -394,6 +415,19 @@ class Record:
         chosen = self.queued if indexes is None else indexes
         return sum(int((self.entries[index] or {}).get("calls_queued") or 0) for index in chosen)
 
+    def approval(self, fingerprint: Fingerprint) -> dict[str, Any] | None:
+        """The decision that approved this very list (``fingerprint``), if a person approved it."""
+        if self.salt is None or self.changes(fingerprint):
+            return None
+        return next(
+            (
+                item
+                for item in reversed(self.decisions)
+                if item["question"] == "approval" and item["list"] == self.salt.hex()
+            ),
+            None,
+        )
+
 
 def _parts(parts: Any, *, single_call: bool) -> list[dict[str, Any] | None]:
     """A stored ``parts`` list, checked: one entry or more (exactly one for a single call), each
@@ -423,6 +457,23 @@ def _parts(parts: Any, *, single_call: bool) -> list[dict[str, Any] | None]:
     return entries
 
 
+def _decision(item: Any) -> dict[str, Any]:
+    """A stored decision, checked (see :attr:`Record.decisions`).
+
+    :raises ValueError: (or ``KeyError``, ``TypeError``) not one.
+    """
+    if set(item) != {"question", "answer", "by", "at", "list", "part"}:
+        raise ValueError("a decision has its six fields")
+    if not all(isinstance(item[name], str) and item[name] for name in ("question", "answer", "at", "list")):
+        raise ValueError("a decision names its question, answer, time and list")
+    bytes.fromhex(item["list"])
+    if item["by"] is not None and not isinstance(item["by"], str):
+        raise ValueError("by is a user or null")
+    if item["part"] is not None and not _is_count(item["part"]):
+        raise ValueError("part is an index or null")
+    return dict(item)
+
+
 def _hashes(fingerprint: Any) -> dict[str, str]:
     """A stored fingerprint, checked: ``content`` and ``parameters``, and ``suppression_list`` if any.
 
@@ -450,6 +501,7 @@ class _Ledger:
         self._entries: list[dict[str, Any] | None] = []
         self._history: list[dict[str, Any]] = list(self.record.history) if self.record else []
         self._campaign: CampaignRecord | None = self.record.campaign if self.record else None
+        self._decisions: list[dict[str, Any]] = list(self.record.decisions) if self.record else []
 
     def _start(self, fingerprint: Fingerprint, entries: list[dict[str, Any] | None]) -> None:
         """Write from now on under ``fingerprint``: the record's salt when it is kept, else a new one."""
@@ -476,7 +528,18 @@ class _Ledger:
             value["history"] = self._history
         if self._campaign is not None:
             value["campaign"] = self._campaign.as_dict()
+        if self._decisions:
+            value["decisions"] = self._decisions
         self.store.set(self.key, value, retention=self.retention)
+
+    def approved(self, by: str | None, at: str) -> None:
+        """Record that a person approved what this try planned to send (call after ``plan``)."""
+        self._decide("approval", "Approve", by, at, None)
+
+    def _decide(self, question: str, answer: str, by: str | None, at: str, part: int | None) -> None:
+        decision = {"question": question, "answer": answer, "by": by, "at": at, "part": part}
+        self._decisions.append({**decision, "list": self._salt.hex()})
+        self._save()
 
 
 class BulkQueueLedger(_Ledger):
@@ -603,7 +666,7 @@ class BulkQueueLedger(_Ledger):
         :param window: the part's own dialing window (``.start``/``.end``, unix seconds), recorded with
             it, when calling hours gave it one.
         """
-        entry: dict[str, Any] = {"state": SENDING, "rows": rows}
+        entry: dict[str, Any] = {"state": SENDING, "rows": rows, "sent_at": int(time.time())}
         if window is not None:
             entry.update(start_timestamp=int(window.start), end_timestamp=int(window.end))
         self._entries[index] = entry
@@ -627,6 +690,41 @@ class BulkQueueLedger(_Ledger):
         """Clear the intent of part ``index``: Fuse rejected it, or it never left the machine."""
         self._entries[index] = None
         self._save()
+
+    def settle(
+        self, index: int, answer: Literal["queued", "not_queued", "stop"], by: str | None, at: str
+    ) -> None:
+        """Record a person's answer about part ``index``, whose outcome an earlier request left unknown.
+
+        ``"queued"``: Fuse has it; the part is recorded as queued, its rows counted as its calls (Fuse's
+        own count never arrived) and marked ``"decided": true``. ``"not_queued"``: the part is cleared, so
+        it is sent again; parts recorded as queued stay so. ``"stop"``: only the answer is recorded; the
+        part stays unknown. Call before :meth:`answer` and :meth:`plan`, which then see the settled record.
+
+        :raises GuardError: part ``index`` is not unknown, or the record was written by 0.1.0 (no salt to
+            record the decision under).
+        """
+        record = self.record
+        if record is None or record.salt is None or index not in record.sending:
+            raise GuardError(
+                f"part {index + 1} has no unknown outcome recorded in the ledger to settle"
+                if record is None or record.salt is not None
+                else "this ledger was written by 0.1.0 and cannot record a decision; inspect and delete it"
+            )
+        entries = [dict(entry) if entry else None for entry in record.entries]
+        entry = entries[index] or {}
+        if answer == "queued":
+            entries[index] = {
+                **{name: value for name, value in entry.items() if name != "state"},
+                "state": QUEUED,
+                "calls_queued": int(entry.get("rows") or 0),
+                "decided": True,
+            }
+        elif answer == "not_queued":
+            entries[index] = None
+        self._salt, self._sealed, self._entries = record.salt, dict(record.hashes), entries
+        self._decide("unknown_outcome", answer, by, at, index)
+        self.record = replace(record, entries=entries, decisions=list(self._decisions), _seen={})
 
     @staticmethod
     def _check_unknown(record: Record, retry_unknown: bool) -> None:

@@ -52,6 +52,14 @@ def test_connection_type_hooks_and_operators_are_declared_and_import():
                 importlib.import_module(module_name)
 
 
+def test_the_notifier_is_declared_and_imports():
+    import importlib
+
+    (path,) = get_provider_info()["notifications"]
+    module, _, name = path.rpartition(".")
+    assert getattr(importlib.import_module(module), name).__name__ == "FuseNotifier"
+
+
 _SERVED_FORM = """
 import json, sys, warnings
 from airflow.api_fastapi.core_api.services.ui.connections import HookMetaService

@@ -46,6 +46,13 @@ PUBLIC: dict[str, Names] = {
         "CallDetails CallEvent CallStatus NUMBER_FIELDS TERMINAL_STATUSES",
         "FuseInvalidResponseError redact",
     ),
+    "airflow_provider_fuse.decisions": Names(
+        """
+            answer_of Answer APPROVAL APPROVE Ask ask NOT_QUEUED QUESTION_KEY QUEUED Question REJECT STOP
+            UNKNOWN_OUTCOME
+        """,
+        "",
+    ),
     "airflow_provider_fuse.destinations": Names(
         "ACCEPTED_FORMS DESTINATION DESTINATION_FORMAT destination_number KEYED_DESTINATION_FORMAT",
         "",
@@ -162,6 +169,18 @@ PUBLIC: dict[str, Names] = {
         "HIDDEN RENDERING sealed_call_parameters sealed_phone_number sealed_result_url "
         "sealed_suppression_list",
     ),
+    "airflow_provider_fuse.notifications": Names(
+        "",
+        "",
+    ),
+    "airflow_provider_fuse.notifications.fuse": Names(
+        "FuseNotifier send_fuse_notification",
+        "",
+    ),
+    "airflow_provider_fuse.notifications.occurrences": Names(
+        "CallRecords Event EVENTS Occurrence RECORD_PREFIX",
+        "",
+    ),
     "airflow_provider_fuse.operators": Names(
         "",
         "",
@@ -184,7 +203,7 @@ PUBLIC: dict[str, Names] = {
         """,
     ),
     "airflow_provider_fuse.operators.contact_list": Names(
-        "check_duplicates ON_DUPLICATE_DESTINATIONS parts preflight snapshot spool",
+        "check_duplicates describe_repeats ON_DUPLICATE_DESTINATIONS parts preflight snapshot spool",
         "FuseValidationError",
     ),
     "airflow_provider_fuse.operators.dialing_plan": Names(
@@ -224,6 +243,10 @@ PUBLIC: dict[str, Names] = {
             FuseValidationError nothing_sent ON_UNKNOWN_OUTCOME QueueFields resend_allowed sealed_result_url
             staleness state_store timed_out to_positive_id
         """,
+    ),
+    "airflow_provider_fuse.operators.questions": Names(
+        "approval_text call_approval_text CallShown ListShown PartUnknown task_name unknown_outcome_text",
+        "NOT_QUEUED QUEUED STOP",
     ),
     "airflow_provider_fuse.operators.reruns": Names(
         "guard_refusal resend_allowed RESEND_CONF_KEY state_store",

@@ -13,8 +13,15 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import TYPE_CHECKING, Any, Literal
 
+from airflow_provider_fuse import decisions
 from airflow_provider_fuse._compat import AirflowException, AirflowFailException, AirflowSkipException
-from airflow_provider_fuse.exceptions import FuseError, FuseValidationError, nothing_queued
+from airflow_provider_fuse.exceptions import (
+    FuseError,
+    FuseUnknownOutcomeError,
+    FuseValidationError,
+    nothing_queued,
+    without_may_have_queued,
+)
 from airflow_provider_fuse.masking import sealed_suppression_list, shown_url
 from airflow_provider_fuse.operators import contact_list, dialing_plan
 from airflow_provider_fuse.operators.base import where
@@ -24,7 +31,12 @@ from airflow_provider_fuse.operators.queueing import (
     request_fields,
 )
 from airflow_provider_fuse.operators.reruns import RESEND_CONF_KEY, guard_refusal
-from airflow_provider_fuse.operators.task_failures import bulk_queue_failure, nothing_sent, rows_of
+from airflow_provider_fuse.operators.task_failures import (
+    ON_UNKNOWN_OUTCOME,
+    bulk_queue_failure,
+    nothing_sent,
+    rows_of,
+)
 from airflow_provider_fuse.results.campaign import RESULTS_XCOM_KEY, SentList, dialing_window_end
 
 if TYPE_CHECKING:
@@ -35,7 +47,7 @@ if TYPE_CHECKING:
 
     from airflow_provider_fuse.calling_hours import Window
     from airflow_provider_fuse.fields import QueueFields
-    from airflow_provider_fuse.guard import BulkQueueLedger, CampaignRecord, Fingerprint
+    from airflow_provider_fuse.guard import BulkQueueLedger, CampaignRecord, Fingerprint, Plan
     from airflow_provider_fuse.hooks.fuse import ProbeAnswer
     from airflow_provider_fuse.preflight import CsvPart
     from airflow_provider_fuse.results.config import ResultsConfig
@@ -180,6 +192,7 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
     #: Once rendered, a list of numbers shows as its count, a path as itself (see masking). Checked
     #: on every assignment outside rendering: in ``__init__`` or later in the DAG file.
     suppression_list = sealed_suppression_list(dialing_plan.check_suppression_source)
+    unknown_outcome_choices = (*ON_UNKNOWN_OUTCOME, "ask")
 
     def __init__(
         self,
@@ -263,6 +276,46 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
 
         :return: ``calls_queued`` in total (what earlier tries of this task instance queued included).
         """
+        return self._run(context)
+
+    def execute_decided(
+        self,
+        context: Context,
+        event: dict[str, Any],
+        part: int,
+        rows: int = 0,
+        queued: list[list[int]] | None = None,
+        sent_list: dict[str, str] | None = None,
+    ) -> int:
+        """Resumed with a person's answer about a part whose outcome was unknown.
+
+        :param part: the part's index.
+        :param rows: without the duplicate guard (Airflow < 3.3), the part's rows.
+        :param queued: without the duplicate guard (Airflow < 3.3), the parts this try queued before it,
+            ``[[index, calls_queued], ...]``; with the guard, the ledger knows them.
+        :param sent_list: without the guard, the fingerprint of the list being sent, sealed: the list
+            read again must be the same.
+        """
+        answer = decisions.answer_of(decisions.UNKNOWN_OUTCOME, event)
+        self.log.info(
+            "Part %d: %r, answered by %s at %s.", part + 1, answer.chosen, answer.who(), answer.when()
+        )
+        return self._run(context, settled=_Settled(part, answer, rows, queued, sent_list))
+
+    def _run(
+        self,
+        context: Context,
+        approved: tuple[decisions.Answer, dict[str, str]] | None = None,
+        settled: _Settled | None = None,
+    ) -> int:
+        """One go at the list: from the start, or resumed with a person's answer (an approval, see
+        :meth:`execute_approved`, or an answer about an unknown outcome)."""
+        # A person's answer this try resumed with: Airflow keeps one question per try, so it asks no other.
+        self._approved = approved
+        self._settled = settled
+        self._asked = approved is not None or settled is not None
+        # Without the duplicate guard, where an answered unknown outcome resumes the list.
+        self._resume: Plan | None = None
         # The campaign this try sends under, once set (collect_results): pushed with the count.
         self._campaign: CampaignRecord | None = None
         # The ledger as this try read it: what earlier tries sent, for a try that fails before sending.
@@ -281,7 +334,7 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
             raise
 
     def _execute(self, context: Context) -> int:
-        from airflow_provider_fuse.guard import LEDGER_KEY, GuardError
+        from airflow_provider_fuse.guard import LEDGER_KEY, GuardError, UnknownOutcomeRecorded
 
         try:
             self._check_time_zone_policy()  # again: either may have been assigned after __init__
@@ -303,6 +356,13 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
         # A retry or clear after success is answered from the ledger first: the CSV may be gone by now.
         # The suppression list is read before it answers: a number added to it since is a changed list,
         # and nothing is confirmed without it.
+        if self._settled is not None:
+            self._settle(ledger, at)
+            earlier = ledger.record if ledger is not None else None
+            if earlier is not None and earlier.queued:
+                queued_before = f"{earlier.calls_queued()} calls"
+            if self._resume is not None:
+                queued_before = f"{self._resume.calls_queued} calls"
         if ledger is not None:
             suppression = self._suppression(queued_before, resend) if earlier is not None else None
             try:
@@ -312,6 +372,10 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
                     retry_unknown=self.on_unknown_outcome == "retry",
                     resend=resend,
                 )
+            except UnknownOutcomeRecorded as error:
+                if self.on_unknown_outcome == "ask" and not self._asked:
+                    self._ask_recorded(context, ledger, at)
+                raise guard_refusal(error, at, LEDGER_KEY) from None
             except GuardError as error:
                 raise guard_refusal(error, at, LEDGER_KEY) from None
             if recorded is not None:
@@ -331,7 +395,7 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
                 return recorded
         # With nothing recorded, a stale run or a closed window stops here, before the CSV is read;
         # otherwise only once the plan says something is left to send.
-        ready = ledger is None or ledger.record is None
+        ready = (ledger is None and self._resume is None) or (ledger is not None and ledger.record is None)
         if ready:
             self._ready_to_send(context, fields)
         # Before anything is sent: where the outcomes go.
@@ -355,6 +419,7 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
                 )
             if summary.rows == 0:
                 raise AirflowSkipException("The CSV has a header and no contacts: nothing to queue.")
+            self._summary = summary
             contact_list.check_duplicates(summary, self.on_duplicate_destinations, self.log)
             router = self._router(queued_before, resend)
             try:
@@ -600,7 +665,7 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
         :return: the total calls queued (earlier tries' parts included), the rows sent by this try, and
             the calls this try's requests queued.
         """
-        from airflow_provider_fuse.guard import LEDGER_KEY, GuardError, Plan
+        from airflow_provider_fuse.guard import LEDGER_KEY, GuardError
 
         at = where(*ids)
         result_url: Callable[[int, int], str] | None = None
@@ -615,7 +680,7 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
                     resend=self._resend(context),
                 )
                 if ledger
-                else Plan(start=0, calls_queued=0, resumed=False)
+                else self._resumed_plan(fingerprint)
             )
         except GuardError as error:
             raise guard_refusal(error, at, LEDGER_KEY) from None
@@ -643,6 +708,13 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
             return plan.calls_queued, 0, 0
         if ledger is not None and not plan.queued:
             self._warn_resend(ledger, sum(parts[index].rows for index in sendable), at)
+        if self.approval:
+            self._approval(
+                context,
+                ledger,
+                fingerprint,
+                partial(self._approval_text, context, parts, sendable, plan, fields, at, results),
+            )
         if plan.resumed:
             self.log.info(
                 "Resuming at part %d of %d: earlier tries already queued %d calls for %d parts.",
@@ -654,6 +726,8 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
 
         hook = self._hook()
         total, sent = plan.calls_queued, 0
+        # Parts known queued and their calls: what an unknown-outcome question says, and carries.
+        known = {index: self._calls_of(ledger, plan, index) for index in plan.queued}
         try:
             # The connection is read and checked before any intent is recorded: a missing or broken
             # connection must not leave an intent behind for a request that never left.
@@ -692,6 +766,8 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
                 except FuseError as error:
                     if ledger and nothing_queued(error):
                         ledger.not_queued(index)
+                    if isinstance(error, FuseUnknownOutcomeError) and self.on_unknown_outcome == "ask":
+                        self._ask_unknown(context, ledger, fingerprint, parts, index, known, error, at)
                     raise bulk_queue_failure(
                         error,
                         at,
@@ -710,6 +786,7 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
                     )
                 total += queued
                 sent += part.rows
+                known[index] = queued
                 if len(parts) > 1:
                     self._best_effort(
                         "a progress log line",
@@ -731,6 +808,209 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
         finally:
             self._best_effort("closing the connection to Fuse", hook.close)
         return total, sent, total - plan.calls_queued
+
+    # A person decides (airflow_provider_fuse.decisions): approving the list, settling an unknown outcome.
+
+    def _approval_text(
+        self,
+        context: Context,
+        parts: list[CsvPart],
+        sendable: list[int],
+        plan: Plan,
+        fields: QueueFields,
+        at: str,
+        results: _Results | None,
+    ) -> tuple[str, str]:
+        """The approval question about the parts this try would send (see :meth:`_approval`)."""
+        from airflow_provider_fuse.operators import questions
+
+        summary = self._summary
+        chunking = (
+            "the whole list in one request"
+            if len(parts) == 1
+            else f"{len(sendable):,} request(s)"
+            + ("" if self.chunk_size is None else f" of up to {self.chunk_size:,} rows")
+        )
+        if results is not None:
+            outcomes = f"{results.shown_url()} (collect_results: kept in the results table)"
+        else:
+            outcomes = "sent to the given result_url" if fields.result_url else "not collected"
+        plan_lines: tuple[str, ...] = ()
+        if self._planned is not None:
+            windows = self._windows(parts, fields)
+            plan_lines = tuple(dialing_plan.describe_plan(parts, windows, self._planned.removals))
+        return questions.approval_text(
+            questions.ListShown(
+                task=questions.task_name(context.get("ti")),
+                at=at,
+                rows=sum(parts[index].rows for index in sendable),
+                requests=len(sendable),
+                csv_rows=summary.rows,
+                size=summary.size,
+                window=fields.describe_window(),
+                fields=self._shown_fields(fields, results)[0] or "(none)",
+                repeats=contact_list.describe_repeats(summary, self.on_duplicate_destinations),
+                chunking=chunking,
+                results=outcomes,
+                plan=plan_lines,
+                timeout=self.ask.timeout,
+                resumed=plan.calls_queued,
+            )
+        )
+
+    def _ask_unknown(
+        self,
+        context: Context,
+        ledger: BulkQueueLedger | None,
+        fingerprint: Fingerprint,
+        parts: list[CsvPart],
+        index: int,
+        known: dict[int, int],
+        error: FuseUnknownOutcomeError,
+        at: str,
+    ) -> None:
+        """On an unknown outcome with ``on_unknown_outcome="ask"``: ask whether Fuse queued the part.
+
+        A try that already asked (its approval) cannot: with the duplicate guard the next try asks
+        (a retryable failure); without it, returns, and the unknown outcome fails the task as ``"fail"``.
+        """
+        what = f"{without_may_have_queued(str(error)).rstrip('.')}."
+        if self._asked:
+            if ledger is None:
+                return
+            raise AirflowException(
+                f"Unknown outcome (part {index + 1} of {len(parts)}): {what} This try already asked a "
+                "question (Airflow keeps one per try): the next try asks whether Fuse queued it, and sends "
+                "nothing before the answer. With no retries left, clear the task instance to be asked."
+            )
+        from airflow_provider_fuse.operators import questions
+
+        part = parts[index]
+        subject, body = questions.unknown_outcome_text(
+            questions.PartUnknown(
+                task=questions.task_name(context.get("ti")),
+                at=at,
+                index=index,
+                parts=len(parts),
+                rows=part.rows,
+                rows_of=rows_of(part),
+                sent_at=time.time(),
+                what=what,
+                queued_parts=len(known),
+                queued_calls=sum(known.values()),
+                timeout=self.ask.timeout,
+            )
+        )
+        kwargs: dict[str, Any] = {"part": index}
+        if ledger is None:
+            kwargs.update(
+                rows=part.rows,
+                queued=[[done, calls] for done, calls in sorted(known.items())],
+                sent_list=fingerprint.to_travel(),
+            )
+        decisions.ask(
+            self,
+            context,
+            decisions.UNKNOWN_OUTCOME,
+            self.ask,
+            subject=subject,
+            body=body,
+            method_name="execute_decided",
+            kwargs=kwargs,
+        )
+
+    def _ask_recorded(self, context: Context, ledger: BulkQueueLedger, at: str) -> None:
+        """A try that finds an unknown outcome recorded by an earlier one asks about it (before the CSV
+        is read: the ledger knows the part's rows and when it was sent)."""
+        from airflow_provider_fuse.operators import questions
+
+        record = ledger.record
+        assert record is not None
+        index = record.sending[0]
+        entry = record.entries[index] or {}
+        subject, body = questions.unknown_outcome_text(
+            questions.PartUnknown(
+                task=questions.task_name(context.get("ti")),
+                at=at,
+                index=index,
+                parts=len(record.entries),
+                rows=int(entry.get("rows") or 0),
+                rows_of="",
+                sent_at=entry.get("sent_at"),
+                what="an earlier try sent it and its answer never arrived (the worker died, or Fuse's "
+                "answer was lost).",
+                queued_parts=len(record.queued),
+                queued_calls=record.calls_queued(),
+                timeout=self.ask.timeout,
+            )
+        )
+        decisions.ask(
+            self,
+            context,
+            decisions.UNKNOWN_OUTCOME,
+            self.ask,
+            subject=subject,
+            body=body,
+            method_name="execute_decided",
+            kwargs={"part": index},
+        )
+
+    def _settle(self, ledger: BulkQueueLedger | None, at: str) -> None:
+        """Apply the answer this try resumed with: to the ledger, or (without one) to where sending resumes.
+
+        :raises AirflowFailException: the answer was Stop.
+        """
+        from airflow_provider_fuse.guard import LEDGER_KEY, GuardError, Plan
+
+        settled = self._settled
+        assert settled is not None
+        chosen = settled.answer.chosen
+        if ledger is not None:
+            what = {decisions.QUEUED: "queued", decisions.NOT_QUEUED: "not_queued"}.get(chosen, "stop")
+            try:
+                ledger.settle(settled.part, what, settled.answer.by, settled.answer.at.isoformat())  # type: ignore[arg-type]
+            except GuardError as error:
+                raise guard_refusal(error, at, LEDGER_KEY) from None
+        if chosen == decisions.STOP:
+            raise AirflowFailException(
+                f"Stopped by {settled.answer.who()}: part {settled.part + 1}'s outcome stays unknown and "
+                f"nothing more was sent to {at}. Check the campaign in Fuse."
+            )
+        if ledger is not None:
+            return
+        done = {int(index): int(calls) for index, calls in settled.queued or []}
+        if chosen == decisions.QUEUED:
+            done[settled.part] = settled.rows  # Fuse's own count never arrived
+        self._resume = Plan(
+            start=settled.part, calls_queued=sum(done.values()), resumed=True, queued=tuple(sorted(done))
+        )
+
+    def _resumed_plan(self, fingerprint: Fingerprint) -> Plan:
+        """Without the duplicate guard: where this try starts (part 1, or where an answer resumes it)."""
+        from airflow_provider_fuse.guard import Plan
+
+        if self._resume is None:
+            return Plan(start=0, calls_queued=0, resumed=False)
+        settled = self._settled
+        assert settled is not None
+        assert settled.sent_list is not None
+        if not fingerprint.same_as(settled.sent_list):
+            raise AirflowFailException(
+                f"Nothing more was sent to Fuse: the list changed while the question about part "
+                f"{settled.part + 1} waited for its answer; parts sent before it stay queued "
+                f"({self._resume.calls_queued} calls). Check the campaign in Fuse."
+            )
+        return self._resume
+
+    def _calls_of(self, ledger: BulkQueueLedger | None, plan: Plan, index: int) -> int:
+        """The calls a part known queued before this try's requests holds, as recorded."""
+        if ledger is not None and ledger.record is not None:
+            return ledger.record.calls_queued([index])
+        settled = self._settled
+        for done, calls in (settled.queued or []) if settled is not None else []:
+            if int(done) == index:
+                return int(calls)
+        return 0
 
     def _recount_campaign(
         self,
@@ -949,10 +1229,9 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
                 sent,
             )
 
-    def _log_dry_run(
-        self, rows: int, parts: list[CsvPart], at: str, fields: QueueFields, results: _Results | None
-    ) -> int:
-        """Log what would be sent; :return: the rows it would send (those of parts with a window)."""
+    @staticmethod
+    def _shown_fields(fields: QueueFields, results: _Results | None) -> tuple[str, dict[str, object]]:
+        """The request fields as a dry run and an approval show them (a result URL's token hidden)."""
         shown: dict[str, object] = {
             name: value for name, value in fields.form_fields().items() if name != "is_pci"
         }
@@ -961,9 +1240,16 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
         if results is not None:
             shown["result_url"] = results.shown_url()
         sent = ", ".join(f"{name}={value}" for name, value in shown.items())
-        requests = len(parts)
         if fields.is_pci:
             sent = f"{sent}, is_pci=1" if sent else "is_pci=1"
+        return sent, shown
+
+    def _log_dry_run(
+        self, rows: int, parts: list[CsvPart], at: str, fields: QueueFields, results: _Results | None
+    ) -> int:
+        """Log what would be sent; :return: the rows it would send (those of parts with a window)."""
+        sent, _ = self._shown_fields(fields, results)
+        requests = len(parts)
         plan: list[str] = []
         if self._planned is not None:
             windows = self._windows(parts, fields)
@@ -1167,6 +1453,17 @@ def _stopped(start: int) -> str:
 
 def _map_index(value: object) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else -1
+
+
+@dataclass(frozen=True)
+class _Settled:
+    """The answer about an unknown outcome a try resumed with (see ``execute_decided``)."""
+
+    part: int
+    answer: decisions.Answer
+    rows: int
+    queued: list[list[int]] | None
+    sent_list: dict[str, str] | None
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,15 @@ if TYPE_CHECKING:
     from airflow_provider_fuse.operators.base import Log
     from airflow_provider_fuse.preflight import CsvPart, CsvSummary
 
-__all__ = ["ON_DUPLICATE_DESTINATIONS", "check_duplicates", "parts", "preflight", "snapshot", "spool"]
+__all__ = [
+    "ON_DUPLICATE_DESTINATIONS",
+    "check_duplicates",
+    "describe_repeats",
+    "parts",
+    "preflight",
+    "snapshot",
+    "spool",
+]
 
 #: What ``on_duplicate_destinations`` may say.
 ON_DUPLICATE_DESTINATIONS = ("warn", "fail", "drop")
@@ -113,12 +121,7 @@ def check_duplicates(summary: CsvSummary, on_duplicate_destinations: str, log: L
     """
     if not summary.duplicate_rows:
         return
-    rows = ", ".join(str(number) for number in summary.duplicate_row_numbers)
-    more = "" if summary.duplicate_rows <= len(summary.duplicate_row_numbers) else ", …"
-    described = (
-        f"{summary.duplicate_rows} of {summary.rows} rows repeat the destination of an earlier row "
-        f"(rows {rows}{more}; the header is row 1)"
-    )
+    described = _repeats(summary)
     if on_duplicate_destinations == "fail":
         raise AirflowFailException(
             f"Nothing was sent to Fuse: {described}; on_duplicate_destinations='fail'."
@@ -127,6 +130,25 @@ def check_duplicates(summary: CsvSummary, on_duplicate_destinations: str, log: L
         log.warning("%s: dropping them, the first row of each number is sent.", described)
     else:
         log.warning("%s: each would be called once per row.", described)
+
+
+def describe_repeats(summary: CsvSummary, on_duplicate_destinations: str) -> str:
+    """Rows repeating an earlier row's destination and what the policy does with them (row numbers,
+    never the numbers), as an approval shows it."""
+    if not summary.duplicate_rows:
+        return "none"
+    if on_duplicate_destinations == "drop":
+        return f"{_repeats(summary)}: dropped, the first row of each number is sent"
+    return f"{_repeats(summary)}: each called once per row (on_duplicate_destinations='warn')"
+
+
+def _repeats(summary: CsvSummary) -> str:
+    rows = ", ".join(str(number) for number in summary.duplicate_row_numbers)
+    more = "" if summary.duplicate_rows <= len(summary.duplicate_row_numbers) else ", …"
+    return (
+        f"{summary.duplicate_rows} of {summary.rows} rows repeat the destination of an earlier row "
+        f"(rows {rows}{more}; the header is row 1)"
+    )
 
 
 def parts(

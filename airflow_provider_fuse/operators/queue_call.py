@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow_provider_fuse.exceptions import FuseError, FuseValidationError, nothing_queued
@@ -20,8 +21,9 @@ if TYPE_CHECKING:
 
     from airflow.sdk import Context
 
+    from airflow_provider_fuse import decisions
     from airflow_provider_fuse.fields import QueueFields
-    from airflow_provider_fuse.guard import QueueCallLedger
+    from airflow_provider_fuse.guard import Fingerprint, QueueCallLedger
 
 __all__ = ["FuseQueueCallOperator"]
 
@@ -70,6 +72,14 @@ class FuseQueueCallOperator(BaseFuseQueueingOperator):
     :param is_pci: run the connected call in Fuse's HIPAA/PCI environment; when false (default) no
         ``is_pci`` field is sent.
     :param on_unknown_outcome: ``"fail"`` (default) or ``"retry"``.
+    :param approval: ask a person in Airflow's Required Actions before the call is queued
+        (:mod:`airflow_provider_fuse.decisions`): the question names the deployment, the window, the
+        fields and the call parameters' names, never the number or a value; *Approve* queues exactly
+        the call shown (one changed since fails the task, nothing queued); *Reject*, or no answer in
+        time, queues nothing. Default ``False``.
+    :param on_reject: ``"skip"`` (default) or ``"fail"``: what a Reject does to the task.
+    :param ask: who may answer, how long to wait, who is told
+        (:class:`~airflow_provider_fuse.decisions.Ask`); only with ``approval``.
     :param max_run_age: skip, instead of calling, when the run was due (its ``run_after``) longer ago
         than this (default one day; ``None`` disables): catch-up runs do not make yesterday's calls.
     :param allow_resend: let a try queue a call whose number, parameters or fields differ from the
@@ -110,8 +120,14 @@ class FuseQueueCallOperator(BaseFuseQueueingOperator):
 
     def execute(self, context: Context) -> str:
         """Validate, consult the duplicate guard, queue the call, and return its call id."""
+        return self._run(context)
+
+    def _run(self, context: Context, approved: tuple[decisions.Answer, dict[str, str]] | None = None) -> str:
+        """One go at the call: from the start, or resumed with an approval (see ``execute_approved``)."""
         from airflow_provider_fuse.fields import to_call_parameters, to_phone_number
-        from airflow_provider_fuse.guard import QUEUE_CALL_KEY, GuardError
+        from airflow_provider_fuse.guard import QUEUE_CALL_KEY, Fingerprint, GuardError
+
+        self._approved = approved
 
         try:
             application_id, deployment_id, fields = self._validated_arguments()
@@ -130,7 +146,14 @@ class FuseQueueCallOperator(BaseFuseQueueingOperator):
             )
         at = where(application_id, deployment_id)
 
-        ledger = self._ledger(context, application_id, deployment_id, phone_number, parameters, fields)
+        fingerprint = Fingerprint.of_call(
+            phone_number,
+            parameters,
+            application_id=application_id,
+            deployment_id=deployment_id,
+            fields=fields.form_fields(),
+        )
+        ledger = self._ledger(context, fingerprint, at)
         if ledger is not None:
             try:
                 recorded = ledger.plan(
@@ -147,6 +170,9 @@ class FuseQueueCallOperator(BaseFuseQueueingOperator):
                 return recorded
         # A stale run or a closed window blocks a new call, not the answer a clear gets above.
         self._ready_to_send(context, fields)
+        self._approval(
+            context, ledger, fingerprint, partial(self._approval_text, context, at, fields, parameters)
+        )
 
         with self._failing_timeouts(guarded=ledger is not None):
             hook = self._hook()
@@ -192,29 +218,35 @@ class FuseQueueCallOperator(BaseFuseQueueingOperator):
             )
         return call_id
 
-    def _ledger(
-        self,
-        context: Context,
-        application_id: int,
-        deployment_id: int,
-        phone_number: str,
-        parameters: dict[str, Any] | None,
-        fields: QueueFields,
-    ) -> QueueCallLedger | None:
+    def _approval_text(
+        self, context: Context, at: str, fields: QueueFields, parameters: dict[str, Any] | None
+    ) -> tuple[str, str]:
+        """The approval question: the deployment, the window, the fields, the names of the call
+        parameters — never the number or a parameter's value."""
+        from airflow_provider_fuse.operators import questions
+
+        return questions.call_approval_text(
+            questions.CallShown(
+                task=questions.task_name(context.get("ti")),
+                at=at,
+                window=fields.describe_window(),
+                fields=", ".join(
+                    f"{name}={value}" for name, value in fields.form_fields().items() if name != "result_url"
+                )
+                or "(none)",
+                parameter_names=tuple(sorted(parameters or ())),
+                timeout=self.ask.timeout,
+            )
+        )
+
+    def _ledger(self, context: Context, fingerprint: Fingerprint, at: str) -> QueueCallLedger | None:
         """This task instance's ledger for this call; ``None`` without a state store (Airflow < 3.3)."""
-        from airflow_provider_fuse.guard import QUEUE_CALL_KEY, Fingerprint, GuardError, QueueCallLedger
+        from airflow_provider_fuse.guard import QUEUE_CALL_KEY, GuardError, QueueCallLedger
 
         store = self._state_store(context)
         if store is None:
             return None
-        fingerprint = Fingerprint.of_call(
-            phone_number,
-            parameters,
-            application_id=application_id,
-            deployment_id=deployment_id,
-            fields=fields.form_fields(),
-        )
         try:
             return QueueCallLedger(store, fingerprint)
         except GuardError as error:
-            raise guard_refusal(error, where(application_id, deployment_id), QUEUE_CALL_KEY) from None
+            raise guard_refusal(error, at, QUEUE_CALL_KEY) from None

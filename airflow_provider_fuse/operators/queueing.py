@@ -12,7 +12,9 @@ from contextlib import contextmanager
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
+from airflow_provider_fuse import decisions
 from airflow_provider_fuse._compat import AirflowFailException, AirflowSkipException, AirflowTaskTimeout
+from airflow_provider_fuse.decisions import Ask
 from airflow_provider_fuse.exceptions import FuseValidationError
 from airflow_provider_fuse.fields import QUEUE_FIELD_NAMES, QueueFields, TimestampLike, to_positive_id
 from airflow_provider_fuse.masking import sealed_result_url
@@ -26,7 +28,7 @@ if TYPE_CHECKING:
 
     from airflow.sdk import Context
 
-    from airflow_provider_fuse.guard import StateStore
+    from airflow_provider_fuse.guard import BulkQueueLedger, Fingerprint, QueueCallLedger, StateStore
     from airflow_provider_fuse.hooks.fuse import FuseHook
 
 __all__ = ["QUEUE_TEMPLATE_FIELDS", "BaseFuseQueueingOperator", "request_fields"]
@@ -45,6 +47,8 @@ class BaseFuseQueueingOperator(BaseFuseOperator):
 
     #: Once rendered, shown with its userinfo and query values as ``***`` (a token may be there).
     result_url = sealed_result_url()
+    #: What ``on_unknown_outcome`` may say for this operator.
+    unknown_outcome_choices: tuple[str, ...] = ON_UNKNOWN_OUTCOME
 
     def __init__(
         self,
@@ -57,14 +61,35 @@ class BaseFuseQueueingOperator(BaseFuseOperator):
         reattempt_wait: int | str | None = None,
         result_url: str | None = None,
         is_pci: bool | int = False,
-        on_unknown_outcome: Literal["fail", "retry"] = "fail",
+        on_unknown_outcome: Literal["fail", "retry", "ask"] = "fail",
         max_run_age: timedelta | None = timedelta(days=1),
         allow_resend: bool = False,
+        approval: bool = False,
+        on_reject: Literal["skip", "fail"] = "skip",
+        ask: Ask | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if on_unknown_outcome not in ON_UNKNOWN_OUTCOME:
-            raise ValueError(f"on_unknown_outcome must be 'fail' or 'retry', got {on_unknown_outcome!r}")
+        if not isinstance(approval, bool):
+            raise ValueError(f"approval must be True or False, got {approval!r}")
+        if on_reject not in ("skip", "fail"):
+            raise ValueError(f"on_reject must be 'skip' or 'fail', got {on_reject!r}")
+        if ask is not None and not isinstance(ask, Ask):
+            raise ValueError(f"ask must be an airflow_provider_fuse.decisions.Ask or None, got {ask!r}")
+        if ask is not None and not approval and on_unknown_outcome != "ask":
+            raise ValueError(
+                "ask says who answers the questions of approval=True"
+                + (" and on_unknown_outcome='ask'" if "ask" in self.unknown_outcome_choices else "")
+                + ": give one of them too, or leave ask out"
+            )
+        self.approval = approval
+        self.on_reject = on_reject
+        self.ask = ask or Ask()
+        # The approval this try resumed with (execute_approved): Airflow keeps one question per try.
+        self._approved: tuple[decisions.Answer, dict[str, str]] | None = None
+        if on_unknown_outcome not in self.unknown_outcome_choices:
+            choices = " or ".join(repr(choice) for choice in self.unknown_outcome_choices)
+            raise ValueError(f"on_unknown_outcome must be {choices}, got {on_unknown_outcome!r}")
         if max_run_age is not None and not isinstance(max_run_age, timedelta):
             raise ValueError(f"max_run_age must be a timedelta or None, got {max_run_age!r}")
         self.application_id = application_id
@@ -167,6 +192,77 @@ class BaseFuseQueueingOperator(BaseFuseOperator):
             hook.settings  # noqa: B018 (reading it is the check)
         except FuseValidationError as error:
             raise nothing_sent(error) from None
+
+    def execute_approved(self, context: Context, event: dict[str, Any], approved: dict[str, str]) -> Any:
+        """Resumed with the answer to the approval question: send what was shown, if it is unchanged.
+
+        :param approved: the fingerprint of what the question showed, sealed
+            (:meth:`~airflow_provider_fuse.guard.Fingerprint.to_travel`).
+        :raises AirflowSkipException: Reject (or no answer in time), with ``on_reject="skip"``.
+        :raises AirflowFailException: the same with ``on_reject="fail"``.
+        """
+        answer = decisions.answer_of(decisions.APPROVAL, event)
+        if answer.chosen == decisions.REJECT:
+            message = f"Nothing was sent to Fuse: it was rejected by {answer.who()} at {answer.when()}."
+            self.log.warning("%s", message)
+            if self.on_reject == "fail":
+                raise AirflowFailException(message)
+            raise AirflowSkipException(message)
+        self.log.info("Approved by %s at %s.", answer.who(), answer.when())
+        return self._run(context, approved=(answer, approved))
+
+    def _run(self, context: Context, approved: tuple[decisions.Answer, dict[str, str]] | None = None) -> Any:
+        """One go at what the operator sends: from the start, or resumed with an approval."""
+        raise NotImplementedError
+
+    def _approval(
+        self,
+        context: Context,
+        ledger: BulkQueueLedger | QueueCallLedger | None,
+        fingerprint: Fingerprint,
+        question: Callable[[], tuple[str, str]],
+    ) -> None:
+        """Before the first request (with ``approval``): ask, or check that what is about to be sent is
+        what was approved. Not asked again when the ledger records an approval of this very fingerprint
+        (a retry or a clear). Call after the ledger planned the try.
+
+        :param question: the subject and Markdown body of the question (no personal data).
+        :raises AirflowFailException: what is about to be sent changed since it was approved.
+        """
+        if not self.approval:
+            return
+        if self._approved is not None:
+            answer, approved = self._approved
+            if not fingerprint.same_as(approved):
+                raise AirflowFailException(
+                    "Nothing was sent to Fuse: what is about to be sent changed between the approval "
+                    "question and its answer (the CSV or number, the request parameters or the "
+                    f"suppression list), so {answer.who()} approved something else. Clear the task to ask "
+                    "about it as it is now."
+                )
+            if ledger is not None:
+                ledger.approved(answer.by, answer.at.isoformat())
+            return
+        recorded = ledger.record.approval(fingerprint) if ledger is not None and ledger.record else None
+        if recorded is not None:
+            self.log.info(
+                "Not asking again: %s approved this very %s at %s (recorded in the task state store).",
+                recorded["by"] or "nobody",
+                "list" if ledger is not None and ledger.key.endswith("bulk_queue") else "call",
+                recorded["at"],
+            )
+            return
+        subject, body = question()
+        decisions.ask(
+            self,
+            context,
+            decisions.APPROVAL,
+            self.ask,
+            subject=subject,
+            body=body,
+            method_name="execute_approved",
+            kwargs={"approved": fingerprint.to_travel()},
+        )
 
     def _state_store(self, context: Context) -> StateStore | None:
         """The task state store the duplicate guard keeps its ledger in, or None (Airflow < 3.3)."""

@@ -62,7 +62,7 @@ def task_failure(
     error: FuseError,
     *,
     unknown_outcome: str,
-    on_unknown_outcome: Literal["fail", "retry"] = "fail",
+    on_unknown_outcome: Literal["fail", "retry", "ask"] = "fail",
     part: str = "",
 ) -> AirflowException:
     """The one place where a Fuse failure becomes a task outcome, for every operator.
@@ -93,7 +93,7 @@ def bulk_queue_failure(
     error: FuseError,
     where: str,
     *,
-    on_unknown_outcome: Literal["fail", "retry"],
+    on_unknown_outcome: Literal["fail", "retry", "ask"],
     part_index: int = 0,
     parts: list[CsvPart] | None = None,
     queued_before: int = 0,
@@ -147,7 +147,7 @@ def timed_out(*, request_left: bool, guarded: bool, on_unknown_outcome: str) -> 
     without retries (unless unknown outcomes may be retried). With the guard, the recorded intent
     blocks the next try instead.
     """
-    if request_left and not guarded and on_unknown_outcome == "fail":
+    if request_left and not guarded and on_unknown_outcome != "retry":
         return AirflowFailException(
             "execution_timeout ended this task after a request to Fuse had left: Fuse may have queued "
             "the calls. Without the duplicate guard (Airflow >= 3.3) a retry could dial them again, so "

@@ -1,0 +1,1 @@
+"""Notifiers: Airflow telling a person something, through Fuse."""
