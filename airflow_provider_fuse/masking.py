@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Callable, Iterable, Iterator
 
 __all__ = [
     "Sealed",
@@ -37,30 +38,101 @@ __all__ = [
 #: What stands in for a hidden value or a credential.
 HIDDEN = "***"
 
-# What may stand between the digits of one phone number as people, forms and systems write it:
-# spaces, dots, slashes, underscores, hyphens and every other dash, brackets around the area code,
-# commas, colons, semicolons, stars, bars, tildes, apostrophes, backslashes and plus signs (a form's
-# space), their fullwidth forms, and the invisible characters (zero-width spaces and joiners, word
-# joiner, byte order mark, direction marks). Any number of them in a row ("617 - - 555").
-_NUMBER_SEPARATORS = (
-    "- ./_(),;:*|~+'\\\\"  # "-" first: in a character class it is then itself, not a range
-    "\u00ad\u00b7\u2010-\u2015\u2022\u2212\u3001\u3002\ufe58\ufe63"  # soft hyphen, dots, dashes, minus
-    "\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff"  # invisible characters
-    "\uff08\uff09\uff0a\uff0b\uff0c\uff0d\uff0e\uff0f\uff1a\uff1b\uff3f\uff5c\uff5e"  # fullwidth
+# Phone numbers in text we did not write. The text is read twice, as written and with its escapes
+# decoded, each a "class string" as long as the text: one character stands for each character of
+# the text, so a match in either reading is a span of the text itself.
+#
+# A character stands for: a digit ("0"-"9", whatever its script or compatibility form: circled,
+# superscript, fullwidth), two digits ("\x01": a circled 21, a parenthesized 10), a letter (itself
+# when ASCII, "x" for another single letter, "\x03" for several), nothing (``_SILENT``: combining
+# marks, format and control characters, the Hangul fillers; ``_ESCAPED``: the rest of an escape
+# whose decoded character stands at its first place), or else a separator (itself when its
+# compatibility form is one ASCII character, "\x04" when not).
+_SILENT = "\x00"
+_ESCAPED = "\x02"
+_TWO_DIGITS = "\x01"
+_WORD = "\x03"
+_OTHER_SEPARATOR = "\x04"
+# Default-ignorable letters: Hangul fillers draw nothing, like format characters.
+_FILLERS = frozenset("\u115f\u1160\u3164\uffa0")
+
+
+def _stands_for(char: str) -> str:
+    """The class-string character that stands for ``char``."""
+    if char in _FILLERS or unicodedata.category(char)[0] in "MC":
+        return _SILENT
+    kept = [
+        part
+        for part in unicodedata.normalize("NFKC", char)
+        if part not in _FILLERS and unicodedata.category(part)[0] not in "MC"
+    ]
+    digits = [digit for digit in (unicodedata.digit(part, None) for part in kept) if digit is not None]
+    if digits:
+        return str(digits[0]) if len(digits) == 1 else _TWO_DIGITS
+    if not kept:
+        return _SILENT
+    if len(kept) == 1 and kept[0].isascii():
+        return kept[0]
+    if any(part.isalnum() for part in kept):
+        return "x" if len(kept) == 1 else _WORD
+    return _OTHER_SEPARATOR
+
+
+class _StandsFor(dict[int, str]):
+    """``str.translate`` table of :func:`_stands_for`, filled as characters are met (bounded)."""
+
+    def __missing__(self, code: int) -> str:
+        value = _stands_for(chr(code))
+        if len(self) < 65_536:
+            self[code] = value
+        return value
+
+
+_CLASSES = _StandsFor()
+# An escape a URL, a form, HTML or JSON writes for a character: "%36" (also double-encoded
+# "%2536"), "%u0036", "&#54;", "&#x36;", "\u0036". Consecutive %XX bytes are UTF-8.
+_ESCAPE = re.compile(
+    r"%(?:25)*([0-9A-Fa-f]{2})|%[uU]([0-9A-Fa-f]{4})|&#(?:([0-9]{1,7})|[xX]([0-9A-Fa-f]{1,6}));"
+    r"|\\u([0-9A-Fa-f]{4})"
 )
-# A digit: of any script (``\d`` is Unicode), or a superscript or subscript one.
-_DIGIT = "[\\d\u00b2\u00b3\u00b9\u2070\u2074-\u2079\u2080-\u2089]"
-# A percent-encoded byte (``%20``, ``%C2%A0``): a separator in a URL's or a form's echo. Its hex
-# digits are not the number's.
-_ESCAPE = re.compile("%[0-9A-Fa-f]{2}")
-# A number: an optional "+" or opening bracket, then digits joined by separators; never begun
-# inside an escape. Linear: a separator never begins like a digit, so there is one way to match a
-# run, and no match begins among the escapes that end the one before.
-_NUMBER = re.compile(
-    r"(?<!%)(?<!%[0-9A-Fa-f])"
-    rf"[+\uff0b]?[(\uff08]?{_DIGIT}(?:(?:[{_NUMBER_SEPARATORS}]|{_ESCAPE.pattern})*{_DIGIT})*"
+# A hex id (a request or trace id, a hash: 16 or more hex digits of one case, letters in three
+# places or more and two together in one, unlike a number with typos or a letter after each digit)
+# or a UUID: never a phone number, and its digits are joined by single letters, so it stands apart
+# before numbers are looked for.
+_ID = re.compile(
+    r"(?<![0-9A-Za-z\x01\x03])"
+    r"(?:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+    r"|[0-9a-f]{16,}+|[0-9A-F]{16,}+)"
+    r"(?![0-9A-Za-z\x01\x03])"
 )
-_DIGITS = re.compile(_DIGIT)
+_LETTER_RUN = re.compile(r"[A-Za-z]+")
+# A candidate number: an optional "+" and opening bracket, then digits joined by any run of
+# separators, by one letter between two digits ("617555a1234": a typo), or by a letter written
+# for a digit (O, o, I, l) that touches one of them ("617-555-l234"). Silent characters anywhere.
+# Possessive runs: linear.
+_CANDIDATE = re.compile(
+    r"(?:[0-9\x01]|\+[\x00\x02]*+(?:\([\x00\x02]*+)?[0-9\x01]|\([\x00\x02]*+[0-9\x01])"
+    r"(?:(?:[^0-9A-Za-z\x01\x03]*+"
+    r"|[\x00\x02]*+[A-Za-z][\x00\x02]*+"
+    r"|[^0-9A-Za-z\x01\x03]*+[OoIl][\x00\x02]*+"
+    r"|[\x00\x02]*+[OoIl][^0-9A-Za-z\x01\x03]*+"
+    r")[0-9\x01])*\x02*+"
+)
+_DROP_SILENT = str.maketrans("", "", _SILENT + _ESCAPED)
+_DROP_DIGITS = str.maketrans("", "", "0123456789" + _TWO_DIGITS)
+# What a candidate may be and still not be a phone number, as written without silent characters:
+# a whole ISO 8601 date or date and time; a count grouped in thousands by commas, at most 9 digits
+# (a spreadsheet shows a phone number of 10 digits as 6,175,551,234); a list of such items or of
+# numbers of at most 3 digits ("error 42; 503; 404"), separated by a comma or semicolon and a space.
+_ISO_8601 = (
+    r"[0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])"
+    r"(?:[T ](?:[01][0-9]|2[0-3]):[0-5][0-9](?::[0-5][0-9](?:[.,][0-9]{1,9})?)?"
+    r"(?:[+-](?:[01][0-9]|2[0-3])(?::?[0-5][0-9])?)?)?"
+)
+_THOUSANDS = r"[1-9][0-9]{0,2}(?:,[0-9]{3}){1,2}"
+_NOT_A_NUMBER = re.compile(rf"(?:{_ISO_8601}|{_THOUSANDS})")
+_LIST_ITEM = re.compile(rf"(?:{_ISO_8601}|{_THOUSANDS}|[0-9]{{1,3}})")
+_LIST_SEPARATOR = re.compile(r"[,;] ")
 # Seven digits make a number personal (a local number without its area code); fewer stay readable,
 # so status codes, row numbers, counts and times ("row 12", "400", "3 of 1000 rows", "12:30:45")
 # survive.
@@ -78,12 +150,20 @@ def redact(text: str, limit: int = _EXCERPT_CHARS, *, secrets: Iterable[str] = (
 
     * Runs of whitespace become one space.
     * Every part of the text covered by a secret (overlapping ones included) becomes ``***``.
-    * Every number of 7 or more digits, counted across the separators people and systems write,
-      any number of them in a row (``(617) 555-0169``, ``617.555.0169``, ``+1 617 555 0169``,
-      ``617,555,1234``, ``617%20555%201234``, zero-width spaces, fullwidth, superscript or other
-      scripts' digits, glued to words or not) becomes ``[redacted]``, with its ``+`` or opening
-      bracket; a text with fewer digits (status codes, row numbers, counts, times) stays readable.
-    * Then, and only then, a result longer than ``limit`` is cut and ends with ``…``.
+    * Every number of 7 or more digits becomes ``[redacted]``, with its ``+`` or opening bracket.
+      The text is read as written and with its escapes decoded (``%36``, ``%2536``, ``%EF%BC%96``,
+      ``%u0036``, ``&#54;``, ``\\u0036``); a digit is any character whose compatibility form is a
+      decimal digit (other scripts', fullwidth, superscript, circled); combining marks and
+      invisible characters count for nothing; digits are joined by any run of other characters
+      that are not letters or digits, by one letter between two digits (``617555a1234``), or by
+      a letter written for a digit that touches one (``617-555-l234``).
+      Left readable: text with fewer digits (status codes, row numbers, counts, times), a whole
+      ISO 8601 date or timestamp, a count grouped in thousands by commas of up to 9 digits
+      (``1,000,000``), a list of those or of numbers of up to 3 digits separated by ``, `` or
+      ``; `` (``42; 503; 404``), a UUID, and a hex id of 16 or more digits (one case, letters in
+      three places or more, two together in one).
+    * Then, and only then, a result longer than ``limit`` is cut and ends with ``…`` (scrubbed
+      again: a cut date is no longer a date).
 
     ``redact(redact(t)) == redact(t)``. A secret that is itself part of a mask's text (``*``,
     ``redacted``) cannot be told from the mask.
@@ -96,9 +176,135 @@ def redact(text: str, limit: int = _EXCERPT_CHARS, *, secrets: Iterable[str] = (
     """
     text = " ".join(text.split())
     text = _mask_secrets(text, {" ".join(secret.split()) for secret in secrets} - {""})
-    text = _NUMBER.sub(_mask_phone_number, text)
+    text = _mask_phone_numbers(text)
     # Scrub before cutting: a cut through a number or a secret would leave its first part readable.
-    return text[:limit] + "…" if len(text) > limit else text
+    if len(text) > limit:
+        text = _mask_phone_numbers(text[:limit])[:limit] + "…"
+    return text
+
+
+def _mask_phone_numbers(text: str) -> str:
+    """``text`` with every span that is (or overlaps) a phone number in either reading masked."""
+    as_written = text.translate(_CLASSES)
+    decoded = _decode_escapes(text, as_written)
+    readings = [as_written] if decoded == as_written else [as_written, decoded]
+    spans: list[tuple[int, int, bool]] = []
+    for reading in readings:
+        found = _candidates(reading, keep_all=len(readings) > 1)
+        if any(phone for _, _, phone in found):
+            # Only then is it worth looking for ids, which may hold what looked like a number.
+            apart = _ID.sub(_stand_apart, reading)
+            if apart != reading:
+                found = _candidates(apart, keep_all=len(readings) > 1)
+        spans += found
+    if len(readings) > 1:
+        spans.sort()
+    pieces = []
+    position = 0
+    for start, end in _masked(spans):
+        pieces += [text[position:start], _PHONE_MASK]
+        position = end
+    if not pieces:
+        return text
+    return "".join([*pieces, text[position:]])
+
+
+def _candidates(reading: str, *, keep_all: bool) -> list[tuple[int, int, bool]]:
+    """The candidates of a class string: (start, end, whether a phone number); only the phone
+    numbers unless ``keep_all``."""
+    found = []
+    for match in _CANDIDATE.finditer(reading):
+        start, end = match.span()
+        phone = end - start > _PHONE_DIGITS // 2 and _is_phone_number(match.group())
+        if phone or keep_all:
+            found.append((start, end, phone))
+    return found
+
+
+def _masked(spans: list[tuple[int, int, bool]]) -> Iterator[tuple[int, int]]:
+    """The stretches to mask: overlapping candidates of the two readings merge, and a merged
+    stretch is masked whole if any of its candidates is a phone number (a part left readable
+    would be read again as a number of its own)."""
+    start, end, phone = -1, -1, False
+    for span_start, span_end, span_phone in spans:
+        if span_start < end or (phone and span_phone and span_start == end):
+            end = max(end, span_end)
+            phone = phone or span_phone
+            continue
+        if phone:
+            yield start, end
+        start, end, phone = span_start, span_end, span_phone
+    if phone:
+        yield start, end
+
+
+def _is_phone_number(candidate: str) -> bool:
+    digits = len(candidate) - len(candidate.translate(_DROP_DIGITS)) + candidate.count(_TWO_DIGITS)
+    if digits < _PHONE_DIGITS:
+        return False
+    written = candidate.translate(_DROP_SILENT)
+    if "," not in written and ";" not in written and written[4:5] != "-":
+        return True  # no exemption can apply: each needs one of these
+    if _NOT_A_NUMBER.fullmatch(written):
+        return False
+    items = _LIST_SEPARATOR.split(written)
+    return len(items) == 1 or not all(_LIST_ITEM.fullmatch(item) for item in items)
+
+
+def _stand_apart(match: re.Match[str]) -> str:
+    token = match.group()
+    if "-" not in token:
+        letters = _LETTER_RUN.findall(token)
+        if len(letters) < 3 or max(map(len, letters)) < 2:
+            return token
+    return _WORD * len(token)
+
+
+def _decode_escapes(text: str, as_written: str) -> str:
+    """The class string of ``text`` with each escape read as the character it writes: that
+    character's class at the escape's first place, ``_ESCAPED`` at the rest. Consecutive
+    percent-encoded bytes are read as UTF-8; a byte that is not part of a character stands for
+    a separator."""
+    if "%" not in text and "&#" not in text and "\\u" not in text:
+        return as_written
+    pieces = []
+    position = 0
+    pending: list[tuple[int, int, int]] = []  # percent-encoded bytes: start, end, value
+
+    def flush() -> None:
+        index = 0
+        while index < len(pending):
+            first = pending[index][2]
+            size = 1 if first < 0x80 else 2 if 0xC2 <= first < 0xE0 else 3 if 0xE0 <= first < 0xF0 else 4
+            chunk = pending[index : index + size]
+            try:
+                char = bytes(value for _, _, value in chunk).decode() if len(chunk) == size else ""
+            except UnicodeDecodeError:
+                char = ""
+            if len(char) != 1:
+                chunk, char = chunk[:1], "\ufffd"
+            span = chunk[-1][1] - chunk[0][0]
+            pieces.append(_CLASSES[ord(char)] + _ESCAPED * (span - 1))
+            index += len(chunk)
+        pending.clear()
+
+    for match in _ESCAPE.finditer(text):
+        start, end = match.span()
+        if pending and pending[-1][1] != start:
+            flush()
+        pieces.append(as_written[position:start])
+        position = end
+        byte, unit, decimal, hexadecimal, json_unit = match.groups()
+        if byte is not None:
+            pending.append((start, end, int(byte, 16)))
+            continue
+        flush()
+        code = int(decimal) if decimal is not None else int(unit or hexadecimal or json_unit, 16)
+        char = chr(code) if code <= 0x10FFFF else "\ufffd"
+        pieces.append(_CLASSES[ord(char)] + _ESCAPED * (end - start - 1))
+    flush()
+    pieces.append(as_written[position:])
+    return "".join(pieces)
 
 
 def redact_value(value: Any, limit: int = _EXCERPT_CHARS, *, secrets: Iterable[str] = ()) -> str:
@@ -139,15 +345,16 @@ def shape(value: Any, *, secrets: Iterable[str] = ()) -> str:
 def shown_keys(mapping: dict[Any, Any], *, secrets: Iterable[str] = ()) -> str:
     """The keys of a non-empty ``mapping`` as an error may show them: ``with keys error, message``
     (the first 8, then how many more), naming only short plain identifiers with fewer than 7 digits
-    and no part of a secret; ``of 3 keys`` when none is one of those."""
-    hidden = [secret for secret in secrets if secret]
+    and no part of a secret, in any case; ``of 3 keys`` when none is one of those."""
+    # Compared without case: a key that spells a secret in other capitals still spells it.
+    hidden = [secret.casefold() for secret in secrets if secret]
     names = [
         key
         for key in mapping
         if isinstance(key, str)
         and _PLAIN_NAME.fullmatch(key)
         and redact(key) == key
-        and not any(secret in key or key in secret for secret in hidden)
+        and not any(secret in key.casefold() or key.casefold() in secret for secret in hidden)
     ]
     if not names:
         return f"of {_counted(len(mapping), 'key')}"
@@ -170,10 +377,8 @@ def _mask_secrets(text: str, secrets: set[str]) -> str:
         return text
     covered = bytearray(len(text))
     for secret in secrets:
-        start = text.find(secret)
-        while start >= 0:
-            covered[start : start + len(secret)] = b"\x01" * len(secret)
-            start = text.find(secret, start + 1)
+        for start, end in _covered_by(text, secret):
+            covered[start:end] = b"\x01" * (end - start)
     pieces = []
     position = 0
     while position < len(text):
@@ -185,10 +390,44 @@ def _mask_secrets(text: str, secrets: set[str]) -> str:
     return "".join(pieces)
 
 
-def _mask_phone_number(match: re.Match[str]) -> str:
-    number = match.group()
-    digits = len(_DIGITS.findall(_ESCAPE.sub("", number)))
-    return _PHONE_MASK if digits >= _PHONE_DIGITS else number
+def _covered_by(text: str, secret: str) -> Iterator[tuple[int, int]]:
+    """The stretches of ``text`` that occurrences of ``secret`` cover, overlapping ones merged, in
+    time linear in ``len(text)``: two overlapping occurrences ``d`` apart make a run of period
+    ``d``, measured at once instead of searched for occurrence after occurrence."""
+    size = len(secret)
+    start = text.find(secret)
+    while start >= 0:
+        following = text.find(secret, start + 1, start + 2 * size)
+        if following < 0:
+            yield start, start + size
+            start = text.find(secret, start + size)
+            continue
+        period = following - start
+        # Every occurrence ``period`` apart while the text repeats with that period.
+        last = start + (_periodic_until(text, following + size, period) - size - start) // period * period
+        yield start, last + size
+        start = text.find(secret, last + 1)
+
+
+def _periodic_until(text: str, position: int, period: int) -> int:
+    """The first index from ``position`` on where ``text`` stops repeating with ``period``
+    (``text[i] != text[i - period]``), or ``len(text)``; compared a doubling chunk at a time."""
+    chunk = period
+    while position < len(text):
+        size = min(chunk, len(text) - position)
+        if text[position : position + size] == text[position - period : position - period + size]:
+            position += size
+            chunk *= 2
+            continue
+        same, differs = 0, size  # the first difference is within this chunk
+        while differs - same > 1:
+            middle = (same + differs) // 2
+            if text[position : position + middle] == text[position - period : position - period + middle]:
+                same = middle
+            else:
+                differs = middle
+        return position + same
+    return len(text)
 
 
 def _mask(secret: str) -> None:

@@ -415,9 +415,11 @@ _SEPARATORS = [
     "_",
     "",
 ]
-# Text around a number: no digit of any kind, and nothing that may belong to a number's spelling.
+# Text around a number: no digit of any kind, and nothing that may belong to a number's spelling
+# (nor begin an escape, "%36" or "&#54;", whose digits would be the number's).
 _AROUND = st.text(
-    st.characters(categories=("L", "Zs", "Po"), exclude_characters="".join(_SEPARATORS) + "+()"), max_size=40
+    st.characters(categories=("L", "Zs", "Po"), exclude_characters="".join(_SEPARATORS) + "+()%&"),
+    max_size=40,
 )
 
 

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 import unicodedata
+from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from airflow_provider_fuse.masking import redact
+from airflow_provider_fuse.masking import _mask_secrets, redact, shown_keys
 
 # Ten digits of a script, 0 to 9: ASCII, Arabic-Indic, Devanagari, fullwidth, mathematical bold,
 # superscript, subscript.
@@ -91,9 +93,10 @@ def test_no_seven_digits_of_a_number_survive_whatever_separates_them(before, num
     assert not any(run in left for run in runs)
 
 
-# Text around a number that joins nothing to it: no digit, no separator, no escape.
+# Text around a number that joins nothing to it: no digit, no separator, nothing that begins an
+# escape ("%36", "&#54;": the number's first digits would be read as the escape's).
 _AROUND = st.text(
-    st.characters(categories=("L", "Zs", "Po"), exclude_characters="".join(_SEPARATORS) + "%·、。"),
+    st.characters(categories=("L", "Zs", "Po"), exclude_characters="".join(_SEPARATORS) + "%&·、。"),
     max_size=30,
 )
 
@@ -109,7 +112,8 @@ def test_a_number_is_masked_whole_and_the_text_around_it_kept(before, number, af
 
 
 def _counted_digits(text: str) -> int:
-    return sum(unicodedata.digit(char, None) is not None for char in text)
+    """Digits as redact reads them: a circled 21 is two."""
+    return sum(unicodedata.digit(char, None) is not None for char in unicodedata.normalize("NFKC", text))
 
 
 @given(st.text(max_size=80).filter(lambda text: _counted_digits(text) <= 6))
@@ -173,3 +177,47 @@ def test_redact_takes_linear_time(text):
     redact(text)
     # A quadratic scan of these takes tens of seconds.
     assert time.monotonic() - started < 2
+
+
+class _CountedSearches(str):
+    searches = 0
+
+    def find(self, *args: Any) -> int:
+        type(self).searches += 1
+        return super().find(*args)
+
+
+def test_a_long_secret_that_repeats_is_not_searched_for_once_per_overlapping_occurrence():
+    text = _CountedSearches("a" * 100_000)
+
+    scrubbed = _mask_secrets(text, {"a" * 50_000})
+
+    # Once per occurrence, 50,001 searches of 50,000 characters each took seconds.
+    assert _CountedSearches.searches < 10
+    assert scrubbed == "***"
+
+
+@given(
+    text=st.text("ab", max_size=40),
+    secrets=st.lists(st.text("ab", min_size=1, max_size=8), min_size=1, max_size=3),
+)
+def test_every_character_an_occurrence_of_a_secret_covers_is_masked(text, secrets):
+    covered = [False] * len(text)
+    for secret in secrets:
+        for start in range(len(text)):
+            if text.startswith(secret, start):
+                covered[start : start + len(secret)] = [True] * len(secret)
+    expected = "".join(
+        "***" if hidden else "".join(char for char, _ in group)
+        for hidden, group in itertools.groupby(zip(text, covered, strict=True), key=lambda pair: pair[1])
+    )
+
+    assert redact(text, limit=10_000, secrets=secrets) == expected
+
+
+def test_a_key_that_spells_a_secret_in_other_capitals_is_not_named():
+    assert shown_keys({"DK_4F1C9E2A": 1}, secrets=["dk_4f1c9e2a"]) == "of 1 key"
+    assert (
+        shown_keys({"dk_4f1c9e2a": 1, "error": 2}, secrets=["DK_4F1C9E2A"])
+        == "with keys error and 1 other key"
+    )
