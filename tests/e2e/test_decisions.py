@@ -65,14 +65,29 @@ def end_run(live: LiveAirflow, dag_id: str, run_id: str) -> None:
         live.api.call("PATCH", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}", {"state": "failed"})
 
 
-def after_the_asking_try(question: dict[str, Any]) -> None:
-    """Until the process of the try that asked has exited, and then :data:`SETTLE` seconds more."""
-    pid = question["task_instance"].get("pid")
-    if pid:
-        wait_until(
-            "the asking try's process to exit", lambda: not Path(f"/proc/{pid}").exists(), 60, interval=0.2
-        )
-    time.sleep(SETTLE)
+def waits_for_the_answer(live: LiveAirflow, question: dict[str, Any]) -> None:
+    """Until the task that asked waits (:data:`WAITING`) and, on 3.3, the process of the try that
+    asked has exited and :data:`SETTLE` seconds more have passed.
+
+    :raises TimeoutError: the task did not come to wait.
+    """
+    ti = question["task_instance"]
+    wait_until(
+        f"{ti['task_id']} to be {WAITING}",
+        lambda: live.api.task_instances(ti["dag_id"], ti["dag_run_id"])[ti["task_id"]]["state"] == WAITING,
+        120,
+        interval=0.2,
+    )
+    if SETTLE:
+        pid = question["task_instance"].get("pid")
+        if pid:
+            wait_until(
+                "the asking try's process to exit",
+                lambda: not Path(f"/proc/{pid}").exists(),
+                60,
+                interval=0.2,
+            )
+        time.sleep(SETTLE)
 
 
 def answered_run(
@@ -108,8 +123,7 @@ def answered_run(
             questions.append(question)
             if before_answer is not None:
                 before_answer(question)
-            if SETTLE:
-                after_the_asking_try(question)
+            waits_for_the_answer(live, question)
             if chosen is not None:
                 live.api.answer(question, chosen)
         state = live.api.wait_for_run(dag_id, run_id, 240, alive=live.services.check_alive)
@@ -126,7 +140,6 @@ def test_the_harness_answers_the_standard_approval_operator_through_the_rest_api
     )
     (question,) = asked.questions
     assert question["options"] == ["Approve", "Reject"]
-    assert question["task_instance"]["state"] == WAITING
     assert asked.tasks == {"approve": "success", "after_approval": "success"}, str(asked)
     answer = live_airflow.api.xcom("e2e_hitl_approval", asked.run_id, "approve")
     assert answer["chosen_options"] == ["Approve"]
@@ -141,8 +154,11 @@ UNKNOWN = "Unknown outcome"
 
 @pytest.fixture
 def contacts(tmp_path: Path) -> Path:
+    return write_contacts(tmp_path / "contacts.csv")
+
+
+def write_contacts(path: Path) -> Path:
     """1,000 contacts (one destination each, 555 numbers), in a file every component can read."""
-    path = tmp_path / "contacts.csv"
     with open(path, "w", newline="", encoding="utf-8") as file:
         writer = csv.writer(file)
         writer.writerow(["destination", "first_name", "account"])
@@ -177,7 +193,6 @@ def test_an_approved_list_is_sent_as_it_was_shown(live_airflow, live_sandbox, co
     assert question["options"] == ["Approve", "Reject"]
     assert question["defaults"] == ["Reject"]
     assert question["assigned_users"] == [{"id": "admin", "name": "admin"}]
-    assert question["task_instance"]["state"] == WAITING
     assert asked.tasks == {"queue_calls": "success", "after_dialing": "success"}, str(asked)
     assert live_airflow.api.xcom("e2e_approval", asked.run_id, "queue_calls") == 1000
     (upload,) = live_sandbox.uploads()

@@ -18,14 +18,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_decisions import APPROVAL, destinations, end_run, numbers_shown
-from tests.e2e.test_decisions import contacts as contacts_fixture  # noqa: F401 - the fixture `contacts`
+from tests.e2e.test_decisions import APPROVAL, destinations, end_run, numbers_shown, write_contacts
 
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path(os.environ.get("FUSE_TEST_CHROMIUM", "/usr/bin/chromium"))
 SCREENSHOT = ROOT / "docs" / "images" / "required-actions.png"
+
+
+@pytest.fixture
+def contacts(tmp_path: Path) -> Path:
+    return write_contacts(tmp_path / "contacts.csv")
 
 
 def browser_or_skip() -> None:
