@@ -330,7 +330,7 @@ PUBLIC: dict[str, Names] = {
     ),
     "airflow_provider_fuse.results.table": Names(
         """
-            canonical_destination COLUMNS CONNECT_TIMEOUT_SECONDS DATABASE_WAIT_SECONDS delivery_key
+            canonical_destination COLUMNS counted_as CONNECT_TIMEOUT_SECONDS DATABASE_WAIT_SECONDS delivery_key
             PART_COLUMNS PartCount ResultsStoreError ResultsTable SLOT_TRIES SQLITE_BUSY_TIMEOUT_MS Stored
             WATCHDOG_GRACE_SECONDS
         """,

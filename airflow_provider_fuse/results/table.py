@@ -67,6 +67,7 @@ __all__ = [
     "ResultsTableMissing",
     "Stored",
     "canonical_destination",
+    "counted_as",
     "delivery_key",
 ]
 
@@ -128,10 +129,18 @@ _SCHEMA = """CREATE TABLE IF NOT EXISTS {table} (
     CONSTRAINT {constraint} UNIQUE (dag_id, run_id, task_id, campaign_id, map_index, part, slot)
 )"""
 _CONSTRAINT_SUFFIX = "_part_slot"
+#: The index that lets a campaign's counts (:meth:`ResultsTable.part_counts`, :meth:`ResultsTable.
+#: arrivals`) read the index alone, not each row: created with the table by a writer that creates it;
+#: for a table that exists, by its owner (docs/results.md). A table without it is read all the same.
+_COUNTS_INDEX = "CREATE INDEX IF NOT EXISTS {index} ON {table} ({columns})"
+_COUNTS_INDEX_SUFFIX = "_counts"
+_COUNTS_INDEX_COLUMNS = (*PART_COLUMNS, "status", "received_timestamp")
 #: Seconds beyond :data:`DATABASE_WAIT_SECONDS` after which a Postgres connection whose statement
 #: has not returned is closed from this side: a server that does not run (frozen, its host gone) never
 #: applies its own timeouts. The store or read fails, retryable, and a new connection is opened.
 WATCHDOG_GRACE_SECONDS = 2.0
+#: Seconds between the interrupts of a SQLite read that overran its bound, until it ends.
+_INTERRUPT_AGAIN = 0.05
 #: A wait for a part's lock shorter than this (seconds) leaves the store's own bounds as they are.
 _UNBOUNDED_WAIT_SECONDS = 0.05
 #: Campaign ids one read names at most (SQLite allowed 999 placeholders before 3.32).
@@ -219,6 +228,15 @@ def _not_defined(conn_id: str, given_as: str = "[fuse] results_conn_id") -> str:
         "--conn-uri <database URI>` (a standalone fuse-results serve reads environment variables and "
         "secrets backends only)"
     )
+
+
+def counted_as(status: str) -> str:
+    """The name a stored ``status`` is counted under, by :meth:`ResultsTable.summary` (the results
+    sensor) and the campaign view alike: itself when it is one of the four named statuses exactly as
+    stored (the receiver stores :class:`~airflow_provider_fuse.calls.CallStatus`'s lower-case value),
+    else ``other``. The one rule: ``completed_`` or ``Completed`` is ``other`` here, as a downstream
+    filter on ``status == "completed"`` would see it."""
+    return status if status in NAMED_STATUSES else "other"
 
 
 def canonical_destination(value: str | None) -> str | None:
@@ -614,7 +632,7 @@ class ResultsTable:
             ticket = None
             try:
                 connection = self._connection(create=create)
-                ticket = _WATCHDOG.watch(connection)
+                ticket = _WATCHDOG.watch(connection, interrupt=not create)
                 self._ensure(connection, create)
                 result = work(connection)
                 if _WATCHDOG.release(ticket):
@@ -633,7 +651,12 @@ class ResultsTable:
                     self._keep_moved(connection)
                 self._discard()
                 self._ensured = False
-                if ended:
+                if ended and isinstance(connection, sqlite3.Connection):
+                    failure = ResultsStoreError(
+                        f"results connection {self.conn_id!r}: {what}: the read took more than "
+                        f"{DATABASE_WAIT_SECONDS:g} s (interrupted)"
+                    )
+                elif ended:
                     failure = ResultsStoreError(
                         f"results connection {self.conn_id!r}: {what}: the database did not answer "
                         f"within {DATABASE_WAIT_SECONDS + WATCHDOG_GRACE_SECONDS:g} s (the connection "
@@ -716,6 +739,8 @@ class ResultsTable:
             # by another process (Postgres refuses one of two concurrent creators): looked for again.
             _rollback(connection)
             refused = error
+        else:
+            self._index_new_table(connection)
         try:
             _execute(connection, probe)
         except Exception as error:
@@ -734,6 +759,24 @@ class ResultsTable:
             ) from None
         _rollback(connection)
         self._ensured = True
+
+    def _index_new_table(self, connection: Any) -> None:
+        """Give a table this object just created the counts' index (:data:`_COUNTS_INDEX`): empty, it
+        is built at once. A table that existed is left as its owner made it: building an index takes
+        the table's owner, and holds its writers back while it reads every row."""
+        schema, _, name = self.table.rpartition(".")
+        index = f"{name[: 63 - len(_COUNTS_INDEX_SUFFIX)]}{_COUNTS_INDEX_SUFFIX}"
+        on = self.table
+        if isinstance(connection, sqlite3.Connection) and schema:
+            index, on = f"{schema}.{index}", name  # SQLite names the schema on the index
+        try:
+            _execute(
+                connection,
+                _COUNTS_INDEX.format(index=index, table=on, columns=", ".join(_COUNTS_INDEX_COLUMNS)),
+            )
+            connection.commit()
+        except Exception:
+            _rollback(connection)  # a matter of speed: the table is read all the same without it
 
     # --- Writing -------------------------------------------------------------------------------------
 
@@ -919,8 +962,7 @@ class ResultsTable:
             table_required=table_required,
             convert=tuple,
         ):
-            key = status if status in NAMED_STATUSES else "other"
-            counts[key] += int(number)
+            counts[counted_as(str(status))] += int(number)
             counts["received"] += int(number)
         return counts
 
@@ -945,22 +987,17 @@ class ResultsTable:
         :raises ResultsStoreError: the database could not be read.
         :raises TypeError: ``campaigns`` is one string or ``None``, not a collection of ids.
         """
-        found: dict[tuple[int, int, str], PartCount] = {}
-        for counted in self._read_task(
-            "map_index, part, status, COUNT(*), MIN(received_timestamp), MAX(received_timestamp)",
-            "GROUP BY map_index, part, status",
-            dag_id,
-            run_id,
-            task_id,
-            campaigns,
-            table_required=table_required,
-            convert=_part_count,
-        ):
-            # The same part in two groups of campaign ids is two campaigns' rows: added up.
-            key = (counted.map_index, counted.part, counted.status)
-            earlier = found.get(key)
-            found[key] = counted if earlier is None else earlier.plus(counted)
-        return [found[key] for key in sorted(found)]
+        return _added_up(
+            self._read_task(
+                *_BY_PART,
+                dag_id,
+                run_id,
+                task_id,
+                campaigns,
+                table_required=table_required,
+                convert=_part_count,
+            )
+        )
 
     def arrivals(
         self,
@@ -985,6 +1022,47 @@ class ResultsTable:
         :raises ResultsTableMissing: ``table_required`` and the table is not there.
         :raises ResultsStoreError: the database could not be read.
         """
+        queries = self._task_queries(*self._by_bucket(bucket_seconds), dag_id, run_id, task_id, campaigns)
+        return self._reading(
+            lambda connection: _bucketed(connection, queries), table_required=table_required, nothing={}
+        )
+
+    def campaign_counts(
+        self,
+        dag_id: str,
+        run_id: str,
+        task_id: str,
+        campaigns: Collection[str],
+        *,
+        bucket_seconds: Callable[[Sequence[PartCount]], int],
+        table_required: bool = False,
+    ) -> tuple[list[PartCount], int, dict[int, int]]:
+        """:meth:`part_counts` and :meth:`arrivals` in one transaction on one connection, bounded as
+        one read: what the campaign view reads. The buckets' width is ``bucket_seconds(counts)``, chosen
+        from the counts (their first and last arrival).
+
+        :return: the counts, the width and the arrivals (``{}`` when there is no outcome).
+        :raises ResultsTableMissing: ``table_required`` and the table is not there.
+        :raises ResultsStoreError: the database could not be read (or not within its bound).
+        """
+        by_part = self._task_queries(*_BY_PART, dag_id, run_id, task_id, campaigns)
+
+        def work(connection: Any) -> tuple[list[PartCount], int, dict[int, int]]:
+            counts = _added_up([row for query in by_part for row in _fetch(connection, *query, _part_count)])
+            width = bucket_seconds(counts)
+            if not counts:
+                return counts, width, {}
+            queries = self._task_queries(*self._by_bucket(width), dag_id, run_id, task_id, campaigns)
+            return counts, width, _bucketed(connection, queries)
+
+        nothing: tuple[list[PartCount], int, dict[int, int]] = ([], bucket_seconds([]), {})
+        return self._reading(work, table_required=table_required, nothing=nothing)
+
+    def _by_bucket(self, bucket_seconds: int) -> tuple[str, str]:
+        """The ``SELECT`` and ``GROUP BY`` of :meth:`arrivals` for buckets ``bucket_seconds`` wide.
+
+        :raises ValueError: ``bucket_seconds`` is not a whole number from 1.
+        """
         if isinstance(bucket_seconds, bool) or not isinstance(bucket_seconds, int) or bucket_seconds < 1:
             raise ValueError("bucket_seconds must be a whole number of seconds from 1")
         with self._lock:
@@ -996,19 +1074,7 @@ class ResultsTable:
             bucket = f"CAST(received_timestamp / {bucket_seconds} AS INTEGER)"
         else:
             bucket = f"FLOOR(received_timestamp / {bucket_seconds})"
-        counts: dict[int, int] = {}
-        for number, count in self._read_task(
-            f"{bucket}, COUNT(*)",
-            f"GROUP BY {bucket}",
-            dag_id,
-            run_id,
-            task_id,
-            campaigns,
-            table_required=table_required,
-            convert=tuple,
-        ):
-            counts[int(number)] = counts.get(int(number), 0) + int(count)
-        return counts
+        return f"{bucket}, COUNT(*)", f"GROUP BY {bucket}"
 
     def rows(
         self,
@@ -1069,9 +1135,28 @@ class ResultsTable:
         """``SELECT <select>`` of one task's rows in ``campaigns`` (and ``map_index``, when given;
         ``then``: a ``GROUP BY``, or ``""``), one query per group of campaign ids: each result row
         passed to ``convert`` as it is fetched. None from a missing table, unless ``table_required``."""
+        queries = self._task_queries(select, then, dag_id, run_id, task_id, campaigns, map_index=map_index)
+        return self._reading(
+            lambda connection: [row for query in queries for row in _fetch(connection, *query, convert)],
+            table_required=table_required,
+            nothing=[],
+        )
+
+    def _task_queries(
+        self,
+        select: str,
+        then: str,
+        dag_id: str,
+        run_id: str,
+        task_id: str,
+        campaigns: Collection[str],
+        *,
+        map_index: int | None = None,
+    ) -> list[tuple[str, tuple[Any, ...]]]:
+        """The statements and parameters of :meth:`_read_task`: one per group of campaign ids."""
         if map_index is not None and (isinstance(map_index, bool) or not isinstance(map_index, int)):
             raise TypeError("map_index is a whole number (-1 for a task that is not mapped), or None")
-        result: list[_T] = []
+        queries = []
         for chosen in _chunks(campaigns):
             p = self._parameter()
             parameters: tuple[Any, ...] = (dag_id, run_id, task_id, *chosen)
@@ -1083,76 +1168,87 @@ class ResultsTable:
             if map_index is not None:
                 query += f" AND map_index = {p}"
                 parameters += (map_index,)
-            try:
-                result.extend(self._read(f"{query} {then}".rstrip(), parameters, convert))
-            except ResultsTableMissing:
-                if table_required:
-                    raise
-                break  # nothing stored yet
-        return result
+            queries.append((f"{query} {then}".rstrip(), parameters))
+        return queries
 
     def _read(
-        self,
-        query: str,
-        parameters: tuple[Any, ...],
-        convert: Callable[[Sequence[Any]], Any] = tuple,
+        self, query: str, parameters: tuple[Any, ...], convert: Callable[[Sequence[Any]], Any] = tuple
     ) -> list[Any]:
-        """The result rows of ``query``, each passed to ``convert`` as it is fetched. Creates nothing:
-        :class:`ResultsTableMissing` when the table (or the SQLite file) is not there."""
+        """The result rows of ``query``, each passed to ``convert`` as it is fetched (see
+        :meth:`_reading`): :class:`ResultsTableMissing` when the table is not there."""
+        return self._reading(
+            lambda connection: _fetch(connection, query, parameters, convert), table_required=True, nothing=[]
+        )
 
-        def work(connection: Any) -> list[Any]:
+    def _reading(self, work: Callable[[Any], _T], *, table_required: bool, nothing: _T) -> _T:
+        """``work(connection)``: reads of the table, in one transaction, bounded as a whole (see
+        :class:`_Watchdog`); ``nothing`` from a missing table, unless ``table_required``. Creates
+        nothing: :class:`ResultsTableMissing` when the table (or the SQLite file) is not there."""
+
+        def read(connection: Any) -> _T:
             if isinstance(connection, sqlite3.Connection):
                 _check_file(getattr(self._local, "file", None))  # not the counts of a moved file
-            cursor = connection.cursor()
-            result: list[Any] = []
             try:
-                cursor.execute(query, parameters)
-                # Converted a batch at a time: the driver's rows are not all held beside the result.
-                while batch := cursor.fetchmany(_FETCH_ROWS):
-                    result.extend(convert(values) for values in batch)
+                return work(connection)
             finally:
-                cursor.close()
-            # End the read's transaction (Postgres opens one): no "idle in transaction" between polls.
-            _rollback(connection)
-            return result
+                # End the read's transaction (Postgres opens one): no "idle in transaction" between polls.
+                _rollback(connection)
 
-        return self._with_recovery("cannot read outcomes", work, create=False)
+        try:
+            return self._with_recovery("cannot read outcomes", read, create=False)
+        except ResultsTableMissing:
+            if table_required:
+                raise
+            return nothing  # nothing stored yet
 
 
 class _Watchdog:
-    """Closes, from this side, the socket of a network connection whose statement overran its bound.
+    """Ends, from this side, a statement that overran its bound.
 
     One daemon thread for the process, started on first use, waking at most every second: watching
-    a statement costs a dict entry under a lock. Shutting the socket down makes the driver's blocked
-    read return (an error, at once); SQLite connections are not watched (their waits are bounded by
-    ``busy_timeout`` and the write lock's timeout)."""
+    a statement costs a dict entry under a lock. A network connection (Postgres) has its socket shut
+    down once :data:`DATABASE_WAIT_SECONDS` and :data:`WATCHDOG_GRACE_SECONDS` have passed (its server
+    applies its own timeouts first): the driver's blocked read returns an error at once. A SQLite read
+    (``interrupt``) has its statement interrupted once :data:`DATABASE_WAIT_SECONDS` have passed, and
+    again every :data:`_INTERRUPT_AGAIN` seconds until it ends (an interrupt that finds no statement
+    running is lost): SQLite bounds only its lock waits (``busy_timeout``), not a long scan. SQLite
+    writes are not watched: their waits are ``busy_timeout`` and the write lock's timeout."""
 
     def __init__(self) -> None:
         self._condition = threading.Condition()
-        self._watched: dict[int, tuple[float, int]] = {}
+        self._watched: dict[int, tuple[float, Callable[[], None], bool]] = {}
         self._ended: set[int] = set()
         self._tickets = itertools.count()
         self._thread: threading.Thread | None = None
 
-    def watch(self, connection: Any) -> int | None:
-        """Watch ``connection`` until :meth:`release`: a ticket, or ``None`` when it is not watched."""
+    def watch(self, connection: Any, *, interrupt: bool = False) -> int | None:
+        """Watch ``connection`` until :meth:`release`: a ticket, or ``None`` when it is not watched
+        (a SQLite connection unless ``interrupt``, or a driver without a socket)."""
         if isinstance(connection, sqlite3.Connection):
-            return None
+            if not interrupt:
+                return None
+            return self._add(DATABASE_WAIT_SECONDS, connection.interrupt, again=True)
         try:
             descriptor = int(connection.fileno())
         except Exception:
             return None
-        deadline = time.monotonic() + DATABASE_WAIT_SECONDS + WATCHDOG_GRACE_SECONDS
+        return self._add(
+            DATABASE_WAIT_SECONDS + WATCHDOG_GRACE_SECONDS, lambda: _shut_down(descriptor), again=False
+        )
+
+    def _add(self, seconds: float, end: Callable[[], None], *, again: bool) -> int:
         with self._condition:
             ticket = next(self._tickets)
-            self._watched[ticket] = (deadline, descriptor)
+            self._watched[ticket] = (time.monotonic() + seconds, end, again)
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="fuse-results-watchdog", daemon=True)
                 self._thread.start()
+            else:
+                self._condition.notify()
         return ticket
 
     def release(self, ticket: int | None) -> bool:
-        """Stop watching; whether the watchdog had closed the connection meanwhile."""
+        """Stop watching; whether the watchdog had ended the statement meanwhile."""
         if ticket is None:
             return False
         with self._condition:
@@ -1166,12 +1262,16 @@ class _Watchdog:
         while True:
             with self._condition:
                 now = time.monotonic()
-                for ticket, (deadline, descriptor) in list(self._watched.items()):
+                for ticket, (deadline, end, again) in list(self._watched.items()):
                     if deadline <= now:
-                        del self._watched[ticket]
                         self._ended.add(ticket)
-                        _shut_down(descriptor)
-                nearest = min((deadline for deadline, _ in self._watched.values()), default=now + 1.0)
+                        if again:
+                            self._watched[ticket] = (now + _INTERRUPT_AGAIN, end, again)
+                        else:
+                            del self._watched[ticket]
+                        with contextlib.suppress(Exception):  # a connection closed meanwhile
+                            end()
+                nearest = min((deadline for deadline, _, _ in self._watched.values()), default=now + 1.0)
                 self._condition.wait(min(1.0, max(0.01, nearest - now)))
 
 
@@ -1201,6 +1301,49 @@ def _chunks(campaigns: Collection[str]) -> list[tuple[str, ...]]:
         tuple(distinct[start : start + _CAMPAIGNS_PER_QUERY])
         for start in range(0, len(distinct), _CAMPAIGNS_PER_QUERY)
     ]
+
+
+def _fetch(
+    connection: Any, query: str, parameters: tuple[Any, ...], convert: Callable[[Sequence[Any]], _T]
+) -> list[_T]:
+    """The result rows of ``query``, each passed to ``convert`` as it is fetched: a batch at a time,
+    so the driver's rows are not all held beside the result."""
+    cursor = connection.cursor()
+    try:
+        cursor.execute(query, parameters)
+        result: list[_T] = []
+        while batch := cursor.fetchmany(_FETCH_ROWS):
+            result.extend(convert(values) for values in batch)
+        return result
+    finally:
+        cursor.close()
+
+
+#: The ``SELECT`` and ``GROUP BY`` of :meth:`ResultsTable.part_counts`.
+_BY_PART = (
+    "map_index, part, status, COUNT(*), MIN(received_timestamp), MAX(received_timestamp)",
+    "GROUP BY map_index, part, status",
+)
+
+
+def _added_up(counted: Sequence[PartCount]) -> list[PartCount]:
+    """``counted`` by map index, part and status; the same part in two groups of campaign ids (two
+    campaigns' rows) added up."""
+    found: dict[tuple[int, int, str], PartCount] = {}
+    for one in counted:
+        key = (one.map_index, one.part, one.status)
+        earlier = found.get(key)
+        found[key] = one if earlier is None else earlier.plus(one)
+    return [found[key] for key in sorted(found)]
+
+
+def _bucketed(connection: Any, queries: Sequence[tuple[str, tuple[Any, ...]]]) -> dict[int, int]:
+    """The arrivals the ``queries`` (:meth:`ResultsTable._by_bucket`) count, by bucket."""
+    counts: dict[int, int] = {}
+    for query in queries:
+        for number, count in _fetch(connection, *query, tuple):
+            counts[int(number)] = counts.get(int(number), 0) + int(count)
+    return counts
 
 
 def _part_count(values: Sequence[Any]) -> PartCount:
