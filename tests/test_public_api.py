@@ -286,7 +286,8 @@ PUBLIC: dict[str, Names] = {
     ),
     "airflow_provider_fuse.results.campaign": Names(
         """
-            bulk_campaigns Campaign CampaignSummary describe dialing_window_end is_sent_list MAX_COUNT
+            bulk_campaigns Campaign CampaignSummary counted_as describe dialing_window_end is_sent_list
+            MAX_COUNT
             MAX_TIMESTAMP NAMED_STATUSES RESULTS_XCOM_KEY sent_records SentList summarize SUMMARY_KEYS
             SUMMARY_XCOM_KEY UnreadableRecord waiting_is_over
         """,
@@ -330,7 +331,7 @@ PUBLIC: dict[str, Names] = {
     ),
     "airflow_provider_fuse.results.table": Names(
         """
-            canonical_destination COLUMNS counted_as CONNECT_TIMEOUT_SECONDS DATABASE_WAIT_SECONDS delivery_key
+            canonical_destination COLUMNS CONNECT_TIMEOUT_SECONDS DATABASE_WAIT_SECONDS delivery_key
             PART_COLUMNS PartCount ResultsStoreError ResultsTable SLOT_TRIES SQLITE_BUSY_TIMEOUT_MS Stored
             WATCHDOG_GRACE_SECONDS
         """,

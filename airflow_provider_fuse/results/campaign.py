@@ -39,6 +39,7 @@ __all__ = [
     "SentList",
     "UnreadableRecord",
     "bulk_campaigns",
+    "counted_as",
     "describe",
     "dialing_window_end",
     "is_sent_list",
@@ -301,6 +302,16 @@ def waiting_is_over(counts: Mapping[str, int], calls_queued: int, deadline: floa
     The one rule for the sensor's pokes and the trigger's polls.
     """
     return int(counts.get("received", 0)) >= calls_queued or now >= deadline
+
+
+def counted_as(status: str) -> str:
+    """The name a stored ``status`` is counted under, by :meth:`ResultsTable.summary
+    <airflow_provider_fuse.results.table.ResultsTable.summary>` (the results sensor) and the
+    campaign view alike: itself when it is one of :data:`NAMED_STATUSES` exactly as stored (the
+    receiver stores :class:`~airflow_provider_fuse.calls.CallStatus`'s lower-case value), else
+    ``other``. ``completed_`` or ``Completed`` is ``other``, as a filter on ``status == "completed"``
+    of the table's rows sees it."""
+    return status if status in NAMED_STATUSES else "other"
 
 
 def summarize(counts: Mapping[str, int], calls_queued: int) -> CampaignSummary:

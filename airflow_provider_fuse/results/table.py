@@ -41,7 +41,7 @@ from airflow.providers.common.sql.hooks.sql import DbApiHook
 from airflow_provider_fuse.destinations import destination_number
 from airflow_provider_fuse.masking import redact
 from airflow_provider_fuse.results.callbacks import CALL_DETAILS_NUMBERS
-from airflow_provider_fuse.results.campaign import NAMED_STATUSES
+from airflow_provider_fuse.results.campaign import NAMED_STATUSES, counted_as
 from airflow_provider_fuse.results.config import check_table_name
 
 if TYPE_CHECKING:
@@ -67,7 +67,6 @@ __all__ = [
     "ResultsTableMissing",
     "Stored",
     "canonical_destination",
-    "counted_as",
     "delivery_key",
 ]
 
@@ -228,15 +227,6 @@ def _not_defined(conn_id: str, given_as: str = "[fuse] results_conn_id") -> str:
         "--conn-uri <database URI>` (a standalone fuse-results serve reads environment variables and "
         "secrets backends only)"
     )
-
-
-def counted_as(status: str) -> str:
-    """The name a stored ``status`` is counted under, by :meth:`ResultsTable.summary` (the results
-    sensor) and the campaign view alike: itself when it is one of the four named statuses exactly as
-    stored (the receiver stores :class:`~airflow_provider_fuse.calls.CallStatus`'s lower-case value),
-    else ``other``. The one rule: ``completed_`` or ``Completed`` is ``other`` here, as a downstream
-    filter on ``status == "completed"`` would see it."""
-    return status if status in NAMED_STATUSES else "other"
 
 
 def canonical_destination(value: str | None) -> str | None:

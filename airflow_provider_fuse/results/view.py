@@ -7,13 +7,17 @@ the duplicate guard's ledger, for the rows of each part) and the results table's
 :meth:`~airflow_provider_fuse.results.table.ResultsTable.arrivals`, counted by the database). What
 reads them, and who may ask, is :mod:`.view_app`; this module knows neither Airflow nor the web.
 
-Nothing personal is shown: no phone number, no CSV value, no call parameter. Of what a callback
-carries only its status and, for a single call, its events' names reach a page, and only when they
-are one of Fuse's words (:func:`shown_word`); anything else is counted under ``other``. Every value
-is HTML-escaped.
+The outcomes are counted as the results sensor counts them (:func:`~airflow_provider_fuse.results.
+campaign.counted_as`): the four named statuses, and ``other`` for every other status, so the page shows
+the sensor's numbers. Nothing personal is shown: no phone number, no CSV value, no call parameter. Of
+what a callback carries only its status and, for a single call, its events' names reach a page, and
+only when they are one of Fuse's words (:func:`shown_word`): ``other`` is broken down by such words;
+anything else is only counted. Every value is HTML-escaped.
 
 The page is plain server-rendered HTML with an inline SVG plot: no script, no style sheet to fetch,
-no build step. It reloads itself (``<meta http-equiv="refresh">``) while outcomes can still arrive.
+no build step. It reloads itself (``<meta http-equiv="refresh">``) while outcomes are missing and the
+dialing window is open or ended less than :data:`REFRESH_AFTER_WINDOW` ago; the page shown while the
+outcomes cannot be read reloads itself :data:`UNREADABLE_TRIES` times, waiting twice as long each time.
 Numbers carry stable ids and ``data-*`` attributes for tests in a browser (docs/results.md lists them).
 """
 
@@ -22,12 +26,13 @@ from __future__ import annotations
 import html
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
-from airflow_provider_fuse.calls import NUMBER_FIELDS, TERMINAL_STATUSES
-from airflow_provider_fuse.results.campaign import MAX_TIMESTAMP, NAMED_STATUSES
+from airflow_provider_fuse.calls import NUMBER_FIELDS, TERMINAL_STATUSES, CallStatus
+from airflow_provider_fuse.results.campaign import MAX_TIMESTAMP, NAMED_STATUSES, counted_as
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -37,8 +42,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MAX_BUCKETS",
+    "REFRESH_AFTER_WINDOW",
     "REFRESH_SECONDS",
     "SHOWN_WORDS",
+    "UNREADABLE_TRIES",
     "CallView",
     "CampaignView",
     "PartRow",
@@ -51,6 +58,13 @@ __all__ = [
 
 #: Seconds between reloads of a page whose campaign or call may still change.
 REFRESH_SECONDS = 15
+#: Seconds after the dialing window's end that a campaign's page still reloads itself while outcomes
+#: are missing (Fuse reports a call soon after its last attempt); after that, a reload by hand shows
+#: those that still arrive, until the tokens expire.
+REFRESH_AFTER_WINDOW = 3600
+#: How often the page shown while the outcomes cannot be read reloads itself: after
+#: :data:`REFRESH_SECONDS`, then twice as long each time.
+UNREADABLE_TRIES = 5
 #: The most bars the arrivals plot has: the bucket width grows with the campaign's span.
 MAX_BUCKETS = 120
 #: Bucket widths the plot chooses from (seconds); beyond the last, whole days.
@@ -65,13 +79,12 @@ _CALL_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 def shown_word(value: object) -> str | None:
-    """``value`` as the page may show it — one of :data:`SHOWN_WORDS`, compared in lower case with
-    ``_`` or ``-`` for a space (``No_Answer`` is ``no answer``, ``cancelled`` is ``canceled``) — or
-    ``None``: then it is counted, or listed, as ``other``."""
-    if not isinstance(value, str) or len(value) > 40:
+    """``value`` as the page may show it — one of :data:`SHOWN_WORDS`, read as the receiver stores a
+    status (:class:`~airflow_provider_fuse.calls.CallStatus`: trimmed, lower case, ``cancelled`` is
+    ``canceled``; ``no_answer`` is not ``no answer``) — or ``None``: then it is listed as ``other``."""
+    if not isinstance(value, str) or not value.strip() or len(value) > 40:
         return None
-    text = " ".join(value.replace("_", " ").replace("-", " ").lower().split())
-    text = "canceled" if text == "cancelled" else text
+    text = CallStatus(value).value
     return text if text in SHOWN_WORDS else None
 
 
@@ -202,17 +215,6 @@ class CampaignView:
     counts: Sequence[PartCount]
     plot: Plot
     token_lifetime: int
-    _statuses: tuple[str, ...] = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        seen = {shown_word(counted.status) for counted in self.counts} - {None, *NAMED_STATUSES}
-        others = sorted(word for word in seen if word is not None)
-        object.__setattr__(self, "_statuses", (*NAMED_STATUSES, *others, "other"))
-
-    def outcome(self, status: str) -> str:
-        """The name ``status`` is counted under on this page (``other`` when not shown by name)."""
-        word = shown_word(status)
-        return word if word is not None and word in self._statuses else "other"
 
     @property
     def calls_queued(self) -> int:
@@ -225,11 +227,24 @@ class CampaignView:
 
     @property
     def by_outcome(self) -> dict[str, int]:
-        """The outcomes received by status, every status of the page present (0 when none)."""
-        counted = dict.fromkeys(self._statuses, 0)
+        """The outcomes received by status, as the results sensor counts them
+        (:func:`~airflow_provider_fuse.results.campaign.counted_as`): the four named statuses and
+        ``other``, each present (0 when none)."""
+        counted = dict.fromkeys((*NAMED_STATUSES, "other"), 0)
         for one in self.counts:
-            counted[self.outcome(one.status)] += one.count
+            counted[counted_as(one.status)] += one.count
         return counted
+
+    @property
+    def other_words(self) -> dict[str, int]:
+        """The outcomes counted as ``other`` whose status is one of Fuse's words (:func:`shown_word`:
+        ``no answer``, ``busy``, ...), by that word; the rest of ``other`` is not named."""
+        found: dict[str, int] = {}
+        for one in self.counts:
+            word = shown_word(one.status)
+            if counted_as(one.status) == "other" and word is not None and word not in NAMED_STATUSES:
+                found[word] = found.get(word, 0) + one.count
+        return dict(sorted(found.items()))
 
     @property
     def received(self) -> int:
@@ -245,7 +260,7 @@ class CampaignView:
         found: dict[tuple[int, int], dict[str, int]] = {}
         for one in self.counts:
             outcomes = found.setdefault((one.map_index, one.part), {})
-            name = self.outcome(one.status)
+            name = counted_as(one.status)
             outcomes[name] = outcomes.get(name, 0) + one.count
         for map_index in self.sent:
             entries = self.parts.get(map_index)
@@ -281,9 +296,17 @@ class CampaignView:
 
     @property
     def refreshing(self) -> bool:
-        """Whether outcomes are missing and can still arrive: then the page reloads itself."""
+        """Whether the page reloads itself: outcomes are missing, can still arrive, and the dialing
+        window is open or ended less than :data:`REFRESH_AFTER_WINDOW` ago."""
         until = self.receiving_until
-        return self.missing > 0 and until is not None and self.plot.now < until
+        ends = [
+            one.window_end or one.last_attempt_timestamp or one.queued_timestamp for one in self.sent.values()
+        ]
+        return (
+            self.missing > 0
+            and until is not None
+            and self.plot.now < min(until, max(ends) + REFRESH_AFTER_WINDOW)
+        )
 
     def as_dict(self) -> dict[str, Any]:
         """The page's numbers as JSON: counts, ids and unix seconds only."""
@@ -299,6 +322,7 @@ class CampaignView:
             "received": self.received,
             "missing": self.missing,
             "by_outcome": self.by_outcome,
+            "other_words": self.other_words,
             "parts": [row.as_dict() for row in self.part_rows],
             "arrivals": self.plot.as_dict(),
             "refreshing": self.refreshing,
@@ -310,6 +334,9 @@ class CampaignView:
             _number(f"fuse-outcome-{_slug(name)}", name, count, outcome=name)
             for name, count in self.by_outcome.items()
             if count or name in NAMED_STATUSES
+        ) + "".join(
+            _number(f"fuse-other-{_slug(word)}", f"of which {word}", count, outcome=word)
+            for word, count in self.other_words.items()
         )
         totals = (
             _number("fuse-rows", "rows sent", self.rows)
@@ -324,6 +351,12 @@ class CampaignView:
             if unconfirmed
             else ""
         )
+        until = self.receiving_until
+        if self.missing and not self.refreshing and until is not None and self.plot.now < until:
+            note += (
+                "<p id='fuse-not-reloading'>The dialing window ended a while ago: this page no longer "
+                "reloads itself. Reload it to see outcomes that still arrive.</p>"
+            )
         part_rows = "".join(_part_row(row) for row in self.part_rows) or (
             "<tr><td colspan='6'>No part was recorded.</td></tr>"
         )
@@ -442,11 +475,18 @@ def nothing_to_show(dag_id: str, run_id: str, task_id: str) -> str:
     return _page("Fuse", body, refreshing=False)
 
 
-def unreadable_page(message: str) -> str:
-    """The page while the results table or ``[fuse]`` cannot be read, with our own ``message`` (it
-    names the connection or option, scrubbed of numbers and secrets); it reloads itself."""
-    body = f"<h1>The outcomes cannot be read now</h1><p id='fuse-unreadable'>{_e(message)}</p>"
-    return _page("Fuse", body, refreshing=True)
+def unreadable_page(message: str, *, retry: int = 0, map_index: int | None = None) -> str:
+    """The page while the results table or ``[fuse]`` cannot be read, with ``message`` (a text for
+    anyone who may read the DAG: no host, no database's words). Try ``retry`` (from 0) reloads itself
+    after ``REFRESH_SECONDS * 2**retry`` seconds, as try ``retry + 1`` (``?retry=``, keeping
+    ``map_index``), until :data:`UNREADABLE_TRIES` tries; then it says to reload by hand."""
+    retry = max(0, retry)
+    again = retry < UNREADABLE_TRIES
+    tail = "" if again else " This page no longer reloads itself: reload it later."
+    body = f"<h1>The outcomes cannot be read now</h1><p id='fuse-unreadable'>{_e(message + tail)}</p>"
+    query = {"map_index": map_index} if map_index is not None else {}
+    target = "?" + urlencode({**query, "retry": retry + 1})
+    return _page("Fuse", body, refreshing=again, delay=REFRESH_SECONDS * 2**retry, target=target)
 
 
 # --- HTML ------------------------------------------------------------------------------------------
@@ -462,8 +502,13 @@ _STYLE = (
 )
 
 
-def _page(title: str, body: str, *, refreshing: bool) -> str:
-    refresh = f"<meta http-equiv='refresh' content='{REFRESH_SECONDS}'>" if refreshing else ""
+def _page(
+    title: str, body: str, *, refreshing: bool, delay: int = REFRESH_SECONDS, target: str | None = None
+) -> str:
+    """A page; ``refreshing``: it reloads itself after ``delay`` seconds (``target``: at that
+    relative URL, else the same)."""
+    to = "" if target is None else f";url={target}"
+    refresh = f"<meta http-equiv='refresh' content='{int(delay)}{_e(to)}'>" if refreshing else ""
     return (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
         f"<meta name='viewport' content='width=device-width'>{refresh}<title>{_e(title)}</title>"
