@@ -10,6 +10,7 @@ import json
 import re
 import sqlite3
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -486,3 +487,354 @@ def test_the_numbers_carry_stable_ids_for_a_browser(monkeypatch, tmp_path):
         assert element in _ids(page)
     assert "fuse-outcome-completed" in _ids(page)
     assert "data-bucket-start=" in page
+
+
+# --- Review r12 ------------------------------------------------------------------------------------
+
+
+def test_the_view_counts_every_status_as_the_sensor_does(monkeypatch, tmp_path):
+    # r12 #14: "completed_" is not "completed" to the sensor's summary, nor to a filter on the rows.
+    statuses = ["completed", "completed_", "Completed-", "failed_", "no_answer", "no answer", "busy"]
+    with sqlite_table(monkeypatch, tmp_path) as (results, connection):
+        fill(connection, [outcome_row(n, status=status) for n, status in enumerate(statuses, 1)])
+        view = campaign_view(results, {-1: sent(len(statuses))})
+        summary = results.summary(DAG, RUN, TASK, [CAMPAIGN])
+
+    assert view.by_outcome == {name: summary[name] for name in view.by_outcome}
+    assert view.by_outcome == {"completed": 1, "failed": 0, "canceled": 0, "rejected": 0, "other": 6}
+    assert view.other_words == {"busy": 1, "no answer": 1}  # Fuse's words, as stored; the rest unnamed
+    assert "id='fuse-other-no-answer' data-count='1'" in view.html()
+    assert [row.by_outcome for row in view.part_rows] == [{"completed": 1, "other": 6}]
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(["completed", "Completed", "completed_", "no answer", "no_answer", "x"]), max_size=20
+    )
+)
+def test_the_views_counts_are_the_summarys_whatever_the_statuses(monkeypatch_module, statuses):
+    with (
+        tempfile.TemporaryDirectory() as directory,
+        sqlite_table(monkeypatch_module, Path(directory)) as (results, connection),
+    ):
+        fill(connection, [outcome_row(n, status=status) for n, status in enumerate(statuses, 1)])
+        view = campaign_view(results, {-1: sent(max(1, len(statuses)))})
+        summary = results.summary(DAG, RUN, TASK, [CAMPAIGN])
+    assert view.by_outcome == {name: summary[name] for name in view.by_outcome}
+    assert view.received == summary["received"]
+
+
+def test_a_long_sqlite_read_is_interrupted_at_its_bound(monkeypatch, tmp_path):
+    # r12 #19: busy_timeout bounds lock waits only; a read that scans for long is cut as Postgres cuts
+    # it at statement_timeout. Without the bound this read runs for minutes.
+    from airflow_provider_fuse.results import table as table_module
+    from airflow_provider_fuse.results.table import ResultsStoreError
+
+    monkeypatch.setattr(table_module, "DATABASE_WAIT_SECONDS", 0.3)
+    endless = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT COUNT(*) FROM c"
+    with sqlite_table(monkeypatch, tmp_path) as (results, _):
+        outcome: list[BaseException] = []
+
+        def read() -> None:
+            try:
+                results._read(endless, ())
+            except BaseException as error:
+                outcome.append(error)
+
+        reader = threading.Thread(target=read, daemon=True)
+        began = time.monotonic()
+        reader.start()
+        reader.join(10)
+        assert not reader.is_alive()
+        assert time.monotonic() - began < 5
+        (error,) = outcome
+        assert isinstance(error, ResultsStoreError)
+        assert error.retryable
+        assert "interrupted" in str(error)
+        assert results.part_counts(DAG, RUN, TASK, [CAMPAIGN]) == []  # the next read works
+
+
+def test_a_sqlite_store_is_not_interrupted(monkeypatch, tmp_path):
+    # Only reads: a store's waits are busy_timeout and the write lock's, each within the bound.
+    from airflow_provider_fuse.results.table import _WATCHDOG
+
+    connection = sqlite3.connect(tmp_path / "x.db")
+    assert _WATCHDOG.watch(connection) is None
+    assert _WATCHDOG.release(_WATCHDOG.watch(connection, interrupt=True)) is False
+    connection.close()
+
+
+def test_the_views_two_counts_are_one_read(monkeypatch, tmp_path):
+    with sqlite_table(monkeypatch, tmp_path) as (results, connection):
+        fill(connection, [outcome_row(n, received=NOW + 60 * n) for n in range(1, 6)])
+        reads = []
+        real = ResultsTable._with_recovery
+        monkeypatch.setattr(
+            ResultsTable, "_with_recovery", lambda self, *a, **k: reads.append(a[0]) or real(self, *a, **k)
+        )
+        counts, width, arrivals = results.campaign_counts(
+            DAG, RUN, TASK, [CAMPAIGN], bucket_seconds=lambda counts: 60
+        )
+        assert reads == ["cannot read outcomes"]
+        assert counts == results.part_counts(DAG, RUN, TASK, [CAMPAIGN])
+        assert arrivals == results.arrivals(DAG, RUN, TASK, [CAMPAIGN], bucket_seconds=width)
+
+
+def test_a_table_the_provider_creates_has_the_counts_index(monkeypatch, tmp_path):
+    monkeypatch.setenv("AIRFLOW_CONN_FUSE_VIEW_TEST", f"sqlite://{tmp_path}/new.db")
+    ResultsTable.ready("fuse_view_test", TABLE).close()
+    with contextlib.closing(sqlite3.connect(tmp_path / "new.db")) as connection:
+        plan = connection.execute(
+            f"EXPLAIN QUERY PLAN SELECT map_index, part, status, COUNT(*), MIN(received_timestamp) "
+            f"FROM {TABLE} WHERE dag_id = 'd' AND run_id = 'r' AND task_id = 't' AND campaign_id IN ('c') "
+            "GROUP BY map_index, part, status"
+        ).fetchall()
+    assert "COVERING INDEX fuse_call_results_counts" in str(plan)
+
+
+def test_an_existing_table_is_given_no_index(monkeypatch, tmp_path):
+    # Building an index takes the table's owner and holds its writers back: left to the owner.
+    with sqlite_table(monkeypatch, tmp_path) as (results, connection):
+        results.ensure()
+        indexes = connection.execute("SELECT name FROM sqlite_master WHERE type = 'index'").fetchall()
+    assert [name for (name,) in indexes if not name.startswith("sqlite_autoindex")] == []
+
+
+def test_counts_are_read_once_per_interval_and_shared():
+    from airflow_provider_fuse.results.view_app import _Recent
+
+    now = [0.0]
+    reads: list[int] = []
+    recent: _Recent[int] = _Recent(15, clock=lambda: now[0])
+
+    def read() -> int:
+        reads.append(1)
+        return len(reads)
+
+    assert recent.get("campaign", read) == recent.get("campaign", read) == 1
+    now[0] = 14.9
+    assert recent.get("campaign", read) == 1
+    assert recent.get("another", read) == 2
+    now[0] = 15.1
+    assert recent.get("campaign", read) == 3
+
+
+def test_tabs_asking_at_once_share_one_read():
+    from airflow_provider_fuse.results.view_app import _Recent
+
+    recent: _Recent[int] = _Recent(15)
+    started, release = threading.Event(), threading.Event()
+    reads: list[int] = []
+
+    def read() -> int:
+        reads.append(1)
+        started.set()
+        release.wait(5)
+        return 7
+
+    answers: list[int] = []
+    tabs = [threading.Thread(target=lambda: answers.append(recent.get("c", read))) for _ in range(5)]
+    tabs[0].start()
+    started.wait(5)
+    for tab in tabs[1:]:
+        tab.start()
+    time.sleep(0.1)
+    release.set()
+    for tab in tabs:
+        tab.join(5)
+    assert answers == [7] * 5
+    assert reads == [1]
+
+
+def test_a_failed_read_is_kept_briefly():
+    from airflow_provider_fuse.results.table import ResultsStoreError
+    from airflow_provider_fuse.results.view_app import _Recent
+
+    now = [0.0]
+    recent: _Recent[int] = _Recent(15, clock=lambda: now[0])
+    calls = []
+
+    def read() -> int:
+        calls.append(1)
+        raise ResultsStoreError("down")
+
+    for _ in range(3):
+        with pytest.raises(ResultsStoreError):
+            recent.get("c", read)
+    now[0] = 5.1
+    with pytest.raises(ResultsStoreError):
+        recent.get("c", read)
+    assert len(calls) == 2
+
+
+def test_the_page_stops_reloading_an_hour_after_the_window(monkeypatch, tmp_path):
+    from airflow_provider_fuse.results.view import REFRESH_AFTER_WINDOW
+
+    window_end = NOW + 3600
+    with sqlite_table(monkeypatch, tmp_path) as (results, connection):
+        fill(connection, [outcome_row(1)])
+        late = campaign_view(results, {-1: sent(2)}, now=window_end + REFRESH_AFTER_WINDOW - 1)
+        later = campaign_view(results, {-1: sent(2)}, now=window_end + REFRESH_AFTER_WINDOW + 1)
+
+    assert late.refreshing
+    assert not later.refreshing  # outcomes missing, tokens valid for 2 days: no reload all that time
+    assert "fuse-not-reloading" in later.html()
+
+
+def test_the_unreadable_page_reloads_a_bounded_number_of_times_backing_off():
+    from airflow_provider_fuse.results.view import UNREADABLE_TRIES, unreadable_page
+
+    def refresh(page: str) -> str | None:
+        found = re.search(r"http-equiv='refresh' content='([^']*)'", page)
+        return found.group(1) if found else None
+
+    assert refresh(unreadable_page("down")) == "15;url=?retry=1"
+    assert refresh(unreadable_page("down", retry=2, map_index=3)) == "60;url=?map_index=3&amp;retry=3"
+    assert refresh(unreadable_page("down", retry=UNREADABLE_TRIES)) is None
+    assert "no longer reloads" in unreadable_page("down", retry=UNREADABLE_TRIES)
+
+
+# --- The app, its own answers (Airflow's authorization is proven in tests/e2e) ----------------------
+
+
+@pytest.fixture
+def app_client(monkeypatch):
+    """The view's app with Airflow's authorization let through, and ``read_view`` as the test sets it."""
+    import warnings
+
+    from airflow_provider_fuse.results import view_app
+
+    with warnings.catch_warnings():
+        # Airflow's API imports starlette's test client, which warns about the httpx it finds.
+        warnings.simplefilter("ignore")
+        import airflow.api_fastapi.core_api.security as security
+        from fastapi.testclient import TestClient
+
+    monkeypatch.setattr(security, "requires_access_dag", lambda *args, **kwargs: lambda: None)
+
+    def use(read_view, **constants):
+        monkeypatch.setattr(view_app, "read_view", read_view)
+        for name, value in constants.items():
+            monkeypatch.setattr(view_app, name, value)
+        return TestClient(view_app.create_view_app())
+
+    return use
+
+
+def test_every_answer_is_uncached_unsniffed_and_scriptless(app_client):
+    client = app_client(lambda *args, **kwargs: None)
+    for answer in (
+        client.get("/d/r/t"),
+        client.get("/d/r/t/view.json"),
+        client.get("/"),
+        client.post("/d/r/t"),
+    ):
+        assert answer.headers["cache-control"] == "no-store"
+        assert answer.headers["x-content-type-options"] == "nosniff"
+        policy = answer.headers["content-security-policy"]
+        assert "default-src 'none'" in policy
+        assert "script-src" not in policy
+        assert "frame-ancestors 'self'" in policy
+
+
+def test_head_is_answered_as_get(app_client):
+    client = app_client(lambda *args, **kwargs: CallView(DAG, RUN, "call", "call-1", None, NOW))
+    assert client.head("/d/r/t").status_code == 200
+    assert client.head("/d/r/t/view.json").status_code == 200
+
+
+def test_the_503_names_no_host_and_the_log_does(app_client, caplog):
+    from airflow_provider_fuse.results.table import ResultsStoreError
+
+    def down(*args, **kwargs):
+        raise ResultsStoreError('cannot connect (connection to server at "10.1.2.3", port 5432 failed)')
+
+    client = app_client(down)
+    with caplog.at_level("WARNING"):
+        page, numbers = client.get("/d/r/t?retry=1"), client.get("/d/r/t/view.json")
+    assert page.status_code == numbers.status_code == 503
+    for answer in (page, numbers):
+        assert "10.1.2.3" not in answer.text
+        assert "5432" not in answer.text
+    assert "30;url=?retry=2" in page.text  # the second try waits twice as long
+    assert "10.1.2.3" in caplog.text
+
+
+def test_reads_beyond_the_readers_and_their_queue_are_refused_at_once(app_client):
+    release = threading.Event()
+
+    def slow(*args, **kwargs):
+        release.wait(10)
+
+    client = app_client(slow, VIEW_READERS=1, VIEW_QUEUE=0)
+    first: list[int] = []
+    holder = threading.Thread(target=lambda: first.append(client.get("/d/r/t").status_code))
+    holder.start()
+    time.sleep(0.5)
+    began = time.monotonic()
+    refused = client.get("/d/r/t/view.json")
+    assert refused.status_code == 503
+    assert time.monotonic() - began < 2
+    assert "Too many" in refused.json()["detail"]
+    release.set()
+    holder.join(10)
+    assert first == [404]
+
+
+def test_reads_run_on_the_views_own_few_threads(app_client):
+    # r12 #25: the results table keeps a connection per thread: so at most VIEW_READERS of them.
+    from airflow_provider_fuse.results.view_app import VIEW_READERS
+
+    threads = set()
+
+    def record(*args, **kwargs):
+        threads.add(threading.current_thread().name)
+
+    client = app_client(record)
+    for _ in range(3 * VIEW_READERS):
+        client.get("/d/r/t")
+    assert 1 <= len(threads) <= VIEW_READERS
+    assert all(name.startswith("fuse-campaign-view") for name in threads)
+
+
+def test_subclasses_of_the_fuse_tasks_are_known_by_their_links():
+    # r12 #31: Airflow records the class name only; the serialized task carries the links it inherits.
+    from datetime import datetime as moment
+    from types import SimpleNamespace
+
+    from airflow.sdk import DAG as Dag
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    from airflow_provider_fuse.operators.fuse import FuseQueueCallOperator
+    from airflow_provider_fuse.results.view_app import _links
+    from airflow_provider_fuse.sensors.fuse import FuseCallStatusSensor, FuseCampaignResultsSensor
+
+    class MyResults(FuseCampaignResultsSensor):
+        pass
+
+    class MyCall(FuseQueueCallOperator):
+        pass
+
+    with Dag("links", schedule=None, start_date=moment(2026, 1, 1)) as dag:
+        MyResults(task_id="results", bulk_task_id="queue_calls")
+        MyCall(task_id="call", phone_number="6175551234", application_id="app", deployment_id="deployment")
+        FuseCallStatusSensor.partial(task_id="status").expand(call_id=["a", "b"])
+    data = DagSerialization.to_dict(dag)
+    session = SimpleNamespace(scalar=lambda query: SimpleNamespace(data=data))
+
+    links = _links(session, "a-version-of-links")  # type: ignore[arg-type]
+    assert links == {
+        "results": frozenset({"Fuse campaign"}),
+        "call": frozenset({"Fuse call"}),
+        "status": frozenset({"Fuse call"}),
+    }
+
+
+def test_a_map_index_that_is_not_there_is_not_another():
+    from airflow_provider_fuse.results.view_app import _chosen
+
+    assert _chosen({0: "v", 1: "v"}, 1) == 1
+    assert _chosen({0: "v", 1: "v"}, 7) is None
+    assert _chosen({0: "v", 1: "v"}, None) == 0
+    assert _chosen({}, None) is None
