@@ -37,10 +37,11 @@ __all__ = [
 #: The view's path in the app the plugin mounts at
 #: :data:`~airflow_provider_fuse.results.plugin.URL_PREFIX`: ``/campaigns/{dag_id}/{run_id}/{task_id}``.
 CAMPAIGNS_PATH = "/campaigns"
-#: The operators whose task instances the view shows as a single call (by the class name Airflow
-#: records for a task instance).
+#: The class names of the operators whose task instances the view shows as a single call. The view
+#: knows them, and their subclasses, by the :class:`FuseCallLink` they carry.
 CALL_OPERATORS = frozenset({"FuseQueueCallOperator", "FuseCallStatusSensor"})
-#: The sensor whose task instances show the campaign of its ``bulk_task_id``.
+#: The class name of the sensor whose task instances show the campaign of its ``bulk_task_id``. The
+#: view knows it, and its subclasses, by the :class:`FuseCampaignLink` it carries.
 RESULTS_SENSOR = "FuseCampaignResultsSensor"
 
 

@@ -31,6 +31,8 @@ URL_PREFIX = "/fuse"
 #: The campaign view as a tab of every task instance in Airflow's UI (3.1+): the UI puts the task
 #: instance's ids in place of ``{DAG_ID}``, ``{RUN_ID}``, ``{TASK_ID}`` and, on a mapped task,
 #: ``{MAP_INDEX}`` (left as it is otherwise: the view then takes the task's first task instance).
+#: Airflow 3.1's UI puts them in unencoded: a run id with ``?``, ``#`` or ``%`` (only possible under a
+#: loosened ``allowed_run_id_pattern``) does not open there; one with ``/`` opens on no version.
 TASK_INSTANCE_VIEW = {
     "name": "Fuse",
     "href": f"{URL_PREFIX}{CAMPAIGNS_PATH}/{{DAG_ID}}/{{RUN_ID}}/{{TASK_ID}}?map_index={{MAP_INDEX}}",
