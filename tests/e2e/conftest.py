@@ -197,7 +197,10 @@ def live_airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveAirfl
     """:class:`LiveAirflow`, started on first use (one per pytest worker) and stopped at the end."""
     home = tmp_path_factory.mktemp("live-airflow-home")
     (home / "dags").mkdir()
-    for dag_file in (ROOT / "tests" / "e2e" / "dags").glob("e2e_decisions*.py"):
+    for dag_file in [
+        *(ROOT / "tests" / "e2e" / "dags").glob("e2e_decisions*.py"),
+        ROOT / "tests/e2e/dags/e2e_notifier.py",
+    ]:
         shutil.copy(dag_file, home / "dags")
     password = secrets.token_urlsafe(16)
     (home / "passwords.json").write_text(json.dumps({"admin": password}))
