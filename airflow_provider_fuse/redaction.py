@@ -155,11 +155,6 @@ def _decode_once(
         new_starts.extend([starts[first]] * len(chars))
         new_ends.extend([ends[last - 1]] * len(chars))
 
-    def copy(first: int, last: int) -> None:
-        pieces.append(text[first:last])
-        new_starts.extend(starts[first:last])
-        new_ends.extend(ends[first:last])
-
     def flush() -> None:
         index = 0
         while index < len(pending):
@@ -180,48 +175,55 @@ def _decode_once(
         start, end = match.span()
         if pending and pending[-1][1] != start:
             flush()
-        copy(position, start)
+        if position < start:
+            pieces.append(text[position:start])
+            new_starts.extend(starts[position:start])
+            new_ends.extend(ends[position:start])
         position = end
-        byte = match["byte"] or match["xbyte"]
-        if byte is not None:
-            pending.append((start, end, int(byte, 16)))
+        kind = match.lastgroup
+        if kind == "byte" or kind == "xbyte":
+            pending.append((start, end, int(match[kind], 16)))
             changed = True
             continue
-        flush()
-        name = match["name"]
-        if name is not None:
-            value, consumed = _entity(name, bool(match["semicolon"]))
+        if pending:
+            flush()
+        if kind == "semicolon":
+            value, consumed = _entity(match["name"], bool(match["semicolon"]))
             if value is None:
-                copy(start, end)
+                position = start  # not an entity: copied as it is
                 continue
             emit(value, start, start + consumed)
-            copy(start + consumed, end)
+            position = start + consumed
         else:
-            emit(_character(match), start, end)
+            emit(_character(kind, match), start, end)
         changed = True
-    flush()
+    if pending:
+        flush()
     if not changed:
         return None
-    copy(position, len(text))
+    pieces.append(text[position:])
+    new_starts.extend(starts[position:])
+    new_ends.extend(ends[position:])
     return "".join(pieces), new_starts, new_ends
 
 
-def _character(match: re.Match[str]) -> str:
+def _character(kind: str | None, match: re.Match[str]) -> str:
     """What a matched escape other than a byte or a named entity writes (``""``: nothing)."""
-    high, low = match["high"] or match["jhigh"], match["low"] or match["jlow"]
-    if high is not None:
+    if kind == "low" or kind == "jlow":
+        high, low = (match["high"], match["low"]) if kind == "low" else (match["jhigh"], match["jlow"])
         return chr(0x10000 + ((int(high, 16) - 0xD800) << 10) + int(low, 16) - 0xDC00)
-    if match["pair"] is not None:
+    if kind == "pair":
         return match["pair"].encode("utf-16", "surrogatepass").decode("utf-16")
-    if match["char"] is not None:
+    if kind == "char":
         return match["char"]
-    decimal, hexadecimal = match["decimal"], match["hex"]
-    if decimal is not None or hexadecimal is not None:
-        digits = (decimal or hexadecimal).lstrip("0") or "0"
-        code = int(digits, 10 if decimal is not None else 16) if len(digits) <= 8 else 0x110000
-        # HTML's own reading: windows-1252 for 128-159, U+FFFD for what is no character.
+    if kind == "decimal" or kind == "hex":
+        digits = match[kind].lstrip("0") or "0"
+        code = int(digits, 10 if kind == "decimal" else 16) if len(digits) <= 8 else 0x110000
+        if 0x20 <= code < 0x7F or 0xA0 <= code < 0xD800:
+            return chr(code)
+        # HTML's own reading: windows-1252 for 128-159, U+FFFD or nothing for what is no character.
         return html.unescape(f"&#{min(code, 0x110000)};")
-    code = int(match["unit"] or match["junit"] or match["code"] or match["long"], 16)
+    code = int(match[kind or ""], 16)  # unit, junit, code, long
     return chr(code) if code <= 0x10FFFF else "\ufffd"
 
 
@@ -325,20 +327,23 @@ def redact(text: str, limit: int = _EXCERPT_CHARS, *, secrets: Iterable[str] = (
         whitespace in the text.
     """
     text = " ".join(text.split())
-    text = _mask_secrets(text, {" ".join(secret.split()) for secret in secrets} - {""})
-    text = _mask_phone_numbers(text)
+    decoded = _decoded(text)
+    masked = _mask_secrets(text, {" ".join(secret.split()) for secret in secrets} - {""}, decoded)
+    if masked != text:
+        text, decoded = masked, _decoded(masked)
+    text = _mask_phone_numbers(text, decoded)
     # Scrub before cutting: a cut through a number or a secret would leave its first part readable.
     if len(text) > limit:
-        text = _mask_phone_numbers(text[:limit])[:limit] + "…"
+        text = _mask_phone_numbers(text[:limit], _decoded(text[:limit]))[:limit] + "…"
     return text
 
 
-def _mask_phone_numbers(text: str) -> str:
-    """``text`` with every span that is (or overlaps) a phone number in either reading masked."""
+def _mask_phone_numbers(text: str, decoded: tuple[str, Sequence[int], Sequence[int]] | None) -> str:
+    """``text`` with every span that is (or overlaps) a phone number in either reading (as written,
+    ``decoded``: :func:`_decoded` of ``text``) masked."""
     readings: list[tuple[str, Sequence[int] | None, Sequence[int] | None]] = [
         (text.translate(_CLASSES), None, None)
     ]
-    decoded = _decoded(text)
     if decoded is not None:
         readings.append((decoded[0].translate(_CLASSES), decoded[1], decoded[2]))
     spans: list[tuple[int, int, bool]] = []
@@ -414,10 +419,12 @@ def _stand_apart(match: re.Match[str]) -> str:
     return _WORD * len(token)
 
 
-def _mask_secrets(text: str, secrets: set[str]) -> str:
+def _mask_secrets(
+    text: str, secrets: set[str], decoded: tuple[str, Sequence[int], Sequence[int]] | None
+) -> str:
     """Replace every stretch of ``text`` that any occurrence of any secret covers by one ``***``:
-    in the text as written and with its escapes decoded, in any case, invisible characters
-    (:data:`_SILENT`) left out of both.
+    in the text as written and as ``decoded`` (:func:`_decoded` of ``text``), in any case,
+    invisible characters (:data:`_SILENT`) left out of both.
 
     Marking characters rather than replacing secret after secret: once ``abcd`` is replaced,
     ``cdef`` in ``abcdef`` can no longer be found and ``ef`` would stay readable.
@@ -430,7 +437,6 @@ def _mask_secrets(text: str, secrets: set[str]) -> str:
     readings: list[tuple[str, Sequence[int], Sequence[int]]] = [
         (text, range(len(text)), range(1, len(text) + 1))
     ]
-    decoded = _decoded(text)
     if decoded is not None:
         readings.append(decoded)
     covered = bytearray(len(text))
