@@ -90,7 +90,9 @@ class Ask:
         default): anyone allowed to answer the DAG's human-in-the-loop tasks.
     :param timeout: how long to wait for an answer, a ``timedelta`` above 0 and at most
         :data:`MAX_TIMEOUT` (default 24 hours); no answer by then takes the safe choice: *Reject* for
-        an approval, *Stop* for an unknown outcome.
+        an approval, *Stop* for an unknown outcome. Airflow checks for expired questions every
+        ``[scheduler] trigger_timeout_check_interval`` (15 s by default; the triggerer polls every 5 s
+        on 3.1/3.2): a timeout of seconds ends that much later.
     :param notifiers: notifiers called with the task's context when a question is asked, plus
         :data:`QUESTION_KEY` naming the question (e.g. a
         :class:`~airflow_provider_fuse.notifications.fuse.FuseNotifier` that phones the approver; it

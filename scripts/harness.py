@@ -15,6 +15,11 @@ Development tooling, not part of the package (the wheel ships ``airflow_provider
   only: httpx spends a millisecond or more of CPU a request, which on a small machine measures the
   client rather than the server).
 - :func:`asgi_post_scope`: the ASGI scope of one POST, to call an app straight, with no server.
+- :class:`AirflowServices`: ``airflow scheduler``, ``triggerer`` and ``dag-processor`` beside an
+  :class:`ApiServer`, LocalExecutor on the home's own database: runs triggered through the REST API.
+- :class:`AirflowApi`: Airflow's REST API as a user logged in with a password (``POST /auth/token``),
+  and the human-in-the-loop questions through it: wait for a task's question, answer it, the
+  Required Actions page's address.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import asyncio
 import contextlib
 import ctypes
 import functools
+import json
 import os
 import signal
 import socket
@@ -32,8 +38,10 @@ import tempfile
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -43,7 +51,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AIRFLOW",
+    "AirflowApi",
+    "AirflowServices",
     "Answer",
+    "ApiRefused",
     "ApiServer",
     "Post",
     "Process",
@@ -448,6 +459,74 @@ class ApiServer:
         self.stop()
 
 
+class AirflowServices:
+    """The components that run DAGs by themselves: ``airflow scheduler`` (LocalExecutor),
+    ``triggerer`` and ``dag-processor``, each a :class:`Process` logging to ``logs/<name>.log``;
+    a context manager that stops them all.
+
+    With an :class:`ApiServer` on the same home, a run triggered through the REST API is scheduled,
+    run, deferred to the triggerer and resumed as in a deployment, on one machine. The caller's
+    ``env`` must name the api-server's execution API
+    (``AIRFLOW__CORE__EXECUTION_API_SERVER_URL``) and the JWT secret the api-server checks
+    (``AIRFLOW__API_AUTH__JWT_SECRET``); :meth:`environment` adds them.
+
+    :param env: the whole environment of every component (``AIRFLOW_HOME`` migrated, not shared
+        with another Airflow that runs DAGs: a scheduler takes every running run of its database).
+    :param logs: the folder the logs go to.
+    """
+
+    COMPONENTS = ("scheduler", "triggerer", "dag-processor")
+
+    def __init__(self, env: Mapping[str, str], logs: Path, *, airflow: str = AIRFLOW) -> None:
+        self.env, self.logs, self.airflow = dict(env), logs, airflow
+        self.processes: list[Process] = []
+
+    @staticmethod
+    def environment(env: Mapping[str, str], api_port: int, jwt_secret: str) -> dict[str, str]:
+        """``env`` with what the components need to run tasks through the api-server on
+        ``api_port``: LocalExecutor, the execution API's address, one JWT secret for every
+        component, DAGs not paused, and a question's deadline checked every second."""
+        return {
+            **env,
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
+            "AIRFLOW__API_AUTH__JWT_SECRET": jwt_secret,
+            "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{api_port}",
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+            "AIRFLOW__SCHEDULER__TRIGGER_TIMEOUT_CHECK_INTERVAL": "1",
+            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+        }
+
+    def start(self) -> AirflowServices:
+        """Start every component (without waiting: the REST API tells when a DAG is parsed)."""
+        self.logs.mkdir(parents=True, exist_ok=True)
+        for name in self.COMPONENTS:
+            self.processes.append(
+                Process(name, [self.airflow, name], log=self.logs / f"{name}.log", env=self.env)
+            )
+        return self
+
+    def check_alive(self) -> None:
+        """:raises ProcessExited: a component has exited."""
+        for process in self.processes:
+            process.check_alive()
+
+    def stop(self) -> bool:
+        """Stop every component (see :meth:`Process.stop`); whether nothing of them is left."""
+        stopped = [process.stop() for process in self.processes]
+        self.processes = []
+        return all(stopped)
+
+    def __enter__(self) -> AirflowServices:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
 @dataclass(frozen=True)
 class Post:
     """One POST: the path (with any query), the body and its content type."""
@@ -569,3 +648,207 @@ def post_many(
 ) -> list[Answer]:
     """:func:`post_many_async`, run in a new event loop."""
     return asyncio.run(post_many_async(base_url, posts, concurrency=concurrency, timeout=timeout))
+
+
+class ApiRefused(RuntimeError):
+    """Airflow's REST API answered a request with an error status (kept in :attr:`status`)."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _quoted(value: str) -> str:
+    return urllib.parse.quote(value, safe="")
+
+
+class AirflowApi:
+    """Airflow's REST API (``/api/v2``) as ``username``, logged in with a password: JSON in and out.
+
+    :meth:`login` asks ``POST /auth/token`` for a token (the simple auth manager's users, and any
+    auth manager that serves that route), sent with every later request. The human-in-the-loop
+    methods name a task instance by DAG id, run id, task id and map index (``-1``: not mapped).
+
+    :param base_url: the api-server, ``http://127.0.0.1:<port>``.
+    :param timeout: seconds for one request.
+    """
+
+    def __init__(self, base_url: str, username: str, password: str, *, timeout: float = 60.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.username = username
+        self._password = password
+        self.timeout = timeout
+        self._token = ""
+
+    def login(self) -> AirflowApi:
+        """Get a token for the user.
+
+        :raises ApiRefused: the credentials were refused.
+        """
+        body = {"username": self.username, "password": self._password}
+        self._token = str(self._send("POST", "/auth/token", body)["access_token"])
+        return self
+
+    @property
+    def token(self) -> str:
+        """The token :meth:`login` got (for a browser's cookie, say)."""
+        return self._token
+
+    def call(self, method: str, path: str, body: object = None, **params: object) -> Any:
+        """``method path?params`` with ``body`` as JSON; the answer's JSON (None when it has no body).
+
+        :raises ApiRefused: the API answered 400 or more.
+        :raises OSError: it did not answer.
+        """
+        if params:
+            path += "?" + urllib.parse.urlencode({key: str(value) for key, value in params.items()})
+        return self._send(method, path, body)
+
+    def _send(self, method: str, path: str, body: object) -> Any:
+        headers = {"Accept": "application/json"}
+        if self._token:
+            headers["Authorization"] = f"Bearer {self._token}"
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        request = urllib.request.Request(self.base_url + path, data=data, headers=headers, method=method)
+        try:
+            with _LOCAL.open(request, timeout=self.timeout) as answer:
+                content = answer.read()
+        except urllib.error.HTTPError as error:
+            text = error.read().decode("utf-8", errors="replace")[:1000]
+            raise ApiRefused(f"{method} {path}: {error.code} {text}", error.code) from None
+        return json.loads(content) if content else None
+
+    # --- DAG runs ---------------------------------------------------------------------------------
+
+    def trigger(self, dag_id: str, conf: Mapping[str, Any] | None = None) -> str:
+        """Start a run of ``dag_id`` now (no logical date, as the UI's *Trigger* does); its run id."""
+        body = {"logical_date": None, "conf": dict(conf or {})}
+        return str(self.call("POST", f"/api/v2/dags/{_quoted(dag_id)}/dagRuns", body)["dag_run_id"])
+
+    def run_state(self, dag_id: str, run_id: str) -> str:
+        return str(self.call("GET", f"/api/v2/dags/{_quoted(dag_id)}/dagRuns/{_quoted(run_id)}")["state"])
+
+    def wait_for_run(
+        self, dag_id: str, run_id: str, timeout: float = 300.0, *, alive: Callable[[], None] | None = None
+    ) -> str:
+        """Until the run has finished; its state (``success`` or ``failed``)."""
+
+        def finished() -> str | None:
+            state = self.run_state(dag_id, run_id)
+            return state if state in ("success", "failed") else None
+
+        return wait_until(f"{dag_id} run {run_id} to finish", finished, timeout, alive=alive)
+
+    def task_instances(self, dag_id: str, run_id: str) -> dict[str, dict[str, Any]]:
+        """The run's task instances (not mapped), by task id."""
+        path = f"/api/v2/dags/{_quoted(dag_id)}/dagRuns/{_quoted(run_id)}/taskInstances"
+        return {ti["task_id"]: ti for ti in self.call("GET", path)["task_instances"]}
+
+    def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> Any:
+        """A task's XCom value, deserialized; None when it pushed none."""
+        path = (
+            f"/api/v2/dags/{_quoted(dag_id)}/dagRuns/{_quoted(run_id)}/taskInstances/{_quoted(task_id)}"
+            f"/xcomEntries/{_quoted(key)}"
+        )
+        try:
+            return self.call("GET", path, deserialize="true", stringify="false")["value"]
+        except ApiRefused as refused:
+            if refused.status == 404:
+                return None
+            raise
+
+    def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int) -> str:
+        """One try's log, every event's text on a line of its own."""
+        path = (
+            f"/api/v2/dags/{_quoted(dag_id)}/dagRuns/{_quoted(run_id)}/taskInstances/{_quoted(task_id)}"
+            f"/logs/{try_number}"
+        )
+        content = self.call("GET", path, full_content="true")["content"]
+        if isinstance(content, str):
+            return content
+        return "\n".join(json.dumps(event) if not isinstance(event, str) else event for event in content)
+
+    # --- Human in the loop ------------------------------------------------------------------------
+
+    @staticmethod
+    def hitl_path(dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> str:
+        """The REST path of one task instance's human-in-the-loop detail (GET reads, PATCH answers)."""
+        return (
+            f"/api/v2/dags/{_quoted(dag_id)}/dagRuns/{_quoted(run_id)}/taskInstances/"
+            f"{_quoted(task_id)}/{map_index}/hitlDetails"
+        )
+
+    def questions(self, dag_id: str = "~") -> list[dict[str, Any]]:
+        """Every human-in-the-loop detail of ``dag_id``'s runs (``~``: of every DAG), answered or not,
+        newest first; each has ``task_instance`` (``dag_id``, ``dag_run_id``, ``task_id``,
+        ``map_index``, ``state``) beside the question and its response."""
+        path = f"/api/v2/dags/{_quoted(dag_id)}/dagRuns/~/hitlDetails"
+        answer = self.call("GET", path, order_by="-created_at", limit=100)
+        return list(answer["hitl_details"])
+
+    def wait_for_question(
+        self,
+        dag_id: str,
+        task_id: str,
+        *,
+        run_id: str | None = None,
+        since: datetime | None = None,
+        timeout: float = 120.0,
+        subject_starts: str = "",
+        alive: Callable[[], None] | None = None,
+    ) -> dict[str, Any]:
+        """Until ``task_id`` of ``dag_id`` (of run ``run_id``, or of any run) has an unanswered
+        question (asked at ``since`` or later, whose subject starts with ``subject_starts``); that
+        question's detail.
+
+        :param since: an aware datetime; questions asked before it (by earlier runs) are passed over.
+        :param alive: called before each poll; it raises to end the wait (a run that ended).
+        :raises TimeoutError: none came in ``timeout`` seconds.
+        """
+
+        def pending() -> dict[str, Any] | None:
+            for detail in self.questions(dag_id):
+                ti = detail["task_instance"]
+                asked = datetime.fromisoformat(detail["created_at"].replace("Z", "+00:00"))
+                if (
+                    ti["task_id"] == task_id
+                    and run_id in (None, ti["dag_run_id"])
+                    and (since is None or asked >= since)
+                    and not detail["response_received"]
+                    and detail["subject"].startswith(subject_starts)
+                ):
+                    return detail
+            return None
+
+        what = f"a question from {dag_id}.{task_id}"
+        what += f" starting {subject_starts!r}" if subject_starts else ""
+        return wait_until(what, pending, timeout, interval=0.5, alive=alive, retry_on=(OSError, ApiRefused))
+
+    def answer(
+        self,
+        question: Mapping[str, Any],
+        chosen_options: Sequence[str],
+        params_input: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Answer ``question`` (a detail from :meth:`wait_for_question`) as Required Actions would:
+        ``PATCH`` its detail with the chosen options; the API's record of the response.
+
+        :raises ApiRefused: the API refused it (403: not an assigned respondent; 409: answered already).
+        """
+        ti = question["task_instance"]
+        path = self.hitl_path(ti["dag_id"], ti["dag_run_id"], ti["task_id"], ti["map_index"])
+        body = {"chosen_options": list(chosen_options), "params_input": dict(params_input or {})}
+        return dict(self.call("PATCH", path, body))
+
+    def required_actions_url(self, question: Mapping[str, Any]) -> str:
+        """The address of the UI page where a person answers ``question`` (the task instance's
+        Required Actions tab)."""
+        ti = question["task_instance"]
+        return (
+            f"{self.base_url}/dags/{_quoted(ti['dag_id'])}/runs/{_quoted(ti['dag_run_id'])}/tasks/"
+            f"{_quoted(ti['task_id'])}/required_actions"
+            + (f"?map_index={ti['map_index']}" if ti["map_index"] != -1 else "")
+        )

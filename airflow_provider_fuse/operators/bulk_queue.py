@@ -838,7 +838,7 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
         chunking = (
             "the whole list in one request"
             if len(parts) == 1
-            else f"{len(sendable):,} request(s)"
+            else f"{len(sendable):,} request{'' if len(sendable) == 1 else 's'}"
             + ("" if self.chunk_size is None else f" of up to {self.chunk_size:,} rows")
         )
         if results is not None:

@@ -84,12 +84,12 @@ def approval_text(shown: ListShown) -> tuple[str, str]:
     """The approval question's subject and Markdown body."""
     subject = f"Approve calling list: {shown.rows:,} rows to {shown.at}"
     lines = [
-        f"{shown.task} asks to queue **{shown.rows:,} calls** with Fuse, in {shown.requests:,} "
-        f"request(s) to **{shown.at}**.",
+        f"{shown.task} asks to queue **{_count(shown.rows, 'call')}** with Fuse, in "
+        f"{_count(shown.requests, 'request')} to **{shown.at}**.",
         "",
         "| | |",
         "|---|---|",
-        f"| Dialing window | {shown.window} |",
+        f"| Dialing window | {_window(shown.window)} |",
         f"| Request fields | {shown.fields} |",
         f"| Rows | {shown.rows:,} to send, of {shown.csv_rows:,} in the CSV ({shown.size:,} bytes) |",
         f"| Repeated destinations | {shown.repeats} |",
@@ -138,7 +138,7 @@ def call_approval_text(shown: CallShown) -> tuple[str, str]:
             "",
             "| | |",
             "|---|---|",
-            f"| Dialing window | {shown.window} |",
+            f"| Dialing window | {_window(shown.window)} |",
             f"| Request fields | {shown.fields} |",
             f"| Call parameters | {names} (their values are not shown) |",
             "",
@@ -181,7 +181,7 @@ class PartUnknown:
 def unknown_outcome_text(part: PartUnknown) -> tuple[str, str]:
     """The unknown-outcome question's subject and Markdown body."""
     name = f"part {part.index + 1} of {part.parts}" if part.parts > 1 else "the list"
-    subject = f"Unknown outcome: did Fuse queue {name} ({part.rows:,} rows) for {part.at}?"
+    subject = f"Unknown outcome: did Fuse queue {name} ({_count(part.rows, 'row')}) for {part.at}?"
     when = (
         "at an unrecorded time"
         if part.sent_at is None
@@ -190,13 +190,15 @@ def unknown_outcome_text(part: PartUnknown) -> tuple[str, str]:
     held = f" ({part.rows_of} of the file)" if part.rows_of else ""
     later = part.parts - part.index - 1
     lines = [
-        f"{part.task} sent {name} — **{part.rows:,} rows**{held} — to **{part.at}** {when}, and never "
-        "learned whether Fuse queued it: Fuse's answer was lost, or the worker sending it died (the task's "
-        "log says which).",
+        f"{part.task} sent {name} — **{_count(part.rows, 'row')}**{held} — to **{part.at}** {when}, "
+        "and never learned whether Fuse queued it: Fuse's answer was lost, or the worker sending it died "
+        "(the task's log says which).",
         "",
-        f"- Known queued: {part.queued_parts} part(s), {part.queued_calls:,} calls. These are never sent "
-        "again.",
-        f"- Not sent yet: {later} part(s) after it." if part.parts > 1 else "- Nothing else is left to send.",
+        f"- Known queued: {_count(part.queued_parts, 'part')}, {_count(part.queued_calls, 'call')}. These "
+        "are never sent again.",
+        f"- Not sent yet: {_count(later, 'part')} after it."
+        if part.parts > 1
+        else "- Nothing else is left to send.",
         "",
         "Look for these calls in Fuse (the deployment's pending outbound calls, or the outcomes your "
         "result_url received), then answer:",
@@ -211,6 +213,19 @@ def unknown_outcome_text(part: PartUnknown) -> tuple[str, str]:
         f"No answer within {_duration(part.timeout)} is a {STOP}.",
     ]
     return subject, "\n".join(lines)
+
+
+def _count(number: int, noun: str) -> str:
+    """``1 request``, ``3 requests``."""
+    return f"{number:,} {noun}{'' if number == 1 else 's'}"
+
+
+def _window(window: str) -> str:
+    """The dialing window as a person reads it (``now → open`` is a window with no end given)."""
+    start, _, end = window.partition(" → ")
+    start = "as soon as queued" if start == "now" else f"from {start}"
+    end = "no end time given" if end == "open" else f"until {end}"
+    return f"{start}, {end}"
 
 
 def _duration(span: timedelta) -> str:

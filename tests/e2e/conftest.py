@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import sqlite3
 import subprocess
@@ -26,6 +27,7 @@ from pathlib import Path
 import pytest
 
 from airflow_provider_fuse.sandbox import FuseSandbox
+from harness import AirflowApi, AirflowServices, ApiRefused, ApiServer, free_port, wait_until
 from tests.e2e.warm_airflow import WarmAirflow
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -160,6 +162,85 @@ def airflow_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowEnv
     yield env
     if env.warm is not None:
         env.warm.close()
+
+
+@dataclass
+class LiveAirflow:
+    """Airflow as a deployment runs it, on this machine: an api-server, a scheduler (LocalExecutor),
+    a triggerer and a dag-processor on an AIRFLOW_HOME of their own (SQLite), with the e2e DAGs;
+    ``fuse_default`` points at :attr:`sandbox`, in every component's environment.
+
+    Runs are triggered and read through :attr:`api` (as the simple auth manager's ``admin``), and a
+    task's question is answered there as a person would in Required Actions.
+    """
+
+    api: AirflowApi
+    server: ApiServer
+    services: AirflowServices
+    sandbox: FuseSandbox
+    home: Path
+
+    def run(self, dag_id: str, conf: Mapping[str, object] | None = None, timeout: float = 300) -> str:
+        """Trigger a run and wait until it has finished; its state."""
+        run_id = self.api.trigger(dag_id, conf)
+        return self.api.wait_for_run(dag_id, run_id, timeout, alive=self.services.check_alive)
+
+    def logs(self, dag_id: str, run_id: str, task_id: str) -> str:
+        """Every try's log of one task, in order."""
+        ti = self.api.task_instances(dag_id, run_id)[task_id]
+        tries = range(1, int(ti["try_number"] or 0) + 1)
+        return "\n".join(self.api.task_log(dag_id, run_id, task_id, number) for number in tries)
+
+
+@pytest.fixture(scope="session")
+def live_airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveAirflow]:
+    """:class:`LiveAirflow`, started on first use (one per pytest worker) and stopped at the end."""
+    home = tmp_path_factory.mktemp("live-airflow-home")
+    (home / "dags").mkdir()
+    for dag_file in (ROOT / "tests" / "e2e" / "dags").glob("e2e_decisions*.py"):
+        shutil.copy(dag_file, home / "dags")
+    password = secrets.token_urlsafe(16)
+    (home / "passwords.json").write_text(json.dumps({"admin": password}))
+    base = {key: value for key, value in os.environ.items() if not key.startswith("AIRFLOW")}
+    port = free_port()
+    with FuseSandbox() as sandbox:
+        env = AirflowServices.environment(
+            {
+                **base,
+                "AIRFLOW_HOME": str(home),
+                "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
+                "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
+                "AIRFLOW_CONN_FUSE_DEFAULT": sandbox.connection_json(),
+                "NO_PROXY": "127.0.0.1,localhost",
+                "no_proxy": "127.0.0.1,localhost",
+            },
+            port,
+            secrets.token_urlsafe(32),
+        )
+        migrated = subprocess.run(
+            [AIRFLOW, "db", "migrate"], env=env, capture_output=True, text=True, timeout=240, check=False
+        )
+        assert migrated.returncode == 0, migrated.stdout[-3000:] + migrated.stderr[-3000:]
+        server = ApiServer(env, port=port, log_path=home / "api-server.log")
+        with AirflowServices(env, home / "logs") as services, server:
+            api = AirflowApi(server.url, "admin", password).login()
+            wait_until(
+                "the dag-processor to parse the e2e DAGs",
+                lambda: api.call("GET", "/api/v2/dags", dag_id_pattern="e2e_")["total_entries"] > 0,
+                180,
+                alive=services.check_alive,
+                retry_on=(OSError, ApiRefused),
+            )
+            yield LiveAirflow(api, server, services, sandbox, home)
+
+
+@pytest.fixture
+def live_sandbox(live_airflow: LiveAirflow) -> FuseSandbox:
+    """The live Airflow's Fuse sandbox, with nothing received yet (and no fault pending)."""
+    live_airflow.sandbox.reset()
+    return live_airflow.sandbox
 
 
 @pytest.fixture

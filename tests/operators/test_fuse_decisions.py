@@ -310,10 +310,10 @@ def test_an_unknown_outcome_asks_which_part_fuse_may_have_queued(
     assert detail["options"] == ["Fuse queued it", "Fuse did not queue it", "Stop"]
     assert detail["defaults"] == ["Stop"]
     assert detail["subject"] == (
-        "Unknown outcome: did Fuse queue part 2 of 3 (1 rows) for application 12 / deployment 34?"
+        "Unknown outcome: did Fuse queue part 2 of 3 (1 row) for application 12 / deployment 34?"
     )
     assert "rows 3-3 of the file" in detail["body"]
-    assert "Known queued: 1 part(s), 1 calls" in detail["body"]
+    assert "Known queued: 1 part, 1 call" in detail["body"]
     no_number_in(detail["subject"] + detail["body"] + repr(asked.kwargs))
     assert asked.method_name == "execute_decided"
 
@@ -367,7 +367,7 @@ def test_a_try_that_finds_an_unknown_outcome_recorded_asks_instead_of_refusing(
         bulk(chunk_size=1).execute(context(store))  # "fail": the ledger keeps part 2 unknown
     asked = ask(hitl, lambda: bulk(chunk_size=1, on_unknown_outcome="ask").execute(context(store)))
     assert "part 2 of 3" in asked.detail["subject"]
-    assert "Known queued: 1 part(s), 1 calls" in asked.detail["body"]
+    assert "Known queued: 1 part, 1 call" in asked.detail["body"]
     assert asked.kwargs == {"part": 1}
     requests_mock.post(URL, json={"calls_queued": 1})
     requests_mock.reset_mock()
