@@ -327,6 +327,11 @@ def run_results_example(env: dict[str, str], sandbox: FuseSandbox, api_server: A
     calls = [call for call in sandbox.calls() if call.upload_id in upload_ids]
 
     print(f"{RESULTS_DAG}: DAG run state {state!r} ({took:.0f} s)")
+    print(
+        "Its campaign view (the bulk task's Fuse tab in Airflow's UI, while an api-server serves this home): "
+        f"{api_server.url}/fuse/campaigns/{RESULTS_DAG}/{urllib.parse.quote(run_id or '', safe='')}"
+        "/queue_calls"
+    )
     print()
     print("The calls the sandbox pretended to place (numbers shortened to their last four digits):")
     for call in calls:

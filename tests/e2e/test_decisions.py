@@ -307,4 +307,4 @@ def test_an_unknown_outcome_answered_stop_fails_and_sends_nothing_more(live_airf
     )
     assert asked.tasks == {"queue_calls": "failed", "after_dialing": "upstream_failed"}, str(asked)
     assert [upload.rows for upload in live_sandbox.uploads()] == [300, 300]
-    assert "Stopped by admin" in asked.log
+    assert "Stopped by 'admin'" in asked.log
