@@ -14,12 +14,19 @@ AIRFLOW_HOME (SQLite, under .demo/), points the examples' export base (the Airfl
 3. runs ``airflow dags test example_fuse_campaign_results``: the sandbox posts each call's outcome
    to the api-server, the sensor counts them, and a task writes a retry list; prints what arrived
    (numbers shortened to their last four digits), what the api-server's access log shows of those
-   requests, and ends with the sensor's summary, ``3 queued → 2 completed, 1 failed``.
+   requests, and the sensor's summary, ``3 queued → 2 completed, 1 failed``;
+4. starts the scheduler (LocalExecutor), the triggerer and the dag-processor beside the api-server
+   and triggers ``example_fuse_approval`` through the REST API: its upload asks in Required Actions
+   before dialing (``approval=True``), and the approver is phoned through the sandbox. It prints the
+   question's subject and body and the Required Actions address a person would open, answers
+   *Approve* through the REST API as ``admin`` (saying so), and prints the calls queued.
+   (``airflow dags test`` cannot run a task that asks on Airflow 3.1: a running Airflow does.)
 
-The api-server is stopped (its whole process group) whatever happens, the sandbox too. Exit status
-0 only if both runs succeeded, no export was left behind, and every queued call's outcome arrived.
-About 40 to 50 seconds here once the virtualenv exists (the two DAG runs take most of it; the
-sandbox runs 60 times faster than real time, so the calls themselves end within a second).
+The api-server and the other components are stopped (each whole process group) whatever happens,
+the sandbox too. Exit status 0 only if the three runs succeeded, no export was left behind, every
+queued call's outcome arrived, and the approved list was sent once. Under two minutes here once the
+virtualenv exists (the DAG runs take most of it; the sandbox runs 60 times faster than real time,
+so the calls themselves end within a second).
 """
 
 from __future__ import annotations
@@ -40,7 +47,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_fuse.sandbox import FuseSandbox
-from harness import AIRFLOW, ApiServer, Post, ProcessExited, free_port, post_many
+from harness import (
+    AIRFLOW,
+    AirflowApi,
+    AirflowServices,
+    ApiRefused,
+    ApiServer,
+    Post,
+    ProcessExited,
+    free_port,
+    post_many,
+    wait_until,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -57,6 +75,16 @@ RESULTS_TABLE = "fuse_call_results"
 API_SERVER_LOG = AIRFLOW_HOME / "api-server.log"
 BULK_DAG = "example_fuse_bulk_queue"
 RESULTS_DAG = "example_fuse_campaign_results"
+APPROVAL_DAG = "example_fuse_approval"
+# The approver the approval example phones (its Variable fuse_example_approver): a fictional number.
+APPROVER = "tel:+16175550123"
+# The simple auth manager's password for admin, new for every demo (the file is the only place it is).
+PASSWORDS_FILE = AIRFLOW_HOME / "passwords.json"
+SERVICES_LOGS = AIRFLOW_HOME / "services"
+AWAITS_INPUT = tuple(int(part) for part in version("apache-airflow").split(".")[:2]) >= (3, 3)
+# Airflow 3.3.2 can fail a task answered before the scheduler has collected the exit of the try that
+# asked: answer once that process has exited and a few scheduler loops later, as a person would.
+SETTLE = 3.0
 API_SERVER_START_TIMEOUT = 120.0
 # A receiver path in an access log. The token must show as ***, in whatever spelling the server
 # logs it (uvicorn up to 0.54 URL-quoted it, %2A%2A%2A; 0.55 and Airflow 3.3 write *** as is).
@@ -178,7 +206,9 @@ def main() -> int:
     AIRFLOW_HOME.mkdir(parents=True, exist_ok=True)
     EXPORT_BASE.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    env = {
+    password = secrets.token_urlsafe(16)
+    PASSWORDS_FILE.write_text(json.dumps({"admin": password}))
+    base = {
         **os.environ,
         "AIRFLOW_HOME": str(AIRFLOW_HOME),
         "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "example_dags"),
@@ -193,7 +223,13 @@ def main() -> int:
         "AIRFLOW_CONN_FUSE_RESULTS_DEFAULT": f"sqlite://{RESULTS_DB}",
         "NO_PROXY": "127.0.0.1,localhost",
         "no_proxy": "127.0.0.1,localhost",
+        # The approval: admin may log in to Required Actions and answer; the approver's number.
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(PASSWORDS_FILE),
+        "AIRFLOW_VAR_FUSE_EXAMPLE_APPROVER": APPROVER,
     }
+    # One JWT secret and execution API for the api-server and the components started for the approval.
+    env = AirflowServices.environment(base, port, secrets.token_urlsafe(32))
     API_SERVER_LOG.unlink(missing_ok=True)  # the log read at the end is this run's only
     api_server = ApiServer(env, port=port, log_path=API_SERVER_LOG, startup_timeout=API_SERVER_START_TIMEOUT)
     with FuseSandbox(time_scale=60.0) as sandbox:
@@ -209,8 +245,13 @@ def main() -> int:
         try:
             api_server.launch()
             print(f"Starting `airflow api-server` on {api_server.url} (log: {API_SERVER_LOG}) ...")
-            bulk = run_bulk_example(env, sandbox)
-            return run_results_example(env, sandbox, api_server, bulk, started)
+            problems = [] if run_bulk_example(env, sandbox) else [f"{BULK_DAG} did not succeed"]
+            problems += run_results_example(env, sandbox, api_server)
+            if api_server.process is not None:
+                api = AirflowApi(api_server.url, "admin", password)
+                with AirflowServices(env, SERVICES_LOGS) as services:
+                    problems += run_approval_example(api, services, sandbox)
+            return verdict(problems, started)
         finally:
             api_server.stop()
 
@@ -253,15 +294,16 @@ def contact_exports() -> list[Path]:
     return sorted(path for path in EXPORT_BASE.rglob("contacts.csv") if path.is_file())
 
 
-def run_results_example(
-    env: dict[str, str], sandbox: FuseSandbox, api_server: ApiServer, bulk_ok: bool, started: float
-) -> int:
-    """Run the results example through the api-server; print what arrived; the demo's exit status."""
+def run_results_example(env: dict[str, str], sandbox: FuseSandbox, api_server: ApiServer) -> list[str]:
+    """Run the results example through the api-server; print what arrived; what went wrong (the
+    api-server is stopped when it did not start)."""
     try:
         ready_after = api_server.wait_healthy()
     except (ProcessExited, TimeoutError) as error:
-        print(f"FAILED: {str(error).splitlines()[0]}; the end of its log:\n{api_server.output()[-4000:]}")
-        return 1
+        print(f"The api-server did not start: {str(error).splitlines()[0]}; the end of its log:")
+        print(api_server.output()[-4000:])
+        api_server.stop()
+        return ["the api-server did not start"]
     forged = post_many(
         api_server.url, [Post("/fuse/results/not-a-token", b'{"call_details": {"status": "completed"}}')]
     )[0].status
@@ -285,6 +327,11 @@ def run_results_example(
     calls = [call for call in sandbox.calls() if call.upload_id in upload_ids]
 
     print(f"{RESULTS_DAG}: DAG run state {state!r} ({took:.0f} s)")
+    print(
+        "Its campaign view (the bulk task's Fuse tab in Airflow's UI, while an api-server serves this home): "
+        f"{api_server.url}/fuse/campaigns/{RESULTS_DAG}/{urllib.parse.quote(run_id or '', safe='')}"
+        "/queue_calls"
+    )
     print()
     print("The calls the sandbox pretended to place (numbers shortened to their last four digits):")
     for call in calls:
@@ -320,11 +367,11 @@ def run_results_example(
     )
     if isinstance(retry, dict):
         print(f"Numbers to try again another day: {retry.get('to_retry')}, in {retry.get('retry_list')}")
-    left_behind = contact_exports()
+    if isinstance(summary, dict):
+        print(f"The sensor's summary: {summary_line(summary)}")
+    print()
 
     problems = []
-    if not bulk_ok:
-        problems.append(f"{BULK_DAG} did not succeed")
     if state != "success":
         problems.append(f"{RESULTS_DAG} run state {state!r}")
     if forged != 403:
@@ -339,23 +386,133 @@ def run_results_example(
         problems.append("a results token reached the api-server's log")
     if numbers_logged:
         problems.append("a number called reached the api-server's log")
-    if left_behind:
-        problems.append(f"{len(left_behind)} contact export(s) left behind")
-    elapsed = time.monotonic() - started
+    return problems
+
+
+def finish_unfinished_runs(api: AirflowApi) -> int:
+    """Mark failed any run of the demo's database still queued or running (an interrupted demo's):
+    the scheduler just started would otherwise take it up and dial. How many there were."""
+    runs = [
+        run
+        for state in ("queued", "running")
+        for run in api.call("GET", "/api/v2/dags/~/dagRuns", state=state, limit=100)["dag_runs"]
+    ]
+    for run in runs:
+        path = f"/api/v2/dags/{quoted(run['dag_id'])}/dagRuns/{quoted(run['dag_run_id'])}"
+        api.call("PATCH", path, {"state": "failed"})
+    return len(runs)
+
+
+def quoted(value: str) -> str:
+    return urllib.parse.quote(value, safe="")
+
+
+def run_approval_example(api: AirflowApi, services: AirflowServices, sandbox: FuseSandbox) -> list[str]:
+    """Trigger the approval example on the running components, show its question and where a person
+    answers it, answer *Approve* through the REST API, and print what was sent; what went wrong."""
+    print(
+        f"Started the scheduler, triggerer and dag-processor beside the api-server (logs: {SERVICES_LOGS})."
+    )
+    api.login()
+    finish_unfinished_runs(api)
+
+    def triggered() -> str:
+        api.call("PATCH", f"/api/v2/dags/{APPROVAL_DAG}", {"is_paused": False})
+        return api.trigger(APPROVAL_DAG)
+
+    try:
+        run_id = wait_until(
+            f"the dag-processor to parse {APPROVAL_DAG}",
+            triggered,
+            180,
+            interval=1,
+            alive=services.check_alive,
+            retry_on=(ApiRefused,),
+        )
+        print(f"Triggered {APPROVAL_DAG} through the REST API: its upload asks before dialing ...")
+        question = api.wait_for_question(
+            APPROVAL_DAG, "queue_calls", run_id=run_id, alive=services.check_alive, timeout=180
+        )
+        wait_for_the_answer(api, services, question)
+    except (ProcessExited, TimeoutError) as error:
+        return [f"{APPROVAL_DAG} did not ask: {str(error).splitlines()[0]}"]
+    uploads_before = len(sandbox.uploads())
     print()
+    print("The question in Required Actions (no phone number in it):")
+    print(f"  {question['subject']}")
+    for line in question["body"].splitlines():
+        print(f"    {line}" if line.strip() else "")
+    print(f"A person opens {api.required_actions_url(question)}")
+    print(f"  (log in as admin, password in {PASSWORDS_FILE}) and clicks Approve or Reject there.")
+    approver = [call for call in sandbox.calls() if call.variables.get("airflow_run_id") == run_id]
+    for call in approver:
+        print(
+            f"  The approver was phoned to say so: a call to …{call.phone_number[-4:]} through the sandbox "
+            f"({call.variables.get('airflow_event')}), the number from the Variable fuse_example_approver."
+        )
+    print("The demo answers Approve through the REST API instead, as admin:")
+    ti = question["task_instance"]
+    print(
+        f"  PATCH {AirflowApi.hitl_path(ti['dag_id'], ti['dag_run_id'], ti['task_id'])}"
+        ' {"chosen_options": ["Approve"], "params_input": {}}'
+    )
+    api.answer(question, ["Approve"])
+    try:
+        state = api.wait_for_run(APPROVAL_DAG, run_id, 240, alive=services.check_alive)
+    except (ProcessExited, TimeoutError) as error:
+        return [f"{APPROVAL_DAG} did not finish: {str(error).splitlines()[0]}"]
+    calls_queued = api.xcom(APPROVAL_DAG, run_id, "queue_calls")
+    sent = sandbox.uploads()[uploads_before:]
+    for upload in sent:
+        print(
+            f"  The sandbox received the approved list: {counted(upload.rows, 'row')}, answered "
+            f"{upload.status_code}: {upload.calls_queued} calls queued"
+        )
+    print(f"{APPROVAL_DAG}: DAG run state {state!r}; the task returned calls_queued = {calls_queued!r}")
+    print()
+    problems = []
+    if state != "success":
+        problems.append(f"{APPROVAL_DAG} run state {state!r}")
+    if len(sent) != 1 or calls_queued != sent[0].calls_queued:
+        problems.append(f"the approved list was sent {len(sent)} times, calls_queued {calls_queued!r}")
+    return problems
+
+
+def wait_for_the_answer(api: AirflowApi, services: AirflowServices, question: dict[str, Any]) -> None:
+    """Until the task that asked waits for the answer (``awaiting_input`` on Airflow 3.3, ``deferred``
+    before) and, on 3.3, the asking try's process has exited and :data:`SETTLE` s have passed."""
+    ti = question["task_instance"]
+    waiting = "awaiting_input" if AWAITS_INPUT else "deferred"
+    wait_until(
+        f"{ti['task_id']} to be {waiting}",
+        lambda: api.task_instances(ti["dag_id"], ti["dag_run_id"])[ti["task_id"]]["state"] == waiting,
+        120,
+        interval=0.5,
+        alive=services.check_alive,
+    )
+    if AWAITS_INPUT:
+        pid = ti.get("pid")
+        if pid:
+            wait_until("the asking try to exit", lambda: not Path(f"/proc/{pid}").exists(), 60, interval=0.2)
+        time.sleep(SETTLE)
+
+
+def verdict(problems: list[str], started: float) -> int:
+    """Print how the demo went; its exit status."""
+    left_behind = contact_exports()
+    if left_behind:
+        problems = [*problems, f"{counted(len(left_behind), 'contact export')} left behind"]
+    elapsed = time.monotonic() - started
     if problems:
-        if isinstance(summary, dict):
-            print(f"The sensor's summary: {summary_line(summary)}")
         print(f"FAILED: {'; '.join(problems)} ({elapsed:.0f} s)")
         print(NO_REAL_CALL)
         return 1
     print(
-        f"SUCCESS: both DAG runs succeeded, the contact lists were deleted, and every call's outcome "
-        f"came back through the api-server into the results database ({elapsed:.0f} s)."
+        "SUCCESS: the three DAG runs succeeded, the contact lists were deleted, every call's outcome "
+        "came back through the api-server into the results database, and the approved list was sent "
+        f"once ({elapsed:.0f} s)."
     )
     print(NO_REAL_CALL)
-    assert isinstance(summary, dict)
-    print(f"The sensor's summary: {summary_line(summary)}")
     return 0
 
 

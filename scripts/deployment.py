@@ -19,9 +19,11 @@ whatever happened; every wait is bounded.
 
 Its parts, in ``scripts/deployment_test/``: ``topology`` (starting and stopping the deployment),
 ``api`` (the REST API), ``examples`` (what the examples dial and should end with), ``scenarios``
-(one per example), ``receiver`` (the results receiver under load and a locked table), ``leaks`` (the
-scans for personal data and secrets) and ``report`` (the checks and the closing table). The
-processes are run by the harness the tests share (``scripts/harness.py``).
+(one per example), ``decisions`` (questions answered as a person would in Required Actions: the
+approval example, and an unknown outcome of the DAG in ``dags/``), ``receiver`` (the results receiver
+under load and a locked table), ``leaks`` (the scans for personal data and secrets) and ``report``
+(the checks and the closing table). The processes are run by the harness the tests share
+(``scripts/harness.py``).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from deployment_test.api import Deployment
+from deployment_test.decisions import approval_run, unknown_outcome_run
 from deployment_test.leaks import check_nothing_leaked, check_worker_disks
 from deployment_test.receiver import check_least_privilege, locked_database, receiver_burst, slowest_requests
 from deployment_test.report import Failed, Report, print_table, say
@@ -149,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
         clear_successful_upload(deployment, sandbox, s3, report, run_ids[0])
         single_calls(deployment, sandbox, report)
         campaign_results(deployment, sandbox, report)
+        approval_run(deployment, sandbox, s3, report)
+        unknown_outcome_run(deployment, sandbox, s3, report)
         check_least_privilege(deployment, report)
         receiver_burst(deployment, report)
         locked_database(deployment, facts, report)

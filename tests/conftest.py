@@ -25,8 +25,14 @@ from types import FrameType
 
 import pytest
 import time_machine
+from hypothesis import HealthCheck, settings
 
 from tests.helpers import connection_json
+
+# Property tests judge what is generated, not how fast: these machines are shared, and a generator
+# that takes a second under load is not a failure of the code under test.
+settings.register_profile("shared-machine", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("shared-machine")
 
 # Before anything imports airflow: never touch ~/airflow, never load Airflow's example DAGs.
 _HOME = tempfile.mkdtemp(prefix="fuse-tests-airflow-home-")

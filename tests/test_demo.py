@@ -108,3 +108,52 @@ def test_the_receivers_requests_add_up_whatever_the_log_holds(demo, logged, leak
     assert total == logged + leaked
     assert outcomes + checks == total
     assert min(outcomes, checks) >= 0
+
+
+# --- The approval step ----------------------------------------------------------------------------
+
+
+def test_the_verdict_is_success_only_without_problems_and_says_no_real_call_was_placed(
+    demo, monkeypatch, capsys
+):
+    monkeypatch.setattr(demo, "contact_exports", list)
+    assert demo.verdict([], started=0.0) == 0
+    said = capsys.readouterr().out
+    assert said.startswith("SUCCESS: the three DAG runs succeeded")
+    assert "approved list was sent once" in said
+    assert demo.NO_REAL_CALL in said
+
+    assert demo.verdict(["example_fuse_approval run state 'failed'", "a forged token"], started=0.0) == 1
+    said = capsys.readouterr().out
+    assert said.startswith("FAILED: example_fuse_approval run state 'failed'; a forged token")
+    assert demo.NO_REAL_CALL in said
+
+
+def test_a_contact_export_left_behind_fails_the_demo(demo, monkeypatch, capsys, tmp_path):
+    monkeypatch.setattr(demo, "contact_exports", lambda: [tmp_path / "contacts.csv"])
+    assert demo.verdict([], started=0.0) == 1
+    assert "1 contact export left behind" in capsys.readouterr().out
+
+
+def test_runs_an_interrupted_demo_left_unfinished_are_failed_before_the_scheduler_starts(demo):
+    """A scheduler takes up every queued or running run of its database: an earlier demo's must not dial."""
+
+    class Api:
+        def __init__(self):
+            self.patched = []
+
+        def call(self, method, path, body=None, **params):
+            if method == "GET":
+                runs = {
+                    "queued": [],
+                    "running": [{"dag_id": "example_fuse_bulk_queue", "dag_run_id": "manual__x+1"}],
+                }
+                return {"dag_runs": runs[params["state"]]}
+            self.patched.append((path, body))
+            return {}
+
+    api = Api()
+    assert demo.finish_unfinished_runs(api) == 1
+    assert api.patched == [
+        ("/api/v2/dags/example_fuse_bulk_queue/dagRuns/manual__x%2B1", {"state": "failed"})
+    ]

@@ -240,3 +240,29 @@ def test_the_retry_list_task_reads_the_runs_rows_and_logs_and_returns_no_number(
     assert "3 outcomes" in caplog.text
     for digits in ("5550100", "5550104", "5550109", "5550105", "5550106"):
         assert digits not in said
+
+
+# --- example_fuse_approval: a person approves the list before it is dialed -------------------------
+
+
+def test_the_approval_example_asks_before_dialing_and_phones_the_approver_from_a_variable():
+    dag = dag_bag().dags["example_fuse_approval"]
+    queue_calls = dag.get_task("queue_calls")
+    assert type(queue_calls).__name__ == "FuseBulkQueueOperator"
+    assert queue_calls.approval is True
+    assert queue_calls.on_reject == "skip"
+    assert queue_calls.retries == 0  # Airflow < 3.3 refuses a task that asks and retries
+    (notifier,) = queue_calls.ask.notifiers
+    assert type(notifier).__name__ == "FuseNotifier"
+    assert notifier.destination_variable == "fuse_example_approver"
+    assert set(dag.params) == {"application_id", "deployment_id"}
+
+
+def test_the_approval_examples_export_is_removed_by_a_teardown_whatever_the_answer():
+    dag = dag_bag().dags["example_fuse_approval"]
+    export, remove = dag.get_task("export_contacts"), dag.get_task("remove_export")
+    assert export.is_setup
+    assert remove.is_teardown
+    assert remove.on_failure_fail_dagrun
+    assert remove.upstream_task_ids == {"export_contacts", "queue_calls"}
+    assert {task.task_id for task in dag.leaves} == {"report", "remove_export"}

@@ -451,7 +451,7 @@ def test_any_spelling_of_a_phone_number_is_redacted_and_the_text_around_it_survi
 
 @given(data=st.data(), secrets=_SECRETS, limit=st.integers(0, 300))
 def test_redact_is_idempotent(data, secrets, limit):
-    assume(not any(" ".join(secret.split()) in "redacted" for secret in secrets))
+    assume(not any(" ".join(secret.split()).lower() in "redacted" for secret in secrets))
     pieces = st.one_of(st.text(max_size=30), phone_numbers(), st.sampled_from(secrets))
     text = "".join(data.draw(st.lists(pieces, max_size=8)))
 

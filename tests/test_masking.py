@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from airflow_provider_fuse.masking import _mask_secrets, redact, shown_keys
+from airflow_provider_fuse.masking import redact, shown_keys
+from airflow_provider_fuse.redaction import _covered_by
 
 # Ten digits of a script, 0 to 9: ASCII, Arabic-Indic, Devanagari, fullwidth, mathematical bold,
 # superscript, subscript.
@@ -93,10 +94,13 @@ def test_no_seven_digits_of_a_number_survive_whatever_separates_them(before, num
     assert not any(run in left for run in runs)
 
 
-# Text around a number that joins nothing to it: no digit, no separator, nothing that begins an
-# escape ("%36", "&#54;": the number's first digits would be read as the escape's).
+# Text around a number that joins nothing to it: no digit or numeral (一), no separator (a letter
+# drawn as a dash: ー), nothing that begins an escape ("%36", "&#54;", "\x36": the number's first
+# digits would be read as the escape's).
 _AROUND = st.text(
-    st.characters(categories=("L", "Zs", "Po"), exclude_characters="".join(_SEPARATORS) + "%&·、。"),
+    st.characters(categories=("L", "Zs", "Po"), exclude_characters="".join(_SEPARATORS) + "%&\\·、。").filter(
+        lambda char: unicodedata.numeric(char, None) is None and unicodedata.category(char) != "Lm"
+    ),
     max_size=30,
 )
 
@@ -111,9 +115,21 @@ def test_a_number_is_masked_whole_and_the_text_around_it_kept(before, number, af
     assert scrubbed == " ".join((before + kept + "[redacted]" + after).split())
 
 
+def _may_be_a_digit(char: str) -> bool:
+    """A digit, a numeral of value 0 to 9 (一), a tag digit, or a character this interpreter's
+    Unicode data does not know (a digit of a newer script may be one; noncharacters never are)."""
+    value = unicodedata.numeric(char, None)
+    code = ord(char)
+    return (
+        (value is not None and value in range(10))
+        or 0xE0030 <= code <= 0xE0039
+        or (unicodedata.category(char) == "Cn" and not (0xFDD0 <= code <= 0xFDEF or code & 0xFFFE == 0xFFFE))
+    )
+
+
 def _counted_digits(text: str) -> int:
     """Digits as redact reads them: a circled 21 is two."""
-    return sum(unicodedata.digit(char, None) is not None for char in unicodedata.normalize("NFKC", text))
+    return sum(map(_may_be_a_digit, unicodedata.normalize("NFKC", text)))
 
 
 @given(st.text(max_size=80).filter(lambda text: _counted_digits(text) <= 6))
@@ -190,11 +206,12 @@ class _CountedSearches(str):
 def test_a_long_secret_that_repeats_is_not_searched_for_once_per_overlapping_occurrence():
     text = _CountedSearches("a" * 100_000)
 
-    scrubbed = _mask_secrets(text, {"a" * 50_000})
+    covered = list(_covered_by(text, "a" * 50_000))
 
     # Once per occurrence, 50,001 searches of 50,000 characters each took seconds.
     assert _CountedSearches.searches < 10
-    assert scrubbed == "***"
+    assert covered == [(0, 100_000)]
+    assert redact(text, secrets=["a" * 50_000]) == "***"
 
 
 @given(
@@ -221,3 +238,52 @@ def test_a_key_that_spells_a_secret_in_other_capitals_is_not_named():
         shown_keys({"dk_4f1c9e2a": 1, "error": 2}, secrets=["DK_4F1C9E2A"])
         == "with keys error and 1 other key"
     )
+
+
+def test_an_h11_error_quoting_a_header_line_of_utf_8_digits_is_redacted():
+    h11 = pytest.importorskip("h11")
+    client = h11.Connection(h11.CLIENT)
+    client.send(h11.Request(method="GET", target="/", headers=[("Host", "fuse")]))
+    client.receive_data(b"HTTP/1.1 400 Bad\r\nX: y\r\n\x01" + "٦١٧٥٥٥١٢٣٤".encode() + b"\r\n\r\n")
+    with pytest.raises(h11.RemoteProtocolError) as raised:
+        client.next_event()
+
+    scrubbed = redact(str(raised.value), 500)
+
+    assert "[redacted]" in scrubbed
+    assert "d9\\xa6" not in scrubbed
+
+
+@pytest.mark.parametrize("number", ["٦١٧٥٥٥١٢٣٤", "６１７５５５１２３４", "𝟔𝟏𝟕𝟓𝟓𝟓𝟏𝟐𝟑𝟒", "617\xa0555\xa01234"])
+def test_bytes_the_http_clients_log_are_read_as_utf_8_before_they_are_redacted(number):
+    from airflow_provider_fuse.hooks.client_logs import _log_safe
+
+    assert _log_safe(f"header {number}".encode()) == "header [redacted]"
+
+
+def test_a_byte_that_is_not_utf_8_is_logged_as_an_escape():
+    from airflow_provider_fuse.hooks.client_logs import _log_safe
+
+    assert _log_safe(b"bad \xff byte") == "bad \\xff byte"
+
+
+@pytest.mark.parametrize(
+    "echo",
+    [
+        "DK_4F1C9E2A/B+Z=",
+        "Dk_4f1C9e2a/b+Z=",
+        "dk_4f1c9e2a\\/B+z=",
+        "dk_4f1c9e2a%2FB%2Bz%3D",
+        "dk_4f1c9e2a%2fB%2bz%3d",
+        "dk_4f1c9e2a&#x2F;B&#x2B;z&#x3D;",
+        "dk_4f1c9e2a&sol;B&plus;z&equals;",
+        "\\u0064k_4f1c9e2a\\u002FB\\u002Bz\\u003D",
+        "dk_4f1c\u200b9e2a/B+z=",
+    ],
+)
+def test_the_developer_key_echoed_in_other_capitals_or_encoded_is_masked(echo):
+    assert redact(f"echo {echo} done", secrets=["dk_4f1c9e2a/B+z="]) == "echo *** done"
+
+
+def test_a_secret_is_masked_where_it_was_written_and_the_text_around_it_kept():
+    assert redact("a%2Fdk_4F1C%39e2a%2F!", secrets=["dk_4f1c9e2a"]) == "a%2F***%2F!"

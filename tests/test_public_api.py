@@ -273,6 +273,10 @@ PUBLIC: dict[str, Names] = {
         """,
         "FuseCsvError redact REPORTED_ROWS",
     ),
+    "airflow_provider_fuse.redaction": Names(
+        "HIDDEN redact",
+        "",
+    ),
     "airflow_provider_fuse.results": Names(
         "",
         "",

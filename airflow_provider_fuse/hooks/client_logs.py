@@ -62,7 +62,8 @@ class _NoAnswerText(logging.Filter):
 
 def _log_safe(value: object) -> object:
     """A log argument without an answer's text or a request's path: an exception's type name, a URL's
-    scheme and host, ``/…`` for a request's target, any other text without numbers."""
+    scheme and host, ``/…`` for a request's target, any other text (bytes read as UTF-8) without
+    numbers."""
     if isinstance(value, BaseException):
         return type(value).__name__
     if isinstance(value, httpx.URL):
@@ -72,8 +73,12 @@ def _log_safe(value: object) -> object:
         return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}/…"
     if isinstance(value, str) and value.startswith("/"):
         return "/…"
-    if isinstance(value, (str, bytes)):
-        return redact(value if isinstance(value, str) else value.decode("latin-1"), 200)
+    if isinstance(value, bytes):
+        # As UTF-8, what a client reads them as (latin-1 would turn UTF-8 digits of another script
+        # into letters); a byte that is not UTF-8 stays readable to redact as ``\xHH``.
+        value = value.decode("utf-8", "backslashreplace")
+    if isinstance(value, str):
+        return redact(value, 200)
     return value
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
+import dataclasses
+import math
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseNotifier
@@ -19,8 +20,16 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_provider_fuse.fields import CallParameterValue, QueueFields, TimestampLike
+    from airflow_provider_fuse.hooks.fuse import FuseHook
 
 __all__ = ["FuseNotifier", "send_fuse_notification"]
+
+#: How long the request to Fuse may take by default: well within the DAG processor's limit for a
+#: file's callbacks (``[dag_processor] dag_file_processor_timeout``, 50 seconds by default).
+DEFAULT_TIMEOUT = 30.0
+#: The longest Variable or connection value read as a number to call: no destination in Fuse's formats
+#: is longer, and a longer value is refused before anything registers it with the secret masker.
+MAX_DESTINATION_CHARS = 256
 
 
 class FuseNotifier(BaseNotifier):
@@ -47,17 +56,21 @@ class FuseNotifier(BaseNotifier):
     ``airflow_dag_id``,
     ``airflow_task_id``, ``airflow_run_id``, ``airflow_map_index`` and ``airflow_try_number`` (None
     where the path does not say, e.g. no task for a deadline), besides those of ``call_parameters``.
+    The values of ``call_parameters`` are registered with the secret masker, except those equal to
+    one of the notifier's own (a DAG or task id rendered into one is not personal data).
 
     One occurrence, one call: a task instance's try and its event (or a run's missed deadline) is
     called about once, however many callback paths reach this notifier — the task's own callback,
-    ``default_args``, the DAG's ``on_failure_callback`` (which Airflow runs with the failed task's
-    context), the same notifier listed twice. The record of each call is an Airflow Variable
-    (:mod:`~airflow_provider_fuse.notifications.occurrences` says what is covered, and what is not
-    atomic). When Fuse certainly queued nothing (not sent, rejected), the record is withdrawn, so a
-    later path tries again; after an unknown outcome it stays, as a second call could ring twice.
+    ``default_args``, the DAG's ``on_failure_callback``, the same notifier listed twice. The record
+    of each call is an Airflow Variable (:mod:`~airflow_provider_fuse.notifications.occurrences`
+    says what is covered, and what is not atomic). When Fuse certainly queued nothing (not sent,
+    rejected), the record is withdrawn, so a later path tries again; after an unknown outcome it
+    stays, as a second call could ring twice.
 
     A failure of Fuse is logged (without the number) and never raised: a failure callback must not
-    hide the task's own failure, nor a notifier fail the task that asks for approval. A
+    hide the task's own failure, nor a notifier fail the task that asks for approval. The request to
+    Fuse ends within ``timeout`` seconds, whatever the connection allows: a callback is not held
+    up by a slow Fuse. A
     misconfiguration is raised, naming the parameter, before anything is recorded or sent: a
     missing Variable or connection, a value that is not a phone number, invalid ids or fields.
 
@@ -81,8 +94,11 @@ class FuseNotifier(BaseNotifier):
         (templated)
     :param is_pci: run the connected call in Fuse's HIPAA/PCI environment.
     :param fuse_conn_id: the ``fuse`` connection to place the call with. (templated)
+    :param timeout: seconds the request to Fuse may take in all, retries included; the connection's
+        own timeouts apply when shorter. Finite, more than 0; by default :data:`DEFAULT_TIMEOUT`.
     :raises ValueError: at construction, for both or neither of ``destination_variable`` and
-        ``destination_conn_id``, an unknown ``event``, or a call parameter named ``airflow_...``.
+        ``destination_conn_id``, an unknown ``event``, a call parameter named ``airflow_...``, or a
+        ``timeout`` that is not a finite number of seconds more than 0.
     """
 
     template_fields: Sequence[str] = (
@@ -111,6 +127,7 @@ class FuseNotifier(BaseNotifier):
         result_url: str | None = None,
         is_pci: bool = False,
         fuse_conn_id: str = DEFAULT_CONN_NAME,
+        timeout: float | None = None,
         **kwargs: Any,
     ) -> None:
         # kwargs: ``context``, which Airflow hands a notifier class run as a deadline alert.
@@ -124,6 +141,10 @@ class FuseNotifier(BaseNotifier):
             raise ValueError(f"event must be one of {', '.join(EVENTS)} or None, got {event!r}")
         if isinstance(call_parameters, dict):
             _check_own_names(call_parameters)
+        if timeout is None:
+            timeout = DEFAULT_TIMEOUT
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < math.inf:
+            raise ValueError(f"timeout must be a finite number of seconds more than 0, got {timeout!r}")
         self.application_id = application_id
         self.deployment_id = deployment_id
         self.destination_variable = destination_variable
@@ -137,6 +158,7 @@ class FuseNotifier(BaseNotifier):
         self.result_url = result_url
         self.is_pci = is_pci
         self.fuse_conn_id = fuse_conn_id
+        self.timeout = float(timeout)
 
     def notify(self, context: Context) -> None:
         """Place the call about what ``context`` says happened, unless another path already did.
@@ -153,9 +175,15 @@ class FuseNotifier(BaseNotifier):
         self._call(context, CallRecords(shared=shared, writable="deadline" not in context))
 
     async def async_notify(self, context: Context) -> None:
-        """:meth:`notify`, in a worker thread (the hook's request is synchronous), for the triggerer,
-        where deadline alerts given as ``AsyncCallback`` run."""
-        await asyncio.to_thread(self._call, context, CallRecords())
+        """:meth:`notify` for the triggerer, where deadline alerts given as ``AsyncCallback`` run: in a
+        worker thread (the hook's request is synchronous) that asgiref knows to be the event loop's,
+        so each read of a Variable or connection and each secret registered is sent to the
+        triggerer's supervisor from the event loop, in turn with the triggers' own."""
+        from asgiref.sync import sync_to_async
+
+        # A plain thread (asyncio.to_thread) would reach the supervisor through a loop of its own,
+        # concurrently with the triggerer's: Airflow 3.1 then reads answers out of order and exits.
+        await sync_to_async(self._call, thread_sensitive=False)(context, CallRecords())
 
     def _call(self, context: Context, records: CallRecords) -> None:
         from airflow_provider_fuse.hooks.fuse import FuseHook
@@ -165,7 +193,7 @@ class FuseNotifier(BaseNotifier):
         phone_number = self._destination()
         hook = FuseHook(self.fuse_conn_id)
         try:
-            hook.settings  # noqa: B018 -- a missing or broken connection fails here, before any record
+            _bound(hook, self.timeout)  # a missing or broken connection fails here, before any record
             if not records.claim(occurrence):
                 self.log.info(
                     "Not calling about the %s: another callback path already did.", occurrence.describe()
@@ -182,6 +210,8 @@ class FuseNotifier(BaseNotifier):
             except FuseApiError as error:
                 if nothing_queued(error):
                     records.release(occurrence)
+                else:
+                    self._mark_run(context, occurrence, records)
                 self.log.error("Fuse did not confirm the call about the %s: %s", occurrence.describe(), error)
                 return
             except FuseValidationError:
@@ -189,6 +219,7 @@ class FuseNotifier(BaseNotifier):
                 raise
         finally:
             hook.close()
+        self._mark_run(context, occurrence, records)
         self.log.info(
             "Fuse queued call %s about the %s (application %s / deployment %s).",
             call_id,
@@ -196,6 +227,15 @@ class FuseNotifier(BaseNotifier):
             application_id,
             deployment_id,
         )
+
+    @staticmethod
+    def _mark_run(context: Context, occurrence: Occurrence, records: CallRecords) -> None:
+        """After a task's failure was called about, mark its run: a DAG callback of the run that is
+        handed no failed task instance (:meth:`Occurrence.of`) then does not call again."""
+        if occurrence.event == "failure" and occurrence.task_id is not None:
+            run = Occurrence.run_of(context)
+            if run.run_instance is not None:
+                records.mark(run)
 
     def _request(self, occurrence: Occurrence) -> tuple[int, int, QueueFields, dict[str, CallParameterValue]]:
         """The rendered ids, fields and call parameters, checked as the queue operator checks them."""
@@ -213,9 +253,11 @@ class FuseNotifier(BaseNotifier):
             is_pci=self.is_pci,
         )
         given = {} if self.call_parameters is None else to_call_parameters(self.call_parameters)
-        mask_personal_data(None, given)
         _check_own_names(given)
-        return application_id, deployment_id, fields, {**given, **occurrence.call_parameters()}
+        own = occurrence.call_parameters()
+        known = {str(value) for value in own.values() if value is not None}
+        mask_personal_data(None, {name: value for name, value in given.items() if str(value) not in known})
+        return application_id, deployment_id, fields, {**given, **own}
 
     def _destination(self) -> str:
         """The number to call, masked as soon as it is read.
@@ -234,11 +276,27 @@ class FuseNotifier(BaseNotifier):
             value = _connection_password(str(self.destination_conn_id))
         if value is None:
             raise FuseValidationError(parameter, f"{source} does not exist: store the number to call there")
-        mask_personal_data(value, None)
+        if len(value) > MAX_DESTINATION_CHARS:
+            raise FuseValidationError(
+                parameter, f"{source} holds more than {MAX_DESTINATION_CHARS} characters: no phone number"
+            )
         try:
-            return to_phone_number(value)
+            number = to_phone_number(value)
         except FuseValidationError as error:
             raise FuseValidationError(parameter, f"{source} {error.message}") from None
+        mask_personal_data(number, None)  # only a number: a refused value is never shown anyway
+        return number
+
+
+def _bound(hook: FuseHook, seconds: float) -> None:
+    """Read the hook's connection, and hold its requests to ``seconds`` in all."""
+    settings = hook.settings
+    connect, read = settings.timeout
+    hook.__dict__["settings"] = dataclasses.replace(
+        settings,
+        timeout=(min(connect, seconds), min(read, seconds)),
+        total_timeout=min(settings.total_timeout, seconds),
+    )
 
 
 def _check_own_names(parameters: dict[str, Any]) -> None:

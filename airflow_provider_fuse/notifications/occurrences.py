@@ -1,9 +1,13 @@
 """What happened, and has someone already been phoned about it?
 
 An :class:`Occurrence` is one thing a :class:`~airflow_provider_fuse.notifications.fuse.FuseNotifier`
-phones about: a task instance's try that failed, went up for retry or asked a person for input, or a
-DAG run's deadline that was missed. It is read from whatever context the calling path hands over
-(a task's, a DAG's, a deadline's) and named by one key, whichever path it came through.
+phones about: a task instance's try that failed, went up for retry or asked a person for input, a
+DAG run's deadline that was missed, or a DAG run that failed when its callback was handed no task
+instance that failed. It is read from whatever context the calling path hands over (a task's, a
+DAG's, a deadline's) and named by one key, whichever path it came through. The key holds the task
+instance's id (new for every try, and for a run deleted and created again under the same run id),
+the deadline's id, or for a run the time it was created for and how often it was cleared: a record
+of an earlier run never answers for a later one.
 
 :class:`CallRecords` says whether an occurrence was already called about. The record lives in an
 Airflow Variable (key :data:`RECORD_PREFIX` + a digest of the occurrence), the one store Airflow 3
@@ -19,7 +23,13 @@ returned), so that needs two paths running at once. Within one process, claims a
 memory, so a notifier listed twice calls once even where no Variable can be written; a question to
 a person is kept there only (a task may ask again, about something else, in the same try).
 
-A record holds no phone number: the event, the DAG, task, run, map index and try, and when.
+A task's failure that was called about also marks its run (:meth:`Occurrence.run_of`): a DAG's
+callback handed no failed task instance (Airflow 3.1 hands the one whose task id sorts last, whatever
+its state) is the run's occurrence, and finds that mark.
+
+A record holds no phone number: the event, the DAG, task, run, map index and try, and when. Records
+are not deleted by the notifier (no path knows it is the last); once their runs are over they answer
+for nothing and may be deleted (docs/notifications.md shows how).
 """
 
 from __future__ import annotations
@@ -31,7 +41,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -56,6 +66,8 @@ _RECORD_DESCRIPTION = (
     "FuseNotifier placed (or is placing) one call about this occurrence; other callback paths of the "
     "same occurrence do not call again. Holds no phone number; safe to delete once the run is over."
 )
+#: The states of a task instance whose try has ended in a way a notifier is told of.
+_ENDED_STATES = ("failed", "up_for_retry")
 #: How long a claim is left before it is read back (see the module's docstring).
 SETTLE_SECONDS = 1.0
 # Claims made in this process, newest last; bounded, a DAG processor lives long.
@@ -69,9 +81,72 @@ def _item(source: object, name: str) -> Any:
     return getattr(source, name, None)
 
 
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def _state(ti: object) -> str:
+    state = _item(ti, "state")
+    return str(getattr(state, "value", state) or "")
+
+
+def _dag_and_run(context: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """The DAG id and run id, from whichever of the task instance, the DAG and the run says them."""
+    ti, dag_run = context.get("ti"), context.get("dag_run")
+    dag_id = _item(ti, "dag_id") or _item(context.get("dag"), "dag_id") or _item(dag_run, "dag_id")
+    # A deadline's dag_run is Airflow's REST answer (DAGRunResponse), which names it dag_run_id.
+    run_id = (
+        _item(ti, "run_id")
+        or context.get("run_id")
+        or _item(dag_run, "run_id")
+        or _item(dag_run, "dag_run_id")
+    )
+    return _text(dag_id), _text(run_id)
+
+
+def _run_instance(dag_run: object) -> str | None:
+    """Which run of a run id: the time it was created for and how often it was cleared, the same in
+    every path's ``dag_run``; ``None`` without one."""
+    run_after = _item(dag_run, "run_after")
+    if run_after is None:
+        return None
+    if isinstance(run_after, datetime):
+        run_after = run_after.astimezone(timezone.utc).isoformat()
+    return f"{run_after}#{_item(dag_run, 'clear_number') or 0}"
+
+
+def _failed_task(context: Mapping[str, Any]) -> str | None:
+    """The id of a task of the context's run that failed (the first by task id), as the task instance
+    handed over can ask Airflow; ``None`` when it cannot say."""
+    ti = context.get("ti")
+    ask = getattr(ti, "get_task_states", None)
+    dag_id, run_id = _item(ti, "dag_id"), _item(ti, "run_id")
+    if not callable(ask) or dag_id is None or run_id is None:
+        return None
+    try:
+        states = ask(dag_id=dag_id, run_ids=[run_id]).get(run_id) or {}
+    except Exception as error:
+        log.warning("Cannot ask which task of run %s failed (%s).", run_id, type(error).__name__)
+        return None
+    failed = sorted(
+        str(name) for name, state in states.items() if str(getattr(state, "value", state)) == "failed"
+    )
+    if not failed:
+        return None
+    # Airflow names a mapped task instance ``<task_id>_<map_index>``.
+    task_ids = set(getattr(context.get("dag"), "task_ids", ()) or ())
+    task_id, _, index = failed[0].rpartition("_")
+    return task_id if failed[0] not in task_ids and task_id in task_ids and index.isdigit() else failed[0]
+
+
 @dataclass(frozen=True)
 class Occurrence:
-    """One thing to phone about, as read from a callback's context."""
+    """One thing to phone about, as read from a callback's context.
+
+    ``ti_id`` is the task instance's id; ``run_instance`` says which run of ``run_id`` (set for an
+    occurrence of a run alone). ``failed_task`` names, for a run's failure, a task that failed,
+    when one could be found; it is told to Fuse but is no part of the key.
+    """
 
     event: str
     dag_id: str | None
@@ -80,6 +155,9 @@ class Occurrence:
     map_index: int | None = None
     try_number: int | None = None
     deadline_id: str | None = None
+    ti_id: str | None = None
+    run_instance: str | None = None
+    failed_task: str | None = field(default=None, compare=False)
 
     @classmethod
     def of(cls, context: Mapping[str, Any], event: str | None = None) -> Occurrence:
@@ -89,41 +167,60 @@ class Occurrence:
         :data:`airflow_provider_fuse.decisions.QUESTION_KEY`) is ``approval_requested`` or
         ``decision_requested`` (an unknown outcome); a deadline's context (it has ``deadline``) is
         ``deadline_missed``; a task instance in ``up_for_retry`` is ``retry``; anything else is ``failure``.
+
+        A DAG's callback (its context has ``reason``) is about the task instance it is handed only
+        when that one's try ended (``failed`` or ``up_for_retry``, try 1 or later); else it is the
+        run's failure (:meth:`run_of`).
         """
         ti = context.get("ti")
-        dag_run = context.get("dag_run")
+        if "reason" in context and not (_state(ti) in _ENDED_STATES and (_item(ti, "try_number") or 0) >= 1):
+            return cls.run_of(context, event or "failure", failed_task=_failed_task(context))
         deadline = context.get("deadline")
         if event is None:
             event = _QUESTION_EVENTS.get(str(context.get("fuse_question")))
         if event is None:
-            state = str(getattr(_item(ti, "state"), "value", _item(ti, "state")) or "")
-            event = "deadline_missed" if deadline else "retry" if state == "up_for_retry" else "failure"
-        dag_id = _item(ti, "dag_id") or _item(context.get("dag"), "dag_id") or _item(dag_run, "dag_id")
-        run_id = _item(ti, "run_id") or context.get("run_id") or _item(dag_run, "run_id")
+            event = "deadline_missed" if deadline else "retry" if _state(ti) == "up_for_retry" else "failure"
+        dag_id, run_id = _dag_and_run(context)
         map_index = _item(ti, "map_index")
         try_number = _item(ti, "try_number")
         return cls(
             event=event,
-            dag_id=None if dag_id is None else str(dag_id),
-            run_id=None if run_id is None else str(run_id),
-            task_id=None if _item(ti, "task_id") is None else str(_item(ti, "task_id")),
+            dag_id=dag_id,
+            run_id=run_id,
+            task_id=_text(_item(ti, "task_id")),
             map_index=map_index if isinstance(map_index, int) else None,
             try_number=try_number if isinstance(try_number, int) else None,
-            deadline_id=None if _item(deadline, "id") is None else str(_item(deadline, "id")),
+            deadline_id=_text(_item(deadline, "id")),
+            ti_id=_text(_item(ti, "id")),
+        )
+
+    @classmethod
+    def run_of(
+        cls, context: Mapping[str, Any], event: str = "failure", failed_task: str | None = None
+    ) -> Occurrence:
+        """The occurrence of the run of ``context`` alone: no task, ``run_instance`` from its ``dag_run``."""
+        dag_id, run_id = _dag_and_run(context)
+        return cls(
+            event=event,
+            dag_id=dag_id,
+            run_id=run_id,
+            run_instance=_run_instance(context.get("dag_run")),
+            failed_task=failed_task,
         )
 
     @property
     def key(self) -> str:
         """The Variable key of this occurrence's record: the same for every path it comes through."""
-        identity = json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
-        return RECORD_PREFIX + hashlib.sha256(identity.encode()).hexdigest()[:40]
+        identity = {each.name: getattr(self, each.name) for each in fields(self) if each.compare}
+        text = json.dumps(identity, sort_keys=True, separators=(",", ":"))
+        return RECORD_PREFIX + hashlib.sha256(text.encode()).hexdigest()[:40]
 
     def call_parameters(self) -> dict[str, str | int | None]:
         """What a Fuse application reads about the occurrence, as call parameters."""
         return {
             "airflow_event": self.event,
             "airflow_dag_id": self.dag_id,
-            "airflow_task_id": self.task_id,
+            "airflow_task_id": self.task_id if self.task_id is not None else self.failed_task,
             "airflow_run_id": self.run_id,
             "airflow_map_index": self.map_index,
             "airflow_try_number": self.try_number,
@@ -132,7 +229,8 @@ class Occurrence:
     def describe(self) -> str:
         """A short description for log lines (no personal data in it)."""
         if self.task_id is None:
-            return f"{self.event} of DAG {self.dag_id} run {self.run_id}"
+            failed = "" if self.failed_task is None else f" (task {self.failed_task} failed)"
+            return f"{self.event} of DAG {self.dag_id} run {self.run_id}{failed}"
         mapped = "" if self.map_index in (None, -1) else f"[{self.map_index}]"
         return (
             f"{self.event} of task {self.dag_id}.{self.task_id}{mapped} try {self.try_number} "
@@ -187,13 +285,8 @@ class CallRecords:
         if not self.writable:
             return True
         token = uuid.uuid4().hex
-        record = {
-            "token": token,
-            "occurrence": asdict(occurrence),
-            "claimed_at": datetime.now(timezone.utc).isoformat(),
-        }
         try:
-            self._write(key, json.dumps(record))
+            self._write(key, _record(occurrence, token))
         except Exception as error:
             log.warning(
                 "Cannot record the call about the %s in an Airflow Variable (%s): another callback path "
@@ -208,6 +301,20 @@ class CallRecords:
         except Exception:
             return True
         return settled is None or _token(settled) == token
+
+    def mark(self, occurrence: Occurrence) -> None:
+        """Record ``occurrence`` as called about, without claiming it (nothing read back): how a
+        task's failure that was called about tells a DAG's callback of its run."""
+        if not self.writable:
+            return
+        try:
+            self._write(occurrence.key, _record(occurrence, uuid.uuid4().hex))
+        except Exception as error:
+            log.warning(
+                "Cannot record the call about the %s (%s): a DAG callback of the run may call again.",
+                occurrence.describe(),
+                type(error).__name__,
+            )
 
     def release(self, occurrence: Occurrence) -> None:
         """Forget the claim on ``occurrence`` (Fuse queued nothing): a later path may call."""
@@ -242,6 +349,11 @@ class CallRecords:
         from airflow.sdk import Variable
 
         Variable.delete(key)
+
+
+def _record(occurrence: Occurrence, token: str) -> str:
+    claimed_at = datetime.now(timezone.utc).isoformat()
+    return json.dumps({"token": token, "occurrence": asdict(occurrence), "claimed_at": claimed_at})
 
 
 def _token(record: str) -> str | None:

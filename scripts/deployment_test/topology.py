@@ -26,7 +26,16 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import requests
 
-from deployment_test.examples import BULK, RESULTS, SINGLE, SINGLE_CONTACT, STOP
+from deployment_test.examples import (
+    APPROVAL,
+    APPROVER,
+    BULK,
+    RESULTS,
+    SINGLE,
+    SINGLE_CONTACT,
+    STOP,
+    UNKNOWN_ASK,
+)
 from deployment_test.report import ApiBusy, Failed, say
 from harness import AIRFLOW, ApiServer, Process, ProcessExited, free_port, wait_until
 
@@ -327,7 +336,8 @@ def airflow_env(
 
     home = run / "airflow-home"
     (home / "dags").mkdir(parents=True)
-    for dag_file in (ROOT / "example_dags").glob("*.py"):
+    own_dags = Path(__file__).resolve().parent / "dags"
+    for dag_file in [*(ROOT / "example_dags").glob("*.py"), *own_dags.glob("*.py")]:
         shutil.copy(dag_file, home / "dags")
     passwords = home / "passwords.json"
     passwords.write_text(json.dumps({"admin": password}))
@@ -374,6 +384,7 @@ def airflow_env(
             "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(aws),
             "AIRFLOW_VAR_FUSE_EXAMPLE_EXPORT_BASE": export_base,
             "AIRFLOW_VAR_FUSE_EXAMPLE_CONTACT": json.dumps(SINGLE_CONTACT),
+            "AIRFLOW_VAR_FUSE_EXAMPLE_APPROVER": APPROVER,
             # The results receiver on the api-server: where Fuse (the sandbox) posts outcomes, the
             # key every worker signs tokens with and the api-server checks them with, the table.
             "AIRFLOW__FUSE__RESULTS_BASE_URL": f"http://127.0.0.1:{api_port}",
@@ -473,7 +484,7 @@ def start_airflow(processes: Processes, deployment: Deployment) -> None:
 
     def parsed() -> bool:
         dags = deployment.call("GET", "/api/v2/dags", params={"limit": 100})["dags"]
-        return {BULK, SINGLE, STOP, RESULTS} <= {dag["dag_id"] for dag in dags}
+        return {BULK, SINGLE, STOP, RESULTS, APPROVAL, UNKNOWN_ASK} <= {dag["dag_id"] for dag in dags}
 
     processes.wait_for("the dag-processor to parse the examples", parsed, 240, interval=3)
 

@@ -171,7 +171,10 @@ class LiveAirflow:
     ``fuse_default`` points at :attr:`sandbox`, in every component's environment.
 
     Runs are triggered and read through :attr:`api` (as the simple auth manager's ``admin``), and a
-    task's question is answered there as a person would in Required Actions.
+    task's question is answered there as a person would in Required Actions. The user ``outsider``
+    (a viewer the deployment's auth manager refuses ``e2e_campaign_results_deferrable``; password in
+    ``home/passwords.json``) is for the campaign view. ``[fuse]`` points the results receiver at the
+    api-server, its table in ``home/fuse_results.db`` (SQLite).
     """
 
     api: AirflowApi
@@ -197,10 +200,20 @@ def live_airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveAirfl
     """:class:`LiveAirflow`, started on first use (one per pytest worker) and stopped at the end."""
     home = tmp_path_factory.mktemp("live-airflow-home")
     (home / "dags").mkdir()
-    for dag_file in (ROOT / "tests" / "e2e" / "dags").glob("e2e_decisions*.py"):
+    e2e_dags = ROOT / "tests" / "e2e" / "dags"
+    for dag_file in [
+        *e2e_dags.glob("e2e_decisions*.py"),
+        e2e_dags / "e2e_campaign_results.py",
+        e2e_dags / "e2e_notifier.py",
+    ]:
         shutil.copy(dag_file, home / "dags")
     password = secrets.token_urlsafe(16)
-    (home / "passwords.json").write_text(json.dumps({"admin": password}))
+    passwords = {"admin": password, "outsider": secrets.token_urlsafe(16)}
+    (home / "passwords.json").write_text(json.dumps(passwords))
+    from tests.e2e.test_campaign_view_auth import AUTH_MANAGER
+
+    (home / "auth").mkdir()
+    (home / "auth" / "one_dag_refused.py").write_text(AUTH_MANAGER)
     base = {key: value for key, value in os.environ.items() if not key.startswith("AIRFLOW")}
     port = free_port()
     with FuseSandbox() as sandbox:
@@ -210,8 +223,13 @@ def live_airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveAirfl
                 "AIRFLOW_HOME": str(home),
                 "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
                 "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin,outsider:viewer",
                 "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
+                "AIRFLOW__CORE__AUTH_MANAGER": "one_dag_refused.OneDagRefused",
+                "PYTHONPATH": str(home / "auth"),
+                "AIRFLOW__FUSE__RESULTS_BASE_URL": f"http://127.0.0.1:{port}",
+                "AIRFLOW__FUSE__RESULTS_SIGNING_KEY": secrets.token_urlsafe(36),
+                "AIRFLOW_CONN_FUSE_RESULTS_DEFAULT": f"sqlite://{home / 'fuse_results.db'}",
                 "AIRFLOW_CONN_FUSE_DEFAULT": sandbox.connection_json(),
                 "NO_PROXY": "127.0.0.1,localhost",
                 "no_proxy": "127.0.0.1,localhost",

@@ -6,6 +6,8 @@ import asyncio
 import json
 import subprocess
 import sys
+import time
+from datetime import datetime, timezone
 from types import SimpleNamespace
 from typing import Any
 
@@ -102,24 +104,43 @@ def notifier(**kwargs: Any) -> FuseNotifier:
     return FuseNotifier(**arguments)
 
 
-def task_context(state: str = "failed", try_number: int = 2, map_index: int = -1) -> dict[str, Any]:
+RUN_AFTER = datetime(2030, 1, 1, 6, tzinfo=timezone.utc)
+
+
+def task_context(
+    state: str = "failed",
+    try_number: int = 2,
+    map_index: int = -1,
+    task_id: str = "charge",
+    ti_id: str = "0193-ti-charge-2",
+    run_after: datetime = RUN_AFTER,
+) -> dict[str, Any]:
     """What the task process hands a task's callback."""
     ti = SimpleNamespace(
+        id=ti_id,
         dag_id="billing",
-        task_id="charge",
+        task_id=task_id,
         run_id="manual__1",
         map_index=map_index,
         try_number=try_number,
         state=state,
     )
-    return {"ti": ti, "task_instance": ti, "run_id": "manual__1", "exception": RuntimeError("boom")}
+    dag_run = SimpleNamespace(dag_id="billing", run_id="manual__1", run_after=run_after, clear_number=0)
+    return {
+        "ti": ti,
+        "task_instance": ti,
+        "dag_run": dag_run,
+        "run_id": "manual__1",
+        "exception": RuntimeError("boom"),
+    }
 
 
-def dag_context() -> dict[str, Any]:
-    """What the DAG processor hands a DAG's on_failure_callback: the failed task's context and a reason."""
+def dag_context(**ti: Any) -> dict[str, Any]:
+    """What the DAG processor hands a DAG's on_failure_callback: a task instance's context and a reason
+    (Airflow 3.3 hands the last failed one; 3.1 the one whose task id sorts last, whatever its state)."""
     from airflow.sdk import DAG
 
-    context = task_context()
+    context = task_context(**ti)
     context["dag"] = DAG("billing", schedule=None)
     context["reason"] = "task_failure"
     del context["exception"]
@@ -127,9 +148,25 @@ def dag_context() -> dict[str, Any]:
 
 
 def deadline_context() -> dict[str, Any]:
-    """What the scheduler stores for a deadline alert's callback (JSON)."""
+    """What the scheduler stores for a deadline alert's callback: the run as Airflow's REST API
+    answers it (``DAGRunResponse``, JSON) and the deadline."""
+    from airflow.api_fastapi.core_api.datamodels.dag_run import DAGRunResponse
+
+    run = {name: None for name in DAGRunResponse.model_fields}  # every field this Airflow has
+    run.update(
+        run_id="scheduled__1",
+        dag_id="billing",
+        dag_model=SimpleNamespace(dag_display_name="billing"),
+        queued_at=RUN_AFTER,
+        start_date=RUN_AFTER,
+        run_after=RUN_AFTER,
+        run_type="scheduled",
+        state="running",
+        conf={},
+        dag_versions=[],
+    )
     return {
-        "dag_run": {"dag_id": "billing", "run_id": "scheduled__1", "state": "running"},
+        "dag_run": DAGRunResponse.model_validate(SimpleNamespace(**run)).model_dump(mode="json"),
         "deadline": {"id": "0193-deadline", "deadline_time": "2030-01-01T00:00:00+00:00"},
     }
 
@@ -328,8 +365,10 @@ def test_the_task_and_the_dag_callback_of_one_failure_call_once(oncall, store, r
     another_process()
     notifier()(dag_context())  # the DAG's on_failure_callback, in the DAG processor
     assert requests_mock.call_count == 1
-    (record,) = store.records().values()
-    assert json.loads(record)["occurrence"]["event"] == "failure"
+    (record,) = (
+        json.loads(each) for each in store.records().values() if '"task_id":"charge"' in each.replace(" ", "")
+    )
+    assert record["occurrence"]["event"] == "failure"
 
 
 def test_a_notifier_listed_twice_calls_once_even_where_nothing_can_be_recorded(
@@ -553,3 +592,155 @@ def test_a_question_of_this_providers_operators_says_which_it_is():
     assert Occurrence.of({"ti": ti, QUESTION_KEY: "unknown_outcome"}).event == "decision_requested"
     assert Occurrence.of({"ti": ti}).event == "failure"
     assert Occurrence.of({"ti": ti, QUESTION_KEY: "approval"}, "retry").event == "retry"
+
+
+# --- review r11: which task a DAG callback is about, reused run ids, slow Fuse, what is masked ---------
+
+
+def test_a_dag_callback_handed_a_task_that_never_ran_does_not_call_again(oncall, store, requests_mock):
+    """Airflow 3.1 hands a DAG's callback the task instance whose id sorts last: here a downstream task
+    that never ran. The failed task's own callback already called, and marked the run."""
+    requests_mock.post(QUEUE_URL, json={"call_id": "77"})
+    notifier()(task_context(task_id="a_fails", ti_id="ti-a", try_number=1))
+    another_process()
+    notifier()(dag_context(task_id="z_after", ti_id="ti-z", state="upstream_failed", try_number=0))
+    assert requests_mock.call_count == 1
+    assert sent(requests_mock.last_request)[1]["airflow_task_id"] == "a_fails"
+
+
+def test_a_dag_callback_alone_names_the_task_that_failed_not_the_one_it_is_handed(
+    oncall, store, requests_mock, log_text
+):
+    requests_mock.post(QUEUE_URL, json={"call_id": "77"})
+    context = dag_context(task_id="second", ti_id="ti-2", state="upstream_failed", try_number=0)
+    states = {"manual__1": {"first": "failed", "second": "upstream_failed"}}
+    context["ti"].get_task_states = lambda dag_id, run_ids: states
+    notifier()(context)
+    parameters = sent(requests_mock.last_request)[1]
+    assert (parameters["airflow_task_id"], parameters["airflow_try_number"]) == ("first", None)
+    assert "failure of DAG billing run manual__1 (task first failed)" in log_text()
+    another_process()
+    notifier()(context)  # the same run's failure again (the DAG processor retried the callback)
+    assert requests_mock.call_count == 1
+
+
+def test_a_run_created_again_under_the_same_run_id_is_called_about(oncall, store, requests_mock):
+    """A deleted run's record does not silence the run created after it with the same id."""
+    requests_mock.post(QUEUE_URL, json={"call_id": "77"})
+    notifier()(task_context(try_number=1, ti_id="ti-first-run"))
+    another_process()
+    notifier()(task_context(try_number=1, ti_id="ti-second-run"))
+    another_process()
+    later = RUN_AFTER.replace(hour=9)
+    notifier()(dag_context(task_id="z", ti_id="ti-z", state="upstream_failed", try_number=0, run_after=later))
+    assert requests_mock.call_count == 3
+
+
+def test_a_deadline_says_its_run(oncall, store, requests_mock):
+    """The deadline's ``dag_run`` is Airflow's REST answer, which names the run ``dag_run_id``."""
+    requests_mock.post(QUEUE_URL, json={"call_id": "77"})
+    asyncio.run(notifier().async_notify(deadline_context()))
+    assert sent(requests_mock.last_request)[1]["airflow_run_id"] == "scheduled__1"
+
+
+def test_the_triggerers_supervisor_is_reached_from_its_event_loop(oncall, store, requests_mock, monkeypatch):
+    """Airflow 3.1's triggerer answers a synchronous ``send`` by running ``asend`` through asgiref:
+    from a plain thread, on a loop of its own, concurrently with the triggerer's (which then reads
+    answers out of order and exits). Every message must be sent from the triggerer's loop."""
+    from asgiref.sync import async_to_sync
+
+    loops: list[object] = []
+
+    class TriggerComms:
+        async def asend(self, message: Any) -> Any:
+            loops.append(asyncio.get_running_loop())
+            return store.send(message)
+
+        def send(self, message: Any) -> Any:
+            return async_to_sync(self.asend)(message)
+
+    from airflow.sdk.execution_time import task_runner
+
+    monkeypatch.setattr(task_runner, "SUPERVISOR_COMMS", TriggerComms(), raising=False)
+    requests_mock.post(QUEUE_URL, json={"call_id": "77"})
+
+    async def triggerer() -> object:
+        await notifier().async_notify(deadline_context())
+        return asyncio.get_running_loop()
+
+    loop = asyncio.run(triggerer())
+    assert requests_mock.call_count == 1
+    assert "PutVariable" in store.sent
+    assert loops
+    assert all(each is loop for each in loops)
+
+
+def test_the_request_to_fuse_is_bounded_by_the_notifiers_timeout(oncall, store, requests_mock):
+    requests_mock.post(QUEUE_URL, json={"call_id": "77"})
+    notifier()(task_context())  # the connection allows 10 s to connect, 300 s to read
+    connect, read = requests_mock.last_request.timeout
+    assert connect <= 30
+    assert read <= 30
+
+
+def test_a_slow_fuse_holds_the_callback_no_longer_than_the_timeout(monkeypatch, store, log_text):
+    from airflow_provider_fuse.sandbox import FuseSandbox
+
+    monkeypatch.setenv("AIRFLOW_VAR_ONCALL_PHONE", PHONE)
+    with FuseSandbox() as sandbox:
+        monkeypatch.setenv("AIRFLOW_CONN_FUSE_DEFAULT", sandbox.connection_json())
+        sandbox.inject_fault(delay=10, endpoint="queue")
+        started = time.monotonic()
+        notifier(timeout=1)(task_context())
+        took = time.monotonic() - started
+    assert took < 5
+    assert "Fuse did not confirm the call about the failure of task billing.charge" in log_text()
+
+
+@pytest.mark.parametrize("timeout", [0, -1, float("inf"), float("nan"), True, "30"])
+def test_a_timeout_that_is_no_number_of_seconds_is_refused(timeout):
+    with pytest.raises(ValueError, match="timeout must be a finite number of seconds"):
+        notifier(timeout=timeout)
+
+
+@pytest.fixture
+def masked(monkeypatch) -> list[str]:
+    """Every value the provider registers with the secret masker."""
+    registered: list[str] = []
+    monkeypatch.setattr("airflow_provider_fuse.masking._mask", registered.append)
+    return registered
+
+
+def test_a_huge_variable_is_refused_fast_and_never_registered_as_a_secret(
+    monkeypatch, fuse_connection, store, masked
+):
+    monkeypatch.setenv("AIRFLOW_VAR_ONCALL_PHONE", "6" * 5_000_000)
+    started = time.monotonic()
+    with pytest.raises(FuseValidationError, match="destination_variable: .* more than 256 characters"):
+        notifier().notify(task_context())
+    assert time.monotonic() - started < 2
+    assert masked == []
+
+
+def test_only_an_accepted_number_is_registered_as_a_secret(monkeypatch, fuse_connection, store, masked):
+    monkeypatch.setenv("AIRFLOW_VAR_ONCALL_PHONE", "617-555-9876 (Ada)")
+    with pytest.raises(FuseValidationError):
+        notifier().notify(task_context())
+    assert masked == []
+    monkeypatch.setenv("AIRFLOW_VAR_ONCALL_PHONE", f" tel:+{PHONE};ani=8005550199 ")
+    with pytest.raises(FuseValidationError):  # the connection is fine; stop before the request
+        notifier(application_id=0).notify(task_context())
+    assert masked == []  # the ids are checked before the number is read
+    notifier()._destination()
+    assert f"tel:+{PHONE};ani=8005550199" in masked
+    assert PHONE in masked
+
+
+def test_call_parameters_are_masked_but_not_the_notifiers_own_values(oncall, store, requests_mock, masked):
+    requests_mock.post(QUEUE_URL, json={"call_id": "77"})
+    notifier(call_parameters={"task": "{{ ti.task_id }}", "dag": "billing", "who": "Ada Lovelace"})(
+        task_context()
+    )
+    assert "Ada Lovelace" in masked
+    assert "charge" not in masked
+    assert "billing" not in masked
