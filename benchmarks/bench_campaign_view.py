@@ -16,8 +16,8 @@ not scan the table). Then it times, each ``--renders`` times, in this process:
   (``ResultsTable.campaign_counts``: by map index, part and status, then by time bucket, in one
   transaction, counted by the database), the numbers and the HTML with its SVG plot;
 * **json**: the same read and the numbers as JSON;
-* **kept**: the page again within the refresh interval: its counts as the view keeps them per
-  process (what every other open tab and reload costs);
+* **kept**: the page reloading itself within the refresh interval: its counts as the view keeps
+  them per process (what every other open tab's reload costs);
 * **summary**: ``ResultsTable.summary``, the results sensor's one count, the least a read of the
   campaign's outcomes costs — the reference of the ratio column.
 
@@ -130,7 +130,7 @@ def measure(
     kept = Tables()
 
     def view(tables: _Tables | None = None) -> Any:
-        return _campaign(tables or Tables(), DAG, RUN, TASK, lists, parts, now=now)
+        return _campaign(tables or Tables(), DAG, RUN, TASK, lists, parts, now=now, fresh=tables is None)
 
     return {
         "page": timed(lambda: view().html(), renders),

@@ -328,8 +328,8 @@ class CampaignView:
             "refreshing": self.refreshing,
         }
 
-    def html(self) -> str:
-        """The page."""
+    def html(self, reload: str | None = None) -> str:
+        """The page; ``reload``: the relative URL it reloads itself at (the same, by default)."""
         outcomes = "".join(
             _number(f"fuse-outcome-{_slug(name)}", name, count, outcome=name)
             for name, count in self.by_outcome.items()
@@ -372,7 +372,7 @@ class CampaignView:
             "<th>rows sent</th><th>calls queued</th><th>received</th><th>missing</th></tr></thead>"
             f"<tbody>{part_rows}</tbody></table>"
         )
-        return _page(f"Fuse campaign {self.task_id}", body, refreshing=self.refreshing)
+        return _page(f"Fuse campaign {self.task_id}", body, refreshing=self.refreshing, target=reload)
 
 
 @dataclass(frozen=True)
@@ -436,7 +436,8 @@ class CallView:
             "refreshing": self.refreshing,
         }
 
-    def html(self) -> str:
+    def html(self, reload: str | None = None) -> str:
+        """The page; ``reload``: the relative URL it reloads itself at (the same, by default)."""
         numbers = self.numbers()
         shown = "".join(
             f"<dt>{_e(name.replace('_', ' '))}</dt><dd id='fuse-call-{_slug(name)}' "
@@ -460,7 +461,8 @@ class CallView:
             "<h2>Events</h2><table id='fuse-call-events'><thead><tr><th>event</th><th>time</th></tr></thead>"
             f"<tbody>{events or '<tr><td colspan=2>None yet.</td></tr>'}</tbody></table>"
         )
-        return _page(f"Fuse call {self.shown_call_id or ''}".strip(), body, refreshing=self.refreshing)
+        title = f"Fuse call {self.shown_call_id or ''}".strip()
+        return _page(title, body, refreshing=self.refreshing, target=reload)
 
 
 def nothing_to_show(dag_id: str, run_id: str, task_id: str) -> str:

@@ -24,8 +24,9 @@ table: no phone number leaves it.
 What it costs the api-server, per worker process: the reads run on :data:`VIEW_READERS` threads of
 the view's own (so at most that many results-database connections, kept for reuse), never on the
 thread pool Airflow's own endpoints share; :data:`VIEW_QUEUE` more requests wait, and any beyond are
-answered 503 at once. A campaign's counts are read at most once per :data:`~.view.REFRESH_SECONDS`
-(per process): every tab open on it, and every reload, within that time shows the same counts.
+answered 503 at once. A page opened reads the counts as they are; a page reloading itself
+(``?reload=``, ``?retry=``) shows them as read in the last :data:`~.view.REFRESH_SECONDS` by the
+process, so all the tabs left open on a campaign cost one read per interval between them.
 Every answer carries ``Cache-Control: no-store``, ``X-Content-Type-Options: nosniff`` and a
 Content-Security-Policy that allows no script and no fetch (the page's style and SVG are inline) and
 lets only Airflow's own pages frame it.
@@ -36,11 +37,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import threading
 import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from urllib.parse import urlencode
 
 from airflow_provider_fuse.guard import LEDGER_KEY, Record
 from airflow_provider_fuse.links import FuseCallLink, FuseCampaignLink
@@ -99,43 +102,50 @@ class _Recent(Generic[_V]):
         self._size = size
         self._clock = clock
         self._lock = threading.Lock()
-        self._kept: dict[Hashable, tuple[float, _V | BaseException]] = {}
+        # key -> (kept until, when its read began, the value or the error)
+        self._kept: dict[Hashable, tuple[float, float, _V | BaseException]] = {}
         self._reading: dict[Hashable, threading.Lock] = {}
 
-    def get(self, key: Hashable, read: Callable[[], _V]) -> _V:
-        """The value kept for ``key`` when recent, else ``read()`` (kept)."""
+    def get(self, key: Hashable, read: Callable[[], _V], *, fresh: bool = False) -> _V:
+        """The value kept for ``key`` when recent, else ``read()`` (kept). ``fresh``: only a value
+        whose read began after this ask (a read under way when asked is waited for, then read again)."""
+        asked = self._clock() if fresh else -math.inf
         with self._lock:
-            found = self._fresh(key)
+            found = self._recent(key, asked)
             turn = self._reading.setdefault(key, threading.Lock()) if found is None else None
-        if found is None:
-            assert turn is not None
+        if turn is not None:
             with turn:
                 with self._lock:
-                    found = self._fresh(key)
+                    found = self._recent(key, asked)
                 if found is None:
                     found = self._read(key, read)
-        if isinstance(found[1], BaseException):
-            raise found[1]
-        return found[1]
+        assert found is not None
+        if isinstance(found, BaseException):
+            raise found
+        return found
 
-    def _fresh(self, key: Hashable) -> tuple[float, _V | BaseException] | None:
+    def _recent(self, key: Hashable, since: float) -> _V | BaseException | None:
         kept = self._kept.get(key)
-        return kept if kept is not None and kept[0] > self._clock() else None
+        if kept is None or kept[0] <= self._clock() or kept[1] <= since:
+            return None
+        return kept[2]
 
-    def _read(self, key: Hashable, read: Callable[[], _V]) -> tuple[float, _V | BaseException]:
+    def _read(self, key: Hashable, read: Callable[[], _V]) -> _V | BaseException:
+        began = self._clock()
         try:
-            kept: tuple[float, _V | BaseException] = (self._clock() + self._seconds, read())
+            value: _V | BaseException = read()
+            until = self._clock() + self._seconds
         except (ResultsConfigError, ResultsStoreError) as error:
-            kept = (self._clock() + self._seconds / 3, error)
+            value, until = error, self._clock() + self._seconds / 3
         with self._lock:
             self._reading.pop(key, None)
             now = self._clock()
-            for old in [old for old, (until, _) in self._kept.items() if until <= now]:
+            for old in [old for old, kept in self._kept.items() if kept[0] <= now]:
                 del self._kept[old]
             while len(self._kept) >= self._size:
                 del self._kept[next(iter(self._kept))]
-            self._kept[key] = kept
-        return kept
+            self._kept[key] = (until, began, value)
+        return value
 
 
 class _Tables:
@@ -165,15 +175,18 @@ class _Tables:
         campaigns: Sequence[str],
         bucket_seconds: Callable[[Sequence[PartCount]], int],
         window: tuple[int, int | None],
+        *,
+        fresh: bool = True,
     ) -> tuple[list[PartCount], int, dict[int, int], int]:
-        """:meth:`ResultsTable.campaign_counts` of the campaign, read at most once per
-        :data:`~.view.REFRESH_SECONDS` for every ``window`` (what the buckets' width depends on), and
-        ``[fuse] results_token_lifetime``."""
+        """:meth:`ResultsTable.campaign_counts` of the campaign (for every ``window``: what the
+        buckets' width depends on), and ``[fuse] results_token_lifetime``. Not ``fresh`` (a page
+        reloading itself): as read in the last :data:`~.view.REFRESH_SECONDS`, where they were."""
         table, token_lifetime = self.get()
         key = (table.conn_id, table.table, dag_id, run_id, task_id, tuple(campaigns), window)
         counts, width, arrivals = self._counts.get(
             key,
             lambda: table.campaign_counts(dag_id, run_id, task_id, campaigns, bucket_seconds=bucket_seconds),
+            fresh=fresh,
         )
         return counts, width, arrivals, token_lifetime
 
@@ -187,9 +200,12 @@ def read_view(
     map_index: int | None,
     *,
     now: float,
+    fresh: bool = True,
 ) -> CampaignView | CallView | None:
     """What the view shows for one task of one run: its campaign (a bulk task's, or the bulk task's
-    its results sensor waits for), its single call, or ``None`` when it recorded neither.
+    its results sensor waits for), its single call, or ``None`` when it recorded neither (or has no
+    such ``map_index``). Not ``fresh`` (a page reloading itself): a campaign's counts as read in the
+    last :data:`~.view.REFRESH_SECONDS`, where they were.
 
     :raises ResultsConfigError: ``[fuse]`` cannot be read.
     :raises ResultsStoreError: the results table cannot be read.
@@ -208,7 +224,7 @@ def read_view(
             sent = _sent_lists(session, dag_id, run_id, bulk_task_id)
     if sent:
         parts = _ledger_parts(session, dag_id, run_id, campaign_task, sent)
-        return _campaign(tables, dag_id, run_id, campaign_task, sent, parts, now=now)
+        return _campaign(tables, dag_id, run_id, campaign_task, sent, parts, now=now, fresh=fresh)
     if FuseCallLink.name not in links:
         return None
     return _call(session, dag_id, run_id, task_id, chosen, versions[chosen], now=now)
@@ -223,6 +239,7 @@ def _campaign(
     parts: dict[int, list[tuple[int | None, int | None] | None]],
     *,
     now: float,
+    fresh: bool = True,
 ) -> CampaignView:
     campaigns = sorted({one.campaign for one in sent.values()})
     window_start = min(max(one.queued_timestamp, one.start_timestamp or 0) for one in sent.values())
@@ -237,7 +254,7 @@ def _campaign(
         )
 
     counts, bucket_seconds, arrivals, token_lifetime = tables.campaign_counts(
-        dag_id, run_id, task_id, campaigns, width, (window_start, window_end)
+        dag_id, run_id, task_id, campaigns, width, (window_start, window_end), fresh=fresh
     )
     plot = Plot.of(arrivals, bucket_seconds, window_start=window_start, window_end=window_end, now=now)
     return CampaignView(dag_id, run_id, task_id, sent, parts, counts, plot, token_lifetime)
@@ -464,19 +481,22 @@ def create_view_app() -> FastAPI:
     unreadable = RefusalLog(time.monotonic)
 
     def shown(
-        dag_id: str, run_id: str, task_id: str, map_index: int | None
+        dag_id: str, run_id: str, task_id: str, map_index: int | None, fresh: bool
     ) -> CampaignView | CallView | None:
         with create_session() as session:
-            return read_view(session, tables, dag_id, run_id, task_id, map_index, now=time.time())
+            return read_view(
+                session, tables, dag_id, run_id, task_id, map_index, now=time.time(), fresh=fresh
+            )
 
     async def answer(
-        dag_id: str, run_id: str, task_id: str, map_index: int | None
+        dag_id: str, run_id: str, task_id: str, map_index: int | None, *, fresh: bool = True
     ) -> CampaignView | CallView | str | None:
         """The view, ``None`` when there is none, or the text of a 503."""
         if not slots.acquire(blocking=False):
             return _BUSY
         try:
-            return await asyncio.wrap_future(readers.submit(shown, dag_id, run_id, task_id, map_index))
+            reading = readers.submit(shown, dag_id, run_id, task_id, map_index, fresh)
+            return await asyncio.wrap_future(reading)
         except (ResultsConfigError, ResultsStoreError) as error:
             # Its text names the connection, the database's host or a role: for the log only.
             unreadable.refused(
@@ -493,16 +513,24 @@ def create_view_app() -> FastAPI:
 
     @router.api_route("/{dag_id}/{run_id}/{task_id}", methods=["GET", "HEAD"], response_class=HTMLResponse)
     async def campaign_page(
-        dag_id: str, run_id: str, task_id: str, map_index: str | None = None, retry: str | None = None
+        dag_id: str,
+        run_id: str,
+        task_id: str,
+        map_index: str | None = None,
+        retry: str | None = None,
+        reload: str | None = None,
     ) -> HTMLResponse:
+        # A page opened (the tab, a link) shows the counts as they are now; one reloading itself
+        # (?reload=, ?retry=) may show them as read in the last interval, for any tab open on it.
         chosen = _map_index(map_index)
-        view = await answer(dag_id, run_id, task_id, chosen)
+        view = await answer(dag_id, run_id, task_id, chosen, fresh=reload is None and retry is None)
         if isinstance(view, str):
             tried = _map_index(retry) or 0
             return HTMLResponse(unreadable_page(view, retry=tried, map_index=chosen), status_code=503)
         if view is None:
             return HTMLResponse(nothing_to_show(dag_id, run_id, task_id), status_code=404)
-        return HTMLResponse(view.html())
+        query = {"map_index": chosen} if chosen is not None else {}
+        return HTMLResponse(view.html(reload="?" + urlencode({**query, "reload": 1})))
 
     @router.api_route("/{dag_id}/{run_id}/{task_id}/view.json", methods=["GET", "HEAD"])
     async def campaign_numbers(
@@ -512,9 +540,7 @@ def create_view_app() -> FastAPI:
         if isinstance(view, str):
             return JSONResponse({"detail": view}, status_code=503)
         if view is None:
-            return JSONResponse(
-                {"detail": "this task instance recorded no Fuse campaign or call"}, status_code=404
-            )
+            return JSONResponse({"detail": _NOTHING}, status_code=404)
         return JSONResponse(view.as_dict())
 
     app = FastAPI(title="Fuse campaign view", docs_url=None, redoc_url=None, openapi_url=None)

@@ -618,6 +618,9 @@ def test_counts_are_read_once_per_interval_and_shared():
     assert recent.get("another", read) == 2
     now[0] = 15.1
     assert recent.get("campaign", read) == 3
+    # A page opened (not reloading itself) reads the counts as they are now, and keeps them.
+    assert recent.get("campaign", read, fresh=True) == 4
+    assert recent.get("campaign", read) == 4
 
 
 def test_tabs_asking_at_once_share_one_read():
@@ -689,7 +692,7 @@ def test_the_unreadable_page_reloads_a_bounded_number_of_times_backing_off():
         found = re.search(r"http-equiv='refresh' content='([^']*)'", page)
         return found.group(1) if found else None
 
-    assert refresh(unreadable_page("down")) == "15;url=?retry=1"
+    assert refresh(unreadable_page("down")) == "15;url=?retry=1"  # ?retry=: may use the kept counts
     assert refresh(unreadable_page("down", retry=2, map_index=3)) == "60;url=?map_index=3&amp;retry=3"
     assert refresh(unreadable_page("down", retry=UNREADABLE_TRIES)) is None
     assert "no longer reloads" in unreadable_page("down", retry=UNREADABLE_TRIES)
@@ -838,3 +841,18 @@ def test_a_map_index_that_is_not_there_is_not_another():
     assert _chosen({0: "v", 1: "v"}, 7) is None
     assert _chosen({0: "v", 1: "v"}, None) == 0
     assert _chosen({}, None) is None
+
+
+def test_a_page_reloading_itself_may_use_the_kept_counts_and_one_opened_does_not(app_client):
+    asked: list[bool] = []
+
+    def record(*args, fresh=True, **kwargs):
+        asked.append(fresh)
+        return CallView(DAG, RUN, "call", "call-1", None, NOW)
+
+    client = app_client(record)
+    opened = client.get("/d/r/t?map_index=2")
+    client.get("/d/r/t?map_index=2&reload=1")
+    client.get("/d/r/t?retry=2")
+    assert asked == [True, False, False]
+    assert "content='15;url=?map_index=2&amp;reload=1'" in opened.text
