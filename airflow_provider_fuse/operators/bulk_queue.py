@@ -387,7 +387,16 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
                 raise guard_refusal(error, at, LEDGER_KEY) from None
             except GuardError as error:
                 raise guard_refusal(error, at, LEDGER_KEY) from None
-            if recorded is not None:
+            if recorded is not None and self._settled is not None:
+                self.log.info(
+                    "Nothing more to send: with part %d recorded as queued on the answer of %s, the whole "
+                    "list is queued (%d calls; that part's rows are counted as its calls: Fuse's own count "
+                    "never arrived).",
+                    self._settled.part + 1,
+                    self._settled.answer.who(),
+                    recorded,
+                )
+            elif recorded is not None:
                 self.log.info(
                     "Nothing sent: an earlier try of this task instance already queued its list (%d calls, "
                     "recorded in the task state store); the CSV was not read, so a change to it is not "
@@ -397,6 +406,7 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
                     "" if suppression is None else " (the suppression list was read: it is unchanged)",
                     RESEND_CONF_KEY,
                 )
+            if recorded is not None:
                 # The calls are queued: the sensor needs the record, and nothing else is checked here
                 # (a results database down now must not fail a task whose list Fuse already has).
                 if self.collect_results:
@@ -987,7 +997,9 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
         if chosen == decisions.STOP:
             raise AirflowFailException(
                 f"Stopped by {settled.answer.who()}: part {settled.part + 1}'s outcome stays unknown and "
-                f"nothing more was sent to {at}. Check the campaign in Fuse."
+                f"nothing more was sent to {at}. Check the campaign in Fuse: if the calls are there, mark "
+                "this task success; a clear asks the question again (docs/safety.md, 'After an unknown "
+                "outcome')."
             )
         if ledger is not None:
             # What is sent next must be the list the question was about (as the ledger recorded it).

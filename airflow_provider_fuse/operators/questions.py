@@ -191,8 +191,9 @@ def unknown_outcome_text(part: PartUnknown) -> tuple[str, str]:
     later = part.parts - part.index - 1
     lines = [
         f"{part.task} sent {name} — **{_count(part.rows, 'row')}**{held} — to **{part.at}** {when}, "
-        "and never learned whether Fuse queued it: Fuse's answer was lost, or the worker sending it died "
-        "(the task's log says which).",
+        "and never learned whether Fuse queued it: Fuse's answer did not say (a lost connection or a "
+        "timeout after sending, a 5xx or an answer that was not Fuse's, or a worker that died while "
+        "sending; the task's log says which).",
         "",
         f"- Known queued: {_count(part.queued_parts, 'part')}, {_count(part.queued_calls, 'call')}. These "
         "are never sent again.",
