@@ -346,8 +346,8 @@ class CampaignView:
         )
         unconfirmed = sum(1 for one in self.sent.values() if not one.confirmed)
         note = (
-            f"<p id='fuse-unconfirmed'>{unconfirmed} map index(es) sent a list whose count Fuse never "
-            "confirmed: their rows sent are counted as queued.</p>"
+            f"<p id='fuse-unconfirmed'>{_lists(unconfirmed)} sent whose count Fuse never confirmed: "
+            "their rows sent are counted as queued.</p>"
             if unconfirmed
             else ""
         )
@@ -357,16 +357,18 @@ class CampaignView:
                 "<p id='fuse-not-reloading'>The dialing window ended a while ago: this page no longer "
                 "reloads itself. Reload it to see outcomes that still arrive.</p>"
             )
+        reloads = f" · reloads every {REFRESH_SECONDS} s while outcomes can arrive" if self.refreshing else ""
         part_rows = "".join(_part_row(row) for row in self.part_rows) or (
             "<tr><td colspan='6'>No part was recorded.</td></tr>"
         )
         body = (
             f"<h1>Fuse campaign <code>{_e(self.task_id)}</code></h1>"
             f"<p class='ids'>DAG <code>{_e(self.dag_id)}</code> · run <code>{_e(self.run_id)}</code> · "
-            f"{len(self.sent)} map index(es) · made {_when(self.plot.now)}</p>"
+            f"{_lists(len(self.sent))} · made {_when(self.plot.now)}{reloads}</p>"
             f"<dl class='totals'>{totals}</dl>{note}"
             f"<h2>Outcomes</h2><dl class='outcomes'>{outcomes}</dl>"
             "<h2>Arrivals against the dialing window</h2>"
+            f"<p class='legend'>{_window_legend(self.plot)}</p>"
             f"{_plot_svg(self.plot, self.received)}"
             "<h2>Parts</h2><table id='fuse-parts'><thead><tr><th>map index</th><th>part</th>"
             "<th>rows sent</th><th>calls queued</th><th>received</th><th>missing</th></tr></thead>"
@@ -567,6 +569,22 @@ def _whole(value: object) -> int | None:
 _WIDTH, _HEIGHT, _LEFT, _BOTTOM, _TOP = 720, 220, 48, 28, 12
 
 
+def _lists(count: int) -> str:
+    """How many lists (map indexes of the task) a page counts, as the people running a campaign say it."""
+    return "1 list" if count == 1 else f"{count:,} lists (map indexes)"
+
+
+def _window_legend(plot: Plot) -> str:
+    """What the plot's shading is, in words (a window with no start or end given is not drawn wide)."""
+    if plot.window_start is None:
+        return f"Outcomes received per {plot.bucket_seconds:,} s. No dialing window was recorded."
+    end = "no end time given" if plot.window_end is None else f"until {_e(_when(plot.window_end))}"
+    return (
+        f"Outcomes received per {plot.bucket_seconds:,} s (bars); the dialing window shaded: from "
+        f"{_e(_when(plot.window_start))}, {end}; now marked by the dashed line."
+    )
+
+
 def _plot_svg(plot: Plot, received: int) -> str:
     """The arrivals as bars (one per bucket), the dialing window shaded, ``now`` marked: inline SVG."""
     inner_width = _WIDTH - _LEFT - 8
@@ -587,7 +605,7 @@ def _plot_svg(plot: Plot, received: int) -> str:
         end = plot.window_end if plot.window_end is not None else plot.end
         parts.append(
             f"<rect id='fuse-window' x='{x(plot.window_start):.1f}' y='{_TOP}' "
-            f"width='{max(1.0, x(end) - x(plot.window_start)):.1f}' height='{inner_height}' fill='#ebf8ff' "
+            f"width='{max(1.0, x(end) - x(plot.window_start)):.1f}' height='{inner_height}' fill='#bee3f8' "
             f"data-start='{plot.window_start}' "
             f"data-end='{'' if plot.window_end is None else plot.window_end}'>"
             "<title>dialing window</title></rect>"
