@@ -97,7 +97,8 @@ class Ask:
         :data:`QUESTION_KEY` naming the question (e.g. a
         :class:`~airflow_provider_fuse.notifications.fuse.FuseNotifier` that phones the approver; it
         reads the key). A notifier that fails is logged by its error's type, and one still running
-        after :data:`NOTIFIERS_TIMEOUT` seconds is left behind; the question stands either way.
+        after :data:`NOTIFIERS_TIMEOUT` seconds (or a quarter of the task's ``execution_timeout``, if
+        shorter) is left behind; the question stands either way.
     :raises ValueError: any of them malformed.
     """
 
@@ -272,7 +273,11 @@ def _tell(operator: BaseOperator, notifiers: Sequence[Any], context: dict[str, A
         except Exception as error:  # a notifier failing must not lose the question
             operator.log.warning("A notifier of the question failed: %s", type(error).__name__)
 
-    deadline = time.monotonic() + NOTIFIERS_TIMEOUT
+    # Within the task's own execution_timeout too: a quarter of it, so the question is still asked.
+    limit = NOTIFIERS_TIMEOUT
+    if operator.execution_timeout is not None:
+        limit = min(limit, operator.execution_timeout.total_seconds() / 4)
+    deadline = time.monotonic() + limit
     threads = [threading.Thread(target=run, args=(notifier,), daemon=True) for notifier in notifiers]
     for thread in threads:
         thread.start()
@@ -281,7 +286,7 @@ def _tell(operator: BaseOperator, notifiers: Sequence[Any], context: dict[str, A
     if any(thread.is_alive() for thread in threads):
         operator.log.warning(
             "A notifier of the question was still running after %.0f s: the task waits without it.",
-            NOTIFIERS_TIMEOUT,
+            limit,
         )
 
 

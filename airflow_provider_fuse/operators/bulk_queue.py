@@ -378,7 +378,8 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
                 recorded = ledger.answer(
                     parameters,
                     suppression_list=None if suppression is None else suppression.sha256,
-                    retry_unknown=self.on_unknown_outcome == "retry",
+                    # A part answered "did not queue" is still recorded unknown until the list is checked.
+                    retry_unknown=self.on_unknown_outcome == "retry" or self._settled is not None,
                     resend=resend,
                 )
             except UnknownOutcomeRecorded as error:
@@ -689,6 +690,7 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
         at = where(*ids)
         result_url: Callable[[int, int], str] | None = None
         self._check_settled_list(ledger, fingerprint)
+        self._clear_settled_part(ledger, at)
         if results is not None and ledger is not None:
             self._refuse_a_second_list_with_results(ledger, fingerprint, len(parts))
         try:
@@ -988,10 +990,13 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
         settled = self._settled
         assert settled is not None
         chosen = settled.answer.chosen
-        if ledger is not None:
-            what = {decisions.QUEUED: "queued", decisions.NOT_QUEUED: "not_queued"}.get(chosen, "stop")
+        if ledger is not None and chosen != decisions.NOT_QUEUED:
+            # "Queued" and "Stop" only keep the part from being sent again: recorded at once. "Did not
+            # queue" lets it be sent again: recorded once the list read again is the one it was about
+            # (see _clear_settled_part), so a try that fails before that leaves the part unknown.
+            what: Literal["queued", "stop"] = "queued" if chosen == decisions.QUEUED else "stop"
             try:
-                ledger.settle(settled.part, what, settled.answer.by, settled.answer.at.isoformat())  # type: ignore[arg-type]
+                ledger.settle(settled.part, what, settled.answer.by, settled.answer.at.isoformat())
             except GuardError as error:
                 raise guard_refusal(error, at, LEDGER_KEY) from None
         if chosen == decisions.STOP:
@@ -1033,6 +1038,19 @@ class FuseBulkQueueOperator(BaseFuseQueueingOperator):
                 f"{settled.part + 1} waited for its answer (the CSV, the request parameters or the "
                 "suppression list). Check the campaign in Fuse; clear the task to send the list as it is now."
             )
+
+    def _clear_settled_part(self, ledger: BulkQueueLedger | None, at: str) -> None:
+        """Record "Fuse did not queue it" in the ledger, now that the list is the one it was about: the
+        part is cleared, and sent again."""
+        from airflow_provider_fuse.guard import LEDGER_KEY, GuardError
+
+        settled = self._settled
+        if ledger is None or settled is None or settled.answer.chosen != decisions.NOT_QUEUED:
+            return
+        try:
+            ledger.settle(settled.part, "not_queued", settled.answer.by, settled.answer.at.isoformat())
+        except GuardError as error:
+            raise guard_refusal(error, at, LEDGER_KEY) from None
 
     def _resumed_plan(self, fingerprint: Fingerprint) -> Plan:
         """Without the duplicate guard: where this try starts (part 1, or where an answer resumes it)."""

@@ -599,3 +599,43 @@ def test_an_error_event_is_redacted():
 def test_a_timeout_beyond_a_year_is_refused():
     with pytest.raises(ValueError, match="at most 366 days"):
         Ask(timeout=timedelta.max)
+
+
+def test_a_refused_changed_list_leaves_the_part_unknown_for_the_next_try(
+    fuse_connection, requests_mock, bulk, contacts_csv, hitl
+):
+    """Review recheck r9 #4: Airflow 3.3 can retry a try that refused a changed list; the answer "did not
+    queue" must not have cleared the part by then, or the retry sends the changed list unasked."""
+    requests_mock.post(URL, [LOST])
+    store = MemoryStore()
+    operator = bulk(on_unknown_outcome="ask")
+    asked = ask(hitl, lambda: operator.execute(context(store)))
+    contacts_csv.write_bytes(contacts_csv.read_bytes() + b"16175550000,Eve\r\n")
+    requests_mock.reset_mock()
+    with pytest.raises(AirflowFailException, match="the list changed while the question about part 1"):
+        resume(operator, context(store), asked, "Fuse did not queue it")
+    assert Record.read(store, LEDGER_KEY).sending == [0]
+    # The next try (a retry Airflow made, or a clear) asks again instead of sending the changed list.
+    again = ask(hitl, lambda: bulk(on_unknown_outcome="ask").execute(context(store)))
+    assert again.method_name == "execute_decided"
+    assert not requests_mock.called
+
+
+def test_a_hanging_notifier_is_left_within_the_tasks_execution_timeout(
+    fuse_connection, requests_mock, bulk, hitl
+):
+    import threading
+    import time as clock
+
+    release = threading.Event()
+    operator = bulk(
+        approval=True,
+        execution_timeout=timedelta(seconds=2),
+        ask=Ask(notifiers=[lambda context: release.wait(30)]),
+    )
+    began = clock.monotonic()
+    try:
+        assert ask(hitl, lambda: operator.execute(context(MemoryStore())))
+    finally:
+        release.set()
+    assert clock.monotonic() - began < 10
