@@ -480,7 +480,8 @@ def run_approval_example(api: AirflowApi, services: AirflowServices, sandbox: Fu
 
 def wait_for_the_answer(api: AirflowApi, services: AirflowServices, question: dict[str, Any]) -> None:
     """Until the task that asked waits for the answer (``awaiting_input`` on Airflow 3.3, ``deferred``
-    before) and, on 3.3, the asking try's process has exited and :data:`SETTLE` s have passed."""
+    before), the asking try's process has exited and :data:`SETTLE` s have passed (an answer before
+    that can meet a race in Airflow's scheduler, on 3.1 as on 3.3)."""
     ti = question["task_instance"]
     waiting = "awaiting_input" if AWAITS_INPUT else "deferred"
     wait_until(
@@ -490,11 +491,10 @@ def wait_for_the_answer(api: AirflowApi, services: AirflowServices, question: di
         interval=0.5,
         alive=services.check_alive,
     )
-    if AWAITS_INPUT:
-        pid = ti.get("pid")
-        if pid:
-            wait_until("the asking try to exit", lambda: not Path(f"/proc/{pid}").exists(), 60, interval=0.2)
-        time.sleep(SETTLE)
+    pid = ti.get("pid")
+    if pid:
+        wait_until("the asking try to exit", lambda: not Path(f"/proc/{pid}").exists(), 60, interval=0.2)
+    time.sleep(SETTLE)
 
 
 def verdict(problems: list[str], started: float) -> int:

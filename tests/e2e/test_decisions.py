@@ -35,12 +35,12 @@ pytestmark = pytest.mark.e2e
 
 AWAITS_INPUT = tuple(int(part) for part in airflow.__version__.split(".")[:2]) >= (3, 3)
 WAITING = "awaiting_input" if AWAITS_INPUT else "deferred"
-# On Airflow 3.3.2 an answer that comes before the scheduler has collected the exit of the try that
-# asked makes the scheduler fail the task ("the executor reported success but the task instance is
-# queued"): both executions of the try share one key, and the first one's exit event is taken for
-# the second's. A person never answers that fast; the tests answer once the asking process has
-# exited and the scheduler has been round its loop (about a second) a few times.
-SETTLE = 3.0 if AWAITS_INPUT else 0.0
+# On Airflow 3.3.2 (and 3.1.8, through the triggerer) an answer that comes before the scheduler has
+# collected the exit of the try that asked makes the scheduler fail the task ("the executor reported
+# success but the task instance is queued"): both executions of the try share one key, and the first
+# one's exit event is taken for the second's. A person never answers that fast; the tests answer once
+# the asking process has exited and the scheduler has been round its loop (about a second) a few times.
+SETTLE = 3.0
 
 
 @dataclass(frozen=True)
@@ -66,8 +66,8 @@ def end_run(live: LiveAirflow, dag_id: str, run_id: str) -> None:
 
 
 def waits_for_the_answer(live: LiveAirflow, question: dict[str, Any]) -> None:
-    """Until the task that asked waits (:data:`WAITING`) and, on 3.3, the process of the try that
-    asked has exited and :data:`SETTLE` seconds more have passed.
+    """Until the task that asked waits (:data:`WAITING`), the process of the try that asked has exited
+    and :data:`SETTLE` seconds more have passed.
 
     :raises TimeoutError: the task did not come to wait.
     """

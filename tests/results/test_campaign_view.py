@@ -807,7 +807,11 @@ def test_subclasses_of_the_fuse_tasks_are_known_by_their_links():
     from types import SimpleNamespace
 
     from airflow.sdk import DAG as Dag
-    from airflow.serialization.serialized_objects import DagSerialization
+
+    try:  # Airflow >= 3.2
+        from airflow.serialization.serialized_objects import DagSerialization
+    except ImportError:  # Airflow 3.1
+        from airflow.serialization.serialized_objects import SerializedDAG as DagSerialization
 
     from airflow_provider_fuse.operators.fuse import FuseQueueCallOperator
     from airflow_provider_fuse.results.view_app import _links
