@@ -104,7 +104,9 @@ def notifier(**kwargs: Any) -> FuseNotifier:
     return FuseNotifier(**arguments)
 
 
-RUN_AFTER = datetime(2030, 1, 1, 6, tzinfo=timezone.utc)
+# When the test run was due: taken from the clock (any day works; a fixed date would read as the past
+# or the future some day), at 06:00 so that later hours of the same day stay on it.
+RUN_AFTER = datetime.now(timezone.utc).replace(hour=6, minute=0, second=0, microsecond=0)
 
 
 def task_context(
